@@ -1,0 +1,206 @@
+"""graphops.toml: loading, validation and credentials.
+
+The file names the environment variables that hold secrets, never the secrets
+themselves. A wrong file fails at start with the key and the reason; a missing
+environment variable is named, and its value (if any) is never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+CONFIG_ENV = "GRAPHOPS_CONFIG"
+DEFAULT_CONFIG = "graphops.toml"
+
+_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and the reason."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BotSettings(_Strict):
+    """The `[bot]` table."""
+
+    slash_command: str = Field(default="/gdb", pattern=r"^/[a-z0-9_-]{1,31}$")
+    admins: tuple[str, ...] = ()
+    database: str = "graphops.sqlite3"
+    approval_ttl_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    name_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+
+    @field_validator("admins")
+    @classmethod
+    def _user_ids(cls, admins: tuple[str, ...]) -> tuple[str, ...]:
+        for admin in admins:
+            if not admin or not admin[0].isalpha() or not admin.isalnum():
+                raise ValueError(f"{admin!r} is not a Slack user id (like U012ABCDEF)")
+        return admins
+
+
+class SlackSettings(_Strict):
+    """The `[slack]` table: names of the env vars holding Slack credentials."""
+
+    bot_token_env: str = "SLACK_BOT_TOKEN"
+    signing_secret_env: str = "SLACK_SIGNING_SECRET"
+    app_token_env: str = "SLACK_APP_TOKEN"
+    api_url: str | None = None  # a stand-in Web API for tests; None means Slack's own
+    port: int = Field(default=3000, ge=1, le=65535)
+
+
+class _ProviderBase(_Strict):
+    name: str = Field(pattern=_NAME_PATTERN)
+    base_url: str
+    timeout_seconds: float = Field(default=15.0, gt=0, le=600)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return url.rstrip("/")
+
+
+class ConsoleProvider(_ProviderBase):
+    """A GrapheneDB Console API account (OAuth2 client credentials)."""
+
+    kind: Literal["graphenedb"]
+    client_id_env: str
+    client_secret_env: str
+
+    def secret_envs(self) -> dict[str, str]:
+        return {"client_id": self.client_id_env, "client_secret": self.client_secret_env}
+
+
+class V1Provider(_ProviderBase):
+    """A GrapheneDB API v1 account (`api_key` header)."""
+
+    kind: Literal["graphenedb-v1"]
+    api_key_env: str
+
+    def secret_envs(self) -> dict[str, str]:
+        return {"api_key": self.api_key_env}
+
+
+class TypeDBProvider(_ProviderBase):
+    """A TypeDB server (HTTP API, sign-in with username and password)."""
+
+    kind: Literal["typedb"]
+    username_env: str
+    password_env: str
+
+    def secret_envs(self) -> dict[str, str]:
+        return {"username": self.username_env, "password": self.password_env}
+
+
+ProviderConfig = Annotated[
+    ConsoleProvider | V1Provider | TypeDBProvider, Field(discriminator="kind")
+]
+
+
+class Config(_Strict):
+    """The whole graphops.toml."""
+
+    bot: BotSettings = BotSettings()
+    slack: SlackSettings = SlackSettings()
+    providers: tuple[ProviderConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        seen: set[str] = set()
+        for provider in self.providers:
+            if provider.name in seen:
+                raise ValueError(f"provider name {provider.name!r} is used twice")
+            seen.add(provider.name)
+        return self
+
+    def provider(self, name: str) -> ProviderConfig:
+        """The provider called `name` (KeyError if none)."""
+        for provider in self.providers:
+            if provider.name == name:
+                return provider
+        raise KeyError(name)
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part in {"graphenedb", "graphenedb-v1", "typedb"}:
+            continue  # the discriminator's branch name adds nothing for a person
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(top level)"
+
+
+def parse_config(text: str, source: str = DEFAULT_CONFIG) -> Config:
+    """Parse and validate TOML text; ConfigError names the key and the reason."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False):
+            problems.append(f"{_location(error['loc'])}: {error['msg']}")
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+
+
+def config_path(explicit: str | None, environ: Mapping[str, str] = os.environ) -> Path:
+    """Where the config file is: --config, else $GRAPHOPS_CONFIG, else ./graphops.toml."""
+    return Path(explicit or environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the config file at `path`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such file; copy graphops.example.toml to start, "
+            f"or pass --config / set {CONFIG_ENV}"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_config(text, str(path))
+
+
+def resolve_credentials(
+    provider: ConsoleProvider | V1Provider | TypeDBProvider,
+    environ: Mapping[str, str] = os.environ,
+) -> dict[str, SecretStr]:
+    """The provider's credentials from the environment; ConfigError names every missing var."""
+    found: dict[str, SecretStr] = {}
+    missing: list[str] = []
+    for field, env_name in provider.secret_envs().items():
+        value = environ.get(env_name, "")
+        if value:
+            found[field] = SecretStr(value)
+        else:
+            missing.append(env_name)
+    if missing:
+        raise ConfigError(
+            f"provider {provider.name!r}: environment variable(s) not set or empty: "
+            + ", ".join(missing)
+        )
+    return found

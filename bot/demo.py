@@ -1,0 +1,114 @@
+"""`graphops demo`: the shell on the embedded simulators with a demo policy.
+
+No account and no Slack: a Console API simulator runs in-process on loopback,
+the SQLite file lives in a temporary folder, and the policy gives three
+channels different rights so every path can be tried in a minute.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.config import BotSettings, Config, ConsoleProvider
+from bot.files import open_local_or_url
+from bot.shell import ShellSession, colour_wanted, interactive
+from bot.wiring import Bot, build_bot
+from permissions.roles import Role
+from simulators.graphenedb import ConsoleSimulator
+
+NAMES = {
+    "C0DEV": "dev-db",
+    "C0PROD": "prod-db",
+    "C0ONCALL": "prod-oncall",
+    "C0INCIDENT": "db-incidents",
+    "U0ALICE": "alice",
+    "U0BOB": "bob",
+    "U0ADMIN": "admin",
+}
+
+BANNER = """graphops demo: a simulated GrapheneDB account, no Slack needed.
+You are @alice in #dev-db (admin on development, operator on staging).
+Channels: #dev-db, #prod-db (viewer on production), #prod-oncall (admin on production,
+approver @bob). @admin is a bot admin.
+
+Try:  help | envs | list | show orders-db | restart sandbox-db
+      terminate sandbox-db   (then approve it: copy the [Approve] line)
+      :channel prod-db  then  pause orders-db   (refused: viewer)
+      :channel prod-oncall  then  terminate orders-db env=production
+      :user bob  then the [Approve] line   (alice cannot approve her own in production)
+      :help for shell commands, Ctrl-D to leave."""
+
+
+@dataclass
+class Demo:
+    """A running demo: the simulator and the bot over it."""
+
+    simulator: ConsoleSimulator
+    bot: Bot
+    tmp: tempfile.TemporaryDirectory[str]
+
+    async def aclose(self) -> None:
+        await self.bot.aclose()
+        await self.simulator.stop()
+        self.tmp.cleanup()
+
+
+def apply_demo_policy(bot: Bot) -> None:
+    """Bindings, approvers and incident channel of the demo."""
+    store = bot.services.permissions
+    store.grant("C0DEV", "console", "development", Role.ADMIN, by="demo")
+    store.grant("C0DEV", "console", "staging", Role.OPERATOR, by="demo")
+    store.grant("C0PROD", "console", "production", Role.VIEWER, by="demo")
+    store.grant("C0ONCALL", "console", "production", Role.ADMIN, by="demo")
+    store.set_approvers("C0ONCALL", "console", "production", ["U0BOB"])
+    store.set_incident_channel("console", "*", "C0INCIDENT")
+
+
+async def start_demo(step_seconds: float = 1.5) -> Demo:
+    """Start the simulator and a bot wired to it, with the demo policy."""
+    simulator = ConsoleSimulator(step_seconds=step_seconds)
+    base_url = await simulator.start("127.0.0.1", 0)
+    tmp = tempfile.TemporaryDirectory(prefix="graphops-demo-")
+    config = Config(
+        bot=BotSettings(admins=("U0ADMIN",), database=str(Path(tmp.name) / "demo.sqlite3")),
+        providers=(
+            ConsoleProvider(
+                name="console",
+                kind="graphenedb",
+                base_url=base_url,
+                client_id_env="GRAPHOPS_DEMO_CLIENT_ID",
+                client_secret_env="GRAPHOPS_DEMO_CLIENT_SECRET",
+            ),
+        ),
+    )
+    environ = {
+        **os.environ,
+        "GRAPHOPS_DEMO_CLIENT_ID": simulator.client_id,
+        "GRAPHOPS_DEMO_CLIENT_SECRET": simulator.client_secret,
+    }
+    bot = build_bot(config, environ=environ, open_file=open_local_or_url)
+    apply_demo_policy(bot)
+    return Demo(simulator, bot, tmp)
+
+
+async def run_demo(lines: list[str], user: str, channel: str) -> int:
+    """Run the given lines (or an interactive prompt when there are none)."""
+    demo = await start_demo()
+    try:
+        session = ShellSession(
+            demo.bot, user=user, channel=channel, names=NAMES, colour=colour_wanted()
+        )
+        if not lines:
+            return await interactive(session, BANNER)
+        ok = True
+        for line in lines:
+            if line.startswith(":"):
+                session.meta(line)
+                continue
+            ok = await session.run(line) and ok
+        return 0 if ok else 1
+    finally:
+        await demo.aclose()

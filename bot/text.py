@@ -1,0 +1,69 @@
+"""Rendering a Reply as plain or coloured text (the shell transport)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from commands.reply import Reply, Table
+
+_MARK = {"ok": "✔", "info": "ℹ", "pending": "⏳", "denied": "⛔", "error": "✖"}
+_COLOUR = {"ok": "32", "info": "36", "pending": "33", "denied": "31", "error": "31"}
+_MENTION = re.compile(r"<([#@]|!subteam\^)([A-Z0-9]+)(?:\|([^>]*))?>")
+
+
+def humanize(text: str, names: Mapping[str, str]) -> str:
+    """Turn Slack mentions (<#C1>, <@U1>, <!subteam^S1>) into #name / @name."""
+
+    def replace(match: re.Match[str]) -> str:
+        sigil, ident, label = match.groups()
+        shown = label or names.get(ident, ident)
+        return ("#" if sigil == "#" else "@") + shown.lstrip("#@")
+
+    return _MENTION.sub(replace, text)
+
+
+def render_table(table: Table, names: Mapping[str, str] | None = None) -> list[str]:
+    """A table as aligned columns (mentions shown as names before measuring)."""
+    rows = [
+        [humanize(str(cell), names or {}) for cell in row] for row in [table.columns, *table.rows]
+    ]
+    widths = [
+        max(len(str(row[i])) if i < len(row) else 0 for row in rows)
+        for i in range(len(table.columns))
+    ]
+    lines = []
+    for index, row in enumerate(rows):
+        cells = [str(cell).ljust(widths[i]) for i, cell in enumerate(row)]
+        lines.append("  " + "  ".join(cells).rstrip())
+        if index == 0:
+            lines.append("  " + "  ".join("-" * w for w in widths))
+    if table.note:
+        lines.append(f"  ({table.note})")
+    return lines
+
+
+def render(reply: Reply, names: Mapping[str, str] | None = None, colour: bool = False) -> str:
+    """The whole reply as text; buttons become the command lines they stand for."""
+    names = names or {}
+    lines: list[str] = []
+    mark = _MARK[reply.status]
+    head = f"{mark} {reply.title}" if reply.title else mark
+    if colour:
+        head = f"\x1b[1;{_COLOUR[reply.status]}m{head}\x1b[0m"
+    lines.append(head)
+    if reply.visibility == "ephemeral":
+        lines[-1] += "  (only you see this)" if not colour else "  \x1b[2m(only you)\x1b[0m"
+    if reply.text:
+        lines.extend("  " + line for line in reply.text.splitlines())
+    if reply.fields:
+        width = max(len(label) for label, _ in reply.fields)
+        lines.extend(f"  {label.ljust(width)} : {value}" for label, value in reply.fields)
+    for table in reply.tables:
+        lines.append("")
+        lines.extend(render_table(table, names))
+    if reply.private_text:
+        lines.append("  [private to you] " + reply.private_text)
+    for action in reply.actions:
+        lines.append(f"  [{action.label}] {action.command}")
+    return humanize("\n".join(lines), names)

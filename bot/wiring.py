@@ -1,0 +1,133 @@
+"""Putting the rooms together: config -> clients, store, permissions, commands."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import sqlite_utils
+
+from bot.config import Config, ConsoleProvider, resolve_credentials
+from bot.store import open_database
+from clients.graphenedb import ConsoleClient
+from clients.http import CallRecord
+from commands.context import FileSource, Invocation, Provider, Services
+from commands.executor import Executor, current_invocation
+from commands.registry import Registry
+from commands.reply import OperationRef, Reply
+from commands.resolve import Resolver
+from commands.verbs_access import build_registry
+from permissions.approvals import ApprovalStore
+from permissions.audit import AuditLog
+from permissions.redaction import make_redactor
+from permissions.store import PermissionStore
+
+
+@dataclass
+class Bot:
+    """A ready command layer over one config and one SQLite file."""
+
+    config: Config
+    db: sqlite_utils.Database
+    services: Services
+    registry: Registry
+    executor: Executor
+    redact: Callable[[str], str]
+    closers: list[Any] = field(default_factory=list)
+
+    async def run(self, invocation: Invocation) -> Reply:
+        """Run one command (see Executor.run)."""
+        return await self.executor.run(invocation)
+
+    async def aclose(self) -> None:
+        """Close provider connection pools and the store."""
+        for closer in self.closers:
+            await closer()
+        self.db.close()
+
+
+def _make_client(
+    provider: Any,
+    credentials: dict[str, Any],
+    http: httpx.AsyncClient | None,
+    on_call: Callable[[CallRecord], None],
+) -> Any:
+    if isinstance(provider, ConsoleProvider):
+        return ConsoleClient(
+            provider.name,
+            provider.base_url,
+            credentials["client_id"],
+            credentials["client_secret"],
+            http=http,
+            timeout=provider.timeout_seconds,
+            on_call=on_call,
+        )
+    raise NotImplementedError(f"provider kind {provider.kind!r} is not supported yet")
+
+
+def secret_values(config: Config, environ: Mapping[str, str]) -> list[str]:
+    """Every secret value the config points at (for redaction)."""
+    names = [
+        config.slack.bot_token_env,
+        config.slack.signing_secret_env,
+        config.slack.app_token_env,
+    ]
+    for provider in config.providers:
+        names.extend(provider.secret_envs().values())
+    return [environ[name] for name in names if environ.get(name)]
+
+
+def build_bot(
+    config: Config,
+    *,
+    environ: Mapping[str, str] = os.environ,
+    db: sqlite_utils.Database | None = None,
+    http: httpx.AsyncClient | None = None,
+    open_file: FileSource | None = None,
+    on_operation: Callable[[Invocation, OperationRef], None] | None = None,
+) -> Bot:
+    """Build the command layer from a validated config (ConfigError on missing secrets)."""
+    redact = make_redactor(secret_values(config, environ))
+    database = db if db is not None else open_database(config.bot.database)
+    audit = AuditLog(database, redact=redact)
+
+    def record_call(call: CallRecord) -> None:
+        invocation = current_invocation.get()
+        audit.api_call(
+            call.provider,
+            call.method,
+            call.path,
+            call.status,
+            call.ms,
+            user=invocation.user if invocation else None,
+            channel=invocation.channel if invocation else None,
+        )
+
+    providers: dict[str, Provider] = {}
+    closers = []
+    for provider_config in config.providers:
+        credentials = resolve_credentials(provider_config, environ)
+        client = _make_client(provider_config, credentials, http, record_call)
+        providers[provider_config.name] = Provider(
+            provider_config.name, provider_config.kind, client
+        )
+        closers.append(client.aclose)
+    permissions = PermissionStore(database, admins=frozenset(config.bot.admins))
+    services = Services(
+        providers=providers,
+        permissions=permissions,
+        approvals=ApprovalStore(
+            database, audit=audit, default_ttl_seconds=config.bot.approval_ttl_minutes * 60
+        ),
+        audit=audit,
+        resolver=Resolver(ttl_seconds=config.bot.name_cache_seconds),
+        slash_command=config.bot.slash_command,
+        approval_ttl_seconds=config.bot.approval_ttl_minutes * 60,
+        open_file=open_file,
+        on_operation=on_operation,
+    )
+    registry, executor = build_registry(services)
+    return Bot(config, database, services, registry, executor, redact, closers)

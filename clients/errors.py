@@ -1,0 +1,142 @@
+"""The one error tree shared by every API client.
+
+::
+
+    ApiError                      any failed call; carries status, message, method, path
+    ├── BadRequest                400: the body or arguments were rejected
+    ├── Unauthorized              401: credentials missing, wrong or expired
+    ├── Forbidden                 403: identified, but not allowed
+    ├── NotFound                  404: no such resource
+    ├── Conflict                  409: another operation is running on that resource
+    ├── Timeout                   408/504, or no answer in time (the action may have happened)
+    ├── ServerError               500/502/503 and other 5xx (500 may carry a support nonce)
+    │   └── NotSupportedByApi     501: the API does not implement this operation
+    └── ConnectionFailed          could not connect, or the connection dropped mid-answer
+
+``outcome`` tells a person whether the action happened: ``"not done"`` when the
+server refused it or it never reached the server, ``"unknown"`` when a mutating
+request reached the server but no answer came back. Messages never contain
+credentials: clients build them from the method, the path and the server's own
+error text only.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Outcome = Literal["not done", "unknown"]
+
+
+class ApiError(Exception):
+    """A call to a provider API failed."""
+
+    status: int | None = None
+    label = "API error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str = "",
+        path: str = "",
+        provider: str = "",
+        code: str | None = None,
+        nonce: str | None = None,
+        outcome: Outcome = "not done",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        self.method = method
+        self.path = path
+        self.provider = provider
+        self.code = code
+        self.nonce = nonce
+        self.outcome: Outcome = outcome
+
+    def describe(self) -> str:
+        """One line for a person: what failed, the server's reason, and whether it happened."""
+        where = f"{self.method} {self.path}".strip()
+        parts = [f"{self.label}"]
+        if self.status:
+            parts[0] += f" ({self.status})"
+        if self.provider:
+            parts.append(f"from {self.provider}")
+        if where:
+            parts.append(f"on {where}")
+        text = " ".join(parts) + f": {self.message}"
+        if self.code:
+            text += f" [code {self.code}]"
+        if self.nonce:
+            text += f" (support reference {self.nonce})"
+        if self.outcome == "unknown":
+            text += ". The request reached the server; whether it took effect is unknown"
+        return text
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+class BadRequest(ApiError):
+    status = 400
+    label = "Rejected as invalid"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    label = "Not authenticated"
+
+
+class Forbidden(ApiError):
+    status = 403
+    label = "Not allowed by the API"
+
+
+class NotFound(ApiError):
+    status = 404
+    label = "Not found"
+
+
+class Conflict(ApiError):
+    status = 409
+    label = "Busy: another operation is in progress"
+
+
+class Timeout(ApiError):
+    label = "Timed out"
+
+
+class ServerError(ApiError):
+    label = "Server error"
+
+
+class NotSupportedByApi(ServerError):
+    status = 501
+    label = "Not implemented by the API"
+
+
+class ConnectionFailed(ApiError):
+    label = "Connection failed"
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    408: Timeout,
+    409: Conflict,
+    501: NotSupportedByApi,
+    504: Timeout,
+}
+
+
+def error_for_status(status: int) -> type[ApiError]:
+    """The error class for an HTTP status (any other 4xx is a BadRequest, 5xx a ServerError)."""
+    if status in _BY_STATUS:
+        return _BY_STATUS[status]
+    if status >= 500:
+        return ServerError
+    return BadRequest

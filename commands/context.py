@@ -1,0 +1,99 @@
+"""What a command runs with: who asked where, the services, and the plan it makes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from permissions.approvals import ApprovalStore
+from permissions.audit import AuditLog
+from permissions.policy import Target
+from permissions.roles import Role
+from permissions.store import PermissionStore
+
+if TYPE_CHECKING:
+    from commands.reply import OperationRef
+    from commands.resolve import Resolver
+
+
+class UserError(Exception):
+    """A problem the requester can fix (unknown name, ambiguity, bad value); no trace shown."""
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One command as a transport delivers it."""
+
+    user: str
+    channel: str
+    text: str
+    user_groups: frozenset[str] = frozenset()
+    transport: str = "shell"
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A configured provider: its name, kind and client."""
+
+    name: str
+    kind: str
+    client: Any
+
+
+class FileSource(Protocol):
+    """Opens a file named in a command (a local path in the shell, a shared file in Slack)."""
+
+    def __call__(self, invocation: Invocation, reference: str) -> tuple[str, AsyncIterator[bytes]]:
+        """(file name, chunks) for `reference`; raises UserError when it cannot be read."""
+        ...
+
+
+@dataclass
+class Services:
+    """Everything the command layer needs, built once by bot/."""
+
+    providers: dict[str, Provider]
+    permissions: PermissionStore
+    approvals: ApprovalStore
+    audit: AuditLog
+    resolver: Resolver
+    slash_command: str = "/gdb"
+    approval_ttl_seconds: int = 900
+    open_file: FileSource | None = None
+    on_operation: Callable[[Invocation, OperationRef], None] | None = None
+
+
+@dataclass
+class Plan:
+    """A resolved command, ready to run now or after approval.
+
+    `params` is JSON-able and holds resolved ids, so an approved plan acts on
+    exactly what was shown in the approval card even if names changed since.
+    """
+
+    verb: str
+    provider: str
+    targets: list[Target]
+    params: dict[str, Any]
+    summary: str
+    destructive: bool = False
+    confirm_name: str | None = None  # the name an approver must type (terminate)
+    role: Role | None = None  # overrides the verb's role (e.g. a read-only form)
+    details: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class Context:
+    """A command in flight: the invocation and the services."""
+
+    invocation: Invocation
+    services: Services
+
+    def provider(self, name: str) -> Provider:
+        """The provider called `name`; UserError if there is none."""
+        try:
+            return self.services.providers[name]
+        except KeyError:
+            known = ", ".join(sorted(self.services.providers)) or "none configured"
+            raise UserError(f"no provider called {name!r} (providers: {known})") from None

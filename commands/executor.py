@@ -1,0 +1,375 @@
+"""Running a command: parse, check rights, resolve, then run it or ask for approval.
+
+The order matters and is the product's promise:
+1. parse and bind arguments: an invalid command gets its usage and sends nothing;
+2. check the channel's bindings without any I/O: a channel with no binding
+   that could allow the verb is refused before any API request;
+3. resolve names within the environments the channel may act on;
+4. decide per target: denied, allowed (run now) or needs approval (store the
+   resolved plan, show a card whose buttons carry only the approval id).
+Every step is written to the audit log. No exception escapes as a trace: API
+errors are described, anything unexpected is logged and answered plainly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from contextvars import ContextVar
+from typing import Any
+
+from clients.errors import ApiError
+from commands.context import Context, Invocation, Plan, Services, UserError
+from commands.grammar import GrammarError, parse
+from commands.registry import Registry, UsageError, Verb
+from commands.reply import Action, Reply, denied, error
+from commands.resolve import eligible_bindings
+from permissions.approvals import Approval
+from permissions.policy import Decision, Target, decide, may_approve
+from permissions.roles import Role
+
+log = logging.getLogger("graphops.commands")
+
+current_invocation: ContextVar[Invocation | None] = ContextVar("current_invocation", default=None)
+
+
+def combine(decisions: list[Decision]) -> Decision:
+    """The strictest of several decisions (denied > needs approval > allowed)."""
+    for outcome in ("denied", "needs_approval"):
+        for decision in decisions:
+            if decision.outcome == outcome:
+                return decision
+    return decisions[0]
+
+
+class Executor:
+    """Turns an Invocation into a Reply."""
+
+    def __init__(self, registry: Registry, services: Services) -> None:
+        self.registry = registry
+        self.services = services
+
+    async def run(self, invocation: Invocation) -> Reply:
+        """Run one command line and answer it; never raises."""
+        token = current_invocation.set(invocation)
+        try:
+            return await self._run(invocation)
+        except UserError as exc:
+            return error(str(exc), title="Cannot do that")
+        except ApiError as exc:
+            self._audit_outcome(invocation, "api_error", exc.describe())
+            return error(exc.describe(), title="The API call failed")
+        except Exception:
+            log.exception("unexpected error running a command")
+            self._audit_outcome(invocation, "internal_error", "unexpected error")
+            return error(
+                "Something went wrong inside graphops; nothing more was sent. "
+                "The error is in the bot's log."
+            )
+        finally:
+            current_invocation.reset(token)
+
+    def _audit_outcome(self, invocation: Invocation, outcome: str, text: str) -> None:
+        self.services.audit.record(
+            "command",
+            user=invocation.user,
+            channel=invocation.channel,
+            outcome=outcome,
+            detail={"text": text},
+        )
+
+    async def _run(self, invocation: Invocation) -> Reply:
+        services = self.services
+        slash = services.slash_command
+        try:
+            parsed = parse(invocation.text, slash)
+        except GrammarError as exc:
+            return error(f"{exc}.", title="Cannot read that command")
+        services.audit.record(
+            "command",
+            user=invocation.user,
+            channel=invocation.channel,
+            verb=parsed.verb,
+            detail={"text": parsed.text},
+        )
+        verb = self.registry.get(parsed.verb)
+        if verb is None:
+            hints = self.registry.suggest(parsed.verb)
+            maybe = f" Did you mean {' or '.join(f'`{h}`' for h in hints)}?" if hints else ""
+            return error(
+                f"There is no command `{parsed.verb}`.{maybe} `{slash} help` lists them.",
+                title="Unknown command",
+            )
+        try:
+            values = verb.bind(parsed.args, parsed.options)
+        except UsageError as exc:
+            return error(f"{exc}\nExample: `{slash} {verb.example}`", title=f"Usage of {verb.name}")
+        ctx = Context(invocation, services)
+        if verb.direct is not None:
+            return await verb.direct(ctx, values)
+        return await self._governed(ctx, verb, values)
+
+    def _providers_for(self, verb: Verb) -> list[Any]:
+        return [p for p in self.services.providers.values() if p.kind in verb.kinds]
+
+    async def _governed(self, ctx: Context, verb: Verb, values: dict[str, Any]) -> Reply:
+        invocation, services = ctx.invocation, self.services
+        assert verb.role is not None and verb.prepare is not None
+        providers = self._providers_for(verb)
+        if not providers:
+            kinds = ", ".join(sorted(verb.kinds))
+            configured = ", ".join(sorted({p.kind for p in services.providers.values()}))
+            return error(
+                f"`{verb.name}` works on {kinds} providers; this bot has {configured or 'none'}."
+            )
+        policy = services.permissions.policy_for(invocation.channel)
+        if not eligible_bindings(policy, verb.role, providers):
+            return self._deny(ctx, verb.name, self._precheck_reason(ctx, verb, providers))
+        plan = await verb.prepare(ctx, values)
+        role = plan.role or verb.role
+        decisions = [
+            decide(policy, invocation.user, verb.name, role, plan.destructive, target)
+            for target in plan.targets
+        ] or [Decision("allowed", "read-only look-up in bound environments", role=role)]
+        decision = combine(decisions)
+        services.audit.record(
+            "decision",
+            user=invocation.user,
+            channel=invocation.channel,
+            verb=verb.name,
+            provider=plan.provider,
+            environment=_env_names(plan.targets),
+            outcome=decision.outcome,
+            detail={"reason": decision.reason, "plan": plan.summary},
+        )
+        if decision.outcome == "denied":
+            return denied(decision.reason)
+        if decision.outcome == "needs_approval":
+            return self._request_approval(ctx, verb, plan, role, decision)
+        return await self._execute(ctx, verb, plan)
+
+    def _precheck_reason(self, ctx: Context, verb: Verb, providers: list[Any]) -> str:
+        policy = self.services.permissions.policy_for(ctx.invocation.channel)
+        channel = f"<#{ctx.invocation.channel}>"
+        names = {p.name for p in providers}
+        mine = [b for b in policy.bindings if b.provider in names]
+        assert verb.role is not None
+        if not mine:
+            return (
+                f"{channel} is not bound to any environment where `{verb.name}` works; "
+                "a bot admin can grant one with `grant`"
+            )
+        held = ", ".join(f"{b.environment} ({b.provider}) as {b.role.label}" for b in mine)
+        return f"{channel} is bound to {held}; {verb.name} needs {verb.role.label}"
+
+    def _deny(self, ctx: Context, verb: str, reason: str) -> Reply:
+        self.services.audit.record(
+            "decision",
+            user=ctx.invocation.user,
+            channel=ctx.invocation.channel,
+            verb=verb,
+            outcome="denied",
+            detail={"reason": reason},
+        )
+        return denied(reason)
+
+    async def _execute(self, ctx: Context, verb: Verb, plan: Plan) -> Reply:
+        assert verb.execute is not None
+        reply = await verb.execute(ctx, plan)
+        self.services.audit.record(
+            "operation",
+            user=ctx.invocation.user,
+            channel=ctx.invocation.channel,
+            verb=verb.name,
+            provider=plan.provider,
+            environment=_env_names(plan.targets),
+            database=str(plan.params.get("database_name") or ""),
+            outcome=reply.status,
+            detail={"summary": plan.summary, "title": reply.title or ""},
+        )
+        if self.services.on_operation is not None:
+            for ref in reply.operations:
+                self.services.on_operation(ctx.invocation, ref)
+        return reply
+
+    # -- approvals ------------------------------------------------------------
+
+    def _request_approval(
+        self, ctx: Context, verb: Verb, plan: Plan, role: Role, decision: Decision
+    ) -> Reply:
+        invocation, services = ctx.invocation, self.services
+        first = plan.targets[0]
+        approval = services.approvals.create(
+            requester=invocation.user,
+            channel=invocation.channel,
+            provider=plan.provider,
+            environment_id=first.environment_id,
+            environment_name=first.environment_name,
+            verb=verb.name,
+            target=str(plan.params.get("database_name") or ""),
+            args=_plan_to_args(plan),
+            summary=plan.summary,
+            required_role=role,
+            protected=decision.protected,
+            ttl_seconds=services.approval_ttl_seconds,
+        )
+        return approval_card(approval, decision.reason, plan, services.slash_command)
+
+    def confirmation_needed(self, approval_id: str) -> str | None:
+        """The name an approver must type to approve this approval (terminate), if any."""
+        approval = self.services.approvals.get(approval_id)
+        plan = _args_to_plan(approval) if approval else None
+        return plan.confirm_name if plan else None
+
+    async def decide_approval(
+        self, ctx: Context, approval_id: str, approve: bool, confirm: str | None
+    ) -> Reply:
+        """Approve (and run) or deny a pending approval, checking the clicker's right now."""
+        services, invocation = self.services, ctx.invocation
+        approval = services.approvals.get(approval_id)
+        if approval is None:
+            return error(f"No approval with id {approval_id!r}.")
+        if approval.channel != invocation.channel:
+            return denied("That approval belongs to another channel; act on it there.")
+        verb = self.registry.get(approval.verb)
+        plan = _args_to_plan(approval)
+        if verb is None or plan is None:
+            return error("This approval refers to a command this version cannot run.")
+        policy = services.permissions.policy_for(approval.channel)
+        checks = [
+            may_approve(
+                policy,
+                invocation.user,
+                invocation.user_groups,
+                approval.requester,
+                approval.verb,
+                approval.required_role,
+                target,
+            )
+            for target in plan.targets
+        ]
+        right = combine(checks)
+        if approve and not right.allowed:
+            return self._deny(ctx, f"approve {approval.verb}", right.reason)
+        if not approve and not right.allowed and invocation.user != approval.requester:
+            return self._deny(ctx, f"deny {approval.verb}", right.reason)
+        if approve and plan.confirm_name and (confirm or "").strip() != plan.confirm_name:
+            typed = f" (you typed {confirm!r})" if confirm else ""
+            return error(
+                f"To approve, type the database name exactly: `{plan.confirm_name}`{typed}."
+            )
+        claim = services.approvals.claim(
+            approval_id, invocation.user, "approve" if approve else "deny"
+        )
+        if not claim.claimed:
+            return Reply(status="info", text=claim.message, visibility="ephemeral")
+        if not approve:
+            return Reply(
+                status="info",
+                title=f"Denied: {plan.summary}",
+                text=f"<@{invocation.user}> denied the request of <@{approval.requester}>.",
+            )
+        reply = await self._run_approved(ctx, verb, plan, approval)
+        header = f"<@{invocation.user}> approved the request of <@{approval.requester}>."
+        reply.text = f"{header}\n{reply.text}".strip()
+        return reply
+
+    async def _run_approved(
+        self, ctx: Context, verb: Verb, plan: Plan, approval: Approval
+    ) -> Reply:
+        try:
+            reply = await self._execute(ctx, verb, plan)
+        except ApiError as exc:
+            self.services.approvals.mark_failed(approval.id, exc.describe())
+            return error(exc.describe(), title=f"Approved, but it failed: {plan.summary}")
+        except UserError as exc:
+            self.services.approvals.mark_failed(approval.id, str(exc))
+            return error(str(exc), title=f"Approved, but it could not run: {plan.summary}")
+        except Exception:
+            log.exception("approved command failed")
+            self.services.approvals.mark_failed(approval.id, "internal error")
+            raise
+        if reply.failed:
+            self.services.approvals.mark_failed(approval.id, reply.text[:500])
+        else:
+            self.services.approvals.mark_executed(approval.id, reply.title or plan.summary)
+        return reply
+
+
+def approval_card(approval: Approval, reason: str, plan: Plan, slash: str) -> Reply:
+    """The card shown while a destructive command waits for approval."""
+    minutes = max(1, round((approval.expires_at - time.time()) / 60))
+    expires = time.strftime("%H:%M UTC", time.gmtime(approval.expires_at))
+    approve = f"approve {approval.id}"
+    if plan.confirm_name:
+        approve += f" confirm={plan.confirm_name}"
+    fields = [
+        ("Requested by", f"<@{approval.requester}>"),
+        ("Environment", _env_names(plan.targets) or approval.environment_name),
+        ("Expires", f"in {minutes} min ({expires})"),
+        ("Approval id", approval.id),
+        *plan.details,
+    ]
+    return Reply(
+        status="pending",
+        title=f"Approval needed: {plan.summary}",
+        text=reason,
+        fields=fields,
+        actions=[
+            Action(
+                label="Approve",
+                command=f"{slash} {approve}",
+                style="danger",
+                action_id="approval.approve",
+                value=approval.id,
+            ),
+            Action(
+                label="Deny",
+                command=f"{slash} deny {approval.id}",
+                action_id="approval.deny",
+                value=approval.id,
+            ),
+        ],
+    )
+
+
+def _env_names(targets: list[Target]) -> str:
+    seen: list[str] = []
+    for target in targets:
+        name = target.environment_name or target.environment_id
+        if name not in seen:
+            seen.append(name)
+    return ", ".join(seen)
+
+
+def _plan_to_args(plan: Plan) -> dict[str, Any]:
+    return {
+        "verb": plan.verb,
+        "provider": plan.provider,
+        "targets": [dataclasses.asdict(t) for t in plan.targets],
+        "params": plan.params,
+        "summary": plan.summary,
+        "destructive": plan.destructive,
+        "confirm_name": plan.confirm_name,
+        "role": int(plan.role) if plan.role else None,
+        "details": [list(d) for d in plan.details],
+    }
+
+
+def _args_to_plan(approval: Approval) -> Plan | None:
+    args = approval.args
+    try:
+        return Plan(
+            verb=args["verb"],
+            provider=args["provider"],
+            targets=[Target(**t) for t in args["targets"]],
+            params=dict(args["params"]),
+            summary=args["summary"],
+            destructive=bool(args["destructive"]),
+            confirm_name=args.get("confirm_name"),
+            role=Role(args["role"]) if args.get("role") else None,
+            details=[(str(a), str(b)) for a, b in args.get("details", [])],
+        )
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -1,0 +1,76 @@
+"""The transport-neutral answer to a command.
+
+A `Reply` says what to show, not how: the Slack transport renders it as Block
+Kit, the shell as coloured text. Buttons are `Action`s whose `command` is a line
+the same command layer accepts (`approve <id>`), so any transport can offer them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Status = Literal["ok", "info", "pending", "denied", "error"]
+Visibility = Literal["channel", "ephemeral"]
+
+
+class Table(BaseModel):
+    """Rows of text under named columns."""
+
+    columns: list[str]
+    rows: list[list[str]] = []
+    note: str | None = None  # e.g. "showing 20 of 132"
+
+
+class Action(BaseModel):
+    """A button: its label, the command line it stands for, and what a click carries.
+
+    `action_id` names what the button does (`approval.approve`, `approval.deny`,
+    or `command` for a plain command line) and `value` is all a click sends
+    (an approval id); the transport looks everything else up server-side.
+    """
+
+    label: str
+    command: str
+    style: Literal["primary", "danger"] | None = None
+    action_id: str = "command"
+    value: str = ""
+
+
+class OperationRef(BaseModel):
+    """An async operation that a tracker can follow to its end."""
+
+    provider: str
+    database_id: str
+    operation_id: str
+    label: str
+
+
+class Reply(BaseModel):
+    """What a command answers."""
+
+    status: Status = "ok"
+    title: str | None = None
+    text: str = ""
+    fields: list[tuple[str, str]] = []
+    tables: list[Table] = []
+    actions: list[Action] = []
+    visibility: Visibility = "channel"
+    # Shown only to the requester (ephemeral / DM), never to the channel or the audit log.
+    private_text: str | None = None
+    operations: list[OperationRef] = Field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("denied", "error")
+
+
+def error(text: str, *, title: str | None = None) -> Reply:
+    """An error only the requester sees."""
+    return Reply(status="error", title=title, text=text, visibility="ephemeral")
+
+
+def denied(text: str) -> Reply:
+    """A refusal with its reason, only for the requester."""
+    return Reply(status="denied", title="Not allowed", text=text, visibility="ephemeral")

@@ -1,0 +1,126 @@
+"""Names to ids: people type `orders-db`, the APIs want ids.
+
+Names resolve only within the environments bound to the channel with enough
+role for the verb, so a name in an environment the channel may not touch is
+never found, and no request is sent when the channel has no such binding. The
+lists of environments and databases are cached briefly and dropped whenever a
+command changes them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from commands.context import Provider, UserError
+from permissions.model import Binding, ChannelPolicy, environment_matches
+from permissions.roles import Role
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One environment of one provider that a command may look in."""
+
+    provider: Provider
+    environment: Any  # clients' Environment: .id, .name, .production
+
+    @property
+    def label(self) -> str:
+        return f"{self.environment.name}/{self.provider.name}"
+
+
+@dataclass(frozen=True)
+class Found:
+    """A database found by name, and where."""
+
+    scope: Scope
+    database: Any  # clients' Database: .id, .name, ...
+
+
+def eligible_bindings(
+    policy: ChannelPolicy, role: Role, providers: list[Provider]
+) -> list[Binding]:
+    """The channel's bindings on these providers whose role reaches `role` (no I/O)."""
+    names = {provider.name for provider in providers}
+    return [b for b in policy.bindings if b.provider in names and b.role >= role]
+
+
+class Resolver:
+    """Cached look-ups of environments and databases, per provider."""
+
+    def __init__(self, ttl_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic):
+        self.ttl = ttl_seconds
+        self._clock = clock
+        self._cache: dict[tuple[str, str], tuple[float, list[Any]]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    async def _cached(self, key: tuple[str, str], fetch: Callable[[], Any]) -> list[Any]:
+        entry = self._cache.get(key)
+        if entry and self._clock() - entry[0] < self.ttl:
+            self.hits += 1
+            return entry[1]
+        self.misses += 1
+        value = list(await fetch())
+        self._cache[key] = (self._clock(), value)
+        return value
+
+    async def environments(self, provider: Provider) -> list[Any]:
+        """The provider's environments (cached)."""
+        return await self._cached((provider.name, ""), provider.client.environments)
+
+    async def databases(self, provider: Provider, environment_id: str) -> list[Any]:
+        """The databases of one environment (cached)."""
+        return await self._cached(
+            (provider.name, environment_id),
+            lambda: provider.client.databases(environment_id),
+        )
+
+    def invalidate(self, provider: str, environment_id: str | None = None) -> None:
+        """Forget cached lists after a change (one environment, or the whole provider)."""
+        for key in list(self._cache):
+            if key[0] == provider and (environment_id is None or key[1] in ("", environment_id)):
+                del self._cache[key]
+
+    async def scopes(
+        self, bindings: list[Binding], providers: list[Provider], env: str | None = None
+    ) -> list[Scope]:
+        """The environments these bindings cover, optionally narrowed to `env` (name or id)."""
+        result: list[Scope] = []
+        for provider in providers:
+            mine = [b for b in bindings if b.provider == provider.name]
+            if not mine:
+                continue
+            for environment in await self.environments(provider):
+                covered = any(
+                    environment_matches(b.environment, environment.id, environment.name)
+                    for b in mine
+                )
+                wanted = env is None or environment_matches(env, environment.id, environment.name)
+                if covered and wanted:
+                    result.append(Scope(provider, environment))
+        return result
+
+    async def find_database(self, scopes: list[Scope], name: str) -> Found:
+        """The one database called `name` (or with that id) in these scopes.
+
+        UserError when there is none, or more than one (naming where, so the
+        requester can add `env=`).
+        """
+        matches: list[Found] = []
+        for scope in scopes:
+            for database in await self.databases(scope.provider, scope.environment.id):
+                if database.id == name or database.name.casefold() == name.casefold():
+                    matches.append(Found(scope, database))
+        if len(matches) == 1:
+            return matches[0]
+        where = ", ".join(scope.label for scope in scopes) or "no environment"
+        if not matches:
+            raise UserError(f"no database called {name!r} in the environments searched: {where}")
+        places = ", ".join(m.scope.label for m in matches)
+        raise UserError(
+            f"{name!r} is ambiguous: it exists in {places}. "
+            f"Say which with env=<environment>, e.g. env={matches[0].scope.environment.name}"
+        )

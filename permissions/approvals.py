@@ -1,0 +1,308 @@
+r"""Server-side approvals for destructive actions.
+
+States::
+
+    pending -> approved -> executed
+            |          \-> failed
+            -> denied
+            -> expired
+
+Every transition is a single conditional ``UPDATE ... WHERE state = ...``
+whose rowcount says whether this caller made it, so double clicks, replays and
+several processes sharing the SQLite file act at most once.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import sqlite_utils
+
+from permissions.audit import AuditLog, iso_time
+from permissions.migrations import migrate
+from permissions.roles import Role
+
+ApprovalState = Literal["pending", "approved", "denied", "expired", "executed", "failed"]
+ClaimStatus = Literal["claimed", "already_decided", "expired", "unknown"]
+
+
+@dataclass(frozen=True)
+class Approval:
+    """One approval request as stored."""
+
+    id: str
+    requester: str
+    channel: str
+    provider: str
+    environment_id: str
+    environment_name: str
+    verb: str
+    target: str
+    args: dict[str, Any]
+    summary: str
+    required_role: Role
+    protected: bool
+    created_at: float
+    expires_at: float
+    state: ApprovalState
+    decided_by: str | None = None
+    decided_at: float | None = None
+    result: str | None = None
+    finished_at: float | None = None
+    message_ts: str | None = None
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """Outcome of ``ApprovalStore.claim``."""
+
+    status: ClaimStatus
+    message: str
+    approval: Approval | None = field(default=None)
+
+    @property
+    def claimed(self) -> bool:
+        """True when this call made the pending -> approved/denied transition."""
+        return self.status == "claimed"
+
+
+def _row_to_approval(row: dict[str, Any]) -> Approval:
+    return Approval(
+        id=row["id"],
+        requester=row["requester"],
+        channel=row["channel"],
+        provider=row["provider"],
+        environment_id=row["environment_id"],
+        environment_name=row["environment_name"],
+        verb=row["verb"],
+        target=row["target"],
+        args=json.loads(row["args"] or "{}"),
+        summary=row["summary"],
+        required_role=Role(row["required_role"]),
+        protected=bool(row["protected"]),
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        state=row["state"],
+        decided_by=row["decided_by"],
+        decided_at=row["decided_at"],
+        result=row["result"],
+        finished_at=row["finished_at"],
+        message_ts=row["message_ts"],
+    )
+
+
+class ApprovalStore:
+    """Create, claim and finish approvals atomically."""
+
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        clock: Callable[[], float] = time.time,
+        default_ttl_seconds: int = 900,
+        audit: AuditLog | None = None,
+    ) -> None:
+        """Wrap ``db`` (migrating tables); transitions go to ``audit`` when given."""
+        self.db = db
+        self._clock = clock
+        self.default_ttl_seconds = default_ttl_seconds
+        self.audit = audit
+        migrate(db)
+
+    def _record(self, approval: Approval | None, actor: str | None, outcome: str) -> None:
+        if self.audit is None or approval is None:
+            return
+        self.audit.record(
+            "approval",
+            user=actor,
+            channel=approval.channel,
+            provider=approval.provider,
+            environment=approval.environment_name or approval.environment_id,
+            database=approval.target or None,
+            verb=approval.verb,
+            outcome=outcome,
+            detail={
+                "approval_id": approval.id,
+                "requester": approval.requester,
+                "state": approval.state,
+                "result": approval.result,
+            },
+        )
+
+    def create(
+        self,
+        requester: str,
+        channel: str,
+        provider: str,
+        environment_id: str,
+        environment_name: str,
+        verb: str,
+        target: str = "",
+        args: dict[str, Any] | None = None,
+        summary: str = "",
+        required_role: Role = Role.OPERATOR,
+        protected: bool = False,
+        ttl_seconds: int | None = None,
+    ) -> Approval:
+        """Store a new pending approval and return it (id is unguessable)."""
+        now = self._clock()
+        ttl = self.default_ttl_seconds if ttl_seconds is None else ttl_seconds
+        approval_id = secrets.token_urlsafe(12)
+        self.db.execute(
+            """
+            INSERT INTO approvals (id, requester, channel, provider, environment_id,
+                environment_name, verb, target, args, summary, required_role, protected,
+                created_at, expires_at, state)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')
+            """,
+            [
+                approval_id,
+                requester,
+                channel,
+                provider,
+                environment_id,
+                environment_name,
+                verb,
+                target,
+                json.dumps(args or {}, sort_keys=True, default=str),
+                summary,
+                int(Role(required_role)),
+                int(bool(protected)),
+                now,
+                now + ttl,
+            ],
+        )
+        approval = self.get(approval_id)
+        assert approval is not None
+        self._record(approval, requester, "requested")
+        return approval
+
+    def get(self, approval_id: str) -> Approval | None:
+        """The approval with this id, or None."""
+        rows = list(self.db.query("SELECT * FROM approvals WHERE id = ?", [approval_id]))
+        return _row_to_approval(rows[0]) if rows else None
+
+    def set_message_ts(self, approval_id: str, message_ts: str | None) -> bool:
+        """Remember the Slack message that shows this approval."""
+        cursor = self.db.execute(
+            "UPDATE approvals SET message_ts = ? WHERE id = ?", [message_ts, approval_id]
+        )
+        return cursor.rowcount > 0
+
+    def claim(
+        self, approval_id: str, approver: str, decision: Literal["approve", "deny"]
+    ) -> ClaimResult:
+        """Atomically move a pending, unexpired approval to approved/denied.
+
+        Exactly one caller ever gets ``claimed``; the others learn who decided
+        and when, that it expired, or that the id is unknown.
+        """
+        if decision not in ("approve", "deny"):
+            raise ValueError(f"decision must be 'approve' or 'deny', not {decision!r}")
+        new_state = "approved" if decision == "approve" else "denied"
+        now = self._clock()
+        cursor = self.db.execute(
+            "UPDATE approvals SET state = ?, decided_by = ?, decided_at = ? "
+            "WHERE id = ? AND state = 'pending' AND expires_at > ?",
+            [new_state, approver, now, approval_id, now],
+        )
+        if cursor.rowcount == 1:
+            approval = self.get(approval_id)
+            self._record(approval, approver, new_state)
+            return ClaimResult("claimed", f"{new_state} by <@{approver}>", approval)
+        approval = self.get(approval_id)
+        if approval is None:
+            return ClaimResult("unknown", "this approval does not exist (unknown id)")
+        if approval.state == "pending":
+            expired = self._expire(approval_id, now)
+            approval = self.get(approval_id) or approval
+            if expired:
+                self._record(approval, None, "expired")
+            if approval.state != "expired":  # someone decided in between
+                return self._already(approval)
+            return ClaimResult("expired", self._expired_message(approval), approval)
+        if approval.state == "expired":
+            return ClaimResult("expired", self._expired_message(approval), approval)
+        return self._already(approval)
+
+    @staticmethod
+    def _expired_message(approval: Approval) -> str:
+        return f"this approval expired at {iso_time(approval.expires_at)}"
+
+    @staticmethod
+    def _already(approval: Approval) -> ClaimResult:
+        verb = "denied" if approval.state == "denied" else "approved"
+        when = iso_time(approval.decided_at) if approval.decided_at is not None else "?"
+        message = f"already {verb} by <@{approval.decided_by}> at {when}"
+        if approval.state in ("executed", "failed"):
+            message += f" ({approval.state})"
+        return ClaimResult("already_decided", message, approval)
+
+    def _expire(self, approval_id: str, now: float) -> bool:
+        cursor = self.db.execute(
+            "UPDATE approvals SET state = 'expired' "
+            "WHERE id = ? AND state = 'pending' AND expires_at <= ?",
+            [approval_id, now],
+        )
+        return cursor.rowcount == 1
+
+    def _finish(self, approval_id: str, state: str, text: str) -> bool:
+        cursor = self.db.execute(
+            "UPDATE approvals SET state = ?, result = ?, finished_at = ? "
+            "WHERE id = ? AND state = 'approved'",
+            [state, text, self._clock(), approval_id],
+        )
+        if cursor.rowcount == 1:
+            approval = self.get(approval_id)
+            self._record(approval, approval.decided_by if approval else None, state)
+            return True
+        return False
+
+    def mark_executed(self, approval_id: str, result_text: str) -> bool:
+        """approved -> executed; False when the approval is not in ``approved``."""
+        return self._finish(approval_id, "executed", result_text)
+
+    def mark_failed(self, approval_id: str, error_text: str) -> bool:
+        """approved -> failed; False when the approval is not in ``approved``."""
+        return self._finish(approval_id, "failed", error_text)
+
+    def expire_due(self) -> list[Approval]:
+        """Expire pending approvals past their time; return those this call expired."""
+        now = self._clock()
+        due = [
+            row["id"]
+            for row in self.db.query(
+                "SELECT id FROM approvals WHERE state = 'pending' AND expires_at <= ?", [now]
+            )
+        ]
+        expired: list[Approval] = []
+        for approval_id in due:
+            if self._expire(approval_id, now):
+                approval = self.get(approval_id)
+                if approval is not None:
+                    self._record(approval, None, "expired")
+                    expired.append(approval)
+        return expired
+
+    def pending(self, channel: str | None = None) -> list[Approval]:
+        """Pending approvals (optionally of one channel), oldest first."""
+        sql = "SELECT * FROM approvals WHERE state = 'pending'"
+        params: list[Any] = []
+        if channel is not None:
+            sql += " AND channel = ?"
+            params.append(channel)
+        sql += " ORDER BY created_at"
+        return [_row_to_approval(row) for row in self.db.query(sql, params)]
+
+    def recent(self, limit: int = 20) -> list[Approval]:
+        """The most recently created approvals, newest first."""
+        return [
+            _row_to_approval(row)
+            for row in self.db.query(
+                "SELECT * FROM approvals ORDER BY created_at DESC LIMIT ?", [int(limit)]
+            )
+        ]

@@ -1,0 +1,179 @@
+"""Append-only audit log in the ``audit`` table.
+
+Every textual value (columns, detail keys and values) passes through the
+configured redactor and then the built-in secret patterns before it is
+written. Mapping keys that name secrets (``password``, ``api_key``...) have
+their values replaced whatever they are.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import sqlite_utils
+
+from permissions.migrations import migrate
+from permissions.redaction import REDACTED, is_secret_key, redact_builtin
+
+AuditKind = Literal["command", "decision", "approval", "api_call", "operation"]
+KINDS: tuple[str, ...] = ("command", "decision", "approval", "api_call", "operation")
+_COLUMNS = ("user", "channel", "provider", "environment", "database", "verb", "outcome")
+
+
+def iso_time(ts: float) -> str:
+    """UTC ISO-8601 with milliseconds for an epoch timestamp."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+class AuditLog:
+    """Writes and reads audit rows; never writes a secret it can recognise."""
+
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        redact: Callable[[str], str] = lambda s: s,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Wrap ``db`` (migrating tables); ``redact`` removes known secret values."""
+        self.db = db
+        self._redact = redact
+        self._clock = clock
+        migrate(db)
+
+    def redact(self, text: str) -> str:
+        """Apply the configured redactor, then the built-in patterns."""
+        return redact_builtin(self._redact(str(text)))
+
+    def _clean(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, dict):
+            cleaned: dict[str, Any] = {}
+            for key, item in value.items():
+                clean_key = self.redact(str(key))
+                cleaned[clean_key] = REDACTED if is_secret_key(str(key)) else self._clean(item)
+            return cleaned
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self._clean(item) for item in value]
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        return self.redact(str(value))
+
+    def record(
+        self,
+        kind: str,
+        *,
+        user: str | None = None,
+        channel: str | None = None,
+        provider: str | None = None,
+        environment: str | None = None,
+        database: str | None = None,
+        verb: str | None = None,
+        outcome: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> int:
+        """Append one row and return its id. ``kind`` must be one of ``KINDS``."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown audit kind {kind!r}; valid kinds are: {', '.join(KINDS)}")
+        ts = self._clock()
+        values = {
+            "user": user,
+            "channel": channel,
+            "provider": provider,
+            "environment": environment,
+            "database": database,
+            "verb": verb,
+            "outcome": outcome,
+        }
+        row: dict[str, Any] = {"ts": ts, "iso": iso_time(ts), "kind": kind}
+        for column in _COLUMNS:
+            value = values[column]
+            row[column] = None if value is None else self.redact(str(value))
+        row["detail"] = (
+            None if detail is None else json.dumps(self._clean(detail), sort_keys=True, default=str)
+        )
+        cursor = self.db.execute(
+            "INSERT INTO audit (ts, iso, kind, user, channel, provider, environment, database, "
+            "verb, outcome, detail) VALUES (:ts, :iso, :kind, :user, :channel, :provider, "
+            ":environment, :database, :verb, :outcome, :detail)",
+            row,
+        )
+        return int(cursor.lastrowid or 0)
+
+    def api_call(
+        self,
+        provider: str,
+        method: str,
+        path: str,
+        status: int | None,
+        ms: float,
+        user: str | None = None,
+        channel: str | None = None,
+        environment: str | None = None,
+        database: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> int:
+        """Record one API request: method, path, HTTP status (None = no response), ms."""
+        info: dict[str, Any] = {
+            "method": method.upper(),
+            "path": path,
+            "status": status,
+            "ms": round(float(ms), 1),
+        }
+        if detail:
+            info.update(detail)
+        return self.record(
+            "api_call",
+            user=user,
+            channel=channel,
+            provider=provider,
+            environment=environment,
+            database=database,
+            verb=f"{method.upper()} {path}",
+            outcome=str(status) if status is not None else "no-response",
+            detail=info,
+        )
+
+    def query(
+        self,
+        since: float | None = None,
+        user: str | None = None,
+        database: str | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """The newest ``limit`` rows matching the filters, oldest first; detail parsed."""
+        where: list[str] = []
+        params: list[Any] = []
+        if since is not None:
+            where.append("ts >= ?")
+            params.append(since)
+        if user is not None:
+            where.append("user = ?")
+            params.append(user)
+        if database is not None:
+            where.append("database = ?")
+            params.append(database)
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
+        sql = "SELECT * FROM audit"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(max(0, int(limit)))
+        rows = list(self.db.query(sql, params))
+        rows.reverse()
+        for row in rows:
+            row["detail"] = json.loads(row["detail"]) if row["detail"] else None
+        return rows
+
+    @staticmethod
+    def export_jsonl(rows: Iterable[dict[str, Any]]) -> str:
+        """Rows as JSON lines (one object per line, trailing newline when non-empty)."""
+        lines = [json.dumps(row, sort_keys=True, default=str) for row in rows]
+        return "".join(line + "\n" for line in lines)

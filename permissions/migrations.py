@@ -1,0 +1,108 @@
+"""Versioned migrations of the tables owned by permissions/.
+
+Tables: ``channel_bindings``, ``protected_environments``, ``incident_channels``,
+``approvals`` and ``audit``. Environment columns compare case-insensitively
+(``COLLATE NOCASE``) so ``Staging`` and ``staging`` are the same key.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+migrations = Migrations("permissions")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    """Create bindings, protection overrides, incident channels, approvals, audit."""
+    db.execute(
+        """
+        CREATE TABLE channel_bindings (
+            channel TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            environment TEXT NOT NULL COLLATE NOCASE,
+            role INTEGER NOT NULL,
+            approvers TEXT NOT NULL DEFAULT '[]',
+            granted_by TEXT,
+            granted_at REAL,
+            PRIMARY KEY (channel, provider, environment)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE protected_environments (
+            provider TEXT NOT NULL,
+            environment TEXT NOT NULL COLLATE NOCASE,
+            protected INTEGER NOT NULL,
+            PRIMARY KEY (provider, environment)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE incident_channels (
+            provider TEXT NOT NULL,
+            environment TEXT NOT NULL COLLATE NOCASE,
+            channel TEXT NOT NULL,
+            PRIMARY KEY (provider, environment)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE approvals (
+            id TEXT PRIMARY KEY,
+            requester TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            environment_id TEXT NOT NULL,
+            environment_name TEXT NOT NULL,
+            verb TEXT NOT NULL,
+            target TEXT NOT NULL DEFAULT '',
+            args TEXT NOT NULL DEFAULT '{}',
+            summary TEXT NOT NULL DEFAULT '',
+            required_role INTEGER NOT NULL,
+            protected INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending',
+            decided_by TEXT,
+            decided_at REAL,
+            result TEXT,
+            finished_at REAL,
+            message_ts TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_approvals_state_expires ON approvals (state, expires_at)")
+    db.execute("CREATE INDEX idx_approvals_channel_state ON approvals (channel, state)")
+    db.execute("CREATE INDEX idx_approvals_created ON approvals (created_at)")
+    db.execute(
+        """
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts REAL NOT NULL,
+            iso TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            user TEXT,
+            channel TEXT,
+            provider TEXT,
+            environment TEXT,
+            database TEXT,
+            verb TEXT,
+            outcome TEXT,
+            detail TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_audit_ts ON audit (ts)")
+    db.execute("CREATE INDEX idx_audit_user_ts ON audit (user, ts)")
+    db.execute("CREATE INDEX idx_audit_database_ts ON audit (database, ts)")
+    db.execute("CREATE INDEX idx_audit_kind_ts ON audit (kind, ts)")
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    """Apply any pending permissions migrations (idempotent)."""
+    migrations.apply(db)

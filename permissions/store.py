@@ -1,0 +1,270 @@
+"""Persistent channel bindings, protection overrides, approvers, incident channels.
+
+``PermissionStore`` writes; ``policy_for(channel)`` hands an immutable
+``ChannelPolicy`` snapshot to the pure functions in ``permissions.policy``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable
+
+import sqlite_utils
+
+from permissions.migrations import migrate
+from permissions.model import (
+    Binding,
+    ChannelPolicy,
+    IncidentChannel,
+    ProtectionOverride,
+    environment_matches,
+    specificity,
+)
+from permissions.roles import Role
+
+__all__ = [
+    "Binding",
+    "ChannelPolicy",
+    "IncidentChannel",
+    "PermissionStore",
+    "ProtectionOverride",
+    "migrate",
+    "normalize_approver",
+    "normalize_channel",
+]
+
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+_APPROVER_ID = re.compile(r"^[USW][A-Z0-9]{2,}$")
+
+
+def normalize_channel(text: str) -> str:
+    """Return a Slack channel id from ``C123`` or a mention ``<#C123|name>``.
+
+    Raises ``ValueError`` when the text is not a channel id.
+    """
+    value = str(text).strip()
+    mention = re.fullmatch(r"<#([A-Z0-9]+)(?:\|[^>]*)?>", value)
+    if mention:
+        value = mention.group(1)
+    if not _CHANNEL_ID.match(value):
+        raise ValueError(f"{text!r} is not a Slack channel id (like C0123ABCD)")
+    return value
+
+
+def normalize_approver(text: str) -> str:
+    """Return a user id (U.../W...) or user-group id (S...) from an id or mention.
+
+    Accepts ``U123``, ``<@U123>``, ``<!subteam^S123>`` or ``<!subteam^S123|@team>``.
+    Raises ``ValueError`` otherwise.
+    """
+    value = str(text).strip()
+    mention = re.fullmatch(r"<(?:@|!subteam\^)([A-Z0-9]+)(?:\|[^>]*)?>", value)
+    if mention:
+        value = mention.group(1)
+    if not _APPROVER_ID.match(value):
+        raise ValueError(f"{text!r} is not a Slack user id (U...) or user-group id (S...)")
+    return value
+
+
+def _check_name(kind: str, value: str) -> str:
+    value = str(value).strip()
+    if not value:
+        raise ValueError(f"{kind} must not be empty")
+    return value
+
+
+class PermissionStore:
+    """Channel bindings and related settings stored in the shared SQLite file."""
+
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        admins: frozenset[str] = frozenset(),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Wrap ``db`` (migrating the permissions tables) with bot ``admins``."""
+        self.db = db
+        self.admins = frozenset(admins)
+        self._clock = clock
+        migrate(db)
+
+    # bindings ------------------------------------------------------------
+
+    def grant(
+        self, channel: str, provider: str, environment: str, role: Role, by: str | None = None
+    ) -> Binding:
+        """Give ``channel`` ``role`` on ``environment`` (name, id or ``*``); upsert.
+
+        Approvers of an existing binding are kept.
+        """
+        channel = normalize_channel(channel)
+        provider = _check_name("provider", provider)
+        environment = _check_name("environment", environment)
+        role = Role(role)
+        with self.db.atomic():
+            self.db.execute(
+                """
+                INSERT INTO channel_bindings
+                    (channel, provider, environment, role, granted_by, granted_at)
+                VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (channel, provider, environment) DO UPDATE SET
+                    role = excluded.role,
+                    environment = excluded.environment,
+                    granted_by = excluded.granted_by,
+                    granted_at = excluded.granted_at
+                """,
+                [channel, provider, environment, int(role), by, self._clock()],
+            )
+            binding = self._binding(channel, provider, environment)
+        assert binding is not None
+        return binding
+
+    def revoke(self, channel: str, provider: str, environment: str) -> bool:
+        """Remove a binding; True when one existed."""
+        cursor = self.db.execute(
+            "DELETE FROM channel_bindings WHERE channel = ? AND provider = ? AND environment = ?",
+            [normalize_channel(channel), provider, environment],
+        )
+        return cursor.rowcount > 0
+
+    def bindings(self, channel: str | None = None) -> list[Binding]:
+        """All bindings, or those of one channel, ordered for display."""
+        sql = "SELECT * FROM channel_bindings"
+        params: list[str] = []
+        if channel is not None:
+            sql += " WHERE channel = ?"
+            params.append(channel)
+        sql += " ORDER BY channel, provider, environment"
+        return [_row_to_binding(row) for row in self.db.query(sql, params)]
+
+    def _binding(self, channel: str, provider: str, environment: str) -> Binding | None:
+        rows = list(
+            self.db.query(
+                "SELECT * FROM channel_bindings "
+                "WHERE channel = ? AND provider = ? AND environment = ?",
+                [channel, provider, environment],
+            )
+        )
+        return _row_to_binding(rows[0]) if rows else None
+
+    def set_approvers(
+        self, channel: str, provider: str, environment: str, approvers: Iterable[str]
+    ) -> Binding:
+        """Set who may approve destructive actions of a binding (empty = clear).
+
+        Raises ``KeyError`` when the binding does not exist and ``ValueError``
+        for an approver that is not a user or user-group id.
+        """
+        channel = normalize_channel(channel)
+        cleaned = tuple(dict.fromkeys(normalize_approver(a) for a in approvers))
+        cursor = self.db.execute(
+            "UPDATE channel_bindings SET approvers = ? "
+            "WHERE channel = ? AND provider = ? AND environment = ?",
+            [json.dumps(list(cleaned)), channel, provider, environment],
+        )
+        if cursor.rowcount == 0:
+            raise KeyError(
+                f"<#{channel}> has no binding for environment {environment} of {provider}; "
+                "grant one first"
+            )
+        binding = self._binding(channel, provider, environment)
+        assert binding is not None
+        return binding
+
+    # protection ----------------------------------------------------------
+
+    def set_protected(self, provider: str, environment: str, protected: bool | None) -> None:
+        """Override protection of (provider, environment); ``None`` removes the override."""
+        provider = _check_name("provider", provider)
+        environment = _check_name("environment", environment)
+        if protected is None:
+            self.db.execute(
+                "DELETE FROM protected_environments WHERE provider = ? AND environment = ?",
+                [provider, environment],
+            )
+            return
+        self.db.execute(
+            """
+            INSERT INTO protected_environments (provider, environment, protected)
+            VALUES (?, ?, ?)
+            ON CONFLICT (provider, environment) DO UPDATE SET
+                protected = excluded.protected, environment = excluded.environment
+            """,
+            [provider, environment, int(bool(protected))],
+        )
+
+    def protection_overrides(self) -> list[ProtectionOverride]:
+        """All explicit protection overrides."""
+        return [
+            ProtectionOverride(row["provider"], row["environment"], bool(row["protected"]))
+            for row in self.db.query(
+                "SELECT * FROM protected_environments ORDER BY provider, environment"
+            )
+        ]
+
+    # incident channels -----------------------------------------------------
+
+    def set_incident_channel(self, provider: str, environment: str, channel: str | None) -> None:
+        """Set (or with ``None`` remove) the incident channel of (provider, environment|*)."""
+        provider = _check_name("provider", provider)
+        environment = _check_name("environment", environment)
+        if channel is None:
+            self.db.execute(
+                "DELETE FROM incident_channels WHERE provider = ? AND environment = ?",
+                [provider, environment],
+            )
+            return
+        self.db.execute(
+            """
+            INSERT INTO incident_channels (provider, environment, channel) VALUES (?, ?, ?)
+            ON CONFLICT (provider, environment) DO UPDATE SET
+                channel = excluded.channel, environment = excluded.environment
+            """,
+            [provider, environment, normalize_channel(channel)],
+        )
+
+    def incident_channels(self) -> list[IncidentChannel]:
+        """All incident channel settings."""
+        return [
+            IncidentChannel(row["provider"], row["environment"], row["channel"])
+            for row in self.db.query(
+                "SELECT * FROM incident_channels ORDER BY provider, environment"
+            )
+        ]
+
+    def incident_channel(
+        self, provider: str, environment_id: str, environment_name: str
+    ) -> str | None:
+        """The incident channel for an environment: exact id/name first, then ``*``."""
+        best: tuple[int, str] | None = None
+        for row in self.db.query("SELECT * FROM incident_channels WHERE provider = ?", [provider]):
+            if environment_matches(row["environment"], environment_id, environment_name):
+                rank = specificity(row["environment"])
+                if best is None or rank > best[0]:
+                    best = (rank, row["channel"])
+        return best[1] if best else None
+
+    # snapshot ------------------------------------------------------------
+
+    def policy_for(self, channel: str) -> ChannelPolicy:
+        """An immutable snapshot of ``channel``'s bindings, overrides and admins."""
+        return ChannelPolicy(
+            channel=channel,
+            bindings=tuple(self.bindings(channel)),
+            protection_overrides=tuple(self.protection_overrides()),
+            admins=self.admins,
+        )
+
+
+def _row_to_binding(row: dict) -> Binding:
+    return Binding(
+        channel=row["channel"],
+        provider=row["provider"],
+        environment=row["environment"],
+        role=Role(row["role"]),
+        approvers=tuple(json.loads(row["approvers"] or "[]")),
+        granted_by=row["granted_by"],
+        granted_at=row["granted_at"],
+    )
