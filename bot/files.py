@@ -25,12 +25,14 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
 
 
 async def _url_chunks(url: str, headers: dict[str, str] | None = None) -> AsyncIterator[bytes]:
-    async with httpx.AsyncClient(timeout=60.0, follow_redirects=True) as client:
-        async with client.stream("GET", url, headers=headers) as response:
-            if response.status_code != 200:
-                raise UserError(f"could not download the file: HTTP {response.status_code}")
-            async for chunk in response.aiter_bytes(CHUNK):
-                yield chunk
+    async with (
+        httpx.AsyncClient(timeout=60.0, follow_redirects=True) as client,
+        client.stream("GET", url, headers=headers) as response,
+    ):
+        if response.status_code != 200:
+            raise UserError(f"could not download the file: HTTP {response.status_code}")
+        async for chunk in response.aiter_bytes(CHUNK):
+            yield chunk
 
 
 def open_local_or_url(invocation: Invocation, reference: str) -> tuple[str, AsyncIterator[bytes]]:

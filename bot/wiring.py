@@ -17,7 +17,7 @@ from clients.http import CallRecord
 from commands.context import FileSource, Invocation, Provider, Services
 from commands.executor import Executor, current_invocation
 from commands.registry import Registry
-from commands.reply import OperationRef, Reply
+from commands.reply import Reply
 from commands.resolve import Resolver
 from commands.verbs_access import build_registry
 from permissions.approvals import ApprovalStore
@@ -37,6 +37,8 @@ class Bot:
     executor: Executor
     redact: Callable[[str], str]
     closers: list[Any] = field(default_factory=list)
+    # Extra observers of every API call (e.g. metrics); the audit log always gets them.
+    call_listeners: list[Callable[[CallRecord], None]] = field(default_factory=list)
 
     async def run(self, invocation: Invocation) -> Reply:
         """Run one command (see Executor.run)."""
@@ -87,12 +89,13 @@ def build_bot(
     db: sqlite_utils.Database | None = None,
     http: httpx.AsyncClient | None = None,
     open_file: FileSource | None = None,
-    on_operation: Callable[[Invocation, OperationRef], None] | None = None,
 ) -> Bot:
     """Build the command layer from a validated config (ConfigError on missing secrets)."""
     redact = make_redactor(secret_values(config, environ))
     database = db if db is not None else open_database(config.bot.database)
     audit = AuditLog(database, redact=redact)
+
+    listeners: list[Callable[[CallRecord], None]] = []
 
     def record_call(call: CallRecord) -> None:
         invocation = current_invocation.get()
@@ -105,6 +108,8 @@ def build_bot(
             user=invocation.user if invocation else None,
             channel=invocation.channel if invocation else None,
         )
+        for listener in listeners:
+            listener(call)
 
     providers: dict[str, Provider] = {}
     closers = []
@@ -127,7 +132,6 @@ def build_bot(
         slash_command=config.bot.slash_command,
         approval_ttl_seconds=config.bot.approval_ttl_minutes * 60,
         open_file=open_file,
-        on_operation=on_operation,
     )
     registry, executor = build_registry(services)
-    return Bot(config, database, services, registry, executor, redact, closers)
+    return Bot(config, database, services, registry, executor, redact, closers, listeners)

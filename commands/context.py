@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -13,7 +13,6 @@ from permissions.roles import Role
 from permissions.store import PermissionStore
 
 if TYPE_CHECKING:
-    from commands.reply import OperationRef
     from commands.resolve import Resolver
 
 
@@ -61,7 +60,6 @@ class Services:
     slash_command: str = "/gdb"
     approval_ttl_seconds: int = 900
     open_file: FileSource | None = None
-    on_operation: Callable[[Invocation, OperationRef], None] | None = None
 
 
 @dataclass

@@ -188,9 +188,6 @@ class Executor:
             outcome=reply.status,
             detail={"summary": plan.summary, "title": reply.title or ""},
         )
-        if self.services.on_operation is not None:
-            for ref in reply.operations:
-                self.services.on_operation(ctx.invocation, ref)
         return reply
 
     # -- approvals ------------------------------------------------------------
