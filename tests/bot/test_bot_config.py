@@ -1,0 +1,69 @@
+"""graphops.toml: a wrong file fails at start with the key and the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, config_path, load_config, parse_config, resolve_credentials
+
+GOOD = """
+[bot]
+admins = ["U0ADMIN"]
+
+[[providers]]
+name = "console"
+kind = "graphenedb"
+base_url = "https://api.db.graphenedb.com/"
+client_id_env = "GDB_ID"
+client_secret_env = "GDB_SECRET"
+"""
+
+
+def test_example_file_is_valid():
+    config = load_config(Path(__file__).parents[2] / "graphops.example.toml")
+    assert config.providers[0].kind == "graphenedb"
+
+
+def test_good_config():
+    config = parse_config(GOOD)
+    assert config.bot.slash_command == "/gdb"
+    assert config.provider("console").base_url == "https://api.db.graphenedb.com"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (GOOD.replace('kind = "graphenedb"', 'kind = "neo"'), "providers[0]"),
+        (GOOD.replace("https://api.db.graphenedb.com/", "ftp://x"), "providers[0].base_url"),
+        (GOOD + "\n[bot.extra]\n", "bot"),
+        (GOOD.replace('client_secret_env = "GDB_SECRET"', ""), "client_secret_env: Field required"),
+        (GOOD.replace('admins = ["U0ADMIN"]', 'admins = ["not an id"]'), "bot.admins"),
+        ("[bot\n", "not valid TOML"),
+        (GOOD + GOOD.split("[bot]")[1].split("\n", 2)[2], "used twice"),
+    ],
+)
+def test_bad_config_names_the_key(text, expected):
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "graphops.toml")
+    assert expected in str(info.value)
+    assert str(info.value).startswith("graphops.toml")
+
+
+def test_missing_env_var_is_named_and_values_never_printed():
+    config = parse_config(GOOD)
+    with pytest.raises(ConfigError) as info:
+        resolve_credentials(config.providers[0], {"GDB_ID": "the-id-value"})
+    assert "GDB_SECRET" in str(info.value)
+    assert "the-id-value" not in str(info.value)
+    found = resolve_credentials(config.providers[0], {"GDB_ID": "a", "GDB_SECRET": "s3cr3t"})
+    assert "s3cr3t" not in repr(found)
+
+
+def test_config_path_precedence(tmp_path):
+    assert config_path("x.toml", {"GRAPHOPS_CONFIG": "y.toml"}) == Path("x.toml")
+    assert config_path(None, {"GRAPHOPS_CONFIG": "y.toml"}) == Path("y.toml")
+    assert config_path(None, {}) == Path("graphops.toml")
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "missing.toml")

@@ -1,0 +1,136 @@
+"""The issue's scenario with real processes: simulate, access, shell -c, demo -c."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+GRAPHOPS = [sys.executable, "-m", "bot.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def simulator() -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*GRAPHOPS, "simulate", "--port", str(port), "--step-seconds", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/_sim/state", timeout=1).read()
+            break
+        except OSError:
+            time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _requests(url: str) -> list[dict]:
+    return json.loads(urllib.request.urlopen(f"{url}/_sim/requests").read())
+
+
+def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*GRAPHOPS, *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_shell_pauses_and_refuses_without_the_role(simulator, tmp_path: Path):
+    config = tmp_path / "graphops.toml"
+    config.write_text(
+        f"""
+[bot]
+admins = ["U0ADMIN"]
+database = "{tmp_path / "g.sqlite3"}"
+
+[[providers]]
+name = "console"
+kind = "graphenedb"
+base_url = "{simulator}"
+client_id_env = "GDB_ID"
+client_secret_env = "GDB_SECRET"
+"""
+    )
+    env = {
+        **os.environ,
+        "GRAPHOPS_CONFIG": str(config),
+        "GDB_ID": "demo-client",
+        "GDB_SECRET": "demo-secret",
+    }
+    granted = _run("access", "grant", "C0DEV", "console", "development", "operator", env=env)
+    assert granted.returncode == 0, granted.stderr
+    _run("access", "grant", "C0PROD", "console", "production", "viewer", env=env)
+
+    refused = _run(
+        "shell", "--user", "U0ALICE", "--channel", "C0PROD", "-c", "/gdb pause orders-db", env=env
+    )
+    assert refused.returncode == 1
+    assert "pause needs operator" in refused.stdout
+    assert _requests(simulator) == []
+
+    paused = _run(
+        "shell", "--user", "U0ALICE", "--channel", "C0DEV", "-c", "/gdb pause sandbox-db", env=env
+    )
+    assert paused.returncode == 0, paused.stdout + paused.stderr
+    assert "Pausing sandbox-db" in paused.stdout
+    assert "freezing-volume" in paused.stdout and "finished" in paused.stdout
+    pauses = [r for r in _requests(simulator) if r["path"].endswith("/pause")]
+    assert len(pauses) == 1 and pauses[0]["status"] == 202
+    assert "demo-secret" not in paused.stdout + paused.stderr
+
+    audit = _run("audit", "--json", env=env)
+    assert audit.returncode == 0 and '"api_call"' in audit.stdout
+    assert "demo-secret" not in audit.stdout
+
+
+def test_bad_config_fails_at_start_with_the_key(tmp_path: Path):
+    config = tmp_path / "graphops.toml"
+    config.write_text('[[providers]]\nname = "x"\nkind = "graphenedb"\nbase_url = "nope"\n')
+    result = _run(
+        "shell",
+        "--user",
+        "U1",
+        "--channel",
+        "C1",
+        "-c",
+        "list",
+        env={**os.environ, "GRAPHOPS_CONFIG": str(config)},
+    )
+    assert result.returncode == 2
+    assert "providers[0].base_url" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_demo_runs_lines(tmp_path: Path):
+    result = _run(
+        "demo",
+        "-c",
+        "list",
+        "-c",
+        ":channel prod-db",
+        "-c",
+        "pause orders-db",
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    assert "sandbox-db" in result.stdout
+    assert "pause needs operator" in result.stdout
+    assert result.returncode == 1  # the refused line makes the run fail

@@ -1,0 +1,85 @@
+"""The registry: every verb declared once, usable, with a working example."""
+
+from __future__ import annotations
+
+import pytest
+
+from commands.grammar import parse
+from commands.registry import Registry, UsageError, Verb
+
+
+def test_every_example_binds(bot):
+    verbs = bot.registry.all()
+    issue_4_verbs = {
+        "envs",
+        "list",
+        "show",
+        "versions",
+        "plans",
+        "regions",
+        "create",
+        "pause",
+        "resume",
+        "restart",
+        "clone",
+        "snapshots",
+        "snapshot",
+        "restore",
+        "terminate",
+        "switch",
+        "import",
+        "ops",
+        "dr",
+        "access",
+        "grant",
+        "revoke",
+        "protect",
+        "approvers",
+        "incident-channel",
+        "help",
+    }
+    assert issue_4_verbs <= {v.name for v in verbs}
+    for verb in verbs:
+        parsed = parse(verb.example)
+        assert bot.registry.get(parsed.verb) is verb, verb.name
+        verb.bind(parsed.args, parsed.options)  # raises UsageError if the example is wrong
+        assert verb.summary and verb.usage.startswith(verb.name)
+
+
+def test_destructive_verbs_are_marked(bot):
+    destructive = {v.name for v in bot.registry.all() if v.destructive}
+    assert {"terminate", "switch", "dr", "import"} <= destructive
+    assert "pause" not in destructive
+
+
+def test_bind_errors_carry_usage(bot):
+    pause = bot.registry.get("pause")
+    with pytest.raises(UsageError, match=r"missing <db>.*Usage: pause <db>"):
+        pause.bind((), {})
+    with pytest.raises(UsageError, match=r"unexpected extra words: b"):
+        pause.bind(("a", "b"), {})
+    with pytest.raises(UsageError, match=r"unknown option colour= \(options: env=\)"):
+        pause.bind(("a",), {"colour": "x"})
+    restart = bot.registry.get("restart")
+    with pytest.raises(UsageError, match=r"reset=: Input should be a valid boolean"):
+        restart.bind(("a",), {"reset": "maybe"})
+
+
+def test_multiple_forms(bot):
+    restore = bot.registry.get("restore")
+    assert restore.bind(("abc123", "into", "x"), {})["db"] == "x"
+    assert restore.bind(("abc123", "as", "new-x"), {})["new_name"] == "new-x"
+    with pytest.raises(UsageError, match="expected the word `into`, not `onto`"):
+        restore.bind(("abc123", "onto", "x"), {})
+
+
+def test_names_are_unique():
+    registry = Registry()
+    registry.add(Verb(name="a", summary="s", pattern="", example="a", role=None, aliases=("b",)))
+    with pytest.raises(ValueError, match="twice"):
+        registry.add(Verb(name="b", summary="s", pattern="", example="b", role=None))
+
+
+def test_suggestions(bot):
+    assert "pause" in bot.registry.suggest("pasue")
+    assert bot.registry.suggest("zzzzzz") == []
