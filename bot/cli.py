@@ -68,12 +68,15 @@ async def _shell(args: argparse.Namespace) -> int:
     bot = build_bot(load_config(config_path(args.config)), open_file=open_local_or_url)
     try:
         session = ShellSession(bot, user=args.user, channel=args.channel, colour=colour_wanted())
-        if not args.lines:
-            return await interactive(session)
-        ok = True
-        for line in args.lines:
-            ok = await session.run(line) and ok
-        return 0 if ok else 1
+        try:
+            if not args.lines:
+                return await interactive(session)
+            ok = True
+            for line in args.lines:
+                ok = await session.run(line) and ok
+            return 0 if ok else 1
+        finally:
+            await session.close()
     finally:
         await bot.aclose()
 

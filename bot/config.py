@@ -65,6 +65,15 @@ class SlackSettings(_Strict):
     port: int = Field(default=3000, ge=1, le=65535)
 
 
+class OperationsSettings(_Strict):
+    """The `[operations]` table: how async operations are polled."""
+
+    poll_first_seconds: float = Field(default=1.0, gt=0, le=60)
+    poll_factor: float = Field(default=1.5, ge=1, le=10)
+    poll_cap_seconds: float = Field(default=15.0, gt=0, le=600)
+    concurrency: int = Field(default=16, ge=1, le=256)
+
+
 class _ProviderBase(_Strict):
     name: str = Field(pattern=_NAME_PATTERN)
     base_url: str
@@ -120,6 +129,7 @@ class Config(_Strict):
 
     bot: BotSettings = BotSettings()
     slack: SlackSettings = SlackSettings()
+    operations: OperationsSettings = OperationsSettings()
     providers: tuple[ProviderConfig, ...] = ()
 
     @model_validator(mode="after")

@@ -101,14 +101,17 @@ async def run_demo(lines: list[str], user: str, channel: str) -> int:
         session = ShellSession(
             demo.bot, user=user, channel=channel, names=NAMES, colour=colour_wanted()
         )
-        if not lines:
-            return await interactive(session, BANNER)
-        ok = True
-        for line in lines:
-            if line.startswith(":"):
-                session.meta(line)
-                continue
-            ok = await session.run(line) and ok
-        return 0 if ok else 1
+        try:
+            if not lines:
+                return await interactive(session, BANNER)
+            ok = True
+            for line in lines:
+                if line.startswith(":"):
+                    session.meta(line)
+                    continue
+                ok = await session.run(line) and ok
+            return 0 if ok else 1
+        finally:
+            await session.close()
     finally:
         await demo.aclose()

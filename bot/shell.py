@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.text import humanize, render
-from bot.wiring import Bot
+from bot.wiring import Bot, build_tracker
 from commands.context import Invocation
-from commands.reply import OperationRef, Reply
-from operations.follow import Backoff, StepEvent, follow
+from commands.reply import Reply
+from operations.tracker import Tracker
 
 HISTORY = Path.home() / ".graphops_history"
 
@@ -29,6 +29,40 @@ SHELL_HELP = """Shell commands (everything else goes to the bot):
   :channel C0PROD    type in another channel (ids or names shown in `:where`)
   :where             who and where you are
   :quit              leave (Ctrl-D works too)"""
+
+
+class ShellNotifier:
+    """Prints what the tracker reports: thread replies indented under their command."""
+
+    def __init__(self, write: Callable[[str], None], names: Mapping[str, str], colour: bool):
+        self.write = write
+        self.names = names
+        self.colour = colour
+        self._threads: dict[str, str] = {}
+        self._count = 0
+
+    def remember(self, reply: Reply) -> str:
+        """Give a printed command reply a thread id, as Slack would give it a ts."""
+        self._count += 1
+        ts = f"{self._count}.000000"
+        self._threads[ts] = reply.title or ""
+        return ts
+
+    async def post(self, channel: str, reply: Reply, thread_ts: str | None = None) -> str | None:
+        if thread_ts in self._threads:
+            label = self._threads[thread_ts]
+            if reply.title:  # the final result
+                self.write(render(reply, self.names, self.colour))
+            else:
+                for line in reply.text.splitlines():
+                    self.write(f"  ↳ [{label}] {line}")
+        else:
+            where = humanize(f"<#{channel}>", self.names)
+            self.write(f"[{where}] " + render(reply, self.names, self.colour))
+        return None
+
+    async def update(self, channel: str, ts: str, reply: Reply) -> None:
+        """The shell already printed the result; a status line change adds nothing."""
 
 
 @dataclass
@@ -41,8 +75,18 @@ class ShellSession:
     names: Mapping[str, str] = field(default_factory=dict)
     colour: bool = False
     write: Callable[[str], None] = print
-    backoff: Backoff = field(default_factory=lambda: Backoff(first=0.5, factor=1.3, cap=3.0))
-    background: set[asyncio.Task[bool]] = field(default_factory=set)
+    tracker: Tracker | None = None
+    notifier: ShellNotifier | None = None
+
+    def __post_init__(self) -> None:
+        self.notifier = ShellNotifier(lambda text: self.write(text), self.names, self.colour)
+        self.tracker = build_tracker(self.bot, self.notifier)
+        self.tracker.start()
+
+    async def close(self) -> None:
+        """Stop following operations (they stay tracked in the store)."""
+        if self.tracker is not None:
+            await self.tracker.stop()
 
     def _name_to_id(self, text: str) -> str:
         wanted = text.lstrip("#@")
@@ -70,43 +114,23 @@ class ShellSession:
         return True
 
     async def run(self, line: str, *, wait: bool = True) -> bool:
-        """Run one command line; True when it (and anything it started) succeeded."""
+        """Run one command line; True when it (and, if waiting, what it started) succeeded."""
+        assert self.tracker is not None and self.notifier is not None
         invocation = Invocation(user=self.user, channel=self.channel, text=line)
         reply = await self.bot.run(invocation)
         self.write(render(reply, self.names, self.colour))
-        ok = not reply.failed
-        follows = [self._follow(ref) for ref in reply.operations]
-        if not follows:
-            return ok
-        if wait:
-            results = await asyncio.gather(*follows)
-            return ok and all(results)
-        for coroutine in follows:
-            task = asyncio.create_task(coroutine)
-            self.background.add(task)
-            task.add_done_callback(self.background.discard)
-        return ok
-
-    async def _follow(self, ref: OperationRef) -> bool:
-        client = self.bot.services.providers[ref.provider].client
-
-        async def step(event: StepEvent) -> None:
-            self.write(f"  ↳ [{ref.label}] {event.name} ({event.elapsed:.0f}s)")
-
-        outcome = await follow(
-            client, ref.database_id, ref.operation_id, step, backoff=self.backoff
-        )
-        self.bot.services.resolver.invalidate(ref.provider)
-        finished = outcome.status == "finished"
-        reply = Reply(
-            status="ok" if finished else "error",
-            title=f"{ref.label}: finished in {outcome.elapsed:.0f}s"
-            if finished
-            else f"{ref.label}: {outcome.status}",
-            text=outcome.error or "",
-        )
-        self.write(render(reply, self.names, self.colour))
-        return outcome.status == "finished"
+        thread = self.notifier.remember(reply)
+        tracked = [
+            await self.tracker.track(
+                ref, channel=self.channel, thread_ts=thread, user=self.user, origin=reply
+            )
+            for ref in reply.operations
+        ]
+        if not wait or not tracked:
+            return not reply.failed
+        await self.tracker.wait_idle()
+        states = [self.tracker.state(tracked_id) for tracked_id in tracked]
+        return not reply.failed and all(state == "finished" for state in states)
 
 
 def _setup_readline() -> None:
@@ -151,8 +175,7 @@ async def interactive(session: ShellSession, banner: str = "") -> int:
         session.write("")
     finally:
         _save_history()
-        for task in list(session.background):
-            task.cancel()
+        await session.close()
     return 0
 
 

@@ -10,17 +10,18 @@ from commands.reply import Reply, Table
 _MARK = {"ok": "✔", "info": "ℹ", "pending": "⏳", "denied": "⛔", "error": "✖"}
 _COLOUR = {"ok": "32", "info": "36", "pending": "33", "denied": "31", "error": "31"}
 _MENTION = re.compile(r"<([#@]|!subteam\^)([A-Z0-9]+)(?:\|([^>]*))?>")
+_LINK = re.compile(r"<(https?://[^|>]+)\|([^>]*)>")
 
 
 def humanize(text: str, names: Mapping[str, str]) -> str:
-    """Turn Slack mentions (<#C1>, <@U1>, <!subteam^S1>) into #name / @name."""
+    """Turn Slack mentions (<#C1>, <@U1>, <!subteam^S1>) into #name / @name, links into labels."""
 
     def replace(match: re.Match[str]) -> str:
         sigil, ident, label = match.groups()
         shown = label or names.get(ident, ident)
         return ("#" if sigil == "#" else "@") + shown.lstrip("#@")
 
-    return _MENTION.sub(replace, text)
+    return _LINK.sub(r"\2", _MENTION.sub(replace, text))
 
 
 def render_table(table: Table, names: Mapping[str, str] | None = None) -> list[str]:

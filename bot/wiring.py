@@ -20,6 +20,9 @@ from commands.registry import Registry
 from commands.reply import Reply
 from commands.resolve import Resolver
 from commands.verbs_access import build_registry
+from operations.follow import Backoff
+from operations.notify import Notifier
+from operations.tracker import Tracker, TrackerSettings
 from permissions.approvals import ApprovalStore
 from permissions.audit import AuditLog
 from permissions.redaction import make_redactor
@@ -49,6 +52,23 @@ class Bot:
         for closer in self.closers:
             await closer()
         self.db.close()
+
+
+def build_tracker(bot: Bot, notifier: Notifier) -> Tracker:
+    """The operation tracker of `bot`, reporting through a transport's notifier."""
+    settings = bot.config.operations
+    return Tracker(
+        bot.db,
+        bot.services.providers,
+        notifier,
+        permissions=bot.services.permissions,
+        settings=TrackerSettings(
+            backoff=Backoff(
+                settings.poll_first_seconds, settings.poll_factor, settings.poll_cap_seconds
+            ),
+            concurrency=settings.concurrency,
+        ),
+    )
 
 
 def _make_client(

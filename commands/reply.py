@@ -45,6 +45,9 @@ class OperationRef(BaseModel):
     database_id: str
     operation_id: str
     label: str
+    environment_id: str = ""
+    environment_name: str = ""
+    verb: str = ""
 
 
 class Reply(BaseModel):

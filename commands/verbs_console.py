@@ -7,7 +7,6 @@ runs exactly what the approval card showed.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
@@ -19,12 +18,17 @@ from commands.context import Context, Plan, UserError
 from commands.registry import Registry, Verb
 from commands.reply import OperationRef, Reply, Table
 from commands.resolve import Found, Scope, eligible_bindings
+from operations.follow import Backoff, StepEvent, follow
 from permissions.policy import Target
 from permissions.roles import Role
 
 KIND = "graphenedb"
 _NAME = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
-DR_WAIT_SECONDS = 30 * 60
+DR_POLL = Backoff(first=1.0, factor=1.2, cap=10.0)
+
+
+async def _no_progress(event: StepEvent) -> None:
+    """DR reports its own milestones; the clone's steps are not repeated."""
 
 
 class _Options(BaseModel):
@@ -153,6 +157,9 @@ def started_reply(ctx: Context, plan: Plan, title: str, started: Started) -> Rep
                 database_id=database_id,
                 operation_id=started.operation_id,
                 label=plan.summary,
+                environment_id=plan.targets[0].environment_id if plan.targets else "",
+                environment_name=plan.targets[0].environment_name if plan.targets else "",
+                verb=plan.verb,
             )
         )
     if started.database and started.database.id != database_id:
@@ -554,28 +561,6 @@ async def execute_import(ctx: Context, plan: Plan) -> Reply:
     return started_reply(ctx, plan, f"Importing into {plan.params['database_name']}", started)
 
 
-async def wait_for(
-    api: ConsoleClient,
-    database_id: str,
-    operation_id: str,
-    timeout: float = DR_WAIT_SECONDS,
-    interval: float = 1.0,
-) -> Operation:
-    """Poll an operation (following `nextOperationId`) until it finishes or fails."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        op = await api.operation(database_id, operation_id)
-        if op.status == "finished" and op.next_operation_id:
-            operation_id = op.next_operation_id
-            continue
-        if op.done:
-            return op
-        if loop.time() > deadline:
-            raise UserError(f"operation {operation_id} did not finish in {timeout:.0f}s")
-        await asyncio.sleep(interval)
-
-
 async def prepare_dr(ctx: Context, values: dict[str, Any]) -> Plan:
     found = await find(ctx, Role.ADMIN, values["db"], values.get("env"))
     clone_name = values.get("name") or f"{found.database.name}-dr"
@@ -599,9 +584,11 @@ async def execute_dr(ctx: Context, plan: Plan) -> Reply:
         clone = await api.clone(p["database_id"], p["clone_name"], p["environment_id"])
         steps.append(f"clone started ({clone.operation_id})")
         if clone.operation_id:
-            op = await wait_for(api, p["database_id"], clone.operation_id)
-            if op.status != "finished":
-                raise UserError(f"the clone failed: {op.error or 'no reason given'}")
+            outcome = await follow(
+                api, p["database_id"], clone.operation_id, _no_progress, backoff=DR_POLL
+            )
+            if outcome.status != "finished":
+                raise UserError(f"the clone {outcome.status}: {outcome.error or 'no reason given'}")
         if clone.database is None:
             raise UserError("the API did not say which database the clone is")
         steps.append(f"clone {clone.database.name} is ready")

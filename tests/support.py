@@ -27,3 +27,32 @@ def make_config(base_url: str, db_path: Path, admins: tuple[str, ...] = ("U0ADMI
             ),
         ),
     )
+
+
+class RecordingNotifier:
+    """A Notifier that records what it was asked to send; can be told to fail."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, str | None, object]] = []
+        self.updates: list[tuple[str, str, object]] = []
+        self.failures = 0  # fail this many next calls
+        self._ts = 100
+
+    def _maybe_fail(self) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise RuntimeError("slack is having a bad day")
+
+    async def post(self, channel, reply, thread_ts=None):  # type: ignore[no-untyped-def]
+        self._maybe_fail()
+        self.posts.append((channel, thread_ts, reply))
+        self._ts += 1
+        return f"{self._ts}.000100"
+
+    async def update(self, channel, ts, reply):  # type: ignore[no-untyped-def]
+        self._maybe_fail()
+        self.updates.append((channel, ts, reply))
+
+    def texts(self, channel: str | None = None) -> list[str]:
+        """Text of each post (title if any, else text), optionally for one channel."""
+        return [(r.title or r.text) for c, _, r in self.posts if channel in (None, c)]

@@ -1,0 +1,147 @@
+"""operations/ tables: tracked operations and the outbox of messages to deliver.
+
+Every message the tracker wants to send is first written to `outbox` under a
+key that is unique per tracked operation (`step:3`, `final`, `status`,
+`incident`). Writing is `INSERT OR IGNORE`, so a restarted tracker that sees
+the same step again does not queue it twice; delivery marks rows sent after the
+transport accepted them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+migrations = Migrations("operations")
+
+
+@migrations()
+def m001_tracked_and_outbox(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE tracked_operations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            provider TEXT NOT NULL,
+            database_id TEXT NOT NULL,
+            root_operation_id TEXT NOT NULL,
+            operation_id TEXT NOT NULL,
+            label TEXT NOT NULL,
+            verb TEXT NOT NULL DEFAULT '',
+            environment_id TEXT NOT NULL DEFAULT '',
+            environment_name TEXT NOT NULL DEFAULT '',
+            requester TEXT NOT NULL DEFAULT '',
+            channel TEXT NOT NULL,
+            thread_ts TEXT,
+            origin TEXT,
+            state TEXT NOT NULL DEFAULT 'running',
+            steps_reported INTEGER NOT NULL DEFAULT 0,
+            steps_offset INTEGER NOT NULL DEFAULT 0,
+            polls INTEGER NOT NULL DEFAULT 0,
+            errors INTEGER NOT NULL DEFAULT 0,
+            started_at REAL NOT NULL,
+            next_poll_at REAL NOT NULL,
+            finished_at REAL,
+            error TEXT,
+            UNIQUE (provider, root_operation_id)
+        )
+        """
+    )
+    db.execute("CREATE INDEX tracked_due ON tracked_operations (state, next_poll_at)")
+    db.execute(
+        """
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            tracked_id INTEGER,
+            key TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            thread_ts TEXT,
+            action TEXT NOT NULL DEFAULT 'post',
+            reply TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            sent_at REAL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (tracked_id, key)
+        )
+        """
+    )
+    db.execute("CREATE INDEX outbox_pending ON outbox (sent_at, id)")
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    """Create or upgrade the operations tables (idempotent)."""
+    migrations.apply(db)
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One message waiting to be delivered."""
+
+    id: int
+    tracked_id: int | None
+    key: str
+    channel: str
+    thread_ts: str | None
+    action: str
+    reply: dict[str, Any]
+    attempts: int
+
+
+class Outbox:
+    """Queue of messages, idempotent by (tracked operation, key)."""
+
+    def __init__(self, db: sqlite_utils.Database, clock: Callable[[], float] = time.time):
+        self.db = db
+        self._clock = clock
+        migrate(db)
+
+    def put(
+        self,
+        tracked_id: int | None,
+        key: str,
+        channel: str,
+        reply: dict[str, Any],
+        *,
+        thread_ts: str | None = None,
+        action: str = "post",
+    ) -> bool:
+        """Queue a message; False when one with this key was queued before."""
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO outbox (tracked_id, key, channel, thread_ts, action, reply, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [tracked_id, key, channel, thread_ts, action, json.dumps(reply), self._clock()],
+        )
+        return cursor.rowcount > 0
+
+    def pending(self, limit: int = 200) -> list[OutboxRow]:
+        """Unsent messages, oldest first."""
+        rows = self.db.execute(
+            "SELECT id, tracked_id, key, channel, thread_ts, action, reply, attempts FROM outbox "
+            "WHERE sent_at IS NULL ORDER BY id LIMIT ?",
+            [limit],
+        ).fetchall()
+        return [OutboxRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7]) for r in rows]
+
+    def mark_sent(self, ids: list[int]) -> None:
+        """Record that these messages were delivered."""
+        now = self._clock()
+        with self.db.atomic():
+            for row_id in ids:
+                self.db.execute("UPDATE outbox SET sent_at = ? WHERE id = ?", [now, row_id])
+
+    def mark_attempt(self, row_id: int) -> None:
+        """Count a failed delivery attempt (the row stays pending)."""
+        self.db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", [row_id])
+
+    def sent(self, tracked_id: int) -> list[str]:
+        """Keys delivered for one tracked operation, in order (for tests and App Home)."""
+        rows = self.db.execute(
+            "SELECT key FROM outbox WHERE tracked_id = ? AND sent_at IS NOT NULL ORDER BY id",
+            [tracked_id],
+        ).fetchall()
+        return [row[0] for row in rows]

@@ -1,0 +1,383 @@
+"""The tracker: follows every async operation to its end, across restarts.
+
+Each tracked operation is a row in SQLite (provider, database, operation, who
+asked, where, the thread, how many steps were reported). A single loop polls
+the operations that are due, each with its own backoff (fast at first, slower
+later, capped), through the shared provider clients: one token and one
+connection pool per provider however many operations are followed, and at most
+`concurrency` polls at once.
+
+What the tracker has to say goes to the outbox (operations/store.py) under a
+key per operation (`step:<index>`, `final`, `status`, `incident`), so a step is
+queued once even if a restarted bot sees it again. The delivery loop sends the
+outbox through the transport's Notifier in order; when it falls behind (Slack
+rate limits), consecutive step messages of one thread are coalesced into one
+message: late, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from clients.errors import ApiError, NotFound
+from commands.context import Provider
+from commands.reply import OperationRef, Reply
+from operations.follow import Backoff
+from operations.notify import Notifier
+from operations.store import Outbox, OutboxRow, migrate
+from permissions.store import PermissionStore
+
+log = logging.getLogger("graphops.tracker")
+
+# Verbs whose successful end is announced in the incident channel too.
+ANNOUNCED_VERBS = frozenset({"terminate", "switch", "dr", "restore", "import"})
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    """How the tracker polls and delivers."""
+
+    backoff: Backoff = field(default_factory=Backoff)
+    concurrency: int = 16
+    tick_seconds: float = 0.2
+    max_poll_errors: int = 20
+    batch: int = 500
+
+
+def thread_link(channel: str, thread_ts: str | None) -> str:
+    """A link to a Slack thread (or the channel when there is no thread)."""
+    if not thread_ts:
+        return f"<#{channel}>"
+    return f"<https://slack.com/archives/{channel}/p{thread_ts.replace('.', '')}|thread>"
+
+
+def _duration(seconds: float) -> str:
+    whole = max(0, round(seconds))
+    return f"{whole // 60}m{whole % 60:02d}s" if whole >= 60 else f"{whole}s"
+
+
+class Tracker:
+    """Follows operations and reports their progress through a Notifier."""
+
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        providers: Mapping[str, Provider],
+        notifier: Notifier,
+        *,
+        permissions: PermissionStore | None = None,
+        settings: TrackerSettings | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.providers = providers
+        self.notifier = notifier
+        self.permissions = permissions
+        self.settings = settings or TrackerSettings()
+        self._clock = clock
+        self.outbox = Outbox(db, clock)
+        self._semaphore = asyncio.Semaphore(self.settings.concurrency)
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self.polls = 0
+        migrate(db)
+
+    # -- intake -------------------------------------------------------------------
+
+    async def track(
+        self,
+        ref: OperationRef,
+        *,
+        channel: str,
+        thread_ts: str | None,
+        user: str,
+        origin: Reply | None = None,
+    ) -> int:
+        """Start following an operation; returns its tracking id (same id if already tracked)."""
+        now = self._clock()
+        self.db.execute(
+            "INSERT OR IGNORE INTO tracked_operations (provider, database_id, root_operation_id, "
+            "operation_id, label, verb, environment_id, environment_name, requester, channel, "
+            "thread_ts, origin, started_at, next_poll_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                ref.provider,
+                ref.database_id,
+                ref.operation_id,
+                ref.operation_id,
+                ref.label,
+                ref.verb,
+                ref.environment_id,
+                ref.environment_name,
+                user,
+                channel,
+                thread_ts,
+                origin.model_dump_json() if origin else None,
+                now,
+                now + self.settings.backoff.first,
+            ],
+        )
+        row = self.db.execute(
+            "SELECT id FROM tracked_operations WHERE provider = ? AND root_operation_id = ?",
+            [ref.provider, ref.operation_id],
+        ).fetchone()
+        self._wake.set()
+        return int(row[0])
+
+    def announce(
+        self,
+        provider: str,
+        environment_id: str,
+        environment_name: str,
+        reply: Reply,
+        *,
+        tracked_id: int | None = None,
+        key: str = "incident",
+    ) -> bool:
+        """Queue a message for the environment's incident channel, if one is set."""
+        if self.permissions is None:
+            return False
+        channel = self.permissions.incident_channel(provider, environment_id, environment_name)
+        if channel is None:
+            return False
+        queued = self.outbox.put(tracked_id, key, channel, reply.model_dump())
+        self._wake.set()
+        return queued
+
+    # -- polling --------------------------------------------------------------------
+
+    def running(self) -> int:
+        """How many operations are being followed."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM tracked_operations WHERE state = 'running'"
+        ).fetchone()
+        return int(row[0])
+
+    def state(self, tracked_id: int) -> str:
+        """running | finished | failed | lost (or "unknown")."""
+        row = self.db.execute(
+            "SELECT state FROM tracked_operations WHERE id = ?", [tracked_id]
+        ).fetchone()
+        return str(row[0]) if row else "unknown"
+
+    def _due(self) -> list[dict[str, Any]]:
+        cursor = self.db.execute(
+            "SELECT * FROM tracked_operations WHERE state = 'running' AND next_poll_at <= ? "
+            "ORDER BY next_poll_at LIMIT ?",
+            [self._clock(), self.settings.batch],
+        )
+        columns = [c[0] for c in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    async def poll_due(self) -> int:
+        """Poll every operation that is due, at most `concurrency` at a time."""
+        due = self._due()
+        await asyncio.gather(*(self._poll_guarded(row) for row in due))
+        return len(due)
+
+    async def _poll_guarded(self, row: dict[str, Any]) -> None:
+        async with self._semaphore:
+            try:
+                await self._poll(row)
+            except Exception:  # one broken operation must not stop the others
+                log.exception("tracking operation %s failed", row["operation_id"])
+                self._reschedule(row, errors=row["errors"] + 1)
+
+    def _reschedule(self, row: dict[str, Any], *, errors: int | None = None) -> None:
+        polls = row["polls"] + 1
+        delay = self.settings.backoff.first
+        for _ in range(min(polls, 50)):
+            delay = min(self.settings.backoff.cap, delay * self.settings.backoff.factor)
+        self.db.execute(
+            "UPDATE tracked_operations SET polls = ?, errors = ?, next_poll_at = ? WHERE id = ?",
+            [polls, row["errors"] if errors is None else errors, self._clock() + delay, row["id"]],
+        )
+
+    async def _poll(self, row: dict[str, Any]) -> None:
+        provider = self.providers.get(row["provider"])
+        if provider is None:
+            self._finish(row, "lost", f"provider {row['provider']!r} is no longer configured")
+            return
+        self.polls += 1
+        try:
+            op = await provider.client.operation(row["database_id"], row["operation_id"])
+        except NotFound:
+            self._finish(row, "lost", "the API no longer knows this operation")
+            return
+        except ApiError as exc:
+            if row["errors"] + 1 >= self.settings.max_poll_errors:
+                self._finish(row, "lost", exc.describe())
+            else:
+                self._reschedule(row, errors=row["errors"] + 1)
+            return
+        reported, offset = row["steps_reported"], row["steps_offset"]
+        elapsed = self._clock() - row["started_at"]
+        for position, step in enumerate(op.steps):
+            index = offset + position
+            if index == reported and step.status not in (None, "pending"):
+                text = f"{step.name}" + (" (failed)" if step.status == "failed" else "")
+                self.outbox.put(
+                    row["id"],
+                    f"step:{index}",
+                    row["channel"],
+                    Reply(status="info", text=f"{text} · {_duration(elapsed)}").model_dump(),
+                    thread_ts=row["thread_ts"],
+                )
+                reported += 1
+        if op.status == "finished" and op.next_operation_id:
+            offset += len(op.steps)
+            self.db.execute(
+                "UPDATE tracked_operations SET operation_id = ?, steps_offset = ?, "
+                "steps_reported = ?, errors = 0, next_poll_at = ? WHERE id = ?",
+                [op.next_operation_id, offset, max(reported, offset), self._clock(), row["id"]],
+            )
+            return
+        self.db.execute(
+            "UPDATE tracked_operations SET steps_reported = ?, errors = 0 WHERE id = ?",
+            [reported, row["id"]],
+        )
+        if op.status in ("finished", "failed"):
+            self._finish({**row, "steps_reported": reported}, op.status, op.error)
+        else:
+            self._reschedule({**row, "errors": 0})
+
+    def _finish(self, row: dict[str, Any], state: str, error: str | None) -> None:
+        """Record the end and queue the final message, the status line and any announcement."""
+        now = self._clock()
+        elapsed = _duration(now - row["started_at"])
+        ok = state == "finished"
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE tracked_operations SET state = ?, finished_at = ?, error = ? WHERE id = ?",
+                [state, now, error, row["id"]],
+            )
+            title = (
+                f"{row['label']}: finished in {elapsed}"
+                if ok
+                else f"{row['label']}: {'failed' if state == 'failed' else 'lost track'} "
+                f"after {elapsed}"
+            )
+            final = Reply(status="ok" if ok else "error", title=title, text=error or "")
+            self.outbox.put(
+                row["id"], "final", row["channel"], final.model_dump(), thread_ts=row["thread_ts"]
+            )
+            if row["thread_ts"] and row["origin"]:
+                origin = Reply.model_validate_json(row["origin"])
+                origin.status = "ok" if ok else "error"
+                origin.text = ("Finished" if ok else "Failed") + f" in {elapsed}."
+                origin.operations = []
+                self.outbox.put(
+                    row["id"],
+                    "status",
+                    row["channel"],
+                    origin.model_dump(),
+                    thread_ts=row["thread_ts"],
+                    action="update",
+                )
+            if not ok or row["verb"] in ANNOUNCED_VERBS:
+                who = f"<@{row['requester']}>" if row["requester"] else "someone"
+                notice = Reply(
+                    status="ok" if ok else "error",
+                    title=("" if ok else "Failed: ") + title,
+                    text=f"Run by {who} from <#{row['channel']}>: "
+                    f"{thread_link(row['channel'], row['thread_ts'])}"
+                    + (f"\n{error}" if error else ""),
+                )
+                self.announce(
+                    row["provider"],
+                    row["environment_id"],
+                    row["environment_name"],
+                    notice,
+                    tracked_id=row["id"],
+                )
+
+    # -- delivery -------------------------------------------------------------------
+
+    async def deliver(self) -> int:
+        """Send pending messages in order; coalesce a backlog of steps per thread."""
+        sent = 0
+        pending = self.outbox.pending()
+        index = 0
+        while index < len(pending):
+            group = [pending[index]]
+            while index + len(group) < len(pending) and _coalescable(
+                group[0], pending[index + len(group)]
+            ):
+                group.append(pending[index + len(group)])
+            try:
+                await self._send(group)
+            except Exception:
+                log.warning("delivery failed; will retry", exc_info=True)
+                self.outbox.mark_attempt(group[0].id)
+                break  # keep the order: try again from here next time
+            self.outbox.mark_sent([row.id for row in group])
+            sent += len(group)
+            index += len(group)
+        return sent
+
+    async def _send(self, group: list[OutboxRow]) -> None:
+        first = group[0]
+        reply = Reply.model_validate(first.reply)
+        if len(group) > 1:
+            reply.text = "\n".join(Reply.model_validate(row.reply).text for row in group)
+        if first.action == "update" and first.thread_ts:
+            await self.notifier.update(first.channel, first.thread_ts, reply)
+        else:
+            await self.notifier.post(first.channel, reply, first.thread_ts)
+
+    # -- the loop ---------------------------------------------------------------------
+
+    async def run_once(self) -> None:
+        """One pass: poll what is due, then deliver."""
+        await self.poll_due()
+        await self.deliver()
+
+    async def run(self) -> None:
+        """Poll and deliver until cancelled; wakes early when something is tracked."""
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("tracker pass failed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.tick_seconds)
+
+    def start(self) -> None:
+        """Run the loop in the background (picks up unfinished work from the store)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="graphops-tracker")
+
+    async def stop(self) -> None:
+        """Stop the background loop."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def wait_idle(self, timeout: float = 3600.0) -> bool:
+        """Wait until nothing is running and the outbox is empty; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.running() == 0 and not self.outbox.pending(limit=1):
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+
+def _coalescable(first: OutboxRow, other: OutboxRow) -> bool:
+    return (
+        first.key.startswith("step:")
+        and other.key.startswith("step:")
+        and first.action == other.action == "post"
+        and (first.channel, first.thread_ts) == (other.channel, other.thread_ts)
+    )

@@ -1,0 +1,206 @@
+"""The tracker against the simulator's operation state machine, with a recording notifier."""
+
+from __future__ import annotations
+
+import pytest
+
+from commands.context import Invocation
+from operations.follow import Backoff
+from operations.tracker import Tracker, TrackerSettings
+from tests.support import RecordingNotifier
+
+ALWAYS_DUE = TrackerSettings(backoff=Backoff(first=0.0, factor=1.0, cap=0.0))
+
+
+def make_tracker(bot, notifier):  # type: ignore[no-untyped-def]
+    return Tracker(
+        bot.db,
+        bot.services.providers,
+        notifier,
+        permissions=bot.services.permissions,
+        settings=ALWAYS_DUE,
+    )
+
+
+async def start(bot, line, user="U0ALICE", channel="C0DEV"):  # type: ignore[no-untyped-def]
+    reply = await bot.run(Invocation(user=user, channel=channel, text=line))
+    assert reply.operations, reply
+    return reply
+
+
+async def drive(tracker, sim_clock, passes=12, step=0.5):  # type: ignore[no-untyped-def]
+    for _ in range(passes):
+        await tracker.run_once()
+        sim_clock.advance(step)
+
+
+def step_texts(notifier: RecordingNotifier) -> list[str]:
+    lines = []
+    for _, thread, reply in notifier.posts:
+        if thread == "1.0" and not reply.title:
+            lines.extend(line.split(" · ")[0] for line in reply.text.splitlines())
+    return lines
+
+
+async def test_steps_posted_in_order_once_then_final_and_status(bot, sim_clock):
+    notifier = RecordingNotifier()
+    tracker = make_tracker(bot, notifier)
+    reply = await start(bot, "restart sandbox-db")
+    tracked = await tracker.track(
+        reply.operations[0], channel="C0DEV", thread_ts="1.0", user="U0ALICE", origin=reply
+    )
+    assert (
+        await tracker.track(reply.operations[0], channel="C0DEV", thread_ts="1.0", user="U0ALICE")
+        == tracked
+    )  # tracking twice is one tracking
+    await drive(tracker, sim_clock)
+    assert step_texts(notifier) == ["stopping-database", "starting-database", "health-check"]
+    finals = [r for _, t, r in notifier.posts if r.title]
+    assert len(finals) == 1 and "finished" in (finals[0].title or "")
+    assert tracker.state(tracked) == "finished"
+    (update,) = notifier.updates
+    assert update[1] == "1.0" and update[2].text.startswith("Finished")
+    assert tracker.running() == 0
+    # restart is not announced in the incident channel when it succeeds
+    assert notifier.texts("C0INCIDENT") == []
+
+
+async def test_a_restarted_tracker_posts_the_rest_exactly_once(bot, sim_clock):
+    first = RecordingNotifier()
+    tracker = make_tracker(bot, first)
+    reply = await start(bot, "restart sandbox-db")
+    await tracker.track(reply.operations[0], channel="C0DEV", thread_ts="1.0", user="U0ALICE")
+    sim_clock.advance(0.5)
+    await tracker.run_once()  # step 0 reported and delivered
+    sim_clock.advance(1.0)
+    await tracker.poll_due()  # step 1 queued, then the bot "dies" before delivering
+    sim_clock.advance(10)  # the operation finishes while the bot is down
+    second = RecordingNotifier()
+    await make_tracker(bot, second).run_once()
+    assert step_texts(first) == ["stopping-database"]
+    assert step_texts(second) == ["starting-database", "health-check"]
+    assert len([r for _, _, r in second.posts if r.title]) == 1
+    third = RecordingNotifier()
+    await make_tracker(bot, third).run_once()
+    assert third.posts == [] and third.updates == []
+
+
+async def test_clone_chain_is_followed_to_the_end(bot, sim_clock, console_sim):
+    notifier = RecordingNotifier()
+    tracker = make_tracker(bot, notifier)
+    reply = await start(bot, "clone sandbox-db sandbox-copy")
+    await tracker.track(reply.operations[0], channel="C0DEV", thread_ts="1.0", user="U0ALICE")
+    await drive(tracker, sim_clock, passes=20)
+    assert step_texts(notifier) == [
+        "creating-snapshot",
+        "copy-snapshot",
+        "creating-volume",
+        "starting-database",
+    ]
+    assert console_sim.find_database("sandbox-copy").state == "running"
+
+
+async def test_failure_is_reported_and_announced(bot, sim_clock, console_sim):
+    console_sim.fail_next_operation("restart", at_step="starting-database")
+    notifier = RecordingNotifier()
+    tracker = make_tracker(bot, notifier)
+    reply = await start(bot, "restart sandbox-db")
+    tracked = await tracker.track(
+        reply.operations[0], channel="C0DEV", thread_ts="1.0", user="U0ALICE"
+    )
+    await drive(tracker, sim_clock)
+    assert tracker.state(tracked) == "failed"
+    final = next(r for c, t, r in notifier.posts if c == "C0DEV" and r.title)
+    assert final.status == "error" and "simulated failure" in final.text
+    (incident,) = [r for c, _, r in notifier.posts if c == "C0INCIDENT"]
+    assert incident.status == "error" and "archives/C0DEV/p10" in incident.text
+
+
+async def test_executed_terminate_is_announced(bot, sim_clock):
+    notifier = RecordingNotifier()
+    tracker = make_tracker(bot, notifier)
+    card = await bot.run(Invocation("U0ALICE", "C0DEV", "terminate sandbox-db"))
+    reply = await start(bot, card.actions[0].command)
+    await tracker.track(reply.operations[0], channel="C0DEV", thread_ts="1.0", user="U0ALICE")
+    await drive(tracker, sim_clock)
+    (incident,) = [r for c, _, r in notifier.posts if c == "C0INCIDENT"]
+    assert "terminate sandbox-db" in (incident.title or "")
+
+
+async def test_slack_failures_delay_and_coalesce_but_lose_nothing(bot, sim_clock):
+    notifier = RecordingNotifier()
+    notifier.failures = 4
+    tracker = make_tracker(bot, notifier)
+    reply = await start(bot, "restart sandbox-db")
+    await tracker.track(reply.operations[0], channel="C0DEV", thread_ts="1.0", user="U0ALICE")
+    await drive(tracker, sim_clock, passes=12, step=0.6)
+    for _ in range(4):
+        await tracker.run_once()
+    assert step_texts(notifier) == ["stopping-database", "starting-database", "health-check"]
+    assert len([r for _, t, r in notifier.posts if t == "1.0" and not r.title]) < 3  # coalesced
+    assert len([r for _, _, r in notifier.posts if r.title]) == 1
+
+
+async def test_transient_poll_errors_are_retried(bot, sim_clock, console_sim):
+    notifier = RecordingNotifier()
+    tracker = make_tracker(bot, notifier)
+    reply = await start(bot, "restart sandbox-db")
+    tracked = await tracker.track(
+        reply.operations[0], channel="C0DEV", thread_ts="1.0", user="U0ALICE"
+    )
+    console_sim.faults.fail_next("GET", r".*/operations/.*", status=500, times=6)
+    await drive(tracker, sim_clock, passes=16)
+    assert tracker.state(tracked) == "finished"
+
+
+async def test_an_unknown_operation_is_reported_lost(bot):
+    from commands.reply import OperationRef
+
+    notifier = RecordingNotifier()
+    tracker = make_tracker(bot, notifier)
+    db = (await bot.services.providers["console"].client.environments())[0]
+    ref = OperationRef(
+        provider="console",
+        database_id="nope",
+        operation_id="missing",
+        label="restart ghost",
+        environment_id=db.id,
+        environment_name=db.name,
+    )
+    tracked = await tracker.track(ref, channel="C0DEV", thread_ts="1.0", user="U0ALICE")
+    await tracker.run_once()
+    assert tracker.state(tracked) == "lost"
+    assert "lost track" in (notifier.posts[0][2].title or "")
+
+
+@pytest.mark.parametrize("count", [40])
+async def test_many_operations_share_one_token(bot, sim_clock, console_sim, count):
+    notifier = RecordingNotifier()
+    tracker = make_tracker(bot, notifier)
+    development = console_sim.find_environment("development").id
+    for index in range(count):
+        console_sim.add_database(development, f"bulk-{index:03d}")
+    bot.services.resolver.invalidate("console")
+    for index in range(count):
+        reply = await start(bot, f"restart bulk-{index:03d}")
+        await tracker.track(
+            reply.operations[0], channel="C0DEV", thread_ts=f"{index}.0", user="U0ALICE"
+        )
+    await drive(tracker, sim_clock, passes=12)
+    assert tracker.running() == 0
+    assert console_sim.tokens_issued == 1
+
+
+async def test_a_step_seen_again_after_a_lost_update_is_not_posted_twice(bot, sim_clock):
+    notifier = RecordingNotifier()
+    tracker = make_tracker(bot, notifier)
+    reply = await start(bot, "restart sandbox-db")
+    tracked = await tracker.track(
+        reply.operations[0], channel="C0DEV", thread_ts="1.0", user="U0ALICE"
+    )
+    sim_clock.advance(1.5)
+    await tracker.run_once()
+    # As if the bot died after queueing the steps but before recording how many it reported:
+    bot.db.execute("UPDATE tracked_operations SET steps_reported = 0 WHERE id = ?", [tracked])
+    await drive(make_tracker(bot, notifier), sim_clock)
+    assert step_texts(notifier) == ["stopping-database", "starting-database", "health-check"]
