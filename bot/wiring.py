@@ -10,10 +10,12 @@ from typing import Any
 import httpx
 import sqlite_utils
 
-from bot.config import Config, ConsoleProvider, resolve_credentials
+from bot.config import Config, ConsoleProvider, TypeDBProvider, V1Provider, resolve_credentials
 from bot.store import open_database
 from clients.graphenedb import ConsoleClient
+from clients.graphenedb_v1 import V1Client
 from clients.http import CallRecord
+from clients.typedb import TypeDBClient
 from commands.context import FileSource, Invocation, Provider, Services
 from commands.executor import Executor, current_invocation
 from commands.registry import Registry
@@ -77,17 +79,29 @@ def _make_client(
     http: httpx.AsyncClient | None,
     on_call: Callable[[CallRecord], None],
 ) -> Any:
+    common: dict[str, Any] = {"http": http, "timeout": provider.timeout_seconds, "on_call": on_call}
     if isinstance(provider, ConsoleProvider):
         return ConsoleClient(
             provider.name,
             provider.base_url,
             credentials["client_id"],
             credentials["client_secret"],
-            http=http,
-            timeout=provider.timeout_seconds,
-            on_call=on_call,
+            **common,
         )
-    raise NotImplementedError(f"provider kind {provider.kind!r} is not supported yet")
+    if isinstance(provider, V1Provider):
+        return V1Client(provider.name, provider.base_url, credentials["api_key"], **common)
+    assert isinstance(provider, TypeDBProvider)
+    return TypeDBClient(
+        provider.name, provider.base_url, credentials["username"], credentials["password"], **common
+    )
+
+
+def _operation_source(client: Any) -> Any:
+    if isinstance(client, ConsoleClient):
+        return client
+    if isinstance(client, V1Client):
+        return client.as_operation_source()
+    return None
 
 
 def secret_values(config: Config, environ: Mapping[str, str]) -> list[str]:
@@ -137,7 +151,7 @@ def build_bot(
         credentials = resolve_credentials(provider_config, environ)
         client = _make_client(provider_config, credentials, http, record_call)
         providers[provider_config.name] = Provider(
-            provider_config.name, provider_config.kind, client
+            provider_config.name, provider_config.kind, client, _operation_source(client)
         )
         closers.append(client.aclose)
     permissions = PermissionStore(database, admins=frozenset(config.bot.admins))

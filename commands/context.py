@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pydantic import SecretStr
+
 from permissions.approvals import ApprovalStore
 from permissions.audit import AuditLog
 from permissions.policy import Target
@@ -29,15 +31,22 @@ class Invocation:
     text: str
     user_groups: frozenset[str] = frozenset()
     transport: str = "shell"
+    # A secret collected privately by the transport (see Reply.secret_prompt); never logged.
+    secret: SecretStr | None = None
 
 
 @dataclass(frozen=True)
 class Provider:
-    """A configured provider: its name, kind and client."""
+    """A configured provider: its name, kind and client.
+
+    `operations` is what reads one async operation (`operation(database_id,
+    operation_id)`), or None for a kind without async operations.
+    """
 
     name: str
     kind: str
     client: Any
+    operations: Any = None
 
 
 class FileSource(Protocol):

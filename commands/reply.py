@@ -50,6 +50,25 @@ class OperationRef(BaseModel):
     verb: str = ""
 
 
+class SecretPrompt(BaseModel):
+    """Ask the requester for a secret privately (Slack modal, or no-echo prompt in the shell).
+
+    The transport collects the value and runs `command` again with the secret
+    attached to the Invocation; the secret is never part of any text.
+    """
+
+    label: str
+    command: str
+
+
+class Attachment(BaseModel):
+    """Long text sent as a file (Slack snippet) instead of flooding the channel."""
+
+    filename: str
+    content: str
+    title: str = ""
+
+
 class Reply(BaseModel):
     """What a command answers."""
 
@@ -62,6 +81,8 @@ class Reply(BaseModel):
     visibility: Visibility = "channel"
     # Shown only to the requester (ephemeral / DM), never to the channel or the audit log.
     private_text: str | None = None
+    secret_prompt: SecretPrompt | None = None
+    attachment: Attachment | None = None
     operations: list[OperationRef] = Field(default_factory=list)
 
     @property

@@ -13,16 +13,25 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from clients.errors import ApiError
-from clients.graphenedb import ConsoleClient, Database, Operation, Started
+from clients.graphenedb import ConsoleClient, Database, Operation
 from commands.context import Context, Plan, UserError
 from commands.registry import Registry, Verb
-from commands.reply import OperationRef, Reply, Table
-from commands.resolve import Found, Scope, eligible_bindings
+from commands.reply import Reply, Table
+from commands.resolve import Found, eligible_bindings
+from commands.targets import (
+    CONSOLE,
+    client_of,
+    db_plan,
+    find,
+    providers_of,
+    scopes,
+    single_scope,
+    started_reply,
+    target_of,
+)
 from operations.follow import Backoff, StepEvent, follow
-from permissions.policy import Target
 from permissions.roles import Role
 
-KIND = "graphenedb"
 _NAME = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
 DR_POLL = Backoff(first=1.0, factor=1.2, cap=10.0)
 
@@ -81,96 +90,10 @@ def _check_name(name: str) -> str:
 # -- helpers ---------------------------------------------------------------
 
 
-def _providers(ctx: Context) -> list[Any]:
-    return [p for p in ctx.services.providers.values() if p.kind == KIND]
-
-
-async def scopes(ctx: Context, role: Role, env: str | None = None) -> list[Scope]:
-    """Environments of Console providers where this channel holds at least `role`."""
-    policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
-    providers = _providers(ctx)
-    bindings = eligible_bindings(policy, role, providers)
-    found = await ctx.services.resolver.scopes(bindings, providers, env)
-    if env is not None and not found:
-        where = ", ".join(sorted({b.environment for b in bindings})) or "none"
-        raise UserError(
-            f"environment {env!r} is not one this channel may use for that "
-            f"(its environments: {where})"
-        )
-    return found
-
-
-def target_of(scope: Scope) -> Target:
-    """The permission target for an environment."""
-    env = scope.environment
-    return Target(scope.provider.name, env.id, env.name, bool(env.production))
-
-
-async def find(ctx: Context, role: Role, name: str, env: str | None = None) -> Found:
-    """The database `name` in an environment where the channel holds `role`."""
-    return await ctx.services.resolver.find_database(await scopes(ctx, role, env), name)
-
-
-async def single_scope(ctx: Context, role: Role, env: str | None) -> Scope:
-    """The one environment a command means: `env=`, or the only one the channel may use."""
-    found = await scopes(ctx, role, env)
-    if len(found) == 1:
-        return found[0]
-    names = ", ".join(s.environment.name for s in found)
-    raise UserError(f"say which environment with env= (this channel may use: {names})")
-
-
 def client(ctx: Context, provider: str) -> ConsoleClient:
     """The Console client of a provider."""
-    value = ctx.provider(provider).client
-    assert isinstance(value, ConsoleClient)
+    value: ConsoleClient = client_of(ctx, provider, ConsoleClient)
     return value
-
-
-def db_plan(verb: str, found: Found, summary: str, **params: Any) -> Plan:
-    """A plan acting on one found database."""
-    return Plan(
-        verb=verb,
-        provider=found.scope.provider.name,
-        targets=[target_of(found.scope)],
-        params={
-            "database_id": found.database.id,
-            "database_name": found.database.name,
-            "environment_id": found.scope.environment.id,
-            **params,
-        },
-        summary=summary,
-    )
-
-
-def started_reply(ctx: Context, plan: Plan, title: str, started: Started) -> Reply:
-    """The answer to a command that started an async operation."""
-    ctx.services.resolver.invalidate(plan.provider)
-    database_id = plan.params["database_id"]
-    fields = [("Database", plan.params["database_name"])]
-    operations = []
-    if started.operation_id:
-        fields.append(("Operation", started.operation_id))
-        operations.append(
-            OperationRef(
-                provider=plan.provider,
-                database_id=database_id,
-                operation_id=started.operation_id,
-                label=plan.summary,
-                environment_id=plan.targets[0].environment_id if plan.targets else "",
-                environment_name=plan.targets[0].environment_name if plan.targets else "",
-                verb=plan.verb,
-            )
-        )
-    if started.database and started.database.id != database_id:
-        fields.append(("New database", f"{started.database.name} ({started.database.id})"))
-    return Reply(
-        status="ok",
-        title=title,
-        text="Started; progress follows in the thread." if operations else "Done.",
-        fields=fields,
-        operations=operations,
-    )
 
 
 def _flags(db: Database) -> str:
@@ -201,7 +124,7 @@ async def execute_envs(ctx: Context, plan: Plan) -> Reply:
     from permissions.policy import effective_binding, is_protected
 
     table = Table(columns=["Environment", "Provider", "Type", "This channel", "Protected"])
-    for scope in await scopes(ctx, Role.VIEWER):
+    for scope in await scopes(ctx, CONSOLE, Role.VIEWER):
         target = target_of(scope)
         binding = effective_binding(policy, target)
         table.rows.append(
@@ -218,7 +141,7 @@ async def execute_envs(ctx: Context, plan: Plan) -> Reply:
 
 async def execute_list(ctx: Context, plan: Plan) -> Reply:
     table = Table(columns=["Database", "Environment", "State", "Plan", "Version", "Flags"])
-    for scope in await scopes(ctx, Role.VIEWER, plan.params.get("env")):
+    for scope in await scopes(ctx, CONSOLE, Role.VIEWER, plan.params.get("env")):
         for db in await ctx.services.resolver.databases(scope.provider, scope.environment.id):
             table.rows.append(
                 [
@@ -236,7 +159,7 @@ async def execute_list(ctx: Context, plan: Plan) -> Reply:
 
 
 async def prepare_show(ctx: Context, values: dict[str, Any]) -> Plan:
-    found = await find(ctx, Role.VIEWER, values["db"], values.get("env"))
+    found = await find(ctx, CONSOLE, Role.VIEWER, values["db"], values.get("env"))
     return db_plan("show", found, f"show {found.database.name}")
 
 
@@ -266,7 +189,7 @@ async def execute_show(ctx: Context, plan: Plan) -> Reply:
 def _catalog_executor(method: str, title: str, columns: list[str]) -> Any:
     async def execute(ctx: Context, plan: Plan) -> Reply:
         policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
-        providers = _providers(ctx)
+        providers = providers_of(ctx, CONSOLE)
         wanted = plan.params.get("provider")
         names = {b.provider for b in eligible_bindings(policy, Role.VIEWER, providers)}
         if wanted:
@@ -284,7 +207,7 @@ def _catalog_executor(method: str, title: str, columns: list[str]) -> Any:
 
 
 async def prepare_db_read(ctx: Context, values: dict[str, Any]) -> Plan:
-    found = await find(ctx, Role.VIEWER, values["db"], values.get("env"))
+    found = await find(ctx, CONSOLE, Role.VIEWER, values["db"], values.get("env"))
     return db_plan("read", found, f"look at {found.database.name}", **values)
 
 
@@ -325,7 +248,7 @@ def _steps_text(op: Operation) -> str:
 
 def _simple(verb: str, method: str, title: str) -> tuple[Any, Any]:
     async def prepare(ctx: Context, values: dict[str, Any]) -> Plan:
-        found = await find(ctx, Role.OPERATOR, values["db"], values.get("env"))
+        found = await find(ctx, CONSOLE, Role.OPERATOR, values["db"], values.get("env"))
         extra = {"reset": values["reset"]} if "reset" in values else {}
         return db_plan(verb, found, f"{verb} {found.database.name} in {found.scope.label}", **extra)
 
@@ -343,7 +266,7 @@ def _simple(verb: str, method: str, title: str) -> tuple[Any, Any]:
 
 async def prepare_create(ctx: Context, values: dict[str, Any]) -> Plan:
     name = _check_name(values["name"])
-    scope = await single_scope(ctx, Role.OPERATOR, values.get("env"))
+    scope = await single_scope(ctx, CONSOLE, Role.OPERATOR, values.get("env"))
     extras = [e.strip() for e in values.get("extras", "").split(",") if e.strip()]
     return Plan(
         verb="create",
@@ -379,9 +302,11 @@ async def execute_create(ctx: Context, plan: Plan) -> Reply:
 
 async def prepare_clone(ctx: Context, values: dict[str, Any]) -> Plan:
     new_name = _check_name(values["new_name"])
-    source = await find(ctx, Role.OPERATOR, values["db"], values.get("source_env"))
+    source = await find(ctx, CONSOLE, Role.OPERATOR, values["db"], values.get("source_env"))
     dest = (
-        await single_scope(ctx, Role.OPERATOR, values["env"]) if values.get("env") else source.scope
+        await single_scope(ctx, CONSOLE, Role.OPERATOR, values["env"])
+        if values.get("env")
+        else source.scope
     )
     if dest.provider.name != source.scope.provider.name:
         raise UserError("a clone stays within one provider; pick an environment of the same one")
@@ -416,10 +341,10 @@ async def _find_snapshot(
     if len(snapshot) < 6:
         raise UserError("give at least the first 6 characters of the snapshot id")
     if source:
-        candidates = [await find(ctx, Role.VIEWER, source, env)]
+        candidates = [await find(ctx, CONSOLE, Role.VIEWER, source, env)]
     else:
         candidates = []
-        for scope in await scopes(ctx, Role.VIEWER, env):
+        for scope in await scopes(ctx, CONSOLE, Role.VIEWER, env):
             for db in await ctx.services.resolver.databases(scope.provider, scope.environment.id):
                 candidates.append(Found(scope, db))
     matches = []
@@ -439,7 +364,7 @@ async def prepare_restore(ctx: Context, values: dict[str, Any]) -> Plan:
     origin, snap = await _find_snapshot(ctx, values["snapshot"], values.get("source"), None)
     snapshot_env = snap.environment_id or origin.scope.environment.id
     if values.get("db"):
-        target = await find(ctx, Role.ADMIN, values["db"], values.get("env"))
+        target = await find(ctx, CONSOLE, Role.ADMIN, values["db"], values.get("env"))
         plan = db_plan(
             "restore",
             target,
@@ -455,7 +380,9 @@ async def prepare_restore(ctx: Context, values: dict[str, Any]) -> Plan:
         return plan
     new_name = _check_name(values["new_name"])
     dest = (
-        await single_scope(ctx, Role.OPERATOR, values["env"]) if values.get("env") else origin.scope
+        await single_scope(ctx, CONSOLE, Role.OPERATOR, values["env"])
+        if values.get("env")
+        else origin.scope
     )
     return Plan(
         verb="restore",
@@ -493,7 +420,7 @@ async def execute_restore(ctx: Context, plan: Plan) -> Reply:
 
 
 async def prepare_terminate(ctx: Context, values: dict[str, Any]) -> Plan:
-    found = await find(ctx, Role.ADMIN, values["db"], values.get("env"))
+    found = await find(ctx, CONSOLE, Role.ADMIN, values["db"], values.get("env"))
     plan = db_plan("terminate", found, f"terminate {found.database.name} in {found.scope.label}")
     plan.destructive = True
     plan.confirm_name = found.database.name
@@ -507,8 +434,8 @@ async def execute_terminate(ctx: Context, plan: Plan) -> Reply:
 
 
 async def prepare_switch(ctx: Context, values: dict[str, Any]) -> Plan:
-    source = await find(ctx, Role.ADMIN, values["db"], values.get("env"))
-    target = await find(ctx, Role.ADMIN, values["target_db"], values.get("target_env"))
+    source = await find(ctx, CONSOLE, Role.ADMIN, values["db"], values.get("env"))
+    target = await find(ctx, CONSOLE, Role.ADMIN, values["target_db"], values.get("target_env"))
     if source.scope.provider.name != target.scope.provider.name:
         raise UserError("both databases must belong to the same provider")
     if source.database.id == target.database.id:
@@ -537,7 +464,7 @@ async def execute_switch(ctx: Context, plan: Plan) -> Reply:
 
 
 async def prepare_import(ctx: Context, values: dict[str, Any]) -> Plan:
-    found = await find(ctx, Role.OPERATOR, values["db"], values.get("env"))
+    found = await find(ctx, CONSOLE, Role.OPERATOR, values["db"], values.get("env"))
     if ctx.services.open_file is None:
         raise UserError("this transport cannot read files for import")
     ctx.services.open_file(ctx.invocation, values["file"])  # fail now if unreadable
@@ -562,7 +489,7 @@ async def execute_import(ctx: Context, plan: Plan) -> Reply:
 
 
 async def prepare_dr(ctx: Context, values: dict[str, Any]) -> Plan:
-    found = await find(ctx, Role.ADMIN, values["db"], values.get("env"))
+    found = await find(ctx, CONSOLE, Role.ADMIN, values["db"], values.get("env"))
     clone_name = values.get("name") or f"{found.database.name}-dr"
     _check_name(clone_name)
     plan = db_plan(
@@ -629,7 +556,7 @@ class ImportOptions(EnvOption):
 
 def register(registry: Registry) -> None:
     """Add the Console verbs to `registry`."""
-    kinds = frozenset({KIND})
+    kinds = CONSOLE
 
     def add(**kwargs: Any) -> None:
         registry.add(Verb(kinds=kinds, **kwargs))

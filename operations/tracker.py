@@ -203,12 +203,12 @@ class Tracker:
 
     async def _poll(self, row: dict[str, Any]) -> None:
         provider = self.providers.get(row["provider"])
-        if provider is None:
-            self._finish(row, "lost", f"provider {row['provider']!r} is no longer configured")
+        if provider is None or provider.operations is None:
+            self._finish(row, "lost", f"provider {row['provider']!r} has no such operations")
             return
         self.polls += 1
         try:
-            op = await provider.client.operation(row["database_id"], row["operation_id"])
+            op = await provider.operations.operation(row["database_id"], row["operation_id"])
         except NotFound:
             self._finish(row, "lost", "the API no longer knows this operation")
             return
