@@ -24,6 +24,7 @@ from commands.resolve import Resolver
 from commands.verbs_access import build_registry
 from operations.follow import Backoff
 from operations.notify import Notifier
+from operations.store import OperationHistory
 from operations.tracker import Tracker, TrackerSettings
 from permissions.approvals import ApprovalStore
 from permissions.audit import AuditLog
@@ -166,6 +167,7 @@ def build_bot(
         slash_command=config.bot.slash_command,
         approval_ttl_seconds=config.bot.approval_ttl_minutes * 60,
         open_file=open_file,
+        history=OperationHistory(database),
     )
     registry, executor = build_registry(services)
     return Bot(config, database, services, registry, executor, redact, closers, listeners)

@@ -22,6 +22,10 @@ class UserError(Exception):
     """A problem the requester can fix (unknown name, ambiguity, bad value); no trace shown."""
 
 
+class RoleTooLow(UserError):
+    """The target exists, but where the channel's role is too low for the command."""
+
+
 @dataclass(frozen=True)
 class Invocation:
     """One command as a transport delivers it."""
@@ -69,6 +73,7 @@ class Services:
     slash_command: str = "/gdb"
     approval_ttl_seconds: int = 900
     open_file: FileSource | None = None
+    history: Any = None  # operations.store.OperationHistory: what the tracker followed
 
 
 @dataclass

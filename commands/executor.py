@@ -20,7 +20,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from clients.errors import ApiError
-from commands.context import Context, Invocation, Plan, Services, UserError
+from commands.context import Context, Invocation, Plan, RoleTooLow, Services, UserError
 from commands.grammar import GrammarError, parse
 from commands.registry import Registry, UsageError, Verb
 from commands.reply import Action, Reply, denied, error
@@ -55,6 +55,8 @@ class Executor:
         token = current_invocation.set(invocation)
         try:
             return await self._run(invocation)
+        except RoleTooLow as exc:
+            return self._deny(Context(invocation, self.services), "", str(exc))
         except UserError as exc:
             return error(str(exc), title="Cannot do that")
         except ApiError as exc:
@@ -156,6 +158,18 @@ class Executor:
         mine = [b for b in policy.bindings if b.provider in names]
         assert verb.role is not None
         if not mine:
+            other = sorted(
+                {
+                    f"{b.provider} ({self.services.providers[b.provider].kind})"
+                    for b in policy.bindings
+                    if b.provider in self.services.providers
+                }
+            )
+            if other:
+                return (
+                    f"`{verb.name}` works on {', '.join(sorted(verb.kinds))} providers; "
+                    f"{channel} is bound only to {', '.join(other)}"
+                )
             return (
                 f"{channel} is not bound to any environment where `{verb.name}` works; "
                 "a bot admin can grant one with `grant`"

@@ -19,6 +19,10 @@ from permissions.model import Binding, ChannelPolicy, environment_matches
 from permissions.roles import Role
 
 
+class NameNotFound(UserError):
+    """No database with that name in the environments searched."""
+
+
 @dataclass(frozen=True)
 class Scope:
     """One environment of one provider that a command may look in."""
@@ -28,6 +32,8 @@ class Scope:
 
     @property
     def label(self) -> str:
+        if self.environment.name == self.provider.name:  # one-environment providers (v1, TypeDB)
+            return self.provider.name
         return f"{self.environment.name}/{self.provider.name}"
 
 
@@ -118,7 +124,7 @@ class Resolver:
             return matches[0]
         where = ", ".join(scope.label for scope in scopes) or "no environment"
         if not matches:
-            raise UserError(f"no database called {name!r} in the environments searched: {where}")
+            raise NameNotFound(f"no database called {name!r} in the environments searched: {where}")
         places = ", ".join(m.scope.label for m in matches)
         raise UserError(
             f"{name!r} is ambiguous: it exists in {places}. "

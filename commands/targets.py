@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from commands.context import Context, Plan, Provider, UserError
+from commands.context import Context, Plan, Provider, RoleTooLow, UserError
 from commands.reply import OperationRef, Reply
-from commands.resolve import Found, Scope, eligible_bindings
-from permissions.policy import Target
+from commands.resolve import Found, NameNotFound, Scope, eligible_bindings
+from permissions.policy import Target, effective_binding
 from permissions.roles import Role
 
 CONSOLE = frozenset({"graphenedb"})
@@ -52,8 +52,53 @@ def target_of(scope: Scope) -> Target:
 async def find(
     ctx: Context, kinds: frozenset[str], role: Role, name: str, env: str | None = None
 ) -> Found:
-    """The database `name` in an environment of these kinds where the channel holds `role`."""
-    return await ctx.services.resolver.find_database(await scopes(ctx, kinds, role, env), name)
+    """The database `name` in an environment of these kinds where the channel holds `role`.
+
+    When the name is not there but is a database of another kind of provider,
+    the error says that this command does not work on that kind.
+    """
+    resolver = ctx.services.resolver
+    try:
+        return await resolver.find_database(await scopes(ctx, kinds, role, env), name)
+    except NameNotFound:
+        if role > Role.VIEWER:
+            await _refuse_if_visible(ctx, kinds, role, name, env)
+        other = frozenset(p.kind for p in ctx.services.providers.values()) - kinds
+        try:
+            elsewhere = (
+                await resolver.find_database(await scopes(ctx, other, Role.VIEWER), name)
+                if other
+                else None
+            )
+        except UserError:
+            elsewhere = None
+        if elsewhere is not None:
+            provider = elsewhere.scope.provider
+            works_on = ", ".join(sorted(kinds))
+            raise UserError(
+                f"{name!r} is a database of provider {provider.name} (kind {provider.kind}); "
+                f"this command does not work on {provider.kind} providers, only on {works_on}"
+            ) from None
+        raise
+
+
+async def _refuse_if_visible(
+    ctx: Context, kinds: frozenset[str], role: Role, name: str, env: str | None
+) -> None:
+    """RoleTooLow when `name` is in an environment the channel may only look at."""
+    try:
+        seen = await ctx.services.resolver.find_database(
+            await scopes(ctx, kinds, Role.VIEWER, env), name
+        )
+    except UserError:
+        return
+    policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
+    binding = effective_binding(policy, target_of(seen.scope))
+    held = binding.role.label if binding else "no role"
+    raise RoleTooLow(
+        f"{name} is in {seen.scope.label}, where <#{ctx.invocation.channel}> is {held}; "
+        f"that command needs {role.label}"
+    )
 
 
 async def single_scope(ctx: Context, kinds: frozenset[str], role: Role, env: str | None) -> Scope:

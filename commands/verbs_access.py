@@ -358,10 +358,11 @@ def register(registry: Registry, executor: Executor) -> None:
 
 def build_registry(services: Any) -> tuple[Registry, Executor]:
     """The full registry of verbs and an executor over `services`."""
-    from commands import verbs_console
+    from commands import verbs_console, verbs_v1
 
     registry = Registry()
     executor = Executor(registry, services)
     register(registry, executor)
     verbs_console.register(registry)
+    verbs_v1.register(registry)
     return registry, executor

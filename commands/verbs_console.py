@@ -14,12 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from clients.errors import ApiError
 from clients.graphenedb import ConsoleClient, Database, Operation
+from commands import verbs_v1
 from commands.context import Context, Plan, UserError
 from commands.registry import Registry, Verb
 from commands.reply import Reply, Table
 from commands.resolve import Found, eligible_bindings
 from commands.targets import (
     CONSOLE,
+    GRAPHENEDB,
+    TYPEDB,
+    V1,
     client_of,
     db_plan,
     find,
@@ -58,6 +62,7 @@ class CreateOptions(_Options):
     edition: str = "community"
     extras: str = ""
     env: str | None = None
+    region: str | None = Field(default=None, description="v1 only: AWS region")
 
 
 class RestartOptions(EnvOption):
@@ -124,14 +129,15 @@ async def execute_envs(ctx: Context, plan: Plan) -> Reply:
     from permissions.policy import effective_binding, is_protected
 
     table = Table(columns=["Environment", "Provider", "Type", "This channel", "Protected"])
-    for scope in await scopes(ctx, CONSOLE, Role.VIEWER):
+    every_kind = frozenset(p.kind for p in ctx.services.providers.values())
+    for scope in await scopes(ctx, every_kind, Role.VIEWER):
         target = target_of(scope)
         binding = effective_binding(policy, target)
         table.rows.append(
             [
                 scope.environment.name,
                 scope.provider.name,
-                scope.environment.type or "?",
+                scope.environment.type or scope.provider.kind,
                 binding.role.label if binding else "-",
                 "yes" if is_protected(policy, target) else "no",
             ]
@@ -141,7 +147,7 @@ async def execute_envs(ctx: Context, plan: Plan) -> Reply:
 
 async def execute_list(ctx: Context, plan: Plan) -> Reply:
     table = Table(columns=["Database", "Environment", "State", "Plan", "Version", "Flags"])
-    for scope in await scopes(ctx, CONSOLE, Role.VIEWER, plan.params.get("env")):
+    for scope in await scopes(ctx, GRAPHENEDB, Role.VIEWER, plan.params.get("env")):
         for db in await ctx.services.resolver.databases(scope.provider, scope.environment.id):
             table.rows.append(
                 [
@@ -159,11 +165,13 @@ async def execute_list(ctx: Context, plan: Plan) -> Reply:
 
 
 async def prepare_show(ctx: Context, values: dict[str, Any]) -> Plan:
-    found = await find(ctx, CONSOLE, Role.VIEWER, values["db"], values.get("env"))
+    found = await find(ctx, GRAPHENEDB, Role.VIEWER, values["db"], values.get("env"))
     return db_plan("show", found, f"show {found.database.name}")
 
 
 async def execute_show(ctx: Context, plan: Plan) -> Reply:
+    if plan.params["kind"] in V1:
+        return await verbs_v1.v1_show(ctx, plan)
     api = client(ctx, plan.provider)
     db = await api.database(plan.params["database_id"])
     status = db.status
@@ -189,7 +197,7 @@ async def execute_show(ctx: Context, plan: Plan) -> Reply:
 def _catalog_executor(method: str, title: str, columns: list[str]) -> Any:
     async def execute(ctx: Context, plan: Plan) -> Reply:
         policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
-        providers = providers_of(ctx, CONSOLE)
+        providers = providers_of(ctx, GRAPHENEDB)
         wanted = plan.params.get("provider")
         names = {b.provider for b in eligible_bindings(policy, Role.VIEWER, providers)}
         if wanted:
@@ -198,6 +206,9 @@ def _catalog_executor(method: str, title: str, columns: list[str]) -> Any:
             names = {wanted}
         table = Table(columns=["Provider", *columns])
         for name in sorted(names):
+            if ctx.provider(name).kind in V1:
+                table.rows.extend(await verbs_v1.v1_catalog(ctx, name, method))
+                continue
             for item in await getattr(client(ctx, name), method)():
                 data = item.model_dump()
                 table.rows.append([name, *(str(data.get(c.lower(), "")) for c in columns)])
@@ -222,7 +233,14 @@ async def execute_snapshots(ctx: Context, plan: Plan) -> Reply:
     return Reply(title=f"Snapshots of {plan.params['database_name']}", tables=[table])
 
 
+async def prepare_ops(ctx: Context, values: dict[str, Any]) -> Plan:
+    found = await find(ctx, GRAPHENEDB, Role.VIEWER, values["db"], values.get("env"))
+    return db_plan("ops", found, f"operations of {found.database.name}", limit=values["limit"])
+
+
 async def execute_ops(ctx: Context, plan: Plan) -> Reply:
+    if plan.params["kind"] in V1:
+        return await verbs_v1.v1_ops(ctx, plan)
     ops = await client(ctx, plan.provider).operations(plan.params["database_id"])
     limit = int(plan.params.get("limit") or 10)
     table = Table(columns=["Operation", "Type", "Status", "Steps", "Started"])
@@ -246,14 +264,16 @@ def _steps_text(op: Operation) -> str:
 # -- simple mutating verbs ----------------------------------------------------------
 
 
-def _simple(verb: str, method: str, title: str) -> tuple[Any, Any]:
+def _simple(verb: str, method: str, title: str, kinds: frozenset[str] = CONSOLE) -> tuple[Any, Any]:
     async def prepare(ctx: Context, values: dict[str, Any]) -> Plan:
-        found = await find(ctx, CONSOLE, Role.OPERATOR, values["db"], values.get("env"))
+        found = await find(ctx, kinds, Role.OPERATOR, values["db"], values.get("env"))
         extra = {"reset": values["reset"]} if "reset" in values else {}
+        if found.scope.provider.kind in V1:
+            extra = {}  # v1 restarts have no reset flag
         return db_plan(verb, found, f"{verb} {found.database.name} in {found.scope.label}", **extra)
 
     async def execute(ctx: Context, plan: Plan) -> Reply:
-        api = client(ctx, plan.provider)
+        api = ctx.provider(plan.provider).client
         call = getattr(api, method)
         if "reset" in plan.params:
             started = await call(plan.params["database_id"], reset=plan.params["reset"])
@@ -266,8 +286,9 @@ def _simple(verb: str, method: str, title: str) -> tuple[Any, Any]:
 
 async def prepare_create(ctx: Context, values: dict[str, Any]) -> Plan:
     name = _check_name(values["name"])
-    scope = await single_scope(ctx, CONSOLE, Role.OPERATOR, values.get("env"))
+    scope = await single_scope(ctx, GRAPHENEDB, Role.OPERATOR, values.get("env"))
     extras = [e.strip() for e in values.get("extras", "").split(",") if e.strip()]
+    kind_params = verbs_v1.v1_create_params(values) if scope.provider.kind in V1 else {}
     return Plan(
         verb="create",
         provider=scope.provider.name,
@@ -280,12 +301,16 @@ async def prepare_create(ctx: Context, values: dict[str, Any]) -> Plan:
             "version": values["version"],
             "edition": values["edition"],
             "extras": extras,
+            "kind": scope.provider.kind,
+            **kind_params,
         },
         summary=f"create {name} in {scope.label}",
     )
 
 
 async def execute_create(ctx: Context, plan: Plan) -> Reply:
+    if plan.params["kind"] in V1:
+        return await verbs_v1.v1_create(ctx, plan)
     p = plan.params
     started = await client(ctx, plan.provider).create_database(
         p["environment_id"],
@@ -420,7 +445,7 @@ async def execute_restore(ctx: Context, plan: Plan) -> Reply:
 
 
 async def prepare_terminate(ctx: Context, values: dict[str, Any]) -> Plan:
-    found = await find(ctx, CONSOLE, Role.ADMIN, values["db"], values.get("env"))
+    found = await find(ctx, GRAPHENEDB, Role.ADMIN, values["db"], values.get("env"))
     plan = db_plan("terminate", found, f"terminate {found.database.name} in {found.scope.label}")
     plan.destructive = True
     plan.confirm_name = found.database.name
@@ -429,7 +454,9 @@ async def prepare_terminate(ctx: Context, values: dict[str, Any]) -> Plan:
 
 
 async def execute_terminate(ctx: Context, plan: Plan) -> Reply:
-    started = await client(ctx, plan.provider).terminate(plan.params["database_id"])
+    api = ctx.provider(plan.provider).client
+    terminate = api.delete_database if plan.params["kind"] in V1 else api.terminate
+    started = await terminate(plan.params["database_id"])
     return started_reply(ctx, plan, f"Terminating {plan.params['database_name']}", started)
 
 
@@ -464,7 +491,17 @@ async def execute_switch(ctx: Context, plan: Plan) -> Reply:
 
 
 async def prepare_import(ctx: Context, values: dict[str, Any]) -> Plan:
-    found = await find(ctx, CONSOLE, Role.OPERATOR, values["db"], values.get("env"))
+    found = await find(ctx, GRAPHENEDB, Role.OPERATOR, values["db"], values.get("env"))
+    if found.scope.provider.kind in V1:
+        url = verbs_v1.v1_import_url(values["file"])
+        plan = db_plan(
+            "import",
+            found,
+            f"import {url} into {found.database.name} in {found.scope.label}, replacing its data",
+            file=url,
+        )
+        plan.destructive = True
+        return plan
     if ctx.services.open_file is None:
         raise UserError("this transport cannot read files for import")
     ctx.services.open_file(ctx.invocation, values["file"])  # fail now if unreadable
@@ -480,6 +517,8 @@ async def prepare_import(ctx: Context, values: dict[str, Any]) -> Plan:
 
 
 async def execute_import(ctx: Context, plan: Plan) -> Reply:
+    if plan.params["kind"] in V1:
+        return await verbs_v1.v1_import(ctx, plan)
     assert ctx.services.open_file is not None
     filename, chunks = ctx.services.open_file(ctx.invocation, plan.params["file"])
     started = await client(ctx, plan.provider).import_archive(
@@ -555,13 +594,13 @@ class ImportOptions(EnvOption):
 
 
 def register(registry: Registry) -> None:
-    """Add the Console verbs to `registry`."""
-    kinds = CONSOLE
+    """Add the GrapheneDB verbs (Console, and those v1 shares) to `registry`."""
 
-    def add(**kwargs: Any) -> None:
+    def add(kinds: frozenset[str] = CONSOLE, **kwargs: Any) -> None:
         registry.add(Verb(kinds=kinds, **kwargs))
 
     add(
+        kinds=GRAPHENEDB | TYPEDB,
         name="envs",
         summary="List the environments this channel may use, with its role",
         pattern="",
@@ -572,6 +611,7 @@ def register(registry: Registry) -> None:
         aliases=("environments",),
     )
     add(
+        kinds=GRAPHENEDB,
         name="list",
         summary="List databases, in one environment or all this channel may see",
         pattern="[<env>]",
@@ -582,6 +622,7 @@ def register(registry: Registry) -> None:
         aliases=("ls",),
     )
     add(
+        kinds=GRAPHENEDB,
         name="show",
         summary="Show a database: state, flags, plan, version, domain",
         pattern="<db>",
@@ -598,6 +639,7 @@ def register(registry: Registry) -> None:
         ("regions", ["Id", "Label"]),
     ):
         add(
+            kinds=GRAPHENEDB,
             name=name,
             summary=f"List the {name} the provider offers",
             pattern="",
@@ -609,6 +651,7 @@ def register(registry: Registry) -> None:
             group="Catalogs",
         )
     add(
+        kinds=GRAPHENEDB,
         name="create",
         summary="Create a database in an environment",
         pattern="<name>",
@@ -634,8 +677,9 @@ def register(registry: Registry) -> None:
             execute=execute,
             aliases=("start",) if verb == "resume" else (),
         )
-    prepare, execute = _simple("restart", "restart", "Restarting")
+    prepare, execute = _simple("restart", "restart", "Restarting", GRAPHENEDB)
     add(
+        kinds=GRAPHENEDB,
         name="restart",
         summary="Restart a database (reset=false keeps connections draining)",
         pattern="<db>",
@@ -691,6 +735,7 @@ def register(registry: Registry) -> None:
         group="Snapshots",
     )
     add(
+        kinds=GRAPHENEDB,
         name="terminate",
         summary="Delete a database for good (approval, typed name)",
         pattern="<db>",
@@ -714,6 +759,7 @@ def register(registry: Registry) -> None:
         execute=execute_switch,
     )
     add(
+        kinds=GRAPHENEDB,
         name="import",
         summary="Replace a database's data with an archive (approval)",
         pattern="<db> <file>",
@@ -725,13 +771,14 @@ def register(registry: Registry) -> None:
         execute=execute_import,
     )
     add(
+        kinds=GRAPHENEDB,
         name="ops",
         summary="List a database's recent operations and their steps",
         pattern="<db>",
         example="ops orders-db env=staging",
         role=Role.VIEWER,
         options=OpsOptions,
-        prepare=prepare_db_read,
+        prepare=prepare_ops,
         execute=execute_ops,
         aliases=("operations",),
     )

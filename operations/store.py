@@ -145,3 +145,36 @@ class Outbox:
             [tracked_id],
         ).fetchall()
         return [row[0] for row in rows]
+
+
+@dataclass(frozen=True)
+class TrackedOperation:
+    """An operation graphops started and followed (for `ops` where the API lists none)."""
+
+    operation_id: str
+    label: str
+    state: str
+    requester: str
+    started_at: float
+    finished_at: float | None
+    error: str | None
+
+
+class OperationHistory:
+    """Read access to the operations the tracker followed."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+        migrate(db)
+
+    def for_database(
+        self, provider: str, database_id: str, limit: int = 10
+    ) -> list[TrackedOperation]:
+        """The newest operations on one database, newest first."""
+        rows = self.db.execute(
+            "SELECT root_operation_id, label, state, requester, started_at, finished_at, error "
+            "FROM tracked_operations WHERE provider = ? AND database_id = ? "
+            "ORDER BY started_at DESC LIMIT ?",
+            [provider, database_id, limit],
+        ).fetchall()
+        return [TrackedOperation(*row) for row in rows]

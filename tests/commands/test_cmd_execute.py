@@ -368,3 +368,11 @@ async def test_api_outage_is_described(bot, console_sim, line):
     console_sim.faults.error_status = 503
     reply = await run(bot, line)
     assert reply.status == "error" and "503" in reply.text
+
+
+async def test_a_visible_database_with_too_low_a_role_is_a_denial(bot, console_sim):
+    reply = await run(bot, "terminate orders-db")  # staging, where #dev-db is operator
+    assert reply.status == "denied"
+    assert "orders-db is in staging/console, where <#C0DEV> is operator" in reply.text
+    assert "needs admin" in reply.text
+    assert console_sim.mutating_requests() == []
