@@ -45,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     shell.add_argument("--user", required=True, help="Slack user id typing, e.g. U012AB")
     shell.add_argument("--channel", required=True, help="Slack channel id, e.g. C012AB")
 
-    simulate = sub.add_parser("simulate", help="serve the API simulators on loopback")
+    simulate = sub.add_parser(
+        "simulate", help="serve the three API simulators on loopback (ports N, N+1, N+2)"
+    )
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=8480)
     simulate.add_argument(
@@ -82,9 +84,17 @@ async def _shell(args: argparse.Namespace) -> int:
 
 
 async def _simulate(args: argparse.Namespace) -> int:
-    from simulators.graphenedb import ConsoleSimulator, serve_forever
+    from simulators.base import wait_for_stop_signal
+    from simulators.suite import SimulatorSuite
 
-    await serve_forever(ConsoleSimulator(step_seconds=args.step_seconds), args.host, args.port)
+    suite = SimulatorSuite(step_seconds=args.step_seconds)
+    await suite.start(args.host, (args.port, args.port + 1, args.port + 2))
+    try:
+        print("\n".join(suite.describe()), flush=True)
+        print("Ctrl-C stops them.", flush=True)
+        await wait_for_stop_signal()
+    finally:
+        await suite.stop()
     return 0
 
 

@@ -12,12 +12,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.config import BotSettings, Config, ConsoleProvider
+from bot.config import BotSettings, Config, ConsoleProvider, TypeDBProvider, V1Provider
 from bot.files import open_local_or_url
 from bot.shell import ShellSession, colour_wanted, interactive
 from bot.wiring import Bot, build_bot
 from permissions.roles import Role
-from simulators.graphenedb import ConsoleSimulator
+from simulators.suite import SimulatorSuite
 
 NAMES = {
     "C0DEV": "dev-db",
@@ -29,12 +29,13 @@ NAMES = {
     "U0ADMIN": "admin",
 }
 
-BANNER = """graphops demo: a simulated GrapheneDB account, no Slack needed.
-You are @alice in #dev-db (admin on development, operator on staging).
+BANNER = """graphops demo: simulated GrapheneDB (Console API and legacy v1) and TypeDB, no Slack.
+You are @alice in #dev-db: admin on development, operator on staging, operator on the v1
+account `legacy`, admin on the TypeDB server `graph`.
 Channels: #dev-db, #prod-db (viewer on production), #prod-oncall (admin on production,
 approver @bob). @admin is a bot admin.
 
-Try:  help | envs | list | show orders-db | restart sandbox-db
+Try:  help | envs | list | show orders-db | restart sandbox-db | backups legacy-orders
       terminate sandbox-db   (then approve it: copy the [Approve] line)
       :channel prod-db  then  pause orders-db   (refused: viewer)
       :channel prod-oncall  then  terminate orders-db env=production
@@ -44,15 +45,15 @@ Try:  help | envs | list | show orders-db | restart sandbox-db
 
 @dataclass
 class Demo:
-    """A running demo: the simulator and the bot over it."""
+    """A running demo: the simulators and the bot over them."""
 
-    simulator: ConsoleSimulator
+    simulators: SimulatorSuite
     bot: Bot
     tmp: tempfile.TemporaryDirectory[str]
 
     async def aclose(self) -> None:
         await self.bot.aclose()
-        await self.simulator.stop()
+        await self.simulators.stop()
         self.tmp.cleanup()
 
 
@@ -65,12 +66,17 @@ def apply_demo_policy(bot: Bot) -> None:
     store.grant("C0ONCALL", "console", "production", Role.ADMIN, by="demo")
     store.set_approvers("C0ONCALL", "console", "production", ["U0BOB"])
     store.set_incident_channel("console", "*", "C0INCIDENT")
+    store.grant("C0DEV", "legacy", "*", Role.OPERATOR, by="demo")
+    store.grant("C0DEV", "graph", "*", Role.ADMIN, by="demo")
+    store.grant("C0PROD", "legacy", "*", Role.VIEWER, by="demo")
+    store.grant("C0PROD", "graph", "*", Role.VIEWER, by="demo")
+    store.set_incident_channel("legacy", "*", "C0INCIDENT")
 
 
 async def start_demo(step_seconds: float = 1.5) -> Demo:
-    """Start the simulator and a bot wired to it, with the demo policy."""
-    simulator = ConsoleSimulator(step_seconds=step_seconds)
-    base_url = await simulator.start("127.0.0.1", 0)
+    """Start the simulators and a bot wired to them, with the demo policy."""
+    simulators = SimulatorSuite(step_seconds=step_seconds)
+    await simulators.start()
     tmp = tempfile.TemporaryDirectory(prefix="graphops-demo-")
     config = Config(
         bot=BotSettings(admins=("U0ADMIN",), database=str(Path(tmp.name) / "demo.sqlite3")),
@@ -78,20 +84,36 @@ async def start_demo(step_seconds: float = 1.5) -> Demo:
             ConsoleProvider(
                 name="console",
                 kind="graphenedb",
-                base_url=base_url,
+                base_url=simulators.console.base_url,
                 client_id_env="GRAPHOPS_DEMO_CLIENT_ID",
                 client_secret_env="GRAPHOPS_DEMO_CLIENT_SECRET",
+            ),
+            V1Provider(
+                name="legacy",
+                kind="graphenedb-v1",
+                base_url=simulators.v1.base_url + "/v1",
+                api_key_env="GRAPHOPS_DEMO_API_KEY",
+            ),
+            TypeDBProvider(
+                name="graph",
+                kind="typedb",
+                base_url=simulators.typedb.base_url,
+                username_env="GRAPHOPS_DEMO_TYPEDB_USER",
+                password_env="GRAPHOPS_DEMO_TYPEDB_PASSWORD",
             ),
         ),
     )
     environ = {
         **os.environ,
-        "GRAPHOPS_DEMO_CLIENT_ID": simulator.client_id,
-        "GRAPHOPS_DEMO_CLIENT_SECRET": simulator.client_secret,
+        "GRAPHOPS_DEMO_CLIENT_ID": simulators.console.client_id,
+        "GRAPHOPS_DEMO_CLIENT_SECRET": simulators.console.client_secret,
+        "GRAPHOPS_DEMO_API_KEY": simulators.v1.api_key,
+        "GRAPHOPS_DEMO_TYPEDB_USER": simulators.typedb_username,
+        "GRAPHOPS_DEMO_TYPEDB_PASSWORD": simulators.typedb_password,
     }
     bot = build_bot(config, environ=environ, open_file=open_local_or_url)
     apply_demo_policy(bot)
-    return Demo(simulator, bot, tmp)
+    return Demo(simulators, bot, tmp)
 
 
 async def run_demo(lines: list[str], user: str, channel: str) -> int:

@@ -482,3 +482,21 @@ class SimulatorServer:
                     self.faults.fail_next(**rule)
             elif not self.apply_extra_faults(key, value):
                 raise KeyError(f"unknown key {key!r}")
+
+
+async def wait_for_stop_signal() -> None:
+    """Block until SIGINT or SIGTERM (used by `graphops simulate` and the module mains)."""
+    import contextlib
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)

@@ -67,7 +67,6 @@ import contextlib
 import json
 import re
 import secrets
-import signal
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -76,7 +75,7 @@ from typing import Any
 
 from aiohttp import web
 
-from simulators.base import UPLOAD_BYTES, ApiError, SimulatorServer
+from simulators.base import UPLOAD_BYTES, ApiError, SimulatorServer, wait_for_stop_signal
 
 ORG_ID = "org-demo"
 TOKEN_PATH = "/organizations/oauth/token"
@@ -1002,17 +1001,9 @@ async def serve_forever(
         f" -d client_secret={sim.client_secret} -d grant_type=client_credentials",
         flush=True,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await wait_for_stop_signal()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
         await sim.stop()
 
 

@@ -73,7 +73,6 @@ import contextlib
 import json
 import re
 import secrets
-import signal
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -82,7 +81,7 @@ from typing import Any
 
 from aiohttp import web
 
-from simulators.base import ApiError, SimulatorServer
+from simulators.base import ApiError, SimulatorServer, wait_for_stop_signal
 
 API = "/v1"
 HEX = "{%s:[0-9a-f]{32}}"
@@ -768,17 +767,9 @@ async def serve_forever(
     print(f"GrapheneDB API v1 simulator at {url}{API}", flush=True)
     print(f"  api_key={sim.api_key}", flush=True)
     print(f"  try: curl -H 'api_key: {sim.api_key}' {url}{API}/databases", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await wait_for_stop_signal()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
         await sim.stop()
 
 

@@ -84,7 +84,6 @@ import hmac
 import json
 import re
 import secrets
-import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -93,7 +92,7 @@ from typing import Any
 
 from aiohttp import web
 
-from simulators.base import ApiError, Handler, SimulatorServer
+from simulators.base import ApiError, Handler, SimulatorServer, wait_for_stop_signal
 
 SIGNIN_PATH = "/v1/signin"
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
@@ -794,17 +793,9 @@ async def serve_forever(
         f'\'{{"username": "{sim.admin}", "password": "{sim._users[sim.admin]}"}}\'',
         flush=True,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await wait_for_stop_signal()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
         await sim.stop()
 
 
