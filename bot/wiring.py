@@ -46,9 +46,9 @@ class Bot:
     # Extra observers of every API call (e.g. metrics); the audit log always gets them.
     call_listeners: list[Callable[[CallRecord], None]] = field(default_factory=list)
 
-    async def run(self, invocation: Invocation) -> Reply:
+    async def run(self, invocation: Invocation, *, preapproved: bool = False) -> Reply:
         """Run one command (see Executor.run)."""
-        return await self.executor.run(invocation)
+        return await self.executor.run(invocation, preapproved=preapproved)
 
     async def aclose(self) -> None:
         """Close provider connection pools and the store."""

@@ -50,11 +50,16 @@ class Executor:
         self.registry = registry
         self.services = services
 
-    async def run(self, invocation: Invocation) -> Reply:
-        """Run one command line and answer it; never raises."""
+    async def run(self, invocation: Invocation, *, preapproved: bool = False) -> Reply:
+        """Run one command line and answer it; never raises.
+
+        `preapproved` is for commands whose approval was given once for many
+        runs (an approved schedule): the permission check still runs, and a
+        denial still refuses, but "needs approval" runs at once.
+        """
         token = current_invocation.set(invocation)
         try:
-            return await self._run(invocation)
+            return await self._run(invocation, preapproved)
         except RoleTooLow as exc:
             return self._deny(Context(invocation, self.services), "", str(exc))
         except UserError as exc:
@@ -81,7 +86,7 @@ class Executor:
             detail={"text": text},
         )
 
-    async def _run(self, invocation: Invocation) -> Reply:
+    async def _run(self, invocation: Invocation, preapproved: bool = False) -> Reply:
         services = self.services
         slash = services.slash_command
         try:
@@ -110,12 +115,14 @@ class Executor:
         ctx = Context(invocation, services)
         if verb.direct is not None:
             return await verb.direct(ctx, values)
-        return await self._governed(ctx, verb, values)
+        return await self._governed(ctx, verb, values, preapproved)
 
     def _providers_for(self, verb: Verb) -> list[Any]:
         return [p for p in self.services.providers.values() if p.kind in verb.kinds]
 
-    async def _governed(self, ctx: Context, verb: Verb, values: dict[str, Any]) -> Reply:
+    async def _governed(
+        self, ctx: Context, verb: Verb, values: dict[str, Any], preapproved: bool = False
+    ) -> Reply:
         invocation, services = ctx.invocation, self.services
         assert verb.role is not None and verb.prepare is not None
         providers = self._providers_for(verb)
@@ -147,7 +154,7 @@ class Executor:
         )
         if decision.outcome == "denied":
             return denied(decision.reason)
-        if decision.outcome == "needs_approval":
+        if decision.outcome == "needs_approval" and not preapproved:
             return self._request_approval(ctx, verb, plan, role, decision)
         return await self._execute(ctx, verb, plan)
 
