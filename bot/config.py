@@ -72,6 +72,10 @@ class OperationsSettings(_Strict):
     poll_factor: float = Field(default=1.5, ge=1, le=10)
     poll_cap_seconds: float = Field(default=15.0, gt=0, le=600)
     concurrency: int = Field(default=16, ge=1, le=256)
+    # Take a manual snapshot (and wait for it) before terminate, restore-into and switch:
+    # "protected" environments only (default), "always", or "never".
+    snapshot_before_destroy: Literal["protected", "always", "never"] = "protected"
+    switch_back_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
 
 
 class _ProviderBase(_Strict):

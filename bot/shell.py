@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import getpass
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pydantic import SecretStr
 
 from bot.text import humanize, render
 from bot.wiring import Bot, build_tracker
@@ -77,6 +81,8 @@ class ShellSession:
     write: Callable[[str], None] = print
     tracker: Tracker | None = None
     notifier: ShellNotifier | None = None
+    # Asks for a secret without echo (getpass); tests inject their own.
+    ask_secret: Callable[[str], str] = getpass.getpass
 
     def __post_init__(self) -> None:
         self.notifier = ShellNotifier(lambda text: self.write(text), self.names, self.colour)
@@ -118,7 +124,11 @@ class ShellSession:
         assert self.tracker is not None and self.notifier is not None
         invocation = Invocation(user=self.user, channel=self.channel, text=line)
         reply = await self.bot.run(invocation)
+        if reply.secret_prompt is not None:
+            reply = await self._with_secret(invocation, reply)
         self.write(render(reply, self.names, self.colour))
+        if reply.attachment is not None:
+            self.write(f"--- {reply.attachment.filename} ---\n{reply.attachment.content}\n---")
         thread = self.notifier.remember(reply)
         tracked = [
             await self.tracker.track(
@@ -131,6 +141,33 @@ class ShellSession:
         await self.tracker.wait_idle()
         states = [self.tracker.state(tracked_id) for tracked_id in tracked]
         return not reply.failed and all(state == "finished" for state in states)
+
+    async def _with_secret(self, invocation: Invocation, prompt_reply: Reply) -> Reply:
+        """Collect the secret a command asked for (no echo) and run the command again."""
+        assert prompt_reply.secret_prompt is not None
+        loop = asyncio.get_running_loop()
+        try:
+            value = await loop.run_in_executor(
+                None, self.ask_secret, f"{prompt_reply.secret_prompt.label} (not echoed): "
+            )
+        except (EOFError, KeyboardInterrupt, OSError):
+            return Reply(
+                status="error",
+                title="No secret given",
+                visibility="ephemeral",
+                text="Nothing was changed.",
+            )
+        if not value:
+            return Reply(
+                status="error",
+                title="Empty secret",
+                visibility="ephemeral",
+                text="Nothing was changed.",
+            )
+        again = dataclasses.replace(
+            invocation, text=prompt_reply.secret_prompt.command, secret=SecretStr(value)
+        )
+        return await self.bot.run(again)
 
 
 def _setup_readline() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import sqlite_utils
+from pydantic import SecretStr
 
 from bot.config import Config, ConsoleProvider, TypeDBProvider, V1Provider, resolve_credentials
 from bot.store import open_database
@@ -24,7 +25,7 @@ from commands.resolve import Resolver
 from commands.verbs_access import build_registry
 from operations.follow import Backoff
 from operations.notify import Notifier
-from operations.store import OperationHistory
+from operations.store import OperationHistory, SwitchBacks
 from operations.tracker import Tracker, TrackerSettings
 from permissions.approvals import ApprovalStore
 from permissions.audit import AuditLog
@@ -105,6 +106,26 @@ def _operation_source(client: Any) -> Any:
     return None
 
 
+def dry_run_provider_factory(config: Config) -> Callable[[Any], dict[str, Provider]]:
+    """Providers like the real ones, whose clients record requests instead of sending."""
+
+    def build(recorder: Any) -> dict[str, Provider]:
+        http = httpx.AsyncClient(transport=recorder)
+        fake = {
+            name: SecretStr("dry-run")
+            for name in ("client_id", "client_secret", "api_key", "username", "password")
+        }
+        built = {}
+        for provider in config.providers:
+            client = _make_client(provider, fake, http, lambda call: None)
+            built[provider.name] = Provider(
+                provider.name, provider.kind, client, _operation_source(client)
+            )
+        return built
+
+    return build
+
+
 def secret_values(config: Config, environ: Mapping[str, str]) -> list[str]:
     """Every secret value the config points at (for redaction)."""
     names = [
@@ -168,6 +189,10 @@ def build_bot(
         approval_ttl_seconds=config.bot.approval_ttl_minutes * 60,
         open_file=open_file,
         history=OperationHistory(database),
+        dry_run_providers=dry_run_provider_factory(config),
+        snapshot_before_destroy=config.operations.snapshot_before_destroy,
+        switch_back_minutes=config.operations.switch_back_minutes,
+        switch_backs=SwitchBacks(database),
     )
     registry, executor = build_registry(services)
     return Bot(config, database, services, registry, executor, redact, closers, listeners)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -74,6 +74,11 @@ class Services:
     approval_ttl_seconds: int = 900
     open_file: FileSource | None = None
     history: Any = None  # operations.store.OperationHistory: what the tracker followed
+    # Builds providers whose clients record instead of sending (dry-runs, previews).
+    dry_run_providers: Callable[[Any], dict[str, Provider]] | None = None
+    snapshot_before_destroy: str = "protected"
+    switch_back_minutes: int = 60
+    switch_backs: Any = None  # operations.store.SwitchBacks
 
 
 @dataclass

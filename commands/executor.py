@@ -13,23 +13,31 @@ errors are described, anything unexpected is logged and answered plainly.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import time
+from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from typing import Any
 
+from clients.dryrun import RecordingTransport, describe_body
 from clients.errors import ApiError
+from clients.graphenedb import ConsoleClient
+from clients.typedb import TypeDBClient
 from commands.context import Context, Invocation, Plan, RoleTooLow, Services, UserError
-from commands.grammar import GrammarError, parse
+from commands.grammar import GrammarError, ParsedCommand, parse
 from commands.registry import Registry, UsageError, Verb
-from commands.reply import Action, Reply, denied, error
-from commands.resolve import eligible_bindings
+from commands.reply import Action, Reply, Table, denied, error
+from commands.resolve import Resolver, eligible_bindings
 from permissions.approvals import Approval
 from permissions.policy import Decision, Target, decide, may_approve
 from permissions.roles import Role
 
 log = logging.getLogger("graphops.commands")
+
+# Token requests are how a client signs in, not what a command does: previews leave them out.
+AUTH_PATHS = frozenset({ConsoleClient.TOKEN_PATH, TypeDBClient.SIGNIN_PATH})
 
 current_invocation: ContextVar[Invocation | None] = ContextVar("current_invocation", default=None)
 
@@ -100,6 +108,10 @@ class Executor:
             verb=parsed.verb,
             detail={"text": parsed.text},
         )
+        try:
+            parsed, dry_run = _dry_run_form(parsed)
+        except GrammarError as exc:
+            return error(f"{exc}.", title="Cannot read that command")
         verb = self.registry.get(parsed.verb)
         if verb is None:
             hints = self.registry.suggest(parsed.verb)
@@ -114,14 +126,21 @@ class Executor:
             return error(f"{exc}\nExample: `{slash} {verb.example}`", title=f"Usage of {verb.name}")
         ctx = Context(invocation, services)
         if verb.direct is not None:
+            if dry_run:
+                return error(f"`{verb.name}` does not act on a database; there is nothing to plan.")
             return await verb.direct(ctx, values)
-        return await self._governed(ctx, verb, values, preapproved)
+        return await self._governed(ctx, verb, values, preapproved, dry_run)
 
     def _providers_for(self, verb: Verb) -> list[Any]:
         return [p for p in self.services.providers.values() if p.kind in verb.kinds]
 
     async def _governed(
-        self, ctx: Context, verb: Verb, values: dict[str, Any], preapproved: bool = False
+        self,
+        ctx: Context,
+        verb: Verb,
+        values: dict[str, Any],
+        preapproved: bool = False,
+        dry_run: bool = False,
     ) -> Reply:
         invocation, services = ctx.invocation, self.services
         assert verb.role is not None and verb.prepare is not None
@@ -152,10 +171,12 @@ class Executor:
             outcome=decision.outcome,
             detail={"reason": decision.reason, "plan": plan.summary},
         )
+        if dry_run:
+            return await self._plan_reply(ctx, verb, plan, decision)
         if decision.outcome == "denied":
             return denied(decision.reason)
         if decision.outcome == "needs_approval" and not preapproved:
-            return self._request_approval(ctx, verb, plan, role, decision)
+            return await self._request_approval(ctx, verb, plan, role, decision)
         return await self._execute(ctx, verb, plan)
 
     def _precheck_reason(self, ctx: Context, verb: Verb, providers: list[Any]) -> str:
@@ -213,7 +234,64 @@ class Executor:
 
     # -- approvals ------------------------------------------------------------
 
-    def _request_approval(
+    async def preview(self, ctx: Context, verb: Verb, plan: Plan) -> Table:
+        """The API calls `plan` would make, from its real code run against recording clients."""
+        table = Table(columns=["Method", "Path", "Body"])
+        factory = self.services.dry_run_providers
+        if factory is None or verb.execute is None:
+            table.note = "no preview available"
+            return table
+        recorder = RecordingTransport()
+        providers = factory(recorder)
+        dry = dataclasses.replace(
+            self.services,
+            providers=providers,
+            open_file=_no_file,
+            resolver=Resolver(ttl_seconds=0),
+        )
+        try:
+            await verb.execute(Context(ctx.invocation, dry), copy.deepcopy(plan))
+        except (ApiError, UserError) as exc:
+            table.note = f"the preview stopped early: {exc}"
+        finally:
+            for provider in providers.values():
+                await provider.client.aclose()
+        redact = self.services.audit.redact
+        for call in recorder.calls:
+            if call.path not in AUTH_PATHS:
+                table.rows.append([call.method, call.path, redact(describe_body(call.body))])
+        if not table.rows and table.note is None:
+            table.note = "no API call"
+        return table
+
+    async def _plan_reply(self, ctx: Context, verb: Verb, plan: Plan, decision: Decision) -> Reply:
+        outcome = {
+            "allowed": "would run now",
+            "needs_approval": "would need an approval",
+            "denied": "would be refused",
+        }[decision.outcome]
+        fields = [
+            ("Environment", _env_names(plan.targets) or "-"),
+            ("Decision", f"{outcome}: {decision.reason}"),
+            *plan.details,
+        ]
+        nets = safety_nets(plan)
+        if nets:
+            fields.append(("Safety nets", nets))
+        if decision.outcome == "denied":
+            calls = Table(columns=["Method", "Path", "Body"], note="nothing would be sent")
+        else:
+            calls = await self.preview(ctx, verb, plan)
+        return Reply(
+            status="info",
+            title=f"Plan: {plan.summary}",
+            text="Nothing was sent; this is what the command would do.",
+            fields=fields,
+            tables=[calls],
+            visibility="ephemeral",
+        )
+
+    async def _request_approval(
         self, ctx: Context, verb: Verb, plan: Plan, role: Role, decision: Decision
     ) -> Reply:
         invocation, services = ctx.invocation, self.services
@@ -232,7 +310,9 @@ class Executor:
             protected=decision.protected,
             ttl_seconds=services.approval_ttl_seconds,
         )
-        return approval_card(approval, decision.reason, plan, services.slash_command)
+        card = approval_card(approval, decision.reason, plan, services.slash_command)
+        card.tables.append(await self.preview(ctx, verb, plan))
+        return card
 
     def confirmation_needed(self, approval_id: str) -> str | None:
         """The name an approver must type to approve this approval (terminate), if any."""
@@ -322,12 +402,14 @@ def approval_card(approval: Approval, reason: str, plan: Plan, slash: str) -> Re
     approve = f"approve {approval.id}"
     if plan.confirm_name:
         approve += f" confirm={plan.confirm_name}"
+    nets = safety_nets(plan)
     fields = [
         ("Requested by", f"<@{approval.requester}>"),
         ("Environment", _env_names(plan.targets) or approval.environment_name),
         ("Expires", f"in {minutes} min ({expires})"),
         ("Approval id", approval.id),
         *plan.details,
+        *([("Safety nets", nets)] if nets else []),
     ]
     return Reply(
         status="pending",
@@ -350,6 +432,47 @@ def approval_card(approval: Approval, reason: str, plan: Plan, slash: str) -> Re
             ),
         ],
     )
+
+
+def safety_nets(plan: Plan) -> str:
+    """What the safety nets add to a plan, in words."""
+    nets = []
+    if plan.params.get("snapshot_first"):
+        nets.append(
+            f"a manual snapshot of {plan.params.get('database_name')} is taken and waited for "
+            "first; if it fails, nothing else runs"
+        )
+    if plan.params.get("preflight_target"):
+        nets.append(
+            "the target is checked again just before switching (running, not pending, "
+            "locked or under incident)"
+        )
+    return "; ".join(nets)
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""
+
+
+def _no_file(invocation: Invocation, reference: str) -> tuple[str, AsyncIterator[bytes]]:
+    """Dry-runs never read the file they would upload."""
+    return reference.rsplit("/", 1)[-1] or "archive", _nothing()
+
+
+def _dry_run_form(parsed: ParsedCommand) -> tuple[ParsedCommand, bool]:
+    """`plan <command>` or `<command> dry-run=true` -> (the command, True)."""
+    options = dict(parsed.options)
+    flag = options.pop("dry_run", None)
+    dry = flag is not None and flag.lower() in ("true", "yes", "1", "on")
+    if flag is not None and not dry and flag.lower() not in ("false", "no", "0", "off"):
+        raise GrammarError(f"dry-run= takes true or false, not {flag!r}")
+    if parsed.verb == "plan":
+        if not parsed.args:
+            raise GrammarError("plan needs a command to preview, e.g. `plan terminate sandbox-db`")
+        verb, *rest = parsed.args
+        return ParsedCommand(verb.lower(), tuple(rest), options, parsed.text), True
+    return ParsedCommand(parsed.verb, parsed.args, options, parsed.text), dry
 
 
 def _env_names(targets: list[Target]) -> str:

@@ -17,7 +17,7 @@ from clients.graphenedb import ConsoleClient, Database, Operation
 from commands import verbs_v1
 from commands.context import Context, Plan, UserError
 from commands.registry import Registry, Verb
-from commands.reply import Reply, Table
+from commands.reply import Action, Reply, Table
 from commands.resolve import Found, eligible_bindings
 from commands.targets import (
     CONSOLE,
@@ -34,6 +34,7 @@ from commands.targets import (
     target_of,
 )
 from operations.follow import Backoff, StepEvent, follow
+from permissions.policy import Target, is_protected
 from permissions.roles import Role
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
@@ -402,6 +403,7 @@ async def prepare_restore(ctx: Context, values: dict[str, Any]) -> Plan:
         plan.destructive = True
         plan.role = Role.ADMIN
         plan.details = [("Data lost", f"current data of {target.database.name}")]
+        plan.params["snapshot_first"] = wants_safety_snapshot(ctx, target.scope)
         return plan
     new_name = _check_name(values["new_name"])
     dest = (
@@ -431,10 +433,13 @@ async def execute_restore(ctx: Context, plan: Plan) -> Reply:
     p = plan.params
     api = client(ctx, plan.provider)
     if p["mode"] == "into":
+        safety = await safety_snapshot(ctx, plan)
         started = await api.restore_snapshot(
             p["database_id"], p["snapshot_id"], p["snapshot_environment_id"]
         )
-        return started_reply(ctx, plan, f"Restoring into {p['database_name']}", started)
+        return with_safety(
+            started_reply(ctx, plan, f"Restoring into {p['database_name']}", started), safety
+        )
     started = await api.create_from_snapshot(
         p["snapshot_id"], p["snapshot_environment_id"], p["environment_id"], p["database_name"]
     )
@@ -450,14 +455,20 @@ async def prepare_terminate(ctx: Context, values: dict[str, Any]) -> Plan:
     plan.destructive = True
     plan.confirm_name = found.database.name
     plan.details = [("Database id", found.database.id)]
+    if found.scope.provider.kind in CONSOLE:
+        plan.params["snapshot_first"] = wants_safety_snapshot(ctx, found.scope)
     return plan
 
 
 async def execute_terminate(ctx: Context, plan: Plan) -> Reply:
     api = ctx.provider(plan.provider).client
-    terminate = api.delete_database if plan.params["kind"] in V1 else api.terminate
-    started = await terminate(plan.params["database_id"])
-    return started_reply(ctx, plan, f"Terminating {plan.params['database_name']}", started)
+    if plan.params["kind"] in V1:
+        started = await api.delete_database(plan.params["database_id"])
+        return started_reply(ctx, plan, f"Terminating {plan.params['database_name']}", started)
+    safety = await safety_snapshot(ctx, plan)
+    started = await api.terminate(plan.params["database_id"])
+    reply = started_reply(ctx, plan, f"Terminating {plan.params['database_name']}", started)
+    return with_safety(reply, safety)
 
 
 async def prepare_switch(ctx: Context, values: dict[str, Any]) -> Plan:
@@ -477,16 +488,68 @@ async def prepare_switch(ctx: Context, values: dict[str, Any]) -> Plan:
     )
     if target.scope.environment.id != source.scope.environment.id:
         plan.targets.append(target_of(target.scope))
+    await preflight(
+        client(ctx, target.scope.provider.name), target.database.id, target.database.name
+    )
     plan.destructive = True
     plan.details = [("Connection URL", source.database.domain_name or "?")]
+    plan.params["snapshot_first"] = wants_safety_snapshot(ctx, source.scope)
+    plan.params["preflight_target"] = True
+    plan.params["production"] = bool(source.scope.environment.production)
+    plan.params["environment_name"] = source.scope.environment.name
     return plan
 
 
 async def execute_switch(ctx: Context, plan: Plan) -> Reply:
     p = plan.params
-    started = await client(ctx, plan.provider).switch_connection(p["database_id"], p["target_id"])
-    return started_reply(
+    api = client(ctx, plan.provider)
+    safety = await safety_snapshot(ctx, plan)
+    await preflight(api, p["target_id"], p["target_name"])
+    started = await api.switch_connection(p["database_id"], p["target_id"])
+    reply = started_reply(
         ctx, plan, f"Switching {p['database_name']}'s connection URL to {p['target_name']}", started
+    )
+    offer_switch_back(
+        ctx, plan, reply, p["database_id"], p["database_name"], p["target_id"], p["target_name"]
+    )
+    return with_safety(reply, safety)
+
+
+async def prepare_switch_back(ctx: Context, values: dict[str, Any]) -> Plan:
+    store = ctx.services.switch_backs
+    record = store.get(values["id"]) if store else None
+    if record is None:
+        raise UserError(f"no switch to undo with id {values['id']!r}")
+    if record.channel != ctx.invocation.channel:
+        raise UserError("that switch was made from another channel; switch it back there")
+    if store.expired(record):
+        raise UserError(
+            "the window to switch back has closed; use `switch` to point the connection URL "
+            "again (it needs an approval)"
+        )
+    target = Target(
+        record.provider, record.environment_id, record.environment_name, record.production
+    )
+    # The URL now belongs to the former target: move it back to the origin.
+    await preflight(client(ctx, record.provider), record.origin_id, record.origin_name)
+    return Plan(
+        verb="switch-back",
+        provider=record.provider,
+        targets=[target],
+        params={
+            "database_id": record.target_id,
+            "database_name": record.target_name,
+            "environment_id": record.environment_id,
+            "kind": "graphenedb",
+            "target_id": record.origin_id,
+            "target_name": record.origin_name,
+            "preflight_target": True,
+            "production": record.production,
+            "environment_name": record.environment_name,
+        },
+        summary=f"switch the connection URL back from {record.target_name} to "
+        f"{record.origin_name} in {record.environment_name}/{record.provider}",
+        destructive=True,
     )
 
 
@@ -558,6 +621,7 @@ async def execute_dr(ctx: Context, plan: Plan) -> Reply:
         if clone.database is None:
             raise UserError("the API did not say which database the clone is")
         steps.append(f"clone {clone.database.name} is ready")
+        await preflight(api, clone.database.id, clone.database.name)
         switch = await api.switch_connection(p["database_id"], clone.database.id)
         steps.append(f"connection switch started ({switch.operation_id})")
     except (ApiError, UserError) as exc:
@@ -571,7 +635,115 @@ async def execute_dr(ctx: Context, plan: Plan) -> Reply:
         )
     reply = started_reply(ctx, plan, f"Disaster recovery of {p['database_name']}", switch)
     reply.text = "; ".join(steps) + ". " + reply.text
+    offer_switch_back(
+        ctx,
+        plan,
+        reply,
+        p["database_id"],
+        p["database_name"],
+        clone.database.id,
+        clone.database.name,
+    )
     return reply
+
+
+# -- safety nets ---------------------------------------------------------------------
+
+SAFETY_POLL = Backoff(first=1.0, factor=1.3, cap=10.0)
+SAFETY_WAIT_SECONDS = 30 * 60
+
+
+def wants_safety_snapshot(ctx: Context, scope: Any) -> bool:
+    """Whether policy asks for a snapshot before destroying data in this environment."""
+    mode = ctx.services.snapshot_before_destroy
+    if mode in ("always", "never"):
+        return mode == "always"
+    policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
+    return is_protected(policy, target_of(scope))
+
+
+async def safety_snapshot(ctx: Context, plan: Plan) -> str | None:
+    """Take the plan's safety snapshot and wait; UserError (nothing else runs) if it fails."""
+    if not plan.params.get("snapshot_first"):
+        return None
+    api = client(ctx, plan.provider)
+    name = plan.params["database_name"]
+    started = await api.take_snapshot(plan.params["database_id"])
+    if started.operation_id:
+        outcome = await follow(
+            api,
+            plan.params["database_id"],
+            started.operation_id,
+            _no_progress,
+            backoff=SAFETY_POLL,
+            timeout=SAFETY_WAIT_SECONDS,
+        )
+        if outcome.status != "finished":
+            raise UserError(
+                f"the safety snapshot of {name} {outcome.status}"
+                f" ({outcome.error or 'no reason given'}); nothing else was done"
+            )
+    return started.snapshot.id if started.snapshot else started.operation_id
+
+
+def with_safety(reply: Reply, snapshot_id: str | None) -> Reply:
+    """Add the safety snapshot to a reply."""
+    if snapshot_id:
+        reply.fields.insert(0, ("Safety snapshot", snapshot_id))
+    return reply
+
+
+async def preflight(api: ConsoleClient, database_id: str, name: str) -> None:
+    """Refuse to switch to a database that is not running, or is pending, locked or in incident."""
+    status = await api.status(database_id)
+    problems = [
+        text
+        for text, bad in (
+            (f"it is {status.state}", status.state != "running"),
+            ("an operation is pending on it", status.is_pending),
+            ("it is locked", status.is_locked),
+            ("it is under incident", status.under_incident),
+        )
+        if bad
+    ]
+    if problems:
+        raise UserError(f"refusing to switch to {name}: " + ", ".join(problems))
+
+
+def offer_switch_back(
+    ctx: Context,
+    plan: Plan,
+    reply: Reply,
+    origin_id: str,
+    origin_name: str,
+    target_id: str,
+    target_name: str,
+) -> None:
+    """Add a "Switch back" button (itself an approval) for the configured window."""
+    store, minutes = ctx.services.switch_backs, ctx.services.switch_back_minutes
+    if store is None or minutes <= 0 or reply.failed:
+        return
+    first = plan.targets[0]
+    record = store.remember(
+        minutes,
+        provider=plan.provider,
+        environment_id=first.environment_id,
+        environment_name=first.environment_name,
+        production=first.production,
+        origin_id=origin_id,
+        origin_name=origin_name,
+        target_id=target_id,
+        target_name=target_name,
+        channel=ctx.invocation.channel,
+    )
+    reply.actions.append(
+        Action(
+            label=f"Switch back (for {minutes} min)",
+            command=f"{ctx.services.slash_command} switch-back {record.id}",
+            action_id="command",
+            value=record.id,
+        )
+    )
 
 
 # -- registration --------------------------------------------------------------
@@ -733,6 +905,16 @@ def register(registry: Registry) -> None:
         prepare=prepare_restore,
         execute=execute_restore,
         group="Snapshots",
+    )
+    add(
+        name="switch-back",
+        summary="Undo a connection switch within its window (approval)",
+        pattern="<id>",
+        example="switch-back 7Hk2mQ9x",
+        role=Role.ADMIN,
+        destructive=True,
+        prepare=prepare_switch_back,
+        execute=execute_switch,
     )
     add(
         kinds=GRAPHENEDB,

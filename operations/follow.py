@@ -70,9 +70,13 @@ async def follow(
     backoff: Backoff | None = None,
     first_index: int = 0,
     max_transient_errors: int = 10,
+    timeout: float | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Outcome:
-    """Poll until the operation (and its chain) finishes or fails; report new steps."""
+    """Poll until the operation (and its chain) finishes or fails; report new steps.
+
+    After `timeout` seconds (if given) it gives up with status "lost".
+    """
     started = clock()
     delays = (backoff or Backoff()).delays()
     reported = first_index
@@ -104,4 +108,11 @@ async def follow(
             continue
         if op.status in ("finished", "failed"):
             return Outcome(op.status, operation_id, clock() - started, op.error)
+        if timeout is not None and clock() - started > timeout:
+            return Outcome(
+                "lost",
+                operation_id,
+                clock() - started,
+                f"not finished after {timeout:.0f}s; it may still be running",
+            )
         await asyncio.sleep(next(delays))

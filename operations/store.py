@@ -178,3 +178,94 @@ class OperationHistory:
             [provider, database_id, limit],
         ).fetchall()
         return [TrackedOperation(*row) for row in rows]
+
+
+@migrations()
+def m002_switch_backs(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE switch_backs (
+            id TEXT PRIMARY KEY,
+            provider TEXT NOT NULL,
+            environment_id TEXT NOT NULL,
+            environment_name TEXT NOT NULL,
+            production INTEGER NOT NULL,
+            origin_id TEXT NOT NULL,
+            origin_name TEXT NOT NULL,
+            target_id TEXT NOT NULL,
+            target_name TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        )
+        """
+    )
+
+
+@dataclass(frozen=True)
+class SwitchBack:
+    """What a "Switch back" button may undo, and until when."""
+
+    id: str
+    provider: str
+    environment_id: str
+    environment_name: str
+    production: bool
+    origin_id: str
+    origin_name: str
+    target_id: str
+    target_name: str
+    channel: str
+    created_at: float
+    expires_at: float
+
+
+class SwitchBacks:
+    """Records of executed connection switches that may be undone for a while."""
+
+    def __init__(self, db: sqlite_utils.Database, clock: Callable[[], float] = time.time):
+        self.db = db
+        self._clock = clock
+        migrate(db)
+
+    def remember(self, minutes: int, **fields: Any) -> SwitchBack:
+        """Store a switch that may be switched back within `minutes`."""
+        import secrets
+
+        now = self._clock()
+        record = SwitchBack(
+            id=secrets.token_urlsafe(9), created_at=now, expires_at=now + minutes * 60, **fields
+        )
+        self.db.execute(
+            "INSERT INTO switch_backs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                record.id,
+                record.provider,
+                record.environment_id,
+                record.environment_name,
+                int(record.production),
+                record.origin_id,
+                record.origin_name,
+                record.target_id,
+                record.target_name,
+                record.channel,
+                record.created_at,
+                record.expires_at,
+            ],
+        )
+        return record
+
+    def get(self, switch_back_id: str) -> SwitchBack | None:
+        """The record, or None."""
+        row = self.db.execute(
+            "SELECT * FROM switch_backs WHERE id = ?", [switch_back_id]
+        ).fetchone()
+        if row is None:
+            return None
+        values = list(row)
+        values[4] = bool(values[4])
+        return SwitchBack(*values)
+
+    def expired(self, record: SwitchBack) -> bool:
+        """True when the window to switch back has closed."""
+        return self._clock() >= record.expires_at

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.config import BotSettings, Config, ConsoleProvider
+from bot.config import BotSettings, Config, ConsoleProvider, OperationsSettings
 from clients.http import RetryPolicy
 
 SECRET_ID = "sentinel-client-id-7f3a"
@@ -13,10 +13,20 @@ FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0)
 ENVIRON = {"T_CLIENT_ID": SECRET_ID, "T_CLIENT_SECRET": SECRET}
 
 
-def make_config(base_url: str, db_path: Path, admins: tuple[str, ...] = ("U0ADMIN",)) -> Config:
-    """A config with one Console provider at `base_url` and credentials from ENVIRON."""
+def make_config(
+    base_url: str,
+    db_path: Path,
+    admins: tuple[str, ...] = ("U0ADMIN",),
+    snapshot_before_destroy: str = "never",
+) -> Config:
+    """A config with one Console provider at `base_url` and credentials from ENVIRON.
+
+    Safety snapshots are off unless asked for: most tests are about other things, and
+    tests/commands/test_cmd_safety.py covers them with the real default.
+    """
     return Config(
         bot=BotSettings(admins=admins, database=str(db_path)),
+        operations=OperationsSettings(snapshot_before_destroy=snapshot_before_destroy),  # type: ignore[arg-type]
         providers=(
             ConsoleProvider(
                 name="console",
