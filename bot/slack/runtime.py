@@ -1,0 +1,201 @@
+"""What the Slack listeners share: the bot, the Web API client, and how a Reply
+reaches Slack.
+
+`deliver` is the one place that decides where a Reply goes: `channel` replies
+with chat.postMessage (so there is a ts to thread under), `ephemeral` ones and
+every `private_text` with chat.postEphemeral to the requester only. It also
+remembers the message of an approval card and hands operations to the tracker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import traceback
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack.blocks import render
+from bot.slack.groups import UserGroups
+from bot.slack.metrics import Metrics
+from bot.slack.notifier import SlackNotifier, slack_error
+from bot.slack.pages import PageStore
+from bot.wiring import Bot
+from commands.context import Invocation
+from commands.grammar import GrammarError, parse
+from commands.reply import OperationRef, Reply
+
+log = logging.getLogger("graphops.slack")
+
+OOPS = "Something went wrong inside graphops; the error is in the bot's log."
+
+
+class Tracker(Protocol):
+    """Follows an operation and reports its progress in a thread (operations/tracker.py)."""
+
+    async def track(
+        self, ref: OperationRef, *, channel: str, thread_ts: str | None, user: str
+    ) -> Any:
+        """Start following `ref`, reporting in `channel` under `thread_ts`."""
+        ...
+
+
+def tracked_count(tracker: Any) -> int:
+    """How many operations `tracker` follows (its `running()`), 0 without a tracker."""
+    counter = getattr(tracker, "running", None)
+    return int(counter()) if callable(counter) else 0
+
+
+def approval_id_of(reply: Reply) -> str | None:
+    """The approval a pending card stands for (the value of its Approve button)."""
+    if reply.status != "pending":
+        return None
+    for action in reply.actions:
+        if action.action_id == "approval.approve" and action.value:
+            return action.value
+    return None
+
+
+@dataclass
+class SlackRuntime:
+    """The bot plus everything the Slack listeners need."""
+
+    bot: Bot
+    client: AsyncWebClient
+    pages: PageStore = field(default_factory=PageStore)
+    metrics: Metrics = field(default_factory=Metrics)
+    tracker: Tracker | None = None
+    page_rows: int = 40
+    groups: UserGroups = field(init=False)
+    notifier: SlackNotifier = field(init=False)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.groups = UserGroups(self.client)
+        self.notifier = SlackNotifier(self.client, pages=self.pages)
+
+    # -- building invocations ---------------------------------------------------
+
+    async def invocation(self, user: str, channel: str, text: str) -> Invocation:
+        """An Invocation for `user` in `channel`, with the user groups that matter there.
+
+        Only groups named as approvers in the channel's bindings are looked up
+        (usually none, so no API call).
+        """
+        policy = self.bot.services.permissions.policy_for(channel)
+        candidates = [a for b in policy.bindings for a in b.approvers if a.startswith("S")]
+        groups = await self.groups.of(user, candidates) if candidates else frozenset()
+        return Invocation(
+            user=user, channel=channel, text=text, user_groups=groups, transport="slack"
+        )
+
+    def verb_label(self, text: str) -> str:
+        """The registry's name of the verb in `text` (a bounded metrics label)."""
+        try:
+            verb = self.bot.registry.get(parse(text, self.bot.services.slash_command).verb)
+        except GrammarError:
+            return "unknown"
+        return verb.name if verb is not None else "unknown"
+
+    # -- delivering replies -------------------------------------------------------
+
+    async def ephemeral(self, channel: str, user: str, reply: Reply) -> None:
+        """Show `reply` to `user` only (failures are logged)."""
+        try:
+            await self.notifier.post_ephemeral(channel, user, reply)
+        except SlackApiError as exc:
+            log.warning("chat.postEphemeral in %s failed: %s", channel, slack_error(exc))
+
+    async def say(self, channel: str, user: str, text: str, status: str = "info") -> None:
+        """A short ephemeral line for `user`."""
+        await self.ephemeral(channel, user, Reply.model_validate({"status": status, "text": text}))
+
+    async def deliver(
+        self,
+        reply: Reply,
+        *,
+        channel: str,
+        user: str,
+        thread_ts: str | None = None,
+        requester: str | None = None,
+    ) -> str | None:
+        """Send `reply` where it belongs; return the ts of a channel message, if any.
+
+        Operations are handed to the tracker under that message (or `thread_ts`);
+        `requester` (default `user`) is who the tracker reports to.
+        """
+        ts: str | None = None
+        if reply.visibility == "channel":
+            ts = await self._post(reply, channel, user, thread_ts)
+        else:
+            await self.ephemeral(channel, user, reply)
+        if reply.private_text:
+            private = Reply(status="info", text=reply.private_text, visibility="ephemeral")
+            await self.ephemeral(channel, user, private)
+        approval_id = approval_id_of(reply)
+        if approval_id and ts:
+            self.bot.services.approvals.set_message_ts(approval_id, ts)
+        if self.tracker is not None:
+            for ref in reply.operations:
+                await self.tracker.track(
+                    ref, channel=channel, thread_ts=ts or thread_ts, user=requester or user
+                )
+        return ts
+
+    async def _post(
+        self, reply: Reply, channel: str, user: str, thread_ts: str | None
+    ) -> str | None:
+        rendered = render(reply, pages=self.pages, page_rows=self.page_rows)
+        try:
+            response = await self.client.chat_postMessage(
+                channel=channel, blocks=rendered.blocks, text=rendered.text, thread_ts=thread_ts
+            )
+        except SlackApiError as exc:
+            reason = slack_error(exc)
+            log.warning("chat.postMessage in %s failed: %s", channel, reason)
+            await self.say(
+                channel,
+                user,
+                f"I could not post in this channel ({reason}); invite me with `/invite`. "
+                "Here is the answer, for you only:",
+                status="error",
+            )
+            await self.ephemeral(channel, user, reply)
+            return None
+        ts = response.get("ts")
+        return str(ts) if ts else None
+
+    # -- running commands ---------------------------------------------------------
+
+    async def run_command(self, user: str, channel: str, text: str) -> None:
+        """Run a command line typed by `user` in `channel` and deliver its answer."""
+        line = text.strip() or "help"
+        invocation = await self.invocation(user, channel, line)
+        reply = await self.bot.run(invocation)
+        self.metrics.command(self.verb_label(line), reply.status)
+        await self.deliver(reply, channel=channel, user=user)
+
+    @contextlib.asynccontextmanager
+    async def shielded(self, channel: str | None, user: str | None) -> AsyncIterator[None]:
+        """Log any exception (redacted) and tell `user` plainly; never a trace in Slack."""
+        try:
+            yield
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error(self.bot.redact(f"Slack listener failed: {exc!r}\n{traceback.format_exc()}"))
+            if channel and user:
+                with contextlib.suppress(Exception):
+                    await self.say(channel, user, OOPS, status="error")
+
+    def spawn(self, coroutine: Any) -> asyncio.Task[Any]:
+        """Run `coroutine` in the background, keeping a reference until it ends."""
+        task = asyncio.ensure_future(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task

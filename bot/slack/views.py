@@ -1,0 +1,101 @@
+"""The typed-name modal: approving a terminate asks for the database's name.
+
+The modal carries the approval id and channel in `private_metadata`. On submit
+the name is checked inside the ack: a wrong name is answered with
+`response_action: errors` on the input field and nothing runs; a right one
+closes the modal and the approval is decided after the ack.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.slack import decisions
+from bot.slack.blocks import cut
+from bot.slack.runtime import SlackRuntime
+
+CONFIRM_CALLBACK = "approval.confirm"
+INPUT_BLOCK = "confirm"
+INPUT_ACTION = "name"
+
+
+def confirm_modal(summary: str, expected: str, approval_id: str, channel: str) -> dict[str, Any]:
+    """The modal asking the approver to type `expected`."""
+    return {
+        "type": "modal",
+        "callback_id": CONFIRM_CALLBACK,
+        "private_metadata": json.dumps({"approval_id": approval_id, "channel": channel}),
+        "title": {"type": "plain_text", "text": "Confirm approval"},
+        "submit": {"type": "plain_text", "text": "Approve"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": cut(
+                        f"*{summary}*\nThis cannot be undone. "
+                        f"Type the database name `{expected}` to approve.",
+                        3000,
+                    ),
+                },
+            },
+            {
+                "type": "input",
+                "block_id": INPUT_BLOCK,
+                "label": {"type": "plain_text", "text": "Database name"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": INPUT_ACTION,
+                    "placeholder": {"type": "plain_text", "text": cut(expected, 150)},
+                },
+            },
+        ],
+    }
+
+
+def submitted(body: dict[str, Any]) -> tuple[str, str, str, str]:
+    """(user, channel, approval id, typed name) of the modal's view_submission."""
+    view = body.get("view") or {}
+    try:
+        meta = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        meta = {}
+    values = (view.get("state") or {}).get("values") or {}
+    typed = ((values.get(INPUT_BLOCK) or {}).get(INPUT_ACTION) or {}).get("value") or ""
+    user = str((body.get("user") or {}).get("id", ""))
+    return user, str(meta.get("channel", "")), str(meta.get("approval_id", "")), str(typed)
+
+
+def register(app: AsyncApp, rt: SlackRuntime) -> None:
+    """Listen to submissions of the typed-name modal."""
+
+    def name_is_right(body: dict[str, Any]) -> bool:
+        _, _, approval_id, typed = submitted(body)
+        expected = rt.bot.executor.confirmation_needed(approval_id)
+        return expected is None or typed.strip() == expected
+
+    async def check_name(ack: AsyncAck, body: dict[str, Any]) -> None:
+        if name_is_right(body):
+            await ack()
+            return
+        _, _, approval_id, _ = submitted(body)
+        expected = rt.bot.executor.confirmation_needed(approval_id) or ""
+        await ack(
+            response_action="errors",
+            errors={INPUT_BLOCK: cut(f"Type the name exactly: {expected}", 150)},
+        )
+
+    async def approve(body: dict[str, Any]) -> None:
+        user, channel, approval_id, typed = submitted(body)
+        if not name_is_right(body):
+            return  # already answered with errors on the field
+        async with rt.shielded(channel, user):
+            await decisions.decide(
+                rt, approval_id, user=user, channel=channel, approve=True, confirm=typed
+            )
+
+    app.view(CONFIRM_CALLBACK)(ack=check_name, lazy=[approve])

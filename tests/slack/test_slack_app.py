@@ -1,0 +1,357 @@
+"""End to end through the real Bolt app over HTTP: signed requests in, Web API calls out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import pytest
+
+from simulators.graphenedb import ConsoleSimulator
+from tests.slack.conftest import SlackHarness
+from tests.slack.slack_support import texts
+
+
+async def test_help_is_ephemeral(harness: SlackHarness) -> None:
+    response = await harness.slack.slash("help")
+    assert response.status_code == 200
+    assert response.text == ""  # an empty ack
+    [call] = await harness.standin.wait_for("chat.postEphemeral")
+    assert call.body["user"] == "U0ALICE" and call.body["channel"] == "C0DEV"
+    assert "terminate" in texts(call)
+    assert harness.standin.calls_to("chat.postMessage") == []
+
+
+async def test_empty_command_shows_help(harness: SlackHarness) -> None:
+    await harness.slack.slash("")
+    [call] = await harness.standin.wait_for("chat.postEphemeral")
+    assert "terminate" in texts(call)
+
+
+async def test_list_posts_a_table_in_the_channel(harness: SlackHarness) -> None:
+    await harness.slack.slash("list")
+    [call] = await harness.standin.wait_for("chat.postMessage")
+    assert call.body["channel"] == "C0DEV"
+    assert "```" in texts(call) and "sandbox-db" in texts(call)
+
+
+async def test_denied_verb_is_ephemeral_and_sends_nothing(
+    harness: SlackHarness, console_sim: ConsoleSimulator
+) -> None:
+    await harness.slack.slash("pause orders-db", channel="C0PROD")
+    [call] = await harness.standin.wait_for("chat.postEphemeral")
+    assert call.body["user"] == "U0ALICE"
+    assert "viewer" in texts(call)
+    assert harness.standin.calls_to("chat.postMessage") == []
+    assert console_sim.mutating_requests() == []
+    assert harness.rt.metrics.denials == 1
+
+
+async def _terminate_card(
+    harness: SlackHarness, *, user: str = "U0ALICE", channel: str = "C0DEV", db: str = "sandbox-db"
+) -> tuple[str, str]:
+    """Request a terminate; return (approval id, card ts)."""
+    await harness.slack.slash(f"terminate {db}", user=user, channel=channel)
+    [card] = await harness.standin.wait_for("chat.postMessage")
+    [actions] = [b for b in card.body["blocks"] if b["type"] == "actions"]
+    buttons = {e["action_id"]: e["value"] for e in actions["elements"]}
+    assert set(buttons) == {"approval.approve", "approval.deny"}
+    approval_id = buttons["approval.approve"]
+    assert buttons["approval.deny"] == approval_id  # the values are only the id
+    approvals = harness.rt.bot.services.approvals
+
+    def card_ts() -> str | None:
+        approval = approvals.get(approval_id)
+        return approval.message_ts if approval else None
+
+    await _until(lambda: card_ts() is not None)  # stored right after the post
+    return approval_id, str(card_ts())
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+def _deletes(console_sim: ConsoleSimulator) -> list[object]:
+    return [r for r in console_sim.mutating_requests() if r.method == "DELETE"]
+
+
+async def test_full_approval_flow(harness: SlackHarness, console_sim: ConsoleSimulator) -> None:
+    approval_id, ts = await _terminate_card(harness)
+    response = await harness.slack.click(
+        "approval.approve", approval_id, user="U0BOB", channel="C0DEV", message_ts=ts
+    )
+    assert response.status_code == 200
+    [opened] = await harness.standin.wait_for("views.open")
+    view = opened.body["view"]
+    assert opened.body["trigger_id"] == "trigger.U0BOB"
+    assert _deletes(console_sim) == []  # nothing runs before the name is typed
+
+    response = await harness.slack.submit(view, "sandbox-db", user="U0BOB")
+    assert response.status_code == 200 and response.text == ""  # closes the modal
+    [update] = await harness.standin.wait_for("chat.update")
+    assert update.body["ts"] == ts and update.body["channel"] == "C0DEV"
+    assert "U0BOB" in texts(update) and "Approved" in texts(update)
+    assert not [b for b in update.body["blocks"] if b["type"] == "actions"]
+    assert len(_deletes(console_sim)) == 1
+    results = await harness.standin.wait_for(
+        "chat.postMessage", where=lambda c: c.body.get("thread_ts") == ts
+    )
+    assert len(results) == 1
+    approval = harness.rt.bot.services.approvals.get(approval_id)
+    assert approval is not None and approval.state == "executed"
+    assert approval.decided_by == "U0BOB"
+
+
+async def test_requester_cannot_approve_own_in_protected_environment(
+    harness: SlackHarness, console_sim: ConsoleSimulator
+) -> None:
+    approval_id, ts = await _terminate_card(
+        harness, user="U0BOB", channel="C0ONCALL", db="orders-db env=production"
+    )
+    await harness.slack.click(
+        "approval.approve", approval_id, user="U0BOB", channel="C0ONCALL", message_ts=ts
+    )
+    [refusal] = await harness.standin.wait_for("chat.postEphemeral")
+    assert refusal.body["user"] == "U0BOB"
+    assert "requester cannot approve" in texts(refusal)
+    assert harness.standin.calls_to("views.open") == []
+    assert harness.standin.calls_to("chat.update") == []
+    assert console_sim.mutating_requests() == []
+    approval = harness.rt.bot.services.approvals.get(approval_id)
+    assert approval is not None and approval.state == "pending"
+
+
+async def test_double_submission_executes_once(
+    harness: SlackHarness, console_sim: ConsoleSimulator
+) -> None:
+    approval_id, ts = await _terminate_card(harness)
+    await harness.slack.click(
+        "approval.approve", approval_id, user="U0BOB", channel="C0DEV", message_ts=ts
+    )
+    [opened] = await harness.standin.wait_for("views.open")
+    first, second = await asyncio.gather(
+        harness.slack.submit(opened.body["view"], "sandbox-db", user="U0BOB"),
+        harness.slack.submit(opened.body["view"], "sandbox-db", user="U0BOB"),
+    )
+    assert first.status_code == second.status_code == 200
+    await harness.standin.wait_for("chat.update")
+    [already] = await harness.standin.wait_for("chat.postEphemeral")
+    assert "already approved" in texts(already)
+    assert len(_deletes(console_sim)) == 1
+    assert len(harness.standin.calls_to("chat.update")) == 1
+
+
+async def test_wrong_name_is_refused_on_the_field(
+    harness: SlackHarness, console_sim: ConsoleSimulator
+) -> None:
+    approval_id, ts = await _terminate_card(harness)
+    await harness.slack.click(
+        "approval.approve", approval_id, user="U0BOB", channel="C0DEV", message_ts=ts
+    )
+    [opened] = await harness.standin.wait_for("views.open")
+    response = await harness.slack.submit(opened.body["view"], "orders-db", user="U0BOB")
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["response_action"] == "errors"
+    assert "sandbox-db" in answer["errors"]["confirm"]
+    await asyncio.sleep(0.2)  # give a wrongly started execution a chance to show
+    assert _deletes(console_sim) == []
+    assert harness.standin.calls_to("chat.update") == []
+    approval = harness.rt.bot.services.approvals.get(approval_id)
+    assert approval is not None and approval.state == "pending"
+
+
+async def test_deny_updates_the_card(harness: SlackHarness, console_sim: ConsoleSimulator) -> None:
+    approval_id, ts = await _terminate_card(harness)
+    await harness.slack.click(
+        "approval.deny", approval_id, user="U0BOB", channel="C0DEV", message_ts=ts
+    )
+    [update] = await harness.standin.wait_for("chat.update")
+    assert "Denied" in texts(update) and "U0BOB" in texts(update)
+    assert console_sim.mutating_requests() == []
+
+
+def _expire_now(harness: SlackHarness, approval_id: str) -> None:
+    harness.rt.bot.db.execute(
+        "UPDATE approvals SET expires_at = ? WHERE id = ?", [time.time() - 1, approval_id]
+    )
+
+
+async def test_clicking_an_expired_card_says_so(
+    harness: SlackHarness, console_sim: ConsoleSimulator
+) -> None:
+    approval_id, ts = await _terminate_card(harness)
+    _expire_now(harness, approval_id)
+    await harness.slack.click(
+        "approval.approve", approval_id, user="U0BOB", channel="C0DEV", message_ts=ts
+    )
+    [refusal] = await harness.standin.wait_for("chat.postEphemeral")
+    assert "expired" in texts(refusal)
+    [update] = await harness.standin.wait_for("chat.update")
+    assert "Expired" in texts(update)
+    assert harness.standin.calls_to("views.open") == []
+    assert console_sim.mutating_requests() == []
+
+
+async def test_sweep_updates_expired_cards(harness: SlackHarness) -> None:
+    from bot.slack.sweep import sweep_once
+
+    approval_id, ts = await _terminate_card(harness)
+    _expire_now(harness, approval_id)
+    expired = await sweep_once(harness.rt)
+    assert [a.id for a in expired] == [approval_id]
+    [update] = await harness.standin.wait_for("chat.update")
+    assert update.body["ts"] == ts and "Expired" in texts(update)
+    assert await sweep_once(harness.rt) == []  # once only
+
+
+@pytest.mark.parametrize("case", ["forged", "stale"])
+async def test_bad_signatures_are_rejected(harness: SlackHarness, case: str) -> None:
+    from urllib.parse import urlencode
+
+    body = urlencode({"command": "/gdb", "text": "help", "user_id": "U0ALICE"})
+    if case == "forged":
+        response = await harness.slack.post(
+            body, "application/x-www-form-urlencoded", secret="not-the-secret"
+        )
+    else:
+        response = await harness.slack.post(
+            body, "application/x-www-form-urlencoded", timestamp=int(time.time()) - 301
+        )
+    assert response.status_code == 401
+    await asyncio.sleep(0.1)
+    assert [c.method for c in harness.standin.calls] == []
+
+
+async def test_ack_arrives_before_a_slow_api_answers(
+    harness: SlackHarness, console_sim: ConsoleSimulator
+) -> None:
+    console_sim.faults.latency = 2.0
+    response = await harness.slack.slash("list")
+    assert response.status_code == 200
+    assert harness.standin.calls_to("chat.postMessage") == []  # the ack came first
+    await harness.standin.wait_for("chat.postMessage", timeout=30.0)
+
+
+async def test_healthz_and_metrics(harness: SlackHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    http, url = harness.slack.http, harness.slack.url
+    await harness.slack.slash("list")
+    await harness.standin.wait_for("chat.postMessage")
+    await harness.slack.slash("pause orders-db", channel="C0PROD")
+    await harness.standin.wait_for("chat.postEphemeral")
+
+    health = await http.get(url + "/healthz")
+    assert health.status_code == 200 and health.json() == {"status": "ok", "store": True}
+    metrics = await http.get(url + "/metrics")
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    text = metrics.text
+    assert 'graphops_commands_total{verb="list",outcome="ok"} 1' in text
+    assert 'graphops_commands_total{verb="pause",outcome="denied"} 1' in text
+    assert "graphops_denials_total 1" in text
+    assert 'graphops_api_request_seconds_count{provider="console",method="GET"}' in text
+    assert "graphops_tracked_operations 0" in text
+
+    import bot.slack.server as server_module
+
+    monkeypatch.setattr(server_module, "check_database", lambda db: False)
+    failing = await http.get(url + "/healthz")
+    assert failing.status_code == 503 and failing.json()["store"] is False
+
+
+async def test_app_home_is_published(harness: SlackHarness) -> None:
+    _, _ = await _terminate_card(
+        harness, user="U0ALICE", channel="C0ONCALL", db="orders-db env=production"
+    )
+    response = await harness.slack.event(
+        {"type": "app_home_opened", "user": "U0BOB", "channel": "D0BOB", "tab": "home"}
+    )
+    assert response.status_code == 200
+    [publish] = await harness.standin.wait_for("views.publish")
+    assert publish.body["user_id"] == "U0BOB"
+    view = publish.body["view"]
+    assert view["type"] == "home"
+    shown = str(view["blocks"])
+    assert "<#C0DEV>" in shown and "<#C0ONCALL>" in shown
+    assert "<#C0PROD>" not in shown  # bob is not a member there (stand-in channels)
+    assert "orders-db" in shown  # the approval bob may act on
+    [conversations] = harness.standin.calls_to("users.conversations")
+    assert conversations.body["user"] == "U0BOB"
+
+
+async def test_long_table_is_paginated_with_more(
+    harness: SlackHarness, console_sim: ConsoleSimulator
+) -> None:
+    dev = console_sim.find_environment("development")
+    for index in range(120):
+        console_sim.add_database(dev.id, f"bulk-{index:03d}")
+    await harness.slack.slash("list development")
+    [message] = await harness.standin.wait_for("chat.postMessage")
+    more = [
+        e
+        for b in message.body["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == "page.more"
+    ]
+    assert len(more) == 1
+    shown = texts(message)
+    assert "bulk-000" in shown and "bulk-119" not in shown
+    await harness.slack.click("page.more", more[0]["value"], user="U0ALICE", channel="C0DEV")
+    [page] = await harness.standin.wait_for("chat.postEphemeral")
+    assert "page 2 of" in texts(page)
+    await harness.slack.click("page.more", "nope:1", user="U0ALICE", channel="C0DEV")
+    await harness.standin.wait_for(
+        "chat.postEphemeral", count=1, where=lambda c: "expired" in texts(c)
+    )
+
+
+async def test_a_failing_listener_answers_plainly(
+    harness: SlackHarness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def boom(invocation: object) -> None:
+        raise RuntimeError("kaboom with " + "xoxb-sentinel-bot-token-8e1f")
+
+    monkeypatch.setattr(harness.rt.bot, "run", boom)
+    await harness.slack.slash("list")
+    [call] = await harness.standin.wait_for("chat.postEphemeral")
+    assert "went wrong" in texts(call)
+    assert "Traceback" not in texts(call) and "kaboom" not in texts(call)
+    assert "kaboom" in caplog.text and "Traceback" in caplog.text  # logged, with the trace
+    assert "xoxb-sentinel" not in caplog.text  # but never the token
+
+
+class RecordingTracker:
+    """Stands in for operations.tracker.Tracker: records what it is asked to follow."""
+
+    def __init__(self) -> None:
+        self.tracked: list[dict[str, object]] = []
+
+    async def track(self, ref: object, *, channel: str, thread_ts: str | None, user: str) -> int:
+        self.tracked.append({"ref": ref, "channel": channel, "thread_ts": thread_ts, "user": user})
+        return len(self.tracked)
+
+    def running(self) -> int:
+        return len(self.tracked)
+
+
+async def test_operations_are_tracked_under_the_posted_message(
+    harness: SlackHarness,
+) -> None:
+    tracker = RecordingTracker()
+    harness.rt.tracker = tracker
+    harness.rt.metrics.tracked = tracker.running
+    await harness.slack.slash("restart sandbox-db")
+    [message] = await harness.standin.wait_for("chat.postMessage")
+    await _until(lambda: bool(tracker.tracked))
+    [entry] = tracker.tracked
+    assert entry["channel"] == "C0DEV" and entry["user"] == "U0ALICE"
+    assert message.body["channel"] == "C0DEV" and "thread_ts" not in message.body
+    assert str(entry["thread_ts"]).startswith("17000000")  # the stand-in's ts of that post
+    metrics = await harness.slack.http.get(harness.slack.url + "/metrics")
+    assert "graphops_tracked_operations 1" in metrics.text

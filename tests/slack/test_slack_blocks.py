@@ -1,0 +1,109 @@
+"""Reply -> Block Kit: layout and limits, checked with slack_sdk's block models."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.slack.blocks import MORE_ACTION, render, render_page
+from bot.slack.pages import PageStore
+from commands.reply import Action, Reply, Table
+from tests.slack.slack_support import validate_blocks
+
+
+def _buttons(blocks: list[dict]) -> list[dict]:
+    return [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
+
+
+def test_header_has_the_status_emoji_and_fields_are_grouped_by_ten() -> None:
+    reply = Reply(
+        status="denied", title="Not allowed", text="no", fields=[(f"k{i}", "v") for i in range(23)]
+    )
+    rendered = render(reply)
+    validate_blocks(rendered.blocks)
+    assert rendered.blocks[0]["type"] == "header"
+    assert rendered.blocks[0]["text"]["text"].startswith(":no_entry:")
+    field_counts = [len(b["fields"]) for b in rendered.blocks if "fields" in b]
+    assert field_counts == [10, 10, 3]
+    assert rendered.text.startswith("Not allowed")
+
+
+def test_command_buttons_carry_the_command_line_with_unique_ids() -> None:
+    reply = Reply(
+        text="x",
+        actions=[
+            Action(label="Show", command="/gdb show a"),
+            Action(label="Show b", command="/gdb show b", style="primary"),
+            Action(
+                label="Approve", command="/gdb approve X", action_id="approval.approve", value="X"
+            ),
+        ],
+    )
+    blocks = render(reply).blocks
+    validate_blocks(blocks)
+    buttons = _buttons(blocks)
+    assert [b["value"] for b in buttons] == ["/gdb show a", "/gdb show b", "X"]
+    assert [b["action_id"] for b in buttons] == ["command.0", "command.1", "approval.approve"]
+
+
+def test_a_long_table_is_paginated_and_every_page_is_valid() -> None:
+    pages = PageStore()
+    table = Table(columns=["Name", "State"], rows=[[f"db-{i}", "running"] for i in range(500)])
+    rendered = render(Reply(title="Databases", tables=[table]), pages=pages, page_rows=40)
+    validate_blocks(rendered.blocks)
+    [more] = [b for b in _buttons(rendered.blocks) if b["action_id"] == MORE_ACTION]
+    seen = 0
+    value: str | None = more["value"]
+    while value:
+        page = render_page(pages, value)
+        assert page is not None
+        validate_blocks(page.blocks)
+        seen += 1
+        nexts = [b for b in _buttons(page.blocks) if b["action_id"] == MORE_ACTION]
+        value = nexts[0]["value"] if nexts else None
+    assert seen == 500 // 40  # 13 pages in all: the message + 12
+    assert render_page(pages, "unknown:1") is None
+
+
+def test_without_a_store_the_rest_is_cut_with_a_note() -> None:
+    table = Table(columns=["n"], rows=[[str(i)] for i in range(100)])
+    blocks = render(Reply(tables=[table]), page_rows=10).blocks
+    validate_blocks(blocks)
+    assert "more page(s) not shown" in str(blocks)
+
+
+text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=400)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    title=st.none() | text,
+    body=st.text(max_size=20000),
+    fields=st.lists(st.tuples(text, st.text(max_size=3000)), max_size=60),
+    rows=st.lists(st.lists(st.text(max_size=1500), min_size=3, max_size=3), max_size=300),
+    labels=st.lists(text, max_size=40),
+)
+def test_any_reply_renders_within_limits(
+    title: str | None,
+    body: str,
+    fields: list[tuple[str, str]],
+    rows: list[list[str]],
+    labels: list[str],
+) -> None:
+    reply = Reply(
+        status="ok",
+        title=title,
+        text=body,
+        fields=fields,
+        tables=[Table(columns=["a", "b", "c"], rows=rows, note="note")],
+        actions=[Action(label=label or "x", command="/gdb " + label * 10) for label in labels],
+    )
+    pages = PageStore()
+    rendered = render(reply, pages=pages)
+    validate_blocks(rendered.blocks)
+    assert len(rendered.text) <= 3000
+    for button in _buttons(rendered.blocks):
+        if button["action_id"] == MORE_ACTION:
+            page = render_page(pages, button["value"])
+            assert page is not None
+            validate_blocks(page.blocks)

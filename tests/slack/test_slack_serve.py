@@ -1,0 +1,62 @@
+"""`serve`: secrets from the environment, HTTP mode against the stand-in, clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.config import ConfigError, SlackSettings
+from bot.slack.serve import serve, slack_secrets
+from simulators.graphenedb import ConsoleSimulator
+from simulators.slack import SlackStandIn
+from tests.slack.slack_support import BOT_TOKEN, SIGNING_SECRET, signed_headers
+from tests.support import ENVIRON, make_config
+
+
+def test_missing_slack_variables_are_named_without_values() -> None:
+    config = make_config("http://127.0.0.1:1", Path("unused.sqlite3"))
+    with pytest.raises(ConfigError) as caught:
+        slack_secrets(config, {"SLACK_APP_TOKEN": "", "SLACK_BOT_TOKEN": ""})
+    assert "SLACK_BOT_TOKEN" in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        slack_secrets(config, {"SLACK_BOT_TOKEN": BOT_TOKEN})
+    assert "SLACK_SIGNING_SECRET" in str(caught.value)
+    assert BOT_TOKEN not in str(caught.value)
+    # Socket Mode needs no signing secret
+    assert slack_secrets(config, {"SLACK_BOT_TOKEN": "b", "SLACK_APP_TOKEN": "a"}) == ("b", "", "a")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_serve_in_http_mode_until_stopped(
+    console_sim: ConsoleSimulator, standin: SlackStandIn, tmp_path: Path
+) -> None:
+    port = _free_port()
+    base = make_config(console_sim.base_url, tmp_path / "bot.sqlite3")
+    config = base.model_copy(update={"slack": SlackSettings(api_url=standin.api_url, port=port)})
+    environ = {**ENVIRON, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET}
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(config, environ, host="127.0.0.1", stop=stop))
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient() as http:
+        for _ in range(500):
+            try:
+                if (await http.get(url + "/healthz")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                await asyncio.sleep(0.01)
+        body = "command=%2Fgdb&text=help&user_id=U0ALICE&channel_id=C0DEV&team_id=T0STANDIN"
+        headers = {**signed_headers(body), "Content-Type": "application/x-www-form-urlencoded"}
+        response = await http.post(url + "/slack/events", content=body, headers=headers)
+        assert response.status_code == 200
+    await standin.wait_for("chat.postEphemeral")
+    stop.set()
+    await asyncio.wait_for(task, 10.0)
