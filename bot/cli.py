@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 
@@ -46,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     shell.add_argument("--channel", required=True, help="Slack channel id, e.g. C012AB")
 
     simulate = sub.add_parser(
-        "simulate", help="serve the three API simulators on loopback (ports N, N+1, N+2)"
+        "simulate",
+        help="serve the API simulators and a Slack Web API stand-in on loopback (ports N to N+3)",
     )
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=8480)
@@ -56,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
         default=1.0,
         help="how long each step of a simulated operation takes",
     )
+
+    serve = sub.add_parser(
+        "serve", help="run the Slack bot (HTTP mode, or Socket Mode when the app token is set)"
+    )
+    serve.add_argument("--host", default="0.0.0.0", help="HTTP mode: address to listen on")
 
     sub.add_parser("check-config", help="validate the config and its environment variables")
     access_cli.add_parsers(sub)
@@ -88,7 +95,7 @@ async def _simulate(args: argparse.Namespace) -> int:
     from simulators.suite import SimulatorSuite
 
     suite = SimulatorSuite(step_seconds=args.step_seconds)
-    await suite.start(args.host, (args.port, args.port + 1, args.port + 2))
+    await suite.start(args.host, (args.port, args.port + 1, args.port + 2, args.port + 3))
     try:
         print("\n".join(suite.describe()), flush=True)
         print("Ctrl-C stops them.", flush=True)
@@ -120,6 +127,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_demo(args.lines, args.user, args.channel))
         if args.command == "shell":
             return asyncio.run(_shell(args))
+        if args.command == "serve":
+            from bot.slack.serve import serve
+
+            config = load_config(config_path(args.config))
+            asyncio.run(serve(config, os.environ, host=args.host))
+            return 0
         if args.command == "simulate":
             return asyncio.run(_simulate(args))
         if args.command == "check-config":

@@ -73,6 +73,7 @@ class SlackStandIn:
         """Listen on loopback; return the base URL (the API is under `/api/`)."""
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
+        app.router.add_get("/_standin/calls", self._list_calls)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
@@ -175,6 +176,12 @@ class SlackStandIn:
                 {"ok": False, "error": "invalid_auth" if given else "not_authed"}
             )
         return web.json_response(self._answer(method, body))
+
+    async def _list_calls(self, request: web.Request) -> web.Response:
+        """What the bot sent so far (for people and out-of-process tests)."""
+        return web.json_response(
+            [{"method": c.method, "body": c.body, "status": c.status} for c in self.calls]
+        )
 
     def _next_ts(self) -> str:
         return f"{1700000000 + next(self._ts)}.000100"

@@ -6,12 +6,14 @@ from dataclasses import dataclass, field
 
 from simulators.graphenedb import ConsoleSimulator
 from simulators.graphenedb_v1 import V1Simulator
+from simulators.slack import SlackStandIn
 from simulators.typedb import TypeDBSimulator
 
 
 @dataclass
 class SimulatorSuite:
-    """A Console API, a v1 API and a TypeDB server simulator on loopback."""
+    """A Console API, a v1 API and a TypeDB server simulator, and a Slack Web API
+    stand-in, on loopback."""
 
     step_seconds: float = 1.0
     typedb_username: str = "admin"
@@ -19,21 +21,26 @@ class SimulatorSuite:
     console: ConsoleSimulator = field(init=False)
     v1: V1Simulator = field(init=False)
     typedb: TypeDBSimulator = field(init=False)
+    slack: SlackStandIn = field(init=False)
 
     def __post_init__(self) -> None:
         self.console = ConsoleSimulator(step_seconds=self.step_seconds)
         self.v1 = V1Simulator(step_seconds=self.step_seconds)
         self.typedb = TypeDBSimulator(username=self.typedb_username, password=self.typedb_password)
+        self.slack = SlackStandIn()
 
-    async def start(self, host: str = "127.0.0.1", ports: tuple[int, int, int] = (0, 0, 0)) -> None:
-        """Start the three servers (port 0: any free port)."""
+    async def start(
+        self, host: str = "127.0.0.1", ports: tuple[int, int, int, int] = (0, 0, 0, 0)
+    ) -> None:
+        """Start the servers (port 0: any free port)."""
         await self.console.start(host, ports[0])
         await self.v1.start(host, ports[1])
         await self.typedb.start(host, ports[2])
+        await self.slack.start(host, ports[3])
 
     async def stop(self) -> None:
-        """Stop the three servers."""
-        for sim in (self.console, self.v1, self.typedb):
+        """Stop the servers."""
+        for sim in (self.console, self.v1, self.typedb, self.slack):
             await sim.stop()
 
     def describe(self) -> list[str]:
@@ -44,4 +51,6 @@ class SimulatorSuite:
             f"GrapheneDB API v1       {self.v1.base_url}/v1  api_key={self.v1.api_key}",
             f"TypeDB HTTP API         {self.typedb.base_url}  "
             f"username={self.typedb_username} password={self.typedb_password}",
+            f"Slack Web API stand-in  {self.slack.api_url}  (what the bot sent: "
+            f"{self.slack.url}/_standin/calls)",
         ]

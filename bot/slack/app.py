@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack import actions, commands, home, views
+from bot.slack import actions, commands, home, secret_prompt, views
 from bot.slack.metrics import Metrics
 from bot.slack.notifier import add_rate_limit_retries
 from bot.slack.runtime import OOPS, SlackRuntime, Tracker, tracked_count
@@ -47,7 +47,7 @@ def build_app(
         logger=logging.getLogger("graphops.slack.bolt"),
         name="graphops",
     )
-    for module in (commands, actions, views, home):
+    for module in (commands, actions, views, home, secret_prompt):
         module.register(app, rt)
 
     async def on_error(error: Exception, body: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.blocks import render
+from bot.slack.blocks import cut, render
 from bot.slack.groups import UserGroups
 from bot.slack.metrics import Metrics
 from bot.slack.notifier import SlackNotifier, slack_error
@@ -28,10 +28,11 @@ from bot.slack.pages import PageStore
 from bot.wiring import Bot
 from commands.context import Invocation
 from commands.grammar import GrammarError, parse
-from commands.reply import OperationRef, Reply
+from commands.reply import Action, OperationRef, Reply
 
 log = logging.getLogger("graphops.slack")
 
+OPEN_SECRET_ACTION = "secret.open"
 OOPS = "Something went wrong inside graphops; the error is in the bot's log."
 
 
@@ -39,7 +40,13 @@ class Tracker(Protocol):
     """Follows an operation and reports its progress in a thread (operations/tracker.py)."""
 
     async def track(
-        self, ref: OperationRef, *, channel: str, thread_ts: str | None, user: str
+        self,
+        ref: OperationRef,
+        *,
+        channel: str,
+        thread_ts: str | None,
+        user: str,
+        origin: Reply | None = None,
     ) -> Any:
         """Start following `ref`, reporting in `channel` under `thread_ts`."""
         ...
@@ -59,6 +66,20 @@ def approval_id_of(reply: Reply) -> str | None:
         if action.action_id == "approval.approve" and action.value:
             return action.value
     return None
+
+
+def with_secret_button(reply: Reply) -> Reply:
+    """The reply with an "Enter ..." button for its secret prompt (if it has one)."""
+    prompt = reply.secret_prompt
+    if prompt is None or any(a.action_id == OPEN_SECRET_ACTION for a in reply.actions):
+        return reply
+    button = Action(
+        label=cut(f"Enter {prompt.label}", 75),
+        command=prompt.command,
+        action_id=OPEN_SECRET_ACTION,
+        value=prompt.command,
+    )
+    return reply.model_copy(update={"actions": [*reply.actions, button]})
 
 
 @dataclass
@@ -129,11 +150,14 @@ class SlackRuntime:
         Operations are handed to the tracker under that message (or `thread_ts`);
         `requester` (default `user`) is who the tracker reports to.
         """
+        reply = with_secret_button(reply)
         ts: str | None = None
         if reply.visibility == "channel":
             ts = await self._post(reply, channel, user, thread_ts)
         else:
             await self.ephemeral(channel, user, reply)
+        if reply.attachment is not None:
+            await self._attach(reply, channel, user, ts or thread_ts, shared=ts is not None)
         if reply.private_text:
             private = Reply(status="info", text=reply.private_text, visibility="ephemeral")
             await self.ephemeral(channel, user, private)
@@ -143,9 +167,46 @@ class SlackRuntime:
         if self.tracker is not None:
             for ref in reply.operations:
                 await self.tracker.track(
-                    ref, channel=channel, thread_ts=ts or thread_ts, user=requester or user
+                    ref,
+                    channel=channel,
+                    thread_ts=ts or thread_ts,
+                    user=requester or user,
+                    origin=reply,
                 )
         return ts
+
+    async def _attach(
+        self, reply: Reply, channel: str, user: str, thread_ts: str | None, shared: bool
+    ) -> None:
+        """Upload a long text as a file in the thread; ephemeral replies get a cut-down copy."""
+        attachment = reply.attachment
+        assert attachment is not None
+        if shared:
+            try:
+                await self.client.files_upload_v2(
+                    channel=channel,
+                    thread_ts=thread_ts,
+                    content=attachment.content,
+                    filename=attachment.filename,
+                    title=attachment.title or attachment.filename,
+                )
+                return
+            except SlackApiError as exc:
+                log.warning("files.upload in %s failed: %s", channel, slack_error(exc))
+        limit = 2800
+        text = attachment.content
+        shown = text if len(text) <= limit else text[:limit] + "\n… (cut; ask in a channel "
+        "the bot may post files to for the whole file)"
+        await self.ephemeral(
+            channel,
+            user,
+            Reply(
+                status="info",
+                title=attachment.filename,
+                text=f"```{shown}```",
+                visibility="ephemeral",
+            ),
+        )
 
     async def _post(
         self, reply: Reply, channel: str, user: str, thread_ts: str | None

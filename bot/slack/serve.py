@@ -24,7 +24,7 @@ from bot.slack.notifier import SlackNotifier
 from bot.slack.runtime import Tracker
 from bot.slack.server import SlackServer
 from bot.slack.sweep import DEFAULT_SWEEP_SECONDS
-from bot.wiring import Bot, build_bot
+from bot.wiring import Bot, build_bot, build_tracker
 
 log = logging.getLogger("graphops.slack")
 
@@ -70,7 +70,7 @@ async def serve(
     *,
     host: str = "0.0.0.0",
     sweep_seconds: float = DEFAULT_SWEEP_SECONDS,
-    make_tracker: TrackerFactory | None = None,
+    make_tracker: TrackerFactory | None = None,  # default: operations' Tracker
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run the Slack transport until SIGTERM/SIGINT (or until `stop` is set)."""
@@ -87,7 +87,7 @@ async def serve(
     server: SlackServer | None = None
     try:
         client = web_client(config, token)
-        tracker = make_tracker(bot, SlackNotifier(client)) if make_tracker else None
+        tracker = (make_tracker or build_tracker)(bot, SlackNotifier(client))
         app = build_app(bot, signing_secret=signing, token=token, client=client, tracker=tracker)
         start_tracker = getattr(tracker, "start", None)
         if callable(start_tracker):

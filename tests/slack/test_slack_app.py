@@ -332,8 +332,12 @@ class RecordingTracker:
     def __init__(self) -> None:
         self.tracked: list[dict[str, object]] = []
 
-    async def track(self, ref: object, *, channel: str, thread_ts: str | None, user: str) -> int:
-        self.tracked.append({"ref": ref, "channel": channel, "thread_ts": thread_ts, "user": user})
+    async def track(
+        self, ref: object, *, channel: str, thread_ts: str | None, user: str, origin: object = None
+    ) -> int:
+        self.tracked.append(
+            {"ref": ref, "channel": channel, "thread_ts": thread_ts, "user": user, "origin": origin}
+        )
         return len(self.tracked)
 
     def running(self) -> int:
@@ -353,5 +357,6 @@ async def test_operations_are_tracked_under_the_posted_message(
     assert entry["channel"] == "C0DEV" and entry["user"] == "U0ALICE"
     assert message.body["channel"] == "C0DEV" and "thread_ts" not in message.body
     assert str(entry["thread_ts"]).startswith("17000000")  # the stand-in's ts of that post
+    assert "Restarting sandbox-db" in str(getattr(entry["origin"], "title", ""))
     metrics = await harness.slack.http.get(harness.slack.url + "/metrics")
     assert "graphops_tracked_operations 1" in metrics.text

@@ -1,0 +1,101 @@
+"""Secrets typed privately: a button opens a modal, the command runs again with the secret.
+
+When a command needs a secret (a TypeDB password), the reply to the requester
+carries an "Enter ..." button (action `secret.open`, value = the command line,
+which holds no secret). The modal's text box is seen only by the person typing;
+on submit the command runs again with the value attached to the Invocation,
+never to any message text, log or audit row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from pydantic import SecretStr
+from slack_bolt.async_app import AsyncAck, AsyncApp
+
+from bot.slack.actions import ack_at_once, clicked
+from bot.slack.blocks import cut
+from bot.slack.runtime import OPEN_SECRET_ACTION, SlackRuntime
+
+SUBMIT_CALLBACK = "secret.submit"
+BLOCK, FIELD = "secret", "value"
+
+
+def secret_modal(label: str, command: str, channel: str) -> dict[str, Any]:
+    """The modal that collects one secret."""
+    return {
+        "type": "modal",
+        "callback_id": SUBMIT_CALLBACK,
+        "private_metadata": json.dumps({"command": command, "channel": channel}),
+        "title": {"type": "plain_text", "text": "Private input"},
+        "submit": {"type": "plain_text", "text": "Submit"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": cut(
+                        f"Only you see what you type here. It is used once for `{command}` "
+                        "and never posted or logged.",
+                        3000,
+                    ),
+                },
+            },
+            {
+                "type": "input",
+                "block_id": BLOCK,
+                "label": {"type": "plain_text", "text": cut(label, 2000)},
+                "element": {"type": "plain_text_input", "action_id": FIELD},
+            },
+        ],
+    }
+
+
+def _submission(body: dict[str, Any]) -> tuple[str, str, str, str]:
+    view = body.get("view") or {}
+    try:
+        meta = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        meta = {}
+    values = (view.get("state") or {}).get("values") or {}
+    secret = ((values.get(BLOCK) or {}).get(FIELD) or {}).get("value") or ""
+    user = str((body.get("user") or {}).get("id", ""))
+    return user, str(meta.get("channel", "")), str(meta.get("command", "")), str(secret)
+
+
+def register(app: AsyncApp, rt: SlackRuntime) -> None:
+    """Listen to the secret button and its modal."""
+
+    async def open_modal(body: dict[str, Any]) -> None:
+        user, channel, command = clicked(body)
+        async with rt.shielded(channel, user):
+            label = command
+            for action in body.get("actions") or [{}]:
+                label = str((action.get("text") or {}).get("text") or command)
+            await rt.client.views_open(
+                trigger_id=body["trigger_id"],
+                view=secret_modal(label.removeprefix("Enter "), command, channel),
+            )
+
+    async def check(ack: AsyncAck, body: dict[str, Any]) -> None:
+        if _submission(body)[3]:
+            await ack()
+        else:
+            await ack(response_action="errors", errors={BLOCK: "Type a value, or Cancel."})
+
+    async def run(body: dict[str, Any]) -> None:
+        user, channel, command, secret = _submission(body)
+        if not secret or not command:
+            return
+        async with rt.shielded(channel, user):
+            invocation = await rt.invocation(user, channel, command)
+            invocation = dataclasses.replace(invocation, secret=SecretStr(secret))
+            reply = await rt.bot.run(invocation)
+            await rt.deliver(reply, channel=channel, user=user)
+
+    app.action(OPEN_SECRET_ACTION)(ack=ack_at_once, lazy=[open_modal])
+    app.view(SUBMIT_CALLBACK)(ack=check, lazy=[run])
