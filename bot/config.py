@@ -76,6 +76,9 @@ class OperationsSettings(_Strict):
     # "protected" environments only (default), "always", or "never".
     snapshot_before_destroy: Literal["protected", "always", "never"] = "protected"
     switch_back_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
+    # Schedules: a run missed by less than this (bot down) still runs; later ones are skipped.
+    schedule_grace_seconds: float = Field(default=900.0, ge=0, le=24 * 3600)
+    heads_up_minutes: float = Field(default=15.0, ge=0, le=24 * 60)
 
 
 class _ProviderBase(_Strict):

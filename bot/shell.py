@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from bot.text import humanize, render
-from bot.wiring import Bot, build_tracker
+from bot.wiring import Bot, build_scheduler, build_tracker
 from commands.context import Invocation
 from commands.reply import Reply
 from operations.tracker import Tracker
@@ -88,9 +88,15 @@ class ShellSession:
         self.notifier = ShellNotifier(lambda text: self.write(text), self.names, self.colour)
         self.tracker = build_tracker(self.bot, self.notifier)
         self.tracker.start()
+        self.scheduler = build_scheduler(self.bot, self.notifier, self.tracker)
+
+    def start_scheduler(self) -> None:
+        """Run schedules while this (interactive) session lasts."""
+        self.scheduler.start()
 
     async def close(self) -> None:
-        """Stop following operations (they stay tracked in the store)."""
+        """Stop following operations and running schedules (both stay in the store)."""
+        await self.scheduler.stop()
         if self.tracker is not None:
             await self.tracker.stop()
 
@@ -189,6 +195,7 @@ def _save_history() -> None:
 async def interactive(session: ShellSession, banner: str = "") -> int:
     """Prompt until EOF or :quit; operations report in the background."""
     _setup_readline()
+    session.start_scheduler()
     if banner:
         session.write(banner)
     loop = asyncio.get_running_loop()

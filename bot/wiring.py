@@ -25,6 +25,7 @@ from commands.resolve import Resolver
 from commands.verbs_access import build_registry
 from operations.follow import Backoff
 from operations.notify import Notifier
+from operations.schedules import Scheduler
 from operations.store import OperationHistory, SwitchBacks
 from operations.tracker import Tracker, TrackerSettings
 from permissions.approvals import ApprovalStore
@@ -72,6 +73,18 @@ def build_tracker(bot: Bot, notifier: Notifier) -> Tracker:
             ),
             concurrency=settings.concurrency,
         ),
+    )
+
+
+def build_scheduler(bot: Bot, notifier: Notifier, tracker: Tracker) -> Scheduler:
+    """The schedule runner of `bot`, reporting like interactive commands."""
+    settings = bot.config.operations
+    return Scheduler(
+        bot,
+        notifier,
+        tracker=tracker,
+        grace_seconds=settings.schedule_grace_seconds,
+        heads_up_minutes=settings.heads_up_minutes,
     )
 
 

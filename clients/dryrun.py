@@ -19,16 +19,28 @@ DRY = "dry-run"
 
 _ANSWER: dict[str, Any] = {
     # tokens
-    "access_token": DRY, "token_type": "Bearer", "expires_in": 3600, "token": DRY,
+    "access_token": DRY,
+    "token_type": "Bearer",
+    "expires_in": 3600,
+    "token": DRY,
     # async work
-    "operationId": DRY, "operation": DRY, "id": DRY, "status": "finished",
-    "currentState": "finished", "steps": [], "events": [], "nextOperationId": None,
+    "operationId": DRY,
+    "operation": DRY,
+    "id": DRY,
+    "status": "finished",
+    "currentState": "finished",
+    "steps": [],
+    "events": [],
+    "nextOperationId": None,
     "database": {"id": DRY, "name": "(new database)", "status": {"state": "running"}},
     "snapshot": {"id": DRY, "status": "done"},
     "state": "running",
     # one-time links and the like (v1)
-    "url": "https://dry-run.invalid/", "backupUrl": "https://dry-run.invalid/", "size": 0,
-    "time": "0:00:00", "transactionId": DRY,
+    "url": "https://dry-run.invalid/",
+    "backupUrl": "https://dry-run.invalid/",
+    "size": 0,
+    "time": "0:00:00",
+    "transactionId": DRY,
 }
 
 

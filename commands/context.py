@@ -106,6 +106,9 @@ class Context:
 
     invocation: Invocation
     services: Services
+    # True while a dry-run or an approval card's preview runs the verb's code against
+    # recording clients: code with effects outside the API (stores, schedules) must skip them.
+    dry_run: bool = False
 
     def provider(self, name: str) -> Provider:
         """The provider called `name`; UserError if there is none."""

@@ -250,7 +250,7 @@ class Executor:
             resolver=Resolver(ttl_seconds=0),
         )
         try:
-            await verb.execute(Context(ctx.invocation, dry), copy.deepcopy(plan))
+            await verb.execute(Context(ctx.invocation, dry, dry_run=True), copy.deepcopy(plan))
         except (ApiError, UserError) as exc:
             table.note = f"the preview stopped early: {exc}"
         finally:

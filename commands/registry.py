@@ -36,6 +36,12 @@ class NoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class AnyOptions(BaseModel):
+    """Options model of a verb that passes options on to another command (`plan`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
 PrepareFn = Callable[["Context", dict[str, Any]], Awaitable["Plan"]]
 ExecuteFn = Callable[["Context", "Plan"], Awaitable["Reply"]]
 DirectFn = Callable[["Context", dict[str, Any]], Awaitable["Reply"]]
@@ -142,6 +148,28 @@ def _match(form: str, args: tuple[str, ...]) -> dict[str, Any]:
         extra = " ".join(args[position:])
         raise _Mismatch(f"unexpected extra words: {extra}", position)
     return values
+
+
+@dataclass(frozen=True)
+class WordsVerb(Verb):
+    """A verb that takes its positional words as a list (`values["words"]`).
+
+    Options are still validated by the `options` model; `usage_text` is shown
+    in help and in errors.
+    """
+
+    usage_text: str = ""
+
+    @property
+    def usage(self) -> str:
+        """The usage as written by the verb."""
+        return self.usage_text or self.name
+
+    def bind(self, args: tuple[str, ...], options: dict[str, str]) -> dict[str, Any]:
+        """Validate the options; pass the words through."""
+        values = super().bind((), options)
+        values["words"] = list(args)
+        return values
 
 
 class Registry:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from commands.context import Context
 from commands.executor import Executor
-from commands.registry import Registry, Verb
+from commands.registry import AnyOptions, Registry, Verb, WordsVerb
 from commands.reply import Action, Reply, Table, denied, error
 from permissions.roles import Role
 
@@ -47,6 +47,11 @@ def _require_bot_admin(ctx: Context, verb: str) -> Reply | None:
 
 def _channel(ctx: Context, values: dict[str, Any]) -> str:
     return str(values.get("channel") or ctx.invocation.channel)
+
+
+async def _plan_usage(ctx: Context, values: dict[str, Any]) -> Reply:
+    """Reached only when `plan` is given something that is not a command (see executor)."""
+    return error("`plan` previews a command: `plan terminate sandbox-db`, or add dry-run=true.")
 
 
 def help_verb(registry: Registry) -> Callable[[Context, dict[str, Any]], Any]:
@@ -261,6 +266,20 @@ def register(registry: Registry, executor: Executor) -> None:
     def add(**kwargs: Any) -> None:
         registry.add(Verb(role=None, group=kwargs.pop("group", "Access"), **kwargs))
 
+    registry.add(
+        WordsVerb(
+            name="plan",
+            summary="Show what a command would do (API calls, decision, safety nets); "
+            "sends nothing",
+            pattern="",
+            usage_text="plan <command ...>",
+            example="plan restart sandbox-db reset=false",
+            role=None,
+            options=AnyOptions,
+            direct=_plan_usage,
+            group="General",
+        )
+    )
     add(
         name="help",
         summary="List the commands, or explain one",
@@ -358,11 +377,13 @@ def register(registry: Registry, executor: Executor) -> None:
 
 def build_registry(services: Any) -> tuple[Registry, Executor]:
     """The full registry of verbs and an executor over `services`."""
-    from commands import verbs_console, verbs_v1
+    from commands import verbs_console, verbs_schedule, verbs_typedb, verbs_v1
 
     registry = Registry()
     executor = Executor(registry, services)
     register(registry, executor)
     verbs_console.register(registry)
     verbs_v1.register(registry)
+    verbs_typedb.register(registry)
+    verbs_schedule.register(registry, executor)
     return registry, executor

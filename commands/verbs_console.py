@@ -721,7 +721,7 @@ def offer_switch_back(
 ) -> None:
     """Add a "Switch back" button (itself an approval) for the configured window."""
     store, minutes = ctx.services.switch_backs, ctx.services.switch_back_minutes
-    if store is None or minutes <= 0 or reply.failed:
+    if store is None or minutes <= 0 or reply.failed or ctx.dry_run:
         return
     first = plan.targets[0]
     record = store.remember(

@@ -78,3 +78,15 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
     app.action("approval.deny")(ack=ack_at_once, lazy=[deny])
     app.action(MORE_ACTION)(ack=ack_at_once, lazy=[more])
     app.action(re.compile(r"^command(\.\d+)?$"))(ack=ack_at_once, lazy=[command])
+
+    def schedule_button(verb: str) -> Any:
+        async def press(body: dict[str, Any]) -> None:
+            user, channel, schedule_id = clicked(body)
+            async with rt.shielded(channel, user):
+                await rt.run_command(user, channel, f"{verb} {schedule_id}")
+
+        return press
+
+    # Heads-up before a scheduled pause: the value is only the schedule id.
+    app.action("schedule.skip")(ack=ack_at_once, lazy=[schedule_button("schedule-skip")])
+    app.action("schedule.extend")(ack=ack_at_once, lazy=[schedule_button("schedule-extend")])

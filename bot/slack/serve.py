@@ -21,14 +21,16 @@ from bot.config import Config, ConfigError
 from bot.logs import setup_logging
 from bot.slack.app import build_app
 from bot.slack.notifier import SlackNotifier
-from bot.slack.runtime import Tracker
+from bot.slack.runtime import Tracker as TrackerLike
 from bot.slack.server import SlackServer
 from bot.slack.sweep import DEFAULT_SWEEP_SECONDS
-from bot.wiring import Bot, build_bot, build_tracker
+from bot.wiring import Bot, build_bot, build_scheduler, build_tracker
+from operations.schedules import Scheduler
+from operations.tracker import Tracker
 
 log = logging.getLogger("graphops.slack")
 
-TrackerFactory = Callable[[Bot, SlackNotifier], Tracker]
+TrackerFactory = Callable[[Bot, SlackNotifier], TrackerLike]
 
 
 def slack_secrets(config: Config, environ: Mapping[str, str]) -> tuple[str, str, str]:
@@ -83,15 +85,22 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     socket_mode: AsyncSocketModeHandler | None = None
-    tracker: Tracker | None = None
+    tracker: TrackerLike | None = None
+    scheduler: Scheduler | None = None
     server: SlackServer | None = None
     try:
         client = web_client(config, token)
-        tracker = (make_tracker or build_tracker)(bot, SlackNotifier(client))
+        notifier = SlackNotifier(client)
+        tracker = (make_tracker or build_tracker)(bot, notifier)
+        scheduler = (
+            build_scheduler(bot, notifier, tracker) if isinstance(tracker, Tracker) else None
+        )
         app = build_app(bot, signing_secret=signing, token=token, client=client, tracker=tracker)
         start_tracker = getattr(tracker, "start", None)
         if callable(start_tracker):
             start_tracker()  # picks up operations left unfinished by a previous run
+        if scheduler is not None:
+            scheduler.start()  # runs (or reports skipped) what was missed while down
         server = SlackServer(app, sweep_seconds=sweep_seconds)
         url = await server.start(host, config.slack.port)
         if app_token:
@@ -109,6 +118,8 @@ async def serve(
             await socket_mode.close_async()
         if server is not None:
             await server.stop()
+        if scheduler is not None:
+            await scheduler.stop()
         stop_tracker = getattr(tracker, "stop", None)
         if callable(stop_tracker):
             await stop_tracker()

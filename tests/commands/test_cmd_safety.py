@@ -215,3 +215,11 @@ async def test_switch_back_window_closes(safe_bot, console_sim):
     )
     late = await run(safe_bot, f"switch-back {record.id}", channel=ONCALL)
     assert late.status == "error" and "window to switch back has closed" in late.text
+
+
+async def test_previews_change_nothing_outside_the_api(safe_bot, console_sim):
+    safe_bot.services.snapshot_before_destroy = "never"
+    card = await run(safe_bot, "switch orders-db to orders-replica", channel=ONCALL)
+    assert card.status == "pending"  # its preview ran execute_switch against recording clients
+    rows = safe_bot.db.execute("SELECT COUNT(*) FROM switch_backs").fetchone()
+    assert rows == (0,)

@@ -1,0 +1,957 @@
+"""Schedules: commands that run by themselves, stored in SQLite, run by the Scheduler.
+
+A schedule is a command (`pause`, `resume`, `snapshot` a database, or `refresh`
+a database from the newest manual snapshot of another) plus *when* it runs: a
+5-field cron expression or a plain form (`hourly`, `daily 02:30`,
+`weekdays 20:00`, `weekends 09:00`, `every monday 07:00`) in an IANA time
+zone (UTC by default).
+
+Time zones and daylight saving (the rule, applied by `When.next_after`):
+- times are wall-clock times in the schedule's zone, converted with zoneinfo;
+- a time that does not exist on the day the clocks go forward (02:30 in
+  Europe/Paris on the last Sunday of March) runs once, shifted forward by the
+  gap (03:30 local, the same instant as "02:30 in winter time");
+- a time that exists twice on the day the clocks go back runs once, at its
+  first occurrence (summer time); the repeated hour is not run again.
+  So an `hourly` schedule has one run fewer that night (as Vixie cron does).
+
+The Scheduler (one per process, started by the transport) looks at the active
+schedules every `tick_seconds`:
+- before a `pause`, it posts a heads-up `heads_up_minutes` ahead, once per run,
+  with the buttons "Skip tonight" (`schedule-skip <id>`) and "Keep running 2 h"
+  (`schedule-extend <id>`);
+- at the run time it claims the run in SQLite (a conditional UPDATE, so two
+  processes never run it twice), then runs the command line through
+  `bot.run(..., preapproved=True)`: the channel's rights are checked again at
+  every run; a refusal (binding revoked) sends no API request, is posted in
+  the channel, and the schedule *stays active* (a binding may come back; the
+  message offers an Unschedule button);
+- the reply is posted in the schedule's channel, and its operations are handed
+  to the tracker with the posted message as the thread, as for a typed command;
+- a run missed while the bot was down runs on start when it is at most
+  `grace_seconds` late; otherwise one "missed" message is posted (however
+  many runs were missed) and the next run is computed from now.
+Every run, skip and miss is written to `schedule_runs` and to the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from clients.errors import ApiError
+from commands.context import Context, Invocation, UserError
+from commands.executor import current_invocation
+from commands.reply import Action, Reply, denied, error
+from operations.notify import Notifier
+from permissions.policy import Target, decide
+from permissions.roles import Role
+
+log = logging.getLogger("graphops.schedules")
+
+VERBS = ("pause", "resume", "snapshot", "refresh")
+HEADS_UP_VERBS = frozenset({"pause"})
+EXAMPLES = (
+    "`weekdays 20:00`, `daily 02:30`, `every monday 07:00`, `hourly`, "
+    'or a quoted cron expression such as `"0 20 * * 1-5"`; add `tz=Europe/Paris` '
+    "for a time zone (default UTC)"
+)
+
+
+class WhenError(ValueError):
+    """A `when` that cannot be read; the message says why and shows what works."""
+
+
+# -- cron expressions ------------------------------------------------------------------
+
+_DAY_NAMES = {
+    name: index
+    for index, names in enumerate(
+        (
+            ("sun", "sunday"),
+            ("mon", "monday"),
+            ("tue", "tuesday", "tues"),
+            ("wed", "wednesday"),
+            ("thu", "thursday", "thur", "thurs"),
+            ("fri", "friday"),
+            ("sat", "saturday"),
+        )
+    )
+    for name in names
+}
+_MONTH_NAMES = {
+    name: index + 1
+    for index, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+    )
+}
+_MAX_DAYS = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
+_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    ("month", 1, 12, _MONTH_NAMES),
+    ("day of week", 0, 7, _DAY_NAMES),
+)
+_CRON_WORD = re.compile(r"^[0-9a-zA-Z*/,\-]+$")
+
+
+@dataclass(frozen=True)
+class Cron:
+    """A parsed 5-field cron expression (day of week 0 or 7 = Sunday).
+
+    As in Vixie cron, when both day of month and day of week are restricted,
+    a day matching either runs.
+    """
+
+    minutes: tuple[int, ...]
+    hours: tuple[int, ...]
+    days: frozenset[int]
+    months: frozenset[int]
+    weekdays: frozenset[int]
+    any_day: bool
+    any_weekday: bool
+
+    def matches(self, day: date) -> bool:
+        """Whether the schedule runs on this calendar day."""
+        if day.month not in self.months:
+            return False
+        by_day = day.day in self.days
+        by_weekday = (day.weekday() + 1) % 7 in self.weekdays
+        if self.any_day or self.any_weekday:
+            return by_day and by_weekday
+        return by_day or by_weekday
+
+
+def _value(text: str, label: str, low: int, high: int, names: dict[str, int]) -> int:
+    key = text.lower()
+    if key in names:
+        return names[key]
+    if not text.isdigit():
+        raise WhenError(f"cron {label} `{text}` is not a number")
+    number = int(text)
+    if not low <= number <= high:
+        raise WhenError(f"cron {label} `{text}` is out of range {low}-{high}")
+    return number
+
+
+def _field(text: str, label: str, low: int, high: int, names: dict[str, int]) -> set[int]:
+    values: set[int] = set()
+    for part in text.split(","):
+        body, _, step_text = part.partition("/")
+        step = 1
+        if step_text:
+            if not step_text.isdigit() or int(step_text) == 0:
+                raise WhenError(f"cron {label} step `/{step_text}` must be a positive number")
+            step = int(step_text)
+        if body == "*":
+            start, end = low, high
+        elif "-" in body:
+            first, _, last = body.partition("-")
+            start = _value(first, label, low, high, names)
+            end = _value(last, label, low, high, names)
+            if end < start:
+                raise WhenError(f"cron {label} range `{body}` goes backwards")
+        elif body:
+            start = end = _value(body, label, low, high, names)
+            if step_text:
+                end = high
+        else:
+            raise WhenError(f"cron {label} has an empty part in `{text}`")
+        values.update(range(start, end + 1, step))
+    return values
+
+
+def parse_cron(expression: str) -> Cron:
+    """Parse `minute hour day-of-month month day-of-week`; WhenError if invalid."""
+    parts = expression.split()
+    if len(parts) != 5:
+        raise WhenError(
+            f"a cron expression has 5 fields (minute hour day month weekday); "
+            f"`{expression}` has {len(parts)}"
+        )
+    sets = [_field(p, *spec) for p, spec in zip(parts, _FIELDS, strict=True)]
+    weekdays = frozenset(0 if d == 7 else d for d in sets[4])
+    cron = Cron(
+        minutes=tuple(sorted(sets[0])),
+        hours=tuple(sorted(sets[1])),
+        days=frozenset(sets[2]),
+        months=frozenset(sets[3]),
+        weekdays=weekdays,
+        any_day=parts[2].startswith("*"),
+        any_weekday=parts[4].startswith("*"),
+    )
+    if not cron.any_day and cron.any_weekday:
+        possible = any(d <= _MAX_DAYS[m] for m in cron.months for d in cron.days)
+        if not possible:
+            raise WhenError(f"`{expression}` never runs: no such day in those months")
+    return cron
+
+
+# -- time zones ------------------------------------------------------------------------
+
+
+def zone_named(name: str) -> ZoneInfo:
+    """The IANA time zone `name` (case-insensitive); WhenError naming look-alikes if unknown."""
+    names = available_timezones() | {"UTC"}
+    by_lower = {n.lower(): n for n in names}
+    canonical = by_lower.get(name.strip().lower())
+    if canonical is not None:
+        try:
+            return ZoneInfo(canonical)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    typed = name.strip().lower().replace(" ", "_")
+    cities = {n.rsplit("/", 1)[-1].lower(): n for n in sorted(names) if "/" in n}
+    hints = [cities[c] for c in difflib.get_close_matches(typed, list(cities), n=3, cutoff=0.7)]
+    hints += [by_lower[n] for n in difflib.get_close_matches(typed, list(by_lower), n=3)]
+    unique = list(dict.fromkeys(hints))[:3]
+    maybe = f"; did you mean {' or '.join(unique)}?" if unique else "."
+    raise WhenError(
+        f"unknown time zone {name!r}{maybe} Time zones are IANA names such as "
+        "Europe/Paris, America/New_York or UTC"
+    )
+
+
+# -- when ------------------------------------------------------------------------------
+
+_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def _clock_time(text: str, form: str) -> tuple[int, int]:
+    match = _TIME.match(text)
+    if match is None:
+        raise WhenError(
+            f"`{text}` is not a time of day: use 24-hour HH:MM, "
+            f"e.g. `{form} 20:00` or `{form} 07:30`"
+        )
+    return int(match.group(1)), int(match.group(2))
+
+
+@dataclass(frozen=True)
+class When:
+    """When a schedule runs: its text as typed (normalized), the cron rule and the zone."""
+
+    text: str
+    cron: Cron
+    tz: str
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The schedule's time zone."""
+        return ZoneInfo(self.tz)
+
+    def describe(self) -> str:
+        """`weekdays 20:00 (Europe/Paris)`."""
+        text = f'"{self.text}"' if _looks_like_cron(self.text.split()) else self.text
+        return f"{text} ({self.tz})"
+
+    def next_after(self, after: float) -> float:
+        """The first run strictly after the epoch `after` (UTC seconds); DST rules above."""
+        zone = self.zone
+        day = datetime.fromtimestamp(after, zone).date()
+        for _ in range(366 * 8 + 2):
+            if self.cron.matches(day):
+                best: float | None = None
+                for hour in self.cron.hours:
+                    for minute in self.cron.minutes:
+                        local = datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
+                        instant = local.timestamp()  # fold=0: first occurrence / shifted gap
+                        if instant > after and (best is None or instant < best):
+                            best = instant
+                if best is not None:
+                    return best
+            day += timedelta(days=1)
+        raise WhenError(f"`{self.text}` never runs")
+
+
+def _looks_like_cron(words: Sequence[str]) -> bool:
+    return len(words) == 5 and all(_CRON_WORD.match(w) for w in words)
+
+
+def parse_when(words: Sequence[str], tz: str | None = "UTC") -> When:
+    """Read a `when` (cron or plain form) in the zone `tz`; WhenError with an example if not."""
+    zone = zone_named(tz or "UTC").key
+    if len(words) == 1 and len(words[0].split()) > 1:
+        words = words[0].split()  # a quoted cron expression
+    if not words:
+        raise WhenError(f"say when it runs: {EXAMPLES}")
+    lowered = [w.lower() for w in words]
+    head = lowered[0]
+    if _looks_like_cron(words) and head not in ("every", "daily", "weekdays", "weekends"):
+        expression = " ".join(words)
+        return When(expression, parse_cron(expression), zone)
+    if head == "hourly":
+        if len(words) != 1:
+            raise WhenError("`hourly` runs at minute 0 of every hour and takes nothing more")
+        return When("hourly", parse_cron("0 * * * *"), zone)
+    days = {"daily": "*", "weekdays": "1-5", "weekends": "0,6"}
+    if head in days:
+        if len(words) != 2:
+            raise WhenError(f"`{head}` takes a time of day, e.g. `{head} 20:00`")
+        hour, minute = _clock_time(words[1], head)
+        return When(
+            f"{head} {hour:02d}:{minute:02d}",
+            parse_cron(f"{minute} {hour} * * {days[head]}"),
+            zone,
+        )
+    if head == "every":
+        if len(words) != 3:
+            raise WhenError("`every` takes a day and a time, e.g. `every monday 07:00`")
+        day_names = [d for d in lowered[1].split(",") if d]
+        unknown = [d for d in day_names if d not in _DAY_NAMES and d not in ("day", "weekday")]
+        if unknown or not day_names:
+            hint = difflib.get_close_matches(unknown[0] if unknown else "", list(_DAY_NAMES), n=1)
+            maybe = f" (did you mean `{hint[0]}`?)" if hint else ""
+            raise WhenError(
+                f"`{words[1]}` is not a day of the week{maybe}; e.g. `every monday 07:00` "
+                "or `every mon,thu 07:00`"
+            )
+        hour, minute = _clock_time(words[2], f"every {lowered[1]}")
+        if "day" in day_names:
+            spec = "*"
+        elif "weekday" in day_names:
+            spec = "1-5"
+        else:
+            spec = ",".join(str(n) for n in sorted({_DAY_NAMES[d] for d in day_names}))
+        return When(
+            f"every {lowered[1]} {hour:02d}:{minute:02d}",
+            parse_cron(f"{minute} {hour} * * {spec}"),
+            zone,
+        )
+    if len(words) == 1 and _CRON_WORD.match(words[0]):
+        raise WhenError(f"cannot read `{words[0]}` as a schedule: use {EXAMPLES}")
+    if len(words) in (4, 6) or (len(words) == 5 and not _looks_like_cron(words)):
+        try:
+            parse_cron(" ".join(words))
+        except WhenError as exc:
+            raise WhenError(f"{exc}; {EXAMPLES}") from None
+    raise WhenError(f"cannot read `{' '.join(words)}` as a schedule: use {EXAMPLES}")
+
+
+def show_time(epoch: float, tz: str) -> str:
+    """`Mon 2025-03-31 20:00 CEST` in the zone `tz`."""
+    return datetime.fromtimestamp(epoch, ZoneInfo(tz)).strftime("%a %Y-%m-%d %H:%M %Z")
+
+
+def show_utc(epoch: float) -> str:
+    """`2025-03-31 18:00 UTC`."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+# -- the store -------------------------------------------------------------------------
+
+migrations = Migrations("schedules")
+
+
+@migrations()
+def m001_schedules(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE schedules (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            owner TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            verb TEXT NOT NULL,
+            db TEXT NOT NULL,
+            source TEXT,
+            env TEXT,
+            "when" TEXT NOT NULL,
+            tz TEXT NOT NULL DEFAULT 'UTC',
+            provider TEXT NOT NULL DEFAULT '',
+            environment_id TEXT NOT NULL DEFAULT '',
+            environment_name TEXT NOT NULL DEFAULT '',
+            production INTEGER NOT NULL DEFAULT 0,
+            role INTEGER NOT NULL DEFAULT 2,
+            next_run_at REAL,
+            last_run_at REAL,
+            state TEXT NOT NULL DEFAULT 'active',
+            skip_until REAL,
+            postponed_to REAL,
+            approval_id TEXT,
+            created_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX schedules_due ON schedules (state, next_run_at)")
+    db.execute(
+        """
+        CREATE TABLE schedule_runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            schedule_id INTEGER NOT NULL,
+            run_at REAL NOT NULL,
+            kind TEXT NOT NULL,
+            at REAL NOT NULL,
+            outcome TEXT,
+            detail TEXT,
+            UNIQUE (schedule_id, run_at, kind)
+        )
+        """
+    )
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One stored schedule.
+
+    `next_run_at` is the planned slot (UTC epoch); `postponed_to` is when that
+    slot actually runs after `schedule-extend`; `skip_until` skips every slot
+    up to it (`schedule-skip`). States: pending (waiting for its approval),
+    active, paused (reserved), cancelled.
+    """
+
+    id: int
+    owner: str
+    channel: str
+    verb: str
+    db: str
+    source: str | None
+    env: str | None
+    when: str
+    tz: str
+    provider: str
+    environment_id: str
+    environment_name: str
+    production: bool
+    role: Role
+    next_run_at: float | None
+    last_run_at: float | None
+    state: str
+    skip_until: float | None
+    postponed_to: float | None
+    approval_id: str | None
+    created_at: float
+
+    @property
+    def rule(self) -> When:
+        """The parsed `when`."""
+        return parse_when(self.when.split(), self.tz)
+
+    @property
+    def due_at(self) -> float | None:
+        """When the current slot runs (postponed or planned)."""
+        return self.postponed_to or self.next_run_at
+
+    @property
+    def skipped(self) -> bool:
+        """Whether the current slot is to be skipped."""
+        return (
+            self.skip_until is not None
+            and self.next_run_at is not None
+            and self.next_run_at <= self.skip_until
+        )
+
+    @property
+    def target(self) -> Target:
+        """The permission target recorded when the schedule was created."""
+        return Target(self.provider, self.environment_id, self.environment_name, self.production)
+
+    def what(self) -> str:
+        """`pause sandbox-db` / `refresh staging-db from orders-db`."""
+        if self.verb == "refresh":
+            return f"refresh {self.db} from {self.source}"
+        return f"{self.verb} {self.db}"
+
+    def command_line(self, snapshot_id: str | None = None) -> str:
+        """The command run at each slot (refresh needs the snapshot found at run time)."""
+        env = f" env={self.env}" if self.env else ""
+        if self.verb == "refresh":
+            return f"restore {snapshot_id} into {self.db} source={self.source}{env}"
+        return f"{self.verb} {self.db}{env}"
+
+
+_COLUMNS = [f.name for f in Schedule.__dataclass_fields__.values()]
+
+
+def _row(values: Sequence[Any]) -> Schedule:
+    data = dict(zip(_COLUMNS, values, strict=True))
+    data["production"] = bool(data["production"])
+    data["role"] = Role(data["role"])
+    return Schedule(**data)
+
+
+class ScheduleStore:
+    """The schedules table: create, read and change schedules atomically."""
+
+    def __init__(self, db: sqlite_utils.Database, clock: Callable[[], float] = time.time):
+        self.db = db
+        self.clock = clock
+        migrations.apply(db)
+
+    def _select(self, where: str, params: Sequence[Any]) -> list[Schedule]:
+        columns = ", ".join(f'"{c}"' for c in _COLUMNS)
+        rows = self.db.execute(
+            f"SELECT {columns} FROM schedules WHERE {where} ORDER BY id", list(params)
+        ).fetchall()
+        return [_row(r) for r in rows]
+
+    def create(
+        self,
+        *,
+        owner: str,
+        channel: str,
+        verb: str,
+        db: str,
+        when: When,
+        target: Target,
+        source: str | None = None,
+        env: str | None = None,
+        role: Role = Role.OPERATOR,
+        state: str = "active",
+    ) -> Schedule:
+        """Store a schedule; its next run is computed from now."""
+        now = self.clock()
+        cursor = self.db.execute(
+            'INSERT INTO schedules (owner, channel, verb, db, source, env, "when", tz, provider, '
+            "environment_id, environment_name, production, role, next_run_at, state, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                owner,
+                channel,
+                verb,
+                db,
+                source,
+                env,
+                when.text,
+                when.tz,
+                target.provider,
+                target.environment_id,
+                target.environment_name,
+                int(target.production),
+                int(role),
+                when.next_after(now),
+                state,
+                now,
+            ],
+        )
+        made = self.get(int(cursor.lastrowid or 0))
+        assert made is not None
+        return made
+
+    def get(self, schedule_id: int) -> Schedule | None:
+        """The schedule with this id, or None."""
+        found = self._select("id = ?", [schedule_id])
+        return found[0] if found else None
+
+    def for_channel(self, channel: str) -> list[Schedule]:
+        """Schedules of a channel that are not cancelled."""
+        return self._select("channel = ? AND state != 'cancelled'", [channel])
+
+    def active(self) -> list[Schedule]:
+        """Every active schedule."""
+        return self._select("state = 'active'", [])
+
+    def set_approval(self, schedule_id: int, approval_id: str) -> None:
+        """Remember the approval that activates a pending schedule."""
+        self.db.execute(
+            "UPDATE schedules SET approval_id = ? WHERE id = ?", [approval_id, schedule_id]
+        )
+
+    def activate(self, schedule_id: int) -> Schedule | None:
+        """pending -> active, next run from now; None when it was not pending."""
+        schedule = self.get(schedule_id)
+        if schedule is None or schedule.state != "pending":
+            return None
+        cursor = self.db.execute(
+            "UPDATE schedules SET state = 'active', next_run_at = ? "
+            "WHERE id = ? AND state = 'pending'",
+            [schedule.rule.next_after(self.clock()), schedule_id],
+        )
+        return self.get(schedule_id) if cursor.rowcount == 1 else None
+
+    def cancel(self, schedule_id: int) -> bool:
+        """Any state but cancelled -> cancelled."""
+        cursor = self.db.execute(
+            "UPDATE schedules SET state = 'cancelled' WHERE id = ? AND state != 'cancelled'",
+            [schedule_id],
+        )
+        return cursor.rowcount == 1
+
+    def skip(self, schedule_id: int) -> Schedule | None:
+        """Skip the current slot (and undo any postponement of it)."""
+        self.db.execute(
+            "UPDATE schedules SET skip_until = next_run_at, postponed_to = NULL "
+            "WHERE id = ? AND state = 'active'",
+            [schedule_id],
+        )
+        return self.get(schedule_id)
+
+    def extend(self, schedule_id: int, hours: int) -> Schedule | None:
+        """Run the current slot `hours` after its planned time (not cumulative)."""
+        self.db.execute(
+            "UPDATE schedules SET postponed_to = next_run_at + ?, "
+            "skip_until = CASE WHEN skip_until >= next_run_at THEN NULL ELSE skip_until END "
+            "WHERE id = ? AND state = 'active'",
+            [hours * 3600, schedule_id],
+        )
+        return self.get(schedule_id)
+
+    def advance(self, schedule: Schedule, next_run_at: float, *, ran_at: float | None) -> bool:
+        """Move past the current slot; False when someone else already did (claims a run)."""
+        cursor = self.db.execute(
+            "UPDATE schedules SET next_run_at = ?, postponed_to = NULL, "
+            "last_run_at = COALESCE(?, last_run_at) "
+            "WHERE id = ? AND state = 'active' AND next_run_at = ?",
+            [next_run_at, ran_at, schedule.id, schedule.next_run_at],
+        )
+        return cursor.rowcount == 1
+
+    def log(
+        self, schedule_id: int, run_at: float, kind: str, outcome: str = "", **detail: Any
+    ) -> bool:
+        """Record a run/skip/miss/heads-up once per slot; False when it was recorded before."""
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO schedule_runs (schedule_id, run_at, kind, at, outcome, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [schedule_id, run_at, kind, self.clock(), outcome, json.dumps(detail, default=str)],
+        )
+        return cursor.rowcount == 1
+
+    def unlog(self, schedule_id: int, run_at: float, kind: str) -> None:
+        """Forget a record (a heads-up that could not be posted is tried again)."""
+        self.db.execute(
+            "DELETE FROM schedule_runs WHERE schedule_id = ? AND run_at = ? AND kind = ?",
+            [schedule_id, run_at, kind],
+        )
+
+    def runs(self, schedule_id: int) -> list[tuple[float, str, str]]:
+        """(slot, kind, outcome) of a schedule, oldest first."""
+        rows = self.db.execute(
+            "SELECT run_at, kind, outcome FROM schedule_runs WHERE schedule_id = ? ORDER BY id",
+            [schedule_id],
+        ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+
+# -- refresh: the newest snapshot ------------------------------------------------------
+
+_NOT_READY = frozenset({"working", "pending", "creating", "failed", "error", "deleting"})
+
+
+def _snapshot_time(created_at: str | None) -> float:
+    if not created_at:
+        return float("-inf")
+    try:
+        return datetime.fromisoformat(created_at.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(created_at).timestamp()
+    except (TypeError, ValueError):
+        return float("-inf")
+
+
+def newest_snapshot(snapshots: Sequence[Any]) -> Any | None:
+    """The newest finished snapshot (by `created_at`, ISO or HTTP date; later listed wins ties)."""
+    ready = [(i, s) for i, s in enumerate(snapshots) if (s.status or "").lower() not in _NOT_READY]
+    if not ready:
+        return None
+    return max(ready, key=lambda item: (_snapshot_time(item[1].created_at), item[0]))[1]
+
+
+async def newest_snapshot_of(ctx: Context, source: str) -> str:
+    """The id of the newest finished manual snapshot of `source` (UserError if none)."""
+    from commands.targets import CONSOLE, find
+
+    found = await find(ctx, CONSOLE, Role.VIEWER, source)
+    snapshots = await found.scope.provider.client.snapshots(found.database.id)
+    snap = newest_snapshot(snapshots)
+    if snap is None:
+        raise UserError(f"{source} has no finished manual snapshot to restore")
+    return str(snap.id)
+
+
+# -- the scheduler ---------------------------------------------------------------------
+
+
+class BotLike(Protocol):
+    """What the Scheduler needs of bot.wiring.Bot."""
+
+    services: Any
+
+    async def run(self, invocation: Invocation, *, preapproved: bool = False) -> Reply:
+        """Run one command line."""
+        ...
+
+
+class TrackerLike(Protocol):
+    """What the Scheduler needs of operations.tracker.Tracker."""
+
+    async def track(
+        self,
+        ref: Any,
+        *,
+        channel: str,
+        thread_ts: str | None,
+        user: str,
+        origin: Reply | None = None,
+    ) -> int:
+        """Follow an operation."""
+        ...
+
+
+def unschedule_action(schedule: Schedule, slash: str) -> Action:
+    """The Unschedule button of a schedule."""
+    return Action(label="Unschedule", command=f"{slash} unschedule {schedule.id}")
+
+
+def heads_up_actions(schedule: Schedule, slash: str) -> list[Action]:
+    """The two buttons of a heads-up."""
+    sid = str(schedule.id)
+    return [
+        Action(
+            label="Skip tonight",
+            command=f"{slash} schedule-skip {sid}",
+            action_id="schedule.skip",
+            value=sid,
+        ),
+        Action(
+            label="Keep running 2 h",
+            command=f"{slash} schedule-extend {sid}",
+            action_id="schedule.extend",
+            value=sid,
+        ),
+    ]
+
+
+class Scheduler:
+    """Runs due schedules through the bot and reports them through a Notifier."""
+
+    def __init__(
+        self,
+        bot: BotLike,
+        notifier: Notifier,
+        *,
+        tracker: TrackerLike | None = None,
+        clock: Callable[[], float] = time.time,
+        grace_seconds: float = 900.0,
+        heads_up_minutes: float = 15.0,
+        tick_seconds: float = 20.0,
+    ) -> None:
+        self.bot = bot
+        self.notifier = notifier
+        self.tracker = tracker
+        self.clock = clock
+        self.grace_seconds = grace_seconds
+        self.heads_up_minutes = heads_up_minutes
+        self.tick_seconds = tick_seconds
+        self.store = ScheduleStore(bot.services.approvals.db, clock)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def _slash(self) -> str:
+        return str(self.bot.services.slash_command)
+
+    # -- the loop ------------------------------------------------------------------
+
+    async def run_once(self) -> int:
+        """Look at every active schedule once; returns how many commands ran."""
+        ran = 0
+        for schedule in self.store.active():
+            try:
+                ran += await self._visit(schedule)
+            except Exception:  # one broken schedule must not stop the others
+                log.exception("schedule %s failed", schedule.id)
+        return ran
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("scheduler pass failed")
+            await asyncio.sleep(self.tick_seconds)
+
+    def start(self) -> None:
+        """Run in the background; missed runs are handled on the first pass."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="graphops-scheduler")
+
+    async def stop(self) -> None:
+        """Stop the background loop."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    # -- one schedule --------------------------------------------------------------
+
+    async def _visit(self, schedule: Schedule) -> int:
+        now = self.clock()
+        due = schedule.due_at
+        if due is None or schedule.next_run_at is None:
+            return 0
+        if now < due:
+            await self._heads_up(schedule, due, now)
+            return 0
+        following = schedule.rule.next_after(now)
+        if schedule.skipped:
+            if self.store.advance(schedule, following, ran_at=None):
+                self.store.log(schedule.id, schedule.next_run_at, "skipped", "asked")
+                self._audit(schedule, "skipped", planned=schedule.next_run_at)
+                await self._post(
+                    schedule,
+                    Reply(
+                        status="info",
+                        title=f"Skipped as asked: scheduled {schedule.what()}",
+                        text=f"Next run: {self._when(following, schedule.tz)}.",
+                    ),
+                )
+            return 0
+        if now - due > self.grace_seconds:
+            await self._missed(schedule, due, now, following)
+            return 0
+        if not self.store.advance(schedule, following, ran_at=now):
+            return 0  # another scheduler took this run
+        await self._run(schedule, due, following)
+        return 1
+
+    async def _heads_up(self, schedule: Schedule, due: float, now: float) -> None:
+        if (
+            schedule.verb not in HEADS_UP_VERBS
+            or self.heads_up_minutes <= 0
+            or schedule.skipped
+            or due - now > self.heads_up_minutes * 60
+        ):
+            return
+        if not self.store.log(schedule.id, due, "headsup"):
+            return  # posted before
+        minutes = max(1, round((due - now) / 60))
+        reply = Reply(
+            status="info",
+            title=f"Heads-up: {schedule.what()} in {minutes} min",
+            text=(
+                f"At {self._when(due, schedule.tz)}, by schedule {schedule.id} "
+                f"({schedule.rule.describe()}) of <@{schedule.owner}>. "
+                "Skip tonight's run, or keep it running 2 more hours."
+            ),
+            actions=heads_up_actions(schedule, self._slash),
+        )
+        try:
+            await self.notifier.post(schedule.channel, reply)
+        except Exception:
+            log.warning("heads-up of schedule %s not posted; will retry", schedule.id)
+            self.store.unlog(schedule.id, due, "headsup")
+
+    async def _missed(self, schedule: Schedule, due: float, now: float, following: float) -> None:
+        if not self.store.advance(schedule, following, ran_at=None):
+            return
+        count, slot = 0, schedule.next_run_at or due
+        while slot <= now and count < 1000:
+            count += 1
+            slot = schedule.rule.next_after(slot)
+        self.store.log(schedule.id, due, "missed", f"{count} missed")
+        self._audit(schedule, "missed", planned=due, count=count)
+        runs = "1 run was" if count == 1 else f"{count} runs were"
+        await self._post(
+            schedule,
+            Reply(
+                status="info",
+                title=f"Skipped: scheduled {schedule.what()} of {self._when(due, schedule.tz)}",
+                text=(
+                    f"The bot was not running then and it is now more than "
+                    f"{round(self.grace_seconds / 60)} min late, so it did not run "
+                    f"({runs} missed). Next run: {self._when(following, schedule.tz)}."
+                ),
+            ),
+        )
+
+    async def _run(self, schedule: Schedule, due: float, following: float) -> None:
+        invocation = Invocation(
+            user=schedule.owner, channel=schedule.channel, text="", transport="schedule"
+        )
+        try:
+            line = await self._command_line(schedule, invocation)
+        except (UserError, ApiError) as exc:
+            text = exc.describe() if isinstance(exc, ApiError) else str(exc)
+            reply = error(text, title="Cannot do that")
+        else:
+            if isinstance(line, Reply):
+                reply = line
+            else:
+                invocation = Invocation(
+                    user=schedule.owner, channel=schedule.channel, text=line, transport="schedule"
+                )
+                reply = await self.bot.run(invocation, preapproved=True)
+        posted = self._report(schedule, reply, following)
+        ts = await self._post(schedule, posted)
+        if self.tracker is not None and not reply.failed:
+            for ref in reply.operations:
+                await self.tracker.track(
+                    ref, channel=schedule.channel, thread_ts=ts, user=schedule.owner, origin=posted
+                )
+        self.store.log(schedule.id, due, "run", reply.status, title=reply.title or "")
+        self._audit(schedule, reply.status, planned=due, title=reply.title or "")
+
+    async def _command_line(self, schedule: Schedule, invocation: Invocation) -> str | Reply:
+        """The line to run; for refresh, checks the right first, then finds the snapshot."""
+        if schedule.verb != "refresh":
+            return schedule.command_line()
+        policy = self.bot.services.permissions.policy_for(schedule.channel)
+        decision = decide(policy, schedule.owner, "restore", schedule.role, True, schedule.target)
+        if decision.outcome == "denied":
+            return denied(decision.reason)  # no API request at all
+        token = current_invocation.set(invocation)
+        try:
+            ctx = Context(invocation, self.bot.services)
+            return schedule.command_line(await newest_snapshot_of(ctx, schedule.source or ""))
+        finally:
+            current_invocation.reset(token)
+
+    def _report(self, schedule: Schedule, reply: Reply, following: float) -> Reply:
+        origin = f"Schedule {schedule.id} ({schedule.rule.describe()}) of <@{schedule.owner}>."
+        later = f"Next run: {self._when(following, schedule.tz)}."
+        if reply.failed:
+            return Reply(
+                status=reply.status,
+                title=f"Scheduled {schedule.what()} did not run",
+                text=(
+                    f"{reply.text}\n{origin} The schedule stays active; {later} "
+                    f"`{self._slash} unschedule {schedule.id}` removes it."
+                ),
+                actions=[unschedule_action(schedule, self._slash)],
+            )
+        posted = reply.model_copy(deep=True)
+        posted.visibility = "channel"
+        posted.title = f"Scheduled: {reply.title or schedule.what()}"
+        posted.text = f"{reply.text}\n{origin} {later}".strip()
+        return posted
+
+    async def _post(self, schedule: Schedule, reply: Reply) -> str | None:
+        try:
+            return await self.notifier.post(schedule.channel, reply)
+        except Exception:
+            log.warning("could not post for schedule %s", schedule.id, exc_info=True)
+            return None
+
+    def _audit(self, schedule: Schedule, outcome: str, **detail: Any) -> None:
+        self.bot.services.audit.record(
+            "operation",
+            user=schedule.owner,
+            channel=schedule.channel,
+            provider=schedule.provider or None,
+            environment=schedule.environment_name or None,
+            database=schedule.db,
+            verb=f"schedule {schedule.verb}",
+            outcome=outcome,
+            detail={"schedule": schedule.id, "when": schedule.rule.describe(), **detail},
+        )
+
+    @staticmethod
+    def _when(epoch: float, tz: str) -> str:
+        return f"{show_time(epoch, tz)} ({show_utc(epoch)})"
