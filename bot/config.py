@@ -79,6 +79,7 @@ class OperationsSettings(_Strict):
     # Schedules: a run missed by less than this (bot down) still runs; later ones are skipped.
     schedule_grace_seconds: float = Field(default=900.0, ge=0, le=24 * 3600)
     heads_up_minutes: float = Field(default=15.0, ge=0, le=24 * 60)
+    watch_interval_seconds: float = Field(default=30.0, ge=1, le=3600)
 
 
 class _ProviderBase(_Strict):

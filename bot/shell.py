@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from bot.text import humanize, render
-from bot.wiring import Bot, build_scheduler, build_tracker
+from bot.wiring import Bot, build_scheduler, build_tracker, build_watcher
 from commands.context import Invocation
 from commands.reply import Reply
 from operations.tracker import Tracker
@@ -89,13 +89,16 @@ class ShellSession:
         self.tracker = build_tracker(self.bot, self.notifier)
         self.tracker.start()
         self.scheduler = build_scheduler(self.bot, self.notifier, self.tracker)
+        self.watcher = build_watcher(self.bot)
 
     def start_scheduler(self) -> None:
-        """Run schedules while this (interactive) session lasts."""
+        """Run schedules and watches while this (interactive) session lasts."""
         self.scheduler.start()
+        self.watcher.start()
 
     async def close(self) -> None:
-        """Stop following operations and running schedules (both stay in the store)."""
+        """Stop following operations, schedules and watches (all stay in the store)."""
+        await self.watcher.stop()
         await self.scheduler.stop()
         if self.tracker is not None:
             await self.tracker.stop()

@@ -28,6 +28,7 @@ from operations.notify import Notifier
 from operations.schedules import Scheduler
 from operations.store import OperationHistory, SwitchBacks
 from operations.tracker import Tracker, TrackerSettings
+from operations.watch import Watcher, WatchStore
 from permissions.approvals import ApprovalStore
 from permissions.audit import AuditLog
 from permissions.redaction import make_redactor
@@ -73,6 +74,16 @@ def build_tracker(bot: Bot, notifier: Notifier) -> Tracker:
             ),
             concurrency=settings.concurrency,
         ),
+    )
+
+
+def build_watcher(bot: Bot) -> Watcher:
+    """The watcher of `bot`: its messages go through the outbox the tracker delivers."""
+    return Watcher(
+        bot.db,
+        bot.services.providers,
+        permissions=bot.services.permissions,
+        interval_seconds=bot.config.operations.watch_interval_seconds,
     )
 
 
@@ -206,6 +217,7 @@ def build_bot(
         snapshot_before_destroy=config.operations.snapshot_before_destroy,
         switch_back_minutes=config.operations.switch_back_minutes,
         switch_backs=SwitchBacks(database),
+        watches=WatchStore(database),
     )
     registry, executor = build_registry(services)
     return Bot(config, database, services, registry, executor, redact, closers, listeners)

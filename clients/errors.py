@@ -73,6 +73,8 @@ class ApiError(Exception):
             text += f" (support reference {self.nonce})"
         if self.outcome == "unknown":
             text += ". The request reached the server; whether it took effect is unknown"
+        elif self.method and self.method.upper() not in ("GET", "HEAD", "OPTIONS"):
+            text += ". It was not done: nothing was changed"
         return text
 
     def __str__(self) -> str:

@@ -79,6 +79,7 @@ class Services:
     snapshot_before_destroy: str = "protected"
     switch_back_minutes: int = 60
     switch_backs: Any = None  # operations.store.SwitchBacks
+    watches: Any = None  # operations.watch.WatchStore
 
 
 @dataclass

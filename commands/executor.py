@@ -94,6 +94,20 @@ class Executor:
             detail={"text": text},
         )
 
+    def _audit_command(
+        self, invocation: Invocation, parsed: ParsedCommand, problem: str | None
+    ) -> None:
+        """Audit a command. Its text is kept only when it fits a verb's syntax: a line
+        that does not may hold something typed by mistake (a password as an extra word)."""
+        self.services.audit.record(
+            "command",
+            user=invocation.user,
+            channel=invocation.channel,
+            verb=parsed.verb,
+            outcome=problem,
+            detail=None if problem else {"text": parsed.text},
+        )
+
     async def _run(self, invocation: Invocation, preapproved: bool = False) -> Reply:
         services = self.services
         slash = services.slash_command
@@ -101,19 +115,14 @@ class Executor:
             parsed = parse(invocation.text, slash)
         except GrammarError as exc:
             return error(f"{exc}.", title="Cannot read that command")
-        services.audit.record(
-            "command",
-            user=invocation.user,
-            channel=invocation.channel,
-            verb=parsed.verb,
-            detail={"text": parsed.text},
-        )
         try:
             parsed, dry_run = _dry_run_form(parsed)
         except GrammarError as exc:
+            self._audit_command(invocation, parsed, "unreadable")
             return error(f"{exc}.", title="Cannot read that command")
         verb = self.registry.get(parsed.verb)
         if verb is None:
+            self._audit_command(invocation, parsed, "unknown verb")
             hints = self.registry.suggest(parsed.verb)
             maybe = f" Did you mean {' or '.join(f'`{h}`' for h in hints)}?" if hints else ""
             return error(
@@ -123,7 +132,9 @@ class Executor:
         try:
             values = verb.bind(parsed.args, parsed.options)
         except UsageError as exc:
+            self._audit_command(invocation, parsed, "usage error")
             return error(f"{exc}\nExample: `{slash} {verb.example}`", title=f"Usage of {verb.name}")
+        self._audit_command(invocation, parsed, None)
         ctx = Context(invocation, services)
         if verb.direct is not None:
             if dry_run:

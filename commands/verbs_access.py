@@ -377,13 +377,14 @@ def register(registry: Registry, executor: Executor) -> None:
 
 def build_registry(services: Any) -> tuple[Registry, Executor]:
     """The full registry of verbs and an executor over `services`."""
-    from commands import verbs_console, verbs_schedule, verbs_typedb, verbs_v1
+    from commands import verbs_console, verbs_schedule, verbs_typedb, verbs_v1, verbs_watch
 
     registry = Registry()
     executor = Executor(registry, services)
     register(registry, executor)
     verbs_console.register(registry)
     verbs_v1.register(registry)
+    verbs_watch.register(registry)
     verbs_typedb.register(registry)
     verbs_schedule.register(registry, executor)
     return registry, executor

@@ -24,7 +24,7 @@ from bot.slack.notifier import SlackNotifier
 from bot.slack.runtime import Tracker as TrackerLike
 from bot.slack.server import SlackServer
 from bot.slack.sweep import DEFAULT_SWEEP_SECONDS
-from bot.wiring import Bot, build_bot, build_scheduler, build_tracker
+from bot.wiring import Bot, build_bot, build_scheduler, build_tracker, build_watcher
 from operations.schedules import Scheduler
 from operations.tracker import Tracker
 
@@ -78,6 +78,7 @@ async def serve(
     """Run the Slack transport until SIGTERM/SIGINT (or until `stop` is set)."""
     token, signing, app_token = slack_secrets(config, environ)
     bot = build_bot(config, environ=environ)
+    watcher = build_watcher(bot)
     setup_logging(bot.redact)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -101,6 +102,7 @@ async def serve(
             start_tracker()  # picks up operations left unfinished by a previous run
         if scheduler is not None:
             scheduler.start()  # runs (or reports skipped) what was missed while down
+        watcher.start()
         server = SlackServer(app, sweep_seconds=sweep_seconds)
         url = await server.start(host, config.slack.port)
         if app_token:
@@ -120,6 +122,7 @@ async def serve(
             await server.stop()
         if scheduler is not None:
             await scheduler.stop()
+        await watcher.stop()
         stop_tracker = getattr(tracker, "stop", None)
         if callable(stop_tracker):
             await stop_tracker()

@@ -377,3 +377,13 @@ async def test_a_visible_database_with_too_low_a_role_is_a_denial(bot, console_s
     assert "orders-db is in staging/console, where <#C0DEV> is operator" in reply.text
     assert "needs admin" in reply.text
     assert console_sim.mutating_requests() == []
+
+
+async def test_a_line_that_does_not_fit_is_audited_without_its_text(bot):
+    await run(bot, "pause sandbox-db hunter2-typed-by-mistake")
+    await run(bot, "paws sandbox-db hunter2-typed-by-mistake")
+    rows = bot.services.audit.query(kind="command", limit=100)
+    assert [r["outcome"] for r in rows[-2:]] == ["usage error", "unknown verb"]
+    assert "hunter2" not in repr(rows)
+    await run(bot, "list")
+    assert bot.services.audit.query(kind="command", limit=1)[-1]["detail"] == {"text": "list"}

@@ -1,0 +1,283 @@
+"""Watching databases: state changes posted to the channel until `unwatch`.
+
+A watch is a row in SQLite. The Watcher polls the status of every watched
+database through the shared provider clients (one token, pooled connections),
+compares it with the last state it recorded, and on a change records the new
+state and queues the messages in the outbox in one transaction, so a restart
+neither repeats nor loses a change. The tracker's delivery loop sends them. A
+database entering `underIncident` is also announced in its environment's
+incident channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from clients.errors import ApiError, NotFound
+from commands.context import Provider
+from commands.reply import Reply
+from operations.store import Outbox, migrations
+from permissions.store import PermissionStore
+
+log = logging.getLogger("graphops.watch")
+
+
+@migrations()
+def m003_watches(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE watches (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            provider TEXT NOT NULL,
+            environment_id TEXT NOT NULL,
+            environment_name TEXT NOT NULL,
+            database_id TEXT NOT NULL,
+            database_name TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            last_state TEXT,
+            changes INTEGER NOT NULL DEFAULT 0,
+            active INTEGER NOT NULL DEFAULT 1,
+            UNIQUE (channel, provider, database_id)
+        )
+        """
+    )
+
+
+@dataclass(frozen=True)
+class Watch:
+    """One channel watching one database."""
+
+    id: int
+    provider: str
+    environment_id: str
+    environment_name: str
+    database_id: str
+    database_name: str
+    channel: str
+    created_by: str
+    last_state: dict[str, Any] | None
+    changes: int
+
+
+def _watch(row: dict[str, Any]) -> Watch:
+    return Watch(
+        row["id"],
+        row["provider"],
+        row["environment_id"],
+        row["environment_name"],
+        row["database_id"],
+        row["database_name"],
+        row["channel"],
+        row["created_by"],
+        json.loads(row["last_state"]) if row["last_state"] else None,
+        row["changes"],
+    )
+
+
+class WatchStore:
+    """The watches of every channel."""
+
+    def __init__(self, db: sqlite_utils.Database, clock: Callable[[], float] = time.time):
+        self.db = db
+        self._clock = clock
+        migrations.apply(db)
+
+    def add(
+        self,
+        *,
+        provider: str,
+        environment_id: str,
+        environment_name: str,
+        database_id: str,
+        database_name: str,
+        channel: str,
+        user: str,
+    ) -> bool:
+        """Start watching; False when this channel already watches that database."""
+        cursor = self.db.execute(
+            "INSERT INTO watches (provider, environment_id, environment_name, database_id, "
+            "database_name, channel, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (channel, provider, database_id) DO UPDATE SET active = 1 "
+            "WHERE active = 0",
+            [
+                provider,
+                environment_id,
+                environment_name,
+                database_id,
+                database_name,
+                channel,
+                user,
+                self._clock(),
+            ],
+        )
+        return cursor.rowcount > 0
+
+    def remove(self, channel: str, provider: str, database_id: str) -> bool:
+        """Stop watching; False when the channel was not watching it."""
+        cursor = self.db.execute(
+            "UPDATE watches SET active = 0 WHERE channel = ? AND provider = ? "
+            "AND database_id = ? AND active = 1",
+            [channel, provider, database_id],
+        )
+        return cursor.rowcount > 0
+
+    def active(self, channel: str | None = None) -> list[Watch]:
+        """Active watches (of one channel, or all)."""
+        sql = "SELECT * FROM watches WHERE active = 1"
+        params: list[str] = []
+        if channel is not None:
+            sql += " AND channel = ?"
+            params.append(channel)
+        cursor = self.db.execute(sql + " ORDER BY id", params)
+        columns = [c[0] for c in cursor.description]
+        return [_watch(dict(zip(columns, row, strict=True))) for row in cursor.fetchall()]
+
+
+def state_of(status: Any) -> dict[str, Any]:
+    """The parts of a database status whose change is worth a message."""
+    return {
+        "state": status.state,
+        "pending": status.is_pending,
+        "locked": status.is_locked,
+        "incident": status.under_incident,
+        "needs restart": status.needs_restart,
+    }
+
+
+def describe_change(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """`running → paused; incident: yes` style text."""
+    parts = []
+    if old.get("state") != new["state"]:
+        parts.append(f"{old.get('state', '?')} → {new['state']}")
+    for flag in ("pending", "locked", "incident", "needs restart"):
+        if bool(old.get(flag)) != bool(new[flag]):
+            parts.append(f"{flag}: {'yes' if new[flag] else 'no'}")
+    return "; ".join(parts)
+
+
+class Watcher:
+    """Polls watched databases and queues a message for every change."""
+
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        providers: Mapping[str, Provider],
+        *,
+        permissions: PermissionStore | None = None,
+        interval_seconds: float = 30.0,
+        concurrency: int = 8,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.providers = providers
+        self.permissions = permissions
+        self.interval = interval_seconds
+        self.store = WatchStore(db, clock)
+        self.outbox = Outbox(db, clock)
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._task: asyncio.Task[None] | None = None
+
+    async def run_once(self) -> int:
+        """Poll every watch once; returns how many changes were queued."""
+        results = await asyncio.gather(*(self._guarded(w) for w in self.store.active()))
+        return sum(results)
+
+    async def _guarded(self, watch: Watch) -> int:
+        async with self._semaphore:
+            try:
+                return await self._poll(watch)
+            except Exception:  # one broken watch must not stop the others
+                log.exception("watching %s failed", watch.database_name)
+                return 0
+
+    async def _status(self, watch: Watch) -> Any:
+        client = self.providers[watch.provider].client
+        if hasattr(client, "status"):  # the Console API has a status endpoint
+            return await client.status(watch.database_id)
+        return (await client.database(watch.database_id)).status
+
+    async def _poll(self, watch: Watch) -> int:
+        if watch.provider not in self.providers:
+            return 0
+        try:
+            new = state_of(await self._status(watch))
+        except NotFound:
+            self._record(
+                watch, None, f"{watch.database_name} no longer exists; watch ended.", incident=False
+            )
+            return 1
+        except ApiError as exc:
+            log.warning("status of %s: %s", watch.database_name, exc.describe())
+            return 0
+        old = watch.last_state
+        if old is None:  # the first look only sets the baseline
+            self._record(watch, new, None, incident=False)
+            return 0
+        change = describe_change(old, new)
+        if not change:
+            return 0
+        entering_incident = new["incident"] and not old.get("incident")
+        self._record(watch, new, f"{watch.database_name}: {change}", incident=entering_incident)
+        return 1
+
+    def _record(
+        self, watch: Watch, new: dict[str, Any] | None, text: str | None, incident: bool
+    ) -> None:
+        """Save the new state and queue its messages atomically."""
+        number = watch.changes + (1 if text else 0)
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE watches SET last_state = ?, changes = ?, active = ? WHERE id = ?",
+                [json.dumps(new) if new else None, number, 1 if new else 0, watch.id],
+            )
+            if not text:
+                return
+            key = f"watch:{watch.id}:{number}"
+            self.outbox.put(None, key, watch.channel, Reply(status="info", text=text).model_dump())
+            channel = (
+                self.permissions.incident_channel(
+                    watch.provider, watch.environment_id, watch.environment_name
+                )
+                if incident and self.permissions
+                else None
+            )
+            if channel:
+                notice = Reply(
+                    status="error",
+                    title=f"Incident: {watch.database_name}",
+                    text=f"{text} (environment {watch.environment_name}, "
+                    f"provider {watch.provider}; watched from <#{watch.channel}>)",
+                )
+                self.outbox.put(None, f"{key}:incident", channel, notice.model_dump())
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("watch pass failed")
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        """Poll in the background until stopped."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="graphops-watcher")
+
+    async def stop(self) -> None:
+        """Stop polling (watches stay in the store)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
