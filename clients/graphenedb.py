@@ -10,7 +10,6 @@ unknown fields and accept a bare list or a `{"<name>": [...]}` wrapper.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -20,7 +19,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from clients.errors import ApiError, BadRequest, Unauthorized
-from clients.http import CallHook, HttpApi, RetryPolicy
+from clients.http import BearerAuth, CallHook, HttpApi, RetryPolicy
 
 VENDOR = "graphneo"
 DB_PATH = f"/deployments/databases/{VENDOR}"
@@ -170,7 +169,6 @@ class ConsoleClient:
     """The GrapheneDB Console API for one API client (one provider in graphops.toml)."""
 
     TOKEN_PATH = "/organizations/oauth/token"
-    REFRESH_MARGIN_SECONDS = 60.0
 
     def __init__(
         self,
@@ -190,11 +188,12 @@ class ConsoleClient:
         )
         self._client_id = client_id
         self._client_secret = client_secret
-        self._clock = clock
-        self._token: str | None = None
-        self._token_expires = 0.0
-        self._token_lock = asyncio.Lock()
-        self.tokens_fetched = 0
+        self.auth = BearerAuth(self._fetch_token, clock)
+
+    @property
+    def tokens_fetched(self) -> int:
+        """How many tokens this client has asked for."""
+        return self.auth.fetched
 
     @property
     def provider(self) -> str:
@@ -206,17 +205,7 @@ class ConsoleClient:
 
     # -- authentication -------------------------------------------------
 
-    async def _bearer(self, *, renew: bool = False, stale: str | None = None) -> str:
-        async with self._token_lock:
-            fresh = self._token and self._clock() < self._token_expires
-            if renew and self._token == stale:
-                fresh = False  # nobody replaced the rejected token yet
-            if not fresh:
-                await self._fetch_token()
-            assert self._token is not None
-            return self._token
-
-    async def _fetch_token(self) -> None:
+    async def _fetch_token(self) -> tuple[str, float]:
         response = await self.api.request(
             "POST",
             self.TOKEN_PATH,
@@ -236,26 +225,13 @@ class ConsoleClient:
                 path=self.TOKEN_PATH,
                 provider=self.provider,
             )
-        lifetime = float(body.get("expires_in") or 3600)
-        margin = min(self.REFRESH_MARGIN_SECONDS, lifetime / 10)
-        self._token = str(token)
-        self._token_expires = self._clock() + lifetime - margin
-        self.tokens_fetched += 1
+        return str(token), float(body.get("expires_in") or 3600)
 
     async def _call(
         self, method: str, path: str, headers_extra: dict[str, str] | None = None, **kwargs: Any
     ) -> httpx.Response:
-        token = await self._bearer()
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        headers.update(headers_extra or {})
-        try:
-            return await self.api.request(method, path, headers=headers, **kwargs)
-        except Unauthorized:
-            if kwargs.get("content") is not None:
-                raise  # a consumed upload stream cannot be sent again
-            token = await self._bearer(renew=True, stale=token)
-            headers["Authorization"] = f"Bearer {token}"
-            return await self.api.request(method, path, headers=headers, **kwargs)
+        headers = {"Accept": "application/json", **(headers_extra or {})}
+        return await self.auth.request(self.api, method, path, headers=headers, **kwargs)
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self._call(method, path, **kwargs)

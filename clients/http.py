@@ -17,13 +17,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from clients.errors import ApiError, ConnectionFailed, Outcome, Timeout, error_for_status
+from clients.errors import (
+    ApiError,
+    ConnectionFailed,
+    Outcome,
+    Timeout,
+    Unauthorized,
+    error_for_status,
+)
 
 log = logging.getLogger("graphops.http")
 
@@ -215,3 +222,65 @@ class HttpApi:
                 await asyncio.sleep(self.retry.delay(attempt))
                 continue
             raise self._error(response, method, path)
+
+
+TokenFetcher = Callable[[], Awaitable[tuple[str, float]]]
+
+
+class BearerAuth:
+    """A bearer token shared by every concurrent caller of one client.
+
+    `fetch` signs in and returns (token, lifetime in seconds). The token is
+    fetched by one caller at a time, renewed shortly before it expires, and
+    renewed once when the API answers 401 to it (unless another caller has
+    replaced it meanwhile).
+    """
+
+    REFRESH_MARGIN_SECONDS = 60.0
+
+    def __init__(self, fetch: TokenFetcher, clock: Callable[[], float] = time.monotonic):
+        self._fetch = fetch
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self.current: str | None = None
+        self._expires = 0.0
+        self.fetched = 0
+
+    async def token(self, *, rejected: str | None = None) -> str:
+        """A valid token; pass the one the API just rejected to force a renewal."""
+        async with self._lock:
+            fresh = self.current is not None and self._clock() < self._expires
+            if rejected is not None and self.current == rejected:
+                fresh = False  # nobody replaced the rejected token yet
+            if not fresh:
+                token, lifetime = await self._fetch()
+                margin = min(self.REFRESH_MARGIN_SECONDS, lifetime / 10)
+                self.current = token
+                self._expires = self._clock() + lifetime - margin
+                self.fetched += 1
+            assert self.current is not None
+            return self.current
+
+    async def request(
+        self,
+        api: HttpApi,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """`api.request` with the token; on 401, one renewal and one more try.
+
+        A streamed upload is not tried again: its body was consumed.
+        """
+        token = await self.token()
+        sent = {**(headers or {}), "Authorization": f"Bearer {token}"}
+        try:
+            return await api.request(method, path, headers=sent, **kwargs)
+        except Unauthorized:
+            if kwargs.get("content") is not None:
+                raise
+            token = await self.token(rejected=token)
+            sent["Authorization"] = f"Bearer {token}"
+            return await api.request(method, path, headers=sent, **kwargs)

@@ -29,7 +29,6 @@ verbs the same shapes as the GrapheneDB clients.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
@@ -42,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from clients.errors import ApiError, BadRequest, NotFound, Timeout, Unauthorized
 from clients.graphenedb import Environment, Status
-from clients.http import CallHook, HttpApi, RetryPolicy
+from clients.http import BearerAuth, CallHook, HttpApi, RetryPolicy
 
 TransactionType = Literal["read", "write", "schema"]
 TRANSACTION_TYPES: tuple[str, ...] = ("read", "write", "schema")
@@ -212,7 +211,6 @@ class TypeDBClient:
     """The TypeDB HTTP API of one server (one provider in graphops.toml)."""
 
     SIGNIN_PATH = "/v1/signin"
-    REFRESH_MARGIN_SECONDS = 60.0
 
     def __init__(
         self,
@@ -233,15 +231,16 @@ class TypeDBClient:
         )
         self._username = username
         self._password = password
-        self._clock = clock
         self.token_lifetime = token_lifetime
-        self._token: str | None = None
-        self._token_expires = 0.0
-        self._token_lock = asyncio.Lock()
-        self.tokens_fetched = 0
+        self.auth = BearerAuth(self._sign_in, clock)
 
     def __repr__(self) -> str:
         return f"TypeDBClient(provider={self.provider!r}, base_url={self.api.base_url!r})"
+
+    @property
+    def tokens_fetched(self) -> int:
+        """How many times this client has signed in."""
+        return self.auth.fetched
 
     @property
     def provider(self) -> str:
@@ -253,17 +252,7 @@ class TypeDBClient:
 
     # -- authentication ---------------------------------------------------
 
-    async def _bearer(self, *, renew: bool = False, stale: str | None = None) -> str:
-        async with self._token_lock:
-            fresh = self._token is not None and self._clock() < self._token_expires
-            if renew and self._token == stale:
-                fresh = False  # nobody replaced the rejected token yet
-            if not fresh:
-                await self._sign_in()
-            assert self._token is not None
-            return self._token
-
-    async def _sign_in(self) -> None:
+    async def _sign_in(self) -> tuple[str, float]:
         response = await self.api.request(
             "POST",
             self.SIGNIN_PATH,
@@ -282,23 +271,14 @@ class TypeDBClient:
                 path=self.SIGNIN_PATH,
                 provider=self.provider,
             )
-        lifetime = token_lifetime_from_jwt(token) or self.token_lifetime
-        margin = min(self.REFRESH_MARGIN_SECONDS, lifetime / 10)
-        self._token = token
-        self._token_expires = self._clock() + lifetime - margin
-        self.tokens_fetched += 1
+        return token, token_lifetime_from_jwt(token) or self.token_lifetime
 
     # -- plumbing -----------------------------------------------------------
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """An authenticated request; one renewal on 401; 408 as a clear Timeout."""
-        token = await self._bearer()
         try:
-            try:
-                return await self.api.request(method, path, headers=_auth(token), **kwargs)
-            except Unauthorized:
-                token = await self._bearer(renew=True, stale=token)
-                return await self.api.request(method, path, headers=_auth(token), **kwargs)
+            return await self.auth.request(self.api, method, path, **kwargs)
         except Timeout as exc:
             if exc.status != 408:
                 raise
@@ -524,10 +504,6 @@ class TypeDBClient:
                 provider=self.provider,
             )
         return await self.list_databases()
-
-
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
 
 
 def _json_or_none(response: httpx.Response) -> Any:

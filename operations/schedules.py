@@ -36,8 +36,6 @@ Every run, skip and miss is written to `schedule_runs` and to the audit log.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import difflib
 import json
 import logging
@@ -57,6 +55,7 @@ from clients.errors import ApiError
 from commands.context import Context, Invocation, UserError
 from commands.executor import current_invocation
 from commands.reply import Action, Reply, denied, error
+from operations.loop import BackgroundLoop
 from operations.notify import Notifier
 from permissions.policy import Target, decide
 from permissions.roles import Role
@@ -750,7 +749,7 @@ class Scheduler:
         self.heads_up_minutes = heads_up_minutes
         self.tick_seconds = tick_seconds
         self.store = ScheduleStore(bot.services.approvals.db, clock)
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop("graphops-scheduler", self.run_once, tick_seconds)
 
     @property
     def _slash(self) -> str:
@@ -768,26 +767,13 @@ class Scheduler:
                 log.exception("schedule %s failed", schedule.id)
         return ran
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("scheduler pass failed")
-            await asyncio.sleep(self.tick_seconds)
-
     def start(self) -> None:
         """Run in the background; missed runs are handled on the first pass."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="graphops-scheduler")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop the background loop."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     # -- one schedule --------------------------------------------------------------
 

@@ -18,7 +18,6 @@ message: late, never lost.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -31,6 +30,7 @@ from clients.errors import ApiError, NotFound
 from commands.context import Provider
 from commands.reply import OperationRef, Reply
 from operations.follow import Backoff
+from operations.loop import BackgroundLoop
 from operations.notify import Notifier
 from operations.store import Outbox, OutboxRow, migrate
 from permissions.store import PermissionStore
@@ -85,8 +85,7 @@ class Tracker:
         self._clock = clock
         self.outbox = Outbox(db, clock)
         self._semaphore = asyncio.Semaphore(self.settings.concurrency)
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._loop = BackgroundLoop("graphops-tracker", self.run_once, self.settings.tick_seconds)
         self.polls = 0
         migrate(db)
 
@@ -129,7 +128,7 @@ class Tracker:
             "SELECT id FROM tracked_operations WHERE provider = ? AND root_operation_id = ?",
             [ref.provider, ref.operation_id],
         ).fetchone()
-        self._wake.set()
+        self._loop.wake()
         return int(row[0])
 
     def announce(
@@ -149,7 +148,7 @@ class Tracker:
         if channel is None:
             return False
         queued = self.outbox.put(tracked_id, key, channel, reply.model_dump())
-        self._wake.set()
+        self._loop.wake()
         return queued
 
     # -- polling --------------------------------------------------------------------
@@ -340,29 +339,13 @@ class Tracker:
         await self.poll_due()
         await self.deliver()
 
-    async def run(self) -> None:
-        """Poll and deliver until cancelled; wakes early when something is tracked."""
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("tracker pass failed")
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.tick_seconds)
-
     def start(self) -> None:
         """Run the loop in the background (picks up unfinished work from the store)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self.run(), name="graphops-tracker")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop the background loop."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     async def wait_idle(self, timeout: float = 3600.0) -> bool:
         """Wait until nothing is running and the outbox is empty; False on timeout."""

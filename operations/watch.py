@@ -12,7 +12,6 @@ incident channel.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -25,6 +24,7 @@ import sqlite_utils
 from clients.errors import ApiError, NotFound
 from commands.context import Provider
 from commands.reply import Reply
+from operations.loop import BackgroundLoop
 from operations.store import Outbox, migrations
 from permissions.store import PermissionStore
 
@@ -186,7 +186,7 @@ class Watcher:
         self.store = WatchStore(db, clock)
         self.outbox = Outbox(db, clock)
         self._semaphore = asyncio.Semaphore(concurrency)
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop("graphops-watcher", self.run_once, interval_seconds)
 
     async def run_once(self) -> int:
         """Poll every watch once; returns how many changes were queued."""
@@ -261,23 +261,10 @@ class Watcher:
                 )
                 self.outbox.put(None, f"{key}:incident", channel, notice.model_dump())
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:
-                log.exception("watch pass failed")
-            await asyncio.sleep(self.interval)
-
     def start(self) -> None:
         """Poll in the background until stopped."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="graphops-watcher")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop polling (watches stay in the store)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()

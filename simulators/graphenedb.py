@@ -62,8 +62,6 @@ Choices made where the contract is silent:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import re
 import secrets
@@ -75,7 +73,7 @@ from typing import Any
 
 from aiohttp import web
 
-from simulators.base import UPLOAD_BYTES, ApiError, SimulatorServer, wait_for_stop_signal
+from simulators.base import UPLOAD_BYTES, ApiError, SimulatorServer
 
 ORG_ID = "org-demo"
 TOKEN_PATH = "/organizations/oauth/token"
@@ -985,41 +983,3 @@ class ConsoleSimulator(SimulatorServer):
             if op.id == op_id:
                 return web.json_response(op.to_json())
         raise ApiError(404, "operation not found")
-
-
-async def serve_forever(
-    sim: ConsoleSimulator | None = None, host: str = "127.0.0.1", port: int = 8480
-) -> None:
-    """Run a simulator until Ctrl-C or SIGTERM, printing its base URL and the demo
-    credentials (``graphops simulate --port N``)."""
-    sim = sim or ConsoleSimulator()
-    url = await sim.start(host, port)
-    print(f"GrapheneDB Console simulator at {url}", flush=True)
-    print(f"  client_id={sim.client_id} client_secret={sim.client_secret}", flush=True)
-    print(
-        f"  token: curl {url}{TOKEN_PATH} -d client_id={sim.client_id}"
-        f" -d client_secret={sim.client_secret} -d grant_type=client_credentials",
-        flush=True,
-    )
-    try:
-        await wait_for_stop_signal()
-    finally:
-        await sim.stop()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m simulators.graphenedb [--port N] [--step-seconds S]``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description="GrapheneDB Console API simulator")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8480)
-    parser.add_argument("--step-seconds", type=float, default=1.0)
-    args = parser.parse_args(argv)
-    sim = ConsoleSimulator(step_seconds=args.step_seconds)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_forever(sim, args.host, args.port))
-
-
-if __name__ == "__main__":
-    main()

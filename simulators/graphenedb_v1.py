@@ -68,8 +68,6 @@ Choices made where the seed is silent:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import re
 import secrets
@@ -81,7 +79,7 @@ from typing import Any
 
 from aiohttp import web
 
-from simulators.base import ApiError, SimulatorServer, wait_for_stop_signal
+from simulators.base import ApiError, SimulatorServer
 
 API = "/v1"
 HEX = "{%s:[0-9a-f]{32}}"
@@ -755,37 +753,3 @@ class V1Simulator(SimulatorServer):
         if op is None:
             raise ApiError(404, "operation not found")
         return web.json_response(op.to_json(self.step_seconds))
-
-
-async def serve_forever(
-    sim: V1Simulator | None = None, host: str = "127.0.0.1", port: int = 8481
-) -> None:
-    """Run a v1 simulator until Ctrl-C or SIGTERM, printing its base URL and the
-    demo api key."""
-    sim = sim or V1Simulator()
-    url = await sim.start(host, port)
-    print(f"GrapheneDB API v1 simulator at {url}{API}", flush=True)
-    print(f"  api_key={sim.api_key}", flush=True)
-    print(f"  try: curl -H 'api_key: {sim.api_key}' {url}{API}/databases", flush=True)
-    try:
-        await wait_for_stop_signal()
-    finally:
-        await sim.stop()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m simulators.graphenedb_v1 [--port N] [--step-seconds S]``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description="GrapheneDB API v1 simulator")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8481)
-    parser.add_argument("--step-seconds", type=float, default=1.0)
-    args = parser.parse_args(argv)
-    sim = V1Simulator(step_seconds=args.step_seconds)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_forever(sim, args.host, args.port))
-
-
-if __name__ == "__main__":
-    main()

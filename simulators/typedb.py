@@ -78,7 +78,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
@@ -92,7 +91,7 @@ from typing import Any
 
 from aiohttp import web
 
-from simulators.base import ApiError, Handler, SimulatorServer, wait_for_stop_signal
+from simulators.base import ApiError, Handler, SimulatorServer
 
 SIGNIN_PATH = "/v1/signin"
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
@@ -777,42 +776,3 @@ def _inserted_row(query: str) -> dict[str, Any] | None:
         label = re.search(rf"\${re.escape(name)}\s+isa\s+([A-Za-z_][\w-]*)", query)
         data[name] = _entity(label.group(1) if label else "thing", "0x" + uuid.uuid4().hex[:22])
     return {"data": data}
-
-
-async def serve_forever(
-    sim: TypeDBSimulator | None = None, host: str = "127.0.0.1", port: int = 8000
-) -> None:
-    """Run a simulator until Ctrl-C or SIGTERM, printing its base URL and the demo
-    credentials (``graphops simulate``)."""
-    sim = sim or TypeDBSimulator()
-    url = await sim.start(host, port)
-    print(f"TypeDB HTTP API simulator at {url}", flush=True)
-    print(f"  username={sim.admin} password={sim._users[sim.admin]}", flush=True)
-    print(
-        f"  token: curl {url}{SIGNIN_PATH} --json "
-        f'\'{{"username": "{sim.admin}", "password": "{sim._users[sim.admin]}"}}\'',
-        flush=True,
-    )
-    try:
-        await wait_for_stop_signal()
-    finally:
-        await sim.stop()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m simulators.typedb [--port N] [--token-ttl S]``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description="TypeDB HTTP API simulator")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--token-ttl", type=int, default=14_400)
-    parser.add_argument("--query-seconds", type=float, default=0.0)
-    args = parser.parse_args(argv)
-    sim = TypeDBSimulator(token_ttl=args.token_ttl, query_seconds=args.query_seconds)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_forever(sim, args.host, args.port))
-
-
-if __name__ == "__main__":
-    main()

@@ -294,7 +294,7 @@ async def test_calls_are_reported_without_secrets(console_sim, caplog):
         await client.aclose()
     assert [c.method for c in calls][:2] == ["POST", "GET"]
     assert all(c.ms >= 0 for c in calls)
-    token = client._token or ""
+    token = client.auth.current or ""
     everything = caplog.text + repr(calls) + str(info.value) + repr(info.value.__dict__)
     for secret in (SECRET, SECRET_ID, token):
         assert secret and secret not in everything

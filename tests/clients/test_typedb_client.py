@@ -449,7 +449,7 @@ async def test_passwords_never_in_logs_errors_or_request_log(sim, clock, caplog)
     logged = repr([r.body for r in sim.requests])
     assert REDACTED in logged
     everything = caplog.text + repr(calls) + "".join(errors) + logged + repr(client)
-    for secret in (PASSWORD, NEW_PASSWORD, client._token or ""):
+    for secret in (PASSWORD, NEW_PASSWORD, client.auth.current or ""):
         assert secret and secret not in everything
 
 

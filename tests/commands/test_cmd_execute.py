@@ -349,7 +349,7 @@ async def test_everything_is_audited_without_secrets(bot):
     assert any(r["user"] == ALICE for r in calls)
     dump = repr(rows)
     client = bot.services.providers["console"].client
-    for secret in (SECRET, SECRET_ID, client._token):
+    for secret in (SECRET, SECRET_ID, client.auth.current):
         assert secret and secret not in dump
 
 

@@ -581,24 +581,3 @@ async def test_state_dump(sim: ConsoleSimulator, api: httpx.AsyncClient) -> None
     text = str(dump)
     assert "demo-secret" not in text
     assert api.headers["Authorization"].split()[1] not in text
-
-
-async def test_serve_forever_stops_on_signal(capsys: pytest.CaptureFixture[str]) -> None:
-    import asyncio
-    import os
-    import signal
-
-    from simulators.graphenedb import serve_forever
-
-    sim = ConsoleSimulator()
-    task = asyncio.create_task(serve_forever(sim, "127.0.0.1", 0))
-    for _ in range(100):
-        if sim._base_url and "client_secret" in capsys.readouterr().out:
-            break
-        await asyncio.sleep(0.01)
-    async with httpx.AsyncClient(base_url=sim.base_url) as c:
-        assert (await c.post(TOKEN_PATH, data=CREDS)).status_code == 201
-    # never kill the test process if the handler could not be installed
-    assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN, None)
-    os.kill(os.getpid(), signal.SIGTERM)
-    await asyncio.wait_for(task, 2)

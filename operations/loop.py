@@ -1,0 +1,52 @@
+"""One way to run a periodic job in the background: the tracker, the scheduler, the watcher."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+log = logging.getLogger("graphops.loop")
+
+
+class BackgroundLoop:
+    """Calls `step` every `interval` seconds until stopped; a failing pass is logged, not fatal.
+
+    `wake()` starts the next pass at once (e.g. when new work was queued).
+    """
+
+    def __init__(self, name: str, step: Callable[[], Awaitable[Any]], interval: float) -> None:
+        self.name = name
+        self.step = step
+        self.interval = interval
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Run the next pass now rather than after the interval."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.step()
+            except Exception:
+                log.exception("%s pass failed", self.name)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+
+    def start(self) -> None:
+        """Start in the background (once)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        """Stop and wait until the current pass is cancelled."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
