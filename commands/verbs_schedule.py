@@ -6,7 +6,7 @@
 
 `<when>` is several words (`every monday 07:00`) or one quoted cron expression,
 so `schedule` binds its words itself (`WordsVerb`) and reads them with
-`operations.schedules.parse_when`.
+`operations.when.parse_when`.
 
 Rights are checked when a schedule is made, as if the command ran now: the
 command's own `prepare` (name resolution within the channel's environments,
@@ -32,16 +32,8 @@ from commands.registry import Registry, Verb, WordsVerb
 from commands.reply import Reply, Table, denied, error
 from commands.resolve import eligible_bindings
 from commands.targets import CONSOLE, find, target_of
-from operations.schedules import (
-    Schedule,
-    ScheduleStore,
-    When,
-    WhenError,
-    parse_when,
-    show_time,
-    show_utc,
-    unschedule_action,
-)
+from operations.schedules import Schedule, ScheduleStore, unschedule_action
+from operations.when import When, WhenError, parse_when, show_time, show_utc
 from permissions.policy import Decision, Target, decide
 from permissions.roles import Role
 

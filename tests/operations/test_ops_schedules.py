@@ -10,8 +10,9 @@ import pytest
 from commands.context import Invocation
 from commands.reply import Reply
 from operations.follow import Backoff
-from operations.schedules import Scheduler, ScheduleStore, WhenError, newest_snapshot, parse_when
+from operations.schedules import Scheduler, ScheduleStore, newest_snapshot
 from operations.tracker import Tracker, TrackerSettings
+from operations.when import WhenError, parse_when
 from simulators.base import ManualClock
 from tests.support import RecordingNotifier
 
