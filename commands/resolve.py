@@ -9,6 +9,7 @@ command changes them.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ class Resolver:
         self.ttl = ttl_seconds
         self._clock = clock
         self._cache: dict[tuple[str, str], tuple[float, list[Any]]] = {}
+        self._inflight: dict[tuple[str, str], asyncio.Future[Any]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -68,8 +70,18 @@ class Resolver:
         if entry and self._clock() - entry[0] < self.ttl:
             self.hits += 1
             return entry[1]
+        pending = self._inflight.get(key)
+        if pending is not None:  # someone is fetching this list right now: share it
+            self.hits += 1
+            return list(await asyncio.shield(pending))
         self.misses += 1
-        value = list(await fetch())
+        task: asyncio.Future[Any] = asyncio.ensure_future(fetch())
+        self._inflight[key] = task
+        try:
+            value = list(await task)
+        finally:
+            if self._inflight.get(key) is task:
+                del self._inflight[key]
         self._cache[key] = (self._clock(), value)
         return value
 
@@ -86,9 +98,12 @@ class Resolver:
 
     def invalidate(self, provider: str, environment_id: str | None = None) -> None:
         """Forget cached lists after a change (one environment, or the whole provider)."""
-        for key in list(self._cache):
-            if key[0] == provider and (environment_id is None or key[1] in ("", environment_id)):
-                del self._cache[key]
+        for cache in (self._cache, self._inflight):
+            for key in list(cache):
+                if key[0] == provider and (
+                    environment_id is None or key[1] in ("", environment_id)
+                ):
+                    del cache[key]
 
     async def scopes(
         self, bindings: list[Binding], providers: list[Provider], env: str | None = None

@@ -301,22 +301,33 @@ class Tracker:
     # -- delivery -------------------------------------------------------------------
 
     async def deliver(self) -> int:
-        """Send pending messages in order; coalesce a backlog of steps per thread."""
-        sent = 0
-        pending = self.outbox.pending()
-        index = 0
+        """Send pending messages: threads side by side, each thread in order.
+
+        A backlog of steps of one thread is coalesced into one message. When a
+        send fails, that thread stops here and is tried again next time; the
+        other threads go on.
+        """
+        threads: dict[tuple[str, str | None], list[OutboxRow]] = {}
+        for row in self.outbox.pending(limit=self.settings.batch):
+            threads.setdefault((row.channel, row.thread_ts), []).append(row)
+        results = await asyncio.gather(*(self._deliver_thread(rows) for rows in threads.values()))
+        return sum(results)
+
+    async def _deliver_thread(self, pending: list[OutboxRow]) -> int:
+        sent = index = 0
         while index < len(pending):
             group = [pending[index]]
             while index + len(group) < len(pending) and _coalescable(
                 group[0], pending[index + len(group)]
             ):
                 group.append(pending[index + len(group)])
-            try:
-                await self._send(group)
-            except Exception:
-                log.warning("delivery failed; will retry", exc_info=True)
-                self.outbox.mark_attempt(group[0].id)
-                break  # keep the order: try again from here next time
+            async with self._semaphore:
+                try:
+                    await self._send(group)
+                except Exception:
+                    log.warning("delivery failed; will retry", exc_info=True)
+                    self.outbox.mark_attempt(group[0].id)
+                    return sent  # keep this thread's order: retry from here next time
             self.outbox.mark_sent([row.id for row in group])
             sent += len(group)
             index += len(group)

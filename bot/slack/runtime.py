@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -82,6 +82,39 @@ def with_secret_button(reply: Reply) -> Reply:
     return reply.model_copy(update={"actions": [*reply.actions, button]})
 
 
+class AckGate:
+    """Acks first: command work waits while Slack requests are still being acknowledged.
+
+    Every request Slack sends must be answered within 3 seconds, and the work a
+    command starts (permission look-ups, audit writes) shares the event loop with
+    the acks still queued. Work therefore waits until no request is in flight,
+    but never longer than `max_wait` seconds.
+    """
+
+    def __init__(self, max_wait: float = 0.5) -> None:
+        self.max_wait = max_wait
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.contextmanager
+    def pending(self) -> Iterator[None]:
+        """Mark a Slack request as being answered."""
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    async def wait(self) -> None:
+        """Return once no ack is pending (or after `max_wait`)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), self.max_wait)
+
+
 @dataclass
 class SlackRuntime:
     """The bot plus everything the Slack listeners need."""
@@ -95,6 +128,7 @@ class SlackRuntime:
     groups: UserGroups = field(init=False)
     notifier: SlackNotifier = field(init=False)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    acks: AckGate = field(default_factory=AckGate)
 
     def __post_init__(self) -> None:
         self.groups = UserGroups(self.client)
@@ -236,6 +270,7 @@ class SlackRuntime:
     async def run_command(self, user: str, channel: str, text: str) -> None:
         """Run a command line typed by `user` in `channel` and deliver its answer."""
         line = text.strip() or "help"
+        await self.acks.wait()
         invocation = await self.invocation(user, channel, line)
         reply = await self.bot.run(invocation)
         self.metrics.command(self.verb_label(line), reply.status)

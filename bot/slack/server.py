@@ -56,8 +56,9 @@ class SlackServer:
 
     async def events(self, request: web.Request) -> web.Response:
         """Everything Slack sends (signature checked by Bolt)."""
-        bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(bolt_response)
+        with self.rt.acks.pending():
+            bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
+            return await to_aiohttp_response(bolt_response)
 
     async def healthz(self, request: web.Request) -> web.Response:
         """200 when the store answers, else 503."""

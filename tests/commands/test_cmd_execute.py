@@ -387,3 +387,10 @@ async def test_a_line_that_does_not_fit_is_audited_without_its_text(bot):
     assert "hunter2" not in repr(rows)
     await run(bot, "list")
     assert bot.services.audit.query(kind="command", limit=1)[-1]["detail"] == {"text": "list"}
+
+
+async def test_a_burst_of_commands_shares_one_lookup(bot, console_sim):
+    replies = await asyncio.gather(*(run(bot, "show sandbox-db") for _ in range(20)))
+    assert all(r.status == "ok" for r in replies)
+    assert len(console_sim.requests_to("GET", r"^/deployments/environments$")) == 1
+    assert len(console_sim.requests_to("GET", r"^/deployments/environments/.*/databases$")) == 2

@@ -1,0 +1,343 @@
+"""1,000 operations tracked at once: CPU, memory, sockets, polls, tokens, final-message delay.
+
+A child process runs the Console simulator (1,000 extra running databases,
+`--step` seconds per step; a restart has 3 steps) and the Slack stand-in, so the
+figures of this process are the bot's alone. This process builds the bot, starts
+a restart on every database through the bot's ConsoleClient, hands each to the
+real Tracker (realistic settings: the config defaults, backoff 1 s x1.5 capped at
+15 s, 16 polls at once, 0.2 s tick) whose Notifier is the real SlackNotifier
+posting over HTTP to the stand-in, and runs until every operation is finished
+and every message delivered (bounded). The delay of a final message is its
+arrival at the stand-in minus the operation's end in the simulator
+(started clock + steps x step_seconds; CLOCK_MONOTONIC is shared by both processes).
+
+Run from the repo root:  .venv/bin/python bench/tracker.py [--ops 1000] [--step 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    ENVIRON,
+    cpu_seconds,
+    emit,
+    make_config,
+    pct,
+    rss_mb,
+    table,
+    workdir,
+)
+
+BOT_TOKEN = "xoxb-bench-token"
+
+
+# -- child: simulator + stand-in -----------------------------------------------------
+
+
+async def child(ops: int, step: float) -> None:
+    from aiohttp import web
+
+    from simulators.graphenedb import STEPS, ConsoleSimulator
+    from simulators.slack import SlackStandIn
+
+    standin = SlackStandIn(token=BOT_TOKEN)
+
+    class Sim(ConsoleSimulator):
+        def routes(self) -> list[web.RouteDef]:
+            return [*super().routes(), web.get("/_sim/bench", self.bench_dump)]
+
+        async def bench_dump(self, request: web.Request) -> web.Response:
+            offset = time.time() - time.monotonic()
+            return web.json_response(
+                {
+                    "ops": [
+                        {
+                            "id": op.id,
+                            "database_id": op.database_id,
+                            "status": op.status,
+                            "end_wall": op.started_clock
+                            + len(STEPS[op.operation_type]) * self.step_seconds
+                            + offset,
+                        }
+                        for op in self.operations
+                    ],
+                    "calls": [
+                        {
+                            "method": c.method,
+                            "status": c.status,
+                            "at": c.at,
+                            "thread_ts": c.body.get("thread_ts"),
+                            "ts": c.body.get("ts"),
+                            "text": str(c.body.get("text") or "")[:200],
+                        }
+                        for c in standin.calls
+                    ],
+                    "tokens_issued": self.tokens_issued,
+                    "requests": len(self.requests),
+                }
+            )
+
+    sim = Sim(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, step_seconds=step)
+    fleet = sim.add_environment("fleet", "development")
+    for i in range(ops):
+        sim.add_database(fleet.id, f"fleet-{i:04d}")
+    await sim.start()
+    await standin.start()
+    print(json.dumps({"sim": sim.base_url, "slack": standin.api_url}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(
+        None, sys.stdin.read
+    )  # until the parent closes
+    await standin.stop()
+    await sim.stop()
+
+
+# -- parent: the bot ------------------------------------------------------------------
+
+
+def open_sockets() -> int:
+    """Sockets held by this process (links in /proc/self/fd)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                count += 1
+        except OSError:
+            pass
+    return count
+
+
+async def main(ops: int, step: float, limit: float) -> dict[str, Any]:
+    import httpx
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.slack.notifier import SlackNotifier
+    from bot.wiring import build_bot, build_tracker
+    from commands.reply import OperationRef, Reply
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--child",
+        "--ops",
+        str(ops),
+        "--step",
+        str(step),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    urls = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+    tmp = workdir()
+    try:
+        bot = build_bot(make_config(urls["sim"], Path(tmp.name) / "bot.sqlite3"), environ=ENVIRON)
+        notifier = SlackNotifier(AsyncWebClient(token=BOT_TOKEN, base_url=urls["slack"]))
+        tracker = build_tracker(bot, notifier)
+        settings = tracker.settings
+        client = bot.services.providers["console"].client
+        envs = await client.environments()
+        fleet = next(e for e in envs if e.name == "fleet")
+        dbs = await client.databases(fleet.id)
+        cpu0, wall0 = cpu_seconds(), time.monotonic()
+        threads: dict[str, str] = {}
+        # Start every restart (16 at a time, like a busy team), then track it.
+        gate = asyncio.Semaphore(16)
+
+        async def start(n: int, db: Any) -> None:
+            async with gate:
+                started = await client.restart(db.id)
+            thread_ts = f"{1600000000 + n}.000100"
+            threads[thread_ts] = db.id
+            origin = Reply(status="info", title=f"restart {db.name}", text="Restarting…")
+            await tracker.track(
+                OperationRef(
+                    provider="console",
+                    database_id=db.id,
+                    operation_id=started.operation_id,
+                    label=f"restart {db.name}",
+                    environment_id=fleet.id,
+                    environment_name="fleet",
+                    verb="restart",
+                ),
+                channel=f"C0FLEET{n % 50:02d}",
+                thread_ts=thread_ts,
+                user="U0BENCH",
+                origin=origin,
+            )
+
+        await asyncio.gather(*(start(n, db) for n, db in enumerate(dbs)))
+        started_s = time.monotonic() - wall0
+        cpu_start = cpu_seconds() - cpu0
+        cpu1, wall1 = cpu_seconds(), time.monotonic()
+        tracker.start()
+        max_sockets = 0
+        deadline = time.monotonic() + limit
+        idle = False
+        while time.monotonic() < deadline:
+            max_sockets = max(max_sockets, open_sockets())
+            if tracker.running() == 0 and not tracker.outbox.pending(limit=1):
+                idle = True
+                break
+            await asyncio.sleep(0.25)
+        track_wall = time.monotonic() - wall1
+        track_cpu = cpu_seconds() - cpu1
+        await tracker.stop()
+        async with httpx.AsyncClient() as http:
+            answer = await http.get(urls["sim"] + "/_sim/bench", timeout=30)
+            if answer.status_code != 200:
+                raise RuntimeError(f"bench dump: {answer.status_code} {answer.text[:200]}")
+            dump = answer.json()
+        polls = tracker.polls
+        await bot.aclose()
+    finally:
+        proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+        tmp.cleanup()
+    end_of = {
+        op["database_id"]: op["end_wall"]
+        for op in dump["ops"]
+        if op["database_id"] in set(threads.values())
+    }
+    finals = {}
+    for call in dump["calls"]:
+        if (
+            call["method"] == "chat.postMessage"
+            and call["status"] == 200
+            and "finished in" in call["text"]
+        ):
+            finals.setdefault(call["thread_ts"], call["at"])
+    delays = [
+        finals[ts] - end_of[db] for ts, db in threads.items() if ts in finals and db in end_of
+    ]
+    methods: dict[str, int] = {}
+    for call in dump["calls"]:
+        methods[call["method"]] = methods.get(call["method"], 0) + 1
+    return {
+        "ops": ops,
+        "step": step,
+        "idle": idle,
+        "settings": settings,
+        "start_s": started_s,
+        "start_cpu": cpu_start,
+        "track_wall": track_wall,
+        "track_cpu": track_cpu,
+        "rss_mb": rss_mb(),
+        "max_sockets": max_sockets,
+        "polls": polls,
+        "tokens": dump["tokens_issued"],
+        "sim_requests": dump["requests"],
+        "finals": len(finals),
+        "delays": delays,
+        "slack_calls": methods,
+    }
+
+
+def report(r: dict[str, Any]) -> None:
+    s = r["settings"]
+    b = s.backoff
+    op_seconds = 3 * r["step"]
+    # The poll interval in effect when an operation ends (op_seconds after it was tracked).
+    t, interval = 0.0, b.first
+    while t + interval < op_seconds:
+        t += interval
+        interval = min(b.cap, interval * b.factor)
+    d = r["delays"]
+    p50, p99 = pct(d, 50), pct(d, 99)
+    cores = r["track_cpu"] / r["track_wall"]
+    print(
+        f"tracker: {r['ops']} restarts tracked at once "
+        f"(3 steps x {r['step']} s = {op_seconds:.0f} s each)"
+    )
+    print(
+        f"settings: backoff first={b.first}s factor={b.factor} cap={b.cap}s, "
+        f"concurrency={s.concurrency}, "
+        f"tick={s.tick_seconds}s, batch={s.batch}; notifier: SlackNotifier over HTTP"
+    )
+    print(
+        table(
+            ["figure", "value", "target"],
+            [
+                [f"start {r['ops']} restarts (s)", round(r["start_s"], 2), ""],
+                ["tracking wall time (s)", round(r["track_wall"], 2), ""],
+                ["tracking CPU (s)", round(r["track_cpu"], 2), ""],
+                ["average cores used", round(cores, 3), "< 1"],
+                ["peak RSS (MB)", round(r["rss_mb"], 1), "< 200"],
+                ["max open sockets", r["max_sockets"], ""],
+                ["polls per operation", round(r["polls"] / r["ops"], 2), ""],
+                ["token requests", r["tokens"], "1"],
+                ["simulator requests", r["sim_requests"], ""],
+                ["final messages", f"{r['finals']}/{r['ops']}", f"{r['ops']}"],
+                ["final-message delay p50 (s)", round(p50, 3), ""],
+                ["final-message delay p99 (s)", round(p99, 3), f"< {interval + 1:.2f}"],
+                ["final-message delay max (s)", round(max(d) if d else float("nan"), 3), ""],
+            ],
+        )
+    )
+    print(f"Slack calls: {r['slack_calls']}; finished within the bound: {r['idle']}")
+    targets = {
+        "cpu_lt_1_core": cores < 1,
+        "rss_lt_200mb": r["rss_mb"] < 200,
+        "final_delay_p99_lt_interval_plus_1s": p99 < interval + 1,
+        "all_finals": r["finals"] == r["ops"],
+        "one_token": r["tokens"] == 1,
+    }
+    print("targets: " + ", ".join(f"{k}={'met' if v else 'MISSED'}" for k, v in targets.items()))
+    emit(
+        "tracker",
+        {
+            "ops": r["ops"],
+            "step_seconds": r["step"],
+            "settings": {
+                "poll_first_s": b.first,
+                "poll_factor": b.factor,
+                "poll_cap_s": b.cap,
+                "concurrency": s.concurrency,
+                "tick_s": s.tick_seconds,
+                "batch": s.batch,
+            },
+            "track_wall_s": round(r["track_wall"], 2),
+            "track_cpu_s": round(r["track_cpu"], 2),
+            "avg_cores": round(cores, 3),
+            "peak_rss_mb": round(r["rss_mb"], 1),
+            "max_open_sockets": r["max_sockets"],
+            "polls_per_op": round(r["polls"] / r["ops"], 2),
+            "token_requests": r["tokens"],
+            "sim_requests": r["sim_requests"],
+            "final_messages": r["finals"],
+            "final_delay_p50_s": round(p50, 3),
+            "final_delay_p99_s": round(p99, 3),
+            "poll_interval_at_end_s": round(interval, 3),
+            "slack_calls": r["slack_calls"],
+            "targets": targets,
+        },
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", type=int, default=1000)
+    parser.add_argument("--step", type=float, default=5.0, help="simulator step_seconds")
+    parser.add_argument("--limit", type=float, default=90.0, help="max tracking time, s")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        asyncio.run(child(args.ops, args.step))
+        sys.exit(0)
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    report(asyncio.run(main(args.ops, args.step, args.limit)))
