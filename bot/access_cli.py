@@ -7,6 +7,8 @@ The lead wires these in with ``add_parsers(subparsers)`` and calls
 from __future__ import annotations
 
 import argparse
+import getpass
+import io
 import json
 import re
 import sys
@@ -139,7 +141,18 @@ def run(
     err = err or sys.stderr
     try:
         if args.command == "access":
-            return _run_access(args, PermissionStore(db, admins), out)
+            printed = io.StringIO()
+            code = _run_access(args, PermissionStore(db, admins), printed)
+            out.write(printed.getvalue())
+            if code == 0 and _changes_policy(args):
+                AuditLog(db).record(
+                    "command",
+                    user=f"cli:{getpass.getuser()}",
+                    verb=f"access {args.access_command}",
+                    outcome="changed",
+                    detail={"change": printed.getvalue().strip()[:4000]},
+                )
+            return code
         if args.command == "audit":
             return _run_audit(args, AuditLog(db), out)
         raise CliError(f"unknown command {args.command!r}")
@@ -187,6 +200,13 @@ def _list(store: PermissionStore, out: TextIO) -> None:
         print(_table(["PROVIDER", "ENVIRONMENT", "CHANNEL"], rows), file=out)
     else:
         print("  (none)", file=out)
+
+
+def _changes_policy(args: argparse.Namespace) -> bool:
+    """True for the access actions that change the policy (audited like chat changes)."""
+    if args.access_command in ("list", "export"):
+        return False
+    return not getattr(args, "dry_run", False)
 
 
 def _run_access(args: argparse.Namespace, store: PermissionStore, out: TextIO) -> int:

@@ -265,3 +265,17 @@ def test_parse_since() -> None:
     assert parse_since("30m", now=5000.0) == 5000.0 - 1800
     assert parse_since("1970-01-01T01:00:00") == 3600.0
     assert parse_since("1970-01-01T01:00:00+01:00") == 0.0
+
+
+def test_policy_changes_are_audited_dry_runs_and_reads_are_not(
+    db: sqlite_utils.Database, policy_file: Path
+) -> None:
+    from permissions.audit import AuditLog
+
+    assert cli(db, "access", "grant", "C0DEV", "console", "staging", "operator")[0] == 0
+    assert cli(db, "access", "import", str(policy_file), "--dry-run")[0] == 0
+    assert cli(db, "access", "list")[0] == 0
+    rows = AuditLog(db).query(kind="command")
+    assert [r["verb"] for r in rows] == ["access grant"]
+    assert rows[0]["user"].startswith("cli:") and rows[0]["outcome"] == "changed"
+    assert "C0DEV" in rows[0]["detail"]["change"]
