@@ -13,11 +13,12 @@ errors are described, anything unexpected is logged and answered plainly.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -40,6 +41,18 @@ log = logging.getLogger("graphops.commands")
 AUTH_PATHS = frozenset({ConsoleClient.TOKEN_PATH, TypeDBClient.SIGNIN_PATH})
 
 current_invocation: ContextVar[Invocation | None] = ContextVar("current_invocation", default=None)
+
+
+@contextlib.contextmanager
+def acting_as(invocation: Invocation) -> Iterator[None]:
+    """Attribute the API calls made inside to `invocation` (the audit reads it)."""
+    token = current_invocation.set(invocation)
+    try:
+        yield
+    finally:
+        # A coroutine closed at shutdown finishes in another context; nothing to undo then.
+        with contextlib.suppress(ValueError):
+            current_invocation.reset(token)
 
 
 def combine(decisions: list[Decision]) -> Decision:
@@ -65,25 +78,23 @@ class Executor:
         runs (an approved schedule): the permission check still runs, and a
         denial still refuses, but "needs approval" runs at once.
         """
-        token = current_invocation.set(invocation)
-        try:
-            return await self._run(invocation, preapproved)
-        except RoleTooLow as exc:
-            return self._deny(Context(invocation, self.services), "", str(exc))
-        except UserError as exc:
-            return error(str(exc), title="Cannot do that")
-        except ApiError as exc:
-            self._audit_outcome(invocation, "api_error", exc.describe())
-            return error(exc.describe(), title="The API call failed")
-        except Exception:
-            log.exception("unexpected error running a command")
-            self._audit_outcome(invocation, "internal_error", "unexpected error")
-            return error(
-                "Something went wrong inside graphops; nothing more was sent. "
-                "The error is in the bot's log."
-            )
-        finally:
-            current_invocation.reset(token)
+        with acting_as(invocation):
+            try:
+                return await self._run(invocation, preapproved)
+            except RoleTooLow as exc:
+                return self._deny(Context(invocation, self.services), "", str(exc))
+            except UserError as exc:
+                return error(str(exc), title="Cannot do that")
+            except ApiError as exc:
+                self._audit_outcome(invocation, "api_error", exc.describe())
+                return error(exc.describe(), title="The API call failed")
+            except Exception:
+                log.exception("unexpected error running a command")
+                self._audit_outcome(invocation, "internal_error", "unexpected error")
+                return error(
+                    "Something went wrong inside graphops; nothing more was sent. "
+                    "The error is in the bot's log."
+                )
 
     def _audit_outcome(self, invocation: Invocation, outcome: str, text: str) -> None:
         self.services.audit.record(

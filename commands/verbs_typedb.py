@@ -47,7 +47,7 @@ from clients.typedb import TRANSACTION_TYPES, QueryAnswer, TransactionType, Type
 from clients.typedb import rows_to_table as concept_rows
 from commands.context import Context, Plan, RoleTooLow, UserError
 from commands.grammar import parse
-from commands.registry import Registry, Verb
+from commands.registry import Registry, UsageError, Verb
 from commands.reply import Attachment, Reply, SecretPrompt, Table, denied, error
 from commands.targets import TYPEDB, client_of, db_plan, find, scopes, single_scope, target_of
 from commands.typeql import QueryKind, classify, count_types
@@ -95,6 +95,21 @@ class UserOptions(EnvOption):
                 "password in the private prompt",
             )
         return data
+
+
+@dataclass(frozen=True)
+class _UserVerb(Verb):
+    """`user`: words after the name of `add`/`passwd` may be a password typed by mistake,
+    so they are refused without being repeated back."""
+
+    def bind(self, args: tuple[str, ...], options: dict[str, str]) -> dict[str, Any]:
+        if len(args) > 2 and args[0].lower() in ("add", "passwd"):
+            raise UsageError(
+                f"unexpected words after the user name ({len(args) - 2} not shown: a password "
+                "is never typed in the channel; if others saw it, choose another one). "
+                f"Usage: {self.usage}"
+            )
+        return super().bind(args, options)
 
 
 # -- helpers ------------------------------------------------------------------
@@ -658,8 +673,8 @@ def register(registry: Registry, transactions: Transactions | None = None) -> No
     """Add the TypeDB verbs to `registry` (with a fresh transaction registry by default)."""
     txs = transactions if transactions is not None else Transactions()
 
-    def add(**kwargs: Any) -> None:
-        registry.add(Verb(kinds=TYPEDB, group="TypeDB", **kwargs))
+    def add(verb: type[Verb] = Verb, **kwargs: Any) -> None:
+        registry.add(verb(kinds=TYPEDB, group="TypeDB", **kwargs))
 
     add(
         name="health",
@@ -745,6 +760,7 @@ def register(registry: Registry, transactions: Transactions | None = None) -> No
         execute=execute_users,
     )
     add(
+        _UserVerb,
         name="user",
         summary="Add a user, change a password (asked privately), or delete a user (approval)",
         pattern="add <name>",

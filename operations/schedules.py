@@ -50,7 +50,7 @@ from sqlite_utils import Migrations
 
 from clients.errors import ApiError
 from commands.context import Context, Invocation, UserError
-from commands.executor import current_invocation
+from commands.executor import acting_as
 from commands.reply import Action, Reply, denied, error
 from operations.loop import BackgroundLoop
 from operations.notify import Notifier
@@ -604,12 +604,9 @@ class Scheduler:
         decision = decide(policy, schedule.owner, "restore", schedule.role, True, schedule.target)
         if decision.outcome == "denied":
             return denied(decision.reason)  # no API request at all
-        token = current_invocation.set(invocation)
-        try:
+        with acting_as(invocation):
             ctx = Context(invocation, self.bot.services)
             return schedule.command_line(await newest_snapshot_of(ctx, schedule.source or ""))
-        finally:
-            current_invocation.reset(token)
 
     def _report(self, schedule: Schedule, reply: Reply, following: float) -> Reply:
         origin = f"Schedule {schedule.id} ({schedule.rule.describe()}) of <@{schedule.owner}>."

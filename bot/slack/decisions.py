@@ -10,11 +10,14 @@ here and by the expiry sweep.
 
 from __future__ import annotations
 
+import contextlib
 import time
+
+from slack_sdk.errors import SlackApiError
 
 from bot.slack.runtime import SlackRuntime
 from commands.context import Context
-from commands.executor import current_invocation
+from commands.executor import acting_as
 from commands.reply import Reply
 from permissions.approvals import Approval
 from permissions.audit import iso_time
@@ -64,7 +67,9 @@ def is_live(approval: Approval) -> bool:
 async def update_card(rt: SlackRuntime, approval: Approval) -> None:
     """Edit the approval's card (if it was posted) to show its current state."""
     if approval.message_ts:
-        await rt.notifier.update(approval.channel, approval.message_ts, decided_card(approval))
+        # A failure is already logged by the notifier; the decision stands.
+        with contextlib.suppress(SlackApiError):
+            await rt.notifier.update(approval.channel, approval.message_ts, decided_card(approval))
 
 
 async def may_open_modal(rt: SlackRuntime, approval_id: str, user: str, channel: str) -> bool:
@@ -98,13 +103,10 @@ async def decide(
     approvals = rt.bot.services.approvals
     text = f"approve {approval_id}" if approve else f"deny {approval_id}"
     invocation = await rt.invocation(user, channel, text)
-    token = current_invocation.set(invocation)  # API calls are audited with the approver
-    try:
+    with acting_as(invocation):  # API calls are audited with the approver
         reply = await rt.bot.executor.decide_approval(
             Context(invocation, rt.bot.services), approval_id, approve, confirm
         )
-    finally:
-        current_invocation.reset(token)
     after = approvals.get(approval_id)
     decided_here = (
         after is not None

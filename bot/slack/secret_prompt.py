@@ -19,6 +19,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from bot.slack.actions import ack_at_once, clicked
 from bot.slack.blocks import cut
 from bot.slack.runtime import OPEN_SECRET_ACTION, SlackRuntime
+from bot.slack.views import view_submission
 
 SUBMIT_CALLBACK = "secret.submit"
 BLOCK, FIELD = "secret", "value"
@@ -56,15 +57,8 @@ def secret_modal(label: str, command: str, channel: str) -> dict[str, Any]:
 
 
 def _submission(body: dict[str, Any]) -> tuple[str, str, str, str]:
-    view = body.get("view") or {}
-    try:
-        meta = json.loads(view.get("private_metadata") or "{}")
-    except ValueError:
-        meta = {}
-    values = (view.get("state") or {}).get("values") or {}
-    secret = ((values.get(BLOCK) or {}).get(FIELD) or {}).get("value") or ""
-    user = str((body.get("user") or {}).get("id", ""))
-    return user, str(meta.get("channel", "")), str(meta.get("command", "")), str(secret)
+    user, meta, secret = view_submission(body, BLOCK, FIELD)
+    return user, str(meta.get("channel", "")), str(meta.get("command", "")), secret
 
 
 def register(app: AsyncApp, rt: SlackRuntime) -> None:

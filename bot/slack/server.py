@@ -57,7 +57,11 @@ class SlackServer:
     async def events(self, request: web.Request) -> web.Response:
         """Everything Slack sends (signature checked by Bolt)."""
         with self.rt.acks.pending():
-            bolt_response = await self.app.async_dispatch(await to_bolt_request(request))
+            try:
+                bolt_request = await to_bolt_request(request)
+            except (ValueError, TypeError, AttributeError):  # e.g. JSON type, body not an object
+                return web.Response(status=400, text="malformed request body")
+            bolt_response = await self.app.async_dispatch(bolt_request)
             return await to_aiohttp_response(bolt_response)
 
     async def healthz(self, request: web.Request) -> web.Response:

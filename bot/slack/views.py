@@ -57,17 +57,33 @@ def confirm_modal(summary: str, expected: str, approval_id: str, channel: str) -
     }
 
 
-def submitted(body: dict[str, Any]) -> tuple[str, str, str, str]:
-    """(user, channel, approval id, typed name) of the modal's view_submission."""
-    view = body.get("view") or {}
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def view_submission(
+    body: dict[str, Any], block: str, action: str
+) -> tuple[str, dict[str, Any], str]:
+    """(user, private metadata, typed value) of a modal's view_submission.
+
+    A forged payload may put anything anywhere: every level is checked, and
+    what is missing or of the wrong type reads as empty.
+    """
+    view = _mapping(body.get("view"))
     try:
-        meta = json.loads(view.get("private_metadata") or "{}")
+        meta = _mapping(json.loads(str(view.get("private_metadata") or "{}")))
     except ValueError:
         meta = {}
-    values = (view.get("state") or {}).get("values") or {}
-    typed = ((values.get(INPUT_BLOCK) or {}).get(INPUT_ACTION) or {}).get("value") or ""
-    user = str((body.get("user") or {}).get("id", ""))
-    return user, str(meta.get("channel", "")), str(meta.get("approval_id", "")), str(typed)
+    values = _mapping(_mapping(view.get("state")).get("values"))
+    typed = _mapping(_mapping(values.get(block)).get(action)).get("value") or ""
+    user = str(_mapping(body.get("user")).get("id", ""))
+    return user, meta, str(typed)
+
+
+def submitted(body: dict[str, Any]) -> tuple[str, str, str, str]:
+    """(user, channel, approval id, typed name) of the typed-name modal's submission."""
+    user, meta, typed = view_submission(body, INPUT_BLOCK, INPUT_ACTION)
+    return user, str(meta.get("channel", "")), str(meta.get("approval_id", "")), typed
 
 
 def register(app: AsyncApp, rt: SlackRuntime) -> None:
