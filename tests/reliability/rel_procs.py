@@ -61,7 +61,8 @@ class Simulate:
 
     def mutating(self) -> list[dict[str, Any]]:
         return [
-            r for r in self.requests()
+            r
+            for r in self.requests()
             if r["method"] not in ("GET", "HEAD") and "oauth/token" not in r["path"]
         ]
 
@@ -173,19 +174,27 @@ class Serve:
                 return int(line.split()[1])
         return 0
 
-    def post(self, body: str, content_type: str, *, timestamp: int | None = None,
-             secret: str = SIGNING) -> httpx.Response:
+    def post(
+        self, body: str, content_type: str, *, timestamp: int | None = None, secret: str = SIGNING
+    ) -> httpx.Response:
         headers = signed_headers(body, timestamp=timestamp, secret=secret)
         headers["Content-Type"] = content_type
         return httpx.post(self.url + "/slack/events", content=body, headers=headers, timeout=30)
 
-    def slash(self, text: str, *, user: str = "U0ALICE", channel: str = "C0DEV",
-              secret: str = SIGNING) -> httpx.Response:
-        body = urlencode({
-            "team_id": "T0STANDIN", "channel_id": channel, "user_id": user,
-            "command": "/gdb", "text": text, "trigger_id": "1.2.3",
-            "response_url": "http://127.0.0.1:9/response",
-        })
+    def slash(
+        self, text: str, *, user: str = "U0ALICE", channel: str = "C0DEV", secret: str = SIGNING
+    ) -> httpx.Response:
+        body = urlencode(
+            {
+                "team_id": "T0STANDIN",
+                "channel_id": channel,
+                "user_id": user,
+                "command": "/gdb",
+                "text": text,
+                "trigger_id": "1.2.3",
+                "response_url": "http://127.0.0.1:9/response",
+            }
+        )
         return self.post(body, "application/x-www-form-urlencoded", secret=secret)
 
 

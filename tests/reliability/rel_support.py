@@ -154,9 +154,7 @@ class SlackStack:
                 )
             }
         )
-        self.bot = build_bot(
-            config, environ=self.environ or ENVIRON, open_file=open_local_or_url
-        )
+        self.bot = build_bot(config, environ=self.environ or ENVIRON, open_file=open_local_or_url)
         apply_demo_policy(self.bot)
         self.standin = SlackStandIn(token=BOT_TOKEN, channels=["C0DEV", "C0ONCALL"])
         await self.standin.start()

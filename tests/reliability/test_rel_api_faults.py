@@ -53,13 +53,26 @@ VERBS = [
     VerbCase("restart", "restart sandbox-db", "POST", r"/restart$"),
     VerbCase("snapshot", "snapshot sandbox-db", "POST", r"/snapshots/manual$"),
     VerbCase("clone", "clone sandbox-db sandbox-copy", "POST", r"/clone$"),
-    VerbCase("create", "create new-db plan=ds1 version=5.24.0 env=development", "POST",
-             r"/graphneo$"),
+    VerbCase(
+        "create", "create new-db plan=ds1 version=5.24.0 env=development", "POST", r"/graphneo$"
+    ),
     VerbCase("terminate", "terminate sandbox-db", "DELETE", r"/graphneo/\w+$", approver=ALICE),
-    VerbCase("switch", "switch orders-db to orders-replica", "POST", r"/connections/switch$",
-             channel=ONCALL, approver=BOB),
-    VerbCase("restore-into", "restore {snapshot} into billing-db", "POST",
-             r"/graphneo/\w+/restore$", channel=ONCALL, approver=BOB),
+    VerbCase(
+        "switch",
+        "switch orders-db to orders-replica",
+        "POST",
+        r"/connections/switch$",
+        channel=ONCALL,
+        approver=BOB,
+    ),
+    VerbCase(
+        "restore-into",
+        "restore {snapshot} into billing-db",
+        "POST",
+        r"/graphneo/\w+/restore$",
+        channel=ONCALL,
+        approver=BOB,
+    ),
     VerbCase("import", "import sandbox-db {file}", "POST", r"/import$", approver=ALICE),
 ]
 
@@ -189,7 +202,9 @@ async def test_mutating_verb_under_fault(
         assert again.status in ("info", "error", "denied"), text_of(again)
         await asyncio.sleep(0.05)
         if fault == "timeout":
-            matching = [a for a in sim.arrived if a[0] == case.method and re.search(case.path, a[1])]
+            matching = [
+                a for a in sim.arrived if a[0] == case.method and re.search(case.path, a[1])
+            ]
             assert len(matching) == 1, matching
         else:
             assert [m for m in mutations(sim) if m[0] == case.method] == ours

@@ -119,15 +119,19 @@ def one_iteration(seed: int, tmp: Path) -> dict[str, int]:
         for thread_ts, state in tracked:
             assert state == "finished", (seed, state)
             finals = [
-                c for c in calls
-                if c["method"] == "chat.postMessage" and c["status"] == 200
+                c
+                for c in calls
+                if c["method"] == "chat.postMessage"
+                and c["status"] == 200
                 and c["body"].get("thread_ts") == thread_ts
                 and FINAL.search(str(c["body"].get("text")))
             ]
             assert len(finals) == 1, (seed, thread_ts, [c["body"].get("text") for c in finals])
             edits = [
-                c for c in calls
-                if c["method"] == "chat.update" and c["status"] == 200
+                c
+                for c in calls
+                if c["method"] == "chat.update"
+                and c["status"] == 200
                 and c["body"].get("ts") == thread_ts
             ]
             assert len(edits) == 1, (seed, thread_ts, len(edits))
@@ -154,8 +158,11 @@ def _iterations(tmp_path: Path, count: int) -> None:
 
 
 def test_crash_and_restart(tmp_path: Path) -> None:
-    count = 1 if "GRAPHOPS_REL_SEED" in __import__("os").environ else env_int(
-        "GRAPHOPS_REL_CRASH_DEFAULT", 2)
+    count = (
+        1
+        if "GRAPHOPS_REL_SEED" in __import__("os").environ
+        else env_int("GRAPHOPS_REL_CRASH_DEFAULT", 2)
+    )
     for i in range(count):
         (tmp_path / f"it{i}").mkdir()
     _iterations(tmp_path, count)

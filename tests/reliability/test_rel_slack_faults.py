@@ -35,15 +35,15 @@ async def restart_and_wait(stack: SlackStack) -> str:
     await stack.settle(1)
     roots = [c for c in stack.ok_calls("chat.postMessage") if not c.body.get("thread_ts")]
     assert len(roots) == 1, [body_text(c)[:200] for c in roots]  # the answer: once
-    threads = {c.body["thread_ts"] for c in stack.ok_calls("chat.postMessage")
-               if c.body.get("thread_ts")}
+    threads = {
+        c.body["thread_ts"] for c in stack.ok_calls("chat.postMessage") if c.body.get("thread_ts")
+    }
     assert len(threads) == 1, threads
     return threads.pop()
 
 
 def assert_once_each(stack: SlackStack, thread: str) -> None:
-    in_thread = [c for c in stack.ok_calls("chat.postMessage")
-                 if c.body.get("thread_ts") == thread]
+    in_thread = [c for c in stack.ok_calls("chat.postMessage") if c.body.get("thread_ts") == thread]
     joined = [body_text(c) for c in in_thread]
     for step in STEPS:  # coalescing may join steps, never repeat or lose one
         assert sum(t.count(step) for t in joined) == 1, (step, joined)
@@ -75,7 +75,9 @@ async def test_fault_on_the_answer(stack: SlackStack, status: int) -> None:
         ("*", 429, 3),
     ],
 )
-async def test_fault_while_tracking(stack: SlackStack, method: str, status: int, times: int) -> None:
+async def test_fault_while_tracking(
+    stack: SlackStack, method: str, status: int, times: int
+) -> None:
     response = await stack.slack.slash("restart sandbox-db")
     assert response.status_code == 200
     await stack.standin.wait_for("chat.postMessage", timeout=20)  # the answer is out
@@ -83,8 +85,9 @@ async def test_fault_while_tracking(stack: SlackStack, method: str, status: int,
     await stack.settle(1)
     roots = [c for c in stack.ok_calls("chat.postMessage") if not c.body.get("thread_ts")]
     assert len(roots) == 1
-    [thread] = {c.body["thread_ts"] for c in stack.ok_calls("chat.postMessage")
-                if c.body.get("thread_ts")}
+    [thread] = {
+        c.body["thread_ts"] for c in stack.ok_calls("chat.postMessage") if c.body.get("thread_ts")
+    }
     assert_once_each(stack, thread)
     hit = [c for c in stack.standin.calls if c.status == status]
     assert len(hit) == times, [(c.method, c.status) for c in stack.standin.calls]
@@ -101,8 +104,9 @@ async def test_many_commands_under_a_rate_limit_storm(stack: SlackStack) -> None
     await stack.settle(2)
     roots = [c for c in stack.ok_calls("chat.postMessage") if not c.body.get("thread_ts")]
     assert len(roots) == 2
-    threads = {c.body["thread_ts"] for c in stack.ok_calls("chat.postMessage")
-               if c.body.get("thread_ts")}
+    threads = {
+        c.body["thread_ts"] for c in stack.ok_calls("chat.postMessage") if c.body.get("thread_ts")
+    }
     assert len(threads) == 2
     for thread in threads:
         assert_once_each(stack, thread)
