@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from clients.errors import ApiError, BadRequest, Unauthorized
+from clients.errors import BadRequest, Unauthorized
 from clients.http import BearerAuth, CallHook, HttpApi, RetryPolicy
 
 VENDOR = "graphneo"
@@ -235,18 +235,7 @@ class ConsoleClient:
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self._call(method, path, **kwargs)
-        if response.status_code == 204 or not response.content:
-            return {}
-        try:
-            return response.json()
-        except ValueError:
-            raise ApiError(
-                "the answer was not JSON",
-                status=response.status_code,
-                method=method,
-                path=path,
-                provider=self.provider,
-            ) from None
+        return self.api.json_of(response, method, path, empty={})
 
     # -- catalogs ---------------------------------------------------------
 

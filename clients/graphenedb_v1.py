@@ -40,7 +40,7 @@ from pydantic import (
     model_validator,
 )
 
-from clients.errors import ApiError, NotFound
+from clients.errors import NotFound
 from clients.graphenedb import Environment, OperationStep, Status
 from clients.http import CallHook, HttpApi, RetryPolicy, parse_error_body
 
@@ -375,18 +375,7 @@ class V1Client:
         }
         full = API_ROOT + path
         response = await self.api.request(method, full, headers=headers, json=json)
-        if response.status_code == 204 or not response.content.strip():
-            return {}
-        try:
-            return response.json()
-        except ValueError:
-            raise ApiError(
-                "the answer was not JSON",
-                status=response.status_code,
-                method=method,
-                path=full,
-                provider=self.provider,
-            ) from None
+        return self.api.json_of(response, method, full, empty={})
 
     async def _accepted(self, method: str, path: str, *, json: Any = None) -> Accepted:
         return Accepted.model_validate(await self._json(method, path, json=json))

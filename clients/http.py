@@ -144,6 +144,21 @@ class HttpApi:
             outcome=outcome,
         )
 
+    def json_of(self, response: httpx.Response, method: str, path: str, empty: Any = None) -> Any:
+        """The JSON body of a 2xx answer (`empty` when there is none); ApiError if not JSON."""
+        if response.status_code == 204 or not response.content.strip():
+            return empty
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(
+                "the answer was not JSON",
+                status=response.status_code,
+                method=method,
+                path=path,
+                provider=self.provider,
+            ) from None
+
     async def request(
         self,
         method: str,

@@ -294,18 +294,7 @@ class TypeDBClient:
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self._call(method, path, **kwargs)
-        if response.status_code == 204 or not response.content:
-            return None
-        body = _json_or_none(response)
-        if body is None:
-            raise ApiError(
-                "the answer was not JSON",
-                status=response.status_code,
-                method=method,
-                path=path,
-                provider=self.provider,
-            )
-        return body
+        return self.api.json_of(response, method, path)
 
     # -- server ---------------------------------------------------------------
 
