@@ -51,7 +51,17 @@ def _parser() -> argparse.ArgumentParser:
         help="serve the API simulators and a Slack Web API stand-in on loopback (ports N to N+3)",
     )
     simulate.add_argument("--host", default="127.0.0.1")
-    simulate.add_argument("--port", type=int, default=8480)
+    simulate.add_argument(
+        "--port",
+        type=int,
+        default=8480,
+        help="Console on N, v1 on N+1, TypeDB on N+2, Slack stand-in on N+3; "
+        "0 lets the system pick four free ports",
+    )
+    simulate.add_argument(
+        "--urls-file",
+        help="write the four base URLs to this JSON file once they listen (for scripts)",
+    )
     simulate.add_argument(
         "--step-seconds",
         type=float,
@@ -95,9 +105,12 @@ async def _simulate(args: argparse.Namespace) -> int:
     from simulators.suite import SimulatorSuite
 
     suite = SimulatorSuite(step_seconds=args.step_seconds)
-    await suite.start(args.host, (args.port, args.port + 1, args.port + 2, args.port + 3))
+    ports = (0, 0, 0, 0) if args.port == 0 else tuple(args.port + i for i in range(4))
+    await suite.start(args.host, ports)
     try:
         print("\n".join(suite.describe()), flush=True)
+        if args.urls_file:
+            suite.write_urls(args.urls_file)
         print("Ctrl-C stops them.", flush=True)
         await wait_for_stop_signal()
     finally:

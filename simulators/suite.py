@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from simulators.graphenedb import ConsoleSimulator
 from simulators.graphenedb_v1 import V1Simulator
@@ -42,6 +44,23 @@ class SimulatorSuite:
         """Stop the servers."""
         for sim in (self.console, self.v1, self.typedb, self.slack):
             await sim.stop()
+
+    def urls(self) -> dict[str, str]:
+        """Where each simulator listens."""
+        return {
+            "console": self.console.base_url,
+            "v1": self.v1.base_url + "/v1",
+            "typedb": self.typedb.base_url,
+            "slack": self.slack.url,
+            "slack_api": self.slack.api_url,
+        }
+
+    def write_urls(self, path: str) -> None:
+        """Write `urls()` as JSON, atomically (a reader never sees half a file)."""
+        target = Path(path)
+        partial = target.with_suffix(target.suffix + ".partial")
+        partial.write_text(json.dumps(self.urls()), encoding="utf-8")
+        partial.replace(target)
 
     def describe(self) -> list[str]:
         """Where each simulator listens and its demo credentials (they are not secrets)."""

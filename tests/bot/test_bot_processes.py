@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,29 +16,29 @@ import pytest
 GRAPHOPS = [sys.executable, "-m", "bot.cli"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def simulator() -> Iterator[str]:
-    port = _free_port()
+def simulator(tmp_path: Path) -> Iterator[str]:
+    urls_file = tmp_path / "urls.json"
     proc = subprocess.Popen(
-        [*GRAPHOPS, "simulate", "--port", str(port), "--step-seconds", "0.2"],
+        [
+            *GRAPHOPS,
+            "simulate",
+            "--port",
+            "0",
+            "--urls-file",
+            str(urls_file),
+            "--step-seconds",
+            "0.2",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/_sim/state", timeout=1).read()
-            break
-        except OSError:
-            time.sleep(0.1)
+    while not urls_file.exists():
+        assert time.monotonic() < deadline and proc.poll() is None, "simulate did not start"
+        time.sleep(0.05)
+    url = json.loads(urls_file.read_text())["console"]
     try:
         yield url
     finally:

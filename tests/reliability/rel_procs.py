@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -16,7 +17,6 @@ from urllib.parse import urlencode
 
 import httpx
 
-from tests.reliability.rel_support import free_port
 from tests.slack.slack_support import signed_headers
 
 GRAPHOPS = [sys.executable, "-m", "bot.cli"]
@@ -30,31 +30,33 @@ def _get_json(url: str) -> Any:
 
 
 class Simulate:
-    """`graphops simulate` on four free-ish consecutive ports."""
+    """`graphops simulate` on ports the system picks; it writes its URLs to a file."""
 
     def __init__(self, step_seconds: float = 0.3) -> None:
-        for _ in range(20):
-            port = free_port()
-            if port < 65000:
-                break
-        self.port = port
+        self._dir = tempfile.TemporaryDirectory(prefix="graphops-sim-")
+        urls_file = Path(self._dir.name) / "urls.json"
         self.proc = subprocess.Popen(
-            [*GRAPHOPS, "simulate", "--port", str(port), "--step-seconds", str(step_seconds)],
+            [
+                *GRAPHOPS,
+                "simulate",
+                "--port",
+                "0",
+                "--urls-file",
+                str(urls_file),
+                "--step-seconds",
+                str(step_seconds),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        self.console = f"http://127.0.0.1:{port}"
-        self.slack = f"http://127.0.0.1:{port + 3}"
         deadline = time.monotonic() + 20
-        while True:
-            try:
-                _get_json(self.console + "/_sim/state")
-                _get_json(self.slack + "/_standin/calls")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "simulate did not start"
-                assert self.proc.poll() is None, "simulate exited"
-                time.sleep(0.1)
+        while not urls_file.exists():
+            assert time.monotonic() < deadline, "simulate did not start"
+            assert self.proc.poll() is None, "simulate exited"
+            time.sleep(0.05)
+        self.urls: dict[str, str] = json.loads(urls_file.read_text())
+        self.console = self.urls["console"]
+        self.slack = self.urls["slack"]
 
     def requests(self) -> list[dict[str, Any]]:
         return _get_json(self.console + "/_sim/requests")
@@ -77,6 +79,7 @@ class Simulate:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+        self._dir.cleanup()
 
 
 def write_config(tmp: Path, sim: Simulate, port: int, extra: str = "") -> Path:
