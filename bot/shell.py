@@ -78,7 +78,7 @@ class ShellSession:
     channel: str
     names: Mapping[str, str] = field(default_factory=dict)
     colour: bool = False
-    write: Callable[[str], None] = print
+    write: Callable[[str], None] = field(default=lambda text: print(text, flush=True))
     tracker: Tracker | None = None
     notifier: ShellNotifier | None = None
     # Asks for a secret without echo (getpass); tests inject their own.
@@ -218,6 +218,10 @@ async def interactive(session: ShellSession, banner: str = "") -> int:
                     break
                 continue
             await session.run(line, wait=False)
+        running = session.tracker.running() if session.tracker else 0
+        if running and session.tracker is not None:
+            session.write(f"waiting for {running} operation(s) to finish (Ctrl-C leaves now)")
+            await session.tracker.wait_idle()
     except KeyboardInterrupt:
         session.write("")
     finally:

@@ -133,3 +133,17 @@ def test_demo_runs_lines(tmp_path: Path):
     assert "sandbox-db" in result.stdout
     assert "pause needs operator" in result.stdout
     assert result.returncode == 1  # the refused line makes the run fail
+
+
+def test_interactive_demo_waits_for_running_operations_at_end_of_input(tmp_path: Path):
+    result = subprocess.run(
+        [*GRAPHOPS, "demo"],
+        input="restart sandbox-db\n",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HOME": str(tmp_path)},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "waiting for 1 operation(s) to finish" in result.stdout
+    assert "health-check" in result.stdout and "finished in" in result.stdout
