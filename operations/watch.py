@@ -1,12 +1,17 @@
-"""Watching databases: state changes posted to the channel until `unwatch`.
+"""Watching databases, and incidents.
 
 A watch is a row in SQLite. The Watcher polls the status of every watched
 database through the shared provider clients (one token, pooled connections),
 compares it with the last state it recorded, and on a change records the new
-state and queues the messages in the outbox in one transaction, so a restart
-neither repeats nor loses a change. The tracker's delivery loop sends them. A
-database entering `underIncident` is also announced in its environment's
-incident channel.
+state and queues a message for the watching channel in the outbox, in one
+transaction, so a restart neither repeats nor loses a change. The tracker's
+delivery loop sends them.
+
+Incidents need no watch: in every environment that has an incident channel,
+the Watcher lists the databases (one request per environment; a listing
+carries each database's status) and announces in that channel when a database
+enters `underIncident`, and when it leaves it. The first look at a database
+only records its flag.
 """
 
 from __future__ import annotations
@@ -49,6 +54,21 @@ def m003_watches(db: sqlite_utils.Database) -> None:
             changes INTEGER NOT NULL DEFAULT 0,
             active INTEGER NOT NULL DEFAULT 1,
             UNIQUE (channel, provider, database_id)
+        )
+        """
+    )
+
+
+@migrations()
+def m004_incident_flags(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE incident_flags (
+            provider TEXT NOT NULL,
+            database_id TEXT NOT NULL,
+            under_incident INTEGER NOT NULL,
+            changed_at REAL NOT NULL,
+            PRIMARY KEY (provider, database_id)
         )
         """
     )
@@ -183,15 +203,75 @@ class Watcher:
         self.providers = providers
         self.permissions = permissions
         self.interval = interval_seconds
+        self._clock = clock
         self.store = WatchStore(db, clock)
         self.outbox = Outbox(db, clock)
         self._semaphore = asyncio.Semaphore(concurrency)
         self._loop = BackgroundLoop("graphops-watcher", self.run_once, interval_seconds)
 
     async def run_once(self) -> int:
-        """Poll every watch once; returns how many changes were queued."""
+        """Poll every watch, and scan for incidents, once; returns the messages queued."""
         results = await asyncio.gather(*(self._guarded(w) for w in self.store.active()))
-        return sum(results)
+        return sum(results) + await self.scan_incidents()
+
+    async def scan_incidents(self) -> int:
+        """Announce databases entering or leaving `underIncident` where a channel listens."""
+        if self.permissions is None:
+            return 0
+        queued = 0
+        for provider_name in sorted({c.provider for c in self.permissions.incident_channels()}):
+            provider = self.providers.get(provider_name)
+            if provider is None:
+                continue
+            try:
+                for environment in await provider.client.environments():
+                    channel = self.permissions.incident_channel(
+                        provider_name, environment.id, environment.name
+                    )
+                    if channel is None:
+                        continue
+                    for database in await provider.client.databases(environment.id):
+                        queued += self._incident_flag(provider_name, environment, database, channel)
+            except ApiError as exc:
+                log.warning("incident scan of %s: %s", provider_name, exc.describe())
+        return queued
+
+    def _incident_flag(self, provider: str, environment: Any, database: Any, channel: str) -> int:
+        flag = bool(getattr(database.status, "under_incident", False))
+        row = self.db.execute(
+            "SELECT under_incident FROM incident_flags WHERE provider = ? AND database_id = ?",
+            [provider, database.id],
+        ).fetchone()
+        if row is not None and bool(row[0]) == flag:
+            return 0
+        now = self._clock()
+        with self.db.atomic():
+            self.db.execute(
+                "INSERT INTO incident_flags VALUES (?, ?, ?, ?) ON CONFLICT (provider, "
+                "database_id) DO UPDATE SET under_incident = excluded.under_incident, "
+                "changed_at = excluded.changed_at",
+                [provider, database.id, int(flag), now],
+            )
+            if row is None:
+                return 0  # the first look only records the flag
+            where = f"environment {environment.name}, provider {provider}"
+            notice = (
+                Reply(
+                    status="error",
+                    title=f"Incident: {database.name}",
+                    text=f"{database.name} is under incident ({where}).",
+                )
+                if flag
+                else Reply(
+                    status="ok",
+                    title=f"Incident over: {database.name}",
+                    text=f"{database.name} is no longer under incident ({where}).",
+                )
+            )
+            self.outbox.put(
+                None, f"incident:{provider}:{database.id}:{now}", channel, notice.model_dump()
+            )
+        return 1
 
     async def _guarded(self, watch: Watch) -> int:
         async with self._semaphore:
@@ -213,53 +293,34 @@ class Watcher:
         try:
             new = state_of(await self._status(watch))
         except NotFound:
-            self._record(
-                watch, None, f"{watch.database_name} no longer exists; watch ended.", incident=False
-            )
+            self._record(watch, None, f"{watch.database_name} no longer exists; watch ended.")
             return 1
         except ApiError as exc:
             log.warning("status of %s: %s", watch.database_name, exc.describe())
             return 0
         old = watch.last_state
         if old is None:  # the first look only sets the baseline
-            self._record(watch, new, None, incident=False)
+            self._record(watch, new, None)
             return 0
         change = describe_change(old, new)
         if not change:
             return 0
-        entering_incident = new["incident"] and not old.get("incident")
-        self._record(watch, new, f"{watch.database_name}: {change}", incident=entering_incident)
+        self._record(watch, new, f"{watch.database_name}: {change}")
         return 1
 
-    def _record(
-        self, watch: Watch, new: dict[str, Any] | None, text: str | None, incident: bool
-    ) -> None:
-        """Save the new state and queue its messages atomically."""
+    def _record(self, watch: Watch, new: dict[str, Any] | None, text: str | None) -> None:
+        """Save the new state and queue its message atomically."""
         number = watch.changes + (1 if text else 0)
         with self.db.atomic():
             self.db.execute(
                 "UPDATE watches SET last_state = ?, changes = ?, active = ? WHERE id = ?",
                 [json.dumps(new) if new else None, number, 1 if new else 0, watch.id],
             )
-            if not text:
-                return
-            key = f"watch:{watch.id}:{number}"
-            self.outbox.put(None, key, watch.channel, Reply(status="info", text=text).model_dump())
-            channel = (
-                self.permissions.incident_channel(
-                    watch.provider, watch.environment_id, watch.environment_name
+            if text:
+                key = f"watch:{watch.id}:{number}"
+                self.outbox.put(
+                    None, key, watch.channel, Reply(status="info", text=text).model_dump()
                 )
-                if incident and self.permissions
-                else None
-            )
-            if channel:
-                notice = Reply(
-                    status="error",
-                    title=f"Incident: {watch.database_name}",
-                    text=f"{text} (environment {watch.environment_name}, "
-                    f"provider {watch.provider}; watched from <#{watch.channel}>)",
-                )
-                self.outbox.put(None, f"{key}:incident", channel, notice.model_dump())
 
     def start(self) -> None:
         """Poll in the background until stopped."""

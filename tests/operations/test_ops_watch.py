@@ -60,7 +60,8 @@ async def test_entering_incident_is_announced(bot, console_sim):
     await delivery(bot, notifier).deliver()
     assert notifier.texts("C0DEV") == ["sandbox-db: incident: yes"]
     (incident,) = [r for c, _, r in notifier.posts if c == "C0INCIDENT"]
-    assert incident.title == "Incident: sandbox-db" and "<#C0DEV>" in incident.text
+    assert incident.title == "Incident: sandbox-db"
+    assert "environment development, provider console" in incident.text
 
 
 async def test_unwatch_and_a_terminated_database(bot, console_sim, sim_clock):
@@ -84,3 +85,28 @@ async def test_watch_needs_a_binding(bot, console_sim):
     reply = await run(bot, "watch orders-db", channel="C0NOWHERE")
     assert reply.status == "denied"
     assert console_sim.requests == []
+
+
+async def test_incidents_are_announced_without_a_watch_once_each(bot, console_sim):
+    notifier = RecordingNotifier()
+    scanner = watcher(bot)
+    assert await scanner.scan_incidents() == 0  # the first look only records the flags
+    billing = console_sim.find_database("billing-db").id
+    console_sim.set_incident(billing, True)
+    assert await scanner.scan_incidents() == 1
+    assert await watcher(bot).scan_incidents() == 0  # a restarted watcher does not repeat it
+    console_sim.set_incident(billing, False)
+    assert await scanner.scan_incidents() == 1
+    await delivery(bot, notifier).deliver()
+    assert [r.title for c, _, r in notifier.posts if c == "C0INCIDENT"] == [
+        "Incident: billing-db",
+        "Incident over: billing-db",
+    ]
+    assert notifier.texts("C0DEV") == []  # nobody watches it: only the incident channel hears
+
+
+async def test_no_incident_channel_means_no_scan(bot, console_sim):
+    bot.services.permissions.set_incident_channel("console", "*", None)
+    before = len(console_sim.requests)
+    assert await watcher(bot).scan_incidents() == 0
+    assert len(console_sim.requests) == before
