@@ -17,8 +17,15 @@ from clients.graphenedb import ConsoleClient, Database, Operation
 from commands import verbs_v1
 from commands.context import Context, Plan, UserError
 from commands.registry import Registry, Verb
-from commands.reply import Action, Reply, Table
+from commands.reply import Reply, Table
 from commands.resolve import Found, eligible_bindings
+from commands.safety import (
+    offer_switch_back,
+    preflight,
+    safety_snapshot,
+    wants_safety_snapshot,
+    with_safety,
+)
 from commands.targets import (
     CONSOLE,
     GRAPHENEDB,
@@ -33,16 +40,12 @@ from commands.targets import (
     started_reply,
     target_of,
 )
-from operations.follow import Backoff, StepEvent, follow
+from operations.follow import Backoff, follow, no_progress
 from permissions.policy import Target, is_protected
 from permissions.roles import Role
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
 DR_POLL = Backoff(first=1.0, factor=1.2, cap=10.0)
-
-
-async def _no_progress(event: StepEvent) -> None:
-    """DR reports its own milestones; the clone's steps are not repeated."""
 
 
 class _Options(BaseModel):
@@ -127,7 +130,7 @@ async def prepare_read(ctx: Context, values: dict[str, Any]) -> Plan:
 
 async def execute_envs(ctx: Context, plan: Plan) -> Reply:
     policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
-    from permissions.policy import effective_binding, is_protected
+    from permissions.policy import effective_binding
 
     table = Table(columns=["Environment", "Provider", "Type", "This channel", "Protected"])
     every_kind = frozenset(p.kind for p in ctx.services.providers.values())
@@ -614,7 +617,7 @@ async def execute_dr(ctx: Context, plan: Plan) -> Reply:
         steps.append(f"clone started ({clone.operation_id})")
         if clone.operation_id:
             outcome = await follow(
-                api, p["database_id"], clone.operation_id, _no_progress, backoff=DR_POLL
+                api, p["database_id"], clone.operation_id, no_progress, backoff=DR_POLL
             )
             if outcome.status != "finished":
                 raise UserError(f"the clone {outcome.status}: {outcome.error or 'no reason given'}")
@@ -645,105 +648,6 @@ async def execute_dr(ctx: Context, plan: Plan) -> Reply:
         clone.database.name,
     )
     return reply
-
-
-# -- safety nets ---------------------------------------------------------------------
-
-SAFETY_POLL = Backoff(first=1.0, factor=1.3, cap=10.0)
-SAFETY_WAIT_SECONDS = 30 * 60
-
-
-def wants_safety_snapshot(ctx: Context, scope: Any) -> bool:
-    """Whether policy asks for a snapshot before destroying data in this environment."""
-    mode = ctx.services.snapshot_before_destroy
-    if mode in ("always", "never"):
-        return mode == "always"
-    policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
-    return is_protected(policy, target_of(scope))
-
-
-async def safety_snapshot(ctx: Context, plan: Plan) -> str | None:
-    """Take the plan's safety snapshot and wait; UserError (nothing else runs) if it fails."""
-    if not plan.params.get("snapshot_first"):
-        return None
-    api = client(ctx, plan.provider)
-    name = plan.params["database_name"]
-    started = await api.take_snapshot(plan.params["database_id"])
-    if started.operation_id:
-        outcome = await follow(
-            api,
-            plan.params["database_id"],
-            started.operation_id,
-            _no_progress,
-            backoff=SAFETY_POLL,
-            timeout=SAFETY_WAIT_SECONDS,
-        )
-        if outcome.status != "finished":
-            raise UserError(
-                f"the safety snapshot of {name} {outcome.status}"
-                f" ({outcome.error or 'no reason given'}); nothing else was done"
-            )
-    return started.snapshot.id if started.snapshot else started.operation_id
-
-
-def with_safety(reply: Reply, snapshot_id: str | None) -> Reply:
-    """Add the safety snapshot to a reply."""
-    if snapshot_id:
-        reply.fields.insert(0, ("Safety snapshot", snapshot_id))
-    return reply
-
-
-async def preflight(api: ConsoleClient, database_id: str, name: str) -> None:
-    """Refuse to switch to a database that is not running, or is pending, locked or in incident."""
-    status = await api.status(database_id)
-    problems = [
-        text
-        for text, bad in (
-            (f"it is {status.state}", status.state != "running"),
-            ("an operation is pending on it", status.is_pending),
-            ("it is locked", status.is_locked),
-            ("it is under incident", status.under_incident),
-        )
-        if bad
-    ]
-    if problems:
-        raise UserError(f"refusing to switch to {name}: " + ", ".join(problems))
-
-
-def offer_switch_back(
-    ctx: Context,
-    plan: Plan,
-    reply: Reply,
-    origin_id: str,
-    origin_name: str,
-    target_id: str,
-    target_name: str,
-) -> None:
-    """Add a "Switch back" button (itself an approval) for the configured window."""
-    store, minutes = ctx.services.switch_backs, ctx.services.switch_back_minutes
-    if store is None or minutes <= 0 or reply.failed or ctx.dry_run:
-        return
-    first = plan.targets[0]
-    record = store.remember(
-        minutes,
-        provider=plan.provider,
-        environment_id=first.environment_id,
-        environment_name=first.environment_name,
-        production=first.production,
-        origin_id=origin_id,
-        origin_name=origin_name,
-        target_id=target_id,
-        target_name=target_name,
-        channel=ctx.invocation.channel,
-    )
-    reply.actions.append(
-        Action(
-            label=f"Switch back (for {minutes} min)",
-            command=f"{ctx.services.slash_command} switch-back {record.id}",
-            action_id="command",
-            value=record.id,
-        )
-    )
 
 
 # -- registration --------------------------------------------------------------

@@ -61,6 +61,10 @@ class Outcome:
 StepCallback = Callable[[StepEvent], Awaitable[None]]
 
 
+async def no_progress(event: StepEvent) -> None:
+    """A StepCallback for callers that report their own milestones, not each step."""
+
+
 async def follow(
     client: OperationSource,
     database_id: str,
