@@ -255,8 +255,19 @@ class SimulatorServer:
 
     def apply_extra_faults(self, key: str, value: Any) -> bool:
         """Handle a simulator-specific key of ``POST /_sim/faults``; return False if
-        the key is unknown. Raise ValueError/TypeError/KeyError on a bad value."""
-        return False
+        the key is unknown. Raise ValueError/TypeError/KeyError on a bad value.
+
+        ``fail_next_operation`` (an object, or a list of them, of that method's
+        keyword arguments) works for every simulator that runs operations.
+        """
+        fail = getattr(self, "fail_next_operation", None)
+        if key != "fail_next_operation" or fail is None:
+            return False
+        for item in value if isinstance(value, list) else [value]:
+            if not isinstance(item, dict):
+                raise TypeError("fail_next_operation must be an object")
+            fail(**item)
+        return True
 
     # ---- lifecycle ------------------------------------------------------------
 

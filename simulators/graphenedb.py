@@ -463,15 +463,6 @@ class ConsoleSimulator(SimulatorServer):
         self._expired.update(fresh)
         return len(fresh)
 
-    def apply_extra_faults(self, key: str, value: Any) -> bool:
-        """``fail_next_operation`` for ``POST /_sim/faults``."""
-        if key != "fail_next_operation":
-            return False
-        for item in value if isinstance(value, list) else [value]:
-            if not isinstance(item, dict):
-                raise TypeError("fail_next_operation must be an object")
-            self.fail_next_operation(**item)
-        return True
 
     def state_dump(self) -> dict[str, Any]:
         """Environments, databases, snapshots, operations and token counts."""

@@ -399,15 +399,6 @@ class V1Simulator(SimulatorServer):
                 raise ValueError(f"no step {at_step!r} in {kind or 'any operation'}")
         self._op_failures.append(_OpFailure(kind, at_step))
 
-    def apply_extra_faults(self, key: str, value: Any) -> bool:
-        """``fail_next_operation`` ({kind, at_step} or a list) for ``POST /_sim/faults``."""
-        if key != "fail_next_operation":
-            return False
-        for item in value if isinstance(value, list) else [value]:
-            if not isinstance(item, dict):
-                raise TypeError("fail_next_operation must be an object")
-            self.fail_next_operation(**item)
-        return True
 
     def state_dump(self) -> dict[str, Any]:
         """Databases, backups, schedules, operations and faults (no api key)."""
