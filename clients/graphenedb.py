@@ -19,7 +19,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from clients.errors import BadRequest, Unauthorized
-from clients.http import BearerAuth, CallHook, HttpApi, RetryPolicy
+from clients.http import BearerAuth, BearerClient, CallHook, HttpApi, RetryPolicy
 
 VENDOR = "graphneo"
 DB_PATH = f"/deployments/databases/{VENDOR}"
@@ -165,7 +165,7 @@ def _items(body: Any, key: str) -> list[Any]:
     return []
 
 
-class ConsoleClient:
+class ConsoleClient(BearerClient):
     """The GrapheneDB Console API for one API client (one provider in graphops.toml)."""
 
     TOKEN_PATH = "/organizations/oauth/token"
@@ -189,19 +189,6 @@ class ConsoleClient:
         self._client_id = client_id
         self._client_secret = client_secret
         self.auth = BearerAuth(self._fetch_token, clock)
-
-    @property
-    def tokens_fetched(self) -> int:
-        """How many tokens this client has asked for."""
-        return self.auth.fetched
-
-    @property
-    def provider(self) -> str:
-        return self.api.provider
-
-    async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self.api.aclose()
 
     # -- authentication -------------------------------------------------
 

@@ -42,7 +42,7 @@ from pydantic import (
 
 from clients.errors import NotFound
 from clients.graphenedb import Environment, OperationStep, Status
-from clients.http import CallHook, HttpApi, RetryPolicy, parse_error_body
+from clients.http import ApiClient, CallHook, HttpApi, RetryPolicy, parse_error_body
 
 API_ROOT = "/v1"
 
@@ -320,7 +320,7 @@ def _seg(value: str) -> str:
 # -- client -------------------------------------------------------------------
 
 
-class V1Client:
+class V1Client(ApiClient):
     """The GrapheneDB API v1 for one API key (one provider in graphops.toml)."""
 
     def __init__(
@@ -350,14 +350,6 @@ class V1Client:
 
     def __repr__(self) -> str:
         return f"V1Client({self.provider!r}, {self.api.base_url!r})"
-
-    @property
-    def provider(self) -> str:
-        return self.api.provider
-
-    async def aclose(self) -> None:
-        """Close the connection pool (if this client created it)."""
-        await self.api.aclose()
 
     def _parse_error(self, response: httpx.Response) -> tuple[str, str | None, str | None]:
         """The shared error parser, with the api key scrubbed should a server echo it."""

@@ -299,3 +299,29 @@ class BearerAuth:
             token = await self.token(rejected=token)
             sent["Authorization"] = f"Bearer {token}"
             return await api.request(method, path, headers=sent, **kwargs)
+
+
+class ApiClient:
+    """What every provider client shares: its HttpApi (pool, error mapping, call records)."""
+
+    api: HttpApi
+
+    @property
+    def provider(self) -> str:
+        """The provider's name in graphops.toml."""
+        return self.api.provider
+
+    async def aclose(self) -> None:
+        """Close the connection pool (if this client created it)."""
+        await self.api.aclose()
+
+
+class BearerClient(ApiClient):
+    """A client that signs in for a bearer token (`auth`)."""
+
+    auth: BearerAuth
+
+    @property
+    def tokens_fetched(self) -> int:
+        """How many times this client has signed in."""
+        return self.auth.fetched

@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from clients.errors import ApiError, BadRequest, NotFound, Timeout, Unauthorized
 from clients.graphenedb import Environment, Status
-from clients.http import BearerAuth, CallHook, HttpApi, RetryPolicy
+from clients.http import BearerAuth, BearerClient, CallHook, HttpApi, RetryPolicy
 
 TransactionType = Literal["read", "write", "schema"]
 TRANSACTION_TYPES: tuple[str, ...] = ("read", "write", "schema")
@@ -207,7 +207,7 @@ def _options(**values: Any) -> dict[str, Any] | None:
     return present or None
 
 
-class TypeDBClient:
+class TypeDBClient(BearerClient):
     """The TypeDB HTTP API of one server (one provider in graphops.toml)."""
 
     SIGNIN_PATH = "/v1/signin"
@@ -236,19 +236,6 @@ class TypeDBClient:
 
     def __repr__(self) -> str:
         return f"TypeDBClient(provider={self.provider!r}, base_url={self.api.base_url!r})"
-
-    @property
-    def tokens_fetched(self) -> int:
-        """How many times this client has signed in."""
-        return self.auth.fetched
-
-    @property
-    def provider(self) -> str:
-        return self.api.provider
-
-    async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self.api.aclose()
 
     # -- authentication ---------------------------------------------------
 
