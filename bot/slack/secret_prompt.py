@@ -10,16 +10,14 @@ never to any message text, log or audit row.
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
 from pydantic import SecretStr
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from bot.slack.actions import ack_at_once, clicked
-from bot.slack.blocks import cut
 from bot.slack.runtime import OPEN_SECRET_ACTION, SlackRuntime
-from bot.slack.views import view_submission
+from bot.slack.views import input_modal, view_submission
 
 SUBMIT_CALLBACK = "secret.submit"
 BLOCK, FIELD = "secret", "value"
@@ -27,33 +25,17 @@ BLOCK, FIELD = "secret", "value"
 
 def secret_modal(label: str, command: str, channel: str) -> dict[str, Any]:
     """The modal that collects one secret."""
-    return {
-        "type": "modal",
-        "callback_id": SUBMIT_CALLBACK,
-        "private_metadata": json.dumps({"command": command, "channel": channel}),
-        "title": {"type": "plain_text", "text": "Private input"},
-        "submit": {"type": "plain_text", "text": "Submit"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
-            {
-                "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": cut(
-                        f"Only you see what you type here. It is used once for `{command}` "
-                        "and never posted or logged.",
-                        3000,
-                    ),
-                },
-            },
-            {
-                "type": "input",
-                "block_id": BLOCK,
-                "label": {"type": "plain_text", "text": cut(label, 2000)},
-                "element": {"type": "plain_text_input", "action_id": FIELD},
-            },
-        ],
-    }
+    return input_modal(
+        callback_id=SUBMIT_CALLBACK,
+        metadata={"command": command, "channel": channel},
+        title="Private input",
+        submit="Submit",
+        intro=f"Only you see what you type here. It is used once for `{command}` "
+        "and never posted or logged.",
+        block=BLOCK,
+        action=FIELD,
+        label=label,
+    )
 
 
 def _submission(body: dict[str, Any]) -> tuple[str, str, str, str]:

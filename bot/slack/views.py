@@ -22,39 +22,55 @@ INPUT_BLOCK = "confirm"
 INPUT_ACTION = "name"
 
 
-def confirm_modal(summary: str, expected: str, approval_id: str, channel: str) -> dict[str, Any]:
-    """The modal asking the approver to type `expected`."""
+def input_modal(
+    *,
+    callback_id: str,
+    metadata: dict[str, str],
+    title: str,
+    submit: str,
+    intro: str,
+    block: str,
+    action: str,
+    label: str,
+    placeholder: str | None = None,
+) -> dict[str, Any]:
+    """A modal with a short text and one text input (read back by `view_submission`)."""
+    element: dict[str, Any] = {"type": "plain_text_input", "action_id": action}
+    if placeholder is not None:
+        element["placeholder"] = {"type": "plain_text", "text": cut(placeholder, 150)}
     return {
         "type": "modal",
-        "callback_id": CONFIRM_CALLBACK,
-        "private_metadata": json.dumps({"approval_id": approval_id, "channel": channel}),
-        "title": {"type": "plain_text", "text": "Confirm approval"},
-        "submit": {"type": "plain_text", "text": "Approve"},
+        "callback_id": callback_id,
+        "private_metadata": json.dumps(metadata),
+        "title": {"type": "plain_text", "text": title},
+        "submit": {"type": "plain_text", "text": submit},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
-            {
-                "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": cut(
-                        f"*{summary}*\nThis cannot be undone. "
-                        f"Type the database name `{expected}` to approve.",
-                        3000,
-                    ),
-                },
-            },
+            {"type": "section", "text": {"type": "mrkdwn", "text": cut(intro, 3000)}},
             {
                 "type": "input",
-                "block_id": INPUT_BLOCK,
-                "label": {"type": "plain_text", "text": "Database name"},
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": INPUT_ACTION,
-                    "placeholder": {"type": "plain_text", "text": cut(expected, 150)},
-                },
+                "block_id": block,
+                "label": {"type": "plain_text", "text": cut(label, 2000)},
+                "element": element,
             },
         ],
     }
+
+
+def confirm_modal(summary: str, expected: str, approval_id: str, channel: str) -> dict[str, Any]:
+    """The modal asking the approver to type `expected`."""
+    return input_modal(
+        callback_id=CONFIRM_CALLBACK,
+        metadata={"approval_id": approval_id, "channel": channel},
+        title="Confirm approval",
+        submit="Approve",
+        intro=f"*{summary}*\nThis cannot be undone. "
+        f"Type the database name `{expected}` to approve.",
+        block=INPUT_BLOCK,
+        action=INPUT_ACTION,
+        label="Database name",
+        placeholder=expected,
+    )
 
 
 def _mapping(value: Any) -> dict[str, Any]:
