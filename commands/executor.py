@@ -32,7 +32,7 @@ from commands.registry import Registry, UsageError, Verb
 from commands.reply import Action, Reply, Table, denied, error
 from commands.resolve import Resolver, eligible_bindings
 from permissions.approvals import Approval
-from permissions.policy import Decision, Target, decide, may_approve
+from permissions.policy import ChannelPolicy, Decision, Target, decide, may_approve
 from permissions.roles import Role
 
 log = logging.getLogger("graphops.commands")
@@ -175,7 +175,7 @@ class Executor:
             )
         policy = services.permissions.policy_for(invocation.channel)
         if not eligible_bindings(policy, verb.role, providers):
-            return self._deny(ctx, verb.name, self._precheck_reason(ctx, verb, providers))
+            return self._deny(ctx, verb.name, self._precheck_reason(ctx, verb, providers, policy))
         plan = await verb.prepare(ctx, values)
         role = plan.role or verb.role
         decisions = [
@@ -201,8 +201,9 @@ class Executor:
             return await self._request_approval(ctx, verb, plan, role, decision)
         return await self._execute(ctx, verb, plan)
 
-    def _precheck_reason(self, ctx: Context, verb: Verb, providers: list[Any]) -> str:
-        policy = self.services.permissions.policy_for(ctx.invocation.channel)
+    def _precheck_reason(
+        self, ctx: Context, verb: Verb, providers: list[Any], policy: ChannelPolicy
+    ) -> str:
         channel = f"<#{ctx.invocation.channel}>"
         names = {p.name for p in providers}
         mine = [b for b in policy.bindings if b.provider in names]
