@@ -463,7 +463,6 @@ class ConsoleSimulator(SimulatorServer):
         self._expired.update(fresh)
         return len(fresh)
 
-
     def state_dump(self) -> dict[str, Any]:
         """Environments, databases, snapshots, operations and token counts."""
         self.advance()

@@ -399,7 +399,6 @@ class V1Simulator(SimulatorServer):
                 raise ValueError(f"no step {at_step!r} in {kind or 'any operation'}")
         self._op_failures.append(_OpFailure(kind, at_step))
 
-
     def state_dump(self) -> dict[str, Any]:
         """Databases, backups, schedules, operations and faults (no api key)."""
         self.advance()
