@@ -5,6 +5,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 RUN useradd --create-home --uid 10001 graphops
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY core ./core
 COPY bot ./bot
 COPY commands ./commands
 COPY permissions ./permissions

@@ -1,0 +1,112 @@
+"""Typed references to Slack users, channels and user groups inside reply text.
+
+Reply text is plain text, never transport markup: the core does not write
+`<@U123>`. A reference is embedded with `UserRef`, `ChannelRef` or `GroupRef`,
+whose `str()` is a marker made of two Unicode private-use characters
+(U+E000 ... U+E001) around `kind:id`. Each transport renders markers its own
+way with `render()`: the Slack renderer as `<@U123>` / `<#C123>` /
+`<!subteam^S123>` (Slack's "Formatting text for app surfaces": mentions), the
+shell as `@name` / `#name`, logs and audit rows as `@U123` / `#C123` (`plain`).
+
+Only well-formed markers whose id looks like a Slack id are references; a
+stray marker character is dropped by `render`. Text typed by people passes
+through `strip_markers` at the transport edge, so nobody can forge a
+reference by typing the private-use characters.
+
+    >>> text = f"approved by {UserRef('U0BOB')} in {ChannelRef('C0PROD')}"
+    >>> plain(text)
+    'approved by @U0BOB in #C0PROD'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+OPEN = "\ue000"
+CLOSE = "\ue001"
+
+# Slack ids: users U/W, channels C/G/D (public, private, DM), user groups S.
+_ID = {
+    "user": re.compile(r"[UW][A-Z0-9]{1,20}"),
+    "channel": re.compile(r"[CGD][A-Z0-9]{1,20}"),
+    "group": re.compile(r"S[A-Z0-9]{1,20}"),
+}
+_MARKER = re.compile(OPEN + r"(user|channel|group):([A-Z0-9]{1,21})" + CLOSE)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A reference to something a transport knows by id."""
+
+    id: str
+    kind: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        if not _ID[self.kind].fullmatch(self.id):
+            raise ValueError(f"{self.id!r} is not a Slack {self.kind} id")
+
+    def __str__(self) -> str:
+        return f"{OPEN}{self.kind}:{self.id}{CLOSE}"
+
+
+@dataclass(frozen=True)
+class UserRef(Ref):
+    """A person (`U…` or `W…`)."""
+
+    kind: ClassVar[str] = "user"
+
+
+@dataclass(frozen=True)
+class ChannelRef(Ref):
+    """A conversation: public or private channel, or DM (`C…`, `G…`, `D…`)."""
+
+    kind: ClassVar[str] = "channel"
+
+
+@dataclass(frozen=True)
+class GroupRef(Ref):
+    """A Slack user group (`S…`)."""
+
+    kind: ClassVar[str] = "group"
+
+
+_KINDS: dict[str, type[Ref]] = {"user": UserRef, "channel": ChannelRef, "group": GroupRef}
+
+
+def person(ident: str) -> Ref:
+    """A user or a user group, by the shape of its id (approvers may be either)."""
+    return GroupRef(ident) if ident.startswith("S") else UserRef(ident)
+
+
+def segments(text: str) -> Iterator[str | Ref]:
+    """The text as plain strings and references, in order (stray markers dropped)."""
+    position = 0
+    for match in _MARKER.finditer(text):
+        if match.start() > position:
+            yield strip_markers(text[position : match.start()])
+        kind, ident = match.groups()
+        try:
+            yield _KINDS[kind](ident)
+        except ValueError:
+            yield ident
+        position = match.end()
+    if position < len(text):
+        yield strip_markers(text[position:])
+
+
+def render(text: str, ref: Callable[[Ref], str], escape: Callable[[str], str] = lambda s: s) -> str:
+    """`text` with each reference rendered by `ref` and every plain part by `escape`."""
+    return "".join(ref(part) if isinstance(part, Ref) else escape(part) for part in segments(text))
+
+
+def plain(text: str) -> str:
+    """References as `@U123`, `#C123`, `@S123`: for logs, audit rows and plain text."""
+    return render(text, lambda r: ("#" if r.kind == "channel" else "@") + r.id)
+
+
+def strip_markers(text: str) -> str:
+    """Text typed by a person or sent by an API, with any marker character removed."""
+    return text.replace(OPEN, "").replace(CLOSE, "")
