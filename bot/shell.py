@@ -24,6 +24,7 @@ from bot.text import humanize, render
 from bot.wiring import Bot, build_scheduler, build_tracker, build_watcher
 from commands.context import Invocation
 from commands.reply import Reply
+from core.refs import ChannelRef, UserRef
 from operations.tracker import Tracker
 
 HISTORY = Path.home() / ".graphops_history"
@@ -61,7 +62,7 @@ class ShellNotifier:
                 for line in reply.text.splitlines():
                     self.write(f"  ↳ [{label}] {line}")
         else:
-            where = humanize(f"<#{channel}>", self.names)
+            where = humanize(str(ChannelRef(channel)), self.names)
             self.write(f"[{where}] " + render(reply, self.names, self.colour))
         return None
 
@@ -111,7 +112,7 @@ class ShellSession:
         return wanted
 
     def where(self) -> str:
-        return humanize(f"<@{self.user}> in <#{self.channel}>", self.names)
+        return humanize(f"{UserRef(self.user)} in {ChannelRef(self.channel)}", self.names)
 
     def meta(self, line: str) -> bool:
         """Handle a `:command`; False when the shell should stop."""
@@ -204,7 +205,10 @@ async def interactive(session: ShellSession, banner: str = "") -> int:
     loop = asyncio.get_running_loop()
     try:
         while True:
-            prompt = humanize(f"<@{session.user}> <#{session.channel}> ", session.names) + "› "
+            prompt = (
+                humanize(f"{UserRef(session.user)} {ChannelRef(session.channel)} ", session.names)
+                + "› "
+            )
             try:
                 line = await loop.run_in_executor(None, input, prompt)
             except EOFError:

@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 
 from commands.reply import Reply, Table
+from core import refs
 
 _MARK = {"ok": "✔", "info": "ℹ", "pending": "⏳", "denied": "⛔", "error": "✖"}
 _COLOUR = {"ok": "32", "info": "36", "pending": "33", "denied": "31", "error": "31"}
@@ -14,13 +15,17 @@ _LINK = re.compile(r"<(https?://[^|>]+)\|([^>]*)>")
 
 
 def humanize(text: str, names: Mapping[str, str]) -> str:
-    """Turn Slack mentions (<#C1>, <@U1>, <!subteam^S1>) into #name / @name, links into labels."""
+    """References (core.refs) as #name / @name, using `names` where it knows the id;
+    Slack mentions (<#C1>, <@U1>, <!subteam^S1>) typed by people likewise; links as labels."""
+
+    def show(sigil: str, ident: str, label: str | None = None) -> str:
+        return sigil + (label or names.get(ident, ident)).lstrip("#@")
 
     def replace(match: re.Match[str]) -> str:
         sigil, ident, label = match.groups()
-        shown = label or names.get(ident, ident)
-        return ("#" if sigil == "#" else "@") + shown.lstrip("#@")
+        return show("#" if sigil == "#" else "@", ident, label)
 
+    text = refs.render(text, lambda r: show("#" if r.kind == "channel" else "@", r.id))
     return _LINK.sub(r"\2", _MENTION.sub(replace, text))
 
 

@@ -31,6 +31,7 @@ from commands.grammar import GrammarError, ParsedCommand, parse
 from commands.registry import Registry, UsageError, Verb
 from commands.reply import Action, Reply, Table, denied, error
 from commands.resolve import Resolver, eligible_bindings
+from core.refs import ChannelRef, UserRef
 from permissions.approvals import Approval
 from permissions.policy import ChannelPolicy, Decision, Target, decide, may_approve
 from permissions.roles import Role
@@ -204,7 +205,7 @@ class Executor:
     def _precheck_reason(
         self, ctx: Context, verb: Verb, providers: list[Any], policy: ChannelPolicy
     ) -> str:
-        channel = f"<#{ctx.invocation.channel}>"
+        channel = str(ChannelRef(ctx.invocation.channel))
         names = {p.name for p in providers}
         mine = [b for b in policy.bindings if b.provider in names]
         assert verb.role is not None
@@ -389,10 +390,13 @@ class Executor:
             return Reply(
                 status="info",
                 title=f"Denied: {plan.summary}",
-                text=f"<@{invocation.user}> denied the request of <@{approval.requester}>.",
+                text=f"{UserRef(invocation.user)} denied the request of "
+                f"{UserRef(approval.requester)}.",
             )
         reply = await self._run_approved(ctx, verb, plan, approval)
-        header = f"<@{invocation.user}> approved the request of <@{approval.requester}>."
+        header = (
+            f"{UserRef(invocation.user)} approved the request of {UserRef(approval.requester)}."
+        )
         reply.text = f"{header}\n{reply.text}".strip()
         return reply
 
@@ -427,7 +431,7 @@ def approval_card(approval: Approval, reason: str, plan: Plan, slash: str) -> Re
         approve += f" confirm={plan.confirm_name}"
     nets = safety_nets(plan)
     fields = [
-        ("Requested by", f"<@{approval.requester}>"),
+        ("Requested by", str(UserRef(approval.requester))),
         ("Environment", _env_names(plan.targets) or approval.environment_name),
         ("Expires", f"in {minutes} min ({expires})"),
         ("Approval id", approval.id),

@@ -12,6 +12,7 @@ from typing import Any
 from commands.context import Context, Plan, Provider, RoleTooLow, UserError
 from commands.reply import OperationRef, Reply
 from commands.resolve import Found, NameNotFound, Scope, eligible_bindings
+from core.refs import ChannelRef
 from permissions.policy import Target, effective_binding
 from permissions.roles import Role
 
@@ -96,7 +97,7 @@ async def _refuse_if_visible(
     binding = effective_binding(policy, target_of(seen.scope))
     held = binding.role.label if binding else "no role"
     raise RoleTooLow(
-        f"{name} is in {seen.scope.label}, where <#{ctx.invocation.channel}> is {held}; "
+        f"{name} is in {seen.scope.label}, where {ChannelRef(ctx.invocation.channel)} is {held}; "
         f"that command needs {role.label}"
     )
 

@@ -12,6 +12,7 @@ from commands.context import Context
 from commands.executor import Executor
 from commands.registry import AnyOptions, Registry, Verb, WordsVerb
 from commands.reply import Action, Reply, Table, denied, error
+from core.refs import ChannelRef, UserRef
 from permissions.roles import Role
 
 
@@ -132,16 +133,16 @@ async def run_access(ctx: Context, values: dict[str, Any]) -> Reply:
         )
     if not policy.bindings:
         table.note = "none: this channel may do nothing yet (deny by default)"
-    admins = ", ".join(f"<@{a}>" for a in sorted(store.admins)) or "none configured"
+    admins = ", ".join(str(UserRef(a)) for a in sorted(store.admins)) or "none configured"
     text = (
-        f"What <#{channel}> may do. viewer reads; operator also creates, pauses, resumes, "
+        f"What {ChannelRef(channel)} may do. viewer reads; operator also creates, pauses, resumes, "
         "restarts, clones, snapshots and imports; admin also terminates, switches, restores "
         "into a database and runs DR. Destructive commands wait for an approval. "
         f"Bot admins: {admins}."
     )
     return Reply(
         status="info",
-        title=f"Access of <#{channel}>",
+        title=f"Access of {ChannelRef(channel)}",
         text=text,
         tables=[table],
         visibility="ephemeral",
@@ -182,14 +183,16 @@ def _grant(ctx: Context, v: dict[str, Any]) -> str:
         by=ctx.invocation.user,
     )
     where = f"{binding.environment} ({binding.provider})"
-    return f"<#{binding.channel}> is now {binding.role.label} on {where}."
+    return f"{ChannelRef(binding.channel)} is now {binding.role.label} on {where}."
 
 
 def _revoke(ctx: Context, v: dict[str, Any]) -> str:
     channel = _channel(ctx, v)
     if not ctx.services.permissions.revoke(channel, v["provider"], v["environment"]):
-        raise ValueError(f"<#{channel}> had no binding on {v['environment']} ({v['provider']})")
-    return f"<#{channel}> no longer has access to {v['environment']} ({v['provider']})."
+        raise ValueError(
+            f"{ChannelRef(channel)} had no binding on {v['environment']} ({v['provider']})"
+        )
+    return f"{ChannelRef(channel)} no longer has access to {v['environment']} ({v['provider']})."
 
 
 _PROTECT = {"on": True, "off": False, "default": None}
@@ -214,15 +217,14 @@ def _approvers(ctx: Context, v: dict[str, Any]) -> str:
         _channel(ctx, v), v["provider"], v["environment"], users
     )
     who = ", ".join(binding.approvers) or "the admins of this binding (default)"
-    return (
-        f"Approvers of {binding.environment} ({binding.provider}) in <#{binding.channel}>: {who}."
-    )
+    where = f"{binding.environment} ({binding.provider}) in {ChannelRef(binding.channel)}"
+    return f"Approvers of {where}: {who}."
 
 
 def _incident(ctx: Context, v: dict[str, Any]) -> str:
     channel = None if v["channel"].lower() == "none" else v["channel"]
     ctx.services.permissions.set_incident_channel(v["provider"], v["environment"], channel)
-    where = f"<#{channel}>" if channel else "nowhere"
+    where = str(ChannelRef(channel)) if channel else "nowhere"
     return f"Incidents of {v['environment']} ({v['provider']}) now go to {where}."
 
 
@@ -242,7 +244,12 @@ def approval_verbs(executor: Executor) -> tuple[Any, Any, Any]:
         for approval in ctx.services.approvals.pending(ctx.invocation.channel):
             minutes = max(0, round((approval.expires_at - time.time()) / 60))
             table.rows.append(
-                [approval.id, f"<@{approval.requester}>", approval.summary, f"in {minutes} min"]
+                [
+                    approval.id,
+                    str(UserRef(approval.requester)),
+                    approval.summary,
+                    f"in {minutes} min",
+                ]
             )
             actions.append(
                 Action(label=f"Deny {approval.id}", command=f"{slash} deny {approval.id}")

@@ -32,6 +32,7 @@ from commands.registry import Registry, Verb, WordsVerb
 from commands.reply import Reply, Table, denied, error
 from commands.resolve import eligible_bindings
 from commands.targets import CONSOLE, find, target_of
+from core.refs import ChannelRef, UserRef
 from operations.schedules import Schedule, ScheduleStore, unschedule_action
 from operations.when import When, WhenError, parse_when, show_time, show_utc
 from permissions.policy import Decision, Target, decide
@@ -129,7 +130,7 @@ async def check_command(
             for b in policy.bindings
             if b.provider in names
         )
-        channel = f"<#{ctx.invocation.channel}>"
+        channel = str(ChannelRef(ctx.invocation.channel))
         reason = (
             f"{channel} is bound to {held}; {action} needs {verb.role.label}"
             if held
@@ -167,7 +168,9 @@ def _may_change(ctx: Context, schedule: Schedule, verb: str) -> Reply | None:
     user, channel = ctx.invocation.user, ctx.invocation.channel
     if channel != schedule.channel:
         return _deny(
-            ctx, verb, f"schedule {schedule.id} belongs to <#{schedule.channel}>; act there"
+            ctx,
+            verb,
+            f"schedule {schedule.id} belongs to {ChannelRef(schedule.channel)}; act there",
         )
     if verb == "unschedule" and (user == schedule.owner or user in ctx.services.permissions.admins):
         return None
@@ -185,7 +188,7 @@ def _created(schedule: Schedule, reason: str, slash: str) -> Reply:
         fields=[
             ("Next run", local),
             ("Next run (UTC)", utc),
-            ("Runs as", f"<@{schedule.owner}> in <#{schedule.channel}>"),
+            ("Runs as", f"{UserRef(schedule.owner)} in {ChannelRef(schedule.channel)}"),
         ],
         actions=[unschedule_action(schedule, slash)],
     )
@@ -244,7 +247,7 @@ def schedule_verbs(registry: Registry, executor: Executor, store: ScheduleStore)
     async def prepare_activate(ctx: Context, values: dict[str, Any]) -> Plan:
         schedule = _load(store, values["id"])
         if schedule.channel != ctx.invocation.channel:
-            raise UserError(f"schedule {schedule.id} belongs to <#{schedule.channel}>")
+            raise UserError(f"schedule {schedule.id} belongs to {ChannelRef(schedule.channel)}")
         if schedule.state != "pending":
             raise UserError(f"schedule {schedule.id} is {schedule.state}; nothing to approve")
         local, utc = _when_both(schedule.next_run_at, schedule.tz)
@@ -296,13 +299,15 @@ def schedule_verbs(registry: Registry, executor: Executor, store: ScheduleStore)
                     local,
                     utc,
                     state,
-                    f"<@{schedule.owner}>",
+                    str(UserRef(schedule.owner)),
                 ]
             )
         if not table.rows:
             table.note = f"no schedules here; e.g. `{ctx.services.slash_command} {EXAMPLE}`"
         return Reply(
-            status="info", title=f"Schedules of <#{ctx.invocation.channel}>", tables=[table]
+            status="info",
+            title=f"Schedules of {ChannelRef(ctx.invocation.channel)}",
+            tables=[table],
         )
 
     async def unschedule(ctx: Context, values: dict[str, Any]) -> Reply:
@@ -315,7 +320,7 @@ def schedule_verbs(registry: Registry, executor: Executor, store: ScheduleStore)
         return Reply(
             status="ok",
             title=f"Schedule {schedule.id} cancelled",
-            text=f"<@{ctx.invocation.user}> cancelled {schedule.what()} "
+            text=f"{UserRef(ctx.invocation.user)} cancelled {schedule.what()} "
             f"{schedule.rule.describe()}; nothing more will run.",
         )
 
@@ -332,7 +337,7 @@ def schedule_verbs(registry: Registry, executor: Executor, store: ScheduleStore)
             status="ok",
             title=f"Skipping the next {schedule.what()}",
             text=(
-                f"<@{ctx.invocation.user}> skipped the run of "
+                f"{UserRef(ctx.invocation.user)} skipped the run of "
                 f"{show_time(changed.next_run_at, changed.tz)} (schedule {changed.id}). "
                 f"Next run: {show_time(after, changed.tz)} ({show_utc(after)})."
             ),
@@ -350,7 +355,7 @@ def schedule_verbs(registry: Registry, executor: Executor, store: ScheduleStore)
             status="ok",
             title=f"Postponing {schedule.what()} by {values['hours']} h",
             text=(
-                f"<@{ctx.invocation.user}> postponed the run of "
+                f"{UserRef(ctx.invocation.user)} postponed the run of "
                 f"{show_time(changed.next_run_at or 0, changed.tz)} to "
                 f"{show_time(changed.postponed_to, changed.tz)} "
                 f"({show_utc(changed.postponed_to)}); later runs keep their times."

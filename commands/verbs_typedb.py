@@ -51,6 +51,7 @@ from commands.registry import Registry, UsageError, Verb
 from commands.reply import Attachment, Reply, SecretPrompt, Table, denied, error
 from commands.targets import TYPEDB, client_of, db_plan, find, scopes, single_scope, target_of
 from commands.typeql import QueryKind, classify, count_types
+from core.refs import ChannelRef
 from permissions.policy import Target, effective_binding, is_protected
 from permissions.roles import Role
 
@@ -165,7 +166,7 @@ async def _plan_on_db(
         elif binding is not None:
             held.append(f"{binding.role.label} on {scope.label}")
     if not able:
-        channel = f"<#{ctx.invocation.channel}>"
+        channel = str(ChannelRef(ctx.invocation.channel))
         where = ", ".join(held) or "no role on a TypeDB server"
         raise RoleTooLow(f"{what} needs {role.label}; {channel} is {where}")
     found = await ctx.services.resolver.find_database(able, name)

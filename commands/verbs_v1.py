@@ -22,6 +22,7 @@ from commands.context import Context, Plan, UserError
 from commands.registry import Registry, Verb
 from commands.reply import Reply, Table
 from commands.targets import V1, client_of, db_plan, find, started_reply
+from core.refs import UserRef
 from permissions.roles import Role
 
 _TIME = re.compile(r"^([01]?\d|2[0-3]):[0-5]\d:[0-5]\d$")
@@ -100,7 +101,9 @@ async def v1_ops(ctx: Context, plan: Plan) -> Reply:
     table = Table(columns=["Operation", "What", "State", "By", "Started"])
     for op in rows:
         started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(op.started_at))
-        table.rows.append([op.operation_id, op.label, op.state, f"<@{op.requester}>", started])
+        table.rows.append(
+            [op.operation_id, op.label, op.state, str(UserRef(op.requester)), started]
+        )
     table.note = "the v1 API lists no operations; these are the ones graphops started"
     return Reply(title=f"Operations of {plan.params['database_name']}", tables=[table])
 

@@ -10,6 +10,7 @@ from commands.context import Context, Plan, UserError
 from commands.registry import Registry, Verb
 from commands.reply import Reply, Table
 from commands.targets import GRAPHENEDB, db_plan, find, target_of
+from core.refs import UserRef
 from permissions.roles import Role
 
 
@@ -81,7 +82,7 @@ async def run_watches(ctx: Context, values: dict[str, Any]) -> Reply:
                 f"{watch.environment_name}/{watch.provider}",
                 state,
                 f"{watch.changes} change(s)",
-                f"<@{watch.created_by}>",
+                str(UserRef(watch.created_by)),
             ]
         )
     if not table.rows:

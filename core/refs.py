@@ -44,11 +44,15 @@ class Ref:
     id: str
     kind: ClassVar[str] = ""
 
-    def __post_init__(self) -> None:
-        if not _ID[self.kind].fullmatch(self.id):
-            raise ValueError(f"{self.id!r} is not a Slack {self.kind} id")
+    @property
+    def valid(self) -> bool:
+        """Whether the id has the shape of a Slack id of this kind."""
+        return bool(_ID[self.kind].fullmatch(self.id))
 
     def __str__(self) -> str:
+        # An id that is not Slack-shaped (a shell user name) stays plain text, never a marker.
+        if not self.valid:
+            return ("#" if self.kind == "channel" else "@") + strip_markers(self.id)
         return f"{OPEN}{self.kind}:{self.id}{CLOSE}"
 
 
@@ -88,10 +92,8 @@ def segments(text: str) -> Iterator[str | Ref]:
         if match.start() > position:
             yield strip_markers(text[position : match.start()])
         kind, ident = match.groups()
-        try:
-            yield _KINDS[kind](ident)
-        except ValueError:
-            yield ident
+        ref = _KINDS[kind](ident)
+        yield ref if ref.valid else ident
         position = match.end()
     if position < len(text):
         yield strip_markers(text[position:])

@@ -52,6 +52,7 @@ from clients.errors import ApiError
 from commands.context import Context, Invocation, UserError
 from commands.executor import acting_as
 from commands.reply import Action, Reply, denied, error
+from core.refs import UserRef
 from operations.loop import BackgroundLoop
 from operations.notify import Notifier
 from operations.when import When, parse_when, show_time, show_utc
@@ -535,7 +536,7 @@ class Scheduler:
             title=f"Heads-up: {schedule.what()} in {minutes} min",
             text=(
                 f"At {self._when(due, schedule.tz)}, by schedule {schedule.id} "
-                f"({schedule.rule.describe()}) of <@{schedule.owner}>. "
+                f"({schedule.rule.describe()}) of {UserRef(schedule.owner)}. "
                 "Skip tonight's run, or keep it running 2 more hours."
             ),
             actions=heads_up_actions(schedule, self._slash),
@@ -609,7 +610,9 @@ class Scheduler:
             return schedule.command_line(await newest_snapshot_of(ctx, schedule.source or ""))
 
     def _report(self, schedule: Schedule, reply: Reply, following: float) -> Reply:
-        origin = f"Schedule {schedule.id} ({schedule.rule.describe()}) of <@{schedule.owner}>."
+        origin = (
+            f"Schedule {schedule.id} ({schedule.rule.describe()}) of {UserRef(schedule.owner)}."
+        )
         later = f"Next run: {self._when(following, schedule.tz)}."
         if reply.failed:
             return Reply(

@@ -29,6 +29,7 @@ import sqlite_utils
 from clients.errors import ApiError, NotFound
 from commands.context import Provider
 from commands.reply import OperationRef, Reply
+from core.refs import ChannelRef, UserRef
 from operations.follow import Backoff
 from operations.loop import BackgroundLoop
 from operations.notify import Notifier
@@ -55,7 +56,7 @@ class TrackerSettings:
 def thread_link(channel: str, thread_ts: str | None) -> str:
     """A link to a Slack thread (or the channel when there is no thread)."""
     if not thread_ts:
-        return f"<#{channel}>"
+        return str(ChannelRef(channel))
     return f"<https://slack.com/archives/{channel}/p{thread_ts.replace('.', '')}|thread>"
 
 
@@ -282,11 +283,11 @@ class Tracker:
                     action="update",
                 )
             if not ok or row["verb"] in ANNOUNCED_VERBS:
-                who = f"<@{row['requester']}>" if row["requester"] else "someone"
+                who = str(UserRef(row["requester"])) if row["requester"] else "someone"
                 notice = Reply(
                     status="ok" if ok else "error",
                     title=("" if ok else "Failed: ") + title,
-                    text=f"Run by {who} from <#{row['channel']}>: "
+                    text=f"Run by {who} from {ChannelRef(row['channel'])}: "
                     f"{thread_link(row['channel'], row['thread_ts'])}"
                     + (f"\n{error}" if error else ""),
                 )

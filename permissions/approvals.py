@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import sqlite_utils
 
+from core.refs import UserRef
 from permissions.audit import AuditLog, iso_time
 from permissions.migrations import migrate
 from permissions.roles import Role
@@ -213,7 +214,7 @@ class ApprovalStore:
         if cursor.rowcount == 1:
             approval = self.get(approval_id)
             self._record(approval, approver, new_state)
-            return ClaimResult("claimed", f"{new_state} by <@{approver}>", approval)
+            return ClaimResult("claimed", f"{new_state} by {UserRef(approver)}", approval)
         approval = self.get(approval_id)
         if approval is None:
             return ClaimResult("unknown", "this approval does not exist (unknown id)")
@@ -237,7 +238,7 @@ class ApprovalStore:
     def _already(approval: Approval) -> ClaimResult:
         verb = "denied" if approval.state == "denied" else "approved"
         when = iso_time(approval.decided_at) if approval.decided_at is not None else "?"
-        message = f"already {verb} by <@{approval.decided_by}> at {when}"
+        message = f"already {verb} by {UserRef(approval.decided_by or '?')} at {when}"
         if approval.state in ("executed", "failed"):
             message += f" ({approval.state})"
         return ClaimResult("already_decided", message, approval)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from core.refs import ChannelRef, UserRef, person
 from permissions.model import (
     Binding,
     ChannelPolicy,
@@ -111,7 +112,7 @@ def is_protected(policy: ChannelPolicy, target: Target) -> bool:
 
 
 def _mention(approver: str) -> str:
-    return f"<!subteam^{approver}>" if approver.startswith("S") else f"<@{approver}>"
+    return str(person(approver))
 
 
 def _join_or(items: Sequence[str]) -> str:
@@ -124,7 +125,7 @@ def _who_may_approve(policy: ChannelPolicy, binding: EffectiveBinding) -> str:
     if binding.approvers:
         return _join_or([_mention(a) for a in binding.approvers] + ["a bot admin"])
     if binding.role >= Role.ADMIN:
-        return f"a member of <#{policy.channel}> (admin-bound) or a bot admin"
+        return f"a member of {ChannelRef(policy.channel)} (admin-bound) or a bot admin"
     return "a bot admin (no approvers are set)"
 
 
@@ -133,7 +134,7 @@ def _role_check(
 ) -> tuple[Decision | None, EffectiveBinding | None, bool]:
     """Shared first step: denial (or None) + effective binding + protection."""
     protected = is_protected(policy, target)
-    channel = f"<#{policy.channel}>"
+    channel = str(ChannelRef(policy.channel))
     binding = effective_binding(policy, target)
     if binding is None:
         reason = (
@@ -198,7 +199,7 @@ def _decide(
         )
     return Decision(
         "allowed",
-        f"<#{policy.channel}> is bound to {env} as {binding.role.label}",
+        f"{ChannelRef(policy.channel)} is bound to {env} as {binding.role.label}",
         role=binding.role,
         protected=protected,
         approvers=binding.approvers,
@@ -260,26 +261,29 @@ def _may_approve(
             False, "in a protected environment the requester cannot approve their own request"
         )
     if approver in policy.admins:
-        return result(True, f"<@{approver}> is a bot admin")
+        return result(True, f"{UserRef(approver)} is a bot admin")
     if binding.approvers:
         if approver in binding.approvers:
-            return result(True, f"<@{approver}> is an approver for {env}")
+            return result(True, f"{UserRef(approver)} is an approver for {env}")
         groups = sorted(set(approver_groups) & set(binding.approvers))
         if groups:
             return result(
-                True, f"<@{approver}> is a member of {_mention(groups[0])}, an approver for {env}"
+                True,
+                f"{UserRef(approver)} is a member of {_mention(groups[0])}, an approver for {env}",
             )
         return result(
             False,
-            f"<@{approver}> may not approve {verb} on {env}; "
+            f"{UserRef(approver)} may not approve {verb} on {env}; "
             f"ask {_who_may_approve(policy, binding)}",
         )
     if binding.role >= Role.ADMIN:
         return result(
-            True, f"<#{policy.channel}> is bound to {env} as admin; its members approve by default"
+            True,
+            f"{ChannelRef(policy.channel)} is bound to {env} as admin; "
+            "its members approve by default",
         )
     return result(
         False,
-        f"no approvers are set for {env} in <#{policy.channel}>; "
+        f"no approvers are set for {env} in {ChannelRef(policy.channel)}; "
         "a bot admin can set them with `approvers`",
     )

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 import sqlite_utils
 
+from core.refs import ChannelRef
 from permissions.migrations import migrate
 from permissions.model import (
     Binding,
@@ -166,7 +167,8 @@ class PermissionStore:
         )
         if cursor.rowcount == 0:
             raise KeyError(
-                f"<#{channel}> has no binding for environment {environment} of {provider}; "
+                f"{ChannelRef(channel)} has no binding for environment {environment} "
+                f"of {provider}; "
                 "grant one first"
             )
         binding = self._binding(channel, provider, environment)

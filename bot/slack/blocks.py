@@ -21,6 +21,7 @@ from typing import Any
 from bot.slack.pages import Blocks, PageStore
 from bot.text import render_table
 from commands.reply import Action, Reply, Table
+from core import refs
 
 MAX_BLOCKS = 50
 SECTION_TEXT = 3000
@@ -50,6 +51,29 @@ class Rendered:
 
     blocks: Blocks
     text: str
+
+
+def escape(text: str) -> str:
+    """`&`, `<`, `>` as HTML entities: Slack's control characters, shown literally
+    (api.slack.com "Formatting text for app surfaces", escaping text)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def mention(ref: refs.Ref) -> str:
+    """A reference as a Slack mention: `<@U…>`, `<#C…>`, `<!subteam^S…>`."""
+    return {"user": "<@{}>", "channel": "<#{}>", "group": "<!subteam^{}>"}[ref.kind].format(ref.id)
+
+
+def mrkdwn(text: str) -> str:
+    """Reply text (plain text with references) as mrkdwn: references become mentions and
+    everything else is escaped, so a name or value from a user or an API never turns into
+    a link, a mention or `<!channel>`."""
+    return refs.render(text, mention, escape)
+
+
+def plain_code(text: str) -> str:
+    """Text for a code block or a plain_text object: references as `@U…` / `#C…`, escaped."""
+    return escape(refs.plain(text))
 
 
 def cut(text: str, limit: int) -> str:
@@ -103,7 +127,7 @@ def split_text(text: str, limit: int = SECTION_TEXT) -> list[str]:
 
 
 def _text_blocks(reply: Reply) -> Blocks:
-    text = reply.text.strip()
+    text = mrkdwn(reply.text.strip())
     if not reply.title:
         text = f"{EMOJI[reply.status]} {text}".strip()
     if len(text) > MAX_TEXT:
@@ -120,7 +144,8 @@ def _field_blocks(reply: Reply) -> Blocks:
             {
                 "type": "section",
                 "fields": [
-                    _mrkdwn(cut(f"*{label}*\n{value or '-'}", FIELD_TEXT)) for label, value in group
+                    _mrkdwn(cut(f"*{mrkdwn(label)}*\n{mrkdwn(value) or '-'}", FIELD_TEXT))
+                    for label, value in group
                 ],
             }
         )
@@ -136,7 +161,7 @@ def _code(lines: list[str]) -> dict[str, Any]:
 def table_units(table: Table, page_rows: int) -> list[tuple[Blocks, int]]:
     """A table as (blocks, row count) units: code sections of at most `page_rows` rows
     and 3000 characters each (the column header repeated in each); the note last."""
-    lines = [cut(line, MAX_LINE) for line in render_table(table)]
+    lines = [plain_code(cut(line, MAX_LINE)) for line in render_table(table)]
     head, rows = lines[:2], lines[2:]
     if table.note:
         rows = rows[:-1]
@@ -153,7 +178,7 @@ def table_units(table: Table, page_rows: int) -> list[tuple[Blocks, int]]:
     if chunk or not units:
         units.append(([_code(head + chunk)], len(chunk)))
     if table.note:
-        units[-1][0].append(context(table.note))
+        units[-1][0].append(context(mrkdwn(table.note)))
     return units
 
 
@@ -202,7 +227,7 @@ def more_block(key: str, page: int, of: int) -> dict[str, Any]:
 def fallback_text(reply: Reply) -> str:
     """Plain text for notifications and clients without blocks."""
     parts = [reply.title or "", reply.text]
-    text = "\n".join(p for p in parts if p).strip() or reply.status
+    text = mrkdwn("\n".join(p for p in parts if p).strip()) or reply.status
     return cut(text, FALLBACK_TEXT)
 
 
@@ -229,7 +254,7 @@ def render(reply: Reply, *, pages: PageStore | None = None, page_rows: int = 40)
     """
     head: Blocks = []
     if reply.title:
-        head.append(header(f"{EMOJI[reply.status]} {reply.title}"))
+        head.append(header(f"{EMOJI[reply.status]} {refs.plain(reply.title)}"))
     head.extend(_text_blocks(reply))
     head.extend(_field_blocks(reply))
     tail = _action_blocks(reply.actions)

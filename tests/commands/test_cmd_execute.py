@@ -8,6 +8,7 @@ import pytest
 
 from commands.context import Invocation
 from commands.reply import Reply
+from core.refs import plain
 from permissions.roles import Role
 
 ALICE, BOB, ADMIN = "U0ALICE", "U0BOB", "U0ADMIN"
@@ -374,7 +375,7 @@ async def test_api_outage_is_described(bot, console_sim, line):
 async def test_a_visible_database_with_too_low_a_role_is_a_denial(bot, console_sim):
     reply = await run(bot, "terminate orders-db")  # staging, where #dev-db is operator
     assert reply.status == "denied"
-    assert "orders-db is in staging/console, where <#C0DEV> is operator" in reply.text
+    assert "orders-db is in staging/console, where #C0DEV is operator" in plain(reply.text)
     assert "needs admin" in reply.text
     assert console_sim.mutating_requests() == []
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import sqlite_utils
 
+from core.refs import plain
 from permissions.approvals import ApprovalStore
 from permissions.audit import AuditLog
 from permissions.roles import Role
@@ -63,7 +64,7 @@ def test_claim_once_then_already_decided(approvals: ApprovalStore, clock: Any) -
     second = approvals.claim(approval_id, "U0BOB", "deny")
     assert not second.claimed
     assert second.status == "already_decided"
-    assert "already approved by <@U0ALICE>" in second.message
+    assert "already approved by @U0ALICE" in plain(second.message)
     stored = approvals.get(approval_id)
     assert stored is not None and stored.decided_by == "U0ALICE"
 
@@ -74,7 +75,7 @@ def test_deny(approvals: ApprovalStore) -> None:
     assert approvals.get(approval_id).state == "denied"  # type: ignore[union-attr]
     again = approvals.claim(approval_id, "U0ALICE", "approve")
     assert again.status == "already_decided"
-    assert "already denied by <@U0BOB>" in again.message
+    assert "already denied by @U0BOB" in plain(again.message)
     assert approvals.mark_executed(approval_id, "done") is False
 
 

@@ -107,3 +107,21 @@ def test_any_reply_renders_within_limits(
             page = render_page(pages, button["value"])
             assert page is not None
             validate_blocks(page.blocks)
+
+
+def test_text_from_users_and_apis_is_escaped_and_references_become_mentions():
+    from core.refs import ChannelRef, GroupRef, UserRef
+
+    reply = Reply(
+        title="R&D <b>",
+        text=f"{UserRef('U0BOB')} asked in {ChannelRef('C0DEV')}: value <!channel> & a > b",
+        fields=[("Approvers", f"{GroupRef('S0DBA')} <@U0FAKE>")],
+        tables=[Table(columns=["Who"], rows=[[f"{UserRef('U0BOB')} <x>"]])],
+    )
+    rendered = render(reply)
+    body = str(rendered.blocks)
+    assert "<@U0BOB> asked in <#C0DEV>: value &lt;!channel&gt; &amp; a &gt; b" in body
+    assert "<!subteam^S0DBA> &lt;@U0FAKE&gt;" in body
+    assert "@U0BOB &lt;x&gt;" in body  # inside a code block a mention would not render
+    assert "<!channel>" not in body and "<@U0FAKE>" not in body
+    assert "&lt;!channel&gt;" in rendered.text
