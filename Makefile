@@ -10,7 +10,7 @@ $(BIN)/graphops: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-.PHONY: install demo test lint
+.PHONY: install demo test lint constraints
 install: $(BIN)/graphops
 
 demo: install
@@ -23,3 +23,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# Pin the runtime dependencies for the Docker image (constraints.txt, used by the Dockerfile).
+constraints:
+	rm -rf .constraints-venv
+	$(PYTHON) -m venv .constraints-venv
+	.constraints-venv/bin/pip install --quiet .
+	{ sed -n '1,3p' constraints.txt; .constraints-venv/bin/pip freeze --exclude graphops; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf .constraints-venv

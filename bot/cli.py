@@ -1,26 +1,75 @@
-"""The `graphops` command line."""
+"""The `graphops` command line.
+
+Global options (`--config`, `--log-level`, `--log-format`) are accepted before
+or after the subcommand (`graphops --config F serve` = `graphops serve --config
+F`). Only argparse is imported at start: each subcommand imports what it
+needs, so `graphops --help` stays fast (bench/startup.py measures it).
+Errors print one line to stderr and exit 2.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import errno
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from bot import access_cli
-from bot.config import ConfigError, config_path, load_config
+
+if TYPE_CHECKING:
+    from bot.config import Config
 
 EXIT_ERROR = 2
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
+# Bolt reads this variable by itself even when handed a client, then warns that the
+# token "will be unused"; graphops builds the client from the config's variable.
+BOLT_TOKEN_ENV = "SLACK_BOT_TOKEN"
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """The options every subcommand takes. Below the top level they default to
+    SUPPRESS, so a value given before the subcommand is not reset after it."""
+
+    def default(value: Any) -> Any:
+        return value if top else argparse.SUPPRESS
+
+    group = parser.add_argument_group("global options (before or after the subcommand)")
+    group.add_argument(
+        "--config",
+        default=default(None),
+        help="path to graphops.toml (default: $GRAPHOPS_CONFIG or ./graphops.toml)",
+    )
+    group.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=default(None),
+        help="least severe log level written to stderr (default: INFO for serve, "
+        "WARNING for the others)",
+    )
+    group.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=default("text"),
+        help="text, or json: one object per line (default: text)",
+    )
+
+
+def _add_global_options_everywhere(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in dict.fromkeys(action.choices.values()):
+                _add_global_options(subparser, top=False)
+                _add_global_options_everywhere(subparser)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graphops",
         description="Slack chat-ops for graph databases (GrapheneDB, TypeDB).",
-    )
-    parser.add_argument(
-        "--config", help="path to graphops.toml (default: $GRAPHOPS_CONFIG or ./graphops.toml)"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -34,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--user", default="U0ALICE")
     demo.add_argument("--channel", default="C0DEV")
+    demo.add_argument(
+        "--step-seconds",
+        type=float,
+        default=1.5,
+        help="how long each step of a simulated operation takes (default: 1.5)",
+    )
 
     shell = sub.add_parser("shell", help="the command layer in a terminal, against a config")
     shell.add_argument(
@@ -74,9 +129,48 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="0.0.0.0", help="HTTP mode: address to listen on")
 
-    sub.add_parser("check-config", help="validate the config and its environment variables")
+    check = sub.add_parser(
+        "check-config",
+        help="check the config, its environment variables and the database path",
+        description="Example: graphops check-config --config /etc/graphops/graphops.toml",
+    )
+    check.add_argument(
+        "--for",
+        dest="purpose",
+        choices=("serve", "shell"),
+        default="serve",
+        help="serve (default) also checks the Slack variables; shell does not",
+    )
+
+    backup = sub.add_parser(
+        "backup",
+        help="copy the SQLite database to FILE while the bot runs (SQLite online backup)",
+        description="Example: graphops backup /backups/graphops-$(date +%%F).sqlite3",
+    )
+    backup.add_argument("file", help="a new file to write (never overwritten)")
+
+    health = sub.add_parser(
+        "healthcheck",
+        help="exit 0 when the local `serve` answers GET /healthz with 200 (for Docker)",
+    )
+    health.add_argument("--url", help="default: http://127.0.0.1:<[slack] port>/healthz")
+
     access_cli.add_parsers(sub)
+    _add_global_options(parser, top=True)
+    _add_global_options_everywhere(parser)
     return parser
+
+
+def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    import asyncio
+
+    return asyncio.run(coroutine)
+
+
+def _load(args: argparse.Namespace) -> Config:
+    from bot.config import config_path, load_config
+
+    return load_config(config_path(args.config))
 
 
 async def _shell(args: argparse.Namespace) -> int:
@@ -84,7 +178,7 @@ async def _shell(args: argparse.Namespace) -> int:
     from bot.shell import ShellSession, colour_wanted, interactive
     from bot.wiring import build_bot
 
-    bot = build_bot(load_config(config_path(args.config)), open_file=open_local_or_url)
+    bot = build_bot(_load(args), open_file=open_local_or_url)
     try:
         session = ShellSession(bot, user=args.user, channel=args.channel, colour=colour_wanted())
         try:
@@ -119,45 +213,148 @@ async def _simulate(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from bot.config import resolve_credentials
+    from bot.config import check_config, config_path
 
     path = config_path(args.config)
-    config = load_config(path)
-    for provider in config.providers:
-        resolve_credentials(provider)
-    names = ", ".join(f"{p.name} ({p.kind})" for p in config.providers) or "none"
-    print(f"{path}: valid; providers: {names}")
+    config = _load(args)
+    problems = check_config(config, os.environ, purpose=args.purpose)
+    if problems:
+        print(f"{path}: {len(problems)} problem(s) for {args.purpose}:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return EXIT_ERROR
+    names = ", ".join(f"{p.name} ({p.kind})" for p in config.providers)
+    print(f"{path}: valid for {args.purpose}")
+    print(f"  database: {config.bot.database} (from {config.database_source})")
+    print(f"  providers: {names}")
+    if args.purpose == "serve":
+        mode = (
+            "Socket Mode"
+            if os.environ.get(config.slack.app_token_env)
+            else f"HTTP on port {config.slack.port}"
+        )
+        print(f"  slack: {mode}")
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from bot.config import check_config
+    from bot.store import serve_lock
+
+    config = _load(args)
+    problems = check_config(config, os.environ, purpose="serve")
+    if problems:
+        print("cannot serve: " + "; ".join(problems), file=sys.stderr)
+        return EXIT_ERROR
+    lock = serve_lock(config.bot.database)
+    try:
+        logging.getLogger("graphops").info(
+            "graphops serve: database %s (from %s); providers %s",
+            config.bot.database,
+            config.database_source,
+            ", ".join(p.name for p in config.providers),
+        )
+        environ: Mapping[str, str] = dict(os.environ)
+        os.environ.pop(BOLT_TOKEN_ENV, None)
+        from bot.slack.serve import serve
+
+        try:
+            _run(serve(config, environ, host=args.host))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            print(
+                f"cannot serve: port {config.slack.port} on {args.host} is already in use "
+                "(another graphops serve, or another program); stop it or set [slack] port",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
+        return 0
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from bot.store import backup_database
+
+    config = _load(args)
+    size = backup_database(config.bot.database, args.file)
+    print(f"copied {config.bot.database} to {args.file} ({size} bytes)")
+    return 0
+
+
+def _healthcheck(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
+    url = args.url or f"http://127.0.0.1:{_load(args).slack.port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"unhealthy: {url}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
+        return 1
+    if status != 200:
+        print(f"unhealthy: {url} answered {status}", file=sys.stderr)
+        return 1
+    print(f"healthy: {url}")
+    return 0
+
+
+def _access(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.store import open_database
+
+    config = _load(args)
+    database = config.bot.database
+    if access_cli.reads_only(args) and database != ":memory:" and not Path(database).exists():
+        print(
+            f"no database at {database} yet (from {config.database_source}): nothing is "
+            "granted and nothing was audited. Is this the config `serve` uses?",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    return access_cli.run(args, open_database(database), frozenset(config.bot.admins))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `graphops` console script."""
     args = _parser().parse_args(argv)
+    from bot.config import ConfigError
+    from bot.logs import configure
+    from bot.store import StoreError
+
+    configure(args.log_level or ("INFO" if args.command == "serve" else "WARNING"), args.log_format)
     try:
         if args.command == "demo":
             from bot.demo import run_demo
 
-            return asyncio.run(run_demo(args.lines, args.user, args.channel))
+            return _run(run_demo(args.lines, args.user, args.channel, args.step_seconds))
         if args.command == "shell":
-            return asyncio.run(_shell(args))
+            return _run(_shell(args))
         if args.command == "serve":
-            from bot.slack.serve import serve
-
-            config = load_config(config_path(args.config))
-            asyncio.run(serve(config, os.environ, host=args.host))
-            return 0
+            return _serve(args)
         if args.command == "simulate":
-            return asyncio.run(_simulate(args))
+            return _run(_simulate(args))
         if args.command == "check-config":
             return _check_config(args)
+        if args.command == "backup":
+            return _backup(args)
+        if args.command == "healthcheck":
+            return _healthcheck(args)
         if args.command in ("access", "audit"):
-            from bot.store import open_database
-
-            config = load_config(config_path(args.config))
-            db = open_database(config.bot.database)
-            return access_cli.run(args, db, frozenset(config.bot.admins))
+            return _access(args)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

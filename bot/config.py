@@ -3,6 +3,12 @@
 The file names the environment variables that hold secrets, never the secrets
 themselves. A wrong file fails at start with the key and the reason; a missing
 environment variable is named, and its value (if any) is never printed.
+
+Paths: a relative `[bot] database` is resolved against the folder of the config
+file, never the current directory. `$GRAPHOPS_DATABASE`, when set, overrides
+`[bot] database` (the Docker image sets it to a file under its volume);
+`Config.database_source` says which one won, for `check-config` and the first
+log line of `serve`.
 """
 
 from __future__ import annotations
@@ -17,13 +23,16 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
+from core.refs import UserRef
+
 CONFIG_ENV = "GRAPHOPS_CONFIG"
+DATABASE_ENV = "GRAPHOPS_DATABASE"
 DEFAULT_CONFIG = "graphops.toml"
 
 _NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
@@ -50,8 +59,11 @@ class BotSettings(_Strict):
     @classmethod
     def _user_ids(cls, admins: tuple[str, ...]) -> tuple[str, ...]:
         for admin in admins:
-            if not admin or not admin[0].isalpha() or not admin.isalnum():
-                raise ValueError(f"{admin!r} is not a Slack user id (like U012ABCDEF)")
+            if not UserRef(admin).valid:
+                raise ValueError(
+                    f"{admin!r} is not a Slack user id: admins are ids like U012ABCDEF "
+                    "(a member's profile → ⋮ → Copy member ID), not names"
+                )
         return admins
 
 
@@ -139,15 +151,25 @@ class Config(_Strict):
     slack: SlackSettings = SlackSettings()
     operations: OperationsSettings = OperationsSettings()
     providers: tuple[ProviderConfig, ...] = ()
+    # Where `bot.database` came from, in words (set by load_config).
+    _database_source: str = PrivateAttr(default="[bot] database")
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> Config:
+    @property
+    def database_source(self) -> str:
+        """Where `bot.database` came from: `$GRAPHOPS_DATABASE` or the file's key."""
+        return self._database_source
+
+    @field_validator("providers")
+    @classmethod
+    def _unique_names(cls, providers: tuple[ProviderConfig, ...]) -> tuple[ProviderConfig, ...]:
         seen: set[str] = set()
-        for provider in self.providers:
+        for provider in providers:
             if provider.name in seen:
-                raise ValueError(f"provider name {provider.name!r} is used twice")
+                raise ValueError(
+                    f"two providers are named {provider.name!r}; each needs its own name"
+                )
             seen.add(provider.name)
-        return self
+        return providers
 
     def provider(self, name: str) -> ProviderConfig:
         """The provider called `name` (KeyError if none)."""
@@ -175,12 +197,18 @@ def parse_config(text: str, source: str = DEFAULT_CONFIG) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    if not raw:
+        raise ConfigError(
+            f"{source}: the file is empty (no settings); copy graphops.example.toml and "
+            "fill in [bot] admins and at least one [[providers]] entry"
+        )
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False, include_input=False):
-            problems.append(f"{_location(error['loc'])}: {error['msg']}")
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{_location(error['loc'])}: {message}")
         raise ConfigError(f"{source}: " + "; ".join(problems)) from None
 
 
@@ -189,8 +217,13 @@ def config_path(explicit: str | None, environ: Mapping[str, str] = os.environ) -
     return Path(explicit or environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
 
 
-def load_config(path: Path) -> Config:
-    """Read and validate the config file at `path`."""
+def load_config(path: Path, environ: Mapping[str, str] = os.environ) -> Config:
+    """Read and validate the config file at `path`; resolve the database path.
+
+    The database is `$GRAPHOPS_DATABASE` when set, else `[bot] database`
+    resolved against the config file's folder (see the module docstring).
+    ConfigError: no such file, unreadable, empty (no settings), or invalid.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -200,7 +233,19 @@ def load_config(path: Path) -> Config:
         ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    return parse_config(text, str(path))
+    config = parse_config(text, str(path))
+    override = environ.get(DATABASE_ENV, "")
+    if override:
+        database, source = override, f"${DATABASE_ENV}"
+    else:
+        database, source = config.bot.database, f"[bot] database in {path}"
+        if database != ":memory:" and not Path(database).is_absolute():
+            database = str(path.absolute().parent / database)
+    resolved = config.model_copy(
+        update={"bot": config.bot.model_copy(update={"database": database})}
+    )
+    resolved._database_source = source
+    return resolved
 
 
 def resolve_credentials(
@@ -222,3 +267,38 @@ def resolve_credentials(
             + ", ".join(missing)
         )
     return found
+
+
+def check_config(
+    config: Config, environ: Mapping[str, str] = os.environ, *, purpose: str = "serve"
+) -> list[str]:
+    """What stops `config` from working for `purpose` ("serve" or "shell"); [] when nothing.
+
+    Checked: at least one provider, every provider's credential variables, a
+    database path that can be created and written, and (for serve) the Slack
+    variables. Admin ids are checked when the file is parsed.
+    """
+    from bot.store import writable_problem
+
+    problems: list[str] = []
+    if not config.providers:
+        problems.append(
+            "no [[providers]] entry: add a graphenedb, graphenedb-v1 or typedb provider "
+            "(see graphops.example.toml)"
+        )
+    for provider in config.providers:
+        try:
+            resolve_credentials(provider, environ)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    database_problem = writable_problem(config.bot.database)
+    if database_problem:
+        problems.append(f"database ({config.database_source}): {database_problem}")
+    if purpose == "serve":
+        from bot.slack.serve import slack_secrets
+
+        try:
+            slack_secrets(config, environ)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    return problems

@@ -19,6 +19,8 @@ from bot.wiring import Bot, build_bot
 from permissions.roles import Role
 from simulators.suite import SimulatorSuite
 
+DEFAULT_STEP_SECONDS = 1.5  # how long each step of a simulated operation takes
+
 NAMES = {
     "C0DEV": "dev-db",
     "C0PROD": "prod-db",
@@ -40,7 +42,7 @@ Try:  help | envs | list | show orders-db | restart sandbox-db | backups legacy-
       :channel prod-db  then  pause orders-db   (refused: viewer)
       :channel prod-oncall  then  terminate orders-db env=production
       :user bob  then the [Approve] line   (alice cannot approve her own in production)
-      :help for shell commands, Ctrl-D to leave."""
+      Tab completes, Ctrl-C clears the line, :help for shell commands, Ctrl-D to leave."""
 
 
 @dataclass
@@ -73,7 +75,7 @@ def apply_demo_policy(bot: Bot) -> None:
     store.set_incident_channel("legacy", "*", "C0INCIDENT")
 
 
-async def start_demo(step_seconds: float = 1.5) -> Demo:
+async def start_demo(step_seconds: float = DEFAULT_STEP_SECONDS) -> Demo:
     """Start the simulators and a bot wired to them, with the demo policy."""
     simulators = SimulatorSuite(step_seconds=step_seconds)
     await simulators.start()
@@ -116,9 +118,11 @@ async def start_demo(step_seconds: float = 1.5) -> Demo:
     return Demo(simulators, bot, tmp)
 
 
-async def run_demo(lines: list[str], user: str, channel: str) -> int:
+async def run_demo(
+    lines: list[str], user: str, channel: str, step_seconds: float = DEFAULT_STEP_SECONDS
+) -> int:
     """Run the given lines (or an interactive prompt when there are none)."""
-    demo = await start_demo()
+    demo = await start_demo(step_seconds)
     try:
         session = ShellSession(
             demo.bot, user=user, channel=channel, names=NAMES, colour=colour_wanted()

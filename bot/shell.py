@@ -2,38 +2,69 @@
 
 `graphops shell -c "/gdb pause orders-db" --user U --channel C` runs one line,
 prints the reply, follows any operation it started to its end, and exits
-non-zero on error. Without `-c` it is an interactive prompt with history,
-where `:user U` and `:channel C` change who is typing where, so a second person
-can approve from the same session (or from another `graphops shell -c`).
+non-zero on error. Without `-c` it is an interactive prompt, where `:user U`
+and `:channel C` change who is typing where, so a second person can approve
+from the same session (or from another `graphops shell -c`).
+
+On a terminal the prompt is prompt_toolkit's (https://python-prompt-toolkit.readthedocs.io):
+- history in ~/.graphops_history, holding only lines that fit a verb's syntax
+  (the audit log's rule: a line that does not, like `user add erin hunter2`,
+  may hold a password typed by mistake); secrets asked for privately are never
+  written there;
+- Ctrl-C clears the line, Ctrl-D leaves (exit 0, after running operations end);
+- progress of background operations is printed above the prompt, which is
+  redrawn below it (`patch_stdout`);
+- Tab completes verbs, `:` commands, user and channel names, and the names of
+  databases and environments the channel may see (looked up at start and after
+  each command, through the resolver's cache).
+With input from a pipe it reads plain lines and keeps no history.
+`:user` and `:channel` take a name the shell knows (the demo's) or a Slack id
+(U…/W… for users, C…/G…/D… for channels); anything else is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import getpass
+import logging
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.document import Document
+from prompt_toolkit.history import FileHistory
 from pydantic import SecretStr
 
 from bot.text import humanize, render
 from bot.wiring import Bot, build_scheduler, build_tracker, build_watcher
 from commands.context import Invocation
+from commands.executor import acting_as
+from commands.grammar import GrammarError, parse
+from commands.registry import UsageError
 from commands.reply import Reply
+from commands.resolve import eligible_bindings
 from core.refs import ChannelRef, UserRef
 from operations.tracker import Tracker
+from permissions.roles import Role
+
+log = logging.getLogger("graphops.shell")
 
 HISTORY = Path.home() / ".graphops_history"
+META_COMMANDS = (":user", ":channel", ":where", ":help", ":quit")
 
 SHELL_HELP = """Shell commands (everything else goes to the bot):
-  :user U0BOB        type as another Slack user id
-  :channel C0PROD    type in another channel (ids or names shown in `:where`)
-  :where             who and where you are
-  :quit              leave (Ctrl-D works too)"""
+  :user bob | U0BOB     type as another user (a name shown here, or a Slack user id)
+  :channel prod-db      type in another channel (a name shown here, or a channel id C…)
+  :where                who and where you are
+  :quit                 leave (Ctrl-D works too; Ctrl-C clears the line)
+  Tab                   complete verbs, names of databases and environments"""
+
+
+async def _getpass(label: str) -> str:
+    return await asyncio.get_running_loop().run_in_executor(None, getpass.getpass, label)
 
 
 class ShellNotifier:
@@ -82,8 +113,11 @@ class ShellSession:
     write: Callable[[str], None] = field(default=lambda text: print(text, flush=True))
     tracker: Tracker | None = None
     notifier: ShellNotifier | None = None
-    # Asks for a secret without echo (getpass); tests inject their own.
-    ask_secret: Callable[[str], str] = getpass.getpass
+    # Asks for a secret without echo; the interactive prompt replaces it with its own.
+    ask_secret: Callable[[str], Awaitable[str]] = _getpass
+    # Names of databases and environments this channel may see (for completion).
+    databases: set[str] = field(default_factory=set)
+    environments: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.notifier = ShellNotifier(lambda text: self.write(text), self.names, self.colour)
@@ -104,30 +138,101 @@ class ShellSession:
         if self.tracker is not None:
             await self.tracker.stop()
 
-    def _name_to_id(self, text: str) -> str:
+    def _resolve(self, text: str, ref: type[UserRef] | type[ChannelRef]) -> str | None:
+        """The id for a known name, or `text` when it is shaped like a Slack id; else None."""
         wanted = text.lstrip("#@")
         for ident, name in self.names.items():
-            if name == wanted:
+            if name == wanted and ref(ident).valid:
                 return ident
-        return wanted
+        return wanted if ref(wanted).valid else None
+
+    def known(self, ref: type[UserRef] | type[ChannelRef]) -> list[str]:
+        """The names this shell knows for users or channels."""
+        return sorted(name for ident, name in self.names.items() if ref(ident).valid)
 
     def where(self) -> str:
         return humanize(f"{UserRef(self.user)} in {ChannelRef(self.channel)}", self.names)
 
+    def prompt_text(self) -> str:
+        """`@alice #dev-db › `."""
+        return humanize(f"{UserRef(self.user)} {ChannelRef(self.channel)} ", self.names) + "› "
+
     def meta(self, line: str) -> bool:
         """Handle a `:command`; False when the shell should stop."""
         word, _, rest = line[1:].partition(" ")
+        rest = rest.strip()
         if word in ("quit", "q", "exit"):
             return False
-        if word == "user" and rest.strip():
-            self.user = self._name_to_id(rest.strip())
-        elif word == "channel" and rest.strip():
-            self.channel = self._name_to_id(rest.strip())
+        if word in ("user", "channel") and rest:
+            ref: type[UserRef] | type[ChannelRef] = UserRef if word == "user" else ChannelRef
+            ident = self._resolve(rest, ref)
+            if ident is None:
+                shape = "U… or W…" if word == "user" else "C…, G… or D…"
+                names = ", ".join(self.known(ref))
+                self.write(
+                    f"✖ `:{word} {rest}`: not a Slack {word} id ({shape}, capitals and digits)"
+                    + (f" nor a {word} this shell knows ({names})" if names else "")
+                    + f"; still {self.where()}"
+                )
+                return True
+            if word == "user":
+                self.user = ident
+            else:
+                self.channel = ident
         elif word != "where":
             self.write(SHELL_HELP)
             return True
         self.write(f"you are {self.where()}")
         return True
+
+    def meta_is_valid(self, line: str) -> bool:
+        """Whether a `:command` line is one the shell accepts (kept in history then)."""
+        word, _, rest = line[1:].partition(" ")
+        if word == "user":
+            return self._resolve(rest.strip(), UserRef) is not None
+        if word == "channel":
+            return self._resolve(rest.strip(), ChannelRef) is not None
+        return word in ("where", "help", "quit", "q", "exit")
+
+    def fits_a_verb(self, line: str) -> bool:
+        """Whether `line` reads as a known verb with valid arguments: only such lines
+        are kept in history (the audit keeps a command's text by the same rule)."""
+        try:
+            parsed = parse(line, self.bot.services.slash_command)
+        except GrammarError:
+            return False
+        verb = self.bot.registry.get(parsed.verb)
+        if verb is None:
+            return False
+        try:
+            verb.bind(parsed.args, parsed.options)
+        except (UsageError, ValueError):
+            return False
+        return True
+
+    async def refresh_names(self) -> None:
+        """Look up the databases and environments this channel may see (for completion).
+
+        Best effort: a failing provider leaves the names as they were.
+        """
+        services = self.bot.services
+        providers = list(services.providers.values())
+        bindings = eligible_bindings(
+            services.permissions.policy_for(self.channel), Role.VIEWER, providers
+        )
+        invocation = Invocation(user=self.user, channel=self.channel, text="(completion)")
+        with acting_as(invocation):
+            for provider in providers:
+                try:
+                    scopes = await services.resolver.scopes(bindings, [provider])
+                    for scope in scopes:
+                        self.environments.add(scope.environment.name)
+                        found = await services.resolver.databases(
+                            scope.provider, scope.environment.id
+                        )
+                        self.databases.update(database.name for database in found)
+                except Exception as exc:  # completion must never break the shell
+                    log.debug("names of %s not looked up: %s", provider.name, type(exc).__name__)
 
     async def run(self, line: str, *, wait: bool = True) -> bool:
         """Run one command line; True when it (and, if waiting, what it started) succeeded."""
@@ -155,11 +260,8 @@ class ShellSession:
     async def _with_secret(self, invocation: Invocation, prompt_reply: Reply) -> Reply:
         """Collect the secret a command asked for (no echo) and run the command again."""
         assert prompt_reply.secret_prompt is not None
-        loop = asyncio.get_running_loop()
         try:
-            value = await loop.run_in_executor(
-                None, self.ask_secret, f"{prompt_reply.secret_prompt.label} (not echoed): "
-            )
+            value = await self.ask_secret(f"{prompt_reply.secret_prompt.label} (not echoed): ")
         except (EOFError, KeyboardInterrupt, OSError):
             return Reply(
                 status="error",
@@ -180,56 +282,151 @@ class ShellSession:
         return await self.bot.run(again)
 
 
-def _setup_readline() -> None:
-    with contextlib.suppress(ImportError, OSError):
-        import readline
+class SafeHistory(FileHistory):
+    """A history file that keeps a line only when told to (`keep`), after the line ran.
 
-        if HISTORY.exists():
-            readline.read_history_file(HISTORY)
-        readline.set_history_length(1000)
+    prompt_toolkit appends every accepted line; this history ignores that and
+    waits for the shell's verdict, so a refused line never reaches the file.
+    """
+
+    def append_string(self, string: str) -> None:
+        """Called by prompt_toolkit on Enter: nothing is kept yet."""
+
+    def keep(self, line: str) -> None:
+        """Keep `line` in memory (Up arrow) and in the file."""
+        super().append_string(line)
 
 
-def _save_history() -> None:
-    with contextlib.suppress(ImportError, OSError):
-        import readline
+class ShellCompleter(Completer):
+    """Completion of verbs, `:` commands and their names, databases and environments."""
 
-        readline.write_history_file(HISTORY)
+    def __init__(self, session: ShellSession) -> None:
+        self.session = session
+
+    def get_completions(
+        self, document: Document, complete_event: CompleteEvent
+    ) -> Iterator[Completion]:
+        before = document.text_before_cursor
+        words = before.split()
+        current = "" if before.endswith(" ") or not words else words[-1]
+        done = words if not current else words[:-1]
+        slash = self.session.bot.services.slash_command
+        if done and done[0] == slash:
+            done = done[1:]
+        yield from self._complete(done, current)
+
+    def _candidates(self, done: list[str], current: str) -> Iterable[str]:
+        session = self.session
+        if not done:
+            verbs = [verb.name for verb in session.bot.registry.all()]
+            return [*verbs, *META_COMMANDS] if current.startswith(":") or not current else verbs
+        if done[0] == ":user" and len(done) == 1:
+            return session.known(UserRef)
+        if done[0] == ":channel" and len(done) == 1:
+            return session.known(ChannelRef)
+        if done[0].startswith(":"):
+            return []
+        if current.startswith("env="):
+            return [f"env={name}" for name in sorted(session.environments)]
+        if done[0] in ("help",):
+            return [verb.name for verb in session.bot.registry.all()]
+        return sorted(session.databases | session.environments)
+
+    def _complete(self, done: list[str], current: str) -> Iterator[Completion]:
+        for candidate in self._candidates(done, current):
+            if candidate.startswith(current) and candidate != current:
+                yield Completion(candidate, start_position=-len(current))
 
 
-async def interactive(session: ShellSession, banner: str = "") -> int:
-    """Prompt until EOF or :quit; operations report in the background."""
-    _setup_readline()
-    session.start_scheduler()
-    if banner:
-        session.write(banner)
-    loop = asyncio.get_running_loop()
-    try:
+async def _interactive_terminal(session: ShellSession, banner: str) -> None:
+    """The prompt_toolkit loop (stdin and stdout are a terminal)."""
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.patch_stdout import patch_stdout
+
+    history = SafeHistory(str(HISTORY))
+    prompt: PromptSession[str] = PromptSession(
+        history=history, completer=ShellCompleter(session), complete_while_typing=False
+    )
+    secrets: PromptSession[str] = PromptSession()  # no history: never written anywhere
+
+    async def ask_secret(label: str) -> str:
+        return await secrets.prompt_async(label, is_password=True)
+
+    session.ask_secret = ask_secret
+    refreshing: set[asyncio.Task[None]] = set()
+
+    def refresh() -> None:
+        task = asyncio.create_task(session.refresh_names())
+        refreshing.add(task)
+        task.add_done_callback(refreshing.discard)
+
+    with patch_stdout(raw=True):
+        if banner:
+            session.write(banner)
+        refresh()
         while True:
-            prompt = (
-                humanize(f"{UserRef(session.user)} {ChannelRef(session.channel)} ", session.names)
-                + "› "
-            )
             try:
-                line = await loop.run_in_executor(None, input, prompt)
-            except EOFError:
-                session.write("")
+                line = (await prompt.prompt_async(session.prompt_text())).strip()
+            except KeyboardInterrupt:  # Ctrl-C: the line is dropped, ask again
+                continue
+            except EOFError:  # Ctrl-D
                 break
-            line = line.strip()
             if not line:
                 continue
             if line.startswith(":"):
+                if session.meta_is_valid(line):
+                    history.keep(line)
                 if not session.meta(line):
                     break
                 continue
+            if session.fits_a_verb(line):
+                history.keep(line)
             await session.run(line, wait=False)
-        running = session.tracker.running() if session.tracker else 0
-        if running and session.tracker is not None:
-            session.write(f"waiting for {running} operation(s) to finish (Ctrl-C leaves now)")
-            await session.tracker.wait_idle()
+            refresh()
+        await _wait_for_operations(session)
+        for task in list(refreshing):
+            task.cancel()
+
+
+async def _interactive_pipe(session: ShellSession, banner: str) -> None:
+    """Plain lines from a pipe: no prompt_toolkit, no history."""
+    if banner:
+        session.write(banner)
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            session.write("")
+            break
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith(":"):
+            if not session.meta(line):
+                break
+            continue
+        await session.run(line, wait=False)
+    await _wait_for_operations(session)
+
+
+async def _wait_for_operations(session: ShellSession) -> None:
+    running = session.tracker.running() if session.tracker else 0
+    if running and session.tracker is not None:
+        session.write(f"waiting for {running} operation(s) to finish (Ctrl-C leaves now)")
+        await session.tracker.wait_idle()
+
+
+async def interactive(session: ShellSession, banner: str = "") -> int:
+    """Prompt until Ctrl-D or :quit (exit 0); operations report in the background."""
+    session.start_scheduler()
+    try:
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            await _interactive_terminal(session, banner)
+        else:
+            await _interactive_pipe(session, banner)
     except KeyboardInterrupt:
         session.write("")
     finally:
-        _save_history()
         await session.close()
     return 0
 

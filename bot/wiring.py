@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,7 @@ import sqlite_utils
 from pydantic import SecretStr
 
 from bot.config import Config, ConsoleProvider, TypeDBProvider, V1Provider, resolve_credentials
+from bot.logs import log_command
 from bot.store import open_database
 from clients.graphenedb import ConsoleClient
 from clients.graphenedb_v1 import V1Client
@@ -50,8 +52,11 @@ class Bot:
     call_listeners: list[Callable[[CallRecord], None]] = field(default_factory=list)
 
     async def run(self, invocation: Invocation, *, preapproved: bool = False) -> Reply:
-        """Run one command (see Executor.run)."""
-        return await self.executor.run(invocation, preapproved=preapproved)
+        """Run one command (see Executor.run); log one line for it (bot.logs.log_command)."""
+        started = time.perf_counter()
+        reply = await self.executor.run(invocation, preapproved=preapproved)
+        log_command(invocation, reply, self.registry, self.config.bot.slash_command, started)
+        return reply
 
     async def aclose(self) -> None:
         """Close provider connection pools and the store."""

@@ -16,7 +16,8 @@ Choices made where the seed is silent:
   expired token 401; ``AUT4`` not allowed (user management by a non-admin, or
   another user's transaction) 403; ``DBE1`` no such database 404; ``DBE2``
   database exists 400; ``USR1`` no such user 404; ``USR2`` user exists 400;
-  ``USR3`` the admin user cannot be deleted 400; ``TXN1`` no such transaction 404;
+  ``USR3`` the admin user cannot be deleted 400; ``QRY3`` a type or attribute the
+  schema does not define 400; ``TXN1`` no such transaction 404;
   ``TXN2`` transaction timed out 408; ``TXN3`` schema lock not acquired in time
   408; ``TXN4`` query not allowed in this transaction type 400; ``TXN5`` a read
   transaction cannot be committed 400; ``QRY1`` query not understood 400; ``QRY2``
@@ -31,25 +32,34 @@ Choices made where the seed is silent:
   Every ``/v1/users`` endpoint answers 403 AUT4 to anyone else (even for their
   own record). Any signed-in user may manage databases and run transactions.
 - Databases: names match ``^[A-Za-z_][A-Za-z0-9_-]{0,63}$``. Seeded (unless
-  ``seed_data=False``): ``social`` with a schema (types and one function), three
-  people as concept rows and documents; ``inventory`` empty (schema ``""``).
+  ``seed_data=False``): ``social`` with a schema (types and one function) and
+  three people (Alice 34, Bob 27, Carol 17) with a name and an age;
+  ``inventory`` empty (schema ``""``).
   Deleting a database closes its transactions (later requests to them: 404).
 - Schema text: ``schema`` is ``"define\\n<types><functions>"`` or ``""``;
   ``type-schema`` is the same without the functions. A committed ``define``
   query appends its body (a body starting with ``fun`` counts as a function);
   ``undefine``/``redefine`` are accepted and change nothing.
-- Queries are classified from keywords only (no TypeQL parsing): a leading
-  ``define|undefine|redefine`` is a schema query (answer ``ok``; needs a schema
-  transaction); any ``insert|delete|update|put`` word makes a write query (needs
-  write or schema); otherwise a query starting with ``match|fetch|with|reduce|
-  select|sort|limit|offset`` is a read query: ``conceptDocuments`` when it contains
-  ``fetch``, else ``conceptRows``. Anything else is 400 QRY1. Read answers are the
-  database's fixed rows/documents whatever the query says; ``includeInstanceTypes:
-  false`` drops the ``type`` of instances. A write query answers one concept row
-  binding each ``$variable`` of the query to a new entity (its type label from
-  ``$v isa LABEL``, else ``thing``), or ``ok`` when it has no variable; the query
-  text is kept in the transaction and added to the database's ``writes`` on commit
-  (reads never see written data).
+- Queries: a leading ``define|undefine|redefine`` is a schema query (answer
+  ``ok``; needs a schema transaction). Any other query is parsed and run over
+  the database's data with the TypeQL subset of ``simulators.typeql_subset``
+  (``match`` / ``insert`` / ``delete`` / ``fetch`` / ``limit``; its docstring
+  lists what is covered): what is inserted can be read back, and a type or
+  attribute the schema does not define is 400 ``QRY3`` (a guess: the seed names
+  no code). A query outside the subset (or not TypeQL) is 400 ``QRY1``, so the
+  simulator never answers a query it did not understand. A query with an
+  ``insert`` or ``delete`` stage is a write query (needs write or schema),
+  otherwise a read. Answers use the seed's shapes: ``conceptRows`` (each row
+  ``{"data": {var: concept}}``, instances as ``{kind, iid, type}`` and
+  attributes as ``{kind, value, valueType, type}``) or, after ``fetch``,
+  ``conceptDocuments``; ``includeInstanceTypes: false`` drops the ``type`` of
+  instances. A write answers the rows of its ``insert`` (each inserted or
+  matched variable), or ``ok`` when nothing is left to show (``delete``; a guess).
+  Changes are made on the transaction's own copy: later queries of the same
+  transaction see them, commit makes them the database's (and adds the query
+  texts to its ``writes``), rollback and close drop them.
+  Test hook: a database given ``rows``/``documents`` in ``add_database``
+  answers every read with those, whatever the query (for shaping tests).
 - ``answerCountLimit`` (default 10000) cuts rows/documents and sets ``warning``
   (see :func:`limit_warning`); otherwise ``warning`` is null.
 - Transactions: ids are uuid4 hex; a transaction belongs to the user who opened it
@@ -92,13 +102,22 @@ from typing import Any
 from aiohttp import web
 
 from simulators.base import ApiError, Handler, SimulatorServer
+from simulators.typeql_subset import (
+    Attribute,
+    Data,
+    Evaluator,
+    Instance,
+    TypeQLError,
+    UnknownLabel,
+    parse_query,
+    parse_schema,
+    query_kind,
+)
 
 SIGNIN_PATH = "/v1/signin"
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 TX_TYPES = ("read", "write", "schema")
 SCHEMA_WORDS = ("define", "undefine", "redefine")
-WRITE_RE = re.compile(r"\b(insert|delete|update|put)\b", re.IGNORECASE)
-READ_WORDS = ("match", "fetch", "with", "reduce", "select", "sort", "limit", "offset")
 DEFAULT_TX_TIMEOUT_MS = 300_000
 DEFAULT_LOCK_TIMEOUT_MS = 10_000
 DEFAULT_ANSWER_LIMIT = 10_000
@@ -150,21 +169,11 @@ def _entity(label: str, iid: str) -> dict[str, Any]:
     return {"kind": "entity", "iid": iid, "type": {"kind": "entityType", "label": label}}
 
 
-def _social_rows() -> list[dict[str, Any]]:
-    return [
-        {
-            "data": {
-                "p": _entity("person", f"0x1e0000000000000000000{i}"),
-                "name": _attribute("name", name, "string"),
-                "age": _attribute("age", age, "integer"),
-            }
-        }
-        for i, (name, age) in enumerate(SOCIAL_PEOPLE)
-    ]
-
-
-def _social_documents() -> list[dict[str, Any]]:
-    return [{"name": name, "age": age} for name, age in SOCIAL_PEOPLE]
+def _social_data() -> Data:
+    data = Data()
+    for name, age in SOCIAL_PEOPLE:
+        data.instances.append(Instance(data.new_iid(), "person", [("name", name), ("age", age)]))
+    return data
 
 
 def _strip_types(value: Any) -> Any:
@@ -182,7 +191,10 @@ def _strip_types(value: Any) -> Any:
 
 @dataclass
 class Database:
-    """A database: schema text (types, functions), fixed answers and committed writes."""
+    """A database: schema text (types, functions), its data and committed write queries.
+
+    `rows`/`documents`, when given, are canned answers to every read (a test hook).
+    """
 
     name: str
     types: str = ""
@@ -190,6 +202,11 @@ class Database:
     rows: list[dict[str, Any]] = field(default_factory=list)
     documents: list[dict[str, Any]] = field(default_factory=list)
     writes: list[str] = field(default_factory=list)
+    data: Data = field(default_factory=Data)
+
+    @property
+    def canned(self) -> bool:
+        return bool(self.rows or self.documents)
 
     def schema(self, *, with_functions: bool = True) -> str:
         """The ``define`` text, or ``""`` when nothing is defined."""
@@ -209,6 +226,7 @@ class Transaction:
     elapsed: float = 0.0
     pending_schema: list[str] = field(default_factory=list)
     pending_writes: list[str] = field(default_factory=list)
+    working: Data | None = None  # this transaction's changed copy of the data
 
     def to_json(self) -> dict[str, Any]:
         """The state-dump shape."""
@@ -267,13 +285,8 @@ class TypeDBSimulator(SimulatorServer):
     # ---- seed & accessors ---------------------------------------------------------
 
     def _seed(self) -> None:
-        self.add_database(
-            "social",
-            types=SOCIAL_TYPES,
-            functions=SOCIAL_FUNCTIONS,
-            rows=_social_rows(),
-            documents=_social_documents(),
-        )
+        social = self.add_database("social", types=SOCIAL_TYPES, functions=SOCIAL_FUNCTIONS)
+        social.data = _social_data()
         self.add_database("inventory")
 
     def add_database(
@@ -333,7 +346,12 @@ class TypeDBSimulator(SimulatorServer):
         """Databases, user names, transactions, token counts (no secrets)."""
         return {
             "databases": [
-                {"name": db.name, "schema": db.schema(), "writes": list(db.writes)}
+                {
+                    "name": db.name,
+                    "schema": db.schema(),
+                    "writes": list(db.writes),
+                    "instances": len(db.data.instances),
+                }
                 for db in self._dbs.values()
             ],
             "users": self.usernames,
@@ -450,6 +468,8 @@ class TypeDBSimulator(SimulatorServer):
                 else:
                     db.types += f"  {body}\n"
             db.writes.extend(tx.pending_writes)
+            if tx.working is not None:
+                db.data = tx.working
         self._end(tx)
 
     def _run_query(self, tx: Transaction, data: dict[str, Any]) -> dict[str, Any]:
@@ -462,7 +482,15 @@ class TypeDBSimulator(SimulatorServer):
         include_types = options.get("includeInstanceTypes", True)
         if not isinstance(include_types, bool):
             raise TypeDBError(400, "REQ1", "includeInstanceTypes must be a boolean")
-        kind = _classify(query)
+        stages = None
+        if query.split(None, 1)[0].lower() in SCHEMA_WORDS if query else False:
+            kind = "schema"
+        else:
+            try:
+                stages = parse_query(query)
+            except TypeQLError as exc:
+                raise TypeDBError(400, "QRY1", f"the query could not be parsed: {exc}") from None
+            kind = query_kind(stages)
         if kind == "schema" and tx.type != "schema":
             raise TypeDBError(
                 400, "TXN4", f"schema queries need a schema transaction, not {tx.type}"
@@ -475,25 +503,29 @@ class TypeDBSimulator(SimulatorServer):
             raise TypeDBError(
                 408, "QRY2", "the query did not finish before the transaction timeout"
             )
-        if kind == "schema":
+        if stages is None:
             parts = query.split(None, 1)
             body = parts[1].strip().rstrip(";").strip() if len(parts) > 1 else ""
             if parts[0].lower() == "define" and body:
                 tx.pending_schema.append(body + ";")
             return {"queryType": "schema", "answerType": "ok", "answers": None, "warning": None}
-        if kind == "write":
-            tx.pending_writes.append(query)
-            row = _inserted_row(query)
-            if not row:
-                return {"queryType": "write", "answerType": "ok", "answers": None, "warning": None}
-            answers: list[Any] = [row]
-            answer_type = "conceptRows"
+        db = self._db(tx.database)
+        answers: list[Any]
+        if kind == "read" and db.canned:
+            fetch = any(stage.kind == "fetch" for stage in stages)
+            answers = list(db.documents if fetch else db.rows)
+            answer_type = "conceptDocuments" if fetch else "conceptRows"
         else:
-            db = self._db(tx.database)
-            if re.search(r"\bfetch\b", query, re.IGNORECASE):
-                answers, answer_type = list(db.documents), "conceptDocuments"
-            else:
-                answers, answer_type = list(db.rows), "conceptRows"
+            answers, answer_type = self._evaluate(tx, db, stages, kind)
+            if kind == "write":
+                tx.pending_writes.append(query)
+                if not answers:
+                    return {
+                        "queryType": "write",
+                        "answerType": "ok",
+                        "answers": None,
+                        "warning": None,
+                    }
         if answer_type == "conceptRows" and not include_types:
             answers = _strip_types(answers)
         warning = None
@@ -505,6 +537,25 @@ class TypeDBSimulator(SimulatorServer):
             "answers": answers,
             "warning": warning,
         }
+
+    def _evaluate(
+        self, tx: Transaction, db: Database, stages: list[Any], kind: str
+    ) -> tuple[list[Any], str]:
+        """Run a parsed query on the transaction's view of the data (see the docstring)."""
+        types = parse_schema(db.types + "".join(f"{body}\n" for body in tx.pending_schema))
+        base = tx.working if tx.working is not None else db.data
+        data = base.copy() if kind == "write" else base
+        try:
+            answer = Evaluator(types, data).run(stages)
+        except UnknownLabel as exc:
+            raise TypeDBError(400, "QRY3", str(exc)) from None
+        except TypeQLError as exc:
+            raise TypeDBError(400, "QRY1", f"the query could not be run: {exc}") from None
+        if kind == "write":
+            tx.working = data
+        if answer.documents is not None:
+            return answer.documents, "conceptDocuments"
+        return [{"data": _concepts(row, types)} for row in answer.rows], "conceptRows"
 
     # ---- request helpers ------------------------------------------------------------
 
@@ -685,6 +736,7 @@ class TypeDBSimulator(SimulatorServer):
         tx = self._tx(request, user)
         tx.pending_schema.clear()
         tx.pending_writes.clear()
+        tx.working = None
         return web.Response(status=200)
 
     async def h_close(self, request: web.Request, user: str) -> web.Response:
@@ -754,25 +806,20 @@ def _int(data: dict[str, Any], key: str, default: int) -> int:
     return value
 
 
-def _classify(query: str) -> str:
-    """``schema``, ``write`` or ``read`` from keywords (see the module docstring)."""
-    first = query.split(None, 1)[0].lower() if query else ""
-    if first in SCHEMA_WORDS:
-        return "schema"
-    if WRITE_RE.search(query):
-        return "write"
-    if first in READ_WORDS:
-        return "read"
-    raise TypeDBError(400, "QRY1", "the query could not be parsed")
-
-
-def _inserted_row(query: str) -> dict[str, Any] | None:
-    """One concept row binding each ``$variable`` of a write query to a new entity."""
-    names = list(dict.fromkeys(re.findall(r"\$([A-Za-z_][\w-]*)", query)))
-    if not names:
-        return None
-    data = {}
-    for name in names:
-        label = re.search(rf"\${re.escape(name)}\s+isa\s+([A-Za-z_][\w-]*)", query)
-        data[name] = _entity(label.group(1) if label else "thing", "0x" + uuid.uuid4().hex[:22])
-    return {"data": data}
+def _concepts(row: dict[str, Any], types: dict[str, Any]) -> dict[str, Any]:
+    """A row's bindings in the seed's concept shapes."""
+    data: dict[str, Any] = {}
+    for name, bound in row.items():
+        if isinstance(bound, Attribute):
+            typedef = types.get(bound.label)
+            value_type = (typedef.value_type if typedef else None) or "string"
+            data[name] = _attribute(bound.label, bound.value, value_type)
+        else:
+            typedef = types.get(bound.type)
+            kind = typedef.kind if typedef else "entity"
+            data[name] = {
+                "kind": kind,
+                "iid": bound.iid,
+                "type": {"kind": f"{kind}Type", "label": bound.type},
+            }
+    return data

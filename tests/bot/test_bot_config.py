@@ -41,7 +41,7 @@ def test_good_config():
         (GOOD.replace('client_secret_env = "GDB_SECRET"', ""), "client_secret_env: Field required"),
         (GOOD.replace('admins = ["U0ADMIN"]', 'admins = ["not an id"]'), "bot.admins"),
         ("[bot\n", "not valid TOML"),
-        (GOOD + GOOD.split("[bot]")[1].split("\n", 2)[2], "used twice"),
+        (GOOD + GOOD.split("[bot]")[1].split("\n", 2)[2], "two providers are named"),
     ],
 )
 def test_bad_config_names_the_key(text, expected):

@@ -257,7 +257,7 @@ async def test_query_options_are_sent_as_documented(tdb, sim):
     tx = await tdb.open_transaction(
         "social", "schema", schema_lock_timeout_ms=100, transaction_timeout_ms=5000
     )
-    await tdb.query(tx, "match $p;", include_instance_types=False, answer_count_limit=5)
+    await tdb.query(tx, "match $p isa person;", include_instance_types=False, answer_count_limit=5)
     opened = sim.requests_to("POST", "/open$")[-1].body
     assert opened == {
         "databaseName": "social",
@@ -269,7 +269,7 @@ async def test_query_options_are_sent_as_documented(tdb, sim):
     }
     sent = sim.requests_to("POST", "/query$")[-1].body
     assert sent == {
-        "query": "match $p;",
+        "query": "match $p isa person;",
         "queryOptions": {"includeInstanceTypes": False, "answerCountLimit": 5},
     }
 
@@ -310,7 +310,7 @@ async def test_invalid_transaction_type_sends_nothing(tdb, sim):
     with pytest.raises(BadRequest):
         await tdb.open_transaction("social", "admin")  # type: ignore[arg-type]
     with pytest.raises(BadRequest):
-        await tdb.one_shot_query("social", "match $p;", "delete")  # type: ignore[arg-type]
+        await tdb.one_shot_query("social", "match $p isa person;", "delete")  # type: ignore[arg-type]
     assert sim.requests == []
 
 
@@ -318,7 +318,7 @@ async def test_transaction_timeout_is_a_clear_timeout(tdb, clock):
     tx = await tdb.open_transaction("social", "read", transaction_timeout_ms=1000)
     clock.advance(2)
     with pytest.raises(Timeout) as info:
-        await tdb.query(tx, "match $p;")
+        await tdb.query(tx, "match $p isa person;")
     error = info.value
     assert error.status == 408 and error.code == "TXN2"
     assert SERVER_TIMEOUT_MESSAGE in str(error) and error.outcome == "not done"
@@ -343,13 +343,13 @@ async def test_other_users_transaction_is_forbidden(tdb, sim, clock):
     try:
         tx = await tdb.open_transaction("social", "read")
         with pytest.raises(Forbidden):
-            await eve.query(tx, "match $p;")
+            await eve.query(tx, "match $p isa person;")
     finally:
         await eve.aclose()
 
 
 async def test_one_shot_queries(tdb, sim):
-    read = await tdb.one_shot_query("social", "match $p;", answer_count_limit=2)
+    read = await tdb.one_shot_query("social", "match $p isa person;", answer_count_limit=2)
     assert read.answer_type == "conceptRows" and read.warning == limit_warning(2)
     await tdb.one_shot_query("social", "insert $x isa person;", "write", commit=False)
     assert sim.database("social").writes == []
@@ -359,7 +359,7 @@ async def test_one_shot_queries(tdb, sim):
     assert ok.answer_type == "ok" and "entity bin" in await tdb.schema("inventory")
     sim.query_seconds = 5
     with pytest.raises(Timeout) as info:
-        await tdb.one_shot_query("social", "match $p;", transaction_timeout_ms=1000)
+        await tdb.one_shot_query("social", "match $p isa person;", transaction_timeout_ms=1000)
     assert info.value.code == "QRY2" and SERVER_TIMEOUT_MESSAGE in str(info.value)
 
 

@@ -299,7 +299,7 @@ async def test_read_query_as_viewer(tbot, tdb_sim):
 async def test_fetch_query_renders_json(tbot):
     reply = await run(tbot, "query social 'match $p isa person; fetch { \"n\": $p.name };'")
     assert reply.status == "ok" and reply.tables == []
-    assert '"name": "Alice"' in reply.text and reply.text.count("```") == 2
+    assert '"n": "Alice"' in reply.text and reply.text.count("```") == 2
 
 
 async def test_unquoted_query_gets_the_usage(tbot, tdb_sim):
@@ -408,7 +408,9 @@ async def test_query_errors_are_described(tbot):
     reply = await run(tbot, "query nowhere 'match $x;'", channel=VIEW)
     assert reply.status == "error" and "no database called 'nowhere'" in reply.text
     reply = await run(tbot, "query social 'match $x' ", channel=VIEW)
-    assert reply.status == "ok"  # the simulator answers any read; real TypeDB would parse it
+    assert reply.status == "error" and "QRY1" in reply.text  # the simulator parses it
+    reply = await run(tbot, "query social 'match $c isa compnay;'", channel=VIEW)
+    assert reply.status == "error" and "no type 'compnay'" in reply.text
     reply = await run(tbot, "query social 'hello world'", channel=OPS)  # unknown -> write
     assert reply.status == "error" and "QRY1" in reply.text
 
@@ -428,7 +430,7 @@ async def test_transaction_lifecycle(tbot, tdb_sim):
     inserted = await run(tbot, f"tx query '{INSERT}'")
     assert inserted.status == "ok" and inserted.tables[0].columns == ["p"]
     read = await run(tbot, f"tx query '{READ}'")
-    assert len(read.tables[0].rows) == 3
+    assert len(read.tables[0].rows) == 4  # the transaction sees its own insert
     schema = await run(tbot, f"tx query '{DEFINE}'")
     assert schema.status == "error" and "write transaction cannot run it" in schema.text
     assert tdb_sim.database("social").writes == []  # not committed yet
