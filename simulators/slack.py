@@ -21,8 +21,10 @@ under `docs.slack.dev/methods/`):
   else `not_in_channel`; private channels and DMs it is not in are `channel_not_found`
   (chat.postMessage: "Value passed for channel was invalid"). A user id as channel is
   the app's DM, refused with `messages_tab_disabled` when the manifest turns the
-  Messages tab off. chat.postEphemeral to someone outside a private channel:
-  `user_not_in_channel`. Reading history needs membership.
+  Messages tab off. chat.postEphemeral follows the same rules (GUESS: whether
+  chat:write.public covers it is not written; the stand-in says it does), and to
+  someone outside a private channel answers `user_not_in_channel`. Reading history
+  needs membership.
 - Block Kit (`invalid_blocks`, with Slack's `[ERROR] ... [json-pointer:...]` messages):
   block types, at most 50 blocks in a message and 100 in a view, text objects of 1 to
   3000 characters in sections, 2000 per field and at most 10 fields, headers of 150
@@ -292,7 +294,7 @@ class SlackStandIn:
     _conversations: dict[str, Conversation] = field(default_factory=dict)
     _faults: list[_Fault] = field(default_factory=list)
     _runner: web.AppRunner | None = None
-    _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _last_ts: float = 0.0
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _skew: float = 0.0
     _triggers: dict[str, _Trigger] = field(default_factory=dict)
@@ -791,7 +793,9 @@ class SlackStandIn:
         return None
 
     def _next_ts(self) -> str:
-        return f"{1700000000 + next(self._ts)}.000100"
+        """A message ts as Slack makes them: epoch seconds with microseconds, unique."""
+        self._last_ts = max(time.time(), self._last_ts + 0.000001)
+        return f"{self._last_ts:.6f}"
 
     def _answer(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
         self._need(*METHOD_SCOPES.get(method, ()))

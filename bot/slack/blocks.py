@@ -12,13 +12,18 @@ rest is data from people and APIs, shown literally:
   `<!channel>` or `<https://x|y>` never becomes a mention or a link.
 - `*`, `_`, `~` (bold, italic, strike): Slack documents no escape for them (neither a
   backslash nor an entity; the `verbatim` flag of a text object only stops automatic
-  linking, docs.slack.dev/reference/block-kit/composition-objects/text-object), and
-  inline code turns all formatting off (api.slack.com/reference/surfaces/formatting,
-  "Inline code"). So every word of prose holding one of them is shown as inline code:
-  `R&D_*prod*` appears as the monospace `R&D_*prod*`, character for character, and can
-  be copied back into a command. (jsx-slack documents the same gap and works around
-  it with date-formatting fallbacks or look-alike characters, which change what is
-  copied; github.com/yhatt/jsx-slack docs/about-escape-and-exact-mode.md.)
+  linking and name parsing, docs.slack.dev/reference/block-kit/composition-objects/
+  text-object). Slack's formatting reference documents code spans
+  (api.slack.com/reference/surfaces/formatting, "code"); that no other formatting
+  applies inside them is not written there but is how Slack renders them and what
+  other chat-ops bots rely on for the same reason (gitlab-com/chatops merge request
+  93: "The use of backticks avoid slack breaking commands that includes formatting
+  characters like *"). So every word of prose holding one of them is shown as
+  inline code: `R&D_*prod*` appears as the monospace `R&D_*prod*`, character for
+  character, and can be copied back into a command. The alternatives change what is
+  copied: look-alike characters, or date-formatting fallbacks as jsx-slack does
+  (github.com/yhatt/jsx-slack docs/about-escape-and-exact-mode.md: "Slack does not
+  provide how to escape special characters for formatting text").
 - Backticks: the core's own code spans pass as code; inside code blocks (tables,
   fenced text) a backtick becomes `ˋ` (U+02CB), so data cannot close the block.
 

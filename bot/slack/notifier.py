@@ -26,6 +26,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 from typing import Any
 
 import aiohttp
@@ -156,7 +157,7 @@ class SlackNotifier:
         self.pages = pages
         self.directory = directory
         self.page_rows = page_rows
-        self._uncertain: set[str] = set()
+        self._uncertain: dict[str, float] = {}  # key -> when the first uncertain try began
 
     async def render(self, reply: Reply) -> Rendered:
         """`reply` as Block Kit, with the names of people in its tables when known soon."""
@@ -204,10 +205,11 @@ class SlackNotifier:
         key = post_key(channel, thread_ts, rendered)
         for attempt in range(POST_ATTEMPTS):
             if key in self._uncertain:
-                found = await self._find(channel, thread_ts, key)
+                found = await self._find(channel, thread_ts, key, self._uncertain[key])
                 if found:
-                    self._uncertain.discard(key)
+                    self._uncertain.pop(key, None)
                     return found
+            began = time.time()
             try:
                 response = await self.client.chat_postMessage(
                     channel=channel,
@@ -219,31 +221,40 @@ class SlackNotifier:
             except SlackApiError as exc:
                 if (getattr(exc.response, "status_code", 0) or 0) < 500:
                     raise
-                self._uncertain.add(key)
+                self._uncertain.setdefault(key, began)
                 if attempt == POST_ATTEMPTS - 1:
                     raise
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log.warning("chat.postMessage to %s: %s", channel, type(exc).__name__)
-                self._uncertain.add(key)
+                self._uncertain.setdefault(key, began)
                 if attempt == POST_ATTEMPTS - 1:
                     raise Uncertain(type(exc).__name__) from None
             else:
-                self._uncertain.discard(key)
+                self._uncertain.pop(key, None)
                 return str(response.get("ts") or "")
             await asyncio.sleep(0.2 * (attempt + 1))
         raise Uncertain("no attempt left")  # pragma: no cover (the loop returns or raises)
 
-    async def _find(self, channel: str, thread_ts: str | None, key: str) -> str | None:
-        """The ts of a message carrying `key` among the channel's (or thread's) latest;
-        Uncertain when the history cannot be read."""
+    async def _find(
+        self, channel: str, thread_ts: str | None, key: str, since: float
+    ) -> str | None:
+        """The ts of a message carrying `key` posted since `since` (epoch seconds, with a
+        minute's margin for clocks), in the channel or the thread; Uncertain when the
+        history cannot be read. (The key is made from the content: an identical message
+        posted in the same place within that minute would be taken for this one.)"""
+        oldest = f"{since - 60:.6f}"
         try:
             if thread_ts:
                 response = await self.client.conversations_replies(
-                    channel=channel, ts=thread_ts, limit=200, include_all_metadata=True
+                    channel=channel,
+                    ts=thread_ts,
+                    oldest=oldest,
+                    limit=200,
+                    include_all_metadata=True,
                 )
             else:
                 response = await self.client.conversations_history(
-                    channel=channel, limit=100, include_all_metadata=True
+                    channel=channel, oldest=oldest, limit=100, include_all_metadata=True
                 )
         except SlackApiError as exc:
             log.warning(
@@ -265,9 +276,14 @@ class SlackNotifier:
     async def upload(self, channel: str, thread_ts: str | None, overflow: Overflow) -> bool:
         """Share `overflow` as a file in `channel` (in the thread `thread_ts`, which must be
         a root message); False when Slack refused (logged)."""
+        # a user id is the app's DM with them (`channels`, docs.slack.dev/reference/
+        # methods/files.completeUploadExternal: "channel IDs or user IDs")
+        where: dict[str, Any] = (
+            {"channels": [channel]} if channel[:1] in "UW" else {"channel": channel}
+        )
         try:
             await self.client.files_upload_v2(
-                channel=channel,
+                **where,
                 thread_ts=thread_ts,
                 content=overflow.content,
                 filename=overflow.filename,

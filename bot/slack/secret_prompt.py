@@ -74,7 +74,7 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
             await ack(response_action="errors", errors={BLOCK: "Type a value, or Cancel."})
             return
         if command:
-            origin = Origin(user=user, channel=channel)
+            origin = Origin(user=user, channel=channel, command=command)
             rt.work(origin, run(origin, command, secret))
         await ack()
 
