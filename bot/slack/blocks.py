@@ -65,7 +65,8 @@ BUTTON_LABEL = 75
 BUTTON_VALUE = 2000
 BUTTONS_PER_BLOCK = 25
 MAX_FIELDS = 40
-MAX_LINE = 1000  # a table line longer than this is cut (the whole table goes to the file)
+MAX_LINE = 990  # characters of a table line as sent (escaped); longer ones are cut (the
+# whole table goes to the file); two header lines and one row always fit in a section
 FALLBACK_TEXT = 3000
 MESSAGE_BUDGET = 11_000  # compact JSON characters of all blocks of one message
 TABLE_ROOM = 3_500  # budget kept for the first page of tables when text is long
@@ -393,12 +394,10 @@ class _Build:
         """A table as (blocks, row count) units: code sections of at most `page_rows` rows
         and 3000 characters each (the column header repeated in each); the note last."""
         full = render_table(table, self.names or {})
-        if any(len(line) > MAX_LINE for line in full):
+        lines = [plain_code(line) for line in full]
+        if any(len(line) > MAX_LINE for line in lines):
             self.keep(f"Table {', '.join(table.columns)}", "\n".join(full))
-        lines = [
-            plain_code(line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…")
-            for line in full
-        ]
+            lines = [safe_cut(line, MAX_LINE) for line in lines]
         head, rows = lines[:2], lines[2:]
         if table.note:
             rows = rows[:-1]

@@ -16,10 +16,9 @@ from pydantic import SecretStr
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 
-from bot.slack.actions import acknowledge_then
 from bot.slack.blocks import mrkdwn
 from bot.slack.delivery import OPEN_SECRET_ACTION
-from bot.slack.edge import Origin
+from bot.slack.edge import Origin, action_origin
 from bot.slack.notifier import slack_error
 from bot.slack.runtime import SlackRuntime
 from bot.slack.views import input_modal, view_submission
@@ -53,8 +52,8 @@ def _submission(body: dict[str, Any]) -> tuple[str, str, str, str]:
 def register(app: AsyncApp, rt: SlackRuntime) -> None:
     """Listen to the secret button and its modal."""
 
-    async def open_modal(origin: Origin, command: str) -> None:
-        view = secret_modal("Password", command, origin.channel)
+    async def open_modal(origin: Origin, command: str, label: str) -> None:
+        view = secret_modal(label, command, origin.channel)
         try:
             await rt.client.views_open(trigger_id=origin.trigger_id, view=view)
         except SlackApiError as exc:
@@ -78,5 +77,13 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
             rt.work(origin, run(origin, command, secret))
         await ack()
 
-    app.action(OPEN_SECRET_ACTION)(acknowledge_then(rt, open_modal))
+    async def clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
+        origin, command = action_origin(body)
+        action = (body.get("actions") or [{}])[0]
+        text = action.get("text") if isinstance(action, dict) else None
+        label = str((text or {}).get("text") or "") if isinstance(text, dict) else ""
+        rt.work(origin, open_modal(origin, command, label.removeprefix("Enter ") or "Secret"))
+        await ack()
+
+    app.action(OPEN_SECRET_ACTION)(clicked)
     app.view(SUBMIT_CALLBACK)(check)

@@ -438,3 +438,44 @@ async def test_case15_an_approval_shows_the_whole_query_with_size_and_digest(
     content = full.standin.file_content(complete.body["files"][0]["id"])
     assert query in content
     assert hashlib.sha256(content.encode()).hexdigest() in shown
+
+
+# -- the secret prompt: a modal, the command again with the secret -----------------------------
+
+
+async def test_a_password_is_typed_in_a_modal_and_never_shown(
+    full: SlackHarness, tdb_sim: TypeDBSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    password = "sentinel-new-user-pw-6b2e"
+    await full.slack.slash("user add carol")
+    [prompt] = await wait_private(full.standin, "U0ALICE", contains="Enter")
+    buttons = [
+        e
+        for b in prompt.body["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == "secret.open"
+    ]
+    [button] = buttons
+    click = full.standin.action_payload(
+        "secret.open",
+        button["value"],
+        user="U0ALICE",
+        channel="C0DEV",
+        label=button["text"]["text"],
+    )
+    await full.slack.send(click)
+    [opened] = await full.standin.wait_for("views.open")
+    view = opened.body["view"]
+    assert "Password for carol" in json.dumps(view)
+    response = await full.slack.submit(
+        view, password, user="U0ALICE", block="secret", action="value"
+    )
+    assert response.status_code == 200
+    await _until(lambda: "carol" in tdb_sim.usernames)
+    assert await full.rt.idle()
+    assert tdb_sim._users["carol"] == password
+    for call in full.standin.calls:
+        assert password not in json.dumps(call.body, default=str), call.method
+    assert password not in caplog.text
