@@ -189,23 +189,34 @@ def cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _cut_point(text: str, limit: int) -> int:
+    """Where to cut rendered mrkdwn at or before `limit`: not inside a mention, link or
+    entity (at least one character, so a cut always makes progress)."""
+    end = limit
+    head = text[:end]
+    opening = max(head.rfind("<"), head.rfind("&"))
+    if opening > 0 and not re.search(r"[>;]", head[opening:]):
+        end = opening
+    return max(1, end)
+
+
 def split_text(text: str, limit: int = SECTION_TEXT) -> list[str]:
     """Rendered mrkdwn in pieces of at most `limit` characters, at line ends when
-    possible, never inside a mention or entity; a code block split across pieces is
-    closed and reopened."""
+    possible, never inside a mention or entity; a code span or block split across
+    pieces is closed and reopened, so nothing in it formats."""
     pieces: list[str] = []
     current = ""
-    room = limit - 8  # for closing and reopening a code block
+    room = limit - 8  # for closing and reopening a code span or block
     for line in text.splitlines():
         while len(line) > room:
             if current:
                 pieces.append(current)
                 current = ""
-            head = safe_cut(line, room, marker="")
-            if not head:
-                head = line[:room]
+            cut_at = _cut_point(line, room)
+            head, line = line[:cut_at], line[cut_at:]
+            if (head.count("`") - 3 * head.count("```")) % 2:
+                head, line = head + "`", "`" + line
             pieces.append(head)
-            line = line[len(head) :]
         candidate = f"{current}\n{line}" if current else line
         if len(candidate) > room:
             pieces.append(current)

@@ -174,3 +174,14 @@ def test_hostile_replies_stay_within_every_rule_of_the_stand_in() -> None:
         for blocks in messages:
             assert block_problems(blocks, surface="message") == []
             assert blocks_size(blocks, "json") <= 12000
+
+
+def test_a_long_value_split_across_sections_stays_code_in_every_piece() -> None:
+    from bot.slack.blocks import mrkdwn, split_text
+
+    pieces = split_text(mrkdwn("start " + "a_b*c" * 2500 + " & end"))
+    assert len(pieces) > 1
+    for piece in pieces:
+        assert len(piece) <= 3000
+        assert (piece.count("`") - 3 * piece.count("```")) % 2 == 0, piece[:40]
+        assert not piece.endswith("&") and "&amp" not in piece[-4:]
