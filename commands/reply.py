@@ -74,6 +74,9 @@ class Reply(BaseModel):
 
     status: Status = "ok"
     title: str | None = None
+    # Who asked for this and what they typed (may hold refs), for transports that post
+    # where others read: Slack shows it as a small line under the title.
+    context: str | None = None
     text: str = ""
     fields: list[tuple[str, str]] = []
     tables: list[Table] = []

@@ -29,7 +29,8 @@ class SimulatorSuite:
         self.console = ConsoleSimulator(step_seconds=self.step_seconds)
         self.v1 = V1Simulator(step_seconds=self.step_seconds)
         self.typedb = TypeDBSimulator(username=self.typedb_username, password=self.typedb_password)
-        self.slack = SlackStandIn()
+        # the demo's channels (bot/demo.py), with the bot invited as the README asks
+        self.slack = SlackStandIn(channels=["C0DEV", "C0PROD", "C0ONCALL", "C0INCIDENT"])
 
     async def start(
         self, host: str = "127.0.0.1", ports: tuple[int, int, int, int] = (0, 0, 0, 0)

@@ -6,9 +6,11 @@ import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.error import BoltUnhandledRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import actions, commands, home, secret_prompt, views
+from bot.slack.edge import Origin
 from bot.slack.metrics import Metrics
 from bot.slack.notifier import add_rate_limit_retries
 from bot.slack.runtime import OOPS, SlackRuntime, Tracker, tracked_count
@@ -28,11 +30,12 @@ def build_app(
     tracker: Tracker | None = None,
     page_rows: int = 40,
 ) -> AsyncApp:
-    """The Bolt app over `bot`: slash command, buttons, modal, App Home.
+    """The Bolt app over `bot`: slash command, buttons, modals, App Home.
 
-    `client` (default: Slack's Web API with `token`) gets 429 retries. The
+    `client` (default: Slack's Web API with `token`) gets graphops' retries. The
     listeners' shared state is `runtime(app)`. Metrics of API calls are fed by
-    `bot.call_listeners`.
+    `bot.call_listeners`. Requests no listener handles are logged in one line
+    (their type, never their body) and answered 404.
     """
     web = client if client is not None else AsyncWebClient(token=token)
     if web.token is None:
@@ -40,22 +43,38 @@ def build_app(
     add_rate_limit_retries(web)
     metrics = Metrics(tracked=lambda: tracked_count(tracker))
     bot.call_listeners.append(metrics.api_call)
-    rt = SlackRuntime(bot, web, metrics=metrics, tracker=tracker, page_rows=page_rows)
+    rt = SlackRuntime(
+        bot,
+        web,
+        metrics=metrics,
+        tracker=tracker,
+        page_rows=page_rows,
+        signing_secret=signing_secret,
+    )
     app = AsyncApp(
         signing_secret=signing_secret,
         client=web,
         logger=logging.getLogger("graphops.slack.bolt"),
         name="graphops",
+        raise_error_for_unhandled_request=True,
     )
     for module in (commands, actions, views, home, secret_prompt):
         module.register(app, rt)
 
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
-        log.error(bot.redact(f"unhandled error in a Slack listener: {error!r}"))
-        user = (body.get("user") or {}).get("id") or body.get("user_id")
-        channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
-        if user and channel:
-            await rt.say(str(channel), str(user), OOPS, status="error")
+        kind = body.get("type") or ("slash_command" if "command" in body else "unknown")
+        if isinstance(error, BoltUnhandledRequestError):
+            log.warning("no listener for a %s request; answered 404", str(kind)[:40])
+            return
+        log.error(bot.redact(f"unhandled error in a Slack listener ({kind}): {error!r}"))
+        user = (body.get("user") or {}).get("id") if isinstance(body.get("user"), dict) else None
+        user = user or body.get("user_id")
+        if isinstance(user, str) and user:
+            channel = body.get("channel_id") or ""
+            if isinstance(body.get("channel"), dict):
+                channel = body["channel"].get("id") or ""
+            origin = Origin(user=user, channel=str(channel))
+            rt.work(None, rt.delivery.say(origin, OOPS, status="error"))
 
     app.error(on_error)
     setattr(app, RUNTIME_KEY, rt)

@@ -1,9 +1,11 @@
 """The slash command (`/gdb` by default): ack at once, run after the ack.
 
-The ack is empty and sent before any database API call (Bolt's lazy listener
-runs the command as a separate task), so Slack's 3-second limit holds however
-slow the API is. The answer then arrives through the Web API (see
-`SlackRuntime.deliver`).
+The ack is empty and sent before any database API call (the command runs as a
+separate task, `SlackRuntime.work`), so Slack's 3-second limit holds however slow
+the API is; an answer slower than a moment is announced privately ("Working on …").
+The text is read at the edge (bot/slack/edge.py: mentions to ids, entities decoded
+once), whatever it contains. The answer then arrives through the Web API or the
+response_url (see bot/slack/delivery.py).
 """
 
 from __future__ import annotations
@@ -12,18 +14,16 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
+from bot.slack.edge import slash_origin
 from bot.slack.runtime import SlackRuntime
 
 
 def register(app: AsyncApp, rt: SlackRuntime) -> None:
     """Listen to the configured slash command."""
 
-    async def ack_at_once(ack: AsyncAck) -> None:
+    async def on_command(ack: AsyncAck, body: dict[str, Any]) -> None:
+        origin = slash_origin(body)
+        rt.work(origin, rt.run_command(origin))
         await ack()
 
-    async def run_command(body: dict[str, Any]) -> None:
-        user, channel = body.get("user_id", ""), body.get("channel_id", "")
-        async with rt.shielded(channel, user):
-            await rt.run_command(user, channel, str(body.get("text") or ""))
-
-    app.command(rt.bot.config.bot.slash_command)(ack=ack_at_once, lazy=[run_command])
+    app.command(rt.bot.config.bot.slash_command)(on_command)

@@ -1,11 +1,12 @@
-"""Deciding an approval from Slack (a button or the typed-name modal) and showing it.
+"""Deciding an approval from Slack (a button, the typed-name modal, or `/gdb approve
+<id>` typed as text) and showing it.
 
 The decision itself is `Executor.decide_approval`, whose `ApprovalStore.claim`
 is atomic: double clicks and replays execute at most once. This module only
-tells the clicker about a refusal (ephemerally), or, when this click made the
-decision, edits the card in place (who, when, no buttons) and posts the
-result in the card's thread. An expired approval's card is edited to say so,
-here and by the expiry sweep.
+tells the clicker about a refusal (privately), or, when this click made the
+decision, edits the card in place (who asked, who decided, when, no buttons) and
+posts the result in the card's thread, naming requester and approver. An expired
+approval's card is edited to say so, here and by the expiry sweep.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import time
 
 from slack_sdk.errors import SlackApiError
 
+from bot.slack.edge import Origin
 from bot.slack.runtime import SlackRuntime
 from commands.context import Context
 from commands.executor import acting_as
 from commands.reply import Reply
+from core.refs import UserRef
 from permissions.approvals import Approval
 from permissions.audit import iso_time
 
@@ -26,15 +29,16 @@ from permissions.audit import iso_time
 def decided_card(approval: Approval) -> Reply:
     """The card of an approval that is no longer pending (no buttons)."""
     when = iso_time(approval.decided_at or approval.expires_at)
+    decider = UserRef(approval.decided_by or "")
     if approval.state == "expired":
         title, status = f"Expired: {approval.summary}", "info"
         text = f"Nobody decided before {iso_time(approval.expires_at)}; nothing was run."
     elif approval.state == "denied":
         title, status = f"Denied: {approval.summary}", "denied"
-        text = f"Denied by <@{approval.decided_by}> at {when}; nothing was run."
+        text = f"Denied by {decider} at {when}; nothing was run."
     else:
         title, status = f"Approved: {approval.summary}", "ok"
-        text = f"Approved by <@{approval.decided_by}> at {when}."
+        text = f"Approved by {decider} at {when}."
         if approval.state == "failed":
             status = "error"
             text += " It failed; see the thread."
@@ -46,7 +50,7 @@ def decided_card(approval: Approval) -> Reply:
             "title": title,
             "text": text,
             "fields": [
-                ("Requested by", f"<@{approval.requester}>"),
+                ("Requested by", str(UserRef(approval.requester))),
                 ("Environment", approval.environment_name or approval.environment_id),
                 ("Approval id", approval.id),
             ],
@@ -72,37 +76,33 @@ async def update_card(rt: SlackRuntime, approval: Approval) -> None:
             await rt.notifier.update(approval.channel, approval.message_ts, decided_card(approval))
 
 
-async def may_open_modal(rt: SlackRuntime, approval_id: str, user: str, channel: str) -> bool:
-    """Whether `user` may approve (checked by the executor, nothing claimed).
-
-    Called for approvals that need a typed name: `decide_approval` without the
-    name checks the clicker's right first and stops at the name check, so a
-    refusal is shown now instead of after the modal. Refusals go to the clicker.
-    """
-    invocation = await rt.invocation(user, channel, f"approve {approval_id}")
+async def refusal(rt: SlackRuntime, approval_id: str, origin: Origin) -> Reply | None:
+    """Why `origin`'s user may not approve now (None when they may), checked by the
+    executor without claiming anything: `decide_approval` without the typed name
+    checks the clicker's right first and stops at the name check."""
+    invocation = await rt.invocation(origin.user, origin.channel, f"approve {approval_id}")
     ctx = Context(invocation, rt.bot.services)
     reply = await rt.bot.executor.decide_approval(ctx, approval_id, True, None)
     approval = rt.bot.services.approvals.get(approval_id)
     if reply.status == "denied" or approval is None or not is_live(approval):
         rt.metrics.approval("refused")
-        await rt.ephemeral(channel, user, reply)
-        return False
-    return True
+        return reply
+    return None
 
 
 async def decide(
     rt: SlackRuntime,
     approval_id: str,
     *,
-    user: str,
-    channel: str,
+    origin: Origin,
     approve: bool,
     confirm: str | None,
 ) -> None:
-    """Approve (and run) or deny for `user`, then show the outcome in Slack."""
+    """Approve (and run) or deny for `origin`'s user, then show the outcome in Slack."""
     approvals = rt.bot.services.approvals
+    user = origin.user
     text = f"approve {approval_id}" if approve else f"deny {approval_id}"
-    invocation = await rt.invocation(user, channel, text)
+    invocation = await rt.invocation(user, origin.channel, text)
     with acting_as(invocation):  # API calls are audited with the approver
         reply = await rt.bot.executor.decide_approval(
             Context(invocation, rt.bot.services), approval_id, approve, confirm
@@ -121,15 +121,24 @@ async def decide(
         )
         if expired and after is not None:
             await update_card(rt, after)
-        await rt.ephemeral(channel, user, reply)
+        await rt.delivery.to_requester(reply, origin)
         return
     rt.metrics.approval("approved" if approve else "denied")
     await update_card(rt, after)
     if approve:
-        await rt.deliver(
-            reply,
-            channel=after.channel,
+        reply = reply.model_copy(
+            update={
+                "context": f"Requested by {UserRef(after.requester)}, "
+                f"approved by {UserRef(user)} (approval `{after.id}`)"
+            }
+        )
+        in_channel = Origin(
             user=user,
-            thread_ts=after.message_ts,
-            requester=after.requester,
+            channel=after.channel,
+            response_url=origin.response_url,
+            received_at=origin.received_at,
+            response_uses=origin.response_uses,
+        )
+        await rt.delivery.deliver(
+            reply, in_channel, thread_ts=after.message_ts, requester=after.requester
         )

@@ -14,12 +14,13 @@ import logging
 import time
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 
-from bot.slack.blocks import MAX_BLOCKS, context, header, section, split_text
+from bot.slack.blocks import MAX_BLOCKS, context, header, mrkdwn, section, split_text
 from bot.slack.notifier import slack_error
 from bot.slack.runtime import SlackRuntime
+from core.refs import ChannelRef, UserRef, person
 from permissions.model import Binding
 from permissions.policy import Target, may_approve
 
@@ -52,10 +53,9 @@ async def member_channels(rt: SlackRuntime, user: str) -> set[str] | None:
 
 
 def _binding_line(binding: Binding) -> str:
-    approvers = ", ".join(
-        f"<!subteam^{a}>" if a.startswith("S") else f"<@{a}>" for a in binding.approvers
-    )
-    line = f"{binding.environment} ({binding.provider}) as *{binding.role.label}*"
+    """One binding as reply text (references and data; rendered by `mrkdwn`)."""
+    approvers = ", ".join(str(person(a)) for a in binding.approvers)
+    line = f"{binding.environment} ({binding.provider}) as {binding.role.label}"
     return line + (f", approvers {approvers}" if approvers else "")
 
 
@@ -70,7 +70,9 @@ async def channel_lines(rt: SlackRuntime, user: str) -> tuple[list[str], str | N
     for binding in bindings:
         if mine is None or binding.channel in mine:
             by_channel.setdefault(binding.channel, []).append(_binding_line(binding))
-    lines = [f"• <#{channel}>: " + "; ".join(items) for channel, items in by_channel.items()]
+    lines = [
+        f"• {ChannelRef(channel)}: " + "; ".join(items) for channel, items in by_channel.items()
+    ]
     return lines, note
 
 
@@ -96,8 +98,8 @@ async def approval_lines(rt: SlackRuntime, user: str) -> list[str]:
         if decision.allowed:
             expires = time.strftime("%H:%M UTC", time.gmtime(approval.expires_at))
             lines.append(
-                f"• {approval.summary}: asked by <@{approval.requester}> in "
-                f"<#{approval.channel}>, expires {expires} (id `{approval.id}`)"
+                f"• {approval.summary}: asked by {UserRef(approval.requester)} in "
+                f"{ChannelRef(approval.channel)}, expires {expires} (id `{approval.id}`)"
             )
     return lines
 
@@ -110,14 +112,15 @@ def operation_lines(rt: SlackRuntime, limit: int = 10) -> list[str]:
         what = " ".join(str(row.get(k) or "") for k in ("verb", "database")).strip()
         where = row.get("environment") or "?"
         lines.append(
-            f"• {str(row.get('iso') or '')[:19]}Z {what} in {where} by <@{row.get('user')}>: "
-            f"{row.get('outcome')}"
+            f"• {str(row.get('iso') or '')[:19]}Z {what} in {where} by "
+            f"{UserRef(str(row.get('user') or ''))}: {row.get('outcome')}"
         )
     return lines
 
 
 def _part(title: str, lines: list[str], empty: str) -> list[dict[str, Any]]:
-    pieces = split_text("\n".join(lines)) if lines else [f"_{empty}_"]
+    """A titled part of the Home tab: `lines` are reply text, rendered here."""
+    pieces = split_text(mrkdwn("\n".join(lines))) if lines else [f"_{empty}_"]
     return [section(f"*{title}*"), *[section(p) for p in pieces[:5]]]
 
 
@@ -127,7 +130,7 @@ async def home_view(rt: SlackRuntime, user: str) -> dict[str, Any]:
     channels, note = await channel_lines(rt, user)
     blocks: list[dict[str, Any]] = [
         header("graphops"),
-        context(f"Type `{slash} help` in a bound channel to see every command."),
+        context(mrkdwn(f"Type `{slash} help` in a bound channel to see every command.")),
         *_part("Your channels", channels, "none of your channels is bound yet"),
     ]
     if note:
@@ -140,12 +143,13 @@ async def home_view(rt: SlackRuntime, user: str) -> dict[str, Any]:
 def register(app: AsyncApp, rt: SlackRuntime) -> None:
     """Publish the Home tab whenever someone opens it."""
 
-    async def opened(event: dict[str, Any]) -> None:
-        if event.get("tab", "home") != "home":
-            return
-        user = str(event.get("user", ""))
-        async with rt.shielded(None, user):
-            view = await home_view(rt, user)
-            await rt.client.views_publish(user_id=user, view=view)
+    async def publish(user: str) -> None:
+        view = await home_view(rt, user)
+        await rt.client.views_publish(user_id=user, view=view)
+
+    async def opened(ack: AsyncAck, event: dict[str, Any]) -> None:
+        if event.get("tab", "home") == "home" and isinstance(event.get("user"), str):
+            rt.work(None, publish(event["user"]))
+        await ack()
 
     app.event("app_home_opened")(opened)

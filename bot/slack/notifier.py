@@ -1,26 +1,49 @@
-"""`SlackNotifier`: the `operations.notify.Notifier` of the Slack transport.
+"""`SlackNotifier`: posting and editing rendered Replies, never twice.
 
-The tracker posts progress with it (in the thread of the message that started
-an operation) and edits messages in place. HTTP 429 answers are retried after
-their `Retry-After` by slack_sdk's `AsyncRateLimitErrorRetryHandler`, and 5xx
-answers a few times by its `AsyncServerErrorRetryHandler`, so a burst of
-progress is delayed, never dropped. A post or edit still failing with 429/5xx
-raises, so the tracker's outbox keeps the message and retries it later; other
-Slack errors are logged and reported as a missing ts (the tracker goes on).
+It is the `operations.notify.Notifier` of the Slack transport (the tracker posts
+progress with it in the thread of the message that started an operation, and edits
+messages in place) and the poster behind every channel answer (bot/slack/delivery.py).
+
+Retries (docs.slack.dev/apis/web-api/rate-limits): a 429 means nothing happened, so it
+is retried after its `Retry-After` (slack_sdk's `AsyncRateLimitErrorRetryHandler`).
+A 5xx or a broken connection may come after Slack stored the message (chat.postMessage
+`fatal_error` / `internal_error`: "It's possible some aspect of the operation
+succeeded"), so posts are never retried blindly: every post carries message metadata
+with a key made from its content, and after an uncertain answer the channel's history
+(or the thread's replies) is read (`include_all_metadata`) for that key before sending
+again. When the history cannot be read, the post is not re-sent (a lost duplicate is
+better than a double post of a destructive step's result) and the caller is told.
+Edits (chat.update) and reads are idempotent and retried on 5xx as well.
+
+A post or edit still failing with 429/5xx raises, so the tracker's outbox keeps the
+message and retries it later; other Slack errors are logged and reported as a
+missing ts (the tracker goes on).
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
 import logging
+import time
+from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.blocks import render
+from bot.slack.blocks import Overflow, Rendered, render
+from bot.slack.directory import Directory, table_refs
 from bot.slack.pages import PageStore
 from commands.reply import Reply
 
@@ -28,16 +51,68 @@ log = logging.getLogger("graphops.slack")
 
 RATE_LIMIT_RETRIES = 10
 SERVER_ERROR_RETRIES = 3
+POST_ATTEMPTS = 3
+METADATA_EVENT = "graphops_post"
+# Calls whose effect may have happened before a 5xx or a dropped connection: never
+# retried by the HTTP client (posts are checked against the history instead).
+NOT_IDEMPOTENT = (
+    "chat.postMessage",
+    "chat.postEphemeral",
+    "files.completeUploadExternal",
+    "views.open",
+    "views.push",
+)
+
+
+def _not_idempotent(request: HttpRequest) -> bool:
+    return request.url.rstrip("/").rsplit("/", 1)[-1] in NOT_IDEMPOTENT
+
+
+class IdempotentServerErrorRetryHandler(AsyncServerErrorRetryHandler):
+    """Retries 5xx answers, except of calls that may have taken effect."""
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if _not_idempotent(request) or response is None:
+            return False
+        return response.status_code >= 500
+
+
+class IdempotentConnectionErrorRetryHandler(AsyncConnectionErrorRetryHandler):
+    """Retries dropped connections, except of calls that may have taken effect."""
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if _not_idempotent(request):
+            return False
+        return await super()._can_retry_async(
+            state=state, request=request, response=response, error=error
+        )
 
 
 def add_rate_limit_retries(client: AsyncWebClient, retries: int = RATE_LIMIT_RETRIES) -> None:
-    """Make `client` wait and retry on HTTP 429 and, a few times, on 5xx (idempotent)."""
-    if not any(isinstance(h, AsyncRateLimitErrorRetryHandler) for h in client.retry_handlers):
-        client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=retries))
-    if not any(isinstance(h, AsyncServerErrorRetryHandler) for h in client.retry_handlers):
-        client.retry_handlers.append(
-            AsyncServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES)
-        )
+    """Give `client` graphops' retry handlers (idempotent): 429 always, after its
+    Retry-After; 5xx and dropped connections only for calls that cannot double."""
+    if any(isinstance(h, IdempotentServerErrorRetryHandler) for h in client.retry_handlers):
+        return
+    handlers: list[AsyncRetryHandler] = [
+        AsyncRateLimitErrorRetryHandler(max_retry_count=retries),
+        IdempotentServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES),
+        IdempotentConnectionErrorRetryHandler(max_retry_count=1),
+    ]
+    client.retry_handlers = handlers
 
 
 def is_transient(exc: SlackApiError) -> bool:
@@ -54,33 +129,64 @@ def slack_error(exc: SlackApiError) -> str:
     return f"http_{getattr(exc.response, 'status_code', '?')}"
 
 
-class SlackNotifier:
-    """Posts and edits Replies as Block Kit messages (private_text is never posted)."""
+class Uncertain(Exception):
+    """A post may or may not have landed, and the history could not tell."""
 
-    def __init__(self, client: AsyncWebClient, *, pages: PageStore | None = None) -> None:
-        """Use `client` (given 429 retries) and `pages` for the "More" of long tables."""
+
+def post_key(channel: str, thread_ts: str | None, rendered: Rendered) -> str:
+    """The idempotency key of a post: its place and content."""
+    content = json.dumps([channel, thread_ts, rendered.text, rendered.blocks], sort_keys=True)
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()[:32]
+
+
+class SlackNotifier:
+    """Posts, edits and uploads rendered Replies (private_text is never posted)."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        pages: PageStore | None = None,
+        directory: Directory | None = None,
+        page_rows: int = 40,
+    ) -> None:
+        """Use `client` (given graphops' retries), `pages` for the "More" of long tables
+        and `directory` for people's names in tables."""
         add_rate_limit_retries(client)
         self.client = client
         self.pages = pages
+        self.directory = directory
+        self.page_rows = page_rows
+        self._uncertain: dict[str, float] = {}  # key -> when the first uncertain try began
+
+    async def render(self, reply: Reply) -> Rendered:
+        """`reply` as Block Kit, with the names of people in its tables when known soon."""
+        wanted = table_refs(reply)
+        names = await self.directory.names(wanted) if wanted and self.directory else None
+        return render(reply, pages=self.pages, page_rows=self.page_rows, names=names)
+
+    # -- the Notifier protocol -----------------------------------------------------------
 
     async def post(self, channel: str, reply: Reply, thread_ts: str | None = None) -> str | None:
-        """Post `reply` to `channel` (in the thread `thread_ts` if given); return its ts."""
-        rendered = render(reply, pages=self.pages)
+        """Post `reply` to `channel` (in the thread `thread_ts` if given); return its ts.
+        Files that did not fit go beside it, in its thread."""
+        rendered = await self.render(reply)
         try:
-            response = await self.client.chat_postMessage(
-                channel=channel, blocks=rendered.blocks, text=rendered.text, thread_ts=thread_ts
-            )
+            ts = await self.post_rendered(channel, rendered, thread_ts)
         except SlackApiError as exc:
             log.warning("chat.postMessage to %s failed: %s", channel, slack_error(exc))
             if is_transient(exc):
                 raise  # the caller's outbox retries it later
             return None
-        ts = response.get("ts")
-        return str(ts) if ts else None
+        except Uncertain:
+            return None
+        for overflow in rendered.files:
+            await self.upload(channel, thread_ts or ts, overflow)
+        return ts
 
     async def update(self, channel: str, ts: str, reply: Reply) -> None:
         """Replace the message `ts` in `channel` with `reply`."""
-        rendered = render(reply, pages=self.pages)
+        rendered = await self.render(reply)
         try:
             await self.client.chat_update(
                 channel=channel, ts=ts, blocks=rendered.blocks, text=rendered.text
@@ -90,9 +196,103 @@ class SlackNotifier:
             if is_transient(exc):
                 raise  # the caller's outbox retries it later
 
-    async def post_ephemeral(self, channel: str, user: str, reply: Reply) -> None:
-        """Show `reply` to `user` only, in `channel`."""
-        rendered = render(reply, pages=self.pages)
-        await self.client.chat_postEphemeral(
-            channel=channel, user=user, blocks=rendered.blocks, text=rendered.text
+    # -- posting once -------------------------------------------------------------------------
+
+    async def post_rendered(self, channel: str, rendered: Rendered, thread_ts: str | None) -> str:
+        """Post once; return the ts. SlackApiError for a refusal or a 429/5xx that
+        persists (nothing stored, or checked not stored); Uncertain when it may have
+        landed and the history cannot tell."""
+        key = post_key(channel, thread_ts, rendered)
+        for attempt in range(POST_ATTEMPTS):
+            if key in self._uncertain:
+                found = await self._find(channel, thread_ts, key, self._uncertain[key])
+                if found:
+                    self._uncertain.pop(key, None)
+                    return found
+            began = time.time()
+            try:
+                response = await self.client.chat_postMessage(
+                    channel=channel,
+                    blocks=rendered.blocks,
+                    text=rendered.text,
+                    thread_ts=thread_ts,
+                    metadata={"event_type": METADATA_EVENT, "event_payload": {"key": key}},
+                )
+            except SlackApiError as exc:
+                if (getattr(exc.response, "status_code", 0) or 0) < 500:
+                    raise
+                self._uncertain.setdefault(key, began)
+                if attempt == POST_ATTEMPTS - 1:
+                    raise
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("chat.postMessage to %s: %s", channel, type(exc).__name__)
+                self._uncertain.setdefault(key, began)
+                if attempt == POST_ATTEMPTS - 1:
+                    raise Uncertain(type(exc).__name__) from None
+            else:
+                self._uncertain.pop(key, None)
+                return str(response.get("ts") or "")
+            await asyncio.sleep(0.2 * (attempt + 1))
+        raise Uncertain("no attempt left")  # pragma: no cover (the loop returns or raises)
+
+    async def _find(
+        self, channel: str, thread_ts: str | None, key: str, since: float
+    ) -> str | None:
+        """The ts of a message carrying `key` posted since `since` (epoch seconds, with a
+        minute's margin for clocks), in the channel or the thread; Uncertain when the
+        history cannot be read. (The key is made from the content: an identical message
+        posted in the same place within that minute would be taken for this one.)"""
+        oldest = f"{since - 60:.6f}"
+        try:
+            if thread_ts:
+                response = await self.client.conversations_replies(
+                    channel=channel,
+                    ts=thread_ts,
+                    oldest=oldest,
+                    limit=200,
+                    include_all_metadata=True,
+                )
+            else:
+                response = await self.client.conversations_history(
+                    channel=channel, oldest=oldest, limit=100, include_all_metadata=True
+                )
+        except SlackApiError as exc:
+            log.warning(
+                "a post to %s may have landed; the history cannot tell (%s): not re-sent",
+                channel,
+                slack_error(exc),
+            )
+            raise Uncertain(slack_error(exc)) from None
+        for message in response.get("messages") or []:
+            metadata: dict[str, Any] = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == METADATA_EVENT and payload.get("key") == key:
+                log.info("a post to %s had landed despite the error; not re-sent", channel)
+                return str(message.get("ts") or "")
+        return None
+
+    # -- files ---------------------------------------------------------------------------------
+
+    async def upload(self, channel: str, thread_ts: str | None, overflow: Overflow) -> bool:
+        """Share `overflow` as a file in `channel` (in the thread `thread_ts`, which must be
+        a root message); False when Slack refused (logged)."""
+        # a user id is the app's DM with them (`channels`, docs.slack.dev/reference/
+        # methods/files.completeUploadExternal: "channel IDs or user IDs")
+        where: dict[str, Any] = (
+            {"channels": [channel]} if channel[:1] in "UW" else {"channel": channel}
         )
+        try:
+            await self.client.files_upload_v2(
+                **where,
+                thread_ts=thread_ts,
+                content=overflow.content,
+                filename=overflow.filename,
+                title=overflow.title or overflow.filename,
+            )
+        except SlackApiError as exc:
+            log.warning("files upload in %s failed: %s", channel, slack_error(exc))
+            return False
+        except Exception as exc:
+            log.warning("files upload in %s failed: %s", channel, type(exc).__name__)
+            return False
+        return True

@@ -7,7 +7,9 @@ That is the right trade for a listing, which is stale after an hour anyway.
 
 from __future__ import annotations
 
-import secrets
+import base64
+import hashlib
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -43,9 +45,14 @@ class PageStore:
         self._entries: OrderedDict[str, StoredPages] = OrderedDict()
 
     def put(self, pages: list[Blocks], title: str = "") -> str:
-        """Store `pages` (numbered from 1: page 0 is the message itself); return the key."""
+        """Store `pages` (numbered from 1: page 0 is the message itself); return the key.
+
+        The key is made from the content, so rendering the same reply again (a retried
+        post) gives the same "More" button, and the same message.
+        """
         self._prune()
-        key = secrets.token_urlsafe(8)
+        digest = hashlib.sha256(json.dumps([title, pages], sort_keys=True).encode()).digest()
+        key = base64.urlsafe_b64encode(digest[:8]).decode().rstrip("=")
         self._entries[key] = StoredPages(self._clock(), pages, title)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)

@@ -1,10 +1,11 @@
-"""What the Slack listeners share: the bot, the Web API client, and how a Reply
-reaches Slack.
+"""What the Slack listeners share: the bot, the Web API client, the notifier and the
+delivery (bot/slack/delivery.py decides where a Reply goes), and how a command runs.
 
-`deliver` is the one place that decides where a Reply goes: `channel` replies
-with chat.postMessage (so there is a ts to thread under), `ephemeral` ones and
-every `private_text` with chat.postEphemeral to the requester only. It also
-remembers the message of an approval card and hands operations to the tracker.
+Listeners acknowledge at once and hand their work to `spawn` (tracked in `tasks`,
+awaited by `idle` and at shutdown). A command whose answer takes longer than
+`working_after` seconds gets a short private "Working on …" through its response_url
+first. `/gdb approve <id>` and `/gdb deny <id>` typed as text are decided exactly like
+the buttons: the card is updated and the result answered in its thread.
 """
 
 from __future__ import annotations
@@ -12,74 +13,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import traceback
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.blocks import cut, render
+from bot.slack.delivery import Delivery, Tracker
+from bot.slack.directory import Directory
+from bot.slack.edge import Origin
 from bot.slack.groups import UserGroups
 from bot.slack.metrics import Metrics
-from bot.slack.notifier import SlackNotifier, slack_error
+from bot.slack.notifier import SlackNotifier
 from bot.slack.pages import PageStore
 from bot.wiring import Bot
 from commands.context import Invocation
-from commands.grammar import GrammarError, parse
-from commands.reply import Action, OperationRef, Reply
+from commands.grammar import GrammarError, ParsedCommand, parse
+from commands.reply import Reply
 
 log = logging.getLogger("graphops.slack")
 
-OPEN_SECRET_ACTION = "secret.open"
 OOPS = "Something went wrong inside graphops; the error is in the bot's log."
-
-
-class Tracker(Protocol):
-    """Follows an operation and reports its progress in a thread (operations/tracker.py)."""
-
-    async def track(
-        self,
-        ref: OperationRef,
-        *,
-        channel: str,
-        thread_ts: str | None,
-        user: str,
-        origin: Reply | None = None,
-    ) -> Any:
-        """Start following `ref`, reporting in `channel` under `thread_ts`."""
-        ...
+WORKING_AFTER_SECONDS = 1.0
 
 
 def tracked_count(tracker: Any) -> int:
     """How many operations `tracker` follows (its `running()`), 0 without a tracker."""
     counter = getattr(tracker, "running", None)
     return int(counter()) if callable(counter) else 0
-
-
-def approval_id_of(reply: Reply) -> str | None:
-    """The approval a pending card stands for (the value of its Approve button)."""
-    if reply.status != "pending":
-        return None
-    for action in reply.actions:
-        if action.action_id == "approval.approve" and action.value:
-            return action.value
-    return None
-
-
-def with_secret_button(reply: Reply) -> Reply:
-    """The reply with an "Enter ..." button for its secret prompt (if it has one)."""
-    prompt = reply.secret_prompt
-    if prompt is None or any(a.action_id == OPEN_SECRET_ACTION for a in reply.actions):
-        return reply
-    button = Action(
-        label=cut(f"Enter {prompt.label}", 75),
-        command=prompt.command,
-        action_id=OPEN_SECRET_ACTION,
-        value=prompt.command,
-    )
-    return reply.model_copy(update={"actions": [*reply.actions, button]})
 
 
 class AckGate:
@@ -116,6 +79,44 @@ class AckGate:
 
 
 @dataclass
+class SocketModeStatus:
+    """The Socket Mode connection as /healthz reports it."""
+
+    state: str = "connecting"  # connecting | connected | retrying | closed
+    since: float = field(default_factory=time.time)
+    attempts: int = 0
+    last_error: str = ""
+    connections: int = 0
+
+    def set(self, state: str, error: str = "") -> None:
+        """Record a change of state (and the error that caused it)."""
+        if state != self.state:
+            self.state, self.since = state, time.time()
+        if error:
+            self.last_error = error
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON /healthz shows."""
+        return {
+            "state": self.state,
+            "since": round(self.since, 3),
+            "attempts": self.attempts,
+            "connections": self.connections,
+            "last_error": self.last_error,
+        }
+
+
+def approval_command(parsed: ParsedCommand) -> tuple[bool, str, str | None] | None:
+    """(approve?, approval id, confirm) when `parsed` is `approve <id>` or `deny <id>`."""
+    if parsed.verb not in ("approve", "deny") or len(parsed.args) != 1:
+        return None
+    extra = set(parsed.options) - ({"confirm"} if parsed.verb == "approve" else set())
+    if extra:
+        return None
+    return parsed.verb == "approve", parsed.args[0], parsed.options.get("confirm")
+
+
+@dataclass
 class SlackRuntime:
     """The bot plus everything the Slack listeners need."""
 
@@ -125,16 +126,30 @@ class SlackRuntime:
     metrics: Metrics = field(default_factory=Metrics)
     tracker: Tracker | None = None
     page_rows: int = 40
+    working_after: float = WORKING_AFTER_SECONDS
+    signing_secret: str = ""
     groups: UserGroups = field(init=False)
+    directory: Directory = field(init=False)
     notifier: SlackNotifier = field(init=False)
+    delivery: Delivery = field(init=False)
+    socket_mode: SocketModeStatus | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     acks: AckGate = field(default_factory=AckGate)
 
     def __post_init__(self) -> None:
         self.groups = UserGroups(self.client)
-        self.notifier = SlackNotifier(self.client, pages=self.pages)
+        self.directory = Directory(self.client)
+        self.notifier = SlackNotifier(
+            self.client, pages=self.pages, directory=self.directory, page_rows=self.page_rows
+        )
+        self.delivery = Delivery(
+            self.notifier,
+            self.bot.services.approvals,
+            slash_command=self.bot.services.slash_command,
+            tracker=lambda: self.tracker,
+        )
 
-    # -- building invocations ---------------------------------------------------
+    # -- building invocations ---------------------------------------------------------------
 
     async def invocation(self, user: str, channel: str, text: str) -> Invocation:
         """An Invocation for `user` in `channel`, with the user groups that matter there.
@@ -157,141 +172,82 @@ class SlackRuntime:
             return "unknown"
         return verb.name if verb is not None else "unknown"
 
-    # -- delivering replies -------------------------------------------------------
+    # -- running commands ---------------------------------------------------------------------
 
-    async def ephemeral(self, channel: str, user: str, reply: Reply) -> None:
-        """Show `reply` to `user` only (failures are logged)."""
-        try:
-            await self.notifier.post_ephemeral(channel, user, reply)
-        except SlackApiError as exc:
-            log.warning("chat.postEphemeral in %s failed: %s", channel, slack_error(exc))
+    async def run_command(self, origin: Origin, line: str | None = None) -> None:
+        """Run a command line of `origin` (default: what they typed) and deliver its answer."""
+        text = (origin.command if line is None else line).strip() or "help"
+        with contextlib.suppress(GrammarError):
+            parsed = parse(text, self.bot.services.slash_command)
+            decision = approval_command(parsed)
+            if decision is not None:
+                from bot.slack.decisions import decide  # decisions imports this module
 
-    async def say(self, channel: str, user: str, text: str, status: str = "info") -> None:
-        """A short ephemeral line for `user`."""
-        await self.ephemeral(channel, user, Reply.model_validate({"status": status, "text": text}))
-
-    async def deliver(
-        self,
-        reply: Reply,
-        *,
-        channel: str,
-        user: str,
-        thread_ts: str | None = None,
-        requester: str | None = None,
-    ) -> str | None:
-        """Send `reply` where it belongs; return the ts of a channel message, if any.
-
-        Operations are handed to the tracker under that message (or `thread_ts`);
-        `requester` (default `user`) is who the tracker reports to.
-        """
-        reply = with_secret_button(reply)
-        ts: str | None = None
-        if reply.visibility == "channel":
-            ts = await self._post(reply, channel, user, thread_ts)
-        else:
-            await self.ephemeral(channel, user, reply)
-        if reply.attachment is not None:
-            await self._attach(reply, channel, user, ts or thread_ts, shared=ts is not None)
-        if reply.private_text:
-            private = Reply(status="info", text=reply.private_text, visibility="ephemeral")
-            await self.ephemeral(channel, user, private)
-        approval_id = approval_id_of(reply)
-        if approval_id and ts:
-            self.bot.services.approvals.set_message_ts(approval_id, ts)
-        if self.tracker is not None:
-            for ref in reply.operations:
-                await self.tracker.track(
-                    ref,
-                    channel=channel,
-                    thread_ts=ts or thread_ts,
-                    user=requester or user,
-                    origin=reply,
+                self.bot.services.audit.record(
+                    "command",
+                    user=origin.user,
+                    channel=origin.channel,
+                    verb=parsed.verb,
+                    detail={"text": parsed.text},
                 )
-        return ts
-
-    async def _attach(
-        self, reply: Reply, channel: str, user: str, thread_ts: str | None, shared: bool
-    ) -> None:
-        """Upload a long text as a file in the thread; ephemeral replies get a cut-down copy."""
-        attachment = reply.attachment
-        assert attachment is not None
-        if shared:
-            try:
-                await self.client.files_upload_v2(
-                    channel=channel,
-                    thread_ts=thread_ts,
-                    content=attachment.content,
-                    filename=attachment.filename,
-                    title=attachment.title or attachment.filename,
-                )
+                approve, approval_id, confirm = decision
+                await decide(self, approval_id, origin=origin, approve=approve, confirm=confirm)
                 return
-            except SlackApiError as exc:
-                log.warning("files.upload in %s failed: %s", channel, slack_error(exc))
-        limit = 2800
-        text = attachment.content
-        shown = text if len(text) <= limit else text[:limit] + "\n… (cut; ask in a channel "
-        "the bot may post files to for the whole file)"
-        await self.ephemeral(
-            channel,
-            user,
-            Reply(
-                status="info",
-                title=attachment.filename,
-                text=f"```{shown}```",
-                visibility="ephemeral",
-            ),
-        )
-
-    async def _post(
-        self, reply: Reply, channel: str, user: str, thread_ts: str | None
-    ) -> str | None:
-        rendered = render(reply, pages=self.pages, page_rows=self.page_rows)
+        working = self.spawn(self._working(origin, text))
         try:
-            response = await self.client.chat_postMessage(
-                channel=channel, blocks=rendered.blocks, text=rendered.text, thread_ts=thread_ts
-            )
-        except SlackApiError as exc:
-            reason = slack_error(exc)
-            log.warning("chat.postMessage in %s failed: %s", channel, reason)
-            await self.say(
-                channel,
-                user,
-                f"I could not post in this channel ({reason}); invite me with `/invite`. "
-                "Here is the answer, for you only:",
-                status="error",
-            )
-            await self.ephemeral(channel, user, reply)
-            return None
-        ts = response.get("ts")
-        return str(ts) if ts else None
+            await self.acks.wait()
+            invocation = await self.invocation(origin.user, origin.channel, text)
+            reply = await self.bot.run(invocation)
+        finally:
+            working.cancel()
+        self.metrics.command(self.verb_label(text), reply.status)
+        await self.delivery.deliver(reply, origin)
 
-    # -- running commands ---------------------------------------------------------
-
-    async def run_command(self, user: str, channel: str, text: str) -> None:
-        """Run a command line typed by `user` in `channel` and deliver its answer."""
-        line = text.strip() or "help"
-        await self.acks.wait()
-        invocation = await self.invocation(user, channel, line)
-        reply = await self.bot.run(invocation)
-        self.metrics.command(self.verb_label(line), reply.status)
-        await self.deliver(reply, channel=channel, user=user)
+    async def _working(self, origin: Origin, text: str) -> None:
+        """After `working_after` seconds, tell the requester the answer is coming."""
+        await asyncio.sleep(self.working_after)
+        if not origin.response_url_usable():
+            return
+        shown = f"{self.bot.services.slash_command} {text}"[:150].replace("`", "'")
+        notice = Reply(status="info", text=f"Working on `{shown}`…", visibility="ephemeral")
+        await self.delivery.respond(origin, await self.notifier.render(notice))
 
     @contextlib.asynccontextmanager
-    async def shielded(self, channel: str | None, user: str | None) -> AsyncIterator[None]:
-        """Log any exception (redacted) and tell `user` plainly; never a trace in Slack."""
+    async def shielded(self, origin: Origin | None) -> AsyncIterator[None]:
+        """Log any exception (redacted) and tell the requester plainly; never a trace in Slack."""
         try:
             yield
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.error(self.bot.redact(f"Slack listener failed: {exc!r}\n{traceback.format_exc()}"))
-            if channel and user:
+            if origin is not None and origin.user:
                 with contextlib.suppress(Exception):
-                    await self.say(channel, user, OOPS, status="error")
+                    await self.delivery.say(origin, OOPS, status="error")
 
-    def spawn(self, coroutine: Any) -> asyncio.Task[Any]:
+    def spawn(self, coroutine: Awaitable[Any]) -> asyncio.Task[Any]:
         """Run `coroutine` in the background, keeping a reference until it ends."""
         task = asyncio.ensure_future(coroutine)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
+
+    def work(self, origin: Origin | None, coroutine: Awaitable[Any]) -> asyncio.Task[Any]:
+        """`spawn` the work of a listener, shielded for `origin`."""
+
+        async def run() -> None:
+            async with self.shielded(origin):
+                await coroutine
+
+        return self.spawn(run())
+
+    async def idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no listener work is running (work may start more work); False
+        after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while self.tasks:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            await asyncio.wait(list(self.tasks), timeout=left)
+        return True

@@ -14,9 +14,13 @@ from typing import Any
 
 from pydantic import SecretStr
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
 
-from bot.slack.actions import ack_at_once, clicked
-from bot.slack.runtime import OPEN_SECRET_ACTION, SlackRuntime
+from bot.slack.blocks import mrkdwn
+from bot.slack.delivery import OPEN_SECRET_ACTION
+from bot.slack.edge import Origin, action_origin
+from bot.slack.notifier import slack_error
+from bot.slack.runtime import SlackRuntime
 from bot.slack.views import input_modal, view_submission
 
 SUBMIT_CALLBACK = "secret.submit"
@@ -30,8 +34,10 @@ def secret_modal(label: str, command: str, channel: str) -> dict[str, Any]:
         metadata={"command": command, "channel": channel},
         title="Private input",
         submit="Submit",
-        intro=f"Only you see what you type here. It is used once for `{command}` "
-        "and never posted or logged.",
+        intro=mrkdwn(
+            f"Only you see what you type here. It is used once for `{command}` "
+            "and never posted or logged."
+        ),
         block=BLOCK,
         action=FIELD,
         label=label,
@@ -46,32 +52,38 @@ def _submission(body: dict[str, Any]) -> tuple[str, str, str, str]:
 def register(app: AsyncApp, rt: SlackRuntime) -> None:
     """Listen to the secret button and its modal."""
 
-    async def open_modal(body: dict[str, Any]) -> None:
-        user, channel, command = clicked(body)
-        async with rt.shielded(channel, user):
-            label = command
-            for action in body.get("actions") or [{}]:
-                label = str((action.get("text") or {}).get("text") or command)
-            await rt.client.views_open(
-                trigger_id=body["trigger_id"],
-                view=secret_modal(label.removeprefix("Enter "), command, channel),
+    async def open_modal(origin: Origin, command: str, label: str) -> None:
+        view = secret_modal(label, command, origin.channel)
+        try:
+            await rt.client.views_open(trigger_id=origin.trigger_id, view=view)
+        except SlackApiError as exc:
+            await rt.delivery.say(
+                origin, f"Slack did not open the dialog ({slack_error(exc)}); click again."
             )
 
+    async def run(origin: Origin, command: str, secret: str) -> None:
+        invocation = await rt.invocation(origin.user, origin.channel, command)
+        invocation = dataclasses.replace(invocation, secret=SecretStr(secret))
+        reply = await rt.bot.run(invocation)
+        await rt.delivery.deliver(reply, origin)
+
     async def check(ack: AsyncAck, body: dict[str, Any]) -> None:
-        if _submission(body)[3]:
-            await ack()
-        else:
-            await ack(response_action="errors", errors={BLOCK: "Type a value, or Cancel."})
-
-    async def run(body: dict[str, Any]) -> None:
         user, channel, command, secret = _submission(body)
-        if not secret or not command:
+        if not secret:
+            await ack(response_action="errors", errors={BLOCK: "Type a value, or Cancel."})
             return
-        async with rt.shielded(channel, user):
-            invocation = await rt.invocation(user, channel, command)
-            invocation = dataclasses.replace(invocation, secret=SecretStr(secret))
-            reply = await rt.bot.run(invocation)
-            await rt.deliver(reply, channel=channel, user=user)
+        if command:
+            origin = Origin(user=user, channel=channel, command=command)
+            rt.work(origin, run(origin, command, secret))
+        await ack()
 
-    app.action(OPEN_SECRET_ACTION)(ack=ack_at_once, lazy=[open_modal])
-    app.view(SUBMIT_CALLBACK)(ack=check, lazy=[run])
+    async def clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
+        origin, command = action_origin(body)
+        action = (body.get("actions") or [{}])[0]
+        text = action.get("text") if isinstance(action, dict) else None
+        label = str((text or {}).get("text") or "") if isinstance(text, dict) else ""
+        rt.work(origin, open_modal(origin, command, label.removeprefix("Enter ") or "Secret"))
+        await ack()
+
+    app.action(OPEN_SECRET_ACTION)(clicked)
+    app.view(SUBMIT_CALLBACK)(check)

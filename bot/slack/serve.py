@@ -1,9 +1,11 @@
 """`serve`: run the Slack bot until SIGTERM or SIGINT (`graphops serve`).
 
 Secrets come from the environment variables named in `[slack]` (values are
-never printed). With an app token the bot uses Socket Mode (no public URL);
+never printed). With an app token the bot uses Socket Mode (no public URL; it
+connects in the background and reconnects with backoff, see bot/slack/socket.py);
 otherwise Slack posts to `POST /slack/events` on `slack.port`. Either way the
-same port serves `/healthz` and `/metrics`.
+same port serves `/healthz` and `/metrics`. Every step of the shutdown is bounded,
+so SIGTERM stops the process within seconds, connected or not.
 """
 
 from __future__ import annotations
@@ -12,17 +14,19 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Config, ConfigError
 from bot.logs import setup_logging
-from bot.slack.app import build_app
+from bot.slack.app import build_app, runtime
 from bot.slack.notifier import SlackNotifier
+from bot.slack.runtime import SocketModeStatus
 from bot.slack.runtime import Tracker as TrackerLike
 from bot.slack.server import SlackServer
+from bot.slack.socket import SocketModeHandler
 from bot.slack.sweep import DEFAULT_SWEEP_SECONDS
 from bot.wiring import Bot, build_bot, build_scheduler, build_tracker, build_watcher
 from operations.schedules import Scheduler
@@ -31,6 +35,7 @@ from operations.tracker import Tracker
 log = logging.getLogger("graphops.slack")
 
 TrackerFactory = Callable[[Bot, SlackNotifier], TrackerLike]
+STEP_SECONDS = 3.0  # each shutdown step; SIGTERM to exit stays well under 10 s
 
 
 def slack_secrets(config: Config, environ: Mapping[str, str]) -> tuple[str, str, str]:
@@ -66,6 +71,15 @@ def web_client(config: Config, token: str) -> AsyncWebClient:
     return AsyncWebClient(token=token)
 
 
+async def _bounded(what: str, step: Awaitable[Any], seconds: float = STEP_SECONDS) -> None:
+    try:
+        await asyncio.wait_for(step, seconds)
+    except TimeoutError:
+        log.warning("shutdown: %s did not finish in %.0f s; going on", what, seconds)
+    except Exception as exc:
+        log.warning("shutdown: %s failed: %s", what, type(exc).__name__)
+
+
 async def serve(
     config: Config,
     environ: Mapping[str, str],
@@ -74,6 +88,7 @@ async def serve(
     sweep_seconds: float = DEFAULT_SWEEP_SECONDS,
     make_tracker: TrackerFactory | None = None,  # default: operations' Tracker
     stop: asyncio.Event | None = None,
+    ping_interval: float = 10.0,
 ) -> None:
     """Run the Slack transport until SIGTERM/SIGINT (or until `stop` is set)."""
     token, signing, app_token = slack_secrets(config, environ)
@@ -85,7 +100,7 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    socket_mode: AsyncSocketModeHandler | None = None
+    socket_mode: SocketModeHandler | None = None
     tracker: TrackerLike | None = None
     scheduler: Scheduler | None = None
     server: SlackServer | None = None
@@ -97,33 +112,42 @@ async def serve(
             build_scheduler(bot, notifier, tracker) if isinstance(tracker, Tracker) else None
         )
         app = build_app(bot, signing_secret=signing, token=token, client=client, tracker=tracker)
+        notifier.directory = runtime(app).directory
         start_tracker = getattr(tracker, "start", None)
         if callable(start_tracker):
             start_tracker()  # picks up operations left unfinished by a previous run
         if scheduler is not None:
             scheduler.start()  # runs (or reports skipped) what was missed while down
         watcher.start()
-        server = SlackServer(app, sweep_seconds=sweep_seconds)
-        url = await server.start(host, config.slack.port)
         if app_token:
-            socket_mode = AsyncSocketModeHandler(app, app_token)
-            await socket_mode.connect_async()
-            log.info("graphops: Socket Mode connected; health and metrics on %s", url)
+            status = SocketModeStatus()
+            runtime(app).socket_mode = status
+            socket_mode = SocketModeHandler(app, app_token, status, ping_interval=ping_interval)
+        server = SlackServer(
+            app,
+            sweep_seconds=sweep_seconds,
+            socket_healthy=socket_mode.healthy if socket_mode else None,
+        )
+        url = await server.start(host, config.slack.port)
+        if socket_mode is not None:
+            socket_mode.start_connecting()
+            log.info("graphops: Socket Mode; health and metrics on %s", url)
         else:
             log.info("graphops: listening for Slack on %s/slack/events", url)
         await stop.wait()
+        log.info("graphops: stopping")
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
         if socket_mode is not None:
-            await socket_mode.close_async()
+            await _bounded("Socket Mode", socket_mode.close())
         if server is not None:
-            await server.stop()
+            await _bounded("the HTTP server", server.stop(seconds=STEP_SECONDS))
         if scheduler is not None:
-            await scheduler.stop()
-        await watcher.stop()
+            await _bounded("the scheduler", scheduler.stop())
+        await _bounded("the watcher", watcher.stop())
         stop_tracker = getattr(tracker, "stop", None)
         if callable(stop_tracker):
-            await stop_tracker()
-        await bot.aclose()
+            await _bounded("the tracker", stop_tracker())
+        await _bounded("the bot", bot.aclose())

@@ -1,11 +1,15 @@
-"""HTTP mode: an aiohttp server for Slack's requests, health and metrics.
+"""HTTP: an aiohttp server for Slack's requests (HTTP mode), health and metrics.
 
 Routes:
-- `POST /slack/events`: slash commands, interactivity and events, dispatched to
-  the Bolt app through its aiohttp adapter; Bolt verifies the signature and
-  answers 401 to a forged one or one older than 5 minutes;
-- `GET /healthz`: 200 `{"status": "ok", "store": true}`, or 503 when the SQLite
-  store does not answer;
+- `POST /slack/events`: slash commands, interactivity and events. The signature is
+  checked here first (v0 HMAC-SHA256 of `v0:{timestamp}:{body}`, at most 5 minutes
+  old: docs.slack.dev/authentication/verifying-requests-from-slack): 401 otherwise,
+  logged in one line without the body (Bolt's own check would log the whole body).
+  The body is then read by bot/slack/edge.py: 400 with the reason for anything Slack
+  would not send; the rest is dispatched to the Bolt app.
+- `GET /healthz`: 200 `{"status": "ok", "store": true, ...}`; 503 when the SQLite
+  store does not answer within a second (another process holding its write lock
+  counts), or when Socket Mode is on and not connected (`socket_mode` tells its state).
 - `GET /metrics`: Prometheus text (see bot/slack/metrics.py).
 The approval expiry sweep runs while the server does.
 """
@@ -14,30 +18,66 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.signature import SignatureVerifier
 
 from bot.slack.app import runtime
+from bot.slack.edge import MalformedPayload, SlackRequest, payload_problem
 from bot.slack.metrics import CONTENT_TYPE
 from bot.slack.sweep import DEFAULT_SWEEP_SECONDS, sweep_forever
 from bot.store import check_database
 
+log = logging.getLogger("graphops.slack")
+
 EVENTS_PATH = "/slack/events"
+STORE_SECONDS = 1.0
+
+
+def store_answers(path: str, seconds: float = STORE_SECONDS) -> bool:
+    """Whether the SQLite file at `path` takes a write lock within `seconds` (its own
+    short connection: a busy store must not hold the bot's connection)."""
+    try:
+        conn = sqlite3.connect(path, timeout=seconds, isolation_level=None)
+    except sqlite3.Error:
+        return False
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return True
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
 
 
 class SlackServer:
     """The Bolt app behind aiohttp, with /healthz, /metrics and the expiry sweep."""
 
     def __init__(
-        self, app: AsyncApp, *, sweep_seconds: float | None = DEFAULT_SWEEP_SECONDS
+        self,
+        app: AsyncApp,
+        *,
+        signing_secret: str | None = None,
+        sweep_seconds: float | None = DEFAULT_SWEEP_SECONDS,
+        socket_healthy: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
-        """Serve `app` (made by build_app); sweep every `sweep_seconds` (None: never)."""
+        """Serve `app` (made by build_app); requests are checked with `signing_secret`
+        (default: the app's; empty: every request is refused); sweep every
+        `sweep_seconds` (None: never); `socket_healthy` says whether Socket Mode is
+        connected (None: HTTP mode)."""
         self.app = app
         self.rt = runtime(app)
+        secret = signing_secret if signing_secret is not None else self.rt.signing_secret
+        self.verifier = SignatureVerifier(secret) if secret else None
         self.sweep_seconds = sweep_seconds
+        self.socket_healthy = socket_healthy
         self._runner: web.AppRunner | None = None
         self._sweep: asyncio.Task[Any] | None = None
         self.url: str | None = None
@@ -55,26 +95,54 @@ class SlackServer:
         return web_app
 
     async def events(self, request: web.Request) -> web.Response:
-        """Everything Slack sends (signature checked by Bolt)."""
+        """Everything Slack sends: signature, then shape, then the Bolt app."""
         with self.rt.acks.pending():
+            raw = await request.text()
+            timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+            signature = request.headers.get("X-Slack-Signature", "")
+            if self.verifier is None or not self.verifier.is_valid(raw, timestamp, signature):
+                log.info("refused a request with a bad or stale signature (%d bytes)", len(raw))
+                return web.json_response({"error": "invalid request"}, status=401)
             try:
-                bolt_request = await to_bolt_request(request)
-            except (ValueError, TypeError, AttributeError):  # e.g. JSON type, body not an object
-                return web.Response(status=400, text="malformed request body")
+                bolt_request = SlackRequest(
+                    body=raw, query=request.query_string, headers=dict(request.headers)
+                )
+            except MalformedPayload as exc:
+                log.warning("refused a malformed Slack request: %s", exc)
+                return web.Response(status=400, text=f"malformed request: {exc}")
+            problem = payload_problem(bolt_request.body)
+            if problem is not None:
+                log.warning("refused a malformed Slack request: %s", problem)
+                return web.Response(status=400, text=f"malformed request: {problem}")
             bolt_response = await self.app.async_dispatch(bolt_request)
             return await to_aiohttp_response(bolt_response)
 
     async def healthz(self, request: web.Request) -> web.Response:
-        """200 when the store answers, else 503."""
-        ok = await asyncio.to_thread(check_database, self.rt.bot.db)
-        return web.json_response(
-            {"status": "ok" if ok else "failing", "store": ok}, status=200 if ok else 503
-        )
+        """200 when the store answers within a second (and Socket Mode, if on, is
+        connected), else 503."""
+        path = str(self.rt.bot.config.bot.database)
+        if path == ":memory:":
+            check = asyncio.to_thread(check_database, self.rt.bot.db)
+        else:
+            check = asyncio.to_thread(store_answers, path)
+        try:
+            store = await asyncio.wait_for(check, STORE_SECONDS + 0.5)
+        except TimeoutError:
+            store = False
+        body: dict[str, Any] = {"store": store}
+        healthy = store
+        if self.socket_healthy is not None:
+            connected = await self.socket_healthy()
+            status = self.rt.socket_mode
+            body["socket_mode"] = status.as_dict() if status else {"state": "unknown"}
+            healthy = healthy and connected
+        body["status"] = "ok" if healthy else "failing"
+        return web.json_response(body, status=200 if healthy else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
         """The Prometheus exposition."""
         return web.Response(
-            body=self.rt.metrics.exposition().encode(), headers={"Content-Type": CONTENT_TYPE}
+            body=self.rt.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE}
         )
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -89,15 +157,17 @@ class SlackServer:
             self._sweep = asyncio.create_task(sweep_forever(self.rt, self.sweep_seconds))
         return self.url
 
-    async def stop(self) -> None:
+    async def stop(self, seconds: float = 5.0) -> None:
         """Stop the sweep and the server; let running listener work finish briefly."""
         if self._sweep is not None:
             self._sweep.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweep
             self._sweep = None
-        if self.rt.tasks:
-            await asyncio.wait(list(self.rt.tasks), timeout=5.0)
+        if not await self.rt.idle(seconds):
+            for task in list(self.rt.tasks):
+                task.cancel()
+        await self.rt.directory.aclose()
         if self._runner is not None:
-            await self._runner.cleanup()
+            await asyncio.wait_for(self._runner.cleanup(), seconds)
             self._runner = None

@@ -1,25 +1,65 @@
-"""The typed-name modal: approving a terminate asks for the database's name.
+"""Modals: opened at once, filled in after, and the typed-name confirmation.
 
-The modal carries the approval id and channel in `private_metadata`. On submit
-the name is checked inside the ack: a wrong name is answered with
-`response_action: errors` on the input field and nothing runs; a right one
-closes the modal and the approval is decided after the ack.
+A trigger id is good for 3 seconds and once (api.slack.com/docs/triggers), and the
+checks behind a modal (the approver's right, user groups from usergroups.users.list,
+which may answer 429) can take longer. So a modal is opened at once with a loading
+view (`open_loading`), and then `views.update` replaces it with the real one or with
+the reason nothing can be done (api.slack.com/surfaces/modals: "update a view").
+
+Approving a terminate asks for the database's name. The modal carries the approval id
+and channel in `private_metadata`. On submit the name is checked inside the ack: a
+wrong name is answered with `response_action: errors` on the input field and nothing
+runs; a right one closes the modal and the approval is decided after the ack.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
 
 from bot.slack import decisions
-from bot.slack.blocks import cut
+from bot.slack.blocks import EMOJI, cut, mrkdwn, safe_cut, section
+from bot.slack.edge import Origin
+from bot.slack.notifier import slack_error
 from bot.slack.runtime import SlackRuntime
+from commands.reply import Reply
+
+log = logging.getLogger("graphops.slack")
 
 CONFIRM_CALLBACK = "approval.confirm"
+LOADING_CALLBACK = "graphops.loading"
 INPUT_BLOCK = "confirm"
 INPUT_ACTION = "name"
+TITLE = 24  # characters of a modal title, submit and close (Block Kit)
+
+
+def _modal(title: str, blocks: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": cut(title, TITLE)},
+        "close": {"type": "plain_text", "text": "Close"},
+        "blocks": blocks,
+        **extra,
+    }
+
+
+def loading_view(title: str) -> dict[str, Any]:
+    """What a modal shows while its checks run."""
+    return _modal(
+        title,
+        [section(f"{EMOJI['pending']} Checking…")],
+        callback_id=LOADING_CALLBACK,
+    )
+
+
+def message_view(title: str, reply: Reply) -> dict[str, Any]:
+    """A modal that only says something (a refusal, an error)."""
+    text = mrkdwn("\n".join(p for p in (reply.title or "", reply.text) if p))
+    return _modal(title, [section(f"{EMOJI[reply.status]} {text}")])
 
 
 def input_modal(
@@ -34,19 +74,15 @@ def input_modal(
     label: str,
     placeholder: str | None = None,
 ) -> dict[str, Any]:
-    """A modal with a short text and one text input (read back by `view_submission`)."""
+    """A modal with a short text (rendered mrkdwn) and one text input (read back by
+    `view_submission`)."""
     element: dict[str, Any] = {"type": "plain_text_input", "action_id": action}
-    if placeholder is not None:
+    if placeholder:
         element["placeholder"] = {"type": "plain_text", "text": cut(placeholder, 150)}
-    return {
-        "type": "modal",
-        "callback_id": callback_id,
-        "private_metadata": json.dumps(metadata),
-        "title": {"type": "plain_text", "text": title},
-        "submit": {"type": "plain_text", "text": submit},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": cut(intro, 3000)}},
+    return _modal(
+        title,
+        [
+            {"type": "section", "text": {"type": "mrkdwn", "text": safe_cut(intro, 3000)}},
             {
                 "type": "input",
                 "block_id": block,
@@ -54,7 +90,10 @@ def input_modal(
                 "element": element,
             },
         ],
-    }
+        callback_id=callback_id,
+        private_metadata=json.dumps(metadata),
+        submit={"type": "plain_text", "text": cut(submit, TITLE)},
+    ) | {"close": {"type": "plain_text", "text": "Cancel"}}
 
 
 def confirm_modal(summary: str, expected: str, approval_id: str, channel: str) -> dict[str, Any]:
@@ -64,13 +103,41 @@ def confirm_modal(summary: str, expected: str, approval_id: str, channel: str) -
         metadata={"approval_id": approval_id, "channel": channel},
         title="Confirm approval",
         submit="Approve",
-        intro=f"*{summary}*\nThis cannot be undone. "
-        f"Type the database name `{expected}` to approve.",
+        intro=f"{mrkdwn(summary)}\nThis cannot be undone. "
+        f"Type the database name {mrkdwn(f'`{expected}`')} to approve.",
         block=INPUT_BLOCK,
         action=INPUT_ACTION,
         label="Database name",
         placeholder=expected,
     )
+
+
+async def open_loading(rt: SlackRuntime, origin: Origin, title: str) -> dict[str, Any] | None:
+    """Open a loading modal with the origin's trigger; the view (id, hash) or None (logged,
+    and the requester told) when Slack refused the trigger."""
+    try:
+        response = await rt.client.views_open(
+            trigger_id=origin.trigger_id, view=loading_view(title)
+        )
+    except SlackApiError as exc:
+        log.warning("views.open failed: %s", slack_error(exc))
+        await rt.delivery.say(
+            origin, "Slack did not let me open the dialog in time; click again.", "error"
+        )
+        return None
+    view = response.get("view")
+    return view if isinstance(view, dict) else None
+
+
+async def fill(rt: SlackRuntime, opened: dict[str, Any], view: dict[str, Any]) -> None:
+    """Replace the loading modal `opened` with `view` (failures logged: the person may
+    have closed it)."""
+    try:
+        await rt.client.views_update(
+            view_id=str(opened.get("id")), hash=opened.get("hash"), view=view
+        )
+    except SlackApiError as exc:
+        log.info("views.update failed: %s", slack_error(exc))
 
 
 def _mapping(value: Any) -> dict[str, Any]:
@@ -110,8 +177,15 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
         expected = rt.bot.executor.confirmation_needed(approval_id)
         return expected is None or typed.strip() == expected
 
+    async def approve(body: dict[str, Any]) -> None:
+        user, channel, approval_id, typed = submitted(body)
+        origin = Origin(user=user, channel=channel)
+        await decisions.decide(rt, approval_id, origin=origin, approve=True, confirm=typed)
+
     async def check_name(ack: AsyncAck, body: dict[str, Any]) -> None:
         if name_is_right(body):
+            user, channel, _, _ = submitted(body)
+            rt.work(Origin(user=user, channel=channel), approve(body))
             await ack()
             return
         _, _, approval_id, _ = submitted(body)
@@ -121,13 +195,8 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
             errors={INPUT_BLOCK: cut(f"Type the name exactly: {expected}", 150)},
         )
 
-    async def approve(body: dict[str, Any]) -> None:
-        user, channel, approval_id, typed = submitted(body)
-        if not name_is_right(body):
-            return  # already answered with errors on the field
-        async with rt.shielded(channel, user):
-            await decisions.decide(
-                rt, approval_id, user=user, channel=channel, approve=True, confirm=typed
-            )
+    async def closed(ack: AsyncAck) -> None:
+        await ack()
 
-    app.view(CONFIRM_CALLBACK)(ack=check_name, lazy=[approve])
+    app.view(CONFIRM_CALLBACK)(check_name)
+    app.view(LOADING_CALLBACK)(closed)

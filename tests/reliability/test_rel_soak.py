@@ -160,9 +160,15 @@ def soak(tmp: Path, seconds: float, sample_every: float, window: float) -> dict[
             answers = [
                 c
                 for c in calls
-                if c["method"] in ("chat.postMessage", "chat.postEphemeral")
-                and c["status"] == 200
-                and not c["body"].get("thread_ts")
+                if c["status"] == 200
+                and (
+                    (
+                        c["method"] in ("chat.postMessage", "chat.postEphemeral", "response_url")
+                        and not c["body"].get("thread_ts")
+                    )
+                    # a typed `deny <id>` is answered like the button: its card is edited
+                    or (c["method"] == "chat.update" and "Denied" in json.dumps(c["body"]))
+                )
             ]
             if (commands >= sent and len(answers) >= sent) or time.monotonic() > deadline:
                 break

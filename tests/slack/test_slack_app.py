@@ -10,22 +10,23 @@ import pytest
 
 from simulators.graphenedb import ConsoleSimulator
 from tests.slack.conftest import SlackHarness
-from tests.slack.slack_support import texts
+from tests.slack.slack_support import texts, wait_private
 
 
 async def test_help_is_ephemeral(harness: SlackHarness) -> None:
     response = await harness.slack.slash("help")
     assert response.status_code == 200
     assert response.text == ""  # an empty ack
-    [call] = await harness.standin.wait_for("chat.postEphemeral")
-    assert call.body["user"] == "U0ALICE" and call.body["channel"] == "C0DEV"
+    [call] = await wait_private(harness.standin, "U0ALICE")
+    assert call.method == "response_url" and call.body["response_type"] == "ephemeral"
+    assert call.body["_channel"] == "C0DEV"
     assert "terminate" in texts(call)
     assert harness.standin.calls_to("chat.postMessage") == []
 
 
 async def test_empty_command_shows_help(harness: SlackHarness) -> None:
     await harness.slack.slash("")
-    [call] = await harness.standin.wait_for("chat.postEphemeral")
+    [call] = await wait_private(harness.standin, "U0ALICE")
     assert "terminate" in texts(call)
 
 
@@ -40,8 +41,7 @@ async def test_denied_verb_is_ephemeral_and_sends_nothing(
     harness: SlackHarness, console_sim: ConsoleSimulator
 ) -> None:
     await harness.slack.slash("pause orders-db", channel="C0PROD")
-    [call] = await harness.standin.wait_for("chat.postEphemeral")
-    assert call.body["user"] == "U0ALICE"
+    [call] = await wait_private(harness.standin, "U0ALICE")
     assert "viewer" in texts(call)
     assert harness.standin.calls_to("chat.postMessage") == []
     assert console_sim.mutating_requests() == []
@@ -69,11 +69,30 @@ async def _terminate_card(
     return approval_id, str(card_ts())
 
 
+async def _confirm_modal(harness: SlackHarness) -> dict[str, object]:
+    """The typed-name modal, opened as a loading view then filled in by views.update."""
+    [update] = await harness.standin.wait_for(
+        "views.update", where=lambda c: c.body["view"].get("callback_id") == "approval.confirm"
+    )
+    return dict(update.body["view"])
+
+
 async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
+
+
+def message_ts(harness: SlackHarness, call: object) -> str:
+    """The ts the stand-in gave a posted message (the message it stored for `call`)."""
+    body = getattr(call, "body", {})
+    [stored] = [
+        m
+        for m in harness.standin.messages
+        if m.channel == body["channel"] and m.text == body["text"] and not m.thread_ts
+    ]
+    return stored.ts
 
 
 def _deletes(console_sim: ConsoleSimulator) -> list[object]:
@@ -87,8 +106,8 @@ async def test_full_approval_flow(harness: SlackHarness, console_sim: ConsoleSim
     )
     assert response.status_code == 200
     [opened] = await harness.standin.wait_for("views.open")
-    view = opened.body["view"]
-    assert opened.body["trigger_id"] == "trigger.U0BOB"
+    assert opened.body["view"]["callback_id"] == "graphops.loading"  # at once
+    view = await _confirm_modal(harness)
     assert _deletes(console_sim) == []  # nothing runs before the name is typed
 
     response = await harness.slack.submit(view, "sandbox-db", user="U0BOB")
@@ -116,10 +135,10 @@ async def test_requester_cannot_approve_own_in_protected_environment(
     await harness.slack.click(
         "approval.approve", approval_id, user="U0BOB", channel="C0ONCALL", message_ts=ts
     )
-    [refusal] = await harness.standin.wait_for("chat.postEphemeral")
-    assert refusal.body["user"] == "U0BOB"
+    [refusal] = await harness.standin.wait_for("views.update")  # the loading modal, filled
     assert "requester cannot approve" in texts(refusal)
-    assert harness.standin.calls_to("views.open") == []
+    assert refusal.body["view"].get("submit") is None  # nothing to submit
+    assert await harness.rt.idle()
     assert harness.standin.calls_to("chat.update") == []
     assert console_sim.mutating_requests() == []
     approval = harness.rt.bot.services.approvals.get(approval_id)
@@ -133,14 +152,14 @@ async def test_double_submission_executes_once(
     await harness.slack.click(
         "approval.approve", approval_id, user="U0BOB", channel="C0DEV", message_ts=ts
     )
-    [opened] = await harness.standin.wait_for("views.open")
+    view = await _confirm_modal(harness)
     first, second = await asyncio.gather(
-        harness.slack.submit(opened.body["view"], "sandbox-db", user="U0BOB"),
-        harness.slack.submit(opened.body["view"], "sandbox-db", user="U0BOB"),
+        harness.slack.submit(view, "sandbox-db", user="U0BOB"),
+        harness.slack.submit(view, "sandbox-db", user="U0BOB"),
     )
     assert first.status_code == second.status_code == 200
     await harness.standin.wait_for("chat.update")
-    [already] = await harness.standin.wait_for("chat.postEphemeral")
+    [already] = await wait_private(harness.standin, "U0BOB")
     assert "already approved" in texts(already)
     assert len(_deletes(console_sim)) == 1
     assert len(harness.standin.calls_to("chat.update")) == 1
@@ -153,13 +172,14 @@ async def test_wrong_name_is_refused_on_the_field(
     await harness.slack.click(
         "approval.approve", approval_id, user="U0BOB", channel="C0DEV", message_ts=ts
     )
-    [opened] = await harness.standin.wait_for("views.open")
-    response = await harness.slack.submit(opened.body["view"], "orders-db", user="U0BOB")
+    view = await _confirm_modal(harness)
+    response = await harness.slack.submit(view, "orders-db", user="U0BOB")
     assert response.status_code == 200
     answer = response.json()
     assert answer["response_action"] == "errors"
     assert "sandbox-db" in answer["errors"]["confirm"]
-    await asyncio.sleep(0.2)  # give a wrongly started execution a chance to show
+    # every piece of work the submission could start has ended: nothing more can run
+    assert await harness.rt.idle()
     assert _deletes(console_sim) == []
     assert harness.standin.calls_to("chat.update") == []
     approval = harness.rt.bot.services.approvals.get(approval_id)
@@ -190,7 +210,7 @@ async def test_clicking_an_expired_card_says_so(
     await harness.slack.click(
         "approval.approve", approval_id, user="U0BOB", channel="C0DEV", message_ts=ts
     )
-    [refusal] = await harness.standin.wait_for("chat.postEphemeral")
+    [refusal] = await wait_private(harness.standin, "U0BOB")
     assert "expired" in texts(refusal)
     [update] = await harness.standin.wait_for("chat.update")
     assert "Expired" in texts(update)
@@ -224,7 +244,8 @@ async def test_bad_signatures_are_rejected(harness: SlackHarness, case: str) -> 
             body, "application/x-www-form-urlencoded", timestamp=int(time.time()) - 301
         )
     assert response.status_code == 401
-    await asyncio.sleep(0.1)
+    # refused before the Bolt app: no listener work was started that could still call Slack
+    assert harness.rt.tasks == set()
     assert [c.method for c in harness.standin.calls] == []
 
 
@@ -243,25 +264,38 @@ async def test_healthz_and_metrics(harness: SlackHarness, monkeypatch: pytest.Mo
     await harness.slack.slash("list")
     await harness.standin.wait_for("chat.postMessage")
     await harness.slack.slash("pause orders-db", channel="C0PROD")
-    await harness.standin.wait_for("chat.postEphemeral")
+    await wait_private(harness.standin, "U0ALICE")
+    assert await harness.rt.idle()
 
     health = await http.get(url + "/healthz")
     assert health.status_code == 200 and health.json() == {"status": "ok", "store": True}
     metrics = await http.get(url + "/metrics")
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
-    text = metrics.text
-    assert 'graphops_commands_total{verb="list",outcome="ok"} 1' in text
-    assert 'graphops_commands_total{verb="pause",outcome="denied"} 1' in text
-    assert "graphops_denials_total 1" in text
-    assert 'graphops_api_request_seconds_count{provider="console",method="GET"}' in text
-    assert "graphops_tracked_operations 0" in text
+    samples = _samples(metrics.text)
+    assert samples[("graphops_commands_total", (("outcome", "ok"), ("verb", "list")))] == 1
+    assert samples[("graphops_commands_total", (("outcome", "denied"), ("verb", "pause")))] == 1
+    assert samples[("graphops_denials_total", ())] == 1
+    get = (("method", "GET"), ("provider", "console"))
+    assert samples[("graphops_api_request_seconds_count", get)] >= 1
+    assert samples[("graphops_tracked_operations", ())] == 0
 
     import bot.slack.server as server_module
 
-    monkeypatch.setattr(server_module, "check_database", lambda db: False)
+    monkeypatch.setattr(server_module, "store_answers", lambda path: False)
     failing = await http.get(url + "/healthz")
     assert failing.status_code == 503 and failing.json()["store"] is False
+
+
+def _samples(exposition: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Prometheus text parsed with prometheus_client: (name, sorted labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }
 
 
 async def test_app_home_is_published(harness: SlackHarness) -> None:
@@ -303,12 +337,10 @@ async def test_long_table_is_paginated_with_more(
     shown = texts(message)
     assert "bulk-000" in shown and "bulk-119" not in shown
     await harness.slack.click("page.more", more[0]["value"], user="U0ALICE", channel="C0DEV")
-    [page] = await harness.standin.wait_for("chat.postEphemeral")
-    assert "page 2 of" in texts(page)
+    [page] = await wait_private(harness.standin, "U0ALICE", contains="page 2 of")
+    assert "bulk-" in texts(page)
     await harness.slack.click("page.more", "nope:1", user="U0ALICE", channel="C0DEV")
-    await harness.standin.wait_for(
-        "chat.postEphemeral", count=1, where=lambda c: "expired" in texts(c)
-    )
+    await wait_private(harness.standin, "U0ALICE", contains="expired")
 
 
 async def test_a_failing_listener_answers_plainly(
@@ -319,7 +351,7 @@ async def test_a_failing_listener_answers_plainly(
 
     monkeypatch.setattr(harness.rt.bot, "run", boom)
     await harness.slack.slash("list")
-    [call] = await harness.standin.wait_for("chat.postEphemeral")
+    [call] = await wait_private(harness.standin, "U0ALICE")
     assert "went wrong" in texts(call)
     assert "Traceback" not in texts(call) and "kaboom" not in texts(call)
     assert "kaboom" in caplog.text and "Traceback" in caplog.text  # logged, with the trace
@@ -356,7 +388,55 @@ async def test_operations_are_tracked_under_the_posted_message(
     [entry] = tracker.tracked
     assert entry["channel"] == "C0DEV" and entry["user"] == "U0ALICE"
     assert message.body["channel"] == "C0DEV" and "thread_ts" not in message.body
-    assert str(entry["thread_ts"]).startswith("17000000")  # the stand-in's ts of that post
+    assert entry["thread_ts"] == message_ts(harness, message)
     assert "Restarting sandbox-db" in str(getattr(entry["origin"], "title", ""))
     metrics = await harness.slack.http.get(harness.slack.url + "/metrics")
     assert "graphops_tracked_operations 1" in metrics.text
+
+
+async def test_typed_approve_updates_the_card_and_answers_in_its_thread(
+    harness: SlackHarness, console_sim: ConsoleSimulator
+) -> None:
+    approval_id, ts = await _terminate_card(harness)
+    await harness.slack.slash(f"approve {approval_id} confirm=sandbox-db", user="U0BOB")
+    [update] = await harness.standin.wait_for("chat.update")
+    assert update.body["ts"] == ts and "Approved" in texts(update)
+    assert not [b for b in update.body["blocks"] if b["type"] == "actions"]  # no live buttons
+    await _until(lambda: bool(harness.standin.thread("C0DEV", ts)))
+    assert await harness.rt.idle()
+    roots = [m for m in harness.standin.messages if not m.thread_ts]
+    assert len(roots) == 1  # the card; the result went to its thread, not a new message
+    assert len(_deletes(console_sim)) == 1
+
+
+async def test_healthz_is_503_while_another_process_holds_the_store(
+    harness: SlackHarness,
+) -> None:
+    import sqlite3
+
+    path = str(harness.rt.bot.config.bot.database)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # a write lock, as another process would hold it
+    try:
+        held = await harness.slack.http.get(harness.slack.url + "/healthz")
+        assert held.status_code == 503 and held.json()["store"] is False
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    free = await harness.slack.http.get(harness.slack.url + "/healthz")
+    assert free.status_code == 200
+
+
+async def test_a_slow_answer_is_announced_and_a_quick_one_is_not(
+    harness: SlackHarness, console_sim: ConsoleSimulator
+) -> None:
+    await harness.slack.slash("help")
+    await wait_private(harness.standin, "U0ALICE")
+    assert await harness.rt.idle()  # the command and its timer are over: nothing else comes
+    assert [c for c in harness.standin.calls if "Working on" in texts(c)] == []
+    console_sim.faults.latency = 2.0
+    await harness.slack.slash("list")
+    [working] = await wait_private(harness.standin, "U0ALICE", contains="Working on")
+    assert "/gdb list" in texts(working)
+    assert harness.standin.calls_to("chat.postMessage") == []  # announced before the answer
+    await harness.standin.wait_for("chat.postMessage", timeout=30.0)

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from bot.slack.blocks import MORE_ACTION, render, render_page
 from bot.slack.pages import PageStore
 from commands.reply import Action, Reply, Table
+from simulators.slack import blocks_size
 from tests.slack.slack_support import validate_blocks
 
 
@@ -101,12 +102,14 @@ def test_any_reply_renders_within_limits(
     pages = PageStore()
     rendered = render(reply, pages=pages)
     validate_blocks(rendered.blocks)
+    assert blocks_size(rendered.blocks, "json") <= 12000  # Slack's total, however measured
     assert len(rendered.text) <= 3000
     for button in _buttons(rendered.blocks):
         if button["action_id"] == MORE_ACTION:
             page = render_page(pages, button["value"])
             assert page is not None
             validate_blocks(page.blocks)
+            assert blocks_size(page.blocks, "json") <= 12000
 
 
 def test_text_from_users_and_apis_is_escaped_and_references_become_mentions():
@@ -125,3 +128,60 @@ def test_text_from_users_and_apis_is_escaped_and_references_become_mentions():
     assert "@U0BOB &lt;x&gt;" in body  # inside a code block a mention would not render
     assert "<!channel>" not in body and "<@U0FAKE>" not in body
     assert "&lt;!channel&gt;" in rendered.text
+
+
+def test_hostile_replies_stay_within_every_rule_of_the_stand_in() -> None:
+    """Long, entity-heavy text, fields and cells (escaping makes them longer): every message
+    and every "More" page passes the stand-in's Block Kit rules and Slack's total."""
+    import random
+    import string
+
+    from core.refs import UserRef
+    from simulators.slack import block_problems
+
+    rng = random.Random(16)
+
+    def junk(n: int) -> str:
+        return "".join(rng.choice(string.ascii_letters + " *_~`<>&\n" + "é🦄") for _ in range(n))
+
+    for _ in range(80):
+        reply = Reply(
+            title=junk(rng.randint(0, 300)) or None,
+            context=f"{UserRef('U0ALICE')} ran `/gdb x`",
+            text=junk(rng.choice([0, 10, 3000, 20000])) + str(UserRef("U0BOB")),
+            fields=[
+                (junk(20), junk(rng.choice([5, 2500, 5000]))) for _ in range(rng.randint(0, 45))
+            ],
+            tables=[
+                Table(
+                    columns=["a", "b", "c"],
+                    rows=[[junk(rng.choice([3, 900, 1500])) for _ in range(3)] for _ in range(60)],
+                    note="n",
+                )
+            ],
+            actions=[
+                Action(label="x", command="/gdb x " + junk(5)) for _ in range(rng.randint(0, 30))
+            ],
+        )
+        pages = PageStore()
+        rendered = render(reply, pages=pages)
+        messages = [rendered.blocks]
+        for button in _buttons(rendered.blocks):
+            if button["action_id"] == MORE_ACTION:
+                page = render_page(pages, button["value"])
+                assert page is not None
+                messages.append(page.blocks)
+        for blocks in messages:
+            assert block_problems(blocks, surface="message") == []
+            assert blocks_size(blocks, "json") <= 12000
+
+
+def test_a_long_value_split_across_sections_stays_code_in_every_piece() -> None:
+    from bot.slack.blocks import mrkdwn, split_text
+
+    pieces = split_text(mrkdwn("start " + "a_b*c" * 2500 + " & end"))
+    assert len(pieces) > 1
+    for piece in pieces:
+        assert len(piece) <= 3000
+        assert (piece.count("`") - 3 * piece.count("```")) % 2 == 0, piece[:40]
+        assert not piece.endswith("&") and "&amp" not in piece[-4:]

@@ -1,0 +1,279 @@
+"""Where a Reply goes: the one place that decides it.
+
+- `channel` replies are posted with chat.postMessage (so there is a ts to thread under),
+  under a line naming who asked (`<@U…> ran /gdb …`: the slash command itself is seen
+  by nobody else). When the channel cannot take them (`not_in_channel`,
+  `channel_not_found` in a DM or a private channel the bot is not in, a refused
+  message) the requester gets the answer privately, with the reason and what to do.
+- `ephemeral` replies, every `private_text`, and refusals go to the requester alone:
+  through the interaction's response_url (works where the bot is not a member; 5 uses
+  in 30 minutes, api.slack.com/interactivity/handling#message_responses), else
+  chat.postEphemeral in the channel, else the app's DM with them (a click on App Home
+  has neither a channel nor a response_url).
+- Files: what did not fit in a message (`Rendered.files`) and `Reply.attachment` are
+  uploaded with files upload v2 in the message's thread (its root: Slack says "Never
+  use a reply's ts value; use its parent instead"), or, for private answers, to the
+  requester's DM with the app.
+- Operations are handed to the tracker under the root of the thread they belong to.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.slack.blocks import LOOKALIKE_BACKTICK, Overflow, Rendered, cut
+from bot.slack.edge import Origin
+from bot.slack.notifier import SlackNotifier, Uncertain, slack_error
+from commands.reply import Action, OperationRef, Reply
+from core.refs import ChannelRef, UserRef
+from permissions.approvals import ApprovalStore
+
+log = logging.getLogger("graphops.slack")
+
+OPEN_SECRET_ACTION = "secret.open"
+PRIVATE_COPY = 2800  # characters of a file shown inline when it cannot be shared
+
+
+class Tracker(Protocol):
+    """Follows an operation and reports its progress in a thread (operations/tracker.py)."""
+
+    async def track(
+        self,
+        ref: OperationRef,
+        *,
+        channel: str,
+        thread_ts: str | None,
+        user: str,
+        origin: Reply | None = None,
+    ) -> Any:
+        """Start following `ref`, reporting in `channel` under `thread_ts`."""
+        ...
+
+
+def approval_id_of(reply: Reply) -> str | None:
+    """The approval a pending card stands for (the value of its Approve button)."""
+    if reply.status != "pending":
+        return None
+    for action in reply.actions:
+        if action.action_id == "approval.approve" and action.value:
+            return action.value
+    return None
+
+
+def with_secret_button(reply: Reply) -> Reply:
+    """The reply with an "Enter ..." button for its secret prompt (if it has one)."""
+    prompt = reply.secret_prompt
+    if prompt is None or any(a.action_id == OPEN_SECRET_ACTION for a in reply.actions):
+        return reply
+    button = Action(
+        label=cut(f"Enter {prompt.label}", 75),
+        command=prompt.command,
+        action_id=OPEN_SECRET_ACTION,
+        value=prompt.command,
+    )
+    return reply.model_copy(update={"actions": [*reply.actions, button]})
+
+
+def requester_line(origin: Origin, slash_command: str) -> str:
+    """`<@U…> ran `/gdb pause sandbox-db`` (the command cut to 200 characters)."""
+    typed = cut(f"{slash_command} {origin.command}".strip(), 200)
+    return f"{UserRef(origin.user)} ran `{typed.replace('`', LOOKALIKE_BACKTICK)}`"
+
+
+def why_not_posted(reason: str, channel: str) -> str:
+    """What the requester is told when their answer could not go to the channel."""
+    where = ChannelRef(channel)
+    if reason == "not_in_channel":
+        return f"I am not a member of {where}, so I cannot post there; invite me with `/invite`."
+    if reason == "channel_not_found":
+        return (
+            "I cannot post in this conversation (a direct message, or a private channel I "
+            "am not in): invite me to a channel with `/invite` to share answers and "
+            "progress there."
+        )
+    if reason == "is_archived":
+        return f"{where} is archived; I cannot post there."
+    if reason in ("invalid_blocks", "msg_blocks_too_long", "msg_too_long", "no_text"):
+        return f"Slack refused the message ({reason}); this is a graphops bug, in the bot's log."
+    if reason == "uncertain":
+        return "Slack failed while I posted this; it may or may not be in the channel."
+    return f"Slack refused the post ({reason})."
+
+
+class Delivery:
+    """Sends Replies to a channel or to their requester (see the module docstring)."""
+
+    def __init__(
+        self,
+        notifier: SlackNotifier,
+        approvals: ApprovalStore,
+        *,
+        slash_command: str = "/gdb",
+        tracker: Callable[[], Tracker | None] = lambda: None,
+    ) -> None:
+        self.notifier = notifier
+        self.client = notifier.client
+        self.approvals = approvals
+        self.slash_command = slash_command
+        self.tracker = tracker
+
+    async def deliver(
+        self,
+        reply: Reply,
+        origin: Origin,
+        *,
+        thread_ts: str | None = None,
+        requester: str | None = None,
+    ) -> str | None:
+        """Send `reply` where it belongs; return the ts of a channel message, if any.
+
+        `thread_ts` is the root message to answer under; operations are handed to the
+        tracker under that root (or the new message); `requester` (default the origin's
+        user) is who the tracker reports to.
+        """
+        reply = with_secret_button(reply)
+        root = thread_ts
+        ts: str | None = None
+        if reply.visibility == "channel":
+            if origin.command and not reply.context and thread_ts is None:
+                line = requester_line(origin, self.slash_command)
+                reply = reply.model_copy(update={"context": line})
+            ts = await self.to_channel(reply, origin, thread_ts)
+            root = thread_ts or ts
+        else:
+            await self.to_requester(reply, origin)
+        if reply.attachment is not None:
+            attachment = reply.attachment
+            overflow = Overflow(
+                attachment.filename, attachment.content, attachment.title or attachment.filename
+            )
+            await self._share(overflow, origin, root if ts else None)
+        if reply.private_text:
+            private = Reply(status="info", text=reply.private_text, visibility="ephemeral")
+            await self.to_requester(private, origin)
+        approval_id = approval_id_of(reply)
+        if approval_id and ts:
+            self.approvals.set_message_ts(approval_id, ts)
+        tracker = self.tracker()
+        if tracker is not None:
+            for ref in reply.operations:
+                await tracker.track(
+                    ref,
+                    channel=origin.channel,
+                    thread_ts=root,
+                    user=requester or origin.user,
+                    origin=reply if ts and thread_ts is None else None,
+                )
+        return ts
+
+    async def to_channel(self, reply: Reply, origin: Origin, thread_ts: str | None) -> str | None:
+        """Post in the origin's channel; on refusal answer the requester (None)."""
+        rendered = await self.notifier.render(reply)
+        reason = "channel_not_found"
+        if origin.channel:
+            try:
+                ts = await self.notifier.post_rendered(origin.channel, rendered, thread_ts)
+            except SlackApiError as exc:
+                reason = slack_error(exc)
+            except Uncertain:
+                reason = "uncertain"
+            else:
+                for overflow in rendered.files:
+                    await self._share(overflow, origin, thread_ts or ts)
+                return ts
+        log.warning("answer not posted in %s (%s); sent to the requester", origin.channel, reason)
+        note = why_not_posted(reason, origin.channel)
+        private = reply.model_copy(
+            update={
+                "visibility": "ephemeral",
+                "text": f"{note} The answer, for you only:\n{reply.text}".strip(),
+            }
+        )
+        await self.to_requester(private, origin)
+        return None
+
+    async def to_requester(self, reply: Reply, origin: Origin) -> bool:
+        """Show `reply` to the requester alone; False when no way worked (logged)."""
+        return await self.to_requester_rendered(await self.notifier.render(reply), origin)
+
+    async def to_requester_rendered(self, rendered: Rendered, origin: Origin) -> bool:
+        """Show an already rendered message to the requester alone."""
+        sent = await self._private(rendered, origin)
+        for overflow in rendered.files:
+            await self._share(overflow, origin, None)
+        return sent
+
+    async def say(self, origin: Origin, text: str, status: str = "info") -> bool:
+        """A short private line for the requester."""
+        reply = Reply.model_validate({"status": status, "text": text, "visibility": "ephemeral"})
+        return await self.to_requester(reply, origin)
+
+    async def _private(self, rendered: Rendered, origin: Origin) -> bool:
+        if origin.response_url_usable() and await self.respond(origin, rendered):
+            return True
+        if origin.channel:
+            try:
+                await self.client.chat_postEphemeral(
+                    channel=origin.channel,
+                    user=origin.user,
+                    blocks=rendered.blocks,
+                    text=rendered.text,
+                )
+                return True
+            except SlackApiError as exc:
+                log.info("chat.postEphemeral in %s failed: %s", origin.channel, slack_error(exc))
+        if origin.user:
+            try:
+                await self.notifier.post_rendered(origin.user, rendered, None)
+                return True
+            except (SlackApiError, Uncertain) as exc:
+                error = slack_error(exc) if isinstance(exc, SlackApiError) else "uncertain"
+                log.warning("could not answer %s privately: %s", origin.user, error)
+        return False
+
+    async def respond(
+        self, origin: Origin, rendered: Rendered, response_type: str = "ephemeral"
+    ) -> bool:
+        """Answer through the origin's response_url; False when it did not take it."""
+        try:
+            response = await AsyncWebhookClient(origin.response_url, timeout=10).send(
+                text=rendered.text,
+                blocks=rendered.blocks,
+                response_type=response_type,
+                replace_original=False,
+            )
+        except Exception as exc:  # unreachable, timed out: the next way is tried
+            log.info("response_url failed: %s", type(exc).__name__)
+            return False
+        if response.status_code != 200:
+            log.info("response_url answered %s: %s", response.status_code, response.body[:80])
+            return False
+        origin.response_uses += 1
+        return True
+
+    async def _share(self, overflow: Overflow, origin: Origin, root: str | None) -> None:
+        """A file in the thread `root` of the origin's channel, else in the requester's
+        DM with the app, else its beginning shown privately."""
+        if root and origin.channel and await self.notifier.upload(origin.channel, root, overflow):
+            return
+        if origin.user and await self.notifier.upload(origin.user, None, overflow):
+            return
+        content = overflow.content
+        shown = content[:PRIVATE_COPY].replace("```", LOOKALIKE_BACKTICK * 3)
+        note = (
+            ""
+            if len(content) <= PRIVATE_COPY
+            else f"\n(first {PRIVATE_COPY:,} of {len(content):,})"
+        )
+        copy = Reply(
+            status="info",
+            title=overflow.filename,
+            text=f"I could not share the file; its beginning:\n```{shown}```{note}",
+            visibility="ephemeral",
+        )
+        await self._private(await self.notifier.render(copy), origin)
