@@ -22,9 +22,9 @@ from pydantic import SecretStr
 
 from bot.text import humanize, render
 from bot.wiring import Bot, build_scheduler, build_tracker, build_watcher
-from commands.context import Invocation
-from commands.reply import Reply
+from core.invocation import Invocation
 from core.refs import ChannelRef, UserRef
+from core.reply import Reply
 from operations.tracker import Tracker
 
 HISTORY = Path.home() / ".graphops_history"

@@ -17,12 +17,16 @@ from clients.graphenedb import ConsoleClient
 from clients.graphenedb_v1 import V1Client
 from clients.http import CallRecord
 from clients.typedb import TypeDBClient
-from commands.context import FileSource, Invocation, Provider, Services
-from commands.executor import Executor, current_invocation
+from commands.context import FileSource, Services
+from commands.executor import Executor
 from commands.registry import Registry
-from commands.reply import Reply
 from commands.resolve import Resolver
 from commands.verbs_access import build_registry
+from core.audit_context import current_invocation
+from core.invocation import Invocation
+from core.kinds import ProviderKind
+from core.provider import Provider
+from core.reply import Reply
 from operations.follow import Backoff
 from operations.notify import Notifier
 from operations.schedules import Scheduler
@@ -143,7 +147,7 @@ def dry_run_provider_factory(config: Config) -> Callable[[Any], dict[str, Provid
         for provider in config.providers:
             client = _make_client(provider, fake, http, lambda call: None)
             built[provider.name] = Provider(
-                provider.name, provider.kind, client, _operation_source(client)
+                provider.name, ProviderKind(provider.kind), client, _operation_source(client)
             )
         return built
 
@@ -197,7 +201,10 @@ def build_bot(
         credentials = resolve_credentials(provider_config, environ)
         client = _make_client(provider_config, credentials, http, record_call)
         providers[provider_config.name] = Provider(
-            provider_config.name, provider_config.kind, client, _operation_source(client)
+            provider_config.name,
+            ProviderKind(provider_config.kind),
+            client,
+            _operation_source(client),
         )
         closers.append(client.aclose)
     permissions = PermissionStore(database, admins=frozenset(config.bot.admins))

@@ -4,53 +4,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from pydantic import SecretStr
-
+from commands.resolve import Resolver
+from core.errors import UserError
+from core.invocation import Invocation
+from core.provider import Provider
 from permissions.approvals import ApprovalStore
 from permissions.audit import AuditLog
 from permissions.policy import Target
 from permissions.roles import Role
 from permissions.store import PermissionStore
 
-if TYPE_CHECKING:
-    from commands.resolve import Resolver
-
-
-class UserError(Exception):
-    """A problem the requester can fix (unknown name, ambiguity, bad value); no trace shown."""
-
 
 class RoleTooLow(UserError):
     """The target exists, but where the channel's role is too low for the command."""
-
-
-@dataclass(frozen=True)
-class Invocation:
-    """One command as a transport delivers it."""
-
-    user: str
-    channel: str
-    text: str
-    user_groups: frozenset[str] = frozenset()
-    transport: str = "shell"
-    # A secret collected privately by the transport (see Reply.secret_prompt); never logged.
-    secret: SecretStr | None = None
-
-
-@dataclass(frozen=True)
-class Provider:
-    """A configured provider: its name, kind and client.
-
-    `operations` is what reads one async operation (`operation(database_id,
-    operation_id)`), or None for a kind without async operations.
-    """
-
-    name: str
-    kind: str
-    client: Any
-    operations: Any = None
 
 
 class FileSource(Protocol):

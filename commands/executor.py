@@ -13,25 +13,26 @@ errors are described, anything unexpected is logged and answered plainly.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextvars import ContextVar
+from collections.abc import AsyncIterator
 from typing import Any
 
 from clients.dryrun import RecordingTransport, describe_body
 from clients.errors import ApiError
 from clients.graphenedb import ConsoleClient
 from clients.typedb import TypeDBClient
-from commands.context import Context, Invocation, Plan, RoleTooLow, Services, UserError
+from commands.context import Context, Plan, RoleTooLow, Services
 from commands.grammar import GrammarError, ParsedCommand, parse
 from commands.registry import Registry, UsageError, Verb
-from commands.reply import Action, Reply, Table, denied, error
 from commands.resolve import Resolver, eligible_bindings
+from core.audit_context import acting_as
+from core.errors import UserError
+from core.invocation import Invocation
 from core.refs import ChannelRef, UserRef
+from core.reply import Action, Reply, Table, denied, error
 from permissions.approvals import Approval
 from permissions.policy import ChannelPolicy, Decision, Target, decide, may_approve
 from permissions.roles import Role
@@ -40,20 +41,6 @@ log = logging.getLogger("graphops.commands")
 
 # Token requests are how a client signs in, not what a command does: previews leave them out.
 AUTH_PATHS = frozenset({ConsoleClient.TOKEN_PATH, TypeDBClient.SIGNIN_PATH})
-
-current_invocation: ContextVar[Invocation | None] = ContextVar("current_invocation", default=None)
-
-
-@contextlib.contextmanager
-def acting_as(invocation: Invocation) -> Iterator[None]:
-    """Attribute the API calls made inside to `invocation` (the audit reads it)."""
-    token = current_invocation.set(invocation)
-    try:
-        yield
-    finally:
-        # A coroutine closed at shutdown finishes in another context; nothing to undo then.
-        with contextlib.suppress(ValueError):
-            current_invocation.reset(token)
 
 
 def combine(decisions: list[Decision]) -> Decision:

@@ -21,7 +21,7 @@ from permissions.roles import Role
 
 if TYPE_CHECKING:
     from commands.context import Context, Plan
-    from commands.reply import Reply
+    from core.reply import Reply
 
 _TOKEN = re.compile(r"^(\[)?<([a-z][a-z0-9-]*)>(\])?$")
 

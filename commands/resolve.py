@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from commands.context import Provider, UserError
+from core.errors import UserError
+from core.provider import Provider
 from permissions.model import Binding, ChannelPolicy, environment_matches
 from permissions.roles import Role
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from commands.context import Context, Plan, Provider, RoleTooLow, UserError
-from commands.reply import OperationRef, Reply
+from commands.context import Context, Plan, RoleTooLow
 from commands.resolve import Found, NameNotFound, Scope, eligible_bindings
+from core.errors import UserError
+from core.provider import Provider
 from core.refs import ChannelRef
+from core.reply import OperationRef, Reply
 from permissions.policy import Target, effective_binding
 from permissions.roles import Role
 

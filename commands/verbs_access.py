@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict
 from commands.context import Context
 from commands.executor import Executor
 from commands.registry import AnyOptions, Registry, Verb, WordsVerb
-from commands.reply import Action, Reply, Table, denied, error
 from core.refs import ChannelRef, UserRef
+from core.reply import Action, Reply, Table, denied, error
 from permissions.roles import Role
 
 

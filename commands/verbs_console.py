@@ -15,9 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from clients.errors import ApiError
 from clients.graphenedb import ConsoleClient, Database, Operation
 from commands import verbs_v1
-from commands.context import Context, Plan, UserError
+from commands.context import Context, Plan
 from commands.registry import Registry, Verb
-from commands.reply import Reply, Table
 from commands.resolve import Found, eligible_bindings
 from commands.safety import (
     offer_switch_back,
@@ -40,6 +39,8 @@ from commands.targets import (
     started_reply,
     target_of,
 )
+from core.errors import UserError
+from core.reply import Reply, Table
 from operations.follow import Backoff, follow, no_progress
 from permissions.policy import Target, is_protected
 from permissions.roles import Role
@@ -464,12 +465,13 @@ async def prepare_terminate(ctx: Context, values: dict[str, Any]) -> Plan:
 
 
 async def execute_terminate(ctx: Context, plan: Plan) -> Reply:
-    api = ctx.provider(plan.provider).client
     if plan.params["kind"] in V1:
-        started = await api.delete_database(plan.params["database_id"])
-        return started_reply(ctx, plan, f"Terminating {plan.params['database_name']}", started)
+        accepted = await verbs_v1.client(ctx, plan.provider).delete_database(
+            plan.params["database_id"]
+        )
+        return started_reply(ctx, plan, f"Terminating {plan.params['database_name']}", accepted)
     safety = await safety_snapshot(ctx, plan)
-    started = await api.terminate(plan.params["database_id"])
+    started = await client(ctx, plan.provider).terminate(plan.params["database_id"])
     reply = started_reply(ctx, plan, f"Terminating {plan.params['database_name']}", started)
     return with_safety(reply, safety)
 

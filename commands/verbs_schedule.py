@@ -26,13 +26,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from commands.context import Context, Plan, UserError
+from commands.context import Context, Plan
 from commands.executor import Executor, combine
 from commands.registry import Registry, Verb, WordsVerb
-from commands.reply import Reply, Table, denied, error
 from commands.resolve import eligible_bindings
 from commands.targets import CONSOLE, find, target_of
+from core.errors import UserError
 from core.refs import ChannelRef, UserRef
+from core.reply import Reply, Table, denied, error
 from operations.schedules import Schedule, ScheduleStore, unschedule_action
 from operations.when import When, WhenError, parse_when, show_time, show_utc
 from permissions.policy import Decision, Target, decide

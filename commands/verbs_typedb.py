@@ -45,13 +45,14 @@ from pydantic_core import PydanticCustomError
 from clients.errors import ApiError
 from clients.typedb import TRANSACTION_TYPES, QueryAnswer, TransactionType, TypeDBClient
 from clients.typedb import rows_to_table as concept_rows
-from commands.context import Context, Plan, RoleTooLow, UserError
+from commands.context import Context, Plan, RoleTooLow
 from commands.grammar import parse
 from commands.registry import Registry, UsageError, Verb
-from commands.reply import Attachment, Reply, SecretPrompt, Table, denied, error
 from commands.targets import TYPEDB, client_of, db_plan, find, scopes, single_scope, target_of
 from commands.typeql import QueryKind, classify, count_types
+from core.errors import UserError
 from core.refs import ChannelRef
+from core.reply import Attachment, Reply, SecretPrompt, Table, denied, error
 from permissions.policy import Target, effective_binding, is_protected
 from permissions.roles import Role
 

@@ -18,11 +18,12 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field
 
 from clients.graphenedb_v1 import PLANS, REGIONS, V1Client
-from commands.context import Context, Plan, UserError
+from commands.context import Context, Plan
 from commands.registry import Registry, Verb
-from commands.reply import Reply, Table
 from commands.targets import V1, client_of, db_plan, find, started_reply
+from core.errors import UserError
 from core.refs import UserRef
+from core.reply import Reply, Table
 from permissions.roles import Role
 
 _TIME = re.compile(r"^([01]?\d|2[0-3]):[0-5]\d:[0-5]\d$")

@@ -6,11 +6,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from commands.context import Context, Plan, UserError
+from commands.context import Context, Plan
 from commands.registry import Registry, Verb
-from commands.reply import Reply, Table
 from commands.targets import GRAPHENEDB, db_plan, find, target_of
+from core.errors import UserError
 from core.refs import UserRef
+from core.reply import Reply, Table
 from permissions.roles import Role
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from commands.reply import Reply
+from core.reply import Reply
 
 
 class Notifier(Protocol):

@@ -49,10 +49,12 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from clients.errors import ApiError
-from commands.context import Context, Invocation, UserError
-from commands.executor import acting_as
-from commands.reply import Action, Reply, denied, error
+from commands.context import Context
+from core.audit_context import acting_as
+from core.errors import UserError
+from core.invocation import Invocation
 from core.refs import UserRef
+from core.reply import Action, Reply, denied, error
 from operations.loop import BackgroundLoop
 from operations.notify import Notifier
 from operations.when import When, parse_when, show_time, show_utc
@@ -378,9 +380,10 @@ def newest_snapshot(snapshots: Sequence[Any]) -> Any | None:
 async def newest_snapshot_of(ctx: Context, source: str) -> str:
     """The id of the newest finished manual snapshot of `source` (UserError if none)."""
     from commands.targets import CONSOLE, find
+    from commands.verbs_console import client
 
     found = await find(ctx, CONSOLE, Role.VIEWER, source)
-    snapshots = await found.scope.provider.client.snapshots(found.database.id)
+    snapshots = await client(ctx, found.scope.provider.name).snapshots(found.database.id)
     snap = newest_snapshot(snapshots)
     if snap is None:
         raise UserError(f"{source} has no finished manual snapshot to restore")

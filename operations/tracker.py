@@ -27,9 +27,9 @@ from typing import Any
 import sqlite_utils
 
 from clients.errors import ApiError, NotFound
-from commands.context import Provider
-from commands.reply import OperationRef, Reply
+from core.provider import Provider
 from core.refs import ChannelRef, UserRef
+from core.reply import OperationRef, Reply
 from operations.follow import Backoff
 from operations.loop import BackgroundLoop
 from operations.notify import Notifier

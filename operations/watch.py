@@ -27,8 +27,8 @@ from typing import Any
 import sqlite_utils
 
 from clients.errors import ApiError, NotFound
-from commands.context import Provider
-from commands.reply import Reply
+from core.provider import Provider
+from core.reply import Reply
 from operations.loop import BackgroundLoop
 from operations.store import Outbox, migrations
 from permissions.store import PermissionStore
@@ -282,7 +282,7 @@ class Watcher:
                 return 0
 
     async def _status(self, watch: Watch) -> Any:
-        client = self.providers[watch.provider].client
+        client: Any = self.providers[watch.provider].client
         if hasattr(client, "status"):  # the Console API has a status endpoint
             return await client.status(watch.database_id)
         return (await client.database(watch.database_id)).status

@@ -17,8 +17,8 @@ from slack_sdk.errors import SlackApiError
 
 from bot.slack.runtime import SlackRuntime
 from commands.context import Context
-from commands.executor import acting_as
-from commands.reply import Reply
+from core.audit_context import acting_as
+from core.reply import Reply
 from permissions.approvals import Approval
 from permissions.audit import iso_time
 

@@ -22,7 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.blocks import render
 from bot.slack.pages import PageStore
-from commands.reply import Reply
+from core.reply import Reply
 
 log = logging.getLogger("graphops.slack")
 

@@ -26,9 +26,9 @@ from bot.slack.metrics import Metrics
 from bot.slack.notifier import SlackNotifier, slack_error
 from bot.slack.pages import PageStore
 from bot.wiring import Bot
-from commands.context import Invocation
 from commands.grammar import GrammarError, parse
-from commands.reply import Action, OperationRef, Reply
+from core.invocation import Invocation
+from core.reply import Action, OperationRef, Reply
 
 log = logging.getLogger("graphops.slack")
 

@@ -27,8 +27,8 @@ from clients.typedb import (
     rows_to_table,
     token_lifetime_from_jwt,
 )
-from commands.context import Provider
 from commands.resolve import Resolver
+from core.provider import Provider
 from simulators.base import REDACTED, ManualClock
 from simulators.typedb import TypeDBSimulator, limit_warning
 from tests.support import FAST_RETRY

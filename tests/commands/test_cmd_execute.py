@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from commands.context import Invocation
-from commands.reply import Reply
+from core.invocation import Invocation
 from core.refs import plain
+from core.reply import Reply
 from permissions.roles import Role
 
 ALICE, BOB, ADMIN = "U0ALICE", "U0BOB", "U0ADMIN"

@@ -10,8 +10,8 @@ import pytest
 
 from bot.demo import apply_demo_policy
 from bot.wiring import Bot, build_bot
-from commands.context import Invocation
-from commands.reply import Reply
+from core.invocation import Invocation
+from core.reply import Reply
 from tests.support import ENVIRON, make_config
 
 ONCALL, DEV = "C0ONCALL", "C0DEV"

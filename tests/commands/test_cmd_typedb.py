@@ -15,8 +15,6 @@ from pydantic import SecretStr
 from bot.config import BotSettings, Config, TypeDBProvider
 from bot.wiring import Bot, build_bot
 from clients.typedb import QueryAnswer
-from commands.context import Invocation
-from commands.reply import Reply
 from commands.typeql import classify, count_types
 from commands.verbs_typedb import (
     DEFAULT_LIMIT,
@@ -25,6 +23,8 @@ from commands.verbs_typedb import (
     render_answer,
     transactions_of,
 )
+from core.invocation import Invocation
+from core.reply import Reply
 from permissions.roles import Role
 from simulators.base import ManualClock
 from simulators.typedb import SOCIAL_FUNCTIONS, SOCIAL_TYPES, TypeDBSimulator

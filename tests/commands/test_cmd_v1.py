@@ -10,8 +10,8 @@ import pytest
 
 from bot.config import BotSettings, Config, ConsoleProvider, V1Provider
 from bot.wiring import Bot, build_bot
-from commands.context import Invocation
-from commands.reply import Reply
+from core.invocation import Invocation
+from core.reply import Reply
 from permissions.roles import Role
 from simulators.base import ManualClock
 from simulators.graphenedb_v1 import V1Simulator

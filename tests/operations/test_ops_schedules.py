@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from commands.context import Invocation
-from commands.reply import Reply
+from core.invocation import Invocation
+from core.reply import Reply
 from operations.follow import Backoff
 from operations.schedules import Scheduler, ScheduleStore, newest_snapshot
 from operations.tracker import Tracker, TrackerSettings

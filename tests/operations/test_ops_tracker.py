@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from commands.context import Invocation
+from core.invocation import Invocation
 from operations.follow import Backoff
 from operations.tracker import Tracker, TrackerSettings
 from tests.support import RecordingNotifier
@@ -154,7 +154,7 @@ async def test_transient_poll_errors_are_retried(bot, sim_clock, console_sim):
 
 
 async def test_an_unknown_operation_is_reported_lost(bot):
-    from commands.reply import OperationRef
+    from core.reply import OperationRef
 
     notifier = RecordingNotifier()
     tracker = make_tracker(bot, notifier)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from commands.context import Invocation
+from core.invocation import Invocation
 from operations.follow import Backoff
 from operations.tracker import Tracker, TrackerSettings
 from operations.watch import Watcher

@@ -14,8 +14,8 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.config import BotSettings, Config, ConsoleProvider, OperationsSettings
-from commands.context import Invocation
-from commands.reply import Reply
+from core.invocation import Invocation
+from core.reply import Reply
 from simulators.graphenedb import ConsoleSimulator
 
 ALICE, BOB, ADMIN = "U0ALICE", "U0BOB", "U0ADMIN"

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from commands.context import Invocation
+from core.invocation import Invocation
 from tests.reliability.rel_support import SlackStack, env_int
 from tests.slack.slack_support import SIGNING_SECRET
 

@@ -37,8 +37,8 @@ from clients.graphenedb import ConsoleClient
 from clients.graphenedb_v1 import V1Client
 from clients.http import RetryPolicy
 from clients.typedb import TypeDBClient
-from commands.context import Invocation
-from commands.reply import Reply
+from core.invocation import Invocation
+from core.reply import Reply
 from permissions.roles import Role
 from simulators.graphenedb import ConsoleSimulator
 from simulators.graphenedb_v1 import V1Simulator

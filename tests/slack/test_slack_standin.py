@@ -7,7 +7,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.notifier import SlackNotifier
-from commands.reply import Reply
+from core.reply import Reply
 from simulators.slack import SlackStandIn
 from tests.slack.slack_support import BOT_TOKEN
 
