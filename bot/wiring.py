@@ -18,10 +18,11 @@ from clients.graphenedb_v1 import V1Client
 from clients.http import CallRecord
 from clients.typedb import TypeDBClient
 from commands.context import FileSource, Services
-from commands.executor import Executor
+from commands.pipeline import Pipeline
 from commands.registry import Registry
 from commands.resolve import Resolver
 from commands.verbs_access import build_registry
+from commands.verbs_schedule import PipelineRunner
 from core.audit_context import current_invocation
 from core.invocation import Invocation
 from core.kinds import ProviderKind
@@ -29,7 +30,7 @@ from core.provider import Provider
 from core.reply import Reply
 from operations.follow import Backoff
 from operations.notify import Notifier
-from operations.schedules import Scheduler
+from operations.schedules import Scheduler, ScheduleStore
 from operations.store import OperationHistory, SwitchBacks
 from operations.tracker import Tracker, TrackerSettings
 from operations.watch import Watcher, WatchStore
@@ -47,15 +48,15 @@ class Bot:
     db: sqlite_utils.Database
     services: Services
     registry: Registry
-    executor: Executor
+    pipeline: Pipeline
     redact: Callable[[str], str]
     closers: list[Any] = field(default_factory=list)
     # Extra observers of every API call (e.g. metrics); the audit log always gets them.
     call_listeners: list[Callable[[CallRecord], None]] = field(default_factory=list)
 
     async def run(self, invocation: Invocation, *, preapproved: bool = False) -> Reply:
-        """Run one command (see Executor.run)."""
-        return await self.executor.run(invocation, preapproved=preapproved)
+        """Run one command (see Pipeline.run)."""
+        return await self.pipeline.run(invocation, preapproved=preapproved)
 
     async def aclose(self) -> None:
         """Close provider connection pools and the store."""
@@ -95,8 +96,11 @@ def build_scheduler(bot: Bot, notifier: Notifier, tracker: Tracker) -> Scheduler
     """The schedule runner of `bot`, reporting like interactive commands."""
     settings = bot.config.operations
     return Scheduler(
-        bot,
+        PipelineRunner(bot.pipeline),
         notifier,
+        bot.db,
+        bot.services.audit,
+        slash_command=bot.services.slash_command,
         tracker=tracker,
         grace_seconds=settings.schedule_grace_seconds,
         heads_up_minutes=settings.heads_up_minutes,
@@ -225,6 +229,8 @@ def build_bot(
         switch_back_minutes=config.operations.switch_back_minutes,
         switch_backs=SwitchBacks(database),
         watches=WatchStore(database),
+        schedules=ScheduleStore(database),
     )
-    registry, executor = build_registry(services)
-    return Bot(config, database, services, registry, executor, redact, closers, listeners)
+    registry = build_registry()
+    pipeline = Pipeline(registry, services)
+    return Bot(config, database, services, registry, pipeline, redact, closers, listeners)

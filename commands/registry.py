@@ -13,15 +13,13 @@ import difflib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from commands.plan import Plan
+from core.reply import Reply
 from permissions.roles import Role
-
-if TYPE_CHECKING:
-    from commands.context import Context, Plan
-    from core.reply import Reply
 
 _TOKEN = re.compile(r"^(\[)?<([a-z][a-z0-9-]*)>(\])?$")
 
@@ -42,9 +40,12 @@ class AnyOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-PrepareFn = Callable[["Context", dict[str, Any]], Awaitable["Plan"]]
-ExecuteFn = Callable[["Context", "Plan"], Awaitable["Reply"]]
-DirectFn = Callable[["Context", dict[str, Any]], Awaitable["Reply"]]
+# The first argument of each is the `commands.context.Context` of the command. It is not
+# named here because Context carries the Registry (help and approvals look verbs up), so
+# naming it would make the two modules import each other.
+PrepareFn = Callable[..., Awaitable[Plan]]  # (ctx, values) -> the plan to decide on
+ExecuteFn = Callable[..., Awaitable[Reply]]  # (ctx, plan) -> the answer
+DirectFn = Callable[..., Awaitable[Reply]]  # (ctx, values) -> the answer; checks its own rights
 
 
 @dataclass(frozen=True)

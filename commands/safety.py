@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from clients.graphenedb import ConsoleClient
-from commands.context import Context, Plan
+from commands.context import Context
+from commands.plan import Plan
 from commands.targets import client_of, target_of
 from core.errors import UserError
 from core.reply import Action, Reply

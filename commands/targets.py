@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from commands.context import Context, Plan, RoleTooLow
+from commands.context import Context, RoleTooLow
+from commands.plan import Plan
 from commands.resolve import Found, NameNotFound, Scope, eligible_bindings
 from core.errors import UserError
 from core.provider import Provider

@@ -9,10 +9,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from commands.context import Context
-from commands.executor import Executor
+from commands.pipeline import decide_approval, refuse
 from commands.registry import AnyOptions, Registry, Verb, WordsVerb
 from core.refs import ChannelRef, UserRef
-from core.reply import Action, Reply, Table, denied, error
+from core.reply import Action, Reply, Table, error
 from permissions.roles import Role
 
 
@@ -35,15 +35,7 @@ class ConfirmOption(_Options):
 def _require_bot_admin(ctx: Context, verb: str) -> Reply | None:
     if ctx.invocation.user in ctx.services.permissions.admins:
         return None
-    ctx.services.audit.record(
-        "decision",
-        user=ctx.invocation.user,
-        channel=ctx.invocation.channel,
-        verb=verb,
-        outcome="denied",
-        detail={"reason": "not a bot admin"},
-    )
-    return denied(f"`{verb}` is for bot admins; ask one of them (listed in `access`).")
+    return refuse(ctx, verb, f"`{verb}` is for bot admins; ask one of them (listed in `access`).")
 
 
 def _channel(ctx: Context, values: dict[str, Any]) -> str:
@@ -51,14 +43,15 @@ def _channel(ctx: Context, values: dict[str, Any]) -> str:
 
 
 async def _plan_usage(ctx: Context, values: dict[str, Any]) -> Reply:
-    """Reached only when `plan` is given something that is not a command (see executor)."""
+    """Reached only when `plan` has no command after it (see commands/preview.py)."""
     return error("`plan` previews a command: `plan terminate sandbox-db`, or add dry-run=true.")
 
 
-def help_verb(registry: Registry) -> Callable[[Context, dict[str, Any]], Any]:
+def help_verb() -> Callable[[Context, dict[str, Any]], Any]:
     """`help` and `help <verb>`, generated from the registry."""
 
     async def run(ctx: Context, values: dict[str, Any]) -> Reply:
+        registry = ctx.registry
         slash = ctx.services.slash_command
         name = values.get("verb")
         if name:
@@ -228,14 +221,14 @@ def _incident(ctx: Context, v: dict[str, Any]) -> str:
     return f"Incidents of {v['environment']} ({v['provider']}) now go to {where}."
 
 
-def approval_verbs(executor: Executor) -> tuple[Any, Any, Any]:
-    """approve / deny / pending, bound to the executor that runs approved plans."""
+def approval_verbs() -> tuple[Any, Any, Any]:
+    """approve / deny / pending."""
 
     async def approve(ctx: Context, values: dict[str, Any]) -> Reply:
-        return await executor.decide_approval(ctx, values["id"], True, values.get("confirm"))
+        return await decide_approval(ctx, values["id"], True, values.get("confirm"))
 
     async def deny(ctx: Context, values: dict[str, Any]) -> Reply:
-        return await executor.decide_approval(ctx, values["id"], False, None)
+        return await decide_approval(ctx, values["id"], False, None)
 
     async def pending(ctx: Context, values: dict[str, Any]) -> Reply:
         slash = ctx.services.slash_command
@@ -267,7 +260,7 @@ def approval_verbs(executor: Executor) -> tuple[Any, Any, Any]:
     return approve, deny, pending
 
 
-def register(registry: Registry, executor: Executor) -> None:
+def register(registry: Registry) -> None:
     """Add help, access, approval and access-management verbs."""
 
     def add(**kwargs: Any) -> None:
@@ -292,7 +285,7 @@ def register(registry: Registry, executor: Executor) -> None:
         summary="List the commands, or explain one",
         pattern="[<verb>]",
         example="help restore",
-        direct=help_verb(registry),
+        direct=help_verb(),
         group="General",
     )
     add(
@@ -303,7 +296,7 @@ def register(registry: Registry, executor: Executor) -> None:
         options=ChannelOption,
         direct=run_access,
     )
-    approve, deny, pending = approval_verbs(executor)
+    approve, deny, pending = approval_verbs()
     add(
         name="approve",
         summary="Approve a waiting destructive command (runs it once)",
@@ -382,16 +375,15 @@ def register(registry: Registry, executor: Executor) -> None:
         )
 
 
-def build_registry(services: Any) -> tuple[Registry, Executor]:
-    """The full registry of verbs and an executor over `services`."""
+def build_registry() -> Registry:
+    """The full registry of verbs."""
     from commands import verbs_console, verbs_schedule, verbs_typedb, verbs_v1, verbs_watch
 
     registry = Registry()
-    executor = Executor(registry, services)
-    register(registry, executor)
+    register(registry)
     verbs_console.register(registry)
     verbs_v1.register(registry)
     verbs_watch.register(registry)
     verbs_typedb.register(registry)
-    verbs_schedule.register(registry, executor)
-    return registry, executor
+    verbs_schedule.register(registry)
+    return registry

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from clients.errors import ApiError
 from clients.graphenedb import ConsoleClient, Database, Operation
 from commands import verbs_v1
-from commands.context import Context, Plan
+from commands.context import Context
+from commands.plan import Plan
 from commands.registry import Registry, Verb
 from commands.resolve import Found, eligible_bindings
 from commands.safety import (
@@ -523,7 +524,7 @@ async def execute_switch(ctx: Context, plan: Plan) -> Reply:
 async def prepare_switch_back(ctx: Context, values: dict[str, Any]) -> Plan:
     store = ctx.services.switch_backs
     record = store.get(values["id"]) if store else None
-    if record is None:
+    if store is None or record is None:
         raise UserError(f"no switch to undo with id {values['id']!r}")
     if record.channel != ctx.invocation.channel:
         raise UserError("that switch was made from another channel; switch it back there")

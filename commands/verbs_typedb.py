@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -45,10 +43,12 @@ from pydantic_core import PydanticCustomError
 from clients.errors import ApiError
 from clients.typedb import TRANSACTION_TYPES, QueryAnswer, TransactionType, TypeDBClient
 from clients.typedb import rows_to_table as concept_rows
-from commands.context import Context, Plan, RoleTooLow
+from commands.context import Context, RoleTooLow
 from commands.grammar import parse
+from commands.plan import Plan
 from commands.registry import Registry, UsageError, Verb
 from commands.targets import TYPEDB, client_of, db_plan, find, scopes, single_scope, target_of
+from commands.transactions import Key, OpenTransaction
 from commands.typeql import QueryKind, classify, count_types
 from core.errors import UserError
 from core.refs import ChannelRef
@@ -61,7 +61,6 @@ MAX_LIMIT = 200  # the most answers one reply may carry
 INLINE_LINES = 30  # longer answers go into an attachment
 LONG_TABLE_CHARS = 2500  # a table longer than this goes into an attachment
 ATTACHED_TABLE_PREVIEW = 10  # rows still shown in the reply when the table is attached
-TX_TIMEOUT_SECONDS = 300.0  # lifetime of a multi-step transaction (transactionTimeoutMillis)
 
 QUERY_ROLE: dict[str, Role] = {"read": Role.VIEWER, "write": Role.OPERATOR, "schema": Role.ADMIN}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
@@ -467,213 +466,139 @@ async def execute_query(ctx: Context, plan: Plan) -> Reply:
 # -- multi-step transactions ------------------------------------------------------------------
 
 
-@dataclass
-class OpenTransaction:
-    """A transaction opened with `tx open`, and the queries run in it so far."""
-
-    provider: str
-    target: Target
-    database: str
-    type: TransactionType
-    id: str
-    deadline: float
-    queries: list[str] = field(default_factory=list)
-
-
-Key = tuple[str, str]  # (user, channel)
-
-
-class Transactions:
-    """The `tx` verb and its open transactions: one per (user, channel), in memory only.
-
-    Open transactions are lost when the bot restarts; TypeDB closes them
-    server-side after `timeout_seconds` (sent as transactionTimeoutMillis),
-    and this registry forgets them after the same time.
-    """
-
-    def __init__(
-        self,
-        timeout_seconds: float = TX_TIMEOUT_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.timeout_seconds = timeout_seconds
-        self.clock = clock
-        self._open: dict[Key, OpenTransaction] = {}
-
-    def __len__(self) -> int:
-        return len(self._open)
-
-    def current(self, key: Key) -> OpenTransaction:
-        """The open transaction of `key`; UserError when there is none or it timed out."""
-        tx = self._open.get(key)
-        if tx is None:
+async def prepare_tx(ctx: Context, values: dict[str, Any]) -> Plan:
+    """Plan one `tx` step; the role follows the transaction type."""
+    txs = ctx.services.transactions
+    txs.sweep()
+    action = _subcommand(ctx)
+    key = (ctx.invocation.user, ctx.invocation.channel)
+    if action == "open":
+        held = txs.held(key)
+        if held is not None:
             raise UserError(
-                "you have no open transaction in this channel; "
-                "open one with `tx open <db> read|write|schema`"
+                f"you already have an open {held.type} transaction on {held.database}; "
+                "`tx commit`, `tx rollback` or `tx close` it first"
             )
-        if self.clock() >= tx.deadline:
-            del self._open[key]
-            raise UserError(
-                f"your {tx.type} transaction on {tx.database} timed out after "
-                f"{self.timeout_seconds:g} s and was closed without its changes; open a new one"
-            )
-        return tx
-
-    def _sweep(self) -> None:
-        """Forget transactions that expired a whole timeout ago and nobody asked about."""
-        stale = self.clock() - self.timeout_seconds
-        for key in [k for k, tx in self._open.items() if tx.deadline < stale]:
-            del self._open[key]
-
-    def forget(self, key: Key) -> None:
-        """Drop the transaction of `key` (closed, committed or gone on the server)."""
-        self._open.pop(key, None)
-
-    def _held(self, key: Key) -> OpenTransaction | None:
-        try:
-            return self.current(key)
-        except UserError:
-            return None
-
-    async def prepare(self, ctx: Context, values: dict[str, Any]) -> Plan:
-        """Plan one `tx` step; the role follows the transaction type."""
-        self._sweep()
-        action = _subcommand(ctx)
-        key = (ctx.invocation.user, ctx.invocation.channel)
-        if action == "open":
-            held = self._held(key)
-            if held is not None:
-                raise UserError(
-                    f"you already have an open {held.type} transaction on {held.database}; "
-                    "`tx commit`, `tx rollback` or `tx close` it first"
-                )
-            tx_type = values["type"].lower()
-            if tx_type not in TRANSACTION_TYPES:
-                raise UserError(f"the transaction type is read, write or schema, not {tx_type!r}")
-            plan = await _plan_on_db(
-                ctx,
-                "tx",
-                QUERY_ROLE[tx_type],
-                values["db"],
-                values.get("env"),
-                f"open a {tx_type} transaction on {{db}}",
-                f"a {tx_type} transaction",
-            )
-            plan.params.update(
-                action="open", tx_type=tx_type, protected=_protected(ctx, plan.targets)
-            )
-            return plan
-        tx = self.current(key)
-        plan = Plan(
-            verb="tx",
-            provider=tx.provider,
-            targets=[tx.target],
-            params={"action": action, "database_name": tx.database, "tx_type": tx.type},
-            summary=f"tx {action} on {tx.database} ({tx.type})",
-            role=QUERY_ROLE[tx.type] if action in ("query", "commit") else Role.VIEWER,
+        tx_type = values["type"].lower()
+        if tx_type not in TRANSACTION_TYPES:
+            raise UserError(f"the transaction type is read, write or schema, not {tx_type!r}")
+        plan = await _plan_on_db(
+            ctx,
+            "tx",
+            QUERY_ROLE[tx_type],
+            values["db"],
+            values.get("env"),
+            f"open a {tx_type} transaction on {{db}}",
+            f"a {tx_type} transaction",
         )
-        if action == "query":
-            query = _query_text(values["query"])
-            kind = classify(query)
-            if QUERY_ROLE[kind] > QUERY_ROLE[tx.type]:
-                raise UserError(
-                    f"that is a {kind} query; a {tx.type} transaction cannot run it "
-                    f"(close this one and open a {kind} transaction)"
-                )
-            plan.params.update(query=query, limit=values["limit"])
-        if action == "commit" and tx.type == "read":
-            raise UserError("a read transaction has nothing to commit; `tx close` ends it")
+        plan.params.update(action="open", tx_type=tx_type, protected=_protected(ctx, plan.targets))
         return plan
+    tx = txs.current(key)
+    plan = Plan(
+        verb="tx",
+        provider=tx.provider,
+        targets=[tx.target],
+        params={"action": action, "database_name": tx.database, "tx_type": tx.type},
+        summary=f"tx {action} on {tx.database} ({tx.type})",
+        role=QUERY_ROLE[tx.type] if action in ("query", "commit") else Role.VIEWER,
+    )
+    if action == "query":
+        query = _query_text(values["query"])
+        kind = classify(query)
+        if QUERY_ROLE[kind] > QUERY_ROLE[tx.type]:
+            raise UserError(
+                f"that is a {kind} query; a {tx.type} transaction cannot run it "
+                f"(close this one and open a {kind} transaction)"
+            )
+        plan.params.update(query=query, limit=values["limit"])
+    if action == "commit" and tx.type == "read":
+        raise UserError("a read transaction has nothing to commit; `tx close` ends it")
+    return plan
 
-    async def execute(self, ctx: Context, plan: Plan) -> Reply:
-        """Run one `tx` step for the requester of this very command."""
-        p = plan.params
-        key = (ctx.invocation.user, ctx.invocation.channel)
-        api = client(ctx, plan.provider)
-        db, action = p["database_name"], p["action"]
-        if action == "open":
-            return await self._open_tx(ctx, plan, key)
-        tx = self.current(key)
-        try:
-            if action == "query":
-                limit = int(p["limit"])
-                answer = await api.query(tx.id, p["query"], answer_count_limit=limit + 1)
-                tx.queries.append(p["query"])
-                title = f"Query {len(tx.queries)} in the {tx.type} transaction on {db}"
-                return render_answer(title, answer, limit, f"{db}-answers")
-            if action == "commit":
-                await api.commit(tx.id)
-                self.forget(key)
-                return Reply(
-                    title=f"Committed the transaction on {db}",
-                    text=f"{len(tx.queries)} quer{'y' if len(tx.queries) == 1 else 'ies'} kept.",
-                )
-            if action == "rollback":
-                await api.rollback(tx.id)
-                dropped = len(tx.queries)
-                tx.queries.clear()
-                return Reply(
-                    title=f"Rolled back the transaction on {db}",
-                    text=f"Dropped the changes of {dropped} queries; the transaction stays open.",
-                )
-            await api.close_transaction(tx.id)
-            self.forget(key)
+
+async def execute_tx(ctx: Context, plan: Plan) -> Reply:
+    """Run one `tx` step for the requester of this very command."""
+    p = plan.params
+    txs = ctx.services.transactions
+    key = (ctx.invocation.user, ctx.invocation.channel)
+    api = client(ctx, plan.provider)
+    db, action = p["database_name"], p["action"]
+    if action == "open":
+        return await _open_tx(ctx, plan, key)
+    tx = txs.current(key)
+    try:
+        if action == "query":
+            limit = int(p["limit"])
+            answer = await api.query(tx.id, p["query"], answer_count_limit=limit + 1)
+            tx.queries.append(p["query"])
+            title = f"Query {len(tx.queries)} in the {tx.type} transaction on {db}"
+            return render_answer(title, answer, limit, f"{db}-answers")
+        if action == "commit":
+            await api.commit(tx.id)
+            txs.forget(key)
             return Reply(
-                title=f"Closed the transaction on {db}", text="Uncommitted changes dropped."
+                title=f"Committed the transaction on {db}",
+                text=f"{len(tx.queries)} quer{'y' if len(tx.queries) == 1 else 'ies'} kept.",
             )
-        except ApiError as exc:
-            if exc.status in (404, 408):  # gone or timed out on the server: forget it here too
-                self.forget(key)
-            raise
+        if action == "rollback":
+            await api.rollback(tx.id)
+            dropped = len(tx.queries)
+            tx.queries.clear()
+            return Reply(
+                title=f"Rolled back the transaction on {db}",
+                text=f"Dropped the changes of {dropped} queries; the transaction stays open.",
+            )
+        await api.close_transaction(tx.id)
+        txs.forget(key)
+        return Reply(title=f"Closed the transaction on {db}", text="Uncommitted changes dropped.")
+    except ApiError as exc:
+        if exc.status in (404, 408):  # gone or timed out on the server: forget it here too
+            txs.forget(key)
+        raise
 
-    async def _open_tx(self, ctx: Context, plan: Plan, key: Key) -> Reply:
-        p = plan.params
-        tx_type = cast(TransactionType, p["tx_type"])
-        db = p["database_name"]
-        if tx_type != "read" and p.get("protected"):
-            return denied(
-                f"{plan.targets[0].environment_name} is protected: multi-step {tx_type} "
-                "transactions are not allowed there, because a commit could not wait for an "
-                "approval longer than the transaction lives. Run each change with "
-                f"`query {db} '<TypeQL>'`, which asks for an approval showing the exact query."
-            )
-        tx_id = await client(ctx, plan.provider).open_transaction(
-            db, tx_type, transaction_timeout_ms=int(self.timeout_seconds * 1000)
+
+async def _open_tx(ctx: Context, plan: Plan, key: Key) -> Reply:
+    p = plan.params
+    txs = ctx.services.transactions
+    tx_type = cast(TransactionType, p["tx_type"])
+    db = p["database_name"]
+    if tx_type != "read" and p.get("protected"):
+        return denied(
+            f"{plan.targets[0].environment_name} is protected: multi-step {tx_type} "
+            "transactions are not allowed there, because a commit could not wait for an "
+            "approval longer than the transaction lives. Run each change with "
+            f"`query {db} '<TypeQL>'`, which asks for an approval showing the exact query."
         )
-        self._open[key] = OpenTransaction(
+    tx_id = await client(ctx, plan.provider).open_transaction(
+        db, tx_type, transaction_timeout_ms=int(txs.timeout_seconds * 1000)
+    )
+    txs.open(
+        key,
+        OpenTransaction(
             provider=plan.provider,
             target=plan.targets[0],
             database=db,
             type=tx_type,
             id=tx_id,
-            deadline=self.clock() + self.timeout_seconds,
-        )
-        minutes = self.timeout_seconds / 60
-        return Reply(
-            title=f"Opened a {tx_type} transaction on {db}",
-            text=(
-                f"Run `tx query '<TypeQL>'`, then `tx commit` or `tx close`. It closes by "
-                f"itself {minutes:g} min after opening, dropping what was not committed "
-                "(also if the bot restarts)."
-            ),
-        )
-
-
-def transactions_of(registry: Registry) -> Transactions:
-    """The `Transactions` behind the registry's `tx` verb (tests set its clock)."""
-    verb = registry.get("tx")
-    owner = getattr(verb.prepare, "__self__", None) if verb else None
-    if not isinstance(owner, Transactions):
-        raise LookupError("no TypeDB `tx` verb is registered")
-    return owner
+            deadline=txs.clock() + txs.timeout_seconds,
+        ),
+    )
+    minutes = txs.timeout_seconds / 60
+    return Reply(
+        title=f"Opened a {tx_type} transaction on {db}",
+        text=(
+            f"Run `tx query '<TypeQL>'`, then `tx commit` or `tx close`. It closes by "
+            f"itself {minutes:g} min after opening, dropping what was not committed "
+            "(also if the bot restarts)."
+        ),
+    )
 
 
 # -- registration ---------------------------------------------------------------------------
 
 
-def register(registry: Registry, transactions: Transactions | None = None) -> None:
-    """Add the TypeDB verbs to `registry` (with a fresh transaction registry by default)."""
-    txs = transactions if transactions is not None else Transactions()
+def register(registry: Registry) -> None:
+    """Add the TypeDB verbs to `registry`."""
 
     def add(verb: type[Verb] = Verb, **kwargs: Any) -> None:
         registry.add(verb(kinds=TYPEDB, group="TypeDB", **kwargs))
@@ -748,8 +673,8 @@ def register(registry: Registry, transactions: Transactions | None = None) -> No
         example="tx open social write",
         role=Role.VIEWER,
         options=QueryOptions,
-        prepare=txs.prepare,
-        execute=txs.execute,
+        prepare=prepare_tx,
+        execute=execute_tx,
     )
     add(
         name="users",

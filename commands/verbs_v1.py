@@ -18,7 +18,8 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field
 
 from clients.graphenedb_v1 import PLANS, REGIONS, V1Client
-from commands.context import Context, Plan
+from commands.context import Context
+from commands.plan import Plan
 from commands.registry import Registry, Verb
 from commands.targets import V1, client_of, db_plan, find, started_reply
 from core.errors import UserError
@@ -135,7 +136,7 @@ class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ScheduleOptions(_Options):
+class BackupScheduleOptions(_Options):
     time: str | None = Field(default=None, description="daily backup time, H:MM:SS UTC")
 
 
@@ -346,7 +347,7 @@ def register(registry: Registry) -> None:
         pattern="<db>",
         example="backup-schedule legacy-orders time=3:30:00",
         role=Role.VIEWER,
-        options=ScheduleOptions,
+        options=BackupScheduleOptions,
         prepare=prepare_schedule,
         execute=execute_schedule,
     )

@@ -6,7 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from commands.context import Context, Plan
+from commands.context import Context
+from commands.plan import Plan
 from commands.registry import Registry, Verb
 from commands.targets import GRAPHENEDB, db_plan, find, target_of
 from core.errors import UserError

@@ -39,10 +39,10 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
         async with rt.shielded(channel, user):
             approvals = rt.bot.services.approvals
             approval = approvals.get(approval_id)
-            expected = rt.bot.executor.confirmation_needed(approval_id)
+            expected = rt.bot.pipeline.confirmation_needed(approval_id)
             if approval is None or not expected or not decisions.is_live(approval):
                 # no name to type (or nothing left to approve): decide now
-                await decisions.decide(
+                await decisions.settle_approval(
                     rt, approval_id, user=user, channel=channel, approve=True, confirm=expected
                 )
                 return
@@ -54,7 +54,7 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
     async def deny(body: dict[str, Any]) -> None:
         user, channel, approval_id = clicked(body)
         async with rt.shielded(channel, user):
-            await decisions.decide(
+            await decisions.settle_approval(
                 rt, approval_id, user=user, channel=channel, approve=False, confirm=None
             )
 

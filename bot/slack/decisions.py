@@ -1,6 +1,6 @@
 """Deciding an approval from Slack (a button or the typed-name modal) and showing it.
 
-The decision itself is `Executor.decide_approval`, whose `ApprovalStore.claim`
+The decision itself is `Pipeline.decide_approval`, whose `ApprovalStore.claim`
 is atomic: double clicks and replays execute at most once. This module only
 tells the clicker about a refusal (ephemerally), or, when this click made the
 decision, edits the card in place (who, when, no buttons) and posts the
@@ -16,7 +16,6 @@ import time
 from slack_sdk.errors import SlackApiError
 
 from bot.slack.runtime import SlackRuntime
-from commands.context import Context
 from core.audit_context import acting_as
 from core.reply import Reply
 from permissions.approvals import Approval
@@ -73,15 +72,14 @@ async def update_card(rt: SlackRuntime, approval: Approval) -> None:
 
 
 async def may_open_modal(rt: SlackRuntime, approval_id: str, user: str, channel: str) -> bool:
-    """Whether `user` may approve (checked by the executor, nothing claimed).
+    """Whether `user` may approve (checked by the pipeline, nothing claimed).
 
     Called for approvals that need a typed name: `decide_approval` without the
     name checks the clicker's right first and stops at the name check, so a
     refusal is shown now instead of after the modal. Refusals go to the clicker.
     """
     invocation = await rt.invocation(user, channel, f"approve {approval_id}")
-    ctx = Context(invocation, rt.bot.services)
-    reply = await rt.bot.executor.decide_approval(ctx, approval_id, True, None)
+    reply = await rt.bot.pipeline.decide_approval(invocation, approval_id, True, None)
     approval = rt.bot.services.approvals.get(approval_id)
     if reply.status == "denied" or approval is None or not is_live(approval):
         rt.metrics.approval("refused")
@@ -90,7 +88,7 @@ async def may_open_modal(rt: SlackRuntime, approval_id: str, user: str, channel:
     return True
 
 
-async def decide(
+async def settle_approval(
     rt: SlackRuntime,
     approval_id: str,
     *,
@@ -104,9 +102,7 @@ async def decide(
     text = f"approve {approval_id}" if approve else f"deny {approval_id}"
     invocation = await rt.invocation(user, channel, text)
     with acting_as(invocation):  # API calls are audited with the approver
-        reply = await rt.bot.executor.decide_approval(
-            Context(invocation, rt.bot.services), approval_id, approve, confirm
-        )
+        reply = await rt.bot.pipeline.decide_approval(invocation, approval_id, approve, confirm)
     after = approvals.get(approval_id)
     decided_here = (
         after is not None

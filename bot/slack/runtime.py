@@ -15,7 +15,7 @@ import logging
 import traceback
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -28,28 +28,13 @@ from bot.slack.pages import PageStore
 from bot.wiring import Bot
 from commands.grammar import GrammarError, parse
 from core.invocation import Invocation
-from core.reply import Action, OperationRef, Reply
+from core.reply import Action, Reply
+from operations.notify import TrackerPort
 
 log = logging.getLogger("graphops.slack")
 
 OPEN_SECRET_ACTION = "secret.open"
 OOPS = "Something went wrong inside graphops; the error is in the bot's log."
-
-
-class Tracker(Protocol):
-    """Follows an operation and reports its progress in a thread (operations/tracker.py)."""
-
-    async def track(
-        self,
-        ref: OperationRef,
-        *,
-        channel: str,
-        thread_ts: str | None,
-        user: str,
-        origin: Reply | None = None,
-    ) -> Any:
-        """Start following `ref`, reporting in `channel` under `thread_ts`."""
-        ...
 
 
 def tracked_count(tracker: Any) -> int:
@@ -123,7 +108,7 @@ class SlackRuntime:
     client: AsyncWebClient
     pages: PageStore = field(default_factory=PageStore)
     metrics: Metrics = field(default_factory=Metrics)
-    tracker: Tracker | None = None
+    tracker: TrackerPort | None = None
     page_rows: int = 40
     groups: UserGroups = field(init=False)
     notifier: SlackNotifier = field(init=False)

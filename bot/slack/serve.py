@@ -21,16 +21,16 @@ from bot.config import Config, ConfigError
 from bot.logs import setup_logging
 from bot.slack.app import build_app
 from bot.slack.notifier import SlackNotifier
-from bot.slack.runtime import Tracker as TrackerLike
 from bot.slack.server import SlackServer
 from bot.slack.sweep import DEFAULT_SWEEP_SECONDS
 from bot.wiring import Bot, build_bot, build_scheduler, build_tracker, build_watcher
+from operations.notify import TrackerPort
 from operations.schedules import Scheduler
 from operations.tracker import Tracker
 
 log = logging.getLogger("graphops.slack")
 
-TrackerFactory = Callable[[Bot, SlackNotifier], TrackerLike]
+TrackerFactory = Callable[[Bot, SlackNotifier], TrackerPort]
 
 
 def slack_secrets(config: Config, environ: Mapping[str, str]) -> tuple[str, str, str]:
@@ -86,7 +86,7 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     socket_mode: AsyncSocketModeHandler | None = None
-    tracker: TrackerLike | None = None
+    tracker: TrackerPort | None = None
     scheduler: Scheduler | None = None
     server: SlackServer | None = None
     try:

@@ -107,7 +107,7 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
 
     def name_is_right(body: dict[str, Any]) -> bool:
         _, _, approval_id, typed = submitted(body)
-        expected = rt.bot.executor.confirmation_needed(approval_id)
+        expected = rt.bot.pipeline.confirmation_needed(approval_id)
         return expected is None or typed.strip() == expected
 
     async def check_name(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -115,7 +115,7 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
             await ack()
             return
         _, _, approval_id, _ = submitted(body)
-        expected = rt.bot.executor.confirmation_needed(approval_id) or ""
+        expected = rt.bot.pipeline.confirmation_needed(approval_id) or ""
         await ack(
             response_action="errors",
             errors={INPUT_BLOCK: cut(f"Type the name exactly: {expected}", 150)},
@@ -126,7 +126,7 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
         if not name_is_right(body):
             return  # already answered with errors on the field
         async with rt.shielded(channel, user):
-            await decisions.decide(
+            await decisions.settle_approval(
                 rt, approval_id, user=user, channel=channel, approve=True, confirm=typed
             )
 

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from commands.verbs_schedule import PipelineRunner, newest_snapshot
 from core.invocation import Invocation
 from core.reply import Reply
 from operations.follow import Backoff
-from operations.schedules import Scheduler, ScheduleStore, newest_snapshot
+from operations.schedules import Scheduler, ScheduleStore
 from operations.tracker import Tracker, TrackerSettings
 from operations.when import WhenError, parse_when
 from simulators.base import ManualClock
@@ -121,7 +122,9 @@ async def make(bot, line: str, user: str = ALICE, channel: str = DEV):  # type: 
 
 
 def scheduler(bot, notifier, clock, **kwargs):  # type: ignore[no-untyped-def]
-    return Scheduler(bot, notifier, clock=clock, **kwargs)
+    return Scheduler(
+        PipelineRunner(bot.pipeline), notifier, bot.db, bot.services.audit, clock=clock, **kwargs
+    )
 
 
 def pauses(console_sim) -> int:  # type: ignore[no-untyped-def]
