@@ -45,11 +45,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import sqlite_utils
-from sqlite_utils import Migrations
 
 from core.refs import UserRef
 from core.reply import Action, Reply
 from operations.loop import BackgroundLoop
+from operations.migrations import migrate
 from operations.notify import Notifier, TrackerPort
 from operations.when import When, parse_when, show_time, show_utc
 from permissions.audit import AuditLog
@@ -63,54 +63,6 @@ HEADS_UP_VERBS = frozenset({"pause"})
 
 
 # -- the store -------------------------------------------------------------------------
-
-migrations = Migrations("schedules")
-
-
-@migrations()
-def m001_schedules(db: sqlite_utils.Database) -> None:
-    db.execute(
-        """
-        CREATE TABLE schedules (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            owner TEXT NOT NULL,
-            channel TEXT NOT NULL,
-            verb TEXT NOT NULL,
-            db TEXT NOT NULL,
-            source TEXT,
-            env TEXT,
-            "when" TEXT NOT NULL,
-            tz TEXT NOT NULL DEFAULT 'UTC',
-            provider TEXT NOT NULL DEFAULT '',
-            environment_id TEXT NOT NULL DEFAULT '',
-            environment_name TEXT NOT NULL DEFAULT '',
-            production INTEGER NOT NULL DEFAULT 0,
-            role INTEGER NOT NULL DEFAULT 2,
-            next_run_at REAL,
-            last_run_at REAL,
-            state TEXT NOT NULL DEFAULT 'active',
-            skip_until REAL,
-            postponed_to REAL,
-            approval_id TEXT,
-            created_at REAL NOT NULL
-        )
-        """
-    )
-    db.execute("CREATE INDEX schedules_due ON schedules (state, next_run_at)")
-    db.execute(
-        """
-        CREATE TABLE schedule_runs (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            schedule_id INTEGER NOT NULL,
-            run_at REAL NOT NULL,
-            kind TEXT NOT NULL,
-            at REAL NOT NULL,
-            outcome TEXT,
-            detail TEXT,
-            UNIQUE (schedule_id, run_at, kind)
-        )
-        """
-    )
 
 
 @dataclass(frozen=True)
@@ -199,7 +151,7 @@ class ScheduleStore:
     def __init__(self, db: sqlite_utils.Database, clock: Callable[[], float] = time.time):
         self.db = db
         self.clock = clock
-        migrations.apply(db)
+        migrate(db)
 
     def _select(self, where: str, params: Sequence[Any]) -> list[Schedule]:
         columns = ", ".join(f'"{c}"' for c in _COLUMNS)

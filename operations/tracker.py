@@ -32,8 +32,9 @@ from core.refs import ChannelRef, UserRef
 from core.reply import OperationRef, Reply
 from operations.follow import Backoff
 from operations.loop import BackgroundLoop
+from operations.migrations import migrate
 from operations.notify import Notifier
-from operations.store import Outbox, OutboxRow, migrate
+from operations.store import Outbox, OutboxRow
 from permissions.store import PermissionStore
 
 log = logging.getLogger("graphops.tracker")
