@@ -11,21 +11,19 @@ import httpx
 import sqlite_utils
 from pydantic import SecretStr
 
-from bot.config import Config, ConsoleProvider, TypeDBProvider, V1Provider, resolve_credentials
+from bot.config import Config, ProviderConfig, resolve_credentials
 from bot.store import open_database
-from clients.graphenedb import ConsoleClient
-from clients.graphenedb_v1 import V1Client
+from clients.dryrun import RecordingTransport
 from clients.http import CallRecord
-from clients.typedb import TypeDBClient
-from commands.context import FileSource, Services
+from commands.adapters import adapter
+from commands.context import DryRunProviders, FileSource, Services
 from commands.pipeline import Pipeline
 from commands.registry import Registry
 from commands.resolve import Resolver
-from commands.verbs_access import build_registry
-from commands.verbs_schedule import PipelineRunner
+from commands.scheduled import PipelineRunner
+from commands.verbs import build_registry
 from core.audit_context import current_invocation
 from core.invocation import Invocation
-from core.kinds import ProviderKind
 from core.provider import Provider
 from core.reply import Reply
 from operations.follow import Backoff
@@ -107,53 +105,38 @@ def build_scheduler(bot: Bot, notifier: Notifier, tracker: Tracker) -> Scheduler
     )
 
 
-def _make_client(
-    provider: Any,
-    credentials: dict[str, Any],
+def connect(
+    provider: ProviderConfig,
+    credentials: Mapping[str, SecretStr],
     http: httpx.AsyncClient | None,
     on_call: Callable[[CallRecord], None],
-) -> Any:
-    common: dict[str, Any] = {"http": http, "timeout": provider.timeout_seconds, "on_call": on_call}
-    if isinstance(provider, ConsoleProvider):
-        return ConsoleClient(
-            provider.name,
-            provider.base_url,
-            credentials["client_id"],
-            credentials["client_secret"],
-            **common,
-        )
-    if isinstance(provider, V1Provider):
-        return V1Client(provider.name, provider.base_url, credentials["api_key"], **common)
-    assert isinstance(provider, TypeDBProvider)
-    return TypeDBClient(
-        provider.name, provider.base_url, credentials["username"], credentials["password"], **common
+) -> Provider:
+    """The Provider of one `[[providers]]` entry: its kind's adapter builds the client."""
+    kind = adapter(provider.kind)
+    client = kind.connect(
+        provider.name,
+        provider.base_url,
+        credentials,
+        http=http,
+        timeout=provider.timeout_seconds,
+        on_call=on_call,
     )
+    return Provider(provider.name, kind.kind, client, kind.operation_source(client))
 
 
-def _operation_source(client: Any) -> Any:
-    if isinstance(client, ConsoleClient):
-        return client
-    if isinstance(client, V1Client):
-        return client.as_operation_source()
-    return None
-
-
-def dry_run_provider_factory(config: Config) -> Callable[[Any], dict[str, Provider]]:
+def dry_run_provider_factory(config: Config) -> DryRunProviders:
     """Providers like the real ones, whose clients record requests instead of sending."""
 
-    def build(recorder: Any) -> dict[str, Provider]:
+    def build(recorder: RecordingTransport) -> dict[str, Provider]:
         http = httpx.AsyncClient(transport=recorder)
         fake = {
             name: SecretStr("dry-run")
             for name in ("client_id", "client_secret", "api_key", "username", "password")
         }
-        built = {}
-        for provider in config.providers:
-            client = _make_client(provider, fake, http, lambda call: None)
-            built[provider.name] = Provider(
-                provider.name, ProviderKind(provider.kind), client, _operation_source(client)
-            )
-        return built
+        return {
+            provider.name: connect(provider, fake, http, lambda call: None)
+            for provider in config.providers
+        }
 
     return build
 
@@ -203,14 +186,9 @@ def build_bot(
     closers = []
     for provider_config in config.providers:
         credentials = resolve_credentials(provider_config, environ)
-        client = _make_client(provider_config, credentials, http, record_call)
-        providers[provider_config.name] = Provider(
-            provider_config.name,
-            ProviderKind(provider_config.kind),
-            client,
-            _operation_source(client),
-        )
-        closers.append(client.aclose)
+        provider = connect(provider_config, credentials, http, record_call)
+        providers[provider_config.name] = provider
+        closers.append(provider.client.aclose)
     permissions = PermissionStore(database, admins=frozenset(config.bot.admins))
     services = Services(
         providers=providers,

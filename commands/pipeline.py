@@ -1,7 +1,7 @@
 """The one governed path: every command, however it starts, is run and decided here.
 
 Typed commands and buttons (`Pipeline.run`), approval clicks
-(`Pipeline.decide_approval`), scheduled runs (commands/verbs_schedule.py's
+(`Pipeline.decide_approval`), scheduled runs (commands/scheduled.py's
 runner calls `Pipeline.run` with `preapproved=True`) and the checks a verb
 makes of its own (`evaluate`, `decide_targets`, `refuse`) all go through the
 functions of this module; permissions/ is the only place that decides, and

@@ -34,6 +34,7 @@ class Scope:
 
     @property
     def label(self) -> str:
+        """`staging/console`, or the provider's name for one-environment providers."""
         if self.environment.name == self.provider.name:  # one-environment providers (v1, TypeDB)
             return self.provider.name
         return f"{self.environment.name}/{self.provider.name}"

@@ -7,31 +7,37 @@ the role the verb needs.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from commands.context import Context, RoleTooLow
 from commands.plan import Plan
 from commands.resolve import Found, NameNotFound, Scope, eligible_bindings
 from core.errors import UserError
+from core.kinds import ProviderKind
 from core.provider import Provider
 from core.refs import ChannelRef
 from core.reply import OperationRef, Reply
 from permissions.policy import Target, effective_binding
 from permissions.roles import Role
 
-CONSOLE = frozenset({"graphenedb"})
-V1 = frozenset({"graphenedb-v1"})
+# The kinds a verb works on (`@verb(kinds=...)`).
+CONSOLE = frozenset({ProviderKind.GRAPHENEDB})
+V1 = frozenset({ProviderKind.GRAPHENEDB_V1})
 GRAPHENEDB = CONSOLE | V1
-TYPEDB = frozenset({"typedb"})
+TYPEDB = frozenset({ProviderKind.TYPEDB})
+EVERY_KIND = frozenset(ProviderKind)
+
+_NAME = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
 
 
-def providers_of(ctx: Context, kinds: frozenset[str]) -> list[Provider]:
+def providers_of(ctx: Context, kinds: frozenset[ProviderKind]) -> list[Provider]:
     """The configured providers of these kinds."""
     return [p for p in ctx.services.providers.values() if p.kind in kinds]
 
 
 async def scopes(
-    ctx: Context, kinds: frozenset[str], role: Role, env: str | None = None
+    ctx: Context, kinds: frozenset[ProviderKind], role: Role, env: str | None = None
 ) -> list[Scope]:
     """Environments of these kinds where this channel holds at least `role`."""
     policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
@@ -54,7 +60,7 @@ def target_of(scope: Scope) -> Target:
 
 
 async def find(
-    ctx: Context, kinds: frozenset[str], role: Role, name: str, env: str | None = None
+    ctx: Context, kinds: frozenset[ProviderKind], role: Role, name: str, env: str | None = None
 ) -> Found:
     """The database `name` in an environment of these kinds where the channel holds `role`.
 
@@ -87,7 +93,7 @@ async def find(
 
 
 async def _refuse_if_visible(
-    ctx: Context, kinds: frozenset[str], role: Role, name: str, env: str | None
+    ctx: Context, kinds: frozenset[ProviderKind], role: Role, name: str, env: str | None
 ) -> None:
     """RoleTooLow when `name` is in an environment the channel may only look at."""
     try:
@@ -105,7 +111,9 @@ async def _refuse_if_visible(
     )
 
 
-async def single_scope(ctx: Context, kinds: frozenset[str], role: Role, env: str | None) -> Scope:
+async def single_scope(
+    ctx: Context, kinds: frozenset[ProviderKind], role: Role, env: str | None
+) -> Scope:
     """The one environment a command means: `env=`, or the only one the channel may use."""
     found = await scopes(ctx, kinds, role, env)
     if len(found) == 1:
@@ -115,7 +123,11 @@ async def single_scope(ctx: Context, kinds: frozenset[str], role: Role, env: str
 
 
 def client_of(ctx: Context, provider: str, cls: type[Any]) -> Any:
-    """The client of a provider, checked to be of the expected class."""
+    """The client of a provider, checked to be of the expected class (UserError if not).
+
+    The adapters wrap it with the right type (`console_client`, `v1_client`,
+    `typedb_client`).
+    """
     value = ctx.provider(provider).client
     if not isinstance(value, cls):
         raise UserError(f"provider {provider!r} is not a {cls.__name__} provider")
@@ -173,3 +185,37 @@ def started_reply(ctx: Context, plan: Plan, title: str, started: Any) -> Reply:
         fields=fields,
         operations=operations,
     )
+
+
+def flags(db: Any) -> str:
+    """`pending, locked, INCIDENT, needs restart`: the flags of a listed database's status."""
+    status = db.status
+    on = [
+        name
+        for name, value in (
+            ("pending", status.is_pending),
+            ("locked", status.is_locked),
+            ("INCIDENT", status.under_incident),
+            ("needs restart", status.needs_restart),
+        )
+        if value
+    ]
+    return ", ".join(on)
+
+
+async def prepare_read(ctx: Context, values: dict[str, Any]) -> Plan:
+    """The plan of a read over every environment the channel may view (no single target).
+
+    The verb's execute then looks only where the channel holds viewer (`scopes`).
+    """
+    return Plan(verb="read", provider="", targets=[], params=values, summary="read")
+
+
+def check_database_name(name: str) -> str:
+    """`name` if it is a valid new GrapheneDB database name; UserError saying what is."""
+    if not _NAME.match(name):
+        raise UserError(
+            f"{name!r} is not a valid database name: use 3-40 characters, lower-case letters, "
+            "digits and dashes, starting with a letter (e.g. orders-copy)"
+        )
+    return name

@@ -1,6 +1,6 @@
 """The open multi-step TypeDB transactions (`tx`): one per (user, channel), in memory.
 
-The `tx` verb (commands/verbs_typedb.py) opens, uses and closes them through
+The `tx` verb (commands/verbs/queries.py) opens, uses and closes them through
 `Services.transactions`. They do not survive a bot restart (TypeDB closes them
 server-side after their timeout anyway), and are forgotten after
 `TX_TIMEOUT_SECONDS`, the `transactionTimeoutMillis` they are opened with.

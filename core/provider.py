@@ -73,7 +73,9 @@ class OperationSource(Protocol):
     (operations/follow.py reads them); `NotFound` when it is gone.
     """
 
-    async def operation(self, database_id: str, operation_id: str) -> Any: ...
+    async def operation(self, database_id: str, operation_id: str) -> Any:
+        """The operation now; NotFound when the API no longer knows it."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from bot.config import BotSettings, Config, TypeDBProvider
 from bot.wiring import Bot, build_bot
 from clients.typedb import QueryAnswer
 from commands.typeql import classify, count_types
-from commands.verbs_typedb import DEFAULT_LIMIT, MAX_LIMIT, render_answer
+from commands.verbs.queries import DEFAULT_LIMIT, MAX_LIMIT, render_answer
 from core.invocation import Invocation
 from core.reply import Reply
 from permissions.roles import Role

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from commands.verbs_schedule import PipelineRunner, newest_snapshot
+from commands.scheduled import PipelineRunner, newest_snapshot
 from core.invocation import Invocation
 from core.reply import Reply
 from operations.follow import Backoff
