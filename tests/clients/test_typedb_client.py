@@ -44,11 +44,6 @@ SEED_TOKEN = (
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 async def sim(clock: ManualClock) -> AsyncIterator[TypeDBSimulator]:
     s = TypeDBSimulator(username=USER, password=PASSWORD, token_ttl=600)
     s.clock = clock

@@ -36,14 +36,9 @@ DEFINE = "define entity company, owns name;"
 
 
 @pytest.fixture
-def tdb_clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-async def tdb_sim(tdb_clock: ManualClock) -> AsyncIterator[TypeDBSimulator]:
+async def tdb_sim(clock: ManualClock) -> AsyncIterator[TypeDBSimulator]:
     sim = TypeDBSimulator(username="admin", password=TDB_PASSWORD)
-    sim.clock = tdb_clock
+    sim.clock = clock
     await sim.start("127.0.0.1", 0)
     try:
         yield sim
@@ -52,9 +47,7 @@ async def tdb_sim(tdb_clock: ManualClock) -> AsyncIterator[TypeDBSimulator]:
 
 
 @pytest.fixture
-async def tbot(
-    tdb_sim: TypeDBSimulator, tdb_clock: ManualClock, tmp_path: Path
-) -> AsyncIterator[Bot]:
+async def tbot(tdb_sim: TypeDBSimulator, clock: ManualClock, tmp_path: Path) -> AsyncIterator[Bot]:
     """A bot with one TypeDB provider `graph`: #view viewer, #ops operator, #adm admin."""
     config = Config(
         bot=BotSettings(admins=(ADMIN,), database=str(tmp_path / "tdb.sqlite3")),
@@ -73,7 +66,7 @@ async def tbot(
     permissions.grant(VIEW, "graph", "graph", Role.VIEWER)
     permissions.grant(OPS, "graph", "graph", Role.OPERATOR)
     permissions.grant(ADM, "graph", "graph", Role.ADMIN)
-    bot.services.transactions.clock = tdb_clock
+    bot.services.transactions.clock = clock
     try:
         yield bot
     finally:
@@ -479,9 +472,9 @@ async def test_multi_step_writes_are_refused_in_protected_environments(tbot, tdb
     assert read.status == "ok"
 
 
-async def test_transaction_timeout(tbot, tdb_sim, tdb_clock):
+async def test_transaction_timeout(tbot, tdb_sim, clock):
     await run(tbot, "tx open social write")
-    tdb_clock.advance(301)
+    clock.advance(301)
     assert tdb_sim.transactions == []  # closed server-side
     posts = len(query_posts(tdb_sim))
     reply = await run(tbot, f"tx query '{INSERT}'")
@@ -490,10 +483,10 @@ async def test_transaction_timeout(tbot, tdb_sim, tdb_clock):
     assert (await run(tbot, "tx open social write")).status == "ok"
 
 
-async def test_transaction_gone_on_the_server_is_forgotten(tbot, tdb_sim, tdb_clock):
+async def test_transaction_gone_on_the_server_is_forgotten(tbot, tdb_sim, clock):
     tbot.services.transactions.clock = ManualClock()  # the bot's clock lags
     await run(tbot, "tx open social write")
-    tdb_clock.advance(301)
+    clock.advance(301)
     reply = await run(tbot, f"tx query '{INSERT}'")
     assert reply.status == "error" and "408" in reply.text
     again = await run(tbot, f"tx query '{INSERT}'")
@@ -619,10 +612,10 @@ async def test_mixed_bot_names_the_kind_a_verb_does_not_work_on(console_sim, tdb
         await bot.aclose()
 
 
-async def test_abandoned_transactions_are_swept(tbot, tdb_clock):
+async def test_abandoned_transactions_are_swept(tbot, clock):
     await run(tbot, "tx open social read", channel=VIEW, user=BOB)
     transactions = tbot.services.transactions
     assert len(transactions) == 1
-    tdb_clock.advance(2 * transactions.timeout_seconds + 1)
+    clock.advance(2 * transactions.timeout_seconds + 1)
     await run(tbot, "tx open social read", channel=VIEW)
     assert len(transactions) == 1  # Alice's; Bob's abandoned one is gone

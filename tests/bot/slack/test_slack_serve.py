@@ -13,7 +13,7 @@ from bot.config import ConfigError, SlackSettings
 from bot.slack.serve import serve, slack_secrets
 from simulators.graphenedb import ConsoleSimulator
 from simulators.slack import SlackStandIn
-from tests.slack.slack_support import BOT_TOKEN, SIGNING_SECRET, signed_headers
+from tests.bot.slack.slack_support import BOT_TOKEN, SIGNING_SECRET, signed_headers
 from tests.support import ENVIRON, make_config
 
 

@@ -9,7 +9,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.slack.notifier import SlackNotifier
 from core.reply import Reply
 from simulators.slack import SlackStandIn
-from tests.slack.slack_support import BOT_TOKEN
+from tests.bot.slack.slack_support import BOT_TOKEN
 
 
 def _client(standin: SlackStandIn, token: str = BOT_TOKEN) -> AsyncWebClient:

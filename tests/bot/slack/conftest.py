@@ -14,7 +14,7 @@ from bot.slack.runtime import SlackRuntime
 from bot.slack.server import SlackServer
 from bot.wiring import Bot
 from simulators.slack import SlackStandIn
-from tests.slack.slack_support import BOT_TOKEN, SIGNING_SECRET, SlackClient, validate_calls
+from tests.bot.slack.slack_support import BOT_TOKEN, SIGNING_SECRET, SlackClient, validate_calls
 
 
 @dataclass

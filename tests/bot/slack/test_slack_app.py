@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 
 import pytest
 
 from simulators.graphenedb import ConsoleSimulator
-from tests.slack.conftest import SlackHarness
-from tests.slack.slack_support import texts
+from tests.bot.slack.conftest import SlackHarness
+from tests.bot.slack.slack_support import texts
+from tests.waiting import until
 
 
 async def test_help_is_ephemeral(harness: SlackHarness) -> None:
@@ -65,15 +65,8 @@ async def _terminate_card(
         approval = approvals.get(approval_id)
         return approval.message_ts if approval else None
 
-    await _until(lambda: card_ts() is not None)  # stored right after the post
+    await until(lambda: card_ts() is not None)  # stored right after the post
     return approval_id, str(card_ts())
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 def _deletes(console_sim: ConsoleSimulator) -> list[object]:
@@ -352,7 +345,7 @@ async def test_operations_are_tracked_under_the_posted_message(
     harness.rt.metrics.tracked = tracker.running
     await harness.slack.slash("restart sandbox-db")
     [message] = await harness.standin.wait_for("chat.postMessage")
-    await _until(lambda: bool(tracker.tracked))
+    await until(lambda: bool(tracker.tracked))
     [entry] = tracker.tracked
     assert entry["channel"] == "C0DEV" and entry["user"] == "U0ALICE"
     assert message.body["channel"] == "C0DEV" and "thread_ts" not in message.body
