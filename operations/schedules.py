@@ -304,7 +304,7 @@ class ScheduleStore:
 class ScheduleRunner(Protocol):
     """Runs the command of a due schedule through the command pipeline; bot/ injects it.
 
-    The implementation (commands/verbs_schedule.py, `PipelineRunner`) checks the
+    The implementation (commands/scheduled.py, `PipelineRunner`) checks the
     channel's rights again, resolves a refresh's newest snapshot, and runs the
     command line with `preapproved=True`; it answers a refusal or an error as a
     failed Reply and never raises.
