@@ -16,6 +16,7 @@ from bot.store import open_database
 from clients.dryrun import RecordingTransport
 from clients.http import CallRecord
 from commands.adapters import adapter
+from commands.adapters.base import ClientOptions
 from commands.context import DryRunProviders, FileSource, Services
 from commands.pipeline import Pipeline
 from commands.registry import Registry
@@ -113,14 +114,8 @@ def connect(
 ) -> Provider:
     """The Provider of one `[[providers]]` entry: its kind's adapter builds the client."""
     kind = adapter(provider.kind)
-    client = kind.connect(
-        provider.name,
-        provider.base_url,
-        credentials,
-        http=http,
-        timeout=provider.timeout_seconds,
-        on_call=on_call,
-    )
+    options = ClientOptions(http, provider.timeout_seconds, on_call)
+    client = kind.connect(provider.name, provider.base_url, credentials, options)
     return Provider(provider.name, kind.kind, client, kind.operation_source(client))
 
 

@@ -8,7 +8,8 @@ the role the verb needs.
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from commands.context import Context, RoleTooLow
 from commands.plan import Plan
@@ -29,6 +30,7 @@ TYPEDB = frozenset({ProviderKind.TYPEDB})
 EVERY_KIND = frozenset(ProviderKind)
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
+T = TypeVar("T")
 
 
 def providers_of(ctx: Context, kinds: frozenset[ProviderKind]) -> list[Provider]:
@@ -219,3 +221,26 @@ def check_database_name(name: str) -> str:
             "digits and dashes, starting with a letter (e.g. orders-copy)"
         )
     return name
+
+
+ID_PREFIX = 6  # the fewest characters of an id (snapshot, backup) a command accepts
+
+
+def require_id_prefix(wanted: str, what: str) -> None:
+    """UserError unless `wanted` has at least ID_PREFIX characters (checked before any request)."""
+    if len(wanted) < ID_PREFIX:
+        raise UserError(f"give at least the first {ID_PREFIX} characters of the {what} id")
+
+
+def one_by_id(items: list[T], id_of: Callable[[T], str], wanted: str, what: str, where: str) -> T:
+    """The one item whose id is `wanted` or starts with it; UserError when none or several.
+
+    `what` names the items (`snapshot`; `snapshots <db>` lists them), `where` says
+    where none was found (`found`, `of that database`).
+    """
+    matches = [item for item in items if id_of(item) == wanted or id_of(item).startswith(wanted)]
+    if not matches:
+        raise UserError(f"no {what} {wanted!r} {where}; `{what}s <db>` lists them")
+    if len(matches) > 1:
+        raise UserError(f"{wanted!r} matches {len(matches)} {what}s; give more of the id")
+    return matches[0]

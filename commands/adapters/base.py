@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import httpx
@@ -19,6 +20,21 @@ from core.reply import Reply
 Catalog = Literal["versions", "plans", "regions"]
 
 
+@dataclass(frozen=True)
+class ClientOptions:
+    """How bot/ wants every client built: a shared connection pool (None: the client's
+    own), the request timeout in seconds, and the hook that sees every API call (audit,
+    metrics)."""
+
+    http: httpx.AsyncClient | None
+    timeout: float
+    on_call: Callable[[CallRecord], None]
+
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments every client of clients/ takes for these."""
+        return {"http": self.http, "timeout": self.timeout, "on_call": self.on_call}
+
+
 class Adapter(Protocol):
     """What graphops needs to know of one provider kind."""
 
@@ -27,14 +43,7 @@ class Adapter(Protocol):
     auth_paths: frozenset[str]
 
     def connect(
-        self,
-        name: str,
-        base_url: str,
-        credentials: Mapping[str, SecretStr],
-        *,
-        http: httpx.AsyncClient | None,
-        timeout: float,
-        on_call: Callable[[CallRecord], None],
+        self, name: str, base_url: str, credentials: Mapping[str, SecretStr], options: ClientOptions
     ) -> ProviderClient:
         """The client of provider `name`; `credentials` by the names bot/config.py gives."""
         ...

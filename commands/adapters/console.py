@@ -7,15 +7,13 @@ operations with steps (`/operations/{id}`), which the client reads itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-import httpx
 from pydantic import SecretStr
 
 from clients.graphenedb import ConsoleClient, Operation
-from clients.http import CallRecord
-from commands.adapters.base import Catalog
+from commands.adapters.base import Catalog, ClientOptions
 from commands.context import Context
 from commands.plan import Plan
 from commands.resolve import Found
@@ -46,14 +44,7 @@ class ConsoleAdapter:
     auth_paths = frozenset({ConsoleClient.TOKEN_PATH})
 
     def connect(
-        self,
-        name: str,
-        base_url: str,
-        credentials: Mapping[str, SecretStr],
-        *,
-        http: httpx.AsyncClient | None,
-        timeout: float,
-        on_call: Callable[[CallRecord], None],
+        self, name: str, base_url: str, credentials: Mapping[str, SecretStr], options: ClientOptions
     ) -> ConsoleClient:
         """A ConsoleClient with `client_id` and `client_secret`."""
         return ConsoleClient(
@@ -61,9 +52,7 @@ class ConsoleAdapter:
             base_url,
             credentials["client_id"],
             credentials["client_secret"],
-            http=http,
-            timeout=timeout,
-            on_call=on_call,
+            **options.kwargs(),
         )
 
     def operation_source(self, client: ProviderClient) -> OperationSource | None:

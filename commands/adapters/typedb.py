@@ -8,13 +8,12 @@ apply: TypeDB has its own (commands/verbs/typedb.py, commands/verbs/queries.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
-import httpx
 from pydantic import SecretStr
 
-from clients.http import CallRecord
 from clients.typedb import TypeDBClient
+from commands.adapters.base import ClientOptions
 from commands.context import Context
 from commands.targets import client_of
 from core.kinds import ProviderKind
@@ -34,24 +33,11 @@ class TypeDBAdapter:
     auth_paths = frozenset({TypeDBClient.SIGNIN_PATH})
 
     def connect(
-        self,
-        name: str,
-        base_url: str,
-        credentials: Mapping[str, SecretStr],
-        *,
-        http: httpx.AsyncClient | None,
-        timeout: float,
-        on_call: Callable[[CallRecord], None],
+        self, name: str, base_url: str, credentials: Mapping[str, SecretStr], options: ClientOptions
     ) -> TypeDBClient:
         """A TypeDBClient with `username` and `password`."""
         return TypeDBClient(
-            name,
-            base_url,
-            credentials["username"],
-            credentials["password"],
-            http=http,
-            timeout=timeout,
-            on_call=on_call,
+            name, base_url, credentials["username"], credentials["password"], **options.kwargs()
         )
 
     def operation_source(self, client: ProviderClient) -> OperationSource | None:

@@ -10,16 +10,14 @@ from an S3 `https://` URL the API fetches itself.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlparse
 
-import httpx
 from pydantic import SecretStr
 
 from clients.graphenedb_v1 import PLANS, REGIONS, V1Client
-from clients.http import CallRecord
-from commands.adapters.base import Catalog
+from commands.adapters.base import Catalog, ClientOptions
 from commands.context import Context
 from commands.plan import Plan
 from commands.resolve import Found
@@ -60,19 +58,10 @@ class V1Adapter:
     auth_paths: frozenset[str] = frozenset()  # an api_key header, no sign-in request
 
     def connect(
-        self,
-        name: str,
-        base_url: str,
-        credentials: Mapping[str, SecretStr],
-        *,
-        http: httpx.AsyncClient | None,
-        timeout: float,
-        on_call: Callable[[CallRecord], None],
+        self, name: str, base_url: str, credentials: Mapping[str, SecretStr], options: ClientOptions
     ) -> V1Client:
         """A V1Client with `api_key`."""
-        return V1Client(
-            name, base_url, credentials["api_key"], http=http, timeout=timeout, on_call=on_call
-        )
+        return V1Client(name, base_url, credentials["api_key"], **options.kwargs())
 
     def operation_source(self, client: ProviderClient) -> OperationSource | None:
         """`/v1/operations/{id}` (the database id is not needed)."""

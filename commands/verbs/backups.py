@@ -18,7 +18,7 @@ from commands.options import NoOptions
 from commands.plan import Plan
 from commands.registry import verb
 from commands.resolve import Found
-from commands.targets import V1, db_plan, find, started_reply
+from commands.targets import V1, db_plan, find, one_by_id, require_id_prefix, started_reply
 from core.errors import UserError
 from core.reply import Reply, Table
 from permissions.roles import Role
@@ -96,15 +96,9 @@ async def backup(ctx: Context, plan: Plan) -> Reply:
 
 
 async def _find_backup(ctx: Context, provider: str, database_id: str, wanted: str) -> str:
-    if len(wanted) < 6:
-        raise UserError("give at least the first 6 characters of the backup id")
+    require_id_prefix(wanted, "backup")
     ids = [b.id for b in await v1_client(ctx, provider).backups(database_id)]
-    matches = [i for i in ids if i == wanted or i.startswith(wanted)]
-    if not matches:
-        raise UserError(f"no backup {wanted!r} of that database; `backups <db>` lists them")
-    if len(matches) > 1:
-        raise UserError(f"{wanted!r} matches {len(matches)} backups; give more of the id")
-    return matches[0]
+    return one_by_id(ids, str, wanted, "backup", "of that database")
 
 
 async def prepare_restore_backup(ctx: Context, values: dict[str, Any]) -> Plan:

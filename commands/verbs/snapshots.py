@@ -23,13 +23,14 @@ from commands.targets import (
     check_database_name,
     db_plan,
     find,
+    one_by_id,
+    require_id_prefix,
     scopes,
     single_scope,
     started_reply,
     target_of,
 )
 from commands.verbs.databases import prepare_operate
-from core.errors import UserError
 from core.reply import Reply, Table
 from permissions.roles import Role
 
@@ -98,8 +99,7 @@ async def _find_snapshot(
     ctx: Context, snapshot: str, source: str | None, env: str | None
 ) -> tuple[Found, Any]:
     """The snapshot whose id is or starts with `snapshot` (at least 6 characters)."""
-    if len(snapshot) < 6:
-        raise UserError("give at least the first 6 characters of the snapshot id")
+    require_id_prefix(snapshot, "snapshot")
     if source:
         candidates = [await find(ctx, CONSOLE, Role.VIEWER, source, env)]
     else:
@@ -107,17 +107,11 @@ async def _find_snapshot(
         for scope in await scopes(ctx, CONSOLE, Role.VIEWER, env):
             for db in await ctx.services.resolver.databases(scope.provider, scope.environment.id):
                 candidates.append(Found(scope, db))
-    matches = []
+    snapshots: list[tuple[Found, Any]] = []
     for found in candidates:
         api = console_client(ctx, found.scope.provider.name)
-        for snap in await api.snapshots(found.database.id):
-            if snap.id == snapshot or snap.id.startswith(snapshot):
-                matches.append((found, snap))
-    if not matches:
-        raise UserError(f"no snapshot {snapshot!r} found; `snapshots <db>` lists them")
-    if len(matches) > 1:
-        raise UserError(f"{snapshot!r} matches {len(matches)} snapshots; give more of the id")
-    return matches[0]
+        snapshots.extend((found, snap) for snap in await api.snapshots(found.database.id))
+    return one_by_id(snapshots, lambda pair: str(pair[1].id), snapshot, "snapshot", "found")
 
 
 async def prepare_restore(ctx: Context, values: dict[str, Any]) -> Plan:
