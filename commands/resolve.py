@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import UserError
-from core.provider import Provider
+from core.provider import EnvironmentInfo, Provider
 from permissions.model import Binding, ChannelPolicy, environment_matches
 from permissions.roles import Role
 
@@ -30,7 +30,7 @@ class Scope:
     """One environment of one provider that a command may look in."""
 
     provider: Provider
-    environment: Any  # clients' Environment: .id, .name, .production
+    environment: EnvironmentInfo
 
     @property
     def label(self) -> str:
@@ -87,7 +87,7 @@ class Resolver:
         self._cache[key] = (self._clock(), value)
         return value
 
-    async def environments(self, provider: Provider) -> list[Any]:
+    async def environments(self, provider: Provider) -> list[EnvironmentInfo]:
         """The provider's environments (cached)."""
         return await self._cached((provider.name, ""), provider.client.environments)
 

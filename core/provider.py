@@ -35,6 +35,11 @@ class EnvironmentInfo(Protocol):
         """Whether the API marks it production (protected by default)."""
         ...
 
+    @property
+    def type(self) -> str | None:
+        """The API's kind of environment (a Console environment's colour), if any."""
+        ...
+
 
 class DatabaseInfo(Protocol):
     """A database as a client lists it: an id and a name, whatever else it carries."""
