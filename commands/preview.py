@@ -15,8 +15,7 @@ from collections.abc import AsyncIterator
 
 from clients.dryrun import RecordingTransport, describe_body
 from clients.errors import ApiError
-from clients.graphenedb import ConsoleClient
-from clients.typedb import TypeDBClient
+from commands.adapters import ADAPTERS
 from commands.context import Context
 from commands.grammar import GrammarError, ParsedCommand
 from commands.plan import Plan, env_names, safety_nets
@@ -28,7 +27,7 @@ from core.reply import Reply, Table
 from permissions.policy import Decision
 
 # Token requests are how a client signs in, not what a command does: previews leave them out.
-AUTH_PATHS = frozenset({ConsoleClient.TOKEN_PATH, TypeDBClient.SIGNIN_PATH})
+AUTH_PATHS = frozenset(path for kind in ADAPTERS.values() for path in kind.auth_paths)
 
 
 async def preview(ctx: Context, verb: Verb, plan: Plan) -> Table:
