@@ -23,6 +23,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Pin the runtime dependencies for the Docker image (constraints.txt, used by the Dockerfile).
 constraints:

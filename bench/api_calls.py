@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import CHANNEL, USER, emit, make_bot, make_sim, table, workdir
-from commands.context import Invocation
+from core.invocation import Invocation
 from permissions.roles import Role
 
 TOKEN = re.compile(r"/oauth/token$")

@@ -2,7 +2,7 @@
 
 Bindings are written with PermissionStore.grant inside one transaction. A
 decision is timed as the command layer makes it (`policy_for(channel)` then
-`decide(...)`, commands/executor.py) and `decide` alone, over random channels.
+`decide(...)`, commands/pipeline.py) and `decide` alone, over random channels.
 
 Run from the repo root:  .venv/bin/python bench/decide.py [--channels 10000] [--n 20000]
 """

@@ -124,7 +124,7 @@ async def main(ops: int, step: float, limit: float) -> dict[str, Any]:
 
     from bot.slack.notifier import SlackNotifier
     from bot.wiring import build_bot, build_tracker
-    from commands.reply import OperationRef, Reply
+    from core.reply import OperationRef, Reply
 
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

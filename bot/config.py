@@ -295,10 +295,34 @@ def check_config(
     if database_problem:
         problems.append(f"database ({config.database_source}): {database_problem}")
     if purpose == "serve":
-        from bot.slack.serve import slack_secrets
-
         try:
             slack_secrets(config, environ)
         except ConfigError as exc:
             problems.append(str(exc))
     return problems
+
+
+def slack_secrets(config: Config, environ: Mapping[str, str]) -> tuple[str, str, str]:
+    """(bot token, signing secret, app token or ""); ConfigError names what is missing.
+
+    The signing secret is needed only without an app token (HTTP mode).
+    """
+    settings = config.slack
+    token = environ.get(settings.bot_token_env, "")
+    app_token = environ.get(settings.app_token_env, "")
+    signing = environ.get(settings.signing_secret_env, "")
+    missing = [settings.bot_token_env] if not token else []
+    if not app_token and not signing:
+        missing.append(settings.signing_secret_env)
+    if missing:
+        raise ConfigError(
+            "slack: environment variable(s) not set or empty: "
+            + ", ".join(missing)
+            + (
+                ""
+                if app_token
+                else f" (or set {settings.app_token_env} for Socket Mode, "
+                "which needs no signing secret)"
+            )
+        )
+    return token, signing, app_token

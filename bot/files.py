@@ -10,7 +10,8 @@ from urllib.parse import urlparse
 
 import httpx
 
-from commands.context import Invocation, UserError
+from core.errors import UserError
+from core.invocation import Invocation
 
 CHUNK = 1024 * 1024
 

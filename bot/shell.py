@@ -40,13 +40,13 @@ from pydantic import SecretStr
 
 from bot.text import humanize, render
 from bot.wiring import Bot, build_scheduler, build_tracker, build_watcher
-from commands.context import Invocation
-from commands.executor import acting_as
 from commands.grammar import GrammarError, parse
 from commands.registry import UsageError
-from commands.reply import Reply
 from commands.resolve import eligible_bindings
+from core.audit_context import acting_as
+from core.invocation import Invocation
 from core.refs import ChannelRef, UserRef
+from core.reply import Reply
 from operations.tracker import Tracker
 from permissions.roles import Role
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from commands.reply import Reply, Table
 from core import refs
+from core.reply import Reply, Table
 
 _MARK = {"ok": "✔", "info": "ℹ", "pending": "⏳", "denied": "⛔", "error": "✖"}
 _COLOUR = {"ok": "32", "info": "36", "pending": "33", "denied": "31", "error": "31"}

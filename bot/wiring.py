@@ -12,22 +12,26 @@ import httpx
 import sqlite_utils
 from pydantic import SecretStr
 
-from bot.config import Config, ConsoleProvider, TypeDBProvider, V1Provider, resolve_credentials
+from bot.config import Config, ProviderConfig, resolve_credentials
 from bot.logs import log_command
 from bot.store import open_database
-from clients.graphenedb import ConsoleClient
-from clients.graphenedb_v1 import V1Client
+from clients.dryrun import RecordingTransport
 from clients.http import CallRecord
-from clients.typedb import TypeDBClient
-from commands.context import FileSource, Invocation, Provider, Services
-from commands.executor import Executor, current_invocation
+from commands.adapters import adapter
+from commands.adapters.base import ClientOptions
+from commands.context import DryRunProviders, FileSource, Services
+from commands.pipeline import Pipeline
 from commands.registry import Registry
-from commands.reply import Reply
 from commands.resolve import Resolver
-from commands.verbs_access import build_registry
+from commands.scheduled import PipelineRunner
+from commands.verbs import build_registry
+from core.audit_context import current_invocation
+from core.invocation import Invocation
+from core.provider import Provider
+from core.reply import Reply
 from operations.follow import Backoff
 from operations.notify import Notifier
-from operations.schedules import Scheduler
+from operations.schedules import Scheduler, ScheduleStore
 from operations.store import OperationHistory, SwitchBacks
 from operations.tracker import Tracker, TrackerSettings
 from operations.watch import Watcher, WatchStore
@@ -45,16 +49,16 @@ class Bot:
     db: sqlite_utils.Database
     services: Services
     registry: Registry
-    executor: Executor
+    pipeline: Pipeline
     redact: Callable[[str], str]
     closers: list[Any] = field(default_factory=list)
     # Extra observers of every API call (e.g. metrics); the audit log always gets them.
     call_listeners: list[Callable[[CallRecord], None]] = field(default_factory=list)
 
     async def run(self, invocation: Invocation, *, preapproved: bool = False) -> Reply:
-        """Run one command (see Executor.run); log one line for it (bot.logs.log_command)."""
+        """Run one command (see Pipeline.run); log one line for it (bot.logs.log_command)."""
         started = time.perf_counter()
-        reply = await self.executor.run(invocation, preapproved=preapproved)
+        reply = await self.pipeline.run(invocation, preapproved=preapproved)
         log_command(invocation, reply, self.registry, self.config.bot.slash_command, started)
         return reply
 
@@ -96,61 +100,43 @@ def build_scheduler(bot: Bot, notifier: Notifier, tracker: Tracker) -> Scheduler
     """The schedule runner of `bot`, reporting like interactive commands."""
     settings = bot.config.operations
     return Scheduler(
-        bot,
+        PipelineRunner(bot.pipeline),
         notifier,
+        bot.db,
+        bot.services.audit,
+        slash_command=bot.services.slash_command,
         tracker=tracker,
         grace_seconds=settings.schedule_grace_seconds,
         heads_up_minutes=settings.heads_up_minutes,
     )
 
 
-def _make_client(
-    provider: Any,
-    credentials: dict[str, Any],
+def connect(
+    provider: ProviderConfig,
+    credentials: Mapping[str, SecretStr],
     http: httpx.AsyncClient | None,
     on_call: Callable[[CallRecord], None],
-) -> Any:
-    common: dict[str, Any] = {"http": http, "timeout": provider.timeout_seconds, "on_call": on_call}
-    if isinstance(provider, ConsoleProvider):
-        return ConsoleClient(
-            provider.name,
-            provider.base_url,
-            credentials["client_id"],
-            credentials["client_secret"],
-            **common,
-        )
-    if isinstance(provider, V1Provider):
-        return V1Client(provider.name, provider.base_url, credentials["api_key"], **common)
-    assert isinstance(provider, TypeDBProvider)
-    return TypeDBClient(
-        provider.name, provider.base_url, credentials["username"], credentials["password"], **common
-    )
+) -> Provider:
+    """The Provider of one `[[providers]]` entry: its kind's adapter builds the client."""
+    kind = adapter(provider.kind)
+    options = ClientOptions(http, provider.timeout_seconds, on_call)
+    client = kind.connect(provider.name, provider.base_url, credentials, options)
+    return Provider(provider.name, kind.kind, client, kind.operation_source(client))
 
 
-def _operation_source(client: Any) -> Any:
-    if isinstance(client, ConsoleClient):
-        return client
-    if isinstance(client, V1Client):
-        return client.as_operation_source()
-    return None
-
-
-def dry_run_provider_factory(config: Config) -> Callable[[Any], dict[str, Provider]]:
+def dry_run_provider_factory(config: Config) -> DryRunProviders:
     """Providers like the real ones, whose clients record requests instead of sending."""
 
-    def build(recorder: Any) -> dict[str, Provider]:
+    def build(recorder: RecordingTransport) -> dict[str, Provider]:
         http = httpx.AsyncClient(transport=recorder)
         fake = {
             name: SecretStr("dry-run")
             for name in ("client_id", "client_secret", "api_key", "username", "password")
         }
-        built = {}
-        for provider in config.providers:
-            client = _make_client(provider, fake, http, lambda call: None)
-            built[provider.name] = Provider(
-                provider.name, provider.kind, client, _operation_source(client)
-            )
-        return built
+        return {
+            provider.name: connect(provider, fake, http, lambda call: None)
+            for provider in config.providers
+        }
 
     return build
 
@@ -200,11 +186,9 @@ def build_bot(
     closers = []
     for provider_config in config.providers:
         credentials = resolve_credentials(provider_config, environ)
-        client = _make_client(provider_config, credentials, http, record_call)
-        providers[provider_config.name] = Provider(
-            provider_config.name, provider_config.kind, client, _operation_source(client)
-        )
-        closers.append(client.aclose)
+        provider = connect(provider_config, credentials, http, record_call)
+        providers[provider_config.name] = provider
+        closers.append(provider.client.aclose)
     permissions = PermissionStore(database, admins=frozenset(config.bot.admins))
     services = Services(
         providers=providers,
@@ -223,6 +207,8 @@ def build_bot(
         switch_back_minutes=config.operations.switch_back_minutes,
         switch_backs=SwitchBacks(database),
         watches=WatchStore(database),
+        schedules=ScheduleStore(database),
     )
-    registry, executor = build_registry(services)
-    return Bot(config, database, services, registry, executor, redact, closers, listeners)
+    registry = build_registry()
+    pipeline = Pipeline(registry, services)
+    return Bot(config, database, services, registry, pipeline, redact, closers, listeners)

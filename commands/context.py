@@ -1,56 +1,35 @@
-"""What a command runs with: who asked where, the services, and the plan it makes."""
+"""What a command runs with: who asked where (`Invocation`), the services, the verbs.
+
+`Services` is built once by bot/wiring.py; `Context` is one command in flight
+and is what every verb function receives.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
-from pydantic import SecretStr
-
+from clients.dryrun import RecordingTransport
+from commands.registry import Registry
+from commands.resolve import Resolver
+from commands.transactions import Transactions
+from core.errors import UserError
+from core.invocation import Invocation
+from core.provider import Provider
+from operations.schedules import ScheduleStore
+from operations.store import OperationHistory, SwitchBacks
+from operations.watch import WatchStore
 from permissions.approvals import ApprovalStore
 from permissions.audit import AuditLog
-from permissions.policy import Target
-from permissions.roles import Role
 from permissions.store import PermissionStore
-
-if TYPE_CHECKING:
-    from commands.resolve import Resolver
-
-
-class UserError(Exception):
-    """A problem the requester can fix (unknown name, ambiguity, bad value); no trace shown."""
 
 
 class RoleTooLow(UserError):
-    """The target exists, but where the channel's role is too low for the command."""
+    """The target exists, but where the channel's role is too low for the command.
 
-
-@dataclass(frozen=True)
-class Invocation:
-    """One command as a transport delivers it."""
-
-    user: str
-    channel: str
-    text: str
-    user_groups: frozenset[str] = frozenset()
-    transport: str = "shell"
-    # A secret collected privately by the transport (see Reply.secret_prompt); never logged.
-    secret: SecretStr | None = None
-
-
-@dataclass(frozen=True)
-class Provider:
-    """A configured provider: its name, kind and client.
-
-    `operations` is what reads one async operation (`operation(database_id,
-    operation_id)`), or None for a kind without async operations.
+    The pipeline answers it as a denial (audited), not as an error.
     """
-
-    name: str
-    kind: str
-    client: Any
-    operations: Any = None
 
 
 class FileSource(Protocol):
@@ -61,9 +40,17 @@ class FileSource(Protocol):
         ...
 
 
+DryRunProviders = Callable[[RecordingTransport], dict[str, Provider]]
+
+
 @dataclass
 class Services:
-    """Everything the command layer needs, built once by bot/."""
+    """Everything the command layer needs, built once by bot/wiring.py.
+
+    The stores of operations/ are optional so that a test can build the
+    command layer alone; a verb that needs a missing one says it is not
+    available in this bot.
+    """
 
     providers: dict[str, Provider]
     permissions: PermissionStore
@@ -73,40 +60,24 @@ class Services:
     slash_command: str = "/gdb"
     approval_ttl_seconds: int = 900
     open_file: FileSource | None = None
-    history: Any = None  # operations.store.OperationHistory: what the tracker followed
+    history: OperationHistory | None = None  # what the tracker followed (v1 `ops`)
     # Builds providers whose clients record instead of sending (dry-runs, previews).
-    dry_run_providers: Callable[[Any], dict[str, Provider]] | None = None
+    dry_run_providers: DryRunProviders | None = None
     snapshot_before_destroy: str = "protected"
     switch_back_minutes: int = 60
-    switch_backs: Any = None  # operations.store.SwitchBacks
-    watches: Any = None  # operations.watch.WatchStore
-
-
-@dataclass
-class Plan:
-    """A resolved command, ready to run now or after approval.
-
-    `params` is JSON-able and holds resolved ids, so an approved plan acts on
-    exactly what was shown in the approval card even if names changed since.
-    """
-
-    verb: str
-    provider: str
-    targets: list[Target]
-    params: dict[str, Any]
-    summary: str
-    destructive: bool = False
-    confirm_name: str | None = None  # the name an approver must type (terminate)
-    role: Role | None = None  # overrides the verb's role (e.g. a read-only form)
-    details: list[tuple[str, str]] = field(default_factory=list)
+    switch_backs: SwitchBacks | None = None
+    watches: WatchStore | None = None
+    schedules: ScheduleStore | None = None
+    transactions: Transactions = field(default_factory=Transactions)
 
 
 @dataclass
 class Context:
-    """A command in flight: the invocation and the services."""
+    """A command in flight: the invocation, the services and the verbs it may look up."""
 
     invocation: Invocation
     services: Services
+    registry: Registry
     # True while a dry-run or an approval card's preview runs the verb's code against
     # recording clients: code with effects outside the API (stores, schedules) must skip them.
     dry_run: bool = False

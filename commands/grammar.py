@@ -1,13 +1,20 @@
-"""The command grammar: `[/gdb] verb [args] [key=value ...]` with shell-style quoting."""
+"""The command grammar: `[/gdb] verb [args] [key=value ...]` with shell-style quoting.
+
+`parse` splits a line; `match_form` binds its positional words to one form of
+a verb's grammar (commands/registry.py's `Verb.bind` tries each form and
+validates the options with the verb's pydantic model).
+"""
 
 from __future__ import annotations
 
 import re
 import shlex
 from dataclasses import dataclass, field
+from typing import Any
 
 MAX_LINE = 4000
 _KEY = re.compile(r"^([a-z][a-z0-9_-]{0,31})=(.*)$", re.DOTALL)
+_TOKEN = re.compile(r"^(\[)?<([a-z][a-z0-9-]*)>(\])?$")
 
 
 class GrammarError(ValueError):
@@ -54,3 +61,46 @@ def parse(line: str, slash_command: str = "/gdb") -> ParsedCommand:
         else:
             args.append(word)
     return ParsedCommand(verb=verb, args=tuple(args), options=options, text=line.strip())
+
+
+def option_name(field_name: str) -> str:
+    """How an option is typed: `source_env` is shown as `source-env`."""
+    return field_name.replace("_", "-")
+
+
+class FormMismatch(ValueError):
+    """Positional words that do not fit one form; `position` is how far they matched."""
+
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(message)
+        self.position = position
+
+
+def match_form(form: str, args: tuple[str, ...]) -> dict[str, Any]:
+    """Bind `args` to a form such as `<snapshot> into <db>`: `<name>` takes one word,
+    `[<name>]` takes one if there is one (None otherwise), a bare word must be typed as is.
+    Returns {name: word} (dashes in names become underscores); FormMismatch if they do not fit.
+    """
+    values: dict[str, Any] = {}
+    tokens = form.split()
+    position = 0
+    for token in tokens:
+        match = _TOKEN.match(token)
+        if match is None:  # a literal word such as `into`
+            if position < len(args) and args[position].lower() == token:
+                position += 1
+                continue
+            got = f", not `{args[position]}`" if position < len(args) else ""
+            raise FormMismatch(f"expected the word `{token}`{got}", position)
+        optional, name = bool(match.group(1)), match.group(2).replace("-", "_")
+        if position < len(args):
+            values[name] = args[position]
+            position += 1
+        elif optional:
+            values[name] = None
+        else:
+            raise FormMismatch(f"missing <{match.group(2)}>", position)
+    if position < len(args):
+        extra = " ".join(args[position:])
+        raise FormMismatch(f"unexpected extra words: {extra}", position)
+    return values

@@ -1,50 +1,56 @@
-"""The registry of verbs: each verb is declared once, and help is generated from it.
+"""The registry of verbs: each verb is declared once, on its function, with `@verb`.
 
-A verb's `pattern` is its positional syntax: `<name>` is a required argument,
-`[<name>]` an optional one, and a bare word (`into`, `to`) must be typed as is.
-Options (`key=value`) are the fields of its pydantic `options` model. A verb
-with a `role` acts on an environment and goes through the permission check;
-a verb without one (help, access, approve) decides its own rights.
+A verb's `grammar` is its positional syntax: `<name>` is a required argument,
+`[<name>]` an optional one, and a bare word (`into`, `to`) must be typed as is;
+a verb with several forms lists them in `grammars`. Options (`key=value`) are
+the fields of its pydantic `options` model. A verb with a `role` acts on
+environments and goes through the permission check of commands/pipeline.py;
+a verb without one (help, access, approve) decides its own rights. `help` and
+its summary come from here: the first paragraph of the function's docstring.
+
+    @verb("pause", "<db>", role=Role.OPERATOR, prepare=prepare_pause, options=DbOptions,
+          example="pause catalog-db", group="Databases")
+    async def pause(ctx: Context, plan: Plan) -> Reply:
+        '''Pause a running database (saves costs)
+
+        ...what it calls, its answer, its errors...
+        '''
+
+`Registry.collect(modules)` gathers the verbs declared in modules, in the
+order they are defined (commands/verbs/__init__.py lists the modules).
 """
 
 from __future__ import annotations
 
 import difflib
-import re
-from collections.abc import Awaitable, Callable
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
+from commands.grammar import FormMismatch, match_form, option_name
+from commands.options import NoOptions
+from commands.plan import Plan
+from core.kinds import ProviderKind
+from core.reply import Reply
 from permissions.roles import Role
-
-if TYPE_CHECKING:
-    from commands.context import Context, Plan
-    from commands.reply import Reply
-
-_TOKEN = re.compile(r"^(\[)?<([a-z][a-z0-9-]*)>(\])?$")
 
 
 class UsageError(ValueError):
     """Arguments that do not fit the verb; the message includes its usage."""
 
 
-class NoOptions(BaseModel):
-    """Options model of a verb that takes none."""
+# The first argument of each is the `commands.context.Context` of the command. It is not
+# named here because Context carries the Registry (help and approvals look verbs up), so
+# naming it would make the two modules import each other.
+PrepareFn = Callable[..., Awaitable[Plan]]  # (ctx, values) -> the plan to decide on
+ExecuteFn = Callable[..., Awaitable[Reply]]  # (ctx, plan) -> the answer
+DirectFn = Callable[..., Awaitable[Reply]]  # (ctx, values) -> the answer; checks its own rights
 
-    model_config = ConfigDict(extra="forbid")
-
-
-class AnyOptions(BaseModel):
-    """Options model of a verb that passes options on to another command (`plan`)."""
-
-    model_config = ConfigDict(extra="allow")
-
-
-PrepareFn = Callable[["Context", dict[str, Any]], Awaitable["Plan"]]
-ExecuteFn = Callable[["Context", "Plan"], Awaitable["Reply"]]
-DirectFn = Callable[["Context", dict[str, Any]], Awaitable["Reply"]]
+CONSOLE_ONLY = frozenset({ProviderKind.GRAPHENEDB})
 
 
 @dataclass(frozen=True)
@@ -53,19 +59,19 @@ class Verb:
 
     name: str
     summary: str
-    pattern: str
+    grammar: str
     example: str
     role: Role | None
     options: type[BaseModel] = NoOptions
     aliases: tuple[str, ...] = ()
     destructive: bool = False
-    kinds: frozenset[str] = frozenset({"graphenedb"})
+    kinds: frozenset[ProviderKind] = CONSOLE_ONLY
     group: str = "Databases"
     prepare: PrepareFn | None = None
     execute: ExecuteFn | None = None
     direct: DirectFn | None = None
     bot_admin_only: bool = False
-    patterns: tuple[str, ...] = field(default=())
+    grammars: tuple[str, ...] = field(default=())
 
     @property
     def usage(self) -> str:
@@ -74,19 +80,22 @@ class Verb:
             f"{option_name(name)}=" if spec.is_required() else f"[{option_name(name)}=]"
             for name, spec in self.options.model_fields.items()
         ]
-        forms = self.patterns or (self.pattern,)
+        forms = self.grammars or (self.grammar,)
         lines = [" ".join(part for part in (self.name, form, *options) if part) for form in forms]
         return " | ".join(lines)
 
     def bind(self, args: tuple[str, ...], options: dict[str, str]) -> dict[str, Any]:
-        """Match positional args against the pattern(s) and validate options."""
-        forms = self.patterns or (self.pattern,)
+        """Match positional args against the grammar(s) and validate options.
+
+        Returns {argument or option name: value}; UsageError (with the usage) otherwise.
+        """
+        forms = self.grammars or (self.grammar,)
         problems: list[tuple[int, str]] = []
         for form in forms:
             try:
-                values = _match(form, args)
+                values = match_form(form, args)
                 break
-            except _Mismatch as exc:
+            except FormMismatch as exc:
                 problems.append((exc.position, str(exc)))
         else:
             # Report the form that matched furthest: it is most likely the one meant.
@@ -113,43 +122,6 @@ class Verb:
         return values
 
 
-def option_name(field_name: str) -> str:
-    """How an option is typed: `source_env` is shown as `source-env`."""
-    return field_name.replace("_", "-")
-
-
-class _Mismatch(ValueError):
-    def __init__(self, message: str, position: int) -> None:
-        super().__init__(message)
-        self.position = position
-
-
-def _match(form: str, args: tuple[str, ...]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    tokens = form.split()
-    position = 0
-    for token in tokens:
-        match = _TOKEN.match(token)
-        if match is None:  # a literal word such as `into`
-            if position < len(args) and args[position].lower() == token:
-                position += 1
-                continue
-            got = f", not `{args[position]}`" if position < len(args) else ""
-            raise _Mismatch(f"expected the word `{token}`{got}", position)
-        optional, name = bool(match.group(1)), match.group(2).replace("-", "_")
-        if position < len(args):
-            values[name] = args[position]
-            position += 1
-        elif optional:
-            values[name] = None
-        else:
-            raise _Mismatch(f"missing <{match.group(2)}>", position)
-    if position < len(args):
-        extra = " ".join(args[position:])
-        raise _Mismatch(f"unexpected extra words: {extra}", position)
-    return values
-
-
 @dataclass(frozen=True)
 class WordsVerb(Verb):
     """A verb that takes its positional words as a list (`values["words"]`).
@@ -172,6 +144,81 @@ class WordsVerb(Verb):
         return values
 
 
+_DECLARED = "__graphops_verb__"
+Fn = TypeVar("Fn", bound=Callable[..., Awaitable[Reply]])
+
+
+def verb(
+    name: str,
+    grammar: str = "",
+    *,
+    example: str,
+    group: str,
+    role: Role | None = None,
+    prepare: PrepareFn | None = None,
+    kinds: frozenset[ProviderKind] = CONSOLE_ONLY,
+    options: type[BaseModel] = NoOptions,
+    aliases: tuple[str, ...] = (),
+    destructive: bool = False,
+    grammars: tuple[str, ...] = (),
+    bot_admin_only: bool = False,
+    words: str | None = None,
+    cls: type[Verb] = Verb,
+) -> Callable[[Fn], Fn]:
+    """Declare the decorated function as the verb `name` (see the module docstring).
+
+    With a `role`, the function is the verb's execute `(ctx, plan) -> Reply` and
+    `prepare` `(ctx, values) -> Plan` is required; without one, the function is
+    called with `(ctx, values)` and checks its own rights. `words` is the usage
+    of a verb that reads its positional words itself (`values["words"]`).
+    `example` must bind (tests/commands/test_cmd_registry.py runs each one).
+    """
+    if (role is None) != (prepare is None):
+        raise TypeError(f"verb {name!r}: a role goes with a prepare function, and only then")
+
+    def declare(fn: Fn) -> Fn:
+        common: dict[str, Any] = {
+            "name": name,
+            "summary": summary_of(fn),
+            "grammar": grammar,
+            "example": example,
+            "role": role,
+            "options": options,
+            "aliases": aliases,
+            "destructive": destructive,
+            "kinds": kinds,
+            "group": group,
+            "prepare": prepare,
+            "execute": fn if role is not None else None,
+            "direct": fn if role is None else None,
+            "bot_admin_only": bot_admin_only,
+            "grammars": grammars,
+        }
+        declared = WordsVerb(**common, usage_text=words) if words is not None else cls(**common)
+        setattr(fn, _DECLARED, declared)
+        return fn
+
+    return declare
+
+
+def summary_of(fn: Callable[..., Any]) -> str:
+    """The first paragraph of `fn`'s docstring, on one line, without a final period."""
+    doc = inspect.getdoc(fn)
+    if not doc:
+        raise TypeError(f"verb function {fn.__qualname__} needs a docstring: help shows it")
+    return " ".join(doc.split("\n\n", 1)[0].split()).removesuffix(".")
+
+
+def declared_in(module: ModuleType) -> list[Verb]:
+    """The verbs declared with `@verb` in `module`, in the order they are defined."""
+    return [
+        found
+        for value in vars(module).values()
+        if getattr(value, "__module__", None) == module.__name__
+        and isinstance(found := getattr(value, _DECLARED, None), Verb)
+    ]
+
+
 class Registry:
     """All verbs by name and alias."""
 
@@ -179,8 +226,17 @@ class Registry:
         self._verbs: dict[str, Verb] = {}
         self._names: dict[str, str] = {}
 
+    @classmethod
+    def collect(cls, modules: Iterable[ModuleType]) -> Registry:
+        """A registry of every verb declared in `modules`, in their order."""
+        registry = cls()
+        for module in modules:
+            for declared in declared_in(module):
+                registry.add(declared)
+        return registry
+
     def add(self, verb: Verb) -> Verb:
-        """Register a verb; names and aliases must be unique."""
+        """Register a verb; ValueError when a name or alias is taken."""
         for name in (verb.name, *verb.aliases):
             if name in self._names:
                 raise ValueError(f"verb name {name!r} registered twice")

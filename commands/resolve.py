@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from commands.context import Provider, UserError
+from core.errors import UserError
+from core.provider import EnvironmentInfo, Provider
 from permissions.model import Binding, ChannelPolicy, environment_matches
 from permissions.roles import Role
 
@@ -29,10 +30,11 @@ class Scope:
     """One environment of one provider that a command may look in."""
 
     provider: Provider
-    environment: Any  # clients' Environment: .id, .name, .production
+    environment: EnvironmentInfo
 
     @property
     def label(self) -> str:
+        """`staging/console`, or the provider's name for one-environment providers."""
         if self.environment.name == self.provider.name:  # one-environment providers (v1, TypeDB)
             return self.provider.name
         return f"{self.environment.name}/{self.provider.name}"
@@ -85,7 +87,7 @@ class Resolver:
         self._cache[key] = (self._clock(), value)
         return value
 
-    async def environments(self, provider: Provider) -> list[Any]:
+    async def environments(self, provider: Provider) -> list[EnvironmentInfo]:
         """The provider's environments (cached)."""
         return await self._cached((provider.name, ""), provider.client.environments)
 

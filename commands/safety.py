@@ -15,9 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 from clients.graphenedb import ConsoleClient
-from commands.context import Context, Plan, UserError
-from commands.reply import Action, Reply
+from commands.context import Context
+from commands.plan import Plan
 from commands.targets import client_of, target_of
+from core.errors import UserError
+from core.reply import Action, Reply
 from operations.follow import Backoff, follow, no_progress
 from permissions.policy import is_protected
 

@@ -7,28 +7,39 @@ the role the verb needs.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from commands.context import Context, Plan, Provider, RoleTooLow, UserError
-from commands.reply import OperationRef, Reply
+from commands.context import Context, RoleTooLow
+from commands.plan import Plan
 from commands.resolve import Found, NameNotFound, Scope, eligible_bindings
+from core.errors import UserError
+from core.kinds import ProviderKind
+from core.provider import Provider
 from core.refs import ChannelRef
+from core.reply import OperationRef, Reply
 from permissions.policy import Target, effective_binding
 from permissions.roles import Role
 
-CONSOLE = frozenset({"graphenedb"})
-V1 = frozenset({"graphenedb-v1"})
+# The kinds a verb works on (`@verb(kinds=...)`).
+CONSOLE = frozenset({ProviderKind.GRAPHENEDB})
+V1 = frozenset({ProviderKind.GRAPHENEDB_V1})
 GRAPHENEDB = CONSOLE | V1
-TYPEDB = frozenset({"typedb"})
+TYPEDB = frozenset({ProviderKind.TYPEDB})
+EVERY_KIND = frozenset(ProviderKind)
+
+_NAME = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
+T = TypeVar("T")
 
 
-def providers_of(ctx: Context, kinds: frozenset[str]) -> list[Provider]:
+def providers_of(ctx: Context, kinds: frozenset[ProviderKind]) -> list[Provider]:
     """The configured providers of these kinds."""
     return [p for p in ctx.services.providers.values() if p.kind in kinds]
 
 
 async def scopes(
-    ctx: Context, kinds: frozenset[str], role: Role, env: str | None = None
+    ctx: Context, kinds: frozenset[ProviderKind], role: Role, env: str | None = None
 ) -> list[Scope]:
     """Environments of these kinds where this channel holds at least `role`."""
     policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
@@ -51,7 +62,7 @@ def target_of(scope: Scope) -> Target:
 
 
 async def find(
-    ctx: Context, kinds: frozenset[str], role: Role, name: str, env: str | None = None
+    ctx: Context, kinds: frozenset[ProviderKind], role: Role, name: str, env: str | None = None
 ) -> Found:
     """The database `name` in an environment of these kinds where the channel holds `role`.
 
@@ -84,7 +95,7 @@ async def find(
 
 
 async def _refuse_if_visible(
-    ctx: Context, kinds: frozenset[str], role: Role, name: str, env: str | None
+    ctx: Context, kinds: frozenset[ProviderKind], role: Role, name: str, env: str | None
 ) -> None:
     """RoleTooLow when `name` is in an environment the channel may only look at."""
     try:
@@ -102,7 +113,9 @@ async def _refuse_if_visible(
     )
 
 
-async def single_scope(ctx: Context, kinds: frozenset[str], role: Role, env: str | None) -> Scope:
+async def single_scope(
+    ctx: Context, kinds: frozenset[ProviderKind], role: Role, env: str | None
+) -> Scope:
     """The one environment a command means: `env=`, or the only one the channel may use."""
     found = await scopes(ctx, kinds, role, env)
     if len(found) == 1:
@@ -112,7 +125,11 @@ async def single_scope(ctx: Context, kinds: frozenset[str], role: Role, env: str
 
 
 def client_of(ctx: Context, provider: str, cls: type[Any]) -> Any:
-    """The client of a provider, checked to be of the expected class."""
+    """The client of a provider, checked to be of the expected class (UserError if not).
+
+    The adapters wrap it with the right type (`console_client`, `v1_client`,
+    `typedb_client`).
+    """
     value = ctx.provider(provider).client
     if not isinstance(value, cls):
         raise UserError(f"provider {provider!r} is not a {cls.__name__} provider")
@@ -170,3 +187,60 @@ def started_reply(ctx: Context, plan: Plan, title: str, started: Any) -> Reply:
         fields=fields,
         operations=operations,
     )
+
+
+def flags(db: Any) -> str:
+    """`pending, locked, INCIDENT, needs restart`: the flags of a listed database's status."""
+    status = db.status
+    on = [
+        name
+        for name, value in (
+            ("pending", status.is_pending),
+            ("locked", status.is_locked),
+            ("INCIDENT", status.under_incident),
+            ("needs restart", status.needs_restart),
+        )
+        if value
+    ]
+    return ", ".join(on)
+
+
+async def prepare_read(ctx: Context, values: dict[str, Any]) -> Plan:
+    """The plan of a read over every environment the channel may view (no single target).
+
+    The verb's execute then looks only where the channel holds viewer (`scopes`).
+    """
+    return Plan(verb="read", provider="", targets=[], params=values, summary="read")
+
+
+def check_database_name(name: str) -> str:
+    """`name` if it is a valid new GrapheneDB database name; UserError saying what is."""
+    if not _NAME.match(name):
+        raise UserError(
+            f"{name!r} is not a valid database name: use 3-40 characters, lower-case letters, "
+            "digits and dashes, starting with a letter (e.g. orders-copy)"
+        )
+    return name
+
+
+ID_PREFIX = 6  # the fewest characters of an id (snapshot, backup) a command accepts
+
+
+def require_id_prefix(wanted: str, what: str) -> None:
+    """UserError unless `wanted` has at least ID_PREFIX characters (checked before any request)."""
+    if len(wanted) < ID_PREFIX:
+        raise UserError(f"give at least the first {ID_PREFIX} characters of the {what} id")
+
+
+def one_by_id(items: list[T], id_of: Callable[[T], str], wanted: str, what: str, where: str) -> T:
+    """The one item whose id is `wanted` or starts with it; UserError when none or several.
+
+    `what` names the items (`snapshot`; `snapshots <db>` lists them), `where` says
+    where none was found (`found`, `of that database`).
+    """
+    matches = [item for item in items if id_of(item) == wanted or id_of(item).startswith(wanted)]
+    if not matches:
+        raise UserError(f"no {what} {wanted!r} {where}; `{what}s <db>` lists them")
+    if len(matches) > 1:
+        raise UserError(f"{wanted!r} matches {len(matches)} {what}s; give more of the id")
+    return matches[0]

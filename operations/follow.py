@@ -11,9 +11,9 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 from clients.errors import ApiError, NotFound
+from core.provider import OperationSource
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,6 @@ class Backoff:
         while True:
             yield delay
             delay = min(self.cap, delay * self.factor)
-
-
-class OperationSource(Protocol):
-    """What a follower needs from a client."""
-
-    async def operation(self, database_id: str, operation_id: str) -> Any: ...
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,15 @@
-"""Where progress goes: a transport implements `Notifier` (Slack threads, the shell)."""
+"""The two ports of operations/: where messages go, and who follows operations.
+
+A transport implements `Notifier` (Slack threads, the shell);
+operations/tracker.py's `Tracker` implements `TrackerPort`, which the
+Scheduler and the Slack transport hand started operations to.
+"""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from commands.reply import Reply
+from core.reply import OperationRef, Reply
 
 
 class Notifier(Protocol):
@@ -16,4 +21,21 @@ class Notifier(Protocol):
 
     async def update(self, channel: str, ts: str, reply: Reply) -> None:
         """Replace the message `ts` in `channel` with `reply`."""
+        ...
+
+
+class TrackerPort(Protocol):
+    """Follows an operation and reports its progress in a thread (operations/tracker.py's
+    `Tracker`); what the Scheduler and the Slack transport hand operations to."""
+
+    async def track(
+        self,
+        ref: OperationRef,
+        *,
+        channel: str,
+        thread_ts: str | None,
+        user: str,
+        origin: Reply | None = None,
+    ) -> int:
+        """Start following `ref`, reporting in `channel` under `thread_ts`; its tracking id."""
         ...

@@ -21,11 +21,12 @@ schedules every `tick_seconds`:
   with the buttons "Skip tonight" (`schedule-skip <id>`) and "Keep running 2 h"
   (`schedule-extend <id>`);
 - at the run time it claims the run in SQLite (a conditional UPDATE, so two
-  processes never run it twice), then runs the command line through
-  `bot.run(..., preapproved=True)`: the channel's rights are checked again at
-  every run; a refusal (binding revoked) sends no API request, is posted in
-  the channel, and the schedule *stays active* (a binding may come back; the
-  message offers an Unschedule button);
+  processes never run it twice), then runs the command through the
+  `ScheduleRunner` bot/ injects (the command pipeline, `preapproved=True`):
+  the channel's rights are checked again at every run; a refusal (binding
+  revoked) sends no API request, is posted in the channel, and the schedule
+  *stays active* (a binding may come back; the message offers an Unschedule
+  button);
 - the reply is posted in the schedule's channel, and its operations are handed
   to the tracker with the posted message as the thread, as for a typed command;
 - a run missed while the bot was down runs on start when it is at most
@@ -41,22 +42,18 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import sqlite_utils
-from sqlite_utils import Migrations
 
-from clients.errors import ApiError
-from commands.context import Context, Invocation, UserError
-from commands.executor import acting_as
-from commands.reply import Action, Reply, denied, error
 from core.refs import UserRef
+from core.reply import Action, Reply
 from operations.loop import BackgroundLoop
-from operations.notify import Notifier
+from operations.migrations import migrate
+from operations.notify import Notifier, TrackerPort
 from operations.when import When, parse_when, show_time, show_utc
-from permissions.policy import Target, decide
+from permissions.audit import AuditLog
+from permissions.policy import Target
 from permissions.roles import Role
 
 log = logging.getLogger("graphops.schedules")
@@ -66,54 +63,6 @@ HEADS_UP_VERBS = frozenset({"pause"})
 
 
 # -- the store -------------------------------------------------------------------------
-
-migrations = Migrations("schedules")
-
-
-@migrations()
-def m001_schedules(db: sqlite_utils.Database) -> None:
-    db.execute(
-        """
-        CREATE TABLE schedules (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            owner TEXT NOT NULL,
-            channel TEXT NOT NULL,
-            verb TEXT NOT NULL,
-            db TEXT NOT NULL,
-            source TEXT,
-            env TEXT,
-            "when" TEXT NOT NULL,
-            tz TEXT NOT NULL DEFAULT 'UTC',
-            provider TEXT NOT NULL DEFAULT '',
-            environment_id TEXT NOT NULL DEFAULT '',
-            environment_name TEXT NOT NULL DEFAULT '',
-            production INTEGER NOT NULL DEFAULT 0,
-            role INTEGER NOT NULL DEFAULT 2,
-            next_run_at REAL,
-            last_run_at REAL,
-            state TEXT NOT NULL DEFAULT 'active',
-            skip_until REAL,
-            postponed_to REAL,
-            approval_id TEXT,
-            created_at REAL NOT NULL
-        )
-        """
-    )
-    db.execute("CREATE INDEX schedules_due ON schedules (state, next_run_at)")
-    db.execute(
-        """
-        CREATE TABLE schedule_runs (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            schedule_id INTEGER NOT NULL,
-            run_at REAL NOT NULL,
-            kind TEXT NOT NULL,
-            at REAL NOT NULL,
-            outcome TEXT,
-            detail TEXT,
-            UNIQUE (schedule_id, run_at, kind)
-        )
-        """
-    )
 
 
 @dataclass(frozen=True)
@@ -202,7 +151,7 @@ class ScheduleStore:
     def __init__(self, db: sqlite_utils.Database, clock: Callable[[], float] = time.time):
         self.db = db
         self.clock = clock
-        migrations.apply(db)
+        migrate(db)
 
     def _select(self, where: str, params: Sequence[Any]) -> list[Schedule]:
         columns = ", ".join(f'"{c}"' for c in _COLUMNS)
@@ -349,70 +298,20 @@ class ScheduleStore:
         return [(r[0], r[1], r[2]) for r in rows]
 
 
-# -- refresh: the newest snapshot ------------------------------------------------------
-
-_NOT_READY = frozenset({"working", "pending", "creating", "failed", "error", "deleting"})
-
-
-def _snapshot_time(created_at: str | None) -> float:
-    if not created_at:
-        return float("-inf")
-    try:
-        return datetime.fromisoformat(created_at.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        pass
-    try:
-        return parsedate_to_datetime(created_at).timestamp()
-    except (TypeError, ValueError):
-        return float("-inf")
-
-
-def newest_snapshot(snapshots: Sequence[Any]) -> Any | None:
-    """The newest finished snapshot (by `created_at`, ISO or HTTP date; later listed wins ties)."""
-    ready = [(i, s) for i, s in enumerate(snapshots) if (s.status or "").lower() not in _NOT_READY]
-    if not ready:
-        return None
-    return max(ready, key=lambda item: (_snapshot_time(item[1].created_at), item[0]))[1]
-
-
-async def newest_snapshot_of(ctx: Context, source: str) -> str:
-    """The id of the newest finished manual snapshot of `source` (UserError if none)."""
-    from commands.targets import CONSOLE, find
-
-    found = await find(ctx, CONSOLE, Role.VIEWER, source)
-    snapshots = await found.scope.provider.client.snapshots(found.database.id)
-    snap = newest_snapshot(snapshots)
-    if snap is None:
-        raise UserError(f"{source} has no finished manual snapshot to restore")
-    return str(snap.id)
-
-
 # -- the scheduler ---------------------------------------------------------------------
 
 
-class BotLike(Protocol):
-    """What the Scheduler needs of bot.wiring.Bot."""
+class ScheduleRunner(Protocol):
+    """Runs the command of a due schedule through the command pipeline; bot/ injects it.
 
-    services: Any
+    The implementation (commands/scheduled.py, `PipelineRunner`) checks the
+    channel's rights again, resolves a refresh's newest snapshot, and runs the
+    command line with `preapproved=True`; it answers a refusal or an error as a
+    failed Reply and never raises.
+    """
 
-    async def run(self, invocation: Invocation, *, preapproved: bool = False) -> Reply:
-        """Run one command line."""
-        ...
-
-
-class TrackerLike(Protocol):
-    """What the Scheduler needs of operations.tracker.Tracker."""
-
-    async def track(
-        self,
-        ref: Any,
-        *,
-        channel: str,
-        thread_ts: str | None,
-        user: str,
-        origin: Reply | None = None,
-    ) -> int:
-        """Follow an operation."""
+    async def run_schedule(self, schedule: Schedule) -> Reply:
+        """The answer of this run of `schedule`'s command."""
         ...
 
 
@@ -441,32 +340,37 @@ def heads_up_actions(schedule: Schedule, slash: str) -> list[Action]:
 
 
 class Scheduler:
-    """Runs due schedules through the bot and reports them through a Notifier."""
+    """Runs due schedules through a ScheduleRunner and reports them through a Notifier.
+
+    `db` is the SQLite file (the schedules tables), `audit` where runs, skips
+    and misses are recorded, `slash_command` how its buttons' commands start.
+    """
 
     def __init__(
         self,
-        bot: BotLike,
+        runner: ScheduleRunner,
         notifier: Notifier,
+        db: sqlite_utils.Database,
+        audit: AuditLog,
         *,
-        tracker: TrackerLike | None = None,
+        slash_command: str = "/gdb",
+        tracker: TrackerPort | None = None,
         clock: Callable[[], float] = time.time,
         grace_seconds: float = 900.0,
         heads_up_minutes: float = 15.0,
         tick_seconds: float = 20.0,
     ) -> None:
-        self.bot = bot
+        self.runner = runner
         self.notifier = notifier
+        self.audit = audit
+        self.slash_command = slash_command
         self.tracker = tracker
         self.clock = clock
         self.grace_seconds = grace_seconds
         self.heads_up_minutes = heads_up_minutes
         self.tick_seconds = tick_seconds
-        self.store = ScheduleStore(bot.services.approvals.db, clock)
+        self.store = ScheduleStore(db, clock)
         self._loop = BackgroundLoop("graphops-scheduler", self.run_once, tick_seconds)
-
-    @property
-    def _slash(self) -> str:
-        return str(self.bot.services.slash_command)
 
     # -- the loop ------------------------------------------------------------------
 
@@ -539,7 +443,7 @@ class Scheduler:
                 f"({schedule.rule.describe()}) of {UserRef(schedule.owner)}. "
                 "Skip tonight's run, or keep it running 2 more hours."
             ),
-            actions=heads_up_actions(schedule, self._slash),
+            actions=heads_up_actions(schedule, self.slash_command),
         )
         try:
             await self.notifier.post(schedule.channel, reply)
@@ -571,22 +475,7 @@ class Scheduler:
         )
 
     async def _run(self, schedule: Schedule, due: float, following: float) -> None:
-        invocation = Invocation(
-            user=schedule.owner, channel=schedule.channel, text="", transport="schedule"
-        )
-        try:
-            line = await self._command_line(schedule, invocation)
-        except (UserError, ApiError) as exc:
-            text = exc.describe() if isinstance(exc, ApiError) else str(exc)
-            reply = error(text, title="Cannot do that")
-        else:
-            if isinstance(line, Reply):
-                reply = line
-            else:
-                invocation = Invocation(
-                    user=schedule.owner, channel=schedule.channel, text=line, transport="schedule"
-                )
-                reply = await self.bot.run(invocation, preapproved=True)
+        reply = await self.runner.run_schedule(schedule)
         posted = self._report(schedule, reply, following)
         ts = await self._post(schedule, posted)
         if self.tracker is not None and not reply.failed:
@@ -596,18 +485,6 @@ class Scheduler:
                 )
         self.store.log(schedule.id, due, "run", reply.status, title=reply.title or "")
         self._audit(schedule, reply.status, planned=due, title=reply.title or "")
-
-    async def _command_line(self, schedule: Schedule, invocation: Invocation) -> str | Reply:
-        """The line to run; for refresh, checks the right first, then finds the snapshot."""
-        if schedule.verb != "refresh":
-            return schedule.command_line()
-        policy = self.bot.services.permissions.policy_for(schedule.channel)
-        decision = decide(policy, schedule.owner, "restore", schedule.role, True, schedule.target)
-        if decision.outcome == "denied":
-            return denied(decision.reason)  # no API request at all
-        with acting_as(invocation):
-            ctx = Context(invocation, self.bot.services)
-            return schedule.command_line(await newest_snapshot_of(ctx, schedule.source or ""))
 
     def _report(self, schedule: Schedule, reply: Reply, following: float) -> Reply:
         origin = (
@@ -620,9 +497,9 @@ class Scheduler:
                 title=f"Scheduled {schedule.what()} did not run",
                 text=(
                     f"{reply.text}\n{origin} The schedule stays active; {later} "
-                    f"`{self._slash} unschedule {schedule.id}` removes it."
+                    f"`{self.slash_command} unschedule {schedule.id}` removes it."
                 ),
-                actions=[unschedule_action(schedule, self._slash)],
+                actions=[unschedule_action(schedule, self.slash_command)],
             )
         posted = reply.model_copy(deep=True)
         posted.visibility = "channel"
@@ -638,7 +515,7 @@ class Scheduler:
             return None
 
     def _audit(self, schedule: Schedule, outcome: str, **detail: Any) -> None:
-        self.bot.services.audit.record(
+        self.audit.record(
             "operation",
             user=schedule.owner,
             channel=schedule.channel,

@@ -16,66 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
-from sqlite_utils import Migrations
 
-migrations = Migrations("operations")
-
-
-@migrations()
-def m001_tracked_and_outbox(db: sqlite_utils.Database) -> None:
-    db.execute(
-        """
-        CREATE TABLE tracked_operations (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            provider TEXT NOT NULL,
-            database_id TEXT NOT NULL,
-            root_operation_id TEXT NOT NULL,
-            operation_id TEXT NOT NULL,
-            label TEXT NOT NULL,
-            verb TEXT NOT NULL DEFAULT '',
-            environment_id TEXT NOT NULL DEFAULT '',
-            environment_name TEXT NOT NULL DEFAULT '',
-            requester TEXT NOT NULL DEFAULT '',
-            channel TEXT NOT NULL,
-            thread_ts TEXT,
-            origin TEXT,
-            state TEXT NOT NULL DEFAULT 'running',
-            steps_reported INTEGER NOT NULL DEFAULT 0,
-            steps_offset INTEGER NOT NULL DEFAULT 0,
-            polls INTEGER NOT NULL DEFAULT 0,
-            errors INTEGER NOT NULL DEFAULT 0,
-            started_at REAL NOT NULL,
-            next_poll_at REAL NOT NULL,
-            finished_at REAL,
-            error TEXT,
-            UNIQUE (provider, root_operation_id)
-        )
-        """
-    )
-    db.execute("CREATE INDEX tracked_due ON tracked_operations (state, next_poll_at)")
-    db.execute(
-        """
-        CREATE TABLE outbox (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            tracked_id INTEGER,
-            key TEXT NOT NULL,
-            channel TEXT NOT NULL,
-            thread_ts TEXT,
-            action TEXT NOT NULL DEFAULT 'post',
-            reply TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            sent_at REAL,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            UNIQUE (tracked_id, key)
-        )
-        """
-    )
-    db.execute("CREATE INDEX outbox_pending ON outbox (sent_at, id)")
-
-
-def migrate(db: sqlite_utils.Database) -> None:
-    """Create or upgrade the operations tables (idempotent)."""
-    migrations.apply(db)
+from operations.migrations import migrate
 
 
 @dataclass(frozen=True)
@@ -178,28 +120,6 @@ class OperationHistory:
             [provider, database_id, limit],
         ).fetchall()
         return [TrackedOperation(*row) for row in rows]
-
-
-@migrations()
-def m002_switch_backs(db: sqlite_utils.Database) -> None:
-    db.execute(
-        """
-        CREATE TABLE switch_backs (
-            id TEXT PRIMARY KEY,
-            provider TEXT NOT NULL,
-            environment_id TEXT NOT NULL,
-            environment_name TEXT NOT NULL,
-            production INTEGER NOT NULL,
-            origin_id TEXT NOT NULL,
-            origin_name TEXT NOT NULL,
-            target_id TEXT NOT NULL,
-            target_name TEXT NOT NULL,
-            channel TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            expires_at REAL NOT NULL
-        )
-        """
-    )
 
 
 @dataclass(frozen=True)

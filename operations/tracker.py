@@ -27,13 +27,14 @@ from typing import Any
 import sqlite_utils
 
 from clients.errors import ApiError, NotFound
-from commands.context import Provider
-from commands.reply import OperationRef, Reply
+from core.provider import Provider
 from core.refs import ChannelRef, UserRef
+from core.reply import OperationRef, Reply
 from operations.follow import Backoff
 from operations.loop import BackgroundLoop
+from operations.migrations import migrate
 from operations.notify import Notifier
-from operations.store import Outbox, OutboxRow, migrate
+from operations.store import Outbox, OutboxRow
 from permissions.store import PermissionStore
 
 log = logging.getLogger("graphops.tracker")

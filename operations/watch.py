@@ -27,51 +27,14 @@ from typing import Any
 import sqlite_utils
 
 from clients.errors import ApiError, NotFound
-from commands.context import Provider
-from commands.reply import Reply
+from core.provider import Provider
+from core.reply import Reply
 from operations.loop import BackgroundLoop
-from operations.store import Outbox, migrations
+from operations.migrations import migrate
+from operations.store import Outbox
 from permissions.store import PermissionStore
 
 log = logging.getLogger("graphops.watch")
-
-
-@migrations()
-def m003_watches(db: sqlite_utils.Database) -> None:
-    db.execute(
-        """
-        CREATE TABLE watches (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            provider TEXT NOT NULL,
-            environment_id TEXT NOT NULL,
-            environment_name TEXT NOT NULL,
-            database_id TEXT NOT NULL,
-            database_name TEXT NOT NULL,
-            channel TEXT NOT NULL,
-            created_by TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            last_state TEXT,
-            changes INTEGER NOT NULL DEFAULT 0,
-            active INTEGER NOT NULL DEFAULT 1,
-            UNIQUE (channel, provider, database_id)
-        )
-        """
-    )
-
-
-@migrations()
-def m004_incident_flags(db: sqlite_utils.Database) -> None:
-    db.execute(
-        """
-        CREATE TABLE incident_flags (
-            provider TEXT NOT NULL,
-            database_id TEXT NOT NULL,
-            under_incident INTEGER NOT NULL,
-            changed_at REAL NOT NULL,
-            PRIMARY KEY (provider, database_id)
-        )
-        """
-    )
 
 
 @dataclass(frozen=True)
@@ -111,7 +74,7 @@ class WatchStore:
     def __init__(self, db: sqlite_utils.Database, clock: Callable[[], float] = time.time):
         self.db = db
         self._clock = clock
-        migrations.apply(db)
+        migrate(db)
 
     def add(
         self,
@@ -282,7 +245,7 @@ class Watcher:
                 return 0
 
     async def _status(self, watch: Watch) -> Any:
-        client = self.providers[watch.provider].client
+        client: Any = self.providers[watch.provider].client
         if hasattr(client, "status"):  # the Console API has a status endpoint
             return await client.status(watch.database_id)
         return (await client.database(watch.database_id)).status

@@ -1,5 +1,8 @@
 """When a schedule runs: 5-field cron expressions and plain forms, in an IANA time zone.
 
+Cron expressions are read and iterated by croniter; the plain forms are written
+as cron expressions; this module adds the time zone and the daylight-saving rule.
+
 Plain forms: `hourly`, `daily 02:30`, `weekdays 20:00`, `weekends 09:00`,
 `every monday 07:00` (or `every mon,thu 07:00`). Times are wall-clock times in
 the schedule's zone (UTC by default), converted with zoneinfo. Daylight saving:
@@ -20,6 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from croniter import CroniterBadDateError, CroniterError, croniter
+
 EXAMPLES = (
     "`weekdays 20:00`, `daily 02:30`, `every monday 07:00`, `hourly`, "
     'or a quoted cron expression such as `"0 20 * * 1-5"`; add `tz=Europe/Paris` '
@@ -31,7 +36,7 @@ class WhenError(ValueError):
     """A `when` that cannot be read; the message says why and shows what works."""
 
 
-# -- cron expressions ------------------------------------------------------------------
+# -- cron expressions (croniter) -------------------------------------------------------
 
 _DAY_NAMES = {
     name: index
@@ -48,113 +53,52 @@ _DAY_NAMES = {
     )
     for name in names
 }
-_MONTH_NAMES = {
-    name: index + 1
-    for index, name in enumerate(
-        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-    )
-}
-_MAX_DAYS = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
-_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
-    ("minute", 0, 59, {}),
-    ("hour", 0, 23, {}),
-    ("day of month", 1, 31, {}),
-    ("month", 1, 12, _MONTH_NAMES),
-    ("day of week", 0, 7, _DAY_NAMES),
+_FIELDS = (
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day of month", "1-31"),
+    ("month", "1-12 or jan-dec"),
+    ("day of week", "0-7 or sun-sat, 0 and 7 being Sunday"),
 )
 _CRON_WORD = re.compile(r"^[0-9a-zA-Z*/,\-]+$")
+_NEVER = datetime(2000, 1, 1)  # any start: a valid expression runs within croniter's horizon
 
 
-@dataclass(frozen=True)
-class Cron:
-    """A parsed 5-field cron expression (day of week 0 or 7 = Sunday).
+def parse_cron(expression: str) -> str:
+    """Check a 5-field cron expression (`minute hour day-of-month month day-of-week`) with
+    croniter and return it normalized; WhenError naming the field that is wrong, or saying
+    it never runs.
 
-    As in Vixie cron, when both day of month and day of week are restricted,
-    a day matching either runs.
+    As in Vixie cron (and croniter), when both day of month and day of week are
+    restricted, a day matching either runs.
     """
-
-    minutes: tuple[int, ...]
-    hours: tuple[int, ...]
-    days: frozenset[int]
-    months: frozenset[int]
-    weekdays: frozenset[int]
-    any_day: bool
-    any_weekday: bool
-
-    def matches(self, day: date) -> bool:
-        """Whether the schedule runs on this calendar day."""
-        if day.month not in self.months:
-            return False
-        by_day = day.day in self.days
-        by_weekday = (day.weekday() + 1) % 7 in self.weekdays
-        if self.any_day or self.any_weekday:
-            return by_day and by_weekday
-        return by_day or by_weekday
-
-
-def _value(text: str, label: str, low: int, high: int, names: dict[str, int]) -> int:
-    key = text.lower()
-    if key in names:
-        return names[key]
-    if not text.isdigit():
-        raise WhenError(f"cron {label} `{text}` is not a number")
-    number = int(text)
-    if not low <= number <= high:
-        raise WhenError(f"cron {label} `{text}` is out of range {low}-{high}")
-    return number
-
-
-def _field(text: str, label: str, low: int, high: int, names: dict[str, int]) -> set[int]:
-    values: set[int] = set()
-    for part in text.split(","):
-        body, _, step_text = part.partition("/")
-        step = 1
-        if step_text:
-            if not step_text.isdigit() or int(step_text) == 0:
-                raise WhenError(f"cron {label} step `/{step_text}` must be a positive number")
-            step = int(step_text)
-        if body == "*":
-            start, end = low, high
-        elif "-" in body:
-            first, _, last = body.partition("-")
-            start = _value(first, label, low, high, names)
-            end = _value(last, label, low, high, names)
-            if end < start:
-                raise WhenError(f"cron {label} range `{body}` goes backwards")
-        elif body:
-            start = end = _value(body, label, low, high, names)
-            if step_text:
-                end = high
-        else:
-            raise WhenError(f"cron {label} has an empty part in `{text}`")
-        values.update(range(start, end + 1, step))
-    return values
-
-
-def parse_cron(expression: str) -> Cron:
-    """Parse `minute hour day-of-month month day-of-week`; WhenError if invalid."""
     parts = expression.split()
     if len(parts) != 5:
         raise WhenError(
             f"a cron expression has 5 fields (minute hour day month weekday); "
             f"`{expression}` has {len(parts)}"
         )
-    sets = [_field(p, *spec) for p, spec in zip(parts, _FIELDS, strict=True)]
-    weekdays = frozenset(0 if d == 7 else d for d in sets[4])
-    cron = Cron(
-        minutes=tuple(sorted(sets[0])),
-        hours=tuple(sorted(sets[1])),
-        days=frozenset(sets[2]),
-        months=frozenset(sets[3]),
-        weekdays=weekdays,
-        any_day=parts[2].startswith("*"),
-        any_weekday=parts[4].startswith("*"),
-    )
-    if not cron.any_day and cron.any_weekday:
-        possible = any(d <= _MAX_DAYS[m] for m in cron.months for d in cron.days)
-        if not possible:
-            raise WhenError(f"`{expression}` never runs: no such day in those months")
-    return cron
+    normalized = " ".join(parts)
+    try:
+        croniter(normalized, _NEVER)
+    except CroniterError:
+        for index, part in enumerate(parts):
+            alone = ["*"] * 5
+            alone[index] = part
+            try:
+                croniter(" ".join(alone), _NEVER)
+            except CroniterError:
+                label, allowed = _FIELDS[index]
+                raise WhenError(
+                    f"cron {label} `{part}` is not valid: it takes {allowed}, "
+                    "`*`, lists (`1,3`), ranges (`1-5`) and steps (`*/15`)"
+                ) from None
+        raise WhenError(f"`{expression}` is not a cron expression") from None
+    try:
+        croniter(normalized, _NEVER).get_next(datetime)
+    except CroniterBadDateError:
+        raise WhenError(f"`{expression}` never runs: no such day in those months") from None
+    return normalized
 
 
 # -- time zones ------------------------------------------------------------------------
@@ -199,10 +143,10 @@ def _clock_time(text: str, form: str) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class When:
-    """When a schedule runs: its text as typed (normalized), the cron rule and the zone."""
+    """When a schedule runs: its text as typed (normalized), its cron expression and zone."""
 
     text: str
-    cron: Cron
+    cron: str
     tz: str
 
     @property
@@ -216,22 +160,28 @@ class When:
         return f"{text} ({self.tz})"
 
     def next_after(self, after: float) -> float:
-        """The first run strictly after the epoch `after` (UTC seconds); DST rules above."""
+        """The first run strictly after the epoch `after` (UTC seconds); DST rules above.
+
+        croniter lists the matching wall-clock times of each day (naive, so it
+        knows nothing of DST); each becomes an instant with `fold=0`, which is
+        the rule of the module docstring: a time in the spring-forward gap
+        lands one gap later, a repeated time at its first occurrence. The
+        earliest instant after `after` on the first day that has one wins.
+        """
         zone = self.zone
         day = datetime.fromtimestamp(after, zone).date()
-        for _ in range(366 * 8 + 2):
-            if self.cron.matches(day):
-                best: float | None = None
-                for hour in self.cron.hours:
-                    for minute in self.cron.minutes:
-                        local = datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
-                        instant = local.timestamp()  # fold=0: first occurrence / shifted gap
-                        if instant > after and (best is None or instant < best):
-                            best = instant
-                if best is not None:
-                    return best
-            day += timedelta(days=1)
-        raise WhenError(f"`{self.text}` never runs")
+        times = croniter(self.cron, datetime(day.year, day.month, day.day) - timedelta(seconds=1))
+        best: tuple[float, date] | None = None  # (instant, its local day)
+        try:
+            while True:
+                local = times.get_next(datetime)
+                if best is not None and local.date() != best[1]:
+                    return best[0]
+                instant = local.replace(tzinfo=zone).timestamp()
+                if instant > after and (best is None or instant < best[0]):
+                    best = (instant, local.date())
+        except CroniterBadDateError:
+            raise WhenError(f"`{self.text}` never runs") from None
 
 
 def _looks_like_cron(words: Sequence[str]) -> bool:

@@ -16,14 +16,15 @@ from tests.support import ENVIRON, FAST_RETRY, SECRET, SECRET_ID, make_config
 
 
 @pytest.fixture
-def sim_clock() -> ManualClock:
+def clock() -> ManualClock:
+    """The one test clock: the simulators', the stores' and the trackers' (`.advance(s)`)."""
     return ManualClock()
 
 
 @pytest.fixture
-async def console_sim(sim_clock: ManualClock) -> AsyncIterator[ConsoleSimulator]:
+async def console_sim(clock: ManualClock) -> AsyncIterator[ConsoleSimulator]:
     sim = ConsoleSimulator(client_id=SECRET_ID, client_secret=SECRET, step_seconds=1.0)
-    sim.clock = sim_clock
+    sim.clock = clock
     await sim.start()
     try:
         yield sim

@@ -40,10 +40,12 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
     async def approve(origin: Origin, approval_id: str) -> None:
         approvals = rt.bot.services.approvals
         approval = approvals.get(approval_id)
-        expected = rt.bot.executor.confirmation_needed(approval_id)
+        expected = rt.bot.pipeline.confirmation_needed(approval_id)
         if approval is None or not expected or not decisions.is_live(approval):
             # no name to type (or nothing left to approve): decide now
-            await decisions.decide(rt, approval_id, origin=origin, approve=True, confirm=expected)
+            await decisions.settle_approval(
+                rt, approval_id, origin=origin, approve=True, confirm=expected
+            )
             return
         opened = await open_loading(rt, origin, "Confirm approval")  # the trigger lives 3 s
         if opened is None:
@@ -57,7 +59,7 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
         )
 
     async def deny(origin: Origin, approval_id: str) -> None:
-        await decisions.decide(rt, approval_id, origin=origin, approve=False, confirm=None)
+        await decisions.settle_approval(rt, approval_id, origin=origin, approve=False, confirm=None)
 
     async def more(origin: Origin, value: str) -> None:
         page = render_page(rt.pages, value)

@@ -13,8 +13,9 @@ from bot.slack import actions, commands, home, secret_prompt, views
 from bot.slack.edge import Origin
 from bot.slack.metrics import Metrics
 from bot.slack.notifier import add_rate_limit_retries
-from bot.slack.runtime import OOPS, SlackRuntime, Tracker, tracked_count
+from bot.slack.runtime import OOPS, SlackRuntime, tracked_count
 from bot.wiring import Bot
+from operations.notify import TrackerPort
 
 log = logging.getLogger("graphops.slack")
 
@@ -27,7 +28,7 @@ def build_app(
     signing_secret: str,
     token: str,
     client: AsyncWebClient | None = None,
-    tracker: Tracker | None = None,
+    tracker: TrackerPort | None = None,
     page_rows: int = 40,
 ) -> AsyncApp:
     """The Bolt app over `bot`: slash command, buttons, modals, App Home.

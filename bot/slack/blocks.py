@@ -54,8 +54,8 @@ from typing import Any
 
 from bot.slack.pages import Blocks, PageStore
 from bot.text import render_table
-from commands.reply import Action, Reply, Table
 from core import refs
+from core.reply import Action, Reply, Table
 
 MAX_BLOCKS = 50
 SECTION_TEXT = 3000

@@ -1,7 +1,7 @@
 """Deciding an approval from Slack (a button, the typed-name modal, or `/gdb approve
 <id>` typed as text) and showing it.
 
-The decision itself is `Executor.decide_approval`, whose `ApprovalStore.claim`
+The decision itself is `Pipeline.decide_approval`, whose `ApprovalStore.claim`
 is atomic: double clicks and replays execute at most once. This module only
 tells the clicker about a refusal (privately), or, when this click made the
 decision, edits the card in place (who asked, who decided, when, no buttons) and
@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import contextlib
 import time
+from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError
 
 from bot.slack.edge import Origin
-from bot.slack.runtime import SlackRuntime
-from commands.context import Context
-from commands.executor import acting_as
-from commands.reply import Reply
+from core.audit_context import acting_as
 from core.refs import UserRef
+from core.reply import Reply
 from permissions.approvals import Approval
 from permissions.audit import iso_time
+
+if TYPE_CHECKING:
+    from bot.slack.runtime import SlackRuntime
 
 
 def decided_card(approval: Approval) -> Reply:
@@ -81,8 +83,7 @@ async def refusal(rt: SlackRuntime, approval_id: str, origin: Origin) -> Reply |
     executor without claiming anything: `decide_approval` without the typed name
     checks the clicker's right first and stops at the name check."""
     invocation = await rt.invocation(origin.user, origin.channel, f"approve {approval_id}")
-    ctx = Context(invocation, rt.bot.services)
-    reply = await rt.bot.executor.decide_approval(ctx, approval_id, True, None)
+    reply = await rt.bot.pipeline.decide_approval(invocation, approval_id, True, None)
     approval = rt.bot.services.approvals.get(approval_id)
     if reply.status == "denied" or approval is None or not is_live(approval):
         rt.metrics.approval("refused")
@@ -90,7 +91,7 @@ async def refusal(rt: SlackRuntime, approval_id: str, origin: Origin) -> Reply |
     return None
 
 
-async def decide(
+async def settle_approval(
     rt: SlackRuntime,
     approval_id: str,
     *,
@@ -104,9 +105,7 @@ async def decide(
     text = f"approve {approval_id}" if approve else f"deny {approval_id}"
     invocation = await rt.invocation(user, origin.channel, text)
     with acting_as(invocation):  # API calls are audited with the approver
-        reply = await rt.bot.executor.decide_approval(
-            Context(invocation, rt.bot.services), approval_id, approve, confirm
-        )
+        reply = await rt.bot.pipeline.decide_approval(invocation, approval_id, approve, confirm)
     after = approvals.get(approval_id)
     decided_here = (
         after is not None

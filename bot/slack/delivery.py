@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
@@ -29,30 +28,15 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.slack.blocks import LOOKALIKE_BACKTICK, Overflow, Rendered, cut
 from bot.slack.edge import Origin
 from bot.slack.notifier import SlackNotifier, Uncertain, slack_error
-from commands.reply import Action, OperationRef, Reply
 from core.refs import ChannelRef, UserRef
+from core.reply import Action, Reply
+from operations.notify import TrackerPort
 from permissions.approvals import ApprovalStore
 
 log = logging.getLogger("graphops.slack")
 
 OPEN_SECRET_ACTION = "secret.open"
 PRIVATE_COPY = 2800  # characters of a file shown inline when it cannot be shared
-
-
-class Tracker(Protocol):
-    """Follows an operation and reports its progress in a thread (operations/tracker.py)."""
-
-    async def track(
-        self,
-        ref: OperationRef,
-        *,
-        channel: str,
-        thread_ts: str | None,
-        user: str,
-        origin: Reply | None = None,
-    ) -> Any:
-        """Start following `ref`, reporting in `channel` under `thread_ts`."""
-        ...
 
 
 def approval_id_of(reply: Reply) -> str | None:
@@ -114,7 +98,7 @@ class Delivery:
         approvals: ApprovalStore,
         *,
         slash_command: str = "/gdb",
-        tracker: Callable[[], Tracker | None] = lambda: None,
+        tracker: Callable[[], TrackerPort | None] = lambda: None,
     ) -> None:
         self.notifier = notifier
         self.client = notifier.client

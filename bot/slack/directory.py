@@ -20,8 +20,8 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from commands.reply import Reply
 from core import refs
+from core.reply import Reply
 
 log = logging.getLogger("graphops.slack")
 

@@ -45,7 +45,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.slack.blocks import Overflow, Rendered, render
 from bot.slack.directory import Directory, table_refs
 from bot.slack.pages import PageStore
-from commands.reply import Reply
+from core.reply import Reply
 
 log = logging.getLogger("graphops.slack")
 

@@ -21,7 +21,8 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.delivery import Delivery, Tracker
+from bot.slack import decisions
+from bot.slack.delivery import Delivery
 from bot.slack.directory import Directory
 from bot.slack.edge import Origin
 from bot.slack.groups import UserGroups
@@ -29,9 +30,10 @@ from bot.slack.metrics import Metrics
 from bot.slack.notifier import SlackNotifier
 from bot.slack.pages import PageStore
 from bot.wiring import Bot
-from commands.context import Invocation
 from commands.grammar import GrammarError, ParsedCommand, parse
-from commands.reply import Reply
+from core.invocation import Invocation
+from core.reply import Reply
+from operations.notify import TrackerPort
 
 log = logging.getLogger("graphops.slack")
 
@@ -124,7 +126,7 @@ class SlackRuntime:
     client: AsyncWebClient
     pages: PageStore = field(default_factory=PageStore)
     metrics: Metrics = field(default_factory=Metrics)
-    tracker: Tracker | None = None
+    tracker: TrackerPort | None = None
     page_rows: int = 40
     working_after: float = WORKING_AFTER_SECONDS
     signing_secret: str = ""
@@ -181,8 +183,6 @@ class SlackRuntime:
             parsed = parse(text, self.bot.services.slash_command)
             decision = approval_command(parsed)
             if decision is not None:
-                from bot.slack.decisions import decide  # decisions imports this module
-
                 self.bot.services.audit.record(
                     "command",
                     user=origin.user,
@@ -191,7 +191,9 @@ class SlackRuntime:
                     detail={"text": parsed.text},
                 )
                 approve, approval_id, confirm = decision
-                await decide(self, approval_id, origin=origin, approve=approve, confirm=confirm)
+                await decisions.settle_approval(
+                    self, approval_id, origin=origin, approve=approve, confirm=confirm
+                )
                 return
         working = self.spawn(self._working(origin, text))
         try:

@@ -19,49 +19,23 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.config import Config, ConfigError
+from bot.config import Config, slack_secrets
 from bot.logs import setup_logging
 from bot.slack.app import build_app, runtime
 from bot.slack.notifier import SlackNotifier
 from bot.slack.runtime import SocketModeStatus
-from bot.slack.runtime import Tracker as TrackerLike
 from bot.slack.server import SlackServer
 from bot.slack.socket import SocketModeHandler
 from bot.slack.sweep import DEFAULT_SWEEP_SECONDS
 from bot.wiring import Bot, build_bot, build_scheduler, build_tracker, build_watcher
+from operations.notify import TrackerPort
 from operations.schedules import Scheduler
 from operations.tracker import Tracker
 
 log = logging.getLogger("graphops.slack")
 
-TrackerFactory = Callable[[Bot, SlackNotifier], TrackerLike]
+TrackerFactory = Callable[[Bot, SlackNotifier], TrackerPort]
 STEP_SECONDS = 3.0  # each shutdown step; SIGTERM to exit stays well under 10 s
-
-
-def slack_secrets(config: Config, environ: Mapping[str, str]) -> tuple[str, str, str]:
-    """(bot token, signing secret, app token or ""); ConfigError names what is missing.
-
-    The signing secret is needed only without an app token (HTTP mode).
-    """
-    settings = config.slack
-    token = environ.get(settings.bot_token_env, "")
-    app_token = environ.get(settings.app_token_env, "")
-    signing = environ.get(settings.signing_secret_env, "")
-    missing = [settings.bot_token_env] if not token else []
-    if not app_token and not signing:
-        missing.append(settings.signing_secret_env)
-    if missing:
-        raise ConfigError(
-            "slack: environment variable(s) not set or empty: "
-            + ", ".join(missing)
-            + (
-                ""
-                if app_token
-                else f" (or set {settings.app_token_env} for Socket Mode, "
-                "which needs no signing secret)"
-            )
-        )
-    return token, signing, app_token
 
 
 def web_client(config: Config, token: str) -> AsyncWebClient:
@@ -101,7 +75,7 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     socket_mode: SocketModeHandler | None = None
-    tracker: TrackerLike | None = None
+    tracker: TrackerPort | None = None
     scheduler: Scheduler | None = None
     server: SlackServer | None = None
     try:

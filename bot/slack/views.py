@@ -26,7 +26,7 @@ from bot.slack.blocks import EMOJI, cut, mrkdwn, safe_cut, section
 from bot.slack.edge import Origin
 from bot.slack.notifier import slack_error
 from bot.slack.runtime import SlackRuntime
-from commands.reply import Reply
+from core.reply import Reply
 
 log = logging.getLogger("graphops.slack")
 
@@ -174,13 +174,13 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
 
     def name_is_right(body: dict[str, Any]) -> bool:
         _, _, approval_id, typed = submitted(body)
-        expected = rt.bot.executor.confirmation_needed(approval_id)
+        expected = rt.bot.pipeline.confirmation_needed(approval_id)
         return expected is None or typed.strip() == expected
 
     async def approve(body: dict[str, Any]) -> None:
         user, channel, approval_id, typed = submitted(body)
         origin = Origin(user=user, channel=channel)
-        await decisions.decide(rt, approval_id, origin=origin, approve=True, confirm=typed)
+        await decisions.settle_approval(rt, approval_id, origin=origin, approve=True, confirm=typed)
 
     async def check_name(ack: AsyncAck, body: dict[str, Any]) -> None:
         if name_is_right(body):
@@ -189,7 +189,7 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
             await ack()
             return
         _, _, approval_id, _ = submitted(body)
-        expected = rt.bot.executor.confirmation_needed(approval_id) or ""
+        expected = rt.bot.pipeline.confirmation_needed(approval_id) or ""
         await ack(
             response_action="errors",
             errors={INPUT_BLOCK: cut(f"Type the name exactly: {expected}", 150)},

@@ -21,7 +21,7 @@ from bot import access_cli, cli
 from bot.config import load_config
 from bot.logs import COMMAND_LOGGER, JsonFormatter
 from bot.store import StoreError, backup_database, open_database, serve_lock
-from commands.context import Invocation
+from core.invocation import Invocation
 from permissions.audit import KINDS
 from tests.reliability.rel_procs import Serve, Simulate, bot_env, write_config
 from tests.reliability.rel_support import free_port

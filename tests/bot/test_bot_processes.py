@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.waiting import wait_until
 
 GRAPHOPS = [sys.executable, "-m", "bot.cli"]
 
@@ -34,10 +35,12 @@ def simulator(tmp_path: Path) -> Iterator[str]:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    deadline = time.monotonic() + 20
-    while not urls_file.exists():
-        assert time.monotonic() < deadline and proc.poll() is None, "simulate did not start"
-        time.sleep(0.05)
+
+    def started() -> bool:
+        assert proc.poll() is None, "simulate exited"
+        return urls_file.exists()
+
+    wait_until(started, 20, "graphops simulate to start")
     url = json.loads(urls_file.read_text())["console"]
     try:
         yield url

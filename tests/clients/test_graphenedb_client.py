@@ -59,13 +59,13 @@ async def test_database_and_status(console):
     assert same.version is not None and same.version.number
 
 
-async def test_create_then_operation_finishes(console, sim_clock: ManualClock):
+async def test_create_then_operation_finishes(console, clock: ManualClock):
     env = await _env_id(console, "development")
     started = await console.create_database(env, "new-db", "ds1", "5.24.0", "community", [])
     assert started.operation_id and started.database and started.database.name == "new-db"
     op = await console.operation(started.database.id, started.operation_id)
     assert op.status == "started" and op.steps[0].name == "allocating-resources"
-    sim_clock.advance(10)
+    clock.advance(10)
     op = await console.operation(started.database.id, started.operation_id)
     assert op.status == "finished"
     assert (await console.database(started.database.id)).status.state == "running"
@@ -79,14 +79,14 @@ async def test_create_with_bad_plan_is_a_clear_bad_request(console):
     assert info.value.outcome == "not done"
 
 
-async def test_pause_resume_restart(console, sim_clock):
+async def test_pause_resume_restart(console, clock):
     db = await _db(console, "development", "sandbox-db")
     paused = await console.pause(db.id)
     assert paused.operation_id
-    sim_clock.advance(10)
+    clock.advance(10)
     assert (await console.status(db.id)).state == "paused"
     assert (await console.resume(db.id)).operation_id
-    sim_clock.advance(10)
+    clock.advance(10)
     restart = await console.restart(db.id)
     assert restart.operation_id
     ops = await console.operations(db.id)
@@ -102,27 +102,27 @@ async def test_conflict_while_an_operation_runs(console, console_sim):
     assert len(console_sim.requests_to("POST", r".*/pause$")) == 1
 
 
-async def test_clone_follows_next_operation_chain(console, sim_clock):
+async def test_clone_follows_next_operation_chain(console, clock):
     db = await _db(console, "development", "sandbox-db")
     env = await _env_id(console, "staging")
     started = await console.clone(db.id, "sandbox-copy", env)
     assert started.database and started.database.name == "sandbox-copy"
-    sim_clock.advance(2.5)
+    clock.advance(2.5)
     first = await console.operation(db.id, started.operation_id or "")
     assert first.status == "finished" and first.next_operation_id
-    sim_clock.advance(3)
+    clock.advance(3)
     second = await console.operation(db.id, first.next_operation_id)
     assert second.status == "finished"
     assert (await console.database(started.database.id)).status.state == "running"
 
 
-async def test_snapshots_restore_and_create_from_snapshot(console, sim_clock):
+async def test_snapshots_restore_and_create_from_snapshot(console, clock):
     prod = await _db(console, "production", "orders-db")
     snaps = await console.snapshots(prod.id)
     assert len(snaps) == 1 and snaps[0].status == "done"
     taken = await console.take_snapshot(prod.id)
     assert taken.snapshot and taken.operation_id
-    sim_clock.advance(10)
+    clock.advance(10)
     assert len(await console.snapshots(prod.id)) == 2
     staging = await _db(console, "staging", "orders-db")
     restored = await console.restore_snapshot(staging.id, snaps[0].id, prod.environment_id)
@@ -132,20 +132,20 @@ async def test_snapshots_restore_and_create_from_snapshot(console, sim_clock):
     assert new.database and new.database.name == "from-snap"
 
 
-async def test_terminate_then_not_found(console, sim_clock):
+async def test_terminate_then_not_found(console, clock):
     db = await _db(console, "development", "sandbox-db")
     started = await console.terminate(db.id)
     assert started.operation_id
-    sim_clock.advance(10)
+    clock.advance(10)
     with pytest.raises(NotFound):
         await console.database(db.id)
 
 
-async def test_switch_connection_swaps_domains(console, sim_clock):
+async def test_switch_connection_swaps_domains(console, clock):
     a = await _db(console, "production", "orders-db")
     b = await _db(console, "production", "orders-replica")
     assert (await console.switch_connection(a.id, b.id)).operation_id
-    sim_clock.advance(10)
+    clock.advance(10)
     assert (await console.database(a.id)).domain_name == b.domain_name
     assert (await console.database(b.id)).domain_name == a.domain_name
 

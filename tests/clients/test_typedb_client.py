@@ -27,8 +27,8 @@ from clients.typedb import (
     rows_to_table,
     token_lifetime_from_jwt,
 )
-from commands.context import Provider
 from commands.resolve import Resolver
+from core.provider import Provider
 from simulators.base import REDACTED, ManualClock
 from simulators.typedb import TypeDBSimulator, limit_warning
 from tests.support import FAST_RETRY
@@ -41,11 +41,6 @@ SEED_TOKEN = (
     "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZG1pbiIsImV4cCI6MTc0NDYzNTI5NSwi"
     "aWF0IjoxNzQ0NjIwODk1fQ.WEhmBTAXI_qZUlAB7zw52LDGJhnqfNTXS63QDSZlqds"
 )
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 @pytest.fixture

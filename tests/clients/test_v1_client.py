@@ -36,14 +36,9 @@ API_KEY = "sentinel-v1-api-key-5d2b"
 
 
 @pytest.fixture
-def v1_clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-async def v1_sim(v1_clock: ManualClock) -> AsyncIterator[V1Simulator]:
+async def v1_sim(clock: ManualClock) -> AsyncIterator[V1Simulator]:
     sim = V1Simulator(api_key=API_KEY, step_seconds=1.0)
-    sim.clock = v1_clock
+    sim.clock = clock
     await sim.start()
     try:
         yield sim
@@ -148,7 +143,7 @@ async def test_ids_are_quoted_into_one_path_segment(v1, v1_sim):
 # ---- async commands and operations ---------------------------------------------------
 
 
-async def test_create_operation_events_then_running(v1, v1_sim, v1_clock):
+async def test_create_operation_events_then_running(v1, v1_sim, clock):
     started = await v1.create_database("legacy-new", "v4416", "eu-west-2", "developer")
     assert started.operation_id
     op = await v1.operation(started.operation_id)
@@ -158,11 +153,11 @@ async def test_create_operation_events_then_running(v1, v1_sim, v1_clock):
     assert op.description == "create database legacy-new"
     new = await _db(v1, "legacy-new")
     assert new.id == op.database_id and new.status.state == "creating"
-    v1_clock.advance(1)
+    clock.advance(1)
     op = await v1.operation(started.operation_id)
     assert [e.state for e in op.events] == ["allocating-instance", "creating-volume"]
     assert [s.status for s in op.steps] == ["finished", "running"]
-    v1_clock.advance(5)
+    clock.advance(5)
     op = await v1.operation(started.operation_id)
     assert op.done and op.status == "finished" and op.error is None
     assert all(s.status == "finished" for s in op.steps)
@@ -183,7 +178,7 @@ async def test_create_with_bad_plan_is_a_bad_request(v1):
     assert info.value.status == 400 and "cluster" in info.value.message
 
 
-async def test_restart_reports_stopped_and_conflicts(v1, v1_sim, v1_clock):
+async def test_restart_reports_stopped_and_conflicts(v1, v1_sim, clock):
     orders = await _db(v1, "legacy-orders")
     started = await v1.restart(orders.id)
     assert started.operation_id
@@ -193,15 +188,15 @@ async def test_restart_reports_stopped_and_conflicts(v1, v1_sim, v1_clock):
         await v1.empty(orders.id)
     assert "another operation" in info.value.message and info.value.outcome == "not done"
     assert len(v1_sim.requests_to("PUT", r"/empty$")) == 1  # a 409 is not retried
-    v1_clock.advance(5)
+    clock.advance(5)
     op = await v1.operation(started.operation_id)
     assert op.status == "finished" and op.stopped is False
 
 
-async def test_empty_clears_counters_and_is_not_implemented_on_sandbox(v1, v1_clock):
+async def test_empty_clears_counters_and_is_not_implemented_on_sandbox(v1, clock):
     users = await _db(v1, "legacy-users")
     assert (await v1.empty(users.id)).operation_id
-    v1_clock.advance(10)
+    clock.advance(10)
     counters = (await v1.database(users.id)).counters
     assert counters and counters.nodes == 0
     sandbox = await _db(v1, "legacy-sandbox")
@@ -210,11 +205,11 @@ async def test_empty_clears_counters_and_is_not_implemented_on_sandbox(v1, v1_cl
     assert info.value.status == 501 and "sandbox" in info.value.message
 
 
-async def test_delete_then_not_found_but_operation_readable(v1, v1_clock):
+async def test_delete_then_not_found_but_operation_readable(v1, clock):
     sandbox = await _db(v1, "legacy-sandbox")
     started = await v1.delete_database(sandbox.id)
     assert started.operation_id
-    v1_clock.advance(10)
+    clock.advance(10)
     with pytest.raises(NotFound):
         await v1.database(sandbox.id)
     assert (await v1.operation(started.operation_id)).status == "finished"
@@ -242,7 +237,7 @@ async def test_a_synchronous_answer_has_no_operation(v1, v1_sim):
     assert Accepted.model_validate(None).operation_id is None
 
 
-async def test_follow_reports_every_event_until_finished(v1, v1_clock):
+async def test_follow_reports_every_event_until_finished(v1, clock):
     orders = await _db(v1, "legacy-orders")
     started = await v1.take_backup(orders.id)
     assert started.operation_id and started.backup_id
@@ -250,7 +245,7 @@ async def test_follow_reports_every_event_until_finished(v1, v1_clock):
 
     async def on_step(event: StepEvent) -> None:
         seen.append(event)
-        v1_clock.advance(1)
+        clock.advance(1)
 
     outcome = await follow(
         v1.as_operation_source(),
@@ -270,12 +265,12 @@ async def test_follow_reports_every_event_until_finished(v1, v1_clock):
     assert backup.done and backup.origin == "manual"
 
 
-async def test_follow_reports_a_failed_operation(v1, v1_sim, v1_clock):
+async def test_follow_reports_a_failed_operation(v1, v1_sim, clock):
     orders = await _db(v1, "legacy-orders")
     v1_sim.fail_next_operation("restart", "starting-database")
 
     async def on_step(event: StepEvent) -> None:
-        v1_clock.advance(1)
+        clock.advance(1)
 
     started = await v1.restart(orders.id)
     outcome = await follow(
@@ -293,7 +288,7 @@ async def test_follow_reports_a_failed_operation(v1, v1_sim, v1_clock):
 # ---- backups, schedule, export, import -------------------------------------------------
 
 
-async def test_backups_latest_one_and_restore(v1, v1_sim, v1_clock):
+async def test_backups_latest_one_and_restore(v1, v1_sim, clock):
     orders = await _db(v1, "legacy-orders")
     backups = await v1.backups(orders.id)
     assert [b.origin for b in backups] == ["scheduled", "manual", "automatic"]
@@ -368,14 +363,14 @@ async def test_export_link_is_secret(v1, v1_sim):
     assert v1_sim.requests_to("PUT", r"/export$")
 
 
-async def test_import_from_s3_url(v1, v1_sim, v1_clock):
+async def test_import_from_s3_url(v1, v1_sim, clock):
     users = await _db(v1, "legacy-users")
     started = await v1.import_url(
         users.id, SecretStr("https://my-bucket.s3.amazonaws.com/graphdb.zip")
     )
     op = await v1.operation(started.operation_id or "")
     assert op.events[0].state == "downloading-file"
-    v1_clock.advance(10)
+    clock.advance(10)
     with pytest.raises(BadRequest):
         await v1.import_url(users.id, "ftp://elsewhere/graphdb.zip")
 

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from commands.context import Invocation
-from commands.reply import Reply
+from core.invocation import Invocation
 from core.refs import plain
+from core.reply import Reply
 from permissions.roles import Role
 
 ALICE, BOB, ADMIN = "U0ALICE", "U0BOB", "U0ADMIN"
@@ -111,7 +111,7 @@ async def test_list_in_an_environment_the_channel_may_not_use(bot):
 # -- operator verbs -------------------------------------------------------------------
 
 
-async def test_create_pause_resume_restart_snapshot(bot, console_sim, sim_clock):
+async def test_create_pause_resume_restart_snapshot(bot, console_sim, clock):
     created = await run(bot, "create new-db plan=ds1 version=5.24.0 env=development")
     assert created.status == "ok" and created.operations
     assert console_sim.find_database("new-db").name == "new-db"
@@ -121,13 +121,13 @@ async def test_create_pause_resume_restart_snapshot(bot, console_sim, sim_clock)
     assert which.status == "error" and "say which environment" in which.text
     paused = await run(bot, "pause sandbox-db")
     assert paused.status == "ok" and paused.operations[0].operation_id
-    sim_clock.advance(10)
+    clock.advance(10)
     assert (await run(bot, "resume sandbox-db")).status == "ok"
-    sim_clock.advance(10)
+    clock.advance(10)
     restart = await run(bot, "restart sandbox-db reset=false")
     assert restart.status == "ok"
     assert console_sim.requests_to("POST", r".*/restart$")[0].body["reset"] is False
-    sim_clock.advance(10)
+    clock.advance(10)
     snap = await run(bot, "snapshot sandbox-db")
     assert snap.status == "ok"
 
@@ -246,13 +246,13 @@ async def test_expired_approval_does_not_run(bot, console_sim):
     assert console_sim.requests_to("DELETE") == []
 
 
-async def test_switch_and_restore_into_need_admin_and_approval(bot, console_sim, sim_clock):
+async def test_switch_and_restore_into_need_admin_and_approval(bot, console_sim, clock):
     card = await run(bot, "switch orders-db to orders-replica", channel=ONCALL)
     assert card.status == "pending" and "Connection URL" in dict(card.fields)
     done = await run(bot, approve_line(card), user=BOB, channel=ONCALL)
     assert done.status == "ok"
     assert console_sim.requests_to("POST", r".*/connections/switch$")[0].body["targetDatabase"]
-    sim_clock.advance(10)
+    clock.advance(10)
     snap_id = console_sim.snapshots[0].id
     card = await run(bot, f"restore {snap_id} into billing-db", channel=ONCALL)
     assert card.status == "pending" and "replacing its data" in (card.title or "")
@@ -263,14 +263,14 @@ async def test_switch_and_restore_into_need_admin_and_approval(bot, console_sim,
     assert refused.status in ("denied", "error")
 
 
-async def test_dr_clones_waits_and_switches(bot, console_sim, sim_clock):
+async def test_dr_clones_waits_and_switches(bot, console_sim, clock):
     card = await run(bot, "dr orders-db", channel=ONCALL)
     assert card.status == "pending"
 
     async def time_passes() -> None:
         for _ in range(200):
             await asyncio.sleep(0.01)
-            sim_clock.advance(1)
+            clock.advance(1)
 
     ticker = asyncio.create_task(time_passes())
     done = await run(bot, approve_line(card), user=BOB, channel=ONCALL)
@@ -280,14 +280,14 @@ async def test_dr_clones_waits_and_switches(bot, console_sim, sim_clock):
     assert len(console_sim.requests_to("POST", r".*/connections/switch$")) == 1
 
 
-async def test_dr_stops_when_the_clone_fails(bot, console_sim, sim_clock):
+async def test_dr_stops_when_the_clone_fails(bot, console_sim, clock):
     console_sim.fail_next_operation("clone")
     card = await run(bot, "dr orders-db", channel=ONCALL)
 
     async def time_passes() -> None:
         for _ in range(200):
             await asyncio.sleep(0.01)
-            sim_clock.advance(1)
+            clock.advance(1)
 
     ticker = asyncio.create_task(time_passes())
     done = await run(bot, approve_line(card), user=BOB, channel=ONCALL)

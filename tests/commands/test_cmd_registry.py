@@ -75,11 +75,55 @@ def test_multiple_forms(bot):
 
 def test_names_are_unique():
     registry = Registry()
-    registry.add(Verb(name="a", summary="s", pattern="", example="a", role=None, aliases=("b",)))
+    registry.add(Verb(name="a", summary="s", grammar="", example="a", role=None, aliases=("b",)))
     with pytest.raises(ValueError, match="twice"):
-        registry.add(Verb(name="b", summary="s", pattern="", example="b", role=None))
+        registry.add(Verb(name="b", summary="s", grammar="", example="b", role=None))
 
 
 def test_suggestions(bot):
     assert "pause" in bot.registry.suggest("pasue")
     assert bot.registry.suggest("zzzzzz") == []
+
+
+def test_each_verb_is_declared_on_its_function(bot):
+    """A verb is one @verb function in commands/verbs/; help's summary is its docstring."""
+    from commands.registry import summary_of
+
+    for each in bot.registry.all():
+        function = each.execute or each.direct
+        assert function is not None, each.name
+        assert function.__module__.startswith("commands.verbs."), each.name
+        assert summary_of(function) == each.summary, each.name
+        assert (each.role is None) == (each.prepare is None), each.name
+
+
+def test_collect_keeps_definition_order_and_wants_a_docstring():
+    import types
+
+    from commands.registry import verb
+
+    module = types.ModuleType("example_verbs")
+
+    @verb("zeta", example="zeta", group="Test")
+    async def zeta(ctx, values):  # type: ignore[no-untyped-def]
+        """Last letter first
+
+        Developer notes are not part of the summary.
+        """
+
+    @verb("alpha", "<db>", example="alpha x", group="Test")
+    async def alpha(ctx, values):  # type: ignore[no-untyped-def]
+        """First letter
+        second."""
+
+    for fn in (zeta, alpha):
+        fn.__module__ = module.__name__
+        setattr(module, fn.__name__, fn)
+    registry = Registry.collect([module])
+    assert [v.name for v in registry.all()] == ["zeta", "alpha"]
+    assert [v.summary for v in registry.all()] == ["Last letter first", "First letter second"]
+    with pytest.raises(TypeError, match="needs a docstring"):
+
+        @verb("nodoc", example="nodoc", group="Test")
+        async def nodoc(ctx, values):  # type: ignore[no-untyped-def]
+            return None

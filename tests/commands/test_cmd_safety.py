@@ -10,8 +10,8 @@ import pytest
 
 from bot.demo import apply_demo_policy
 from bot.wiring import Bot, build_bot
-from commands.context import Invocation
-from commands.reply import Reply
+from core.invocation import Invocation
+from core.reply import Reply
 from tests.support import ENVIRON, make_config
 
 ONCALL, DEV = "C0ONCALL", "C0DEV"
@@ -32,13 +32,13 @@ async def safe_bot(console_sim, tmp_path: Path) -> AsyncIterator[Bot]:
 
 
 @pytest.fixture
-async def ticking(sim_clock) -> AsyncIterator[None]:
+async def ticking(clock) -> AsyncIterator[None]:
     """Simulated time passes quickly while a test waits on operations."""
 
     async def tick() -> None:
         while True:
             await asyncio.sleep(0.01)
-            sim_clock.advance(1)
+            clock.advance(1)
 
     task = asyncio.create_task(tick())
     yield
@@ -175,7 +175,7 @@ async def test_switch_preflight_runs_again_at_approval(safe_bot, console_sim):
     assert console_sim.mutating_requests() == []
 
 
-async def test_switch_back_is_an_approval_within_its_window(safe_bot, console_sim, sim_clock):
+async def test_switch_back_is_an_approval_within_its_window(safe_bot, console_sim, clock):
     safe_bot.services.snapshot_before_destroy = "never"
     origin = console_sim.find_database("orders-db", "production")
     replica = console_sim.find_database("orders-replica")
@@ -183,7 +183,7 @@ async def test_switch_back_is_an_approval_within_its_window(safe_bot, console_si
     done = await run(safe_bot, approve(card), user="U0BOB", channel=ONCALL)
     assert done.status == "ok", done.text
     back = next(a for a in done.actions if a.label.startswith("Switch back"))
-    sim_clock.advance(10)
+    clock.advance(10)
     again = await run(safe_bot, back.command, channel=ONCALL)
     assert again.status == "pending" and "back from orders-replica to orders-db" in (
         again.title or ""

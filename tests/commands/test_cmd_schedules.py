@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from commands.context import Invocation
-from commands.reply import Reply
+from core.invocation import Invocation
 from core.refs import plain
+from core.reply import Reply
 from operations.schedules import ScheduleStore
 
 ALICE, BOB, CAROL, ADMIN = "U0ALICE", "U0BOB", "U0CAROL", "U0ADMIN"

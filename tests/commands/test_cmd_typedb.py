@@ -15,16 +15,10 @@ from pydantic import SecretStr
 from bot.config import BotSettings, Config, TypeDBProvider
 from bot.wiring import Bot, build_bot
 from clients.typedb import QueryAnswer
-from commands.context import Invocation
-from commands.reply import Reply
 from commands.typeql import classify, count_types
-from commands.verbs_typedb import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
-    Transactions,
-    render_answer,
-    transactions_of,
-)
+from commands.verbs.queries import DEFAULT_LIMIT, MAX_LIMIT, render_answer
+from core.invocation import Invocation
+from core.reply import Reply
 from permissions.roles import Role
 from simulators.base import ManualClock
 from simulators.typedb import SOCIAL_FUNCTIONS, SOCIAL_TYPES, TypeDBSimulator
@@ -42,14 +36,9 @@ DEFINE = "define entity company, owns name;"
 
 
 @pytest.fixture
-def tdb_clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-async def tdb_sim(tdb_clock: ManualClock) -> AsyncIterator[TypeDBSimulator]:
+async def tdb_sim(clock: ManualClock) -> AsyncIterator[TypeDBSimulator]:
     sim = TypeDBSimulator(username="admin", password=TDB_PASSWORD)
-    sim.clock = tdb_clock
+    sim.clock = clock
     await sim.start("127.0.0.1", 0)
     try:
         yield sim
@@ -58,9 +47,7 @@ async def tdb_sim(tdb_clock: ManualClock) -> AsyncIterator[TypeDBSimulator]:
 
 
 @pytest.fixture
-async def tbot(
-    tdb_sim: TypeDBSimulator, tdb_clock: ManualClock, tmp_path: Path
-) -> AsyncIterator[Bot]:
+async def tbot(tdb_sim: TypeDBSimulator, clock: ManualClock, tmp_path: Path) -> AsyncIterator[Bot]:
     """A bot with one TypeDB provider `graph`: #view viewer, #ops operator, #adm admin."""
     config = Config(
         bot=BotSettings(admins=(ADMIN,), database=str(tmp_path / "tdb.sqlite3")),
@@ -79,7 +66,7 @@ async def tbot(
     permissions.grant(VIEW, "graph", "graph", Role.VIEWER)
     permissions.grant(OPS, "graph", "graph", Role.OPERATOR)
     permissions.grant(ADM, "graph", "graph", Role.ADMIN)
-    transactions_of(bot.registry).clock = tdb_clock
+    bot.services.transactions.clock = clock
     try:
         yield bot
     finally:
@@ -487,9 +474,9 @@ async def test_multi_step_writes_are_refused_in_protected_environments(tbot, tdb
     assert read.status == "ok"
 
 
-async def test_transaction_timeout(tbot, tdb_sim, tdb_clock):
+async def test_transaction_timeout(tbot, tdb_sim, clock):
     await run(tbot, "tx open social write")
-    tdb_clock.advance(301)
+    clock.advance(301)
     assert tdb_sim.transactions == []  # closed server-side
     posts = len(query_posts(tdb_sim))
     reply = await run(tbot, f"tx query '{INSERT}'")
@@ -498,24 +485,30 @@ async def test_transaction_timeout(tbot, tdb_sim, tdb_clock):
     assert (await run(tbot, "tx open social write")).status == "ok"
 
 
-async def test_transaction_gone_on_the_server_is_forgotten(tbot, tdb_sim, tdb_clock):
-    transactions_of(tbot.registry).clock = ManualClock()  # the bot's clock lags
+async def test_transaction_gone_on_the_server_is_forgotten(tbot, tdb_sim, clock):
+    tbot.services.transactions.clock = ManualClock()  # the bot's clock lags
     await run(tbot, "tx open social write")
-    tdb_clock.advance(301)
+    clock.advance(301)
     reply = await run(tbot, f"tx query '{INSERT}'")
     assert reply.status == "error" and "408" in reply.text
     again = await run(tbot, f"tx query '{INSERT}'")
     assert "no open transaction" in again.text
 
 
-def test_transactions_registry_is_per_registry():
-    from commands.registry import Registry
-    from commands.verbs_typedb import register
-
-    registry = Registry()
-    mine = Transactions(timeout_seconds=5)
-    register(registry, mine)
-    assert transactions_of(registry) is mine and len(mine) == 0
+async def test_open_transactions_belong_to_one_bot(tbot, tmp_path):
+    assert (await run(tbot, "tx open social read", channel=VIEW)).status == "ok"
+    settings = tbot.config.bot.model_copy(update={"database": str(tmp_path / "other.sqlite3")})
+    other = build_bot(
+        tbot.config.model_copy(update={"bot": settings}),
+        environ={"T_TDB_USER": "admin", "T_TDB_PASS": TDB_PASSWORD},
+    )
+    try:
+        other.services.permissions.grant(VIEW, "graph", "graph", Role.VIEWER)
+        assert len(tbot.services.transactions) == 1 and len(other.services.transactions) == 0
+        reply = await run(other, "tx close", channel=VIEW)
+        assert reply.status == "error" and "no open transaction" in reply.text
+    finally:
+        await other.aclose()
 
 
 # -- other kinds, help -------------------------------------------------------------------------
@@ -621,10 +614,10 @@ async def test_mixed_bot_names_the_kind_a_verb_does_not_work_on(console_sim, tdb
         await bot.aclose()
 
 
-async def test_abandoned_transactions_are_swept(tbot, tdb_clock):
+async def test_abandoned_transactions_are_swept(tbot, clock):
     await run(tbot, "tx open social read", channel=VIEW, user=BOB)
-    transactions = transactions_of(tbot.registry)
+    transactions = tbot.services.transactions
     assert len(transactions) == 1
-    tdb_clock.advance(2 * transactions.timeout_seconds + 1)
+    clock.advance(2 * transactions.timeout_seconds + 1)
     await run(tbot, "tx open social read", channel=VIEW)
     assert len(transactions) == 1  # Alice's; Bob's abandoned one is gone

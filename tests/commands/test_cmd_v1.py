@@ -10,8 +10,8 @@ import pytest
 
 from bot.config import BotSettings, Config, ConsoleProvider, V1Provider
 from bot.wiring import Bot, build_bot
-from commands.context import Invocation
-from commands.reply import Reply
+from core.invocation import Invocation
+from core.reply import Reply
 from permissions.roles import Role
 from simulators.base import ManualClock
 from simulators.graphenedb_v1 import V1Simulator
@@ -21,9 +21,9 @@ API_KEY = "sentinel-v1-api-key-51d0"
 
 
 @pytest.fixture
-async def v1_sim(sim_clock: ManualClock) -> AsyncIterator[V1Simulator]:
+async def v1_sim(clock: ManualClock) -> AsyncIterator[V1Simulator]:
     sim = V1Simulator(api_key=API_KEY, step_seconds=1.0)
-    sim.clock = sim_clock
+    sim.clock = clock
     await sim.start()
     try:
         yield sim
@@ -79,7 +79,7 @@ async def test_list_shows_both_providers_labelled(both):
     assert ["legacy", "legacy", "graphenedb-v1", "admin", "no"] in envs.tables[0].rows
 
 
-async def test_shared_verbs_on_v1(both, v1_sim, sim_clock):
+async def test_shared_verbs_on_v1(both, v1_sim, clock):
     show = await run(both, "show legacy-orders")
     assert dict(show.fields)["Plan"] == "s1"
     versions = await run(both, "versions")
@@ -121,13 +121,13 @@ async def test_v1_terminate_and_empty_need_approval(both, v1_sim):
     assert done.status == "ok", done.text
 
 
-async def test_backups(both, v1_sim, sim_clock):
+async def test_backups(both, v1_sim, clock):
     listing = await run(both, "backups legacy-orders")
     assert listing.tables[0].rows
     backup_id = listing.tables[0].rows[0][0]
     taken = await run(both, "backup legacy-orders")
     assert taken.status == "ok" and taken.operations
-    sim_clock.advance(30)
+    clock.advance(30)
     schedule = await run(both, "backup-schedule legacy-orders")
     assert dict(schedule.fields)["Frequency"] == "daily"
     bad = await run(both, "backup-schedule legacy-orders time=25:00:00")
@@ -169,7 +169,7 @@ async def test_v1_import_takes_an_s3_url(both, v1_sim):
     assert request.body["url"].endswith("graphdb.zip")
 
 
-async def test_v1_operations_are_tracked_and_listed(both, sim_clock):
+async def test_v1_operations_are_tracked_and_listed(both, clock):
     from operations.follow import Backoff
     from operations.tracker import Tracker, TrackerSettings
     from tests.support import RecordingNotifier
@@ -188,7 +188,7 @@ async def test_v1_operations_are_tracked_and_listed(both, sim_clock):
     )
     for _ in range(20):
         await tracker.run_once()
-        sim_clock.advance(1)
+        clock.advance(1)
     assert tracker.state(tracked) == "finished"
     assert len([r for _, _, r in notifier.posts if not r.title]) >= 2
     ops = await run(both, "ops legacy-orders")

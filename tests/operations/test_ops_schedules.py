@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from commands.context import Invocation
-from commands.reply import Reply
+from commands.scheduled import PipelineRunner, newest_snapshot
+from core.invocation import Invocation
+from core.reply import Reply
 from operations.follow import Backoff
-from operations.schedules import Scheduler, ScheduleStore, newest_snapshot
+from operations.schedules import Scheduler, ScheduleStore
 from operations.tracker import Tracker, TrackerSettings
 from operations.when import WhenError, parse_when
 from simulators.base import ManualClock
@@ -82,7 +83,8 @@ def test_unquoted_cron_and_zone_case_are_accepted() -> None:
         (["every", "funday", "07:00"], "UTC", "did you mean `sunday`"),
         (["hourly", "extra"], "UTC", "takes nothing more"),
         (["0 20 * *"], "UTC", "5 fields"),
-        (["61 * * * *"], "UTC", "minute `61` is out of range 0-59"),
+        (["61 * * * *"], "UTC", "cron minute `61` is not valid: it takes 0-59"),
+        (["0 0 * * funday"], "UTC", "cron day of week `funday` is not valid"),
         (["0 0 30 2 *"], "UTC", "never runs"),
         (["sometimes"], "UTC", 'such as `"0 20 * * 1-5"`'),
         ([], "UTC", "say when it runs"),
@@ -120,17 +122,19 @@ async def make(bot, line: str, user: str = ALICE, channel: str = DEV):  # type: 
     return store.get(max(s.id for s in store.for_channel(channel)))
 
 
-def scheduler(bot, notifier, clock, **kwargs):  # type: ignore[no-untyped-def]
-    return Scheduler(bot, notifier, clock=clock, **kwargs)
+def scheduler(bot, notifier, wall, **kwargs):  # type: ignore[no-untyped-def]
+    return Scheduler(
+        PipelineRunner(bot.pipeline), notifier, bot.db, bot.services.audit, clock=wall, **kwargs
+    )
 
 
 def pauses(console_sim) -> int:  # type: ignore[no-untyped-def]
     return len(console_sim.requests_to("POST", r".*/pause$"))
 
 
-async def test_a_due_pause_runs_once_and_is_tracked_in_its_thread(bot, console_sim, sim_clock):
+async def test_a_due_pause_runs_once_and_is_tracked_in_its_thread(bot, console_sim, clock):
     schedule = await make(bot, "schedule pause sandbox-db daily 20:00 tz=Europe/Paris")
-    clock = ManualClock(time.time())
+    wall = ManualClock(time.time())
     notifier = RecordingNotifier()
     tracker = Tracker(
         bot.db,
@@ -139,9 +143,9 @@ async def test_a_due_pause_runs_once_and_is_tracked_in_its_thread(bot, console_s
         permissions=bot.services.permissions,
         settings=TrackerSettings(backoff=Backoff(first=0.0, factor=1.0, cap=0.0)),
     )
-    runner = scheduler(bot, notifier, clock, tracker=tracker)
+    runner = scheduler(bot, notifier, wall, tracker=tracker)
     assert await runner.run_once() == 0 and pauses(console_sim) == 0
-    clock.now = schedule.next_run_at + 1
+    wall.now = schedule.next_run_at + 1
     assert await runner.run_once() == 1
     assert await runner.run_once() == 0  # claimed: never twice
     assert pauses(console_sim) == 1
@@ -152,13 +156,13 @@ async def test_a_due_pause_runs_once_and_is_tracked_in_its_thread(bot, console_s
     assert tracker.running() == 1
     for _ in range(12):
         await tracker.run_once()
-        sim_clock.advance(0.5)
+        clock.advance(0.5)
     thread_ts = "101.000100"
     final = [r for _, t, r in notifier.posts if t == thread_ts and r.title]
     assert final and "finished" in (final[0].title or "")
     after = ScheduleStore(bot.db).get(schedule.id)
     assert after.next_run_at == schedule.next_run_at + 24 * HOUR
-    assert after.last_run_at == clock.now
+    assert after.last_run_at == wall.now
     rows = bot.db.execute(
         "SELECT outcome FROM audit WHERE kind = 'operation' AND verb = 'schedule pause'"
     ).fetchall()
@@ -170,9 +174,9 @@ async def test_a_revoked_binding_refuses_the_run_and_says_so(bot, console_sim):
     bot.services.permissions.revoke(DEV, "console", "development")
     bot.services.permissions.revoke(DEV, "console", "staging")
     console_sim.requests.clear()
-    clock = ManualClock(schedule.next_run_at + 1)
+    wall = ManualClock(schedule.next_run_at + 1)
     notifier = RecordingNotifier()
-    assert await scheduler(bot, notifier, clock).run_once() == 1
+    assert await scheduler(bot, notifier, wall).run_once() == 1
     assert console_sim.requests == []  # not even a token request
     ((channel, _, posted),) = notifier.posts
     assert channel == DEV and posted.status == "denied"
@@ -186,14 +190,14 @@ async def test_heads_up_is_posted_once_with_two_buttons(bot):
     schedule = await make(bot, "schedule pause sandbox-db daily 20:00")
     await make(bot, "schedule snapshot sandbox-db daily 20:00")  # no heads-up for snapshots
     notifier = RecordingNotifier()
-    clock = ManualClock(schedule.next_run_at - 20 * 60)
-    runner = scheduler(bot, notifier, clock)
+    wall = ManualClock(schedule.next_run_at - 20 * 60)
+    runner = scheduler(bot, notifier, wall)
     await runner.run_once()
     assert notifier.posts == []  # not yet: 15 min ahead
-    clock.now = schedule.next_run_at - 10 * 60
+    wall.now = schedule.next_run_at - 10 * 60
     await runner.run_once()
     await runner.run_once()
-    await scheduler(bot, notifier, clock).run_once()  # a restarted scheduler too
+    await scheduler(bot, notifier, wall).run_once()  # a restarted scheduler too
     ((channel, _, posted),) = notifier.posts
     assert channel == DEV and "Heads-up: pause sandbox-db in 10 min" in (posted.title or "")
     actions = {a.action_id: a for a in posted.actions}
@@ -218,23 +222,23 @@ async def press(bot, action, user: str = ALICE, channel: str = DEV) -> Reply:  #
     return await bot.run(Invocation(user=user, channel=channel, text=action.command))
 
 
-async def test_skip_tonight_then_the_next_night_runs(bot, console_sim, sim_clock):
+async def test_skip_tonight_then_the_next_night_runs(bot, console_sim, clock):
     schedule = await make(bot, "schedule pause sandbox-db daily 20:00 tz=Europe/Paris")
     notifier = RecordingNotifier()
-    clock = ManualClock(schedule.next_run_at - 5 * 60)
-    runner = scheduler(bot, notifier, clock)
+    wall = ManualClock(schedule.next_run_at - 5 * 60)
+    runner = scheduler(bot, notifier, wall)
     await runner.run_once()
     skip = next(a for a in notifier.posts[0][2].actions if a.action_id == "schedule.skip")
     pressed = await press(bot, skip)
     assert pressed.status == "ok" and "skipped the run" in pressed.text
-    clock.now = schedule.next_run_at + 1
+    wall.now = schedule.next_run_at + 1
     assert await runner.run_once() == 0
     assert pauses(console_sim) == 0
     assert "Skipped as asked" in (notifier.posts[-1][2].title or "")
-    clock.now = schedule.next_run_at + 24 * HOUR - 5 * 60
+    wall.now = schedule.next_run_at + 24 * HOUR - 5 * 60
     await runner.run_once()
     assert "Heads-up" in (notifier.posts[-1][2].title or "")  # the next night warns again
-    clock.now = schedule.next_run_at + 24 * HOUR + 1
+    wall.now = schedule.next_run_at + 24 * HOUR + 1
     assert await runner.run_once() == 1
     assert pauses(console_sim) == 1
     kinds = [kind for _, kind, _ in ScheduleStore(bot.db).runs(schedule.id)]
@@ -244,18 +248,18 @@ async def test_skip_tonight_then_the_next_night_runs(bot, console_sim, sim_clock
 async def test_keep_running_moves_the_run_two_hours_later(bot, console_sim):
     schedule = await make(bot, "schedule pause sandbox-db daily 20:00")
     notifier = RecordingNotifier()
-    clock = ManualClock(schedule.next_run_at - 5 * 60)
-    runner = scheduler(bot, notifier, clock)
+    wall = ManualClock(schedule.next_run_at - 5 * 60)
+    runner = scheduler(bot, notifier, wall)
     await runner.run_once()
     extend = next(a for a in notifier.posts[0][2].actions if a.action_id == "schedule.extend")
     assert (await press(bot, extend)).status == "ok"
     assert (await press(bot, extend)).status == "ok"  # pressed twice: still 2 h, not 4
-    clock.now = schedule.next_run_at + 1
+    wall.now = schedule.next_run_at + 1
     assert await runner.run_once() == 0 and pauses(console_sim) == 0
-    clock.now = schedule.next_run_at + 2 * HOUR - 10 * 60
+    wall.now = schedule.next_run_at + 2 * HOUR - 10 * 60
     await runner.run_once()
     assert "Heads-up" in (notifier.posts[-1][2].title or "")  # before the postponed run
-    clock.now = schedule.next_run_at + 2 * HOUR + 1
+    wall.now = schedule.next_run_at + 2 * HOUR + 1
     assert await runner.run_once() == 1
     assert pauses(console_sim) == 1
     after = ScheduleStore(bot.db).get(schedule.id)
@@ -328,8 +332,8 @@ async def test_refresh_restores_the_newest_snapshot_of_the_source(bot, console_s
     (schedule,) = store.for_channel(DEV)
     assert schedule.state == "active"
     notifier = RecordingNotifier()
-    clock = ManualClock(schedule.next_run_at + 1)
-    assert await scheduler(bot, notifier, clock).run_once() == 1
+    wall = ManualClock(schedule.next_run_at + 1)
+    assert await scheduler(bot, notifier, wall).run_once() == 1
     sandbox = console_sim.find_database("sandbox-db")
     (restore,) = console_sim.requests_to("POST", rf".*/{sandbox.id}/restore$")
     assert restore.body["snapshotId"] == newer.id

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from commands.context import Invocation
+from core.invocation import Invocation
 from operations.follow import Backoff
 from operations.tracker import Tracker, TrackerSettings
 from tests.support import RecordingNotifier
@@ -28,10 +28,10 @@ async def start(bot, line, user="U0ALICE", channel="C0DEV"):  # type: ignore[no-
     return reply
 
 
-async def drive(tracker, sim_clock, passes=12, step=0.5):  # type: ignore[no-untyped-def]
+async def drive(tracker, clock, passes=12, step=0.5):  # type: ignore[no-untyped-def]
     for _ in range(passes):
         await tracker.run_once()
-        sim_clock.advance(step)
+        clock.advance(step)
 
 
 def step_texts(notifier: RecordingNotifier) -> list[str]:
@@ -42,7 +42,7 @@ def step_texts(notifier: RecordingNotifier) -> list[str]:
     return lines
 
 
-async def test_steps_posted_in_order_once_then_final_and_status(bot, sim_clock):
+async def test_steps_posted_in_order_once_then_final_and_status(bot, clock):
     notifier = RecordingNotifier()
     tracker = make_tracker(bot, notifier)
     reply = await start(bot, "restart sandbox-db")
@@ -53,7 +53,7 @@ async def test_steps_posted_in_order_once_then_final_and_status(bot, sim_clock):
         await tracker.track(reply.operations[0], channel="C0DEV", thread_ts="1.0", user="U0ALICE")
         == tracked
     )  # tracking twice is one tracking
-    await drive(tracker, sim_clock)
+    await drive(tracker, clock)
     assert step_texts(notifier) == ["stopping-database", "starting-database", "health-check"]
     finals = [r for _, t, r in notifier.posts if r.title]
     assert len(finals) == 1 and "finished" in (finals[0].title or "")
@@ -65,16 +65,16 @@ async def test_steps_posted_in_order_once_then_final_and_status(bot, sim_clock):
     assert notifier.texts("C0INCIDENT") == []
 
 
-async def test_a_restarted_tracker_posts_the_rest_exactly_once(bot, sim_clock):
+async def test_a_restarted_tracker_posts_the_rest_exactly_once(bot, clock):
     first = RecordingNotifier()
     tracker = make_tracker(bot, first)
     reply = await start(bot, "restart sandbox-db")
     await tracker.track(reply.operations[0], channel="C0DEV", thread_ts="1.0", user="U0ALICE")
-    sim_clock.advance(0.5)
+    clock.advance(0.5)
     await tracker.run_once()  # step 0 reported and delivered
-    sim_clock.advance(1.0)
+    clock.advance(1.0)
     await tracker.poll_due()  # step 1 queued, then the bot "dies" before delivering
-    sim_clock.advance(10)  # the operation finishes while the bot is down
+    clock.advance(10)  # the operation finishes while the bot is down
     second = RecordingNotifier()
     await make_tracker(bot, second).run_once()
     assert step_texts(first) == ["stopping-database"]
@@ -85,12 +85,12 @@ async def test_a_restarted_tracker_posts_the_rest_exactly_once(bot, sim_clock):
     assert third.posts == [] and third.updates == []
 
 
-async def test_clone_chain_is_followed_to_the_end(bot, sim_clock, console_sim):
+async def test_clone_chain_is_followed_to_the_end(bot, clock, console_sim):
     notifier = RecordingNotifier()
     tracker = make_tracker(bot, notifier)
     reply = await start(bot, "clone sandbox-db sandbox-copy")
     await tracker.track(reply.operations[0], channel="C0DEV", thread_ts="1.0", user="U0ALICE")
-    await drive(tracker, sim_clock, passes=20)
+    await drive(tracker, clock, passes=20)
     assert step_texts(notifier) == [
         "creating-snapshot",
         "copy-snapshot",
@@ -100,7 +100,7 @@ async def test_clone_chain_is_followed_to_the_end(bot, sim_clock, console_sim):
     assert console_sim.find_database("sandbox-copy").state == "running"
 
 
-async def test_failure_is_reported_and_announced(bot, sim_clock, console_sim):
+async def test_failure_is_reported_and_announced(bot, clock, console_sim):
     console_sim.fail_next_operation("restart", at_step="starting-database")
     notifier = RecordingNotifier()
     tracker = make_tracker(bot, notifier)
@@ -108,7 +108,7 @@ async def test_failure_is_reported_and_announced(bot, sim_clock, console_sim):
     tracked = await tracker.track(
         reply.operations[0], channel="C0DEV", thread_ts="1.0", user="U0ALICE"
     )
-    await drive(tracker, sim_clock)
+    await drive(tracker, clock)
     assert tracker.state(tracked) == "failed"
     final = next(r for c, t, r in notifier.posts if c == "C0DEV" and r.title)
     assert final.status == "error" and "simulated failure" in final.text
@@ -116,24 +116,24 @@ async def test_failure_is_reported_and_announced(bot, sim_clock, console_sim):
     assert incident.status == "error" and "archives/C0DEV/p10" in incident.text
 
 
-async def test_executed_terminate_is_announced(bot, sim_clock):
+async def test_executed_terminate_is_announced(bot, clock):
     notifier = RecordingNotifier()
     tracker = make_tracker(bot, notifier)
     card = await bot.run(Invocation("U0ALICE", "C0DEV", "terminate sandbox-db"))
     reply = await start(bot, card.actions[0].command)
     await tracker.track(reply.operations[0], channel="C0DEV", thread_ts="1.0", user="U0ALICE")
-    await drive(tracker, sim_clock)
+    await drive(tracker, clock)
     (incident,) = [r for c, _, r in notifier.posts if c == "C0INCIDENT"]
     assert "terminate sandbox-db" in (incident.title or "")
 
 
-async def test_slack_failures_delay_and_coalesce_but_lose_nothing(bot, sim_clock):
+async def test_slack_failures_delay_and_coalesce_but_lose_nothing(bot, clock):
     notifier = RecordingNotifier()
     notifier.failures = 4
     tracker = make_tracker(bot, notifier)
     reply = await start(bot, "restart sandbox-db")
     await tracker.track(reply.operations[0], channel="C0DEV", thread_ts="1.0", user="U0ALICE")
-    await drive(tracker, sim_clock, passes=12, step=0.6)
+    await drive(tracker, clock, passes=12, step=0.6)
     for _ in range(4):
         await tracker.run_once()
     assert step_texts(notifier) == ["stopping-database", "starting-database", "health-check"]
@@ -141,7 +141,7 @@ async def test_slack_failures_delay_and_coalesce_but_lose_nothing(bot, sim_clock
     assert len([r for _, _, r in notifier.posts if r.title]) == 1
 
 
-async def test_transient_poll_errors_are_retried(bot, sim_clock, console_sim):
+async def test_transient_poll_errors_are_retried(bot, clock, console_sim):
     notifier = RecordingNotifier()
     tracker = make_tracker(bot, notifier)
     reply = await start(bot, "restart sandbox-db")
@@ -149,12 +149,12 @@ async def test_transient_poll_errors_are_retried(bot, sim_clock, console_sim):
         reply.operations[0], channel="C0DEV", thread_ts="1.0", user="U0ALICE"
     )
     console_sim.faults.fail_next("GET", r".*/operations/.*", status=500, times=6)
-    await drive(tracker, sim_clock, passes=16)
+    await drive(tracker, clock, passes=16)
     assert tracker.state(tracked) == "finished"
 
 
 async def test_an_unknown_operation_is_reported_lost(bot):
-    from commands.reply import OperationRef
+    from core.reply import OperationRef
 
     notifier = RecordingNotifier()
     tracker = make_tracker(bot, notifier)
@@ -174,7 +174,7 @@ async def test_an_unknown_operation_is_reported_lost(bot):
 
 
 @pytest.mark.parametrize("count", [40])
-async def test_many_operations_share_one_token(bot, sim_clock, console_sim, count):
+async def test_many_operations_share_one_token(bot, clock, console_sim, count):
     notifier = RecordingNotifier()
     tracker = make_tracker(bot, notifier)
     development = console_sim.find_environment("development").id
@@ -186,21 +186,21 @@ async def test_many_operations_share_one_token(bot, sim_clock, console_sim, coun
         await tracker.track(
             reply.operations[0], channel="C0DEV", thread_ts=f"{index}.0", user="U0ALICE"
         )
-    await drive(tracker, sim_clock, passes=12)
+    await drive(tracker, clock, passes=12)
     assert tracker.running() == 0
     assert console_sim.tokens_issued == 1
 
 
-async def test_a_step_seen_again_after_a_lost_update_is_not_posted_twice(bot, sim_clock):
+async def test_a_step_seen_again_after_a_lost_update_is_not_posted_twice(bot, clock):
     notifier = RecordingNotifier()
     tracker = make_tracker(bot, notifier)
     reply = await start(bot, "restart sandbox-db")
     tracked = await tracker.track(
         reply.operations[0], channel="C0DEV", thread_ts="1.0", user="U0ALICE"
     )
-    sim_clock.advance(1.5)
+    clock.advance(1.5)
     await tracker.run_once()
     # As if the bot died after queueing the steps but before recording how many it reported:
     bot.db.execute("UPDATE tracked_operations SET steps_reported = 0 WHERE id = ?", [tracked])
-    await drive(make_tracker(bot, notifier), sim_clock)
+    await drive(make_tracker(bot, notifier), clock)
     assert step_texts(notifier) == ["stopping-database", "starting-database", "health-check"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from commands.context import Invocation
+from core.invocation import Invocation
 from operations.follow import Backoff
 from operations.tracker import Tracker, TrackerSettings
 from operations.watch import Watcher
@@ -27,7 +27,7 @@ def watcher(bot):  # type: ignore[no-untyped-def]
     return Watcher(bot.db, bot.services.providers, permissions=bot.services.permissions)
 
 
-async def test_watch_posts_each_change_once(bot, console_sim, sim_clock):
+async def test_watch_posts_each_change_once(bot, console_sim, clock):
     reply = await run(bot, "watch sandbox-db")
     assert reply.status == "ok" and "Watching sandbox-db" in (reply.title or "")
     again = await run(bot, "watch sandbox-db")
@@ -38,7 +38,7 @@ async def test_watch_posts_each_change_once(bot, console_sim, sim_clock):
     await run(bot, "pause sandbox-db")
     assert await watcher(bot).run_once() == 1
     assert await watcher(bot).run_once() == 0  # nothing new: nothing queued
-    sim_clock.advance(10)
+    clock.advance(10)
     await watcher(bot).run_once()
     await tracker.deliver()
     texts = notifier.texts("C0DEV")
@@ -64,7 +64,7 @@ async def test_entering_incident_is_announced(bot, console_sim):
     assert "environment development, provider console" in incident.text
 
 
-async def test_unwatch_and_a_terminated_database(bot, console_sim, sim_clock):
+async def test_unwatch_and_a_terminated_database(bot, console_sim, clock):
     await run(bot, "watch sandbox-db")
     await run(bot, "watch orders-db")
     await watcher(bot).run_once()
@@ -72,7 +72,7 @@ async def test_unwatch_and_a_terminated_database(bot, console_sim, sim_clock):
     assert (await run(bot, "unwatch orders-db")).status == "info"
     card = await run(bot, "terminate sandbox-db", channel="C0DEV")
     await run(bot, next(a.command for a in card.actions if a.action_id == "approval.approve"))
-    sim_clock.advance(10)
+    clock.advance(10)
     notifier = RecordingNotifier()
     await watcher(bot).run_once()
     await watcher(bot).run_once()

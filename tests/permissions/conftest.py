@@ -1,4 +1,7 @@
-"""Fixtures for permissions tests: a real SQLite file in WAL mode and a fake clock."""
+"""Fixtures for permissions tests: a real SQLite file in WAL mode.
+
+The clock is the one of tests/conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +12,6 @@ import pytest
 import sqlite_utils
 
 from permissions.store import PermissionStore
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -35,11 +25,6 @@ def db(db_path: Path) -> Iterator[sqlite_utils.Database]:
     database.enable_wal()
     yield database
     database.close()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

@@ -104,6 +104,7 @@ def test_make_redactor_known_values() -> None:
 
 
 def test_query_filters_and_limit(db: sqlite_utils.Database, clock: Any) -> None:
+    clock.now = 1_700_000_000.0
     audit = AuditLog(db, clock=clock)
     audit.record("command", user="U0A", database="orders", verb="pause")
     clock.advance(3600)

@@ -9,7 +9,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,8 @@ from urllib.parse import urlencode
 
 import httpx
 
-from tests.slack.slack_support import signed_headers
+from tests.bot.slack.slack_support import signed_headers
+from tests.waiting import wait_until
 
 GRAPHOPS = [sys.executable, "-m", "bot.cli"]
 BOT_TOKEN = "xoxb-rel-bot-token-5d1c"
@@ -49,11 +49,12 @@ class Simulate:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 20
-        while not urls_file.exists():
-            assert time.monotonic() < deadline, "simulate did not start"
+
+        def started() -> bool:
             assert self.proc.poll() is None, "simulate exited"
-            time.sleep(0.05)
+            return urls_file.exists()
+
+        wait_until(started, 20, "graphops simulate to start")
         self.urls: dict[str, str] = json.loads(urls_file.read_text())
         self.console = self.urls["console"]
         self.slack = self.urls["slack"]
@@ -143,16 +144,15 @@ class Serve:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
-        while True:
+
+        def healthy() -> bool:
             try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    break
+                return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
             except httpx.HTTPError:
-                pass
-            assert self.proc.poll() is None, "serve exited: " + log.read_text()[-2000:]
-            assert time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.1)
+                assert self.proc.poll() is None, "serve exited: " + log.read_text()[-2000:]
+                return False
+
+        wait_until(healthy, 30, "graphops serve to answer /healthz", interval=0.1)
 
     def kill(self) -> None:
         """SIGKILL: no cleanup at all."""

@@ -7,16 +7,15 @@ import os
 import random
 import re
 import socket
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
 
 from bot.config import BotSettings, Config, ConsoleProvider, OperationsSettings
-from commands.context import Invocation
-from commands.reply import Reply
+from core.invocation import Invocation
+from core.reply import Reply
 from simulators.graphenedb import ConsoleSimulator
+from tests.waiting import until
 
 ALICE, BOB, ADMIN = "U0ALICE", "U0BOB", "U0ADMIN"
 DEV, PROD, ONCALL = "C0DEV", "C0PROD", "C0ONCALL"
@@ -107,13 +106,6 @@ def text_of(reply: Reply) -> str:
     return "\n".join(parts)
 
 
-async def until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"condition not met in {timeout}s: {what}"
-        await asyncio.sleep(0.02)
-
-
 # -- the real Bolt app with a tracker, over a Console simulator on the real clock ----------
 
 
@@ -136,7 +128,7 @@ class SlackStack:
         from bot.slack.server import SlackServer
         from bot.wiring import build_bot, build_tracker
         from simulators.slack import SlackStandIn
-        from tests.slack.slack_support import BOT_TOKEN, SIGNING_SECRET, SlackClient
+        from tests.bot.slack.slack_support import BOT_TOKEN, SIGNING_SECRET, SlackClient
         from tests.support import ENVIRON, SECRET, SECRET_ID
 
         self.sim = ConsoleSimulator(
@@ -189,6 +181,27 @@ class SlackStack:
     def tracked_total(self) -> int:
         row = self.bot.db.execute("SELECT COUNT(*) FROM tracked_operations").fetchone()
         return int(row[0])
+
+    def busy(self) -> bool:
+        """Whether work started by a Slack request may still be running: a lazy listener
+        (Bolt runs each as an asyncio task of `to_runnable_function`, see
+        slack_bolt/lazy_listener/asyncio_runner.py) or a task the runtime spawned."""
+        lazy = [
+            task
+            for task in asyncio.all_tasks()
+            if not task.done()
+            and getattr(task.get_coro(), "__qualname__", "") == "to_runnable_function"
+        ]
+        return bool(lazy or self.rt.tasks)
+
+    async def idle(self, timeout: float = 30) -> None:
+        """Wait until no work started by the requests posted so far is running.
+
+        Bolt starts a request's lazy listeners before it answers the request, so
+        once this returns, nothing those requests started can still call an API:
+        what has not happened by then will not happen.
+        """
+        await until(lambda: not self.busy(), timeout=timeout, what="Slack listeners to finish")
 
     async def settle(self, tracked: int, timeout: float = 60) -> None:
         """Wait until `tracked` operations were tracked, finished and fully reported."""

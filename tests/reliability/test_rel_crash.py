@@ -19,6 +19,7 @@ import pytest
 
 from tests.reliability.rel_procs import Serve, Simulate, bot_env, cli, rows, write_config
 from tests.reliability.rel_support import env_int, free_port, rel_seed
+from tests.waiting import wait_until
 
 FINAL = re.compile(r"finished in|failed after|lost track")
 
@@ -31,13 +32,6 @@ def _approval_id(db: Path) -> str | None:
 def _approval_state(db: Path) -> str | None:
     found = rows(db, "SELECT state FROM approvals ORDER BY created_at LIMIT 1")
     return str(found[0][0]) if found else None
-
-
-def _wait(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def one_iteration(seed: int, tmp: Path) -> dict[str, int]:
@@ -59,7 +53,7 @@ def one_iteration(seed: int, tmp: Path) -> dict[str, int]:
 
         def step_card() -> None:
             assert serve is not None and serve.slash("terminate sandbox-db").status_code == 200
-            _wait(lambda: _approval_id(db) is not None, 15, "approval card")
+            wait_until(lambda: _approval_id(db) is not None, 15, "approval card")
 
         def step_click() -> None:
             approval = _approval_id(db)
@@ -95,7 +89,7 @@ def one_iteration(seed: int, tmp: Path) -> dict[str, int]:
             step_card()
         if _approval_state(db) == "pending":
             step_click()
-        _wait(lambda: _approval_state(db) in ("executed", "failed"), 20, "approval done")
+        wait_until(lambda: _approval_state(db) in ("executed", "failed"), 20, "approval done")
 
         def settled() -> bool:
             running = rows(db, "SELECT COUNT(*) FROM tracked_operations WHERE state='running'")
@@ -104,8 +98,11 @@ def one_iteration(seed: int, tmp: Path) -> dict[str, int]:
             tracked = rows(db, "SELECT COUNT(*) FROM tracked_operations")[0][0]
             return running[0][0] == 0 and unsent[0][0] == 0 and tracked >= len(started) >= 2
 
-        _wait(settled, 40, "operations finished and reported")
-        time.sleep(0.5)  # would a duplicate show up?
+        wait_until(settled, 40, "operations finished and reported")
+        # Would a duplicate show up? Stop the bot (gracefully: it may still deliver what it
+        # holds): once its process has exited, nothing more can be sent, so what follows
+        # sees every request and message there will ever be.
+        serve.stop()
 
         mutating = sim.mutating()
         restarts = [r for r in mutating if r["path"].endswith("/restart")]

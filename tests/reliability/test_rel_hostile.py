@@ -20,9 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from commands.context import Invocation
+from core.invocation import Invocation
+from tests.bot.slack.slack_support import SIGNING_SECRET
 from tests.reliability.rel_support import SlackStack, env_int
-from tests.slack.slack_support import SIGNING_SECRET
+from tests.waiting import until
 
 EXAMPLES = env_int("GRAPHOPS_REL_EXAMPLES", 40)
 settings.register_profile(
@@ -105,6 +106,7 @@ def stack(loop: asyncio.AbstractEventLoop, tmp_path: Path) -> Iterator[SlackStac
     try:
         yield built
     finally:
+        loop.run_until_complete(built.idle())  # no listener left running when the loop closes
         loop.run_until_complete(built.stop())
 
 
@@ -273,7 +275,7 @@ def test_replayed_old_requests_are_rejected(loop, stack: SlackStack) -> None:
         stack.slack.post(body, "application/x-www-form-urlencoded", timestamp=future)
     )
     assert response.status_code == 401
-    loop.run_until_complete(asyncio.sleep(0.2))
+    loop.run_until_complete(stack.idle())
     assert stack.sim.requests == []
     # fresh: accepted
     fresh = loop.run_until_complete(stack.slack.post(body, "application/x-www-form-urlencoded"))
@@ -318,14 +320,38 @@ def test_tampered_buttons_cannot_act_elsewhere(loop, stack: SlackStack) -> None:
                 )
             )
             assert r.status_code < 500
-    run(asyncio.sleep(0.5))
+    run(stack.idle())
     assert stack.sim.mutating_requests() == []
     approval = stack.bot.services.approvals.get(approval_id)
     assert approval is not None and approval.state in ("pending", "denied")
     assert stack.bot.services.approvals.get(approval_id).decided_by in (None, "U0ALICE")
 
 
-@pytest.mark.slow
-def test_hostile_slow_note() -> None:
-    """The properties above take GRAPHOPS_REL_EXAMPLES; the slow run sets it higher:
-    GRAPHOPS_REL_EXAMPLES=400 pytest -m slow tests/reliability (this test is a marker)."""
+def test_idle_waits_for_the_listener_a_click_started(
+    loop, stack: SlackStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the absence checks above rely on: `idle()` returns only once the work a
+    click started has finished, so a late request would be seen."""
+    from bot.slack import decisions
+
+    release = asyncio.Event()
+    finished: list[str] = []
+
+    async def slow_settle(rt, approval_id, **kwargs):  # type: ignore[no-untyped-def]
+        await release.wait()
+        finished.append(approval_id)
+
+    monkeypatch.setattr(decisions, "settle_approval", slow_settle)
+    body = _action_payload("approval.deny", "Xk2pQ9aZ", "U0ALICE", "C0DEV", None)
+    response = loop.run_until_complete(stack.slack.post(body, "application/x-www-form-urlencoded"))
+    assert response.status_code == 200
+    loop.run_until_complete(until(stack.busy, timeout=10, what="the click's listener"))
+    waiting = loop.create_task(stack.idle(timeout=10))
+    loop.run_until_complete(until(lambda: stack.busy() and not waiting.done(), what="idle"))
+    release.set()
+    loop.run_until_complete(waiting)
+
+    async def busy_now() -> bool:
+        return stack.busy()
+
+    assert finished == ["Xk2pQ9aZ"] and not loop.run_until_complete(busy_now())

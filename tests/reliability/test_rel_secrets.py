@@ -37,14 +37,15 @@ from clients.graphenedb import ConsoleClient
 from clients.graphenedb_v1 import V1Client
 from clients.http import RetryPolicy
 from clients.typedb import TypeDBClient
-from commands.context import Invocation
-from commands.reply import Reply
+from core.invocation import Invocation
+from core.reply import Reply
 from permissions.roles import Role
 from simulators.graphenedb import ConsoleSimulator
 from simulators.graphenedb_v1 import V1Simulator
 from simulators.typedb import TypeDBSimulator
 from tests.reliability.rel_procs import Serve, SimThread, bot_env, cli, rows
-from tests.reliability.rel_support import ADMIN, ALICE, BOB, DEV, SlackStack, free_port, until
+from tests.reliability.rel_support import ADMIN, ALICE, BOB, DEV, SlackStack, free_port
+from tests.waiting import until, wait_until
 
 CONSOLE_ID = "sentinel-rel-console-id-3b7e"
 CONSOLE_SECRET = "sentinel-rel-console-secret-c41d"
@@ -300,8 +301,8 @@ async def test_api_errors_under_faults_carry_no_secret(sims, caplog) -> None:
 
 
 async def test_slack_stack_leaks_no_secret(tmp_path: Path, caplog) -> None:
-    from tests.slack.slack_support import BOT_TOKEN as STACK_TOKEN
-    from tests.slack.slack_support import SIGNING_SECRET as STACK_SIGNING
+    from tests.bot.slack.slack_support import BOT_TOKEN as STACK_TOKEN
+    from tests.bot.slack.slack_support import SIGNING_SECRET as STACK_SIGNING
     from tests.support import SECRET, SECRET_ID
 
     caplog.set_level(logging.DEBUG)
@@ -377,13 +378,6 @@ timeout_seconds = 5
     return config
 
 
-def _wait(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 def test_serve_process_leaks_no_secret(tmp_path: Path) -> None:
     sims = SimThread(
         client_id=CONSOLE_ID,
@@ -418,20 +412,20 @@ def test_serve_process_leaks_no_secret(tmp_path: Path) -> None:
         slash("list")
         slash("restart sandbox-db")
         slash("export legacy-orders")
-        _wait(lambda: any(LINK.search(json.dumps(c.body)) for c in ephemerals()), 15, "link")
+        wait_until(lambda: any(LINK.search(json.dumps(c.body)) for c in ephemerals()), 15, "link")
         slash(f"query social '{READ}'")
         slash(f"user add bob {TYPED}")
         slash("terminate sandbox-db")
         db = tmp_path / "g.sqlite3"
-        _wait(lambda: bool(rows(db, "SELECT id FROM approvals")), 15, "approval card")
+        wait_until(lambda: bool(rows(db, "SELECT id FROM approvals")), 15, "approval card")
         (approval,) = rows(db, "SELECT id FROM approvals")[0]
         slash(f"approve {approval} confirm=sandbox-db", user=BOB)
-        _wait(
+        wait_until(
             lambda: rows(db, "SELECT state FROM approvals")[0][0] in ("executed", "failed"),
             20,
             "approval done",
         )
-        _wait(
+        wait_until(
             lambda: (
                 rows(db, "SELECT COUNT(*) FROM tracked_operations WHERE state='running'")[0][0] == 0
                 and rows(db, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")[0][0] == 0

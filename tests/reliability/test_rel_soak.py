@@ -9,14 +9,15 @@ Criteria (W = the first minute, or the first quarter of a short run):
 - RSS growth from the end of W to the end < 30 MB, or < 20 % of the RSS at the end of W;
 - SQLite growth proportional to the audit rows written: from the end of W to the end,
   bytes the main file grew / audit rows added < 4 KB; the WAL stays < 16 MB (checkpointed);
-- ack p99 of the last W < 2 x ack p99 of the first W + 50 ms;
 - no 5xx, every ack is 200;
 - every command answered: one audited command row and at least one Slack answer
   (chat.postMessage / chat.postEphemeral outside a thread) per command sent.
 
 Long: GRAPHOPS_SOAK_MINUTES=10 pytest -m slow tests/reliability/test_rel_soak.py -s
 Short (default run): 20 s, same criteria on quarters; GRAPHOPS_SOAK_SHORT_SECONDS to change.
-The figures are printed (pytest -s) as a table and one JSON line.
+The figures are printed (pytest -s) as a table and one JSON line. The ack latency
+is a timing claim, so it is measured by bench/soak.py (ack p99 of the last W within
+2 x the first W + 50 ms), not asserted here.
 """
 
 from __future__ import annotations
@@ -239,7 +240,6 @@ def check(figures: dict[str, Any]) -> None:
     assert growth < 30 or growth < 0.2 * figures["rss_mb_at_w"], figures
     assert figures["bytes_per_audit_row"] < 4096, figures
     assert figures["wal_mb_max"] < 16, figures  # checkpoints keep the WAL bounded
-    assert figures["ack_p99_last_ms"] < 2 * figures["ack_p99_first_ms"] + 50, figures
 
 
 def test_soak_short(tmp_path: Path) -> None:

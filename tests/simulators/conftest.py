@@ -12,11 +12,6 @@ from simulators.graphenedb import TOKEN_PATH, ConsoleSimulator
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
 async def sim(clock: ManualClock) -> AsyncIterator[ConsoleSimulator]:
     s = ConsoleSimulator(step_seconds=1.0)
     s.clock = clock

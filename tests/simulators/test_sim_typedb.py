@@ -19,14 +19,9 @@ ADMIN = {"username": "admin", "password": "password"}
 
 
 @pytest.fixture
-def tclock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-async def tsim(tclock: ManualClock) -> AsyncIterator[TypeDBSimulator]:
+async def tsim(clock: ManualClock) -> AsyncIterator[TypeDBSimulator]:
     s = TypeDBSimulator(token_ttl=600)
-    s.clock = tclock
+    s.clock = clock
     await s.start()
     try:
         yield s
@@ -125,12 +120,12 @@ async def test_version_and_health_need_no_token(anon):
     assert health.status_code == 204 and health.content == b""
 
 
-async def test_missing_bad_and_expired_tokens(anon, admin, tsim, tclock):
+async def test_missing_bad_and_expired_tokens(anon, admin, tsim, clock):
     assert_error(await anon.get("/v1/databases"), 401, "AUT2")
     bad = await anon.get("/v1/databases", headers={"Authorization": "Bearer x.y.z"})
     assert_error(bad, 401, "AUT2")
     assert (await admin.get("/v1/databases")).status_code == 200
-    tclock.advance(601)
+    clock.advance(601)
     assert_error(await admin.get("/v1/databases"), 401, "AUT3")
 
 
@@ -295,11 +290,11 @@ async def test_defined_function_goes_to_schema_only(admin):
     assert types == "define\n  entity box;\n"
 
 
-async def test_transaction_timeout_on_the_clock(admin, tclock):
+async def test_transaction_timeout_on_the_clock(admin, clock):
     tx = await open_tx(admin, "social", "read", transactionTimeoutMillis=1000)
-    tclock.advance(0.5)
+    clock.advance(0.5)
     assert (await query(admin, tx, "match $p isa person;")).status_code == 200
-    tclock.advance(0.6)
+    clock.advance(0.6)
     assert_error(await query(admin, tx, "match $p isa person;"), 408, "TXN2")
     assert_error(await admin.post(f"/v1/transactions/{tx}/commit"), 408, "TXN2")
     assert_error(await query(admin, "0" * 32, "match $p isa person;"), 404, "TXN1")
@@ -368,9 +363,9 @@ async def test_schema_lock_waiter_gets_it_when_the_holder_commits(admin):
     assert second != first
 
 
-async def test_an_expired_schema_transaction_releases_the_lock(admin, tclock):
+async def test_an_expired_schema_transaction_releases_the_lock(admin, clock):
     await open_tx(admin, "social", "schema", transactionTimeoutMillis=1000)
-    tclock.advance(2)
+    clock.advance(2)
     await open_tx(admin, "social", "schema", schemaLockAcquireTimeoutMillis=0)
 
 

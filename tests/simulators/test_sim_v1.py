@@ -19,14 +19,9 @@ CREATE = {"name": "legacy-new", "version": "v406", "awsRegion": "eu-west-1", "pl
 
 
 @pytest.fixture
-def v1_clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-async def v1_sim(v1_clock: ManualClock) -> AsyncIterator[V1Simulator]:
+async def v1_sim(clock: ManualClock) -> AsyncIterator[V1Simulator]:
     sim = V1Simulator(step_seconds=1.0)
-    sim.clock = v1_clock
+    sim.clock = clock
     await sim.start()
     try:
         yield sim
@@ -218,7 +213,7 @@ async def test_working_or_automatic_backup_cannot_be_downloaded_or_restored(api,
 # ---- create and validation ----------------------------------------------------------------
 
 
-async def test_create_answers_operation_and_lists_creating(api, v1_sim, v1_clock):
+async def test_create_answers_operation_and_lists_creating(api, v1_sim, clock):
     r = await api.post("/v1/databases", json=CREATE)
     assert r.status_code == 202 and set(r.json()) == {"operation"}
     op = await op_json(api, r.json()["operation"])
@@ -226,7 +221,7 @@ async def test_create_answers_operation_and_lists_creating(api, v1_sim, v1_clock
     assert isinstance(op["createdAt"], str) and op["createdAt"].isdigit()
     new = v1_sim.find_database("legacy-new")
     assert op["databaseId"] == new.id and new.state == "creating"
-    v1_clock.advance(3)
+    clock.advance(3)
     assert (await op_json(api, op["id"]))["currentState"] == "finished"
     assert v1_sim.find_database("legacy-new").state == "running"
 
@@ -267,7 +262,7 @@ async def test_create_refusals(api, v1_sim, change, error):
 # ---- operations and events --------------------------------------------------------------------
 
 
-async def test_backup_operation_events_timeline(api, v1_sim, v1_clock):
+async def test_backup_operation_events_timeline(api, v1_sim, clock):
     orders = dbid(v1_sim, "legacy-orders")
     r = await api.post(f"/v1/databases/{orders}/backups")
     assert r.status_code == 202
@@ -280,7 +275,7 @@ async def test_backup_operation_events_timeline(api, v1_sim, v1_clock):
         op = await op_json(api, op_id)
         assert [e["state"] for e in op["events"]] == steps[:reached]
         assert op["currentState"] == "started"
-        v1_clock.advance(1)
+        clock.advance(1)
     op = await op_json(api, op_id)
     assert op["currentState"] == "finished" and len(op["events"]) == len(steps)
     times = [e["createdAt"] for e in op["events"]]
@@ -291,7 +286,7 @@ async def test_backup_operation_events_timeline(api, v1_sim, v1_clock):
     assert latest["id"] == backup_id
 
 
-async def test_stopped_flag_follows_the_events(api, v1_sim, v1_clock):
+async def test_stopped_flag_follows_the_events(api, v1_sim, clock):
     users = dbid(v1_sim, "legacy-users")
     op_id = (
         await api.put(f"/v1/databases/{users}/import", json={"url": "https://b.s3.example/x"})
@@ -300,7 +295,7 @@ async def test_stopped_flag_follows_the_events(api, v1_sim, v1_clock):
     for _ in OP_EVENTS["import"]:
         op = await op_json(api, op_id)
         seen.append((op["events"][-1]["state"], op["stopped"]))
-        v1_clock.advance(1)
+        clock.advance(1)
     assert seen == [
         ("downloading-file", False),
         ("stopping-database", True),
@@ -339,12 +334,12 @@ async def test_empty_is_501_on_sandbox(api, v1_sim):
     assert (await api.post(f"/v1/databases/{sandbox}/backups")).status_code == 400
 
 
-async def test_delete_removes_database_and_schedule(api, v1_sim, v1_clock):
+async def test_delete_removes_database_and_schedule(api, v1_sim, clock):
     orders = dbid(v1_sim, "legacy-orders")
     r = await api.delete(f"/v1/databases/{orders}")
     op_id = r.json()["operationId"]
     assert (await api.get(f"/v1/databases/{orders}")).json()["state"] == "deleting"
-    v1_clock.advance(2)
+    clock.advance(2)
     assert (await api.get(f"/v1/databases/{orders}")).status_code == 404
     assert v1_sim.schedule_of(orders) is None
     assert (await op_json(api, op_id))["currentState"] == "finished"
@@ -357,7 +352,7 @@ async def test_import_needs_an_s3_https_url(api, v1_sim):
         assert r.status_code == 400
 
 
-async def test_failed_operation_restores_state(api, raw, v1_sim, v1_clock):
+async def test_failed_operation_restores_state(api, raw, v1_sim, clock):
     r = await raw.post(
         "/_sim/faults",
         json={"fail_next_operation": {"kind": "restart", "at_step": "starting-database"}},
@@ -365,21 +360,21 @@ async def test_failed_operation_restores_state(api, raw, v1_sim, v1_clock):
     assert r.status_code == 200
     orders = dbid(v1_sim, "legacy-orders")
     op_id = (await api.put(f"/v1/databases/{orders}/restart")).json()["operationId"]
-    v1_clock.advance(5)
+    clock.advance(5)
     op = await op_json(api, op_id)
     assert op["currentState"] == "failed"
     assert [e["state"] for e in op["events"]] == ["stopping-database", "starting-database"]
     assert v1_sim.find_database("legacy-orders").state == "running"
 
 
-async def test_failed_create_and_backup_are_removed(api, v1_sim, v1_clock):
+async def test_failed_create_and_backup_are_removed(api, v1_sim, clock):
     v1_sim.fail_next_operation("create")
     v1_sim.fail_next_operation("backup", "copy-snapshot")
     op_id = (await api.post("/v1/databases", json=CREATE)).json()["operation"]
     users = dbid(v1_sim, "legacy-users")
     before = len(v1_sim.backups_of(users))
     r = await api.post(f"/v1/databases/{users}/backups")
-    v1_clock.advance(10)
+    clock.advance(10)
     assert (await op_json(api, op_id))["currentState"] == "failed"
     assert (await op_json(api, r.json()["operationId"]))["currentState"] == "failed"
     with pytest.raises(KeyError):

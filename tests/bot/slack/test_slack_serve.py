@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.config import ConfigError, SlackSettings
-from bot.slack.serve import serve, slack_secrets
+from bot.config import ConfigError, SlackSettings, slack_secrets
+from bot.slack.serve import serve
 from simulators.graphenedb import ConsoleSimulator
 from simulators.slack import SlackStandIn
-from tests.slack.slack_support import BOT_TOKEN, SIGNING_SECRET, signed_headers
+from tests.bot.slack.slack_support import BOT_TOKEN, SIGNING_SECRET, signed_headers
 from tests.support import ENVIRON, make_config
 
 

@@ -90,6 +90,7 @@ class Reply(BaseModel):
 
     @property
     def failed(self) -> bool:
+        """True for a refusal or an error (nothing, or not all, was done)."""
         return self.status in ("denied", "error")
 
 

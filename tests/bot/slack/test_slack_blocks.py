@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 
 from bot.slack.blocks import MORE_ACTION, render, render_page
 from bot.slack.pages import PageStore
-from commands.reply import Action, Reply, Table
+from core.reply import Action, Reply, Table
 from simulators.slack import blocks_size
-from tests.slack.slack_support import validate_blocks
+from tests.bot.slack.slack_support import validate_blocks
 
 
 def _buttons(blocks: list[dict]) -> list[dict]:

@@ -14,9 +14,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.notifier import SlackNotifier
-from commands.reply import Reply
+from core.reply import Reply
 from simulators.slack import Manifest, SlackStandIn, blocks_size
-from tests.slack.slack_support import BOT_TOKEN
+from tests.bot.slack.slack_support import BOT_TOKEN
 
 
 def _client(standin: SlackStandIn, token: str = BOT_TOKEN) -> AsyncWebClient:

@@ -19,7 +19,7 @@ from bot.wiring import Bot, build_bot
 from simulators.graphenedb import ConsoleSimulator
 from simulators.slack import SlackStandIn
 from simulators.typedb import TypeDBSimulator
-from tests.slack.slack_support import BOT_TOKEN, SIGNING_SECRET, SlackClient, validate_calls
+from tests.bot.slack.slack_support import BOT_TOKEN, SIGNING_SECRET, SlackClient, validate_calls
 from tests.support import ENVIRON
 
 USERS = {"U0ALICE": "alice", "U0BOB": "bob", "U0ADMIN": "admin", "U0EVE": "eve"}

@@ -1,31 +1,33 @@
-"""`watch`, `unwatch` and `watches`: state changes of a database posted to the channel."""
+"""`watch`, `unwatch` and `watches`: state changes of a database posted to the channel.
+
+The watches are rows of operations/watch.py's `WatchStore`; its `Watcher`
+polls them and posts each change (and incidents) through the outbox.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
-from commands.context import Context, Plan, UserError
-from commands.registry import Registry, Verb
-from commands.reply import Reply, Table
+from commands.context import Context
+from commands.options import EnvOption
+from commands.plan import Plan
+from commands.registry import verb
 from commands.targets import GRAPHENEDB, db_plan, find, target_of
+from core.errors import UserError
 from core.refs import UserRef
+from core.reply import Reply, Table
+from operations.watch import WatchStore
 from permissions.roles import Role
 
 
-class EnvOption(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    env: str | None = None
-
-
-def _store(ctx: Context) -> Any:
+def _store(ctx: Context) -> WatchStore:
     if ctx.services.watches is None:
         raise UserError("watching is not available in this bot")
     return ctx.services.watches
 
 
 async def prepare_watch(ctx: Context, values: dict[str, Any]) -> Plan:
+    """The database to watch or unwatch (viewer), with its environment's name."""
     found = await find(ctx, GRAPHENEDB, Role.VIEWER, values["db"], values.get("env"))
     plan = db_plan("watch", found, f"watch {found.database.name} in {found.scope.label}")
     target = target_of(found.scope)
@@ -33,7 +35,21 @@ async def prepare_watch(ctx: Context, values: dict[str, Any]) -> Plan:
     return plan
 
 
-async def execute_watch(ctx: Context, plan: Plan) -> Reply:
+@verb(
+    "watch",
+    "<db>",
+    role=Role.VIEWER,
+    prepare=prepare_watch,
+    kinds=GRAPHENEDB,
+    options=EnvOption,
+    example="watch orders-db env=staging",
+    group="Watching",
+)
+async def watch(ctx: Context, plan: Plan) -> Reply:
+    """Post this database's state changes and incidents here until unwatch
+
+    Records the watch (nothing in a dry run); "already watches" when it does.
+    """
     p = plan.params
     if ctx.dry_run:
         return Reply(title=f"Would watch {p['database_name']}")
@@ -59,7 +75,18 @@ async def execute_watch(ctx: Context, plan: Plan) -> Reply:
     )
 
 
-async def execute_unwatch(ctx: Context, plan: Plan) -> Reply:
+@verb(
+    "unwatch",
+    "<db>",
+    role=Role.VIEWER,
+    prepare=prepare_watch,
+    kinds=GRAPHENEDB,
+    options=EnvOption,
+    example="unwatch orders-db env=staging",
+    group="Watching",
+)
+async def unwatch(ctx: Context, plan: Plan) -> Reply:
+    """Stop posting a database's state changes here"""
     p = plan.params
     if ctx.dry_run:
         return Reply(title=f"Would stop watching {p['database_name']}")
@@ -72,60 +99,24 @@ async def execute_unwatch(ctx: Context, plan: Plan) -> Reply:
     return Reply(title=f"No longer watching {p['database_name']}")
 
 
-async def run_watches(ctx: Context, values: dict[str, Any]) -> Reply:
+@verb("watches", kinds=GRAPHENEDB, example="watches", group="Watching")
+async def watches(ctx: Context, values: dict[str, Any]) -> Reply:
+    """The databases this channel watches
+
+    Database, environment, last state seen, number of changes, who started it.
+    """
     table = Table(columns=["Database", "Environment", "Last state", "Since", "By"])
-    for watch in _store(ctx).active(ctx.invocation.channel):
-        state = (watch.last_state or {}).get("state", "not looked at yet")
+    for each in _store(ctx).active(ctx.invocation.channel):
+        state = (each.last_state or {}).get("state", "not looked at yet")
         table.rows.append(
             [
-                watch.database_name,
-                f"{watch.environment_name}/{watch.provider}",
+                each.database_name,
+                f"{each.environment_name}/{each.provider}",
                 state,
-                f"{watch.changes} change(s)",
-                str(UserRef(watch.created_by)),
+                f"{each.changes} change(s)",
+                str(UserRef(each.created_by)),
             ]
         )
     if not table.rows:
         table.note = "this channel watches nothing; `watch <db>` starts"
     return Reply(status="info", title="Watched databases", tables=[table], visibility="ephemeral")
-
-
-def register(registry: Registry) -> None:
-    """Add the watch verbs."""
-    common: dict[str, Any] = {"kinds": GRAPHENEDB, "group": "Watching", "options": EnvOption}
-    registry.add(
-        Verb(
-            name="watch",
-            summary="Post this database's state changes and incidents here until unwatch",
-            pattern="<db>",
-            example="watch orders-db env=staging",
-            role=Role.VIEWER,
-            prepare=prepare_watch,
-            execute=execute_watch,
-            **common,
-        )
-    )
-    registry.add(
-        Verb(
-            name="unwatch",
-            summary="Stop posting a database's state changes here",
-            pattern="<db>",
-            example="unwatch orders-db env=staging",
-            role=Role.VIEWER,
-            prepare=prepare_watch,
-            execute=execute_unwatch,
-            **common,
-        )
-    )
-    registry.add(
-        Verb(
-            name="watches",
-            summary="The databases this channel watches",
-            pattern="",
-            example="watches",
-            role=None,
-            direct=run_watches,
-            kinds=GRAPHENEDB,
-            group="Watching",
-        )
-    )

@@ -23,8 +23,8 @@ from bot.config import SlackSettings
 from bot.slack.serve import serve
 from simulators.graphenedb import ConsoleSimulator
 from simulators.slack import SlackStandIn
-from tests.slack.conftest import make_standin
-from tests.slack.slack_support import BOT_TOKEN
+from tests.bot.slack.conftest import make_standin
+from tests.bot.slack.slack_support import BOT_TOKEN
 from tests.support import ENVIRON, make_config
 
 APP_TOKEN = "xapp-1-sentinel-app-token-90ab"

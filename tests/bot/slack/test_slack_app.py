@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 
 import pytest
 
 from simulators.graphenedb import ConsoleSimulator
-from tests.slack.conftest import SlackHarness
-from tests.slack.slack_support import texts, wait_private
+from tests.bot.slack.conftest import SlackHarness
+from tests.bot.slack.slack_support import texts, wait_private
+from tests.waiting import until
 
 
 async def test_help_is_ephemeral(harness: SlackHarness) -> None:
@@ -65,7 +65,7 @@ async def _terminate_card(
         approval = approvals.get(approval_id)
         return approval.message_ts if approval else None
 
-    await _until(lambda: card_ts() is not None)  # stored right after the post
+    await until(lambda: card_ts() is not None)  # stored right after the post
     return approval_id, str(card_ts())
 
 
@@ -75,13 +75,6 @@ async def _confirm_modal(harness: SlackHarness) -> dict[str, object]:
         "views.update", where=lambda c: c.body["view"].get("callback_id") == "approval.confirm"
     )
     return dict(update.body["view"])
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 def message_ts(harness: SlackHarness, call: object) -> str:
@@ -384,7 +377,7 @@ async def test_operations_are_tracked_under_the_posted_message(
     harness.rt.metrics.tracked = tracker.running
     await harness.slack.slash("restart sandbox-db")
     [message] = await harness.standin.wait_for("chat.postMessage")
-    await _until(lambda: bool(tracker.tracked))
+    await until(lambda: bool(tracker.tracked))
     [entry] = tracker.tracked
     assert entry["channel"] == "C0DEV" and entry["user"] == "U0ALICE"
     assert message.body["channel"] == "C0DEV" and "thread_ts" not in message.body
@@ -402,7 +395,7 @@ async def test_typed_approve_updates_the_card_and_answers_in_its_thread(
     [update] = await harness.standin.wait_for("chat.update")
     assert update.body["ts"] == ts and "Approved" in texts(update)
     assert not [b for b in update.body["blocks"] if b["type"] == "actions"]  # no live buttons
-    await _until(lambda: bool(harness.standin.thread("C0DEV", ts)))
+    await until(lambda: bool(harness.standin.thread("C0DEV", ts)))
     assert await harness.rt.idle()
     roots = [m for m in harness.standin.messages if not m.thread_ts]
     assert len(roots) == 1  # the card; the result went to its thread, not a new message

@@ -16,14 +16,14 @@ import pytest
 
 from bot.slack.blocks import fallback_text, mrkdwn
 from bot.slack.groups import UserGroups
-from commands.reply import Reply
 from core.refs import UserRef
+from core.reply import Reply
 from permissions.roles import Role
 from simulators.graphenedb import ConsoleSimulator
 from simulators.slack import SlackStandIn
 from simulators.typedb import TypeDBSimulator
-from tests.slack.conftest import SlackHarness
-from tests.slack.slack_support import answers_to, texts, wait_private
+from tests.bot.slack.conftest import SlackHarness
+from tests.bot.slack.slack_support import answers_to, texts, wait_private
 
 
 async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -1,0 +1,443 @@
+"""The one governed path: every command, however it starts, is run and decided here.
+
+Typed commands and buttons (`Pipeline.run`), approval clicks
+(`Pipeline.decide_approval`), scheduled runs (commands/scheduled.py's
+runner calls `Pipeline.run` with `preapproved=True`) and the checks a verb
+makes of its own (`evaluate`, `decide_targets`, `refuse`) all go through the
+functions of this module; permissions/ is the only place that decides, and
+`refuse` is the only place that words and audits a denial.
+
+The order is the product's promise:
+1. parse and bind arguments: an invalid command gets its usage and sends nothing;
+2. check the channel's bindings without any I/O: a channel with no binding
+   that could allow the verb is refused before any API request;
+3. resolve names within the environments the channel may act on (the verb's
+   `prepare`, which builds a `Plan`);
+4. decide per target: denied, allowed (run now), needs approval (store the
+   resolved plan, show a card whose buttons carry only the approval id), or
+   only preview it (`plan <command>`, `dry-run=true`).
+Every step is written to the audit log. No exception escapes as a trace: API
+errors are described, anything unexpected is logged and answered plainly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from clients.errors import ApiError
+from commands.context import Context, RoleTooLow, Services
+from commands.grammar import GrammarError, ParsedCommand, parse
+from commands.plan import Plan, args_to_plan, env_names, plan_to_args, safety_nets
+from commands.preview import dry_run_form, plan_reply, preview
+from commands.registry import Registry, UsageError, Verb
+from commands.resolve import eligible_bindings
+from core.audit_context import acting_as
+from core.errors import UserError
+from core.invocation import Invocation
+from core.provider import Provider
+from core.refs import ChannelRef, UserRef
+from core.reply import Action, Reply, denied, error
+from permissions.approvals import Approval
+from permissions.model import ChannelPolicy
+from permissions.policy import Decision, Target, decide, may_approve
+from permissions.roles import Role
+
+log = logging.getLogger("graphops.commands")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What deciding a command gave: its plan (None when refused before any I/O), the
+    role it needs, and the decision (allowed, needs_approval or denied, with the reason)."""
+
+    plan: Plan | None
+    role: Role
+    decision: Decision
+
+
+def combine(decisions: list[Decision]) -> Decision:
+    """The strictest of several decisions (denied > needs approval > allowed)."""
+    for outcome in ("denied", "needs_approval"):
+        for decision in decisions:
+            if decision.outcome == outcome:
+                return decision
+    return decisions[0]
+
+
+def decide_targets(
+    ctx: Context, verb: str, role: Role, destructive: bool, targets: list[Target]
+) -> Decision:
+    """permissions.policy.decide for each target, combined; a command without targets
+    (a read over the bound environments) is allowed at `role`."""
+    policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
+    decisions = [
+        decide(policy, ctx.invocation.user, verb, role, destructive, target) for target in targets
+    ]
+    if not decisions:
+        return Decision("allowed", "read-only look-up in bound environments", role=role)
+    return combine(decisions)
+
+
+def refuse(ctx: Context, verb: str, reason: str) -> Reply:
+    """Audit a denial of `verb` for this invocation and answer it (ephemeral, with `reason`)."""
+    ctx.services.audit.record(
+        "decision",
+        user=ctx.invocation.user,
+        channel=ctx.invocation.channel,
+        verb=verb,
+        outcome="denied",
+        detail={"reason": reason},
+    )
+    return denied(reason)
+
+
+def providers_for(services: Services, verb: Verb) -> list[Provider]:
+    """The configured providers of the kinds `verb` works on."""
+    return [p for p in services.providers.values() if p.kind in verb.kinds]
+
+
+def precheck_reason(ctx: Context, verb: Verb, policy: ChannelPolicy) -> str:
+    """Why the channel's bindings cannot allow `verb` at all (said before any request)."""
+    services = ctx.services
+    channel = str(ChannelRef(ctx.invocation.channel))
+    names = {p.name for p in providers_for(services, verb)}
+    mine = [b for b in policy.bindings if b.provider in names]
+    assert verb.role is not None
+    if not mine:
+        other = sorted(
+            {
+                f"{b.provider} ({services.providers[b.provider].kind})"
+                for b in policy.bindings
+                if b.provider in services.providers
+            }
+        )
+        if other:
+            return (
+                f"`{verb.name}` works on {', '.join(sorted(verb.kinds))} providers; "
+                f"{channel} is bound only to {', '.join(other)}"
+            )
+        return (
+            f"{channel} is not bound to any environment where `{verb.name}` works; "
+            "a bot admin can grant one with `grant`"
+        )
+    held = ", ".join(f"{b.environment} ({b.provider}) as {b.role.label}" for b in mine)
+    return f"{channel} is bound to {held}; {verb.name} needs {verb.role.label}"
+
+
+async def evaluate(ctx: Context, verb: Verb, values: dict[str, object]) -> Evaluation:
+    """Check the bindings (no I/O), resolve (the verb's `prepare`) and decide; runs nothing.
+
+    Raises what `prepare` raises (UserError, RoleTooLow, ApiError).
+    """
+    assert verb.role is not None and verb.prepare is not None
+    policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
+    if not eligible_bindings(policy, verb.role, providers_for(ctx.services, verb)):
+        return Evaluation(None, verb.role, Decision("denied", precheck_reason(ctx, verb, policy)))
+    plan = await verb.prepare(ctx, values)
+    role = plan.role or verb.role
+    return Evaluation(
+        plan, role, decide_targets(ctx, verb.name, role, plan.destructive, plan.targets)
+    )
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Runs commands over one registry of verbs and one set of services."""
+
+    registry: Registry
+    services: Services
+
+    def context(self, invocation: Invocation) -> Context:
+        """A Context for `invocation` over this pipeline's services and verbs."""
+        return Context(invocation, self.services, self.registry)
+
+    async def run(self, invocation: Invocation, *, preapproved: bool = False) -> Reply:
+        """Run one command line and answer it; never raises.
+
+        `preapproved` is for commands whose approval was given once for many
+        runs (an approved schedule): the permission check still runs, and a
+        denial still refuses, but "needs approval" runs at once.
+        """
+        with acting_as(invocation):
+            try:
+                return await self._run(invocation, preapproved)
+            except RoleTooLow as exc:
+                return refuse(self.context(invocation), "", str(exc))
+            except UserError as exc:
+                return error(str(exc), title="Cannot do that")
+            except ApiError as exc:
+                self._audit_outcome(invocation, "api_error", exc.describe())
+                return error(exc.describe(), title="The API call failed")
+            except Exception:
+                log.exception("unexpected error running a command")
+                self._audit_outcome(invocation, "internal_error", "unexpected error")
+                return error(
+                    "Something went wrong inside graphops; nothing more was sent. "
+                    "The error is in the bot's log."
+                )
+
+    async def decide_approval(
+        self, invocation: Invocation, approval_id: str, approve: bool, confirm: str | None
+    ) -> Reply:
+        """Approve (and run) or deny a pending approval for the clicker of a button."""
+        with acting_as(invocation):
+            return await decide_approval(self.context(invocation), approval_id, approve, confirm)
+
+    def confirmation_needed(self, approval_id: str) -> str | None:
+        """The name an approver must type to approve this approval (terminate), if any."""
+        approval = self.services.approvals.get(approval_id)
+        plan = args_to_plan(approval) if approval else None
+        return plan.confirm_name if plan else None
+
+    def _audit_outcome(self, invocation: Invocation, outcome: str, text: str) -> None:
+        self.services.audit.record(
+            "command",
+            user=invocation.user,
+            channel=invocation.channel,
+            outcome=outcome,
+            detail={"text": text},
+        )
+
+    def _audit_command(
+        self, invocation: Invocation, parsed: ParsedCommand, problem: str | None
+    ) -> None:
+        """Audit a command. Its text is kept only when it fits a verb's syntax: a line
+        that does not may hold something typed by mistake (a password as an extra word)."""
+        self.services.audit.record(
+            "command",
+            user=invocation.user,
+            channel=invocation.channel,
+            verb=parsed.verb,
+            outcome=problem,
+            detail=None if problem else {"text": parsed.text},
+        )
+
+    async def _run(self, invocation: Invocation, preapproved: bool = False) -> Reply:
+        slash = self.services.slash_command
+        try:
+            parsed = parse(invocation.text, slash)
+        except GrammarError as exc:
+            return error(f"{exc}.", title="Cannot read that command")
+        try:
+            parsed, dry_run = dry_run_form(parsed)
+        except GrammarError as exc:
+            self._audit_command(invocation, parsed, "unreadable")
+            return error(f"{exc}.", title="Cannot read that command")
+        verb = self.registry.get(parsed.verb)
+        if verb is None:
+            self._audit_command(invocation, parsed, "unknown verb")
+            hints = self.registry.suggest(parsed.verb)
+            maybe = f" Did you mean {' or '.join(f'`{h}`' for h in hints)}?" if hints else ""
+            return error(
+                f"There is no command `{parsed.verb}`.{maybe} `{slash} help` lists them.",
+                title="Unknown command",
+            )
+        try:
+            values = verb.bind(parsed.args, parsed.options)
+        except UsageError as exc:
+            self._audit_command(invocation, parsed, "usage error")
+            return error(f"{exc}\nExample: `{slash} {verb.example}`", title=f"Usage of {verb.name}")
+        self._audit_command(invocation, parsed, None)
+        ctx = self.context(invocation)
+        if verb.direct is not None:
+            if dry_run:
+                return error(f"`{verb.name}` does not act on a database; there is nothing to plan.")
+            return await verb.direct(ctx, values)
+        return await governed(ctx, verb, values, preapproved=preapproved, dry_run=dry_run)
+
+
+async def governed(
+    ctx: Context,
+    verb: Verb,
+    values: dict[str, object],
+    *,
+    preapproved: bool = False,
+    dry_run: bool = False,
+) -> Reply:
+    """Decide a verb that acts on environments, then run it, ask for approval, or preview it."""
+    invocation, services = ctx.invocation, ctx.services
+    if not providers_for(services, verb):
+        kinds = ", ".join(sorted(verb.kinds))
+        configured = ", ".join(sorted({p.kind for p in services.providers.values()}))
+        return error(
+            f"`{verb.name}` works on {kinds} providers; this bot has {configured or 'none'}."
+        )
+    evaluation = await evaluate(ctx, verb, values)
+    plan, decision = evaluation.plan, evaluation.decision
+    if plan is None:
+        return refuse(ctx, verb.name, decision.reason)
+    services.audit.record(
+        "decision",
+        user=invocation.user,
+        channel=invocation.channel,
+        verb=verb.name,
+        provider=plan.provider,
+        environment=env_names(plan.targets),
+        outcome=decision.outcome,
+        detail={"reason": decision.reason, "plan": plan.summary},
+    )
+    if dry_run:
+        return await plan_reply(ctx, verb, plan, decision)
+    if decision.outcome == "denied":
+        return denied(decision.reason)
+    if decision.outcome == "needs_approval" and not preapproved:
+        return await request_approval(ctx, verb, plan, evaluation.role, decision)
+    return await execute(ctx, verb, plan)
+
+
+async def execute(ctx: Context, verb: Verb, plan: Plan) -> Reply:
+    """Run an allowed (or approved) plan and audit its outcome."""
+    assert verb.execute is not None
+    reply = await verb.execute(ctx, plan)
+    ctx.services.audit.record(
+        "operation",
+        user=ctx.invocation.user,
+        channel=ctx.invocation.channel,
+        verb=verb.name,
+        provider=plan.provider,
+        environment=env_names(plan.targets),
+        database=str(plan.params.get("database_name") or ""),
+        outcome=reply.status,
+        detail={"summary": plan.summary, "title": reply.title or ""},
+    )
+    return reply
+
+
+# -- approvals ----------------------------------------------------------------------------
+
+
+async def request_approval(
+    ctx: Context, verb: Verb, plan: Plan, role: Role, decision: Decision
+) -> Reply:
+    """Store the plan as a pending approval and answer with its card (and preview)."""
+    invocation, services = ctx.invocation, ctx.services
+    first = plan.targets[0]
+    approval = services.approvals.create(
+        requester=invocation.user,
+        channel=invocation.channel,
+        provider=plan.provider,
+        environment_id=first.environment_id,
+        environment_name=first.environment_name,
+        verb=verb.name,
+        target=str(plan.params.get("database_name") or ""),
+        args=plan_to_args(plan),
+        summary=plan.summary,
+        required_role=role,
+        protected=decision.protected,
+        ttl_seconds=services.approval_ttl_seconds,
+    )
+    card = approval_card(approval, decision.reason, plan, services.slash_command)
+    card.tables.append(await preview(ctx, verb, plan))
+    return card
+
+
+async def decide_approval(
+    ctx: Context, approval_id: str, approve: bool, confirm: str | None
+) -> Reply:
+    """Approve (and run) or deny a pending approval, checking the clicker's right now."""
+    services, invocation = ctx.services, ctx.invocation
+    approval = services.approvals.get(approval_id)
+    if approval is None:
+        return error(f"No approval with id {approval_id!r}.")
+    if approval.channel != invocation.channel:
+        return denied("That approval belongs to another channel; act on it there.")
+    verb = ctx.registry.get(approval.verb)
+    plan = args_to_plan(approval)
+    if verb is None or plan is None:
+        return error("This approval refers to a command this version cannot run.")
+    policy = services.permissions.policy_for(approval.channel)
+    checks = [
+        may_approve(
+            policy,
+            invocation.user,
+            invocation.user_groups,
+            approval.requester,
+            approval.verb,
+            approval.required_role,
+            target,
+        )
+        for target in plan.targets
+    ]
+    right = combine(checks)
+    if approve and not right.allowed:
+        return refuse(ctx, f"approve {approval.verb}", right.reason)
+    if not approve and not right.allowed and invocation.user != approval.requester:
+        return refuse(ctx, f"deny {approval.verb}", right.reason)
+    if approve and plan.confirm_name and (confirm or "").strip() != plan.confirm_name:
+        typed = f" (you typed {confirm!r})" if confirm else ""
+        return error(f"To approve, type the database name exactly: `{plan.confirm_name}`{typed}.")
+    claim = services.approvals.claim(approval_id, invocation.user, "approve" if approve else "deny")
+    if not claim.claimed:
+        return Reply(status="info", text=claim.message, visibility="ephemeral")
+    if not approve:
+        return Reply(
+            status="info",
+            title=f"Denied: {plan.summary}",
+            text=f"{UserRef(invocation.user)} denied the request of {UserRef(approval.requester)}.",
+        )
+    reply = await _run_approved(ctx, verb, plan, approval)
+    header = f"{UserRef(invocation.user)} approved the request of {UserRef(approval.requester)}."
+    reply.text = f"{header}\n{reply.text}".strip()
+    return reply
+
+
+async def _run_approved(ctx: Context, verb: Verb, plan: Plan, approval: Approval) -> Reply:
+    approvals = ctx.services.approvals
+    try:
+        reply = await execute(ctx, verb, plan)
+    except ApiError as exc:
+        approvals.mark_failed(approval.id, exc.describe())
+        return error(exc.describe(), title=f"Approved, but it failed: {plan.summary}")
+    except UserError as exc:
+        approvals.mark_failed(approval.id, str(exc))
+        return error(str(exc), title=f"Approved, but it could not run: {plan.summary}")
+    except Exception:
+        log.exception("approved command failed")
+        approvals.mark_failed(approval.id, "internal error")
+        raise
+    if reply.failed:
+        approvals.mark_failed(approval.id, reply.text[:500])
+    else:
+        approvals.mark_executed(approval.id, reply.title or plan.summary)
+    return reply
+
+
+def approval_card(approval: Approval, reason: str, plan: Plan, slash: str) -> Reply:
+    """The card shown while a destructive command waits for approval."""
+    minutes = max(1, round((approval.expires_at - time.time()) / 60))
+    expires = time.strftime("%H:%M UTC", time.gmtime(approval.expires_at))
+    approve = f"approve {approval.id}"
+    if plan.confirm_name:
+        approve += f" confirm={plan.confirm_name}"
+    nets = safety_nets(plan)
+    fields = [
+        ("Requested by", str(UserRef(approval.requester))),
+        ("Environment", env_names(plan.targets) or approval.environment_name),
+        ("Expires", f"in {minutes} min ({expires})"),
+        ("Approval id", approval.id),
+        *plan.details,
+        *([("Safety nets", nets)] if nets else []),
+    ]
+    return Reply(
+        status="pending",
+        title=f"Approval needed: {plan.summary}",
+        text=reason,
+        fields=fields,
+        actions=[
+            Action(
+                label="Approve",
+                command=f"{slash} {approve}",
+                style="danger",
+                action_id="approval.approve",
+                value=approval.id,
+            ),
+            Action(
+                label="Deny",
+                command=f"{slash} deny {approval.id}",
+                action_id="approval.deny",
+                value=approval.id,
+            ),
+        ],
+    )

@@ -1,0 +1,161 @@
+"""Read-only listings over every environment the channel may view: `envs`, `list`, and
+the catalogs `versions`, `plans`, `regions`.
+
+None has a single target: `prepare_read` plans a read and the function looks
+only in environments where the channel holds viewer (commands/targets.py,
+`scopes`), so nothing outside the channel's bindings is ever listed.
+"""
+
+from __future__ import annotations
+
+from commands.adapters import database_adapter
+from commands.adapters.base import Catalog
+from commands.context import Context
+from commands.options import NoOptions
+from commands.plan import Plan
+from commands.registry import verb
+from commands.resolve import eligible_bindings
+from commands.targets import (
+    EVERY_KIND,
+    GRAPHENEDB,
+    flags,
+    prepare_read,
+    providers_of,
+    scopes,
+    target_of,
+)
+from core.errors import UserError
+from core.reply import Reply, Table
+from permissions.policy import effective_binding, is_protected
+from permissions.roles import Role
+
+
+class ProviderOption(NoOptions):
+    """`provider=`: one provider only."""
+
+    provider: str | None = None
+
+
+@verb(
+    "envs",
+    role=Role.VIEWER,
+    prepare=prepare_read,
+    kinds=EVERY_KIND,
+    aliases=("environments",),
+    example="envs",
+    group="Databases",
+)
+async def envs(ctx: Context, plan: Plan) -> Reply:
+    """List the environments this channel may use, with its role
+
+    Every provider kind: environment, provider, type, the channel's role, protection.
+    """
+    policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
+    table = Table(columns=["Environment", "Provider", "Type", "This channel", "Protected"])
+    every_kind = frozenset(p.kind for p in ctx.services.providers.values())
+    for scope in await scopes(ctx, every_kind, Role.VIEWER):
+        target = target_of(scope)
+        binding = effective_binding(policy, target)
+        table.rows.append(
+            [
+                scope.environment.name,
+                scope.provider.name,
+                scope.environment.type or scope.provider.kind,
+                binding.role.label if binding else "-",
+                "yes" if is_protected(policy, target) else "no",
+            ]
+        )
+    return Reply(title="Environments", tables=[table])
+
+
+@verb(
+    "list",
+    "[<env>]",
+    role=Role.VIEWER,
+    prepare=prepare_read,
+    kinds=GRAPHENEDB,
+    aliases=("ls",),
+    example="list staging",
+    group="Databases",
+)
+async def list_databases(ctx: Context, plan: Plan) -> Reply:
+    """List databases, in one environment or all this channel may see
+
+    Database, environment, state, plan, version and flags, from the (cached)
+    listings of each environment.
+    """
+    table = Table(columns=["Database", "Environment", "State", "Plan", "Version", "Flags"])
+    for scope in await scopes(ctx, GRAPHENEDB, Role.VIEWER, plan.params.get("env")):
+        for db in await ctx.services.resolver.databases(scope.provider, scope.environment.id):
+            table.rows.append(
+                [
+                    db.name,
+                    scope.label,
+                    db.status.state,
+                    db.plan or "",
+                    str(db.version or ""),
+                    flags(db),
+                ]
+            )
+    if not table.rows:
+        table.note = "no databases"
+    return Reply(title="Databases", tables=[table])
+
+
+async def _catalog(ctx: Context, plan: Plan, which: Catalog, columns: list[str]) -> Reply:
+    """One table of a catalog over the providers the channel may view (or `provider=`)."""
+    policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
+    providers = providers_of(ctx, GRAPHENEDB)
+    wanted = plan.params.get("provider")
+    names = {b.provider for b in eligible_bindings(policy, Role.VIEWER, providers)}
+    if wanted:
+        if wanted not in names:
+            raise UserError(f"this channel has no binding on provider {wanted!r}")
+        names = {wanted}
+    table = Table(columns=["Provider", *columns])
+    for name in sorted(names):
+        adapter = database_adapter(ctx.provider(name).kind)
+        table.rows.extend(await adapter.catalog(ctx, name, which, columns))
+    return Reply(title=which.capitalize(), tables=[table])
+
+
+@verb(
+    "versions",
+    role=Role.VIEWER,
+    prepare=prepare_read,
+    kinds=GRAPHENEDB,
+    options=ProviderOption,
+    example="versions",
+    group="Catalogs",
+)
+async def versions(ctx: Context, plan: Plan) -> Reply:
+    """List the versions the provider offers"""
+    return await _catalog(ctx, plan, "versions", ["Number", "Edition", "Vendor"])
+
+
+@verb(
+    "plans",
+    role=Role.VIEWER,
+    prepare=prepare_read,
+    kinds=GRAPHENEDB,
+    options=ProviderOption,
+    example="plans",
+    group="Catalogs",
+)
+async def plans(ctx: Context, plan: Plan) -> Reply:
+    """List the plans the provider offers"""
+    return await _catalog(ctx, plan, "plans", ["Name", "MemoryGb", "StorageGb"])
+
+
+@verb(
+    "regions",
+    role=Role.VIEWER,
+    prepare=prepare_read,
+    kinds=GRAPHENEDB,
+    options=ProviderOption,
+    example="regions",
+    group="Catalogs",
+)
+async def regions(ctx: Context, plan: Plan) -> Reply:
+    """List the regions the provider offers"""
+    return await _catalog(ctx, plan, "regions", ["Id", "Label"])

@@ -1,0 +1,191 @@
+"""GrapheneDB Console snapshots: `snapshots`, `snapshot`, `restore`.
+
+Source: seeds/graphenedb-console-api.txt (snapshots, restore, create from
+snapshot). A snapshot is named by its id or a prefix of at least 6
+characters, looked up in the databases the channel may view.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from commands.adapters.console import console_client
+from commands.context import Context
+from commands.options import EnvOption, NoOptions
+from commands.plan import Plan
+from commands.registry import verb
+from commands.resolve import Found
+from commands.safety import safety_snapshot, wants_safety_snapshot, with_safety
+from commands.targets import (
+    CONSOLE,
+    check_database_name,
+    db_plan,
+    find,
+    one_by_id,
+    require_id_prefix,
+    scopes,
+    single_scope,
+    started_reply,
+    target_of,
+)
+from commands.verbs.databases import prepare_operate
+from core.reply import Reply, Table
+from permissions.roles import Role
+
+
+class RestoreOptions(NoOptions):
+    """`restore`: `env=` of the target or new database, `source=` the snapshot's database."""
+
+    env: str | None = None
+    source: str | None = Field(default=None, description="database the snapshot was taken of")
+
+
+async def prepare_snapshots(ctx: Context, values: dict[str, Any]) -> Plan:
+    """The database whose snapshots to list (viewer)."""
+    found = await find(ctx, CONSOLE, Role.VIEWER, values["db"], values.get("env"))
+    return db_plan("read", found, f"look at {found.database.name}", **values)
+
+
+@verb(
+    "snapshots",
+    "<db>",
+    role=Role.VIEWER,
+    prepare=prepare_snapshots,
+    options=EnvOption,
+    example="snapshots orders-db env=production",
+    group="Snapshots",
+)
+async def snapshots(ctx: Context, plan: Plan) -> Reply:
+    """List a database's manual snapshots
+
+    Id, creation time, status and size.
+    """
+    snaps = await console_client(ctx, plan.provider).snapshots(plan.params["database_id"])
+    table = Table(columns=["Snapshot", "Created", "Status", "Size"])
+    for snap in snaps:
+        size = f"{snap.size_bytes / 1e6:.1f} MB" if snap.size_bytes else "?"
+        table.rows.append([snap.id, snap.created_at or "?", snap.status or "?", size])
+    if not snaps:
+        table.note = "no manual snapshots"
+    return Reply(title=f"Snapshots of {plan.params['database_name']}", tables=[table])
+
+
+async def prepare_snapshot(ctx: Context, values: dict[str, Any]) -> Plan:
+    """The database to snapshot (operator)."""
+    return await prepare_operate(ctx, values, "snapshot")
+
+
+@verb(
+    "snapshot",
+    "<db>",
+    role=Role.OPERATOR,
+    prepare=prepare_snapshot,
+    options=EnvOption,
+    example="snapshot sandbox-db",
+    group="Snapshots",
+)
+async def snapshot(ctx: Context, plan: Plan) -> Reply:
+    """Take a manual snapshot of a database
+
+    `POST .../snapshot`; the tracker follows the operation.
+    """
+    started = await console_client(ctx, plan.provider).take_snapshot(plan.params["database_id"])
+    return started_reply(ctx, plan, f"Taking a snapshot of {plan.params['database_name']}", started)
+
+
+async def _find_snapshot(
+    ctx: Context, snapshot: str, source: str | None, env: str | None
+) -> tuple[Found, Any]:
+    """The snapshot whose id is or starts with `snapshot` (at least 6 characters)."""
+    require_id_prefix(snapshot, "snapshot")
+    if source:
+        candidates = [await find(ctx, CONSOLE, Role.VIEWER, source, env)]
+    else:
+        candidates = []
+        for scope in await scopes(ctx, CONSOLE, Role.VIEWER, env):
+            for db in await ctx.services.resolver.databases(scope.provider, scope.environment.id):
+                candidates.append(Found(scope, db))
+    snapshots: list[tuple[Found, Any]] = []
+    for found in candidates:
+        api = console_client(ctx, found.scope.provider.name)
+        snapshots.extend((found, snap) for snap in await api.snapshots(found.database.id))
+    return one_by_id(snapshots, lambda pair: str(pair[1].id), snapshot, "snapshot", "found")
+
+
+async def prepare_restore(ctx: Context, values: dict[str, Any]) -> Plan:
+    """`into <db>`: replace its data (admin, destructive, safety snapshot);
+    `as <new-name>`: a new database from the snapshot (operator)."""
+    origin, snap = await _find_snapshot(ctx, values["snapshot"], values.get("source"), None)
+    snapshot_env = snap.environment_id or origin.scope.environment.id
+    if values.get("db"):
+        target = await find(ctx, CONSOLE, Role.ADMIN, values["db"], values.get("env"))
+        plan = db_plan(
+            "restore",
+            target,
+            f"restore snapshot {snap.id[:12]} of {origin.database.name} INTO "
+            f"{target.database.name} in {target.scope.label}, replacing its data",
+            snapshot_id=snap.id,
+            snapshot_environment_id=snapshot_env,
+            mode="into",
+        )
+        plan.destructive = True
+        plan.role = Role.ADMIN
+        plan.details = [("Data lost", f"current data of {target.database.name}")]
+        plan.params["snapshot_first"] = wants_safety_snapshot(ctx, target.scope)
+        return plan
+    new_name = check_database_name(values["new_name"])
+    dest = (
+        await single_scope(ctx, CONSOLE, Role.OPERATOR, values["env"])
+        if values.get("env")
+        else origin.scope
+    )
+    return Plan(
+        verb="restore",
+        provider=dest.provider.name,
+        targets=[target_of(dest)],
+        params={
+            "database_id": origin.database.id,
+            "database_name": new_name,
+            "environment_id": dest.environment.id,
+            "snapshot_id": snap.id,
+            "snapshot_environment_id": snapshot_env,
+            "mode": "as",
+        },
+        summary=f"restore snapshot {snap.id[:12]} of {origin.database.name} as new database "
+        f"{new_name} in {dest.environment.name}",
+        role=Role.OPERATOR,
+    )
+
+
+@verb(
+    "restore",
+    "<snapshot> into <db>",
+    grammars=("<snapshot> into <db>", "<snapshot> as <new-name>"),
+    role=Role.OPERATOR,
+    prepare=prepare_restore,
+    options=RestoreOptions,
+    example="restore 3f9c2a into orders-db env=staging",
+    group="Snapshots",
+)
+async def restore(ctx: Context, plan: Plan) -> Reply:
+    """Restore a snapshot into a database (approval) or as a new one
+
+    Into: the safety snapshot first when planned, then `POST .../restore`;
+    as: `POST` a new database from the snapshot. The tracker follows either.
+    """
+    p = plan.params
+    api = console_client(ctx, plan.provider)
+    if p["mode"] == "into":
+        safety = await safety_snapshot(ctx, plan)
+        started = await api.restore_snapshot(
+            p["database_id"], p["snapshot_id"], p["snapshot_environment_id"]
+        )
+        return with_safety(
+            started_reply(ctx, plan, f"Restoring into {p['database_name']}", started), safety
+        )
+    started = await api.create_from_snapshot(
+        p["snapshot_id"], p["snapshot_environment_id"], p["environment_id"], p["database_name"]
+    )
+    return started_reply(ctx, plan, f"Creating {p['database_name']} from a snapshot", started)

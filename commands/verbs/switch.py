@@ -1,0 +1,244 @@
+"""Connection switches: `switch`, `switch-back`, and disaster recovery (`dr`).
+
+Source: seeds/graphenedb-console-api.txt (connection switch, clone). The
+safety nets (commands/safety.py): a snapshot before the switch where policy
+asks, a pre-flight of the target when planned and again just before, and a
+"Switch back" button (itself an approval) for a while after.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from clients.errors import ApiError
+from commands.adapters.console import console_client
+from commands.context import Context
+from commands.options import EnvOption
+from commands.plan import Plan
+from commands.registry import verb
+from commands.safety import (
+    offer_switch_back,
+    preflight,
+    safety_snapshot,
+    wants_safety_snapshot,
+    with_safety,
+)
+from commands.targets import CONSOLE, check_database_name, db_plan, find, started_reply, target_of
+from core.errors import UserError
+from core.kinds import ProviderKind
+from core.reply import Reply
+from operations.follow import Backoff, follow, no_progress
+from permissions.policy import Target
+from permissions.roles import Role
+
+DR_POLL = Backoff(first=1.0, factor=1.2, cap=10.0)
+
+
+class SwitchOptions(EnvOption):
+    """`switch`: `env=` of the database, `target-env=` of the target."""
+
+    target_env: str | None = None
+
+
+class DrOptions(EnvOption):
+    """`dr`: `name=` of the clone."""
+
+    name: str | None = Field(default=None, description="name of the clone")
+
+
+async def prepare_switch(ctx: Context, values: dict[str, Any]) -> Plan:
+    """Both databases (admin, same provider); the target must pass the pre-flight now."""
+    source = await find(ctx, CONSOLE, Role.ADMIN, values["db"], values.get("env"))
+    target = await find(ctx, CONSOLE, Role.ADMIN, values["target_db"], values.get("target_env"))
+    if source.scope.provider.name != target.scope.provider.name:
+        raise UserError("both databases must belong to the same provider")
+    if source.database.id == target.database.id:
+        raise UserError("a database cannot be switched to itself")
+    plan = db_plan(
+        "switch",
+        source,
+        f"switch the connection URL of {source.database.name} in {source.scope.label} "
+        f"to {target.database.name} in {target.scope.label}",
+        target_id=target.database.id,
+        target_name=target.database.name,
+    )
+    if target.scope.environment.id != source.scope.environment.id:
+        plan.targets.append(target_of(target.scope))
+    await preflight(
+        console_client(ctx, target.scope.provider.name), target.database.id, target.database.name
+    )
+    plan.destructive = True
+    plan.details = [("Connection URL", source.database.domain_name or "?")]
+    plan.params["snapshot_first"] = wants_safety_snapshot(ctx, source.scope)
+    plan.params["preflight_target"] = True
+    plan.params["production"] = bool(source.scope.environment.production)
+    plan.params["environment_name"] = source.scope.environment.name
+    return plan
+
+
+async def _switch(ctx: Context, plan: Plan) -> Reply:
+    """Safety snapshot if planned, the pre-flight again, then the switch; offers a way back."""
+    p = plan.params
+    api = console_client(ctx, plan.provider)
+    safety = await safety_snapshot(ctx, plan)
+    await preflight(api, p["target_id"], p["target_name"])
+    started = await api.switch_connection(p["database_id"], p["target_id"])
+    reply = started_reply(
+        ctx, plan, f"Switching {p['database_name']}'s connection URL to {p['target_name']}", started
+    )
+    offer_switch_back(
+        ctx, plan, reply, p["database_id"], p["database_name"], p["target_id"], p["target_name"]
+    )
+    return with_safety(reply, safety)
+
+
+@verb(
+    "switch",
+    "<db> to <target-db>",
+    role=Role.ADMIN,
+    prepare=prepare_switch,
+    options=SwitchOptions,
+    destructive=True,
+    example="switch orders-db to orders-replica",
+    group="Databases",
+)
+async def switch(ctx: Context, plan: Plan) -> Reply:
+    """Point a database's connection URL at another database (approval)
+
+    `POST .../switch` (seeds: connection switch); the answer carries a
+    "Switch back" button for `switch_back_minutes` (commands/safety.py).
+    """
+    return await _switch(ctx, plan)
+
+
+async def prepare_switch_back(ctx: Context, values: dict[str, Any]) -> Plan:
+    """The recorded switch (same channel, within its window), reversed."""
+    store = ctx.services.switch_backs
+    record = store.get(values["id"]) if store else None
+    if store is None or record is None:
+        raise UserError(f"no switch to undo with id {values['id']!r}")
+    if record.channel != ctx.invocation.channel:
+        raise UserError("that switch was made from another channel; switch it back there")
+    if store.expired(record):
+        raise UserError(
+            "the window to switch back has closed; use `switch` to point the connection URL "
+            "again (it needs an approval)"
+        )
+    target = Target(
+        record.provider, record.environment_id, record.environment_name, record.production
+    )
+    # The URL now belongs to the former target: move it back to the origin.
+    await preflight(console_client(ctx, record.provider), record.origin_id, record.origin_name)
+    return Plan(
+        verb="switch-back",
+        provider=record.provider,
+        targets=[target],
+        params={
+            "database_id": record.target_id,
+            "database_name": record.target_name,
+            "environment_id": record.environment_id,
+            "kind": ProviderKind.GRAPHENEDB,
+            "target_id": record.origin_id,
+            "target_name": record.origin_name,
+            "preflight_target": True,
+            "production": record.production,
+            "environment_name": record.environment_name,
+        },
+        summary=f"switch the connection URL back from {record.target_name} to "
+        f"{record.origin_name} in {record.environment_name}/{record.provider}",
+        destructive=True,
+    )
+
+
+@verb(
+    "switch-back",
+    "<id>",
+    role=Role.ADMIN,
+    prepare=prepare_switch_back,
+    destructive=True,
+    example="switch-back 7Hk2mQ9x",
+    group="Databases",
+)
+async def switch_back(ctx: Context, plan: Plan) -> Reply:
+    """Undo a connection switch within its window (approval)
+
+    The same steps as `switch`, from the former target back to the origin.
+    """
+    return await _switch(ctx, plan)
+
+
+async def prepare_dr(ctx: Context, values: dict[str, Any]) -> Plan:
+    """The database to recover (admin) and the name of its clone (`<db>-dr` by default)."""
+    found = await find(ctx, CONSOLE, Role.ADMIN, values["db"], values.get("env"))
+    clone_name = values.get("name") or f"{found.database.name}-dr"
+    check_database_name(clone_name)
+    plan = db_plan(
+        "dr",
+        found,
+        f"disaster recovery of {found.database.name} in {found.scope.label}: clone it as "
+        f"{clone_name}, then switch its connection URL to the clone",
+        clone_name=clone_name,
+    )
+    plan.destructive = True
+    return plan
+
+
+@verb(
+    "dr",
+    "<db>",
+    role=Role.ADMIN,
+    prepare=prepare_dr,
+    options=DrOptions,
+    destructive=True,
+    example="dr orders-db env=production",
+    group="Databases",
+)
+async def dr(ctx: Context, plan: Plan) -> Reply:
+    """Disaster recovery: clone, then switch the connection URL (approval)
+
+    Clones the database, waits until the clone's operation finishes
+    (`DR_POLL`), checks it (pre-flight), then switches the connection URL to
+    it. If a step fails it stops and says how far it got; the original is
+    never switched to a clone that is not ready.
+    """
+    p = plan.params
+    api = console_client(ctx, plan.provider)
+    steps: list[str] = []
+    try:
+        clone = await api.clone(p["database_id"], p["clone_name"], p["environment_id"])
+        steps.append(f"clone started ({clone.operation_id})")
+        if clone.operation_id:
+            outcome = await follow(
+                api, p["database_id"], clone.operation_id, no_progress, backoff=DR_POLL
+            )
+            if outcome.status != "finished":
+                raise UserError(f"the clone {outcome.status}: {outcome.error or 'no reason given'}")
+        if clone.database is None:
+            raise UserError("the API did not say which database the clone is")
+        steps.append(f"clone {clone.database.name} is ready")
+        await preflight(api, clone.database.id, clone.database.name)
+        switch = await api.switch_connection(p["database_id"], clone.database.id)
+        steps.append(f"connection switch started ({switch.operation_id})")
+    except (ApiError, UserError) as exc:
+        ctx.services.resolver.invalidate(plan.provider)
+        done = "; ".join(steps) or "nothing was started"
+        text = exc.describe() if isinstance(exc, ApiError) else str(exc)
+        return Reply(
+            status="error",
+            title=f"Disaster recovery of {p['database_name']} stopped",
+            text=f"{text}\nState so far: {done}. The original database was not switched.",
+        )
+    reply = started_reply(ctx, plan, f"Disaster recovery of {p['database_name']}", switch)
+    reply.text = "; ".join(steps) + ". " + reply.text
+    offer_switch_back(
+        ctx,
+        plan,
+        reply,
+        p["database_id"],
+        p["database_name"],
+        clone.database.id,
+        clone.database.name,
+    )
+    return reply
