@@ -29,6 +29,7 @@ from clients.errors import (
     Outcome,
     Timeout,
     Unauthorized,
+    UnusableAnswer,
     error_for_status,
 )
 
@@ -145,13 +146,13 @@ class HttpApi:
         )
 
     def json_of(self, response: httpx.Response, method: str, path: str, empty: Any = None) -> Any:
-        """The JSON body of a 2xx answer (`empty` when there is none); ApiError if not JSON."""
+        """The JSON body of a 2xx answer (`empty` if none); UnusableAnswer if not JSON."""
         if response.status_code == 204 or not response.content.strip():
             return empty
         try:
             return response.json()
-        except ValueError:
-            raise ApiError(
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise UnusableAnswer(
                 "the answer was not JSON",
                 status=response.status_code,
                 method=method,

@@ -112,22 +112,23 @@ def help_verb(registry: Registry) -> Callable[[Context, dict[str, Any]], Any]:
 
 
 async def run_access(ctx: Context, values: dict[str, Any]) -> Reply:
-    from permissions.policy import Target, is_protected
+    from permissions.policy import Target, protection
 
     store = ctx.services.permissions
     channel = _channel(ctx, values)
     policy = store.policy_for(channel)
     table = Table(columns=["Provider", "Environment", "Role", "Approvers", "Protected"])
     for b in policy.bindings:
-        target = Target(b.provider, b.environment, b.environment, False)
-        protected = is_protected(policy, target)
+        protected = protection(policy, Target.named(b.provider, b.environment))
         table.rows.append(
             [
                 b.provider,
                 b.environment,
                 b.role.label,
                 ", ".join(b.approvers) or "admins of this binding",
-                "yes" if protected else "if production",
+                protected.text
+                if protected.protected or protected.reason
+                else "if label production/prod or grantType red",
             ]
         )
     if not policy.bindings:

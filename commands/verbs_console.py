@@ -8,12 +8,13 @@ runs exactly what the approval card showed.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from clients.errors import ApiError
-from clients.graphenedb import ConsoleClient, Database, Operation
+from clients.graphenedb import Archive, ConsoleClient, Database, Operation
 from commands import verbs_v1
 from commands.context import Context, Plan, UserError
 from commands.registry import Registry, Verb
@@ -41,7 +42,7 @@ from commands.targets import (
     target_of,
 )
 from operations.follow import Backoff, follow, no_progress
-from permissions.policy import Target, is_protected
+from permissions.policy import Target, protection
 from permissions.roles import Role
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
@@ -143,7 +144,7 @@ async def execute_envs(ctx: Context, plan: Plan) -> Reply:
                 scope.provider.name,
                 scope.environment.type or scope.provider.kind,
                 binding.role.label if binding else "-",
-                "yes" if is_protected(policy, target) else "no",
+                protection(policy, target).text,
             ]
         )
     return Reply(title="Environments", tables=[table])
@@ -498,7 +499,7 @@ async def prepare_switch(ctx: Context, values: dict[str, Any]) -> Plan:
     plan.details = [("Connection URL", source.database.domain_name or "?")]
     plan.params["snapshot_first"] = wants_safety_snapshot(ctx, source.scope)
     plan.params["preflight_target"] = True
-    plan.params["production"] = bool(source.scope.environment.production)
+    plan.params["production"] = target_of(source.scope).production
     plan.params["environment_name"] = source.scope.environment.name
     return plan
 
@@ -586,10 +587,12 @@ async def execute_import(ctx: Context, plan: Plan) -> Reply:
     if plan.params["kind"] in V1:
         return await verbs_v1.v1_import(ctx, plan)
     assert ctx.services.open_file is not None
-    filename, chunks = ctx.services.open_file(ctx.invocation, plan.params["file"])
-    started = await client(ctx, plan.provider).import_archive(
-        plan.params["database_id"], chunks, filename
-    )
+    local = Path(plan.params["file"]).expanduser()
+    if local.is_file():  # the size is known: stream the file itself
+        archive: Archive | Path = local
+    else:  # the size is not: spool to a temporary file first (never to memory)
+        archive = await Archive.spool(*ctx.services.open_file(ctx.invocation, plan.params["file"]))
+    started = await client(ctx, plan.provider).import_archive(plan.params["database_id"], archive)
     return started_reply(ctx, plan, f"Importing into {plan.params['database_name']}", started)
 
 

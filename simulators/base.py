@@ -47,6 +47,8 @@ from typing import Any
 from aiohttp import web
 
 SECRET_FIELDS = frozenset({"client_secret", "password", "api_key"})
+#: request headers never recorded with their value
+SECRET_HEADERS = frozenset({"authorization", "api_key", "api-key", "cookie", "x-api-key"})
 REDACTED = "[REDACTED]"
 ADMIN_PREFIX = "/_sim/"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -89,7 +91,8 @@ class ManualClock:
 class RecordedRequest:
     """One request as seen by the simulator. ``status`` is the status sent (0 when the
     connection was dropped); ``body`` is parsed JSON, a redacted dict of form fields,
-    ``"<multipart N bytes>"``, raw text, or None when empty."""
+    ``"<multipart N bytes>"``, raw text, or None when empty; ``headers`` are the
+    request headers (lower-case names) with credentials redacted."""
 
     method: str
     path: str
@@ -97,20 +100,23 @@ class RecordedRequest:
     status: int
     body: Any
     at: float
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class FailRule:
     """A targeted fault: the next ``times`` requests matching ``method`` and
-    ``path_regex`` (``re.search``) get ``status`` (and ``body``), or are dropped."""
+    ``path_regex`` (``re.search``) get ``status`` and ``body`` (any JSON value) or
+    ``text`` (a raw, non-JSON body), or are dropped."""
 
     method: str
     path_regex: str
     status: int = 500
     times: int = 1
-    body: dict[str, Any] | None = None
+    body: Any = None
     drop: bool = False
     after_effect: bool = False
+    text: str | None = None
 
     def matches(self, method: str, path: str) -> bool:
         """True if this rule still applies to ``method path``."""
@@ -143,14 +149,15 @@ class Faults:
         path_regex: str,
         status: int = 500,
         times: int = 1,
-        body: dict[str, Any] | None = None,
+        body: Any = None,
         drop: bool = False,
         after_effect: bool = False,
+        text: str | None = None,
     ) -> FailRule:
         """Add a targeted rule; rules are consumed in the order they were added.
         ``method`` may be ``"*"``."""
         re.compile(path_regex)  # fail early on a bad pattern
-        rule = FailRule(method, path_regex, status, times, body, drop, after_effect)
+        rule = FailRule(method, path_regex, status, times, body, drop, after_effect, text)
         self.rules.append(rule)
         return rule
 
@@ -362,10 +369,13 @@ class SimulatorServer:
                 await self._call(request, handler)
             if rule.drop:
                 return self._drop(request, body)
-            resp = web.json_response(
-                rule.body if rule.body is not None else self.fault_body(rule.status),
-                status=rule.status,
-            )
+            if rule.text is not None:
+                resp = web.Response(text=rule.text, status=rule.status)
+            else:
+                resp = web.json_response(
+                    rule.body if rule.body is not None else self.fault_body(rule.status),
+                    status=rule.status,
+                )
             self._record(request, resp.status, body)
             return resp
         if faults.drop_rate > 0 and faults.rng.random() < faults.drop_rate:
@@ -437,6 +447,10 @@ class SimulatorServer:
                 status=status,
                 body=body,
                 at=self.clock(),
+                headers={
+                    name.lower(): REDACTED if name.lower() in SECRET_HEADERS else value
+                    for name, value in request.headers.items()
+                },
             )
         )
 

@@ -127,17 +127,16 @@ class Environment:
 
     id: str
     label: str
-    type: str
+    grant_type: str
     created_at: str = field(default_factory=http_date)
 
     def to_json(self) -> dict[str, Any]:
-        """The API shape."""
+        """The observed shape."""
         return {
             "id": self.id,
             "label": self.label,
-            "type": self.type,
             "organizationId": ORG_ID,
-            "grantType": "full",
+            "grantType": self.grant_type,
             "region": "eu-west-1",
             "cidr": "10.0.0.0/16",
             "createdAt": self.created_at,
@@ -332,9 +331,9 @@ class ConsoleSimulator(SimulatorServer):
     # ---- seed & accessors -------------------------------------------------------
 
     def _seed(self) -> None:
-        prod = self.add_environment("production", "production")
-        staging = self.add_environment("staging", "development")
-        dev = self.add_environment("development", "development")
+        prod = self.add_environment("production", "red")
+        staging = self.add_environment("staging", "amber")
+        dev = self.add_environment("development", "green")
         orders = self.add_database(prod.id, "orders-db")
         self.add_database(prod.id, "orders-replica")
         self.add_database(prod.id, "billing-db")
@@ -343,9 +342,9 @@ class ConsoleSimulator(SimulatorServer):
         self.add_database(staging.id, "catalog-db", state="paused")
         self.add_database(dev.id, "sandbox-db")
 
-    def add_environment(self, label: str, type_: str = "development") -> Environment:
-        """Create an environment directly (test setup)."""
-        env = Environment(new_id(), label, type_)
+    def add_environment(self, label: str, grant_type: str = "green") -> Environment:
+        """Create an environment directly (test setup); ``grant_type`` is its colour."""
+        env = Environment(new_id(), label, grant_type)
         self._envs[env.id] = env
         return env
 
@@ -929,6 +928,8 @@ class ConsoleSimulator(SimulatorServer):
         self._require_state(db, "running")
         if not request.content_type.startswith("multipart/"):
             raise ApiError(400, "expected a multipart upload with a file field")
+        if request.content_length is None:  # chunked: this server reads by length
+            raise ApiError(400, "a Content-Length is required for the upload")
         received = 0
         found = False
         try:
@@ -952,7 +953,7 @@ class ConsoleSimulator(SimulatorServer):
         self._check_idle(db)
         self._require_state(db, "running")
         op = self._start_op(db, "import", "importing")
-        return self._accepted({"operationId": op.id, "receivedBytes": received})
+        return self._accepted({"operationId": op.id})
 
     def _ops_of(self, request: web.Request) -> list[Operation]:
         db_id = request.match_info["db_id"]

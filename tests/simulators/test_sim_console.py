@@ -111,11 +111,12 @@ async def test_expire_tokens(sim: ConsoleSimulator, api: httpx.AsyncClient) -> N
 
 async def test_seed_curl_sequence(api: httpx.AsyncClient) -> None:
     envs = (await api.get("/deployments/environments")).json()
-    assert {(e["label"], e["type"]) for e in envs} == {
-        ("production", "production"),
-        ("staging", "development"),
-        ("development", "development"),
+    assert {(e["label"], e["grantType"]) for e in envs} == {
+        ("production", "red"),
+        ("staging", "amber"),
+        ("development", "green"),
     }
+    assert all("type" not in e and "name" not in e for e in envs)  # label, not name
     prod = next(e for e in envs if e["label"] == "production")
     assert prod["organizationId"] == "org-demo" and prod["vpcPeers"] == []
     assert prod["stoppedAt"] is None and prod["createdAt"].endswith(" GMT")
@@ -467,8 +468,7 @@ async def test_import(sim: ConsoleSimulator, api: httpx.AsyncClient, clock: Manu
         files={"file": ("dump.tar.gz", payload)},
         data={"note": "x"},
     )
-    assert r.status_code == 202
-    assert r.json()["receivedBytes"] == len(payload)
+    assert r.status_code == 202 and set(r.json()) == {"operationId"}
     assert await state(api, dbid) == "importing"
     rec = sim.requests_to("POST", "/import$")[-1]
     assert rec.body == f"<multipart {len(payload)} bytes>"
@@ -481,6 +481,24 @@ async def test_import(sim: ConsoleSimulator, api: httpx.AsyncClient, clock: Manu
     )
     r = await api.post(f"{DB}/{dbid}/import", json={"file": "x"})
     assert r.status_code == 400
+
+
+async def test_import_without_a_length_is_refused(sim, api: httpx.AsyncClient) -> None:
+    async def chunked():  # type: ignore[no-untyped-def]
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="x"\r\n\r\n'
+        yield b"abc\r\n--b--\r\n"
+
+    dbid = db_id(sim, "sandbox-db")
+    r = await api.post(
+        f"{DB}/{dbid}/import",
+        content=chunked(),
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert (r.status_code, r.json()["error"]) == (
+        400,
+        "a Content-Length is required for the upload",
+    )
+    assert sim.requests_to("POST", "/import$")[-1].headers["transfer-encoding"] == "chunked"
 
 
 # ---- operation failures ----------------------------------------------------------------
