@@ -80,7 +80,7 @@ async def test_create_with_bad_plan_is_a_clear_bad_request(console):
     assert info.value.outcome == "not done"
 
 
-async def test_pause_resume_restart(console, sim_clock):
+async def test_pause_resume_restart(console, console_sim, sim_clock):
     db = await _db(console, "development", "sandbox-db")
     paused = await console.pause(db.id)
     assert paused.operation_id
@@ -89,9 +89,11 @@ async def test_pause_resume_restart(console, sim_clock):
     assert (await console.resume(db.id)).operation_id
     sim_clock.advance(10)
     restart = await console.restart(db.id)
-    assert restart.operation_id
+    # The observed answer echoes {stationIds, reset}: an operation id is a guess.
+    assert bool(restart.operation_id) != ("restart-echo" in console_sim.shapes)
     ops = await console.operations(db.id)
-    assert [o.operation_type for o in ops][:3] == ["restart", "resume", "pause"]
+    types = list(dict.fromkeys(o.operation_type for o in ops))  # a chain lists a type twice
+    assert types[:3] == ["restart", "resume", "pause"]
 
 
 async def test_conflict_while_an_operation_runs(console, console_sim):

@@ -236,3 +236,30 @@ def _record(into: list[StepEvent]):  # type: ignore[no-untyped-def]
         into.append(event)
 
     return on_step
+
+
+# ---- watches end too -----------------------------------------------------------------------
+
+
+async def test_a_watch_ends_after_failed_status_checks_and_says_why(bot, console, console_sim):
+    from operations.watch import Watcher
+
+    providers = {"console": Provider("console", "graphenedb", console, console)}
+    reply = await bot.run(Invocation("U0ALICE", "C0DEV", "watch sandbox-db"))
+    assert reply.status == "ok", reply
+    watcher = Watcher(bot.db, providers, max_failures=3)
+    await watcher.run_once()  # the baseline
+    console_sim.faults.fail_next("GET", r"/status$", status=200, text="garbage", times=10_000)
+    for _ in range(2):
+        assert await watcher.run_once() == 0
+    assert bot.services.watches.active()  # two failures in a row: still watching
+    assert await watcher.run_once() == 1
+    assert bot.services.watches.active() == []
+    checks = len(console_sim.requests_to("GET", r"/status$"))
+    await watcher.run_once()
+    assert len(console_sim.requests_to("GET", r"/status$")) == checks  # no check after it
+    notifier = RecordingNotifier()
+    await tracker_for(bot, console, notifier, FakeClock()).deliver()
+    (text,) = notifier.texts("C0DEV")
+    assert text.startswith("Stopped watching sandbox-db: 3 status checks in a row failed")
+    assert "the answer was not JSON" in text and "`watch sandbox-db` starts again" in text

@@ -111,7 +111,7 @@ async def test_failure_is_reported_and_announced(bot, sim_clock, console_sim):
     await drive(tracker, sim_clock)
     assert tracker.state(tracked) == "failed"
     final = next(r for c, t, r in notifier.posts if c == "C0DEV" and r.title)
-    assert final.status == "error" and "simulated failure" in final.text
+    assert final.status == "error" and "failed at step starting-database" in final.text
     (incident,) = [r for c, _, r in notifier.posts if c == "C0INCIDENT"]
     assert incident.status == "error" and "archives/C0DEV/p10" in incident.text
 
