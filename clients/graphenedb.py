@@ -359,7 +359,7 @@ class ConsoleClient(BearerClient):
         )
         self._client_id = client_id
         self._client_secret = client_secret
-        self.auth = BearerAuth(self._fetch_token, clock)
+        self.auth = BearerAuth(self._fetch_token, clock, on_rejected=self.api.report_rejected)
 
     # -- authentication -------------------------------------------------
 
@@ -389,7 +389,7 @@ class ConsoleClient(BearerClient):
         self, method: str, path: str, headers_extra: dict[str, str] | None = None, **kwargs: Any
     ) -> httpx.Response:
         headers = {"Accept": "application/json", **(headers_extra or {})}
-        return await self.auth.request(self.api, method, path, headers=headers, **kwargs)
+        return await self.signed(method, path, headers=headers, **kwargs)
 
     async def _answer(self, method: str, path: str, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         """The JSON body of a 2xx answer ({} when empty) and the context for errors."""

@@ -258,7 +258,7 @@ class TypeDBClient(BearerClient):
         self._username = username
         self._password = password
         self.token_lifetime = token_lifetime
-        self.auth = BearerAuth(self._sign_in, clock)
+        self.auth = BearerAuth(self._sign_in, clock, on_rejected=self.api.report_rejected)
 
     def __repr__(self) -> str:
         return f"TypeDBClient(provider={self.provider!r}, base_url={self.api.base_url!r})"
@@ -291,7 +291,7 @@ class TypeDBClient(BearerClient):
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """An authenticated request; one renewal on 401; 408 as a clear Timeout."""
         try:
-            return await self.auth.request(self.api, method, path, **kwargs)
+            return await self.signed(method, path, **kwargs)
         except Timeout as exc:
             if exc.status != 408:
                 raise
