@@ -23,7 +23,7 @@ from commands.registry import Registry
 from commands.reply import Reply
 from commands.resolve import Resolver
 from commands.verbs_access import build_registry
-from operations.follow import Backoff
+from operations.follow import DEFAULT_DEADLINES, Backoff, FollowLimits
 from operations.notify import Notifier
 from operations.schedules import Scheduler
 from operations.store import OperationHistory, SwitchBacks
@@ -73,6 +73,13 @@ def build_tracker(bot: Bot, notifier: Notifier) -> Tracker:
                 settings.poll_first_seconds, settings.poll_factor, settings.poll_cap_seconds
             ),
             concurrency=settings.concurrency,
+            limits=FollowLimits(
+                max_failures=settings.max_poll_failures,
+                deadlines={
+                    **DEFAULT_DEADLINES,
+                    **{kind: m * 60 for kind, m in settings.deadline_minutes.items()},
+                },
+            ),
         ),
     )
 

@@ -263,3 +263,19 @@ async def test_a_watch_ends_after_failed_status_checks_and_says_why(bot, console
     (text,) = notifier.texts("C0DEV")
     assert text.startswith("Stopped watching sandbox-db: 3 status checks in a row failed")
     assert "the answer was not JSON" in text and "`watch sandbox-db` starts again" in text
+
+
+async def test_the_limits_come_from_the_config(tmp_path):
+    from bot.config import OperationsSettings
+    from bot.wiring import build_bot, build_tracker
+    from tests.support import ENVIRON, make_config
+
+    config = make_config("http://127.0.0.1:9", tmp_path / "c.sqlite3")
+    operations = OperationsSettings(max_poll_failures=3, deadline_minutes={"import": 5})
+    built = build_bot(config.model_copy(update={"operations": operations}), environ=ENVIRON)
+    try:
+        limits = build_tracker(built, RecordingNotifier()).settings.limits
+    finally:
+        await built.aclose()
+    assert limits.max_failures == 3
+    assert limits.deadline("import") == 300 and limits.deadline("restart") == 3600
