@@ -597,35 +597,46 @@ class ConsoleClient(BearerClient):
         )
 
     async def operation(self, database_id: str, operation_id: str) -> Operation:
-        """One operation, with its steps.
+        """One operation, with its steps when the API gives them.
 
-        The observed answer by id has no ``steps`` (``{id, nextOperationId, status,
-        startedAt, durationInSeconds}``) while the seed's collection has them: when
-        the answer by id carries none, the steps (and type) of the same operation
-        in the collection are added. If that look-up fails, the operation is
-        returned without steps: its status is what matters.
+        The seed's collection lists each operation with its ``status`` and ``steps``;
+        the observed answer by id has no steps but is the only one with
+        ``nextOperationId`` (``{id, nextOperationId, status, startedAt,
+        durationInSeconds}``). So an operation still running is read from the
+        collection (one request per poll, steps included); once it has ended (unless
+        the collection says whether a next operation follows), or when the
+        collection cannot be used or does not list it, it is read by id, with the
+        collection's steps added when the answer by id has none.
         """
+        listed = await self._listed(database_id, operation_id)
+        chain_known = listed is not None and "next_operation_id" in listed.model_fields_set
+        if listed is not None and listed.has_steps and (not listed.done or chain_known):
+            return listed
         op = await self._one(
             Operation,
             "GET",
             f"{DB_PATH}/{database_id}/operations/{operation_id}",
             f"operation {operation_id}",
         )
-        if op.has_steps:
-            return op
-        try:
-            listed = await self.operations(database_id)
-        except ApiError:
-            return op
-        same = next((o for o in listed if o.id == op.id and o.has_steps), None)
-        if same is None:
+        if op.has_steps or listed is None or not listed.has_steps:
             return op
         merged = op.model_copy(
-            update={"steps": same.steps, "operation_type": op.operation_type or same.operation_type}
+            update={
+                "steps": listed.steps,
+                "operation_type": op.operation_type or listed.operation_type,
+            }
         )
         if merged.status == FAILED and merged.error == "no reason given" and merged.steps:
             merged.error = f"failed at step {merged.steps[-1].name}"
         return merged
+
+    async def _listed(self, database_id: str, operation_id: str) -> Operation | None:
+        """The operation as the collection lists it, or None (not listed, or unusable)."""
+        try:
+            listed = await self.operations(database_id)
+        except ApiError:
+            return None
+        return next((o for o in listed if o.id == operation_id), None)
 
 
 @dataclass(frozen=True)

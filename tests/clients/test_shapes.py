@@ -300,9 +300,10 @@ def test_an_accepted_mutation_with_an_unusable_answer_says_it_was_accepted():
 )
 async def test_a_garbage_operation_answer_is_a_typed_error(console, console_sim, rule, expected):
     envs = await console.environments()
-    db = (await console.databases(envs[0].id))[0]
-    started = await console.restart(db.id)
-    console_sim.faults.fail_next("GET", r"/operations/", status=200, **rule)
+    db = next(d for d in await console.databases(envs[0].id) if d.status.state == "running")
+    started = await console.pause(db.id)
+    assert started.operation_id
+    console_sim.faults.fail_next("GET", r"/operations(/[^/]+)?$", status=200, times=2, **rule)
     with pytest.raises(UnusableAnswer) as info:
         await console.operation(db.id, started.operation_id or "")
     assert expected in info.value.message and info.value.provider == "console"

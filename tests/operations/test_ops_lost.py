@@ -17,7 +17,7 @@ from operations.tracker import Tracker, TrackerSettings
 from tests.support import RecordingNotifier
 
 LIMITS = FollowLimits(max_failures=4, deadlines={"restart": 600.0}, default_deadline=600.0)
-OP_BY_ID = r"/operations/[^/]+$"
+OPERATIONS = r"/operations(/[^/]+)?$"  # the collection (read while running) and by id
 
 
 class FakeClock:
@@ -73,16 +73,16 @@ async def test_a_server_that_never_answers_usably_gets_one_lost_message(
     notifier, clock = RecordingNotifier(), FakeClock()
     tracker = tracker_for(bot, console, notifier, clock)
     ref, tracked = await start_restart(bot, tracker)
-    console_sim.faults.fail_next("GET", OP_BY_ID, times=10_000, **answer)
+    console_sim.faults.fail_next("GET", OPERATIONS, times=10_000, **answer)
     for _ in range(LIMITS.max_failures + 2):
         await tracker.run_once()
         clock.now += 1
     assert tracker.state(tracked) == "lost"
-    polls = len(console_sim.requests_to("GET", OP_BY_ID))
+    polls = len(console_sim.requests_to("GET", OPERATIONS))
     for _ in range(5):  # nothing is polled after the final message
         await tracker.run_once()
         clock.now += 60
-    assert len(console_sim.requests_to("GET", OP_BY_ID)) == polls
+    assert len(console_sim.requests_to("GET", OPERATIONS)) == polls
     (final,) = finals(notifier, "C0DEV")
     assert "lost track" in (final.title or "")
     assert f"{LIMITS.max_failures} polls in a row failed" in final.text
@@ -103,9 +103,9 @@ async def test_an_operation_that_never_ends_is_lost_at_its_deadline(bot, console
     clock.now += 600
     await tracker.run_once()
     assert tracker.state(tracked) == "lost"
-    polls = len(console_sim.requests_to("GET", OP_BY_ID))
+    polls = len(console_sim.requests_to("GET", OPERATIONS))
     await tracker.run_once()
-    assert len(console_sim.requests_to("GET", OP_BY_ID)) == polls
+    assert len(console_sim.requests_to("GET", OPERATIONS)) == polls
     (final,) = finals(notifier, "C0DEV")
     assert "not finished after 10 min" in final.text
     assert "last status seen: started" in final.text and ref.operation_id in final.text
@@ -117,7 +117,7 @@ async def test_the_lost_message_is_sent_once_across_a_restart(bot, console, cons
     first = RecordingNotifier()
     tracker = tracker_for(bot, console, first, clock)
     _, tracked = await start_restart(bot, tracker)
-    console_sim.faults.fail_next("GET", OP_BY_ID, status=404, times=10_000)
+    console_sim.faults.fail_next("GET", OPERATIONS, status=404, times=10_000)
     for _ in range(LIMITS.max_failures):
         await tracker.poll_due()  # queued, but the bot "dies" before delivering
         clock.now += 1
@@ -137,7 +137,9 @@ async def test_a_usable_answer_resets_the_count_of_failures(bot, console, consol
     tracker = tracker_for(bot, console, notifier, clock)
     _, tracked = await start_restart(bot, tracker)
     for _ in range(3):  # three failures, one success, three failures: never four in a row
-        console_sim.faults.fail_next("GET", OP_BY_ID, status=404, times=LIMITS.max_failures - 1)
+        console_sim.faults.fail_next(
+            "GET", OPERATIONS, status=404, times=2 * (LIMITS.max_failures - 1)
+        )
         for _ in range(LIMITS.max_failures):
             await tracker.run_once()
     assert tracker.state(tracked) == "running"
