@@ -90,7 +90,7 @@ async def child(ops: int, step: float) -> None:
             )
 
     sim = Sim(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, step_seconds=step)
-    fleet = sim.add_environment("fleet", "development")
+    fleet = sim.add_environment("fleet", "green")
     for i in range(ops):
         sim.add_database(fleet.id, f"fleet-{i:04d}")
     await sim.start()

@@ -123,6 +123,13 @@ def _parser() -> argparse.ArgumentParser:
         default=1.0,
         help="how long each step of a simulated operation takes",
     )
+    simulate.add_argument(
+        "--shapes",
+        default="",
+        metavar="NAME[,NAME]",
+        help="serve these response-shape variants instead of the documented ones "
+        "(e.g. steps-named,lists-wrapped; README: API shapes)",
+    )
 
     serve = sub.add_parser(
         "serve", help="run the Slack bot (HTTP mode, or Socket Mode when the app token is set)"
@@ -198,7 +205,11 @@ async def _simulate(args: argparse.Namespace) -> int:
     from simulators.base import wait_for_stop_signal
     from simulators.suite import SimulatorSuite
 
-    suite = SimulatorSuite(step_seconds=args.step_seconds)
+    try:
+        suite = SimulatorSuite(step_seconds=args.step_seconds, shapes=tuple(args.shapes.split(",")))
+    except ValueError as exc:
+        print(f"graphops simulate: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     ports = (0, 0, 0, 0) if args.port == 0 else tuple(args.port + i for i in range(4))
     await suite.start(args.host, ports)
     try:

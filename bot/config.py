@@ -92,6 +92,18 @@ class OperationsSettings(_Strict):
     schedule_grace_seconds: float = Field(default=900.0, ge=0, le=24 * 3600)
     heads_up_minutes: float = Field(default=15.0, ge=0, le=24 * 60)
     watch_interval_seconds: float = Field(default=30.0, ge=1, le=3600)
+    # Every followed operation ends: lost after this many failed polls in a row, or after
+    # deadline_minutes for its kind (verb), e.g. {import = 720}; unnamed kinds keep the defaults.
+    max_poll_failures: int = Field(default=10, ge=1, le=1000)
+    deadline_minutes: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("deadline_minutes")
+    @classmethod
+    def _positive_deadlines(cls, value: dict[str, float]) -> dict[str, float]:
+        for kind, minutes in value.items():
+            if not 0 < minutes <= 7 * 24 * 60:
+                raise ValueError(f"{kind}: between 0 and 10080 minutes, not {minutes}")
+        return value
 
 
 class _ProviderBase(_Strict):

@@ -29,7 +29,7 @@ from core.audit_context import current_invocation
 from core.invocation import Invocation
 from core.provider import Provider
 from core.reply import Reply
-from operations.follow import Backoff
+from operations.follow import DEFAULT_DEADLINES, Backoff, FollowLimits
 from operations.notify import Notifier
 from operations.schedules import Scheduler, ScheduleStore
 from operations.store import OperationHistory, SwitchBacks
@@ -82,6 +82,13 @@ def build_tracker(bot: Bot, notifier: Notifier) -> Tracker:
                 settings.poll_first_seconds, settings.poll_factor, settings.poll_cap_seconds
             ),
             concurrency=settings.concurrency,
+            limits=FollowLimits(
+                max_failures=settings.max_poll_failures,
+                deadlines={
+                    **DEFAULT_DEADLINES,
+                    **{kind: m * 60 for kind, m in settings.deadline_minutes.items()},
+                },
+            ),
         ),
     )
 

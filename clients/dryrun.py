@@ -44,6 +44,23 @@ _ANSWER: dict[str, Any] = {
 }
 
 
+#: last path segments of the collections the clients read (answered with a list)
+_COLLECTIONS = frozenset(
+    {"environments", "databases", "manual", "backups", "versions", "plans", "regions", "users"}
+)
+
+
+def _answer(request: httpx.Request) -> Any:
+    """The synthetic answer: a finished operation for an operations listing, an empty
+    list for another collection, else `_ANSWER`."""
+    last = request.url.path.rstrip("/").rsplit("/", 1)[-1]
+    if request.method == "GET" and last == "operations":
+        return [{"id": DRY, "status": "finished", "steps": [], "nextOperationId": None}]
+    if request.method == "GET" and last in _COLLECTIONS:
+        return []
+    return _ANSWER
+
+
 @dataclass(frozen=True)
 class RecordedCall:
     """One request a dry-run would have sent."""
@@ -67,7 +84,7 @@ class RecordingTransport(httpx.AsyncBaseTransport):
             raw = await request.aread()
             body = raw.decode("utf-8", "replace") if raw else ""
         self.calls.append(RecordedCall(request.method, request.url.path, body))
-        return httpx.Response(200, json=_ANSWER, request=request)
+        return httpx.Response(200, json=_answer(request), request=request)
 
 
 def describe_body(body: str, limit: int = 300) -> str:

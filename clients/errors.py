@@ -11,7 +11,10 @@
     ├── Timeout                   408/504, or no answer in time (the action may have happened)
     ├── ServerError               500/502/503 and other 5xx (500 may carry a support nonce)
     │   └── NotSupportedByApi     501: the API does not implement this operation
-    └── ConnectionFailed          could not connect, or the connection dropped mid-answer
+    ├── ConnectionFailed          could not connect, or the connection dropped mid-answer
+    │   └── NotConnected          no connection was made: the request never left
+    └── UnusableAnswer            a 2xx answer the client cannot use (not JSON, a field
+                                  missing or of an unusable type); names the field
 
 ``outcome`` tells a person whether the action happened: ``"not done"`` when the
 server refused it or it never reached the server, ``"unknown"`` when a mutating
@@ -121,6 +124,35 @@ class NotSupportedByApi(ServerError):
 
 class ConnectionFailed(ApiError):
     label = "Connection failed"
+
+
+class NotConnected(ConnectionFailed):
+    """No connection could be made, so the request provably never reached the server."""
+
+
+class UnusableAnswer(ApiError):
+    """The server answered, but not in a shape the client can use.
+
+    The message names the thing and the field (``operation 42: no `id` in the
+    answer``). For a mutating request a 2xx status means the server accepted it.
+    """
+
+    label = "Unusable answer"
+
+    def describe(self) -> str:
+        accepted = (
+            self.status is not None
+            and 200 <= self.status < 300
+            and self.method.upper() not in ("", "GET", "HEAD", "OPTIONS")
+        )
+        if not accepted:
+            return super().describe()
+        where = f"{self.method} {self.path}".strip()
+        source = f" from {self.provider}" if self.provider else ""
+        return (
+            f"{self.label}{source} on {where}: {self.message}. The server accepted the "
+            f"request (HTTP {self.status}), so it has probably taken effect"
+        )
 
 
 _BY_STATUS: dict[int, type[ApiError]] = {

@@ -8,11 +8,14 @@ of an error message) and ``Content-Type: application/json``.
 ``/v1`` in front of every path. A ``base_url`` that already ends in ``/v1`` (as
 the seed writes the API root) is accepted too: the suffix is dropped once.
 
-Answers follow ``graphenedb-observed-shapes.md`` where the seed is silent; the
-models ignore unknown fields and collections may be a bare list or a
-``{"<name>": [...]}`` wrapper. Async commands answer 202 with an operation id
-under ``operation``, ``operationId`` or ``id``; a 200/204 without one means the
-command ran synchronously (``Accepted.operation_id is None``).
+Answers follow the seed and ``graphenedb-observed-shapes.md``, read by the rule
+of ``clients.shapes``: ids required, everything else optional, unknown fields
+kept, every documented name an alias, an unusable answer an ``UnusableAnswer``
+naming the field. Async commands answer with an operation id under
+``operationId`` or ``operation``; ``create`` may also answer 201 with the new
+Database; a 200/204 without either means the command ran synchronously
+(:class:`Accepted` says which it got, and never takes a database id for an
+operation id).
 
 The one-time download links (export ``url``, backup package ``backupUrl``) are
 returned as ``SecretStr``: call ``get_secret_value()`` only where the link is
@@ -26,23 +29,36 @@ databases look like Console databases (``.status.state``, ``.plan``,
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    field_validator,
-    model_validator,
-)
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
 from clients.errors import NotFound
 from clients.graphenedb import Environment, OperationStep, Status
 from clients.http import ApiClient, CallHook, HttpApi, RetryPolicy, parse_error_body
+from clients.shapes import (
+    FAILED,
+    FINISHED,
+    Count,
+    Flag,
+    Id,
+    Label,
+    Model,
+    Text,
+    Timestamp,
+    flag,
+    names,
+    optional_text,
+    parse,
+    parse_items,
+    reference,
+    status_word,
+    valid_or_none,
+)
+
+M = TypeVar("M", bound=Model)
 
 API_ROOT = "/v1"
 
@@ -63,10 +79,6 @@ REGIONS: tuple[str, ...] = (
 REDACTED = "[REDACTED]"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-
 def _without_userinfo(url: Any) -> Any:
     """A URL with any ``user:password@`` removed (links may embed credentials)."""
     if not isinstance(url, str) or "@" not in url:
@@ -81,65 +93,86 @@ def _without_userinfo(url: Any) -> Any:
 # -- models -------------------------------------------------------------------
 
 
-class V1Version(_Model):
-    """A supported Neo4j version (``GET /v1/databases/versions``)."""
+class V1Version(Model):
+    """A supported Neo4j version (``GET /v1/databases/versions``): ``{version, description}``."""
 
-    version: str = Field(validation_alias=AliasChoices("version", "id"))
-    description: str = ""
+    version: Id = Field(validation_alias=names("version", "id", "key", "name"))
+    description: Label = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scalar(cls, data: Any) -> Any:
+        if isinstance(data, (str, int, float)) and not isinstance(data, bool):
+            return {"version": str(data)}
+        return data
 
     def __str__(self) -> str:
         return self.version
 
 
-class Plugin(_Model):
-    id: str | None = None
-    name: str = ""
-    enabled: bool | None = None
-    is_managed: bool | None = Field(default=None, alias="isManaged")
-    kind: str | None = None
-    created_at: str | None = Field(default=None, alias="createdAt")
+class Plugin(Model):
+    id: Text = None
+    name: Label = ""
+    enabled: Annotated[bool | None, BeforeValidator(flag)] = None
+    is_managed: Annotated[bool | None, BeforeValidator(flag)] = Field(
+        default=None, validation_alias=names("isManaged")
+    )
+    kind: Text = None
+    created_at: Timestamp = Field(default=None, validation_alias=names("createdAt"))
 
 
-class Counters(_Model):
-    nodes: int | None = Field(default=None, validation_alias=AliasChoices("nodes", "Nodes"))
-    relationships: int | None = Field(
-        default=None, validation_alias=AliasChoices("relationships", "Relationships")
+class Counters(Model):
+    nodes: Count = Field(default=None, validation_alias=names("nodes", "Nodes"))
+    relationships: Count = Field(
+        default=None, validation_alias=names("relationships", "Relationships")
     )
 
 
-class V1Database(_Model):
+def _objects(value: Any) -> Any:
+    """A list of objects (anything else in it is left out); not a list reads as empty."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _object(value: Any) -> Any:
+    return value if isinstance(value, dict) else None
+
+
+class V1Database(Model):
     """A v1 database, shaped so the generic verbs can render it like a Console one.
 
-    v1 documents no state field: ``status.state`` is the ``state`` (or
-    ``status``) the server sends if any, else ``"running"``. ``plan`` is the
-    plan's ``type``; ``domain_name`` is the host of ``boltURL``. Credentials
-    embedded in URLs are dropped.
+    Seed fields: ``id, name, url, boltURL, webAdminURL, metricsURL, createdAt,
+    version, currentSize, plugins, maxSize, plan: {type, limits}, awsRegion,
+    counters, cluster``; observed also ``restUrl, browserUrl, versionEdition,
+    versionKey, privateNetworkId``. The v1 Database has no state: ``status.state``
+    is ``unknown`` unless the answer carries a ``state`` (or ``status``).
+    ``plan`` is the plan's ``type``; ``domain_name`` is the host of ``boltURL``.
+    Credentials embedded in URLs are dropped.
     """
 
-    id: str
-    name: str
-    created_at: str | None = Field(default=None, alias="createdAt")
-    version: str | None = None
-    version_edition: str | None = Field(default=None, alias="versionEdition")
-    version_key: str | None = Field(default=None, alias="versionKey")
-    current_size: int | None = Field(default=None, alias="currentSize")
-    max_size: int | None = Field(default=None, alias="maxSize")
-    plan: str | None = None
-    plan_limits: Counters | None = None
-    aws_region: str | None = Field(default=None, alias="awsRegion")
-    private_network_id: str | None = Field(default=None, alias="privateNetworkId")
-    url: str | None = Field(default=None, validation_alias=AliasChoices("url", "restUrl"))
-    bolt_url: str | None = Field(default=None, validation_alias=AliasChoices("boltURL", "boltUrl"))
-    browser_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("webAdminURL", "browserUrl", "browserURL")
+    id: Id
+    name: Label = ""
+    created_at: Timestamp = Field(default=None, validation_alias=names("createdAt"))
+    version: Text = None
+    version_edition: Text = Field(default=None, validation_alias=names("versionEdition"))
+    version_key: Text = Field(default=None, validation_alias=names("versionKey"))
+    current_size: Count = Field(
+        default=None, validation_alias=names("currentSize", "size", "sizeBytes")
     )
-    metrics_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("metricsURL", "metricsUrl")
+    max_size: Count = Field(default=None, validation_alias=names("maxSize"))
+    plan: Text = None
+    plan_limits: Annotated[Counters | None, BeforeValidator(_object)] = None
+    aws_region: Text = Field(default=None, validation_alias=names("awsRegion", "region"))
+    private_network_id: Text = Field(default=None, validation_alias=names("privateNetworkId"))
+    url: Text = Field(default=None, validation_alias=names("url", "restUrl", "restURL"))
+    bolt_url: Text = Field(default=None, validation_alias=names("boltURL", "boltUrl"))
+    browser_url: Text = Field(
+        default=None, validation_alias=names("webAdminURL", "browserUrl", "browserURL")
     )
-    plugins: list[Plugin] = []
-    counters: Counters | None = None
-    cluster: dict[str, Any] | None = None
-    status: Status = Status(state="running")
+    metrics_url: Text = Field(default=None, validation_alias=names("metricsURL", "metricsUrl"))
+    plugins: Annotated[list[Plugin], BeforeValidator(_objects)] = Field(default_factory=list)
+    counters: Annotated[Counters | None, BeforeValidator(_object)] = None
+    cluster: Annotated[dict[str, Any] | None, BeforeValidator(_object)] = None
+    status: Status = Field(default_factory=Status)
 
     @model_validator(mode="before")
     @classmethod
@@ -161,58 +194,74 @@ class V1Database(_Model):
             data["version"] = version.get("description") or version.get("version")
         return data
 
-    @field_validator("url", "bolt_url", "browser_url", "metrics_url", mode="before")
+    @model_validator(mode="after")
+    def _name_or_id(self) -> V1Database:
+        self.name = self.name or self.id
+        return self
+
+    @field_validator("url", "bolt_url", "browser_url", "metrics_url", mode="after")
     @classmethod
     def _strip_credentials(cls, value: Any) -> Any:
         return _without_userinfo(value)
-
-    @field_validator("plugins", mode="before")
-    @classmethod
-    def _plugins(cls, value: Any) -> Any:
-        return [] if value is None else value
 
     @property
     def domain_name(self) -> str | None:
         """Host name of the Bolt endpoint (what people connect to)."""
         if not self.bolt_url:
             return None
-        return urlsplit(self.bolt_url).hostname
+        try:
+            return urlsplit(self.bolt_url).hostname
+        except ValueError:
+            return None
 
 
-class OperationEvent(_Model):
-    """One step an operation went through (``freezing-volume``, ``creating-snapshot``...)."""
+class OperationEvent(Model):
+    """One step an operation went through (``freezing-volume``, ``creating-snapshot``...).
 
-    state: str
-    created_at: int | float | str | None = Field(default=None, alias="createdAt")
-
-
-class V1Operation(_Model):
-    """An asynchronous v1 operation (``GET /v1/operations/{id}``).
-
-    ``status``, ``steps``, ``next_operation_id`` and ``error`` give it the shape
-    that ``operations.follow`` reads from Console operations: every event is a
-    finished step except the newest, which is ``running`` (or ``failed``).
+    Seed: ``{state, createdAt}``; ``state`` names the step.
     """
 
-    id: str
-    database_id: str | None = Field(default=None, alias="databaseId")
-    description: str = ""
-    current_state: str = Field(default="started", alias="currentState")
-    stopped: bool | None = None
-    created_at: int | float | str | None = Field(default=None, alias="createdAt")
-    events: list[OperationEvent] = []
+    state: Label = Field(default="", validation_alias=names("state", "name", "description"))
+    created_at: Timestamp = Field(default=None, validation_alias=names("createdAt"))
 
-    @field_validator("events", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _events(cls, value: Any) -> Any:
-        if value is None:
-            return []
-        return [{"state": e} if isinstance(e, str) else e for e in value]
+    def _scalar(cls, data: Any) -> Any:
+        if isinstance(data, (str, int, float)) and not isinstance(data, bool):
+            return {"state": str(data)}
+        return data
 
-    @field_validator("description", mode="before")
-    @classmethod
-    def _description(cls, value: Any) -> Any:
-        return value or ""
+
+def _events(value: Any) -> Any:
+    if not isinstance(value, list):
+        return []
+    return [e for e in value if isinstance(e, (dict, str, int, float)) and not isinstance(e, bool)]
+
+
+class V1Operation(Model):
+    """An asynchronous v1 operation (``GET /v1/operations/{id}``).
+
+    Seed: ``{id, databaseId, description, stopped, createdAt, currentState
+    (started | finished | failed), events: [{state, createdAt}]}``. A missing
+    ``currentState`` reads as ``unknown``. ``status``, ``steps`` and ``error``
+    give it the shape that ``operations.follow`` reads from Console operations:
+    every event is a finished step except the newest, which is ``running`` (or
+    ``failed``). ``nextOperationId`` is not in the seed; when an answer has one
+    it is followed like a Console chain.
+    """
+
+    id: Id
+    database_id: Text = Field(default=None, validation_alias=names("databaseId"))
+    description: Label = ""
+    current_state: Annotated[str, BeforeValidator(lambda v: status_word(v) or "unknown")] = Field(
+        default="unknown", validation_alias=names("currentState", "status", "state")
+    )
+    stopped: Annotated[bool | None, BeforeValidator(flag)] = None
+    created_at: Timestamp = Field(default=None, validation_alias=names("createdAt", "startedAt"))
+    events: Annotated[list[OperationEvent], BeforeValidator(_events)] = Field(
+        default_factory=list, validation_alias=names("events", "steps")
+    )
+    next_operation_id: Text = Field(default=None, validation_alias=names("nextOperationId"))
 
     @property
     def status(self) -> str:
@@ -220,96 +269,102 @@ class V1Operation(_Model):
 
     @property
     def done(self) -> bool:
-        return self.current_state in ("finished", "failed")
+        return self.current_state in (FINISHED, FAILED)
 
     @property
-    def next_operation_id(self) -> str | None:
-        return None  # v1 operations are never chained
+    def operation_type(self) -> str | None:
+        return self.description or None
 
     @property
     def steps(self) -> list[OperationStep]:
         last = len(self.events) - 1
-        ending = {"started": "running", "failed": "failed"}.get(self.current_state, "finished")
+        ending = {FAILED: "failed", FINISHED: "finished"}.get(self.current_state, "running")
         return [
-            OperationStep(name=e.state, status=ending if i == last else "finished")
+            OperationStep(name=e.state or "step", status=ending if i == last else "finished")
             for i, e in enumerate(self.events)
         ]
 
     @property
     def error(self) -> str | None:
-        if self.current_state != "failed":
+        if self.current_state != FAILED:
             return None
         where = f" at {self.events[-1].state}" if self.events else ""
         return f"operation failed{where}"
 
 
-class Accepted(_Model):
-    """The answer to a command: an operation id when it runs asynchronously."""
+_OPERATION_MARKS = ("currentState", "events", "nextOperationId")
 
-    operation_id: str | None = None
-    backup_id: str | None = Field(default=None, alias="backupId")
+
+class Accepted(Model):
+    """The answer to a command: an operation id, a database, both or neither.
+
+    The operation id is ``operationId``, else ``operation`` (text or ``{id}``,
+    observed for create), else the ``id`` of an answer that is itself an
+    Operation (it carries ``currentState``, ``events`` or ``nextOperationId``).
+    An answer that is a Database (201 to create: "New entities created via
+    POST") is ``database``; its id is never taken for an operation id. An empty
+    answer (200/204) means the command ran synchronously: neither.
+    """
+
+    operation_id: Text = None
+    database: V1Database | None = None
+    backup_id: Text = Field(default=None, validation_alias=names("backupId"))
 
     @model_validator(mode="before")
     @classmethod
-    def _operation_id(cls, data: Any) -> Any:
+    def _read(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return {}
-        data = dict(data)
-        for key in ("operationId", "operation", "id"):
-            value = data.get(key)
-            if isinstance(value, dict):
-                value = value.get("id")
-            if isinstance(value, str) and value:
-                data["operation_id"] = value
-                break
-        return data
+        operation = reference(data.get("operationId")) or reference(data.get("operation"))
+        is_operation = any(mark in data for mark in _OPERATION_MARKS)
+        if operation is None and is_operation:
+            operation = reference(data.get("id"))
+        database = data.get("database")
+        if not isinstance(database, dict) and not is_operation and "name" in data:
+            database = data
+        return {
+            **{k: v for k, v in data.items() if k not in ("operation_id", "database")},
+            "operation_id": operation,
+            "database": valid_or_none(V1Database, database),
+        }
 
 
-class Backup(_Model):
+class Backup(Model):
     """A backup of a database (state ``done`` or ``working``)."""
 
-    id: str
-    state: str | None = None
-    origin: str | None = None
-    timestamp: str | None = None
-    size: int | None = None
-    duration: int | None = None
-    package_url: str | None = Field(default=None, alias="packageURL")
-    downloadable: bool = False
+    id: Id
+    state: Text = Field(default=None, validation_alias=names("state", "status"))
+    origin: Text = None
+    timestamp: Timestamp = Field(default=None, validation_alias=names("timestamp", "createdAt"))
+    size: Count = Field(default=None, validation_alias=names("size", "sizeBytes"))
+    duration: Count = None
+    package_url: Text = Field(default=None, validation_alias=names("packageURL", "packageUrl"))
+    downloadable: Flag = False
 
     @property
     def done(self) -> bool:
         return self.state == "done"
 
 
-class BackupSchedule(_Model):
+class BackupSchedule(Model):
     """The daily backup time, always UTC."""
 
-    time: str
-    timezone: str = "UTC"
-    frequency: str = "daily"
+    time: Text = None
+    timezone: Annotated[str, BeforeValidator(lambda v: optional_text(v) or "UTC")] = "UTC"
+    frequency: Annotated[str, BeforeValidator(lambda v: optional_text(v) or "daily")] = "daily"
 
 
-class BackupPackage(_Model):
+class BackupPackage(Model):
     """A secure one-time link to a backup package (graph.tar.gz)."""
 
-    backup_url: SecretStr = Field(alias="backupUrl")
+    backup_url: SecretStr = Field(validation_alias=names("backupUrl", "backupURL", "url"))
 
 
-class Export(_Model):
+class Export(Model):
     """A secure one-time link to an export (graphdb.zip) and its size in bytes."""
 
-    url: SecretStr
-    size: int | None = None
-
-
-def _items(body: Any, key: str) -> list[Any]:
-    """A collection answer as a list: a bare list or {key: [...]}."""
-    if isinstance(body, list):
-        return body
-    if isinstance(body, dict) and isinstance(body.get(key), list):
-        return list(body[key])
-    return []
+    url: SecretStr = Field(validation_alias=names("url", "exportUrl", "downloadUrl"))
+    size: Count = None
 
 
 def _seg(value: str) -> str:
@@ -359,7 +414,10 @@ class V1Client(ApiClient):
             message = message.replace(key, REDACTED)
         return message, code, nonce
 
-    async def _json(self, method: str, path: str, *, json: Any = None) -> Any:
+    async def _answer(
+        self, method: str, path: str, *, json: Any = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """The JSON body of a 2xx answer ({} when empty) and the context for errors."""
         headers = {
             "api_key": self._api_key.get_secret_value(),
             "Content-Type": "application/json",
@@ -367,16 +425,32 @@ class V1Client(ApiClient):
         }
         full = API_ROOT + path
         response = await self.api.request(method, full, headers=headers, json=json)
-        return self.api.json_of(response, method, full, empty={})
+        context = {
+            "method": method,
+            "path": full,
+            "provider": self.provider,
+            "status": response.status_code,
+        }
+        return self.api.json_of(response, method, full, empty={}), context
+
+    async def _one(
+        self, model: type[M], method: str, path: str, what: str, *, json: Any = None
+    ) -> M:
+        body, context = await self._answer(method, path, json=json)
+        return parse(model, body, what, **context)
+
+    async def _many(self, model: type[M], path: str, key: str, what: str) -> list[M]:
+        body, context = await self._answer("GET", path)
+        return parse_items(model, body, key, what, **context)
 
     async def _accepted(self, method: str, path: str, *, json: Any = None) -> Accepted:
-        return Accepted.model_validate(await self._json(method, path, json=json))
+        return await self._one(Accepted, method, path, f"{method} {path}", json=json)
 
     # -- resolver adapter: the account is one environment ----------------------
 
     async def environments(self) -> list[Environment]:
         """The single pseudo-environment of a v1 account, named after the provider."""
-        return [Environment(id=self.provider, label=self.provider, type=None)]
+        return [Environment(id=self.provider, label=self.provider)]
 
     async def databases(self, environment_id: str) -> list[V1Database]:
         """Every database of the account; NotFound (no request) for another environment."""
@@ -391,11 +465,7 @@ class V1Client(ApiClient):
 
     async def versions(self) -> list[V1Version]:
         """``GET /v1/databases/versions``."""
-        body = await self._json("GET", "/databases/versions")
-        items = _items(body, "versions")
-        return [
-            V1Version.model_validate(i if isinstance(i, dict) else {"version": i}) for i in items
-        ]
+        return await self._many(V1Version, "/databases/versions", "versions", "versions")
 
     async def plans(self) -> list[str]:
         """The plans the seed lists. v1 has no endpoint for them: no request is sent."""
@@ -409,12 +479,12 @@ class V1Client(ApiClient):
 
     async def list_databases(self) -> list[V1Database]:
         """``GET /v1/databases``."""
-        body = await self._json("GET", "/databases")
-        return [V1Database.model_validate(item) for item in _items(body, "databases")]
+        return await self._many(V1Database, "/databases", "databases", "databases")
 
     async def database(self, database_id: str) -> V1Database:
         """``GET /v1/databases/{id}``."""
-        return V1Database.model_validate(await self._json("GET", f"/databases/{_seg(database_id)}"))
+        path = f"/databases/{_seg(database_id)}"
+        return await self._one(V1Database, "GET", path, f"database {database_id}")
 
     async def create_database(
         self,
@@ -452,9 +522,8 @@ class V1Client(ApiClient):
 
     async def operation(self, operation_id: str) -> V1Operation:
         """``GET /v1/operations/{id}``."""
-        return V1Operation.model_validate(
-            await self._json("GET", f"/operations/{_seg(operation_id)}")
-        )
+        path = f"/operations/{_seg(operation_id)}"
+        return await self._one(V1Operation, "GET", path, f"operation {operation_id}")
 
     def as_operation_source(self) -> V1OperationSource:
         """This client seen as an ``operations.follow.OperationSource``."""
@@ -467,19 +536,19 @@ class V1Client(ApiClient):
 
     async def backups(self, database_id: str) -> list[Backup]:
         """``GET /v1/databases/{id}/backups``."""
-        body = await self._json("GET", self._backups(database_id))
-        return [Backup.model_validate(item) for item in _items(body, "backups")]
+        return await self._many(
+            Backup, self._backups(database_id), "backups", f"backups of {database_id}"
+        )
 
     async def latest_backup(self, database_id: str) -> Backup:
         """``GET /v1/databases/{id}/backups/latest``."""
-        return Backup.model_validate(
-            await self._json("GET", self._backups(database_id) + "/latest")
-        )
+        path = self._backups(database_id) + "/latest"
+        return await self._one(Backup, "GET", path, f"latest backup of {database_id}")
 
     async def backup(self, database_id: str, backup_id: str) -> Backup:
         """``GET /v1/databases/{id}/backups/{backupId}``."""
         path = f"{self._backups(database_id)}/{_seg(backup_id)}"
-        return Backup.model_validate(await self._json("GET", path))
+        return await self._one(Backup, "GET", path, f"backup {backup_id}")
 
     async def take_backup(self, database_id: str) -> Accepted:
         """A manual backup (snapshot): ``POST /v1/databases/{id}/backups``.
@@ -497,12 +566,12 @@ class V1Client(ApiClient):
     async def backup_package(self, database_id: str, backup_id: str) -> BackupPackage:
         """``GET /v1/databases/{id}/backups/{backupId}/package``: a one-time link (secret)."""
         path = f"{self._backups(database_id)}/{_seg(backup_id)}/package"
-        return BackupPackage.model_validate(await self._json("GET", path))
+        return await self._one(BackupPackage, "GET", path, f"package of backup {backup_id}")
 
     async def backup_schedule(self, database_id: str) -> BackupSchedule:
         """``GET /v1/databases/{id}/backups/schedule``."""
         path = self._backups(database_id) + "/schedule"
-        return BackupSchedule.model_validate(await self._json("GET", path))
+        return await self._one(BackupSchedule, "GET", path, f"backup schedule of {database_id}")
 
     async def set_backup_schedule(
         self, database_id: str, time: str, *, timezone: str = "UTC", frequency: str = "daily"
@@ -512,10 +581,10 @@ class V1Client(ApiClient):
         Answers the stored schedule; an empty answer means the one sent was kept.
         """
         body = {"time": time, "timezone": timezone, "frequency": frequency}
-        answer = await self._json("PUT", self._backups(database_id) + "/schedule", json=body)
-        return BackupSchedule.model_validate(
-            answer if isinstance(answer, dict) and answer else body
-        )
+        path = self._backups(database_id) + "/schedule"
+        answer, context = await self._answer("PUT", path, json=body)
+        kept = answer if isinstance(answer, dict) and answer else body
+        return parse(BackupSchedule, kept, f"backup schedule of {database_id}", **context)
 
     # -- export / import ----------------------------------------------------------------
 
@@ -525,9 +594,8 @@ class V1Client(ApiClient):
         The seed gives the path but not the method; PUT ("executes a command")
         is used, so a failed export is never silently repeated.
         """
-        return Export.model_validate(
-            await self._json("PUT", f"/databases/{_seg(database_id)}/export")
-        )
+        path = f"/databases/{_seg(database_id)}/export"
+        return await self._one(Export, "PUT", path, f"export of {database_id}")
 
     async def import_url(self, database_id: str, url: str | SecretStr) -> Accepted:
         """``PUT /v1/databases/{id}/import`` {url}: load graphdb.zip from an S3 URL."""

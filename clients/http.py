@@ -6,29 +6,37 @@ of `clients.errors`, retrying only what is safe to retry, and reporting each
 call (method, path, status, milliseconds; never headers or bodies) to a hook
 that the bot wires to the audit log.
 
-Retry rule: a GET is retried on 5xx (not 501), timeouts and dropped
-connections, with capped exponential backoff. Any other method is retried only
-when the connection could not be established, i.e. the request provably never
-reached the server; otherwise its failure says the outcome is unknown.
+Retry rule (one tenacity policy, `RetryPolicy`): a GET is retried on 5xx (not
+501), timeouts and dropped connections, with capped exponential backoff. Any
+other method is retried only when the connection could not be established,
+i.e. the request provably never reached the server; otherwise its failure says
+the outcome is unknown. A streamed body is never sent twice.
+
+Bearer tokens are an `httpx.Auth` flow (`BearerAuth`): one token per client,
+renewed before it expires, and renewed once more when the API answers 401.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from clients.errors import (
     ApiError,
     ConnectionFailed,
+    NotConnected,
     Outcome,
     Timeout,
-    Unauthorized,
+    UnusableAnswer,
     error_for_status,
 )
 
@@ -51,15 +59,12 @@ CallHook = Callable[[CallRecord], None]
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how patiently safe requests are retried."""
+    """How often and how patiently safe requests are retried: ``attempts`` tries in all,
+    waiting ``base_delay * 2**(n-1)`` seconds (at most ``max_delay``) before try n+1."""
 
     attempts: int = 3
     base_delay: float = 0.2
     max_delay: float = 2.0
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before retry number `attempt` (1-based)."""
-        return min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
 
 
 ErrorParser = Callable[[httpx.Response], tuple[str, str | None, str | None]]
@@ -104,6 +109,7 @@ class HttpApi:
     ) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
+        self._base_path = urlsplit(self.base_url).path
         self._own_client = client is None
         self.client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
@@ -145,19 +151,29 @@ class HttpApi:
         )
 
     def json_of(self, response: httpx.Response, method: str, path: str, empty: Any = None) -> Any:
-        """The JSON body of a 2xx answer (`empty` when there is none); ApiError if not JSON."""
+        """The JSON body of a 2xx answer (`empty` if none); UnusableAnswer if not JSON."""
         if response.status_code == 204 or not response.content.strip():
             return empty
         try:
             return response.json()
-        except ValueError:
-            raise ApiError(
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise UnusableAnswer(
                 "the answer was not JSON",
                 status=response.status_code,
                 method=method,
                 path=path,
                 provider=self.provider,
             ) from None
+
+    def _retrying(self) -> AsyncRetrying:
+        """The retry policy: ``retry.attempts`` tries, capped exponential backoff, and only
+        what ``_Failure.retryable`` allows."""
+        return AsyncRetrying(
+            stop=stop_after_attempt(max(1, self.retry.attempts)),
+            wait=wait_exponential(multiplier=self.retry.base_delay, max=self.retry.max_delay),
+            retry=retry_if_exception(lambda exc: isinstance(exc, _Failure) and exc.retryable),
+            reraise=True,
+        )
 
     async def request(
         self,
@@ -170,90 +186,116 @@ class HttpApi:
         content: Any = None,
         params: Mapping[str, str] | None = None,
         retry: bool | None = None,
+        auth: httpx.Auth | None = None,
     ) -> httpx.Response:
         """Send one request; return the 2xx response or raise an ApiError.
 
-        `retry` defaults to True for GET. Streaming `content` is never retried
-        once sending has started.
+        `retry` defaults to True for GET: it is re-sent on 5xx (not 501), timeouts
+        and broken connections. Any request is re-sent when no connection could be
+        made, except a streamed `content`, which is never sent twice. `auth` signs
+        the request (see `BearerAuth`).
         """
         method = method.upper()
         may_retry = (method == "GET") if retry is None else retry
-        url = self.base_url + path
-        attempt = 0
-        while True:
-            attempt += 1
-            started = time.perf_counter()
-            try:
-                response = await self.client.request(
-                    method,
-                    url,
-                    headers=headers,
-                    json=json,
-                    data=data,
-                    content=content,
-                    params=params,
-                )
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                # Never reached the server: safe to try again for any method.
-                self._report(method, path, None, started)
-                if attempt < self.retry.attempts and content is None:
-                    await asyncio.sleep(self.retry.delay(attempt))
-                    continue
-                raise ConnectionFailed(
-                    f"could not connect to {self.provider} ({type(exc).__name__})",
-                    method=method,
-                    path=path,
-                    provider=self.provider,
-                ) from None
-            except httpx.TimeoutException:
-                self._report(method, path, None, started)
-                if may_retry and attempt < self.retry.attempts:
-                    await asyncio.sleep(self.retry.delay(attempt))
-                    continue
-                raise Timeout(
-                    f"no answer from {self.provider} in time",
-                    method=method,
-                    path=path,
-                    provider=self.provider,
-                    outcome="not done" if method == "GET" else "unknown",
-                ) from None
-            except httpx.TransportError as exc:
-                self._report(method, path, None, started)
-                if may_retry and attempt < self.retry.attempts:
-                    await asyncio.sleep(self.retry.delay(attempt))
-                    continue
-                raise ConnectionFailed(
-                    f"the connection to {self.provider} broke ({type(exc).__name__})",
-                    method=method,
-                    path=path,
-                    provider=self.provider,
-                    outcome="not done" if method == "GET" else "unknown",
-                ) from None
-            self._report(method, path, response.status_code, started)
-            if response.is_success:
-                return response
-            transient = response.status_code >= 500 and response.status_code != 501
-            if transient and may_retry and attempt < self.retry.attempts:
-                await asyncio.sleep(self.retry.delay(attempt))
-                continue
-            raise self._error(response, method, path)
+        try:
+            async for attempt in self._retrying():
+                with attempt:
+                    return await self._send_once(
+                        method,
+                        path,
+                        may_retry=may_retry,
+                        replayable=content is None,
+                        auth=auth,
+                        headers=headers,
+                        json=json,
+                        data=data,
+                        content=content,
+                        params=params,
+                    )
+        except _Failure as failure:
+            raise failure.error from None
+        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+    async def _send_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        may_retry: bool,
+        replayable: bool,
+        auth: httpx.Auth | None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """One HTTP exchange; a failure is a `_Failure` saying whether it may be retried."""
+        started = time.perf_counter()
+        signed: Any = auth if auth is not None else httpx.USE_CLIENT_DEFAULT
+        try:
+            response = await self.client.request(
+                method, self.base_url + path, auth=signed, **kwargs
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Never reached the server: safe to try again for any method.
+            self._report(method, path, None, started)
+            error: ApiError = NotConnected(
+                f"could not connect to {self.provider} ({type(exc).__name__})",
+                method=method,
+                path=path,
+                provider=self.provider,
+            )
+            raise _Failure(error, retryable=replayable) from None
+        except httpx.TimeoutException:
+            self._report(method, path, None, started)
+            error = Timeout(
+                f"no answer from {self.provider} in time",
+                method=method,
+                path=path,
+                provider=self.provider,
+                outcome="not done" if method == "GET" else "unknown",
+            )
+            raise _Failure(error, retryable=may_retry and replayable) from None
+        except httpx.TransportError as exc:
+            self._report(method, path, None, started)
+            error = ConnectionFailed(
+                f"the connection to {self.provider} broke ({type(exc).__name__})",
+                method=method,
+                path=path,
+                provider=self.provider,
+                outcome="not done" if method == "GET" else "unknown",
+            )
+            raise _Failure(error, retryable=may_retry and replayable) from None
+        self._report(method, path, response.status_code, started)
+        if response.is_success:
+            return response
+        transient = response.status_code >= 500 and response.status_code != 501
+        error = self._error(response, method, path)
+        raise _Failure(error, retryable=transient and may_retry and replayable)
+
+    def report_rejected(self, request: httpx.Request, response: httpx.Response) -> None:
+        """Report a 401 that an auth flow answered by signing again (it is not raised)."""
+        path = request.url.path
+        if path.startswith(self._base_path):
+            path = path[len(self._base_path) :] or "/"
+        self._report(request.method, path, response.status_code, time.perf_counter())
+
+
+class _Failure(Exception):
+    """One failed attempt: the ApiError to raise, and whether trying again is safe."""
+
+    def __init__(self, error: ApiError, *, retryable: bool) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.retryable = retryable
 
 
 TokenFetcher = Callable[[], Awaitable[tuple[str, float]]]
 
 
-class BearerAuth:
-    """A bearer token shared by every concurrent caller of one client.
-
-    `fetch` signs in and returns (token, lifetime in seconds). The token is
-    fetched by one caller at a time, renewed shortly before it expires, and
-    renewed once when the API answers 401 to it (unless another caller has
-    replaced it meanwhile).
-    """
+class _Tokens:
+    """The bearer token of one client, shared by its concurrent callers."""
 
     REFRESH_MARGIN_SECONDS = 60.0
 
-    def __init__(self, fetch: TokenFetcher, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, fetch: TokenFetcher, clock: Callable[[], float]) -> None:
         self._fetch = fetch
         self._clock = clock
         self._lock = asyncio.Lock()
@@ -261,8 +303,11 @@ class BearerAuth:
         self._expires = 0.0
         self.fetched = 0
 
+    def fresh(self) -> str | None:
+        """The current token if it is not about to expire (no I/O), else None."""
+        return self.current if self.current is not None and self._clock() < self._expires else None
+
     async def token(self, *, rejected: str | None = None) -> str:
-        """A valid token; pass the one the API just rejected to force a renewal."""
         async with self._lock:
             fresh = self.current is not None and self._clock() < self._expires
             if rejected is not None and self.current == rejected:
@@ -276,29 +321,66 @@ class BearerAuth:
             assert self.current is not None
             return self.current
 
-    async def request(
-        self,
-        api: HttpApi,
-        method: str,
-        path: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        **kwargs: Any,
-    ) -> httpx.Response:
-        """`api.request` with the token; on 401, one renewal and one more try.
 
-        A streamed upload is not tried again: its body was consumed.
-        """
-        token = await self.token()
-        sent = {**(headers or {}), "Authorization": f"Bearer {token}"}
-        try:
-            return await api.request(method, path, headers=sent, **kwargs)
-        except Unauthorized:
-            if kwargs.get("content") is not None:
-                raise
-            token = await self.token(rejected=token)
-            sent["Authorization"] = f"Bearer {token}"
-            return await api.request(method, path, headers=sent, **kwargs)
+class BearerAuth(httpx.Auth):
+    """An ``httpx.Auth`` flow: sign with the client's one bearer token, renewed shortly
+    before it expires; on 401, renew once (unless another caller already did) and
+    sign again.
+
+    ``fetch`` signs in and returns (token, lifetime in seconds); one caller at a
+    time fetches. :meth:`sign_only` is the same token without the second try, for
+    a streamed upload, whose body cannot be sent twice. ``on_rejected`` is told of
+    each 401 that was answered by signing again (for the call records).
+    """
+
+    REFRESH_MARGIN_SECONDS = _Tokens.REFRESH_MARGIN_SECONDS
+
+    def __init__(
+        self,
+        fetch: TokenFetcher,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        on_rejected: Callable[[httpx.Request, httpx.Response], None] | None = None,
+    ) -> None:
+        self._tokens = _Tokens(fetch, clock)
+        self._resend = True
+        self.on_rejected = on_rejected
+
+    @property
+    def current(self) -> str | None:
+        """The token in use (never log it)."""
+        return self._tokens.current
+
+    @property
+    def fetched(self) -> int:
+        """How many times a token was fetched."""
+        return self._tokens.fetched
+
+    async def token(self, *, rejected: str | None = None) -> str:
+        """A valid token; pass the one the API just rejected to force a renewal."""
+        return await self._tokens.token(rejected=rejected)
+
+    def sign_only(self) -> BearerAuth:
+        """This auth without the second try after a 401 (same token)."""
+        twin = copy.copy(self)
+        twin._resend = False
+        return twin
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        # The token is normally fetched before the request (`BearerClient.signed`), so
+        # the flow does not await before its first yield.
+        token = self._tokens.fresh() or await self.token()
+        request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        if response.status_code != 401 or not self._resend:
+            return
+        if self.on_rejected is not None:
+            self.on_rejected(request, response)
+        token = await self.token(rejected=token)
+        request.headers["Authorization"] = f"Bearer {token}"
+        yield request
 
 
 class ApiClient:
@@ -320,6 +402,14 @@ class BearerClient(ApiClient):
     """A client that signs in for a bearer token (`auth`)."""
 
     auth: BearerAuth
+
+    async def signed(
+        self, method: str, path: str, *, content: Any = None, **kwargs: Any
+    ) -> httpx.Response:
+        """``api.request`` signed with the token; a streamed ``content`` is signed only."""
+        await self.auth.token()  # sign in (or renew) first, outside the httpx auth flow
+        auth = self.auth if content is None else self.auth.sign_only()
+        return await self.api.request(method, path, content=content, auth=auth, **kwargs)
 
     @property
     def tokens_fetched(self) -> int:

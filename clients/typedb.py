@@ -33,36 +33,44 @@ import base64
 import json
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
-from clients.errors import ApiError, BadRequest, NotFound, Timeout, Unauthorized
+from clients.errors import BadRequest, NotFound, Timeout, Unauthorized, UnusableAnswer
 from clients.graphenedb import Environment, Status
 from clients.http import BearerAuth, BearerClient, CallHook, HttpApi, RetryPolicy
+from clients.shapes import (
+    Id,
+    Label,
+    Message,
+    Model,
+    Text,
+    names,
+    optional_text,
+    parse,
+    parse_items,
+)
 
+M = TypeVar("M", bound=Model)
 TransactionType = Literal["read", "write", "schema"]
 TRANSACTION_TYPES: tuple[str, ...] = ("read", "write", "schema")
 SERVER_TIMEOUT_MESSAGE = "the query timed out on the server"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+class ServerVersion(Model):
+    """``GET /v1/version``: ``{distribution, version}``."""
 
-
-class ServerVersion(_Model):
-    """``GET /v1/version``."""
-
-    distribution: str = ""
-    version: str = ""
+    distribution: Label = ""
+    version: Label = ""
 
     def __str__(self) -> str:
         return " ".join(part for part in (self.distribution, self.version) if part)
 
 
-class Database(_Model):
+class Database(Model):
     """A TypeDB database, shaped like the GrapheneDB databases for generic verbs.
 
     ``id`` and ``name`` are both the database name; a database that the
@@ -70,24 +78,38 @@ class Database(_Model):
     not exist in TypeDB and stay None.
     """
 
-    name: str
+    name: Id
     status: Status = Field(default_factory=lambda: Status(state="available"))
-    plan: str | None = None
-    version: str | None = None
-    domain_name: str | None = None
+    plan: Text = None
+    version: Text = None
+    domain_name: Text = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scalar(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"name": data}
+        if isinstance(data, dict) and not isinstance(data.get("status", {}), dict):
+            return {**data, "status": {"state": str(data["status"])}}
+        return data
 
     @property
     def id(self) -> str:
         return self.name
 
 
-class User(_Model):
+class User(Model):
     """A TypeDB user (the API never returns passwords)."""
 
-    username: str
+    username: Id = Field(validation_alias=names("username", "name"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scalar(cls, data: Any) -> Any:
+        return {"username": data} if isinstance(data, str) else data
 
 
-class QueryAnswer(_Model):
+class QueryAnswer(Model):
     """The answer to a query.
 
     ``answer_type`` is ``ok`` (nothing to show), ``conceptRows`` (answers are
@@ -95,15 +117,19 @@ class QueryAnswer(_Model):
     JSON documents). ``warning`` is set when ``answerCountLimit`` cut answers.
     """
 
-    query_type: str = Field(default="read", alias="queryType")
-    answer_type: str = Field(default="ok", alias="answerType")
-    answers: list[Any] = []
-    warning: str | None = None
+    query_type: Annotated[str, BeforeValidator(lambda v: optional_text(v) or "read")] = Field(
+        default="read", validation_alias=names("queryType")
+    )
+    answer_type: Annotated[str, BeforeValidator(lambda v: optional_text(v) or "ok")] = Field(
+        default="ok", validation_alias=names("answerType")
+    )
+    answers: list[Any] = Field(default_factory=list)
+    warning: Message = None
 
     @field_validator("answers", mode="before")
     @classmethod
     def _answers(cls, value: Any) -> Any:
-        return [] if value is None else value
+        return value if isinstance(value, list) else []
 
 
 # -- rendering helpers --------------------------------------------------------
@@ -232,7 +258,7 @@ class TypeDBClient(BearerClient):
         self._username = username
         self._password = password
         self.token_lifetime = token_lifetime
-        self.auth = BearerAuth(self._sign_in, clock)
+        self.auth = BearerAuth(self._sign_in, clock, on_rejected=self.api.report_rejected)
 
     def __repr__(self) -> str:
         return f"TypeDBClient(provider={self.provider!r}, base_url={self.api.base_url!r})"
@@ -265,7 +291,7 @@ class TypeDBClient(BearerClient):
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """An authenticated request; one renewal on 401; 408 as a clear Timeout."""
         try:
-            return await self.auth.request(self.api, method, path, **kwargs)
+            return await self.signed(method, path, **kwargs)
         except Timeout as exc:
             if exc.status != 408:
                 raise
@@ -279,16 +305,35 @@ class TypeDBClient(BearerClient):
                 outcome=exc.outcome,
             ) from None
 
-    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _answer(self, method: str, path: str, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """The JSON body of a 2xx answer (None when empty) and the context for errors."""
         response = await self._call(method, path, **kwargs)
-        return self.api.json_of(response, method, path)
+        context = {
+            "method": method,
+            "path": path,
+            "provider": self.provider,
+            "status": response.status_code,
+        }
+        return self.api.json_of(response, method, path), context
+
+    async def _one(
+        self, model: type[M], method: str, path: str, what: str, empty: Any, **kwargs: Any
+    ) -> M:
+        body, context = await self._answer(method, path, **kwargs)
+        return parse(model, empty if body is None else body, what, **context)
+
+    async def _many(self, model: type[M], path: str, key: str, what: str) -> list[M]:
+        body, context = await self._answer("GET", path)
+        return parse_items(model, body, key, what, **context)
 
     # -- server ---------------------------------------------------------------
 
     async def version(self) -> ServerVersion:
         """``GET /v1/version`` (no token needed)."""
         response = await self.api.request("GET", "/v1/version")
-        return ServerVersion.model_validate(_json_or_none(response) or {})
+        body = _json_or_none(response)
+        context = {"method": "GET", "path": "/v1/version", "provider": self.provider}
+        return parse(ServerVersion, body or {}, "server version", **context)
 
     async def health(self) -> bool:
         """``GET /health``: True when the server answers 2xx (204); raises otherwise."""
@@ -299,13 +344,12 @@ class TypeDBClient(BearerClient):
 
     async def list_databases(self) -> list[Database]:
         """``GET /v1/databases``."""
-        body = await self._json("GET", "/v1/databases")
-        return [Database.model_validate(item) for item in _items(body, "databases")]
+        return await self._many(Database, "/v1/databases", "databases", "databases")
 
     async def database(self, name: str) -> Database:
         """``GET /v1/databases/NAME`` (NotFound when there is none)."""
         path = f"/v1/databases/{_segment(name, 'database name')}"
-        return Database.model_validate(await self._json("GET", path) or {"name": name})
+        return await self._one(Database, "GET", path, f"database {name}", {"name": name})
 
     async def create_database(self, name: str) -> None:
         """``POST /v1/databases/NAME``."""
@@ -337,13 +381,12 @@ class TypeDBClient(BearerClient):
 
     async def users(self) -> list[User]:
         """``GET /v1/users`` (admin only: Forbidden otherwise)."""
-        body = await self._json("GET", "/v1/users")
-        return [User.model_validate(item) for item in _items(body, "users")]
+        return await self._many(User, "/v1/users", "users", "users")
 
     async def user(self, username: str) -> User:
         """``GET /v1/users/USERNAME``."""
         path = f"/v1/users/{_segment(username, 'username')}"
-        return User.model_validate(await self._json("GET", path) or {"username": username})
+        return await self._one(User, "GET", path, f"user {username}", {"username": username})
 
     async def create_user(self, username: str, password: SecretStr) -> None:
         """``POST /v1/users/USERNAME`` with ``{"password"}``."""
@@ -386,16 +429,11 @@ class TypeDBClient(BearerClient):
         )
         if options:
             body["transactionOptions"] = options
-        answer = await self._json("POST", "/v1/transactions/open", json=body)
-        tx_id = answer.get("transactionId") if isinstance(answer, dict) else None
-        if not tx_id:
-            raise ApiError(
-                "the answer had no transactionId",
-                method="POST",
-                path="/v1/transactions/open",
-                provider=self.provider,
-            )
-        return str(tx_id)
+        answer, context = await self._answer("POST", "/v1/transactions/open", json=body)
+        tx_id = optional_text(answer.get("transactionId")) if isinstance(answer, dict) else None
+        if not isinstance(tx_id, str) or not tx_id.strip():
+            raise UnusableAnswer("open transaction: no `transactionId` in the answer", **context)
+        return tx_id
 
     async def query(
         self,
@@ -413,7 +451,7 @@ class TypeDBClient(BearerClient):
         if options:
             body["queryOptions"] = options
         path = f"/v1/transactions/{_segment(transaction_id, 'transaction id')}/query"
-        return QueryAnswer.model_validate(await self._json("POST", path, json=body) or {})
+        return await self._one(QueryAnswer, "POST", path, "query", {}, json=body)
 
     async def commit(self, transaction_id: str) -> None:
         """``POST /v1/transactions/ID/commit``: keep the changes and close."""
@@ -463,13 +501,13 @@ class TypeDBClient(BearerClient):
         )
         if query_options:
             body["queryOptions"] = query_options
-        return QueryAnswer.model_validate(await self._json("POST", "/v1/query", json=body) or {})
+        return await self._one(QueryAnswer, "POST", "/v1/query", "query", {}, json=body)
 
     # -- resolver adapter -----------------------------------------------------------
 
     async def environments(self) -> list[Environment]:
         """The server as the one environment, named after the provider (no request)."""
-        return [Environment(id=self.provider, label=self.provider, type=None)]
+        return [Environment(id=self.provider, label=self.provider)]
 
     async def databases(self, environment_id: str) -> list[Database]:
         """The databases of the one environment (NotFound for any other id)."""
@@ -487,15 +525,6 @@ def _json_or_none(response: httpx.Response) -> Any:
         return response.json()
     except ValueError:
         return None
-
-
-def _items(body: Any, key: str) -> list[Any]:
-    """A collection answer as a list: ``{key: [...]}`` or a bare list."""
-    if isinstance(body, list):
-        return body
-    if isinstance(body, dict) and isinstance(body.get(key), list):
-        return list(body[key])
-    return []
 
 
 def _checked_type(transaction_type: str) -> str:

@@ -57,8 +57,7 @@ async def scopes(
 
 def target_of(scope: Scope) -> Target:
     """The permission target for an environment."""
-    env = scope.environment
-    return Target(scope.provider.name, env.id, env.name, bool(env.production))
+    return Target.of_environment(scope.provider.name, scope.environment)
 
 
 async def find(

@@ -188,3 +188,16 @@ def m005_schedules(db: sqlite_utils.Database) -> None:
 def migrate(db: sqlite_utils.Database) -> None:
     """Create or upgrade the operations tables (idempotent)."""
     migrations.apply(db)
+
+
+@migrations()
+def m006_tracked_last_seen(db: sqlite_utils.Database) -> None:
+    """What a lost operation's final message says: the last status and step seen."""
+    db.execute("ALTER TABLE tracked_operations ADD COLUMN last_status TEXT")
+    db.execute("ALTER TABLE tracked_operations ADD COLUMN last_step TEXT")
+
+
+@migrations()
+def m007_watch_failures(db: sqlite_utils.Database) -> None:
+    """Status checks of a watch that failed in a row (it ends after `max_failures`)."""
+    db.execute("ALTER TABLE watches ADD COLUMN failures INTEGER NOT NULL DEFAULT 0")

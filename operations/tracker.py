@@ -7,6 +7,13 @@ later, capped), through the shared provider clients: one token and one
 connection pool per provider however many operations are followed, and at most
 `concurrency` polls at once.
 
+Every tracked operation ends: after `FollowLimits.max_failures` failed polls
+in a row (an unusable answer, 404, 5xx, no connection, or anything else that
+goes wrong) or once the deadline of its kind has passed, it is recorded as
+lost, and one final message says what is known (the last status and step
+seen, the operation id, `ops <db>` to check) in the thread and in the
+incident channel. A lost operation is never polled again.
+
 What the tracker has to say goes to the outbox (operations/store.py) under a
 key per operation (`step:<index>`, `final`, `status`, `incident`), so a step is
 queued once even if a restarted bot sees it again. The delivery loop sends the
@@ -26,11 +33,11 @@ from typing import Any
 
 import sqlite_utils
 
-from clients.errors import ApiError, NotFound
+from clients.errors import ApiError
 from core.provider import Provider
 from core.refs import ChannelRef, UserRef
 from core.reply import OperationRef, Reply
-from operations.follow import Backoff
+from operations.follow import Backoff, FollowLimits, failed_polls, last_seen, past_deadline
 from operations.loop import BackgroundLoop
 from operations.migrations import migrate
 from operations.notify import Notifier
@@ -45,12 +52,12 @@ ANNOUNCED_VERBS = frozenset({"terminate", "switch", "dr", "restore", "import"})
 
 @dataclass(frozen=True)
 class TrackerSettings:
-    """How the tracker polls and delivers."""
+    """How the tracker polls and delivers, and when it gives up (``limits``)."""
 
     backoff: Backoff = field(default_factory=Backoff)
     concurrency: int = 16
     tick_seconds: float = 0.2
-    max_poll_errors: int = 20
+    limits: FollowLimits = field(default_factory=FollowLimits)
     batch: int = 500
 
 
@@ -188,9 +195,17 @@ class Tracker:
         async with self._semaphore:
             try:
                 await self._poll(row)
-            except Exception:  # one broken operation must not stop the others
+            except Exception as exc:  # one broken operation must not stop the others
                 log.exception("tracking operation %s failed", row["operation_id"])
-                self._reschedule(row, errors=row["errors"] + 1)
+                self._failed(row, f"{type(exc).__name__} while reading it")
+
+    def _failed(self, row: dict[str, Any], reason: str) -> None:
+        """Count a failed poll; after too many in a row, the operation is lost."""
+        errors = row["errors"] + 1
+        if errors >= self.settings.limits.max_failures:
+            self._finish({**row, "errors": errors}, "lost", failed_polls(errors, reason))
+        else:
+            self._reschedule(row, errors=errors)
 
     def _reschedule(self, row: dict[str, Any], *, errors: int | None = None) -> None:
         polls = row["polls"] + 1
@@ -203,6 +218,10 @@ class Tracker:
         )
 
     async def _poll(self, row: dict[str, Any]) -> None:
+        deadline = self.settings.limits.deadline(row["verb"])
+        if self._clock() - row["started_at"] > deadline:
+            self._finish(row, "lost", past_deadline(deadline))
+            return
         provider = self.providers.get(row["provider"])
         if provider is None or provider.operations is None:
             self._finish(row, "lost", f"provider {row['provider']!r} has no such operations")
@@ -210,20 +229,15 @@ class Tracker:
         self.polls += 1
         try:
             op = await provider.operations.operation(row["database_id"], row["operation_id"])
-        except NotFound:
-            self._finish(row, "lost", "the API no longer knows this operation")
-            return
-        except ApiError as exc:
-            if row["errors"] + 1 >= self.settings.max_poll_errors:
-                self._finish(row, "lost", exc.describe())
-            else:
-                self._reschedule(row, errors=row["errors"] + 1)
+        except ApiError as exc:  # NotFound and UnusableAnswer included
+            self._failed(row, exc.describe())
             return
         reported, offset = row["steps_reported"], row["steps_offset"]
+        last_step = row["last_step"]
         elapsed = self._clock() - row["started_at"]
         for position, step in enumerate(op.steps):
             index = offset + position
-            if index == reported and step.status not in (None, "pending"):
+            if index == reported and step.reached:
                 text = f"{step.name}" + (" (failed)" if step.status == "failed" else "")
                 self.outbox.put(
                     row["id"],
@@ -233,25 +247,41 @@ class Tracker:
                     thread_ts=row["thread_ts"],
                 )
                 reported += 1
+                last_step = step.name
         if op.status == "finished" and op.next_operation_id:
             offset += len(op.steps)
             self.db.execute(
                 "UPDATE tracked_operations SET operation_id = ?, steps_offset = ?, "
-                "steps_reported = ?, errors = 0, next_poll_at = ? WHERE id = ?",
-                [op.next_operation_id, offset, max(reported, offset), self._clock(), row["id"]],
+                "steps_reported = ?, errors = 0, next_poll_at = ?, last_status = ?, "
+                "last_step = ? WHERE id = ?",
+                [
+                    op.next_operation_id,
+                    offset,
+                    max(reported, offset),
+                    self._clock(),
+                    op.status,
+                    last_step,
+                    row["id"],
+                ],
             )
             return
         self.db.execute(
-            "UPDATE tracked_operations SET steps_reported = ?, errors = 0 WHERE id = ?",
-            [reported, row["id"]],
+            "UPDATE tracked_operations SET steps_reported = ?, errors = 0, last_status = ?, "
+            "last_step = ? WHERE id = ?",
+            [reported, op.status, last_step, row["id"]],
         )
+        seen = {"steps_reported": reported, "last_status": op.status, "last_step": last_step}
         if op.status in ("finished", "failed"):
-            self._finish({**row, "steps_reported": reported}, op.status, op.error)
+            self._finish({**row, **seen}, op.status, op.error)
         else:
-            self._reschedule({**row, "errors": 0})
+            self._reschedule({**row, **seen, "errors": 0})
 
     def _finish(self, row: dict[str, Any], state: str, error: str | None) -> None:
-        """Record the end and queue the final message, the status line and any announcement."""
+        """Record the end and queue the final message, the status line and any announcement.
+
+        All in one transaction, under keys unique per tracked operation: the final
+        message is queued once, even if a restarted tracker finishes it again.
+        """
         now = self._clock()
         elapsed = _duration(now - row["started_at"])
         ok = state == "finished"
@@ -266,6 +296,12 @@ class Tracker:
                 else f"{row['label']}: {'failed' if state == 'failed' else 'lost track'} "
                 f"after {elapsed}"
             )
+            if state == "lost":
+                error = (
+                    f"{error or 'no reason given'}. Operation {row['operation_id']} "
+                    f"({last_seen(row.get('last_status'), row.get('last_step'))}). "
+                    f"`ops {row['database_id']}` shows whether it finished."
+                )
             final = Reply(status="ok" if ok else "error", title=title, text=error or "")
             self.outbox.put(
                 row["id"], "final", row["channel"], final.model_dump(), thread_ts=row["thread_ts"]

@@ -12,6 +12,10 @@ the Watcher lists the databases (one request per environment; a listing
 carries each database's status) and announces in that channel when a database
 enters `underIncident`, and when it leaves it. The first look at a database
 only records its flag.
+
+A watch ends by itself, with a message in its channel, when its database is
+gone (404) or after `max_failures` status checks in a row failed (an unusable
+answer, 5xx, no connection).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class Watch:
     created_by: str
     last_state: dict[str, Any] | None
     changes: int
+    failures: int = 0
 
 
 def _watch(row: dict[str, Any]) -> Watch:
@@ -65,6 +70,7 @@ def _watch(row: dict[str, Any]) -> Watch:
         row["created_by"],
         json.loads(row["last_state"]) if row["last_state"] else None,
         row["changes"],
+        row.get("failures") or 0,
     )
 
 
@@ -91,7 +97,7 @@ class WatchStore:
         cursor = self.db.execute(
             "INSERT INTO watches (provider, environment_id, environment_name, database_id, "
             "database_name, channel, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (channel, provider, database_id) DO UPDATE SET active = 1 "
+            "ON CONFLICT (channel, provider, database_id) DO UPDATE SET active = 1, failures = 0 "
             "WHERE active = 0",
             [
                 provider,
@@ -160,9 +166,11 @@ class Watcher:
         permissions: PermissionStore | None = None,
         interval_seconds: float = 30.0,
         concurrency: int = 8,
+        max_failures: int = 10,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
+        self.max_failures = max_failures
         self.providers = providers
         self.permissions = permissions
         self.interval = interval_seconds
@@ -240,9 +248,23 @@ class Watcher:
         async with self._semaphore:
             try:
                 return await self._poll(watch)
-            except Exception:  # one broken watch must not stop the others
+            except Exception as exc:  # one broken watch must not stop the others
                 log.exception("watching %s failed", watch.database_name)
-                return 0
+                return self._failed(watch, type(exc).__name__)
+
+    def _failed(self, watch: Watch, reason: str) -> int:
+        """Count a failed status check; after too many in a row the watch ends, saying why."""
+        failures = watch.failures + 1
+        if failures < self.max_failures:
+            self.db.execute("UPDATE watches SET failures = ? WHERE id = ?", [failures, watch.id])
+            return 0
+        self._record(
+            watch,
+            None,
+            f"Stopped watching {watch.database_name}: {failures} status checks in a row "
+            f"failed (the last: {reason}). `watch {watch.database_name}` starts again.",
+        )
+        return 1
 
     async def _status(self, watch: Watch) -> Any:
         client: Any = self.providers[watch.provider].client
@@ -260,13 +282,15 @@ class Watcher:
             return 1
         except ApiError as exc:
             log.warning("status of %s: %s", watch.database_name, exc.describe())
-            return 0
+            return self._failed(watch, exc.describe())
         old = watch.last_state
         if old is None:  # the first look only sets the baseline
             self._record(watch, new, None)
             return 0
         change = describe_change(old, new)
         if not change:
+            if watch.failures:
+                self.db.execute("UPDATE watches SET failures = 0 WHERE id = ?", [watch.id])
             return 0
         self._record(watch, new, f"{watch.database_name}: {change}")
         return 1
@@ -276,7 +300,8 @@ class Watcher:
         number = watch.changes + (1 if text else 0)
         with self.db.atomic():
             self.db.execute(
-                "UPDATE watches SET last_state = ?, changes = ?, active = ? WHERE id = ?",
+                "UPDATE watches SET last_state = ?, changes = ?, active = ?, failures = 0 "
+                "WHERE id = ?",
                 [json.dumps(new) if new else None, number, 1 if new else 0, watch.id],
             )
             if text:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from core.refs import ChannelRef, UserRef, person
 from permissions.model import (
@@ -24,22 +24,80 @@ __all__ = [
     "ChannelPolicy",
     "Decision",
     "EffectiveBinding",
+    "Protection",
     "Target",
     "decide",
+    "default_protection",
     "effective_binding",
     "is_protected",
     "may_approve",
+    "protection",
 ]
+
+#: environment labels protected by default (compared case-insensitively)
+PRODUCTION_LABELS = frozenset({"production", "prod"})
+#: Console environment types (``grantType``, the environment's colour) protected by default
+PROTECTED_GRANT_TYPES = frozenset({"red"})
+SET_BY_POLICY = "set by policy"
+
+
+def default_protection(label: str | None, grant_type: str | None) -> str | None:
+    """Why an environment is protected by default (``"label production"``,
+    ``"grantType red"``), or None when it is not.
+
+    Real Console environments carry ``label`` and ``grantType`` (observed
+    shapes), not a type: a label production/prod (any case) or a grantType red
+    is production.
+    """
+    if label and label.strip().lower() in PRODUCTION_LABELS:
+        return f"label {label.strip()}"
+    if grant_type and grant_type.strip().lower() in PROTECTED_GRANT_TYPES:
+        return f"grantType {grant_type.strip()}"
+    return None
 
 
 @dataclass(frozen=True)
 class Target:
-    """What a command acts on."""
+    """What a command acts on.
+
+    ``production`` means protected by default; ``production_reason`` says why
+    (see :func:`default_protection`); an explicit policy override wins over both.
+    """
 
     provider: str
     environment_id: str
     environment_name: str
     production: bool
+    production_reason: str = ""
+
+    @classmethod
+    def of_environment(cls, provider: str, environment: Any) -> Target:
+        """The target for a client's environment (``.id .name .label .grant_type``)."""
+        label = getattr(environment, "label", None) or environment.name
+        reason = default_protection(label, getattr(environment, "grant_type", None))
+        return cls(provider, environment.id, environment.name, reason is not None, reason or "")
+
+    @classmethod
+    def named(cls, provider: str, environment: str) -> Target:
+        """The target for an environment known only by its name (its grantType unknown)."""
+        reason = default_protection(environment, None)
+        return cls(provider, environment, environment, reason is not None, reason or "")
+
+
+@dataclass(frozen=True)
+class Protection:
+    """Whether an environment is protected, and why (``label production``,
+    ``grantType red``, ``set by policy``...)."""
+
+    protected: bool
+    reason: str
+
+    @property
+    def text(self) -> str:
+        """``yes (label production)``, ``no (set by policy)`` or ``no``."""
+        if self.protected:
+            return f"yes ({self.reason})" if self.reason else "yes"
+        return "no (set by policy)" if self.reason == SET_BY_POLICY else "no"
 
 
 @dataclass(frozen=True)
@@ -97,6 +155,13 @@ def effective_binding(policy: ChannelPolicy, target: Target) -> EffectiveBinding
 
 def is_protected(policy: ChannelPolicy, target: Target) -> bool:
     """Explicit override (exact beats ``*``) or else ``target.production``."""
+    return protection(policy, target).protected
+
+
+def protection(policy: ChannelPolicy, target: Target) -> Protection:
+    """Whether ``target`` is protected and why: an explicit override (exact beats
+    ``*``, reason ``set by policy``), else the default (``target.production`` and
+    its reason)."""
     best: tuple[int, bool] | None = None
     for override in policy.protection_overrides:
         if override.provider != target.provider:
@@ -108,7 +173,11 @@ def is_protected(policy: ChannelPolicy, target: Target) -> bool:
         rank = specificity(override.environment)
         if best is None or rank > best[0]:
             best = (rank, override.protected)
-    return best[1] if best is not None else bool(target.production)
+    if best is not None:
+        return Protection(best[1], SET_BY_POLICY)
+    if target.production:
+        return Protection(True, target.production_reason or "production environment")
+    return Protection(False, "")
 
 
 def _mention(approver: str) -> str:

@@ -7,8 +7,15 @@ A simulator subclasses :class:`SimulatorServer`, returns its routes from
 :meth:`SimulatorServer.expire_tokens`, :meth:`SimulatorServer.fault_body` and
 :meth:`SimulatorServer.apply_extra_faults`.
 
-Handlers signal errors by raising :class:`ApiError`; every error, including aiohttp's
-own 404/405 for unknown routes, is answered as ``{"error": "<reason>"}`` JSON.
+Handlers signal errors by raising :class:`SimulatedError`; every error, including
+aiohttp's own 404/405 for unknown routes, is answered as ``{"error": "<reason>"}`` JSON.
+
+Shapes: where no document gives a response's shape, a simulator serves its most
+plausible guess by default and can serve variants of it instead. Each simulator
+lists its variants in ``SHAPES`` (name -> what changes); ``shapes=`` (and
+``graphops simulate --shapes NAME[,NAME]``) picks some; :meth:`SimulatorServer.shaped`
+tells a handler whether one is on, and :meth:`SimulatorServer.collection` answers a
+list bare or wrapped (variant ``lists-wrapped``).
 
 Fault injection order for every non-admin request: ``latency`` sleep, then the first
 matching ``fail_next`` rule (consumed), else a random drop (``drop_rate``), else a
@@ -40,13 +47,15 @@ import json
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
 SECRET_FIELDS = frozenset({"client_secret", "password", "api_key"})
+#: request headers never recorded with their value
+SECRET_HEADERS = frozenset({"authorization", "api_key", "api-key", "cookie", "x-api-key"})
 REDACTED = "[REDACTED]"
 ADMIN_PREFIX = "/_sim/"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -56,13 +65,30 @@ UPLOAD_BYTES = web.RequestKey("sim_upload_bytes", int)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class ApiError(Exception):
-    """Raised by handlers to answer ``{"error": message}`` with ``status``."""
+class SimulatedError(Exception):
+    """Raised by handlers to answer ``{"error": message}`` with ``status``.
+
+    (Not ``clients.errors.ApiError``: that one is what a client raises.)
+    """
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+#: the variant every simulator with collections understands
+LISTS_WRAPPED = "lists-wrapped"
+
+
+def check_shapes(known: Mapping[str, str], wanted: Iterable[str], who: str) -> frozenset[str]:
+    """``wanted`` as a set, or ValueError naming the unknown variant and the known ones."""
+    chosen = frozenset(name.strip() for name in wanted if name.strip())
+    unknown = sorted(chosen - set(known))
+    if unknown:
+        names = ", ".join(sorted(known)) or "none"
+        raise ValueError(f"{who} has no shape variant {unknown[0]!r} (it has: {names})")
+    return chosen
 
 
 def json_error(status: int, message: str) -> web.Response:
@@ -89,7 +115,8 @@ class ManualClock:
 class RecordedRequest:
     """One request as seen by the simulator. ``status`` is the status sent (0 when the
     connection was dropped); ``body`` is parsed JSON, a redacted dict of form fields,
-    ``"<multipart N bytes>"``, raw text, or None when empty."""
+    ``"<multipart N bytes>"``, raw text, or None when empty; ``headers`` are the
+    request headers (lower-case names) with credentials redacted."""
 
     method: str
     path: str
@@ -97,20 +124,23 @@ class RecordedRequest:
     status: int
     body: Any
     at: float
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class FailRule:
     """A targeted fault: the next ``times`` requests matching ``method`` and
-    ``path_regex`` (``re.search``) get ``status`` (and ``body``), or are dropped."""
+    ``path_regex`` (``re.search``) get ``status`` and ``body`` (any JSON value) or
+    ``text`` (a raw, non-JSON body), or are dropped."""
 
     method: str
     path_regex: str
     status: int = 500
     times: int = 1
-    body: dict[str, Any] | None = None
+    body: Any = None
     drop: bool = False
     after_effect: bool = False
+    text: str | None = None
 
     def matches(self, method: str, path: str) -> bool:
         """True if this rule still applies to ``method path``."""
@@ -143,14 +173,15 @@ class Faults:
         path_regex: str,
         status: int = 500,
         times: int = 1,
-        body: dict[str, Any] | None = None,
+        body: Any = None,
         drop: bool = False,
         after_effect: bool = False,
+        text: str | None = None,
     ) -> FailRule:
         """Add a targeted rule; rules are consumed in the order they were added.
         ``method`` may be ``"*"``."""
         re.compile(path_regex)  # fail early on a bad pattern
-        rule = FailRule(method, path_regex, status, times, body, drop, after_effect)
+        rule = FailRule(method, path_regex, status, times, body, drop, after_effect, text)
         self.rules.append(rule)
         return rule
 
@@ -224,13 +255,27 @@ class SimulatorServer:
 
     #: path of the token endpoint, excluded from :meth:`mutating_requests`
     token_path: str | None = None
+    #: shape variants this simulator can serve instead of its default: name -> what changes
+    SHAPES: ClassVar[Mapping[str, str]] = {}
 
-    def __init__(self, *, seed: int = 0) -> None:
+    def __init__(self, *, seed: int = 0, shapes: Iterable[str] = ()) -> None:
+        self.shapes = check_shapes(self.SHAPES, shapes, type(self).__name__)
         self.requests: list[RecordedRequest] = []
         self.faults = Faults(seed=seed)
         self.clock: Callable[[], float] = time.monotonic
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
+
+    # ---- shapes -----------------------------------------------------------------
+
+    def shaped(self, variant: str) -> bool:
+        """True when the shape variant ``variant`` is on."""
+        return variant in self.shapes
+
+    def collection(self, key: str, items: list[Any], status: int = 200) -> web.Response:
+        """A list answer: bare by default, ``{key: [...]}`` with ``lists-wrapped``."""
+        body: Any = {key: items} if self.shaped(LISTS_WRAPPED) else items
+        return web.json_response(body, status=status)
 
     # ---- hooks for subclasses -------------------------------------------------
 
@@ -239,7 +284,7 @@ class SimulatorServer:
         return []
 
     async def before_handler(self, request: web.Request) -> None:
-        """Called before each non-admin handler; raise :class:`ApiError` to refuse."""
+        """Called before each non-admin handler; raise :class:`SimulatedError` to refuse."""
 
     def state_dump(self) -> dict[str, Any]:
         """Everything worth showing at ``GET /_sim/state``."""
@@ -362,10 +407,13 @@ class SimulatorServer:
                 await self._call(request, handler)
             if rule.drop:
                 return self._drop(request, body)
-            resp = web.json_response(
-                rule.body if rule.body is not None else self.fault_body(rule.status),
-                status=rule.status,
-            )
+            if rule.text is not None:
+                resp = web.Response(text=rule.text, status=rule.status)
+            else:
+                resp = web.json_response(
+                    rule.body if rule.body is not None else self.fault_body(rule.status),
+                    status=rule.status,
+                )
             self._record(request, resp.status, body)
             return resp
         if faults.drop_rate > 0 and faults.rng.random() < faults.drop_rate:
@@ -388,7 +436,7 @@ class SimulatorServer:
             if hooks:
                 await self.before_handler(request)
             return await handler(request)
-        except ApiError as exc:
+        except SimulatedError as exc:
             return json_error(exc.status, exc.message)
         except web.HTTPException as exc:
             if exc.status >= 400:
@@ -437,6 +485,10 @@ class SimulatorServer:
                 status=status,
                 body=body,
                 at=self.clock(),
+                headers={
+                    name.lower(): REDACTED if name.lower() in SECRET_HEADERS else value
+                    for name, value in request.headers.items()
+                },
             )
         )
 
@@ -460,13 +512,13 @@ class SimulatorServer:
         try:
             data = await request.json()
         except ValueError:
-            raise ApiError(400, "invalid JSON body") from None
+            raise SimulatedError(400, "invalid JSON body") from None
         if not isinstance(data, dict):
-            raise ApiError(400, "JSON body must be an object")
+            raise SimulatedError(400, "JSON body must be an object")
         try:
             self.configure_faults(data)
         except (ValueError, TypeError, KeyError) as exc:
-            raise ApiError(400, f"bad faults: {exc}") from None
+            raise SimulatedError(400, f"bad faults: {exc}") from None
         return web.json_response(self.faults.to_json())
 
     def configure_faults(self, data: dict[str, Any]) -> None:

@@ -1,12 +1,68 @@
 """Stateful fake of the GrapheneDB Console API (``api.db.graphenedb.com``).
 
-Follows the contract given to the client author (token endpoint, ``/deployments/...``
-paths, 201 for the token, 202 for every async command, ``{"error": ...}`` bodies).
+It serves only what the seeds (``graphenedb-console-api.txt``, ``-examples.txt``)
+and ``graphenedb-observed-shapes.md`` say; every guess is named below, and the
+uncertain shapes have variants (``SHAPES``, picked with ``shapes=`` or
+``graphops simulate --shapes``) so clients are tested against each.
 Operations are lazy state machines: each step lasts ``step_seconds`` on ``clock`` and
 state is advanced from elapsed time at every request (and in the test accessors), so
 there is no background task.
 
-Choices made where the contract is silent:
+Documented or observed (the default shapes):
+
+- Paths, request bodies and the form-encoded token request: the seeds.
+- Token answer ``{access_token, token_type, expires_in}`` with status 201 (the newest
+  observed client; variant ``token-200``).
+- Environment ``{id, label, organizationId, grantType, region, cidr, createdAt,
+  vpcPeers, networkRules, stoppedAt}``: ``label``, not ``name``; no ``type``.
+- Database ``{id, organizationId, environmentId, name, domainName, privateDomainName,
+  httpPort, boltPort, createdAt, status, plan, version: {number, edition, vendor},
+  nodes: [{stationId, nodeType}]}``; Status ``{state, needsRestart, isPending,
+  isLocked, underIncident, lastHealthCheckStatus: {lastCheckSecondsAgo, status}}``.
+- Create answers ``{database, operationId}``; restart echoes ``{stationIds, reset}``.
+- Operation by id ``{id, nextOperationId, status, startedAt, durationInSeconds}``
+  (observed: no steps); the collection lists ``{id, operationType, startedAt, steps,
+  status}`` (seed), status ``started | finished | failed``, ``startedAt`` UNIX epoch.
+- Steps: the seed says "Collection of events", and the v1 seed's Operation Event is
+  ``{state, createdAt}``: so each step reached is an event ``{state, createdAt}``
+  (no name, no status); events appear as steps start.
+- Errors ``{"error": "<reason>"}``; dates RFC 7231 (``createdAt``).
+
+Guesses (no document names them):
+
+- Collections (environments, databases, snapshots, operations, catalogs) are bare
+  JSON lists (variant ``lists-wrapped``: ``{"environments": [...]}``...).
+- ``grantType`` values: production "red", staging "amber", development "green".
+- Restart's answer also carries ``operationId`` (variant ``restart-echo``: only the
+  echo, as observed). Every other async command answers 202 ``{"operationId"}``
+  (by analogy with plan change, observed), clone and create-from-snapshot
+  ``{database, operationId}`` (like create), manual snapshot ``{snapshot, operationId}``.
+- Snapshot ``{id, databaseId, environmentId, createdAt, status, sizeBytes, kind}``
+  (no document shows one); status "working" then "done".
+- Catalogs: versions ``{number, edition, vendor}`` (like a database's version), plans
+  ``{name, memoryGb, storageGb}``, regions ``{id, label}``.
+- A clone runs as two chained operations (clone, then provision-clone), linked by
+  ``nextOperationId`` (the observed chain); variant ``chains`` splits every operation
+  of two steps or more into two chained operations.
+- Step names per operation type (``STEPS``); the v1 seed's examples (freezing-volume,
+  creating-snapshot, copy-snapshot) are among them.
+- Import needs a multipart ``file`` part and a ``Content-Length`` (400 "a
+  Content-Length is required for the upload" for a chunked body: the seed's curl sends
+  a length, and a server that reads by length refuses chunked uploads).
+
+Variants of the uncertain shapes (``SHAPES``):
+
+- ``steps-named``: steps are ``{name, status}`` for every planned step, status
+  pending | running | finished | failed, instead of events.
+- ``op-steps``: the operation by id also carries ``operationType`` and ``steps``.
+- ``chains``: every operation of two steps or more runs as two operations chained by
+  ``nextOperationId`` (the effect happens when the second finishes).
+- ``lists-wrapped``: collections wrapped in an object named after them.
+- ``token-200``: the token is answered with 200 (an older observed client).
+- ``env-name``: environments carry ``name`` instead of ``label``.
+- ``restart-echo``: restart answers only ``{stationIds, reset}``.
+
+Behaviour where the seeds are silent:
 
 - Token: ``access_token`` is ``secrets.token_urlsafe(32)``; only form-encoded bodies
   are read (a JSON body gives 400 "missing field client_id"). Field checks (400) come
@@ -33,14 +89,12 @@ Choices made where the contract is silent:
   snapshot is "creating"; its operation has type "restore"); terminate "terminating";
   switch: source "switching" (the target keeps its state but is busy); import
   "importing".
-- Operation types (``operationType``): create, pause, resume, restart, clone,
-  provision-clone, snapshot, restore, terminate, switch, import.
 - The switch swaps both ``domainName`` and ``privateDomainName``.
-- A failed operation: status "failed", its step "failed" (later steps stay "pending"),
-  ``error`` = "simulated failure at step <step>", ``durationInSeconds`` set. The
-  database returns to its previous state; a database being created (create, clone,
-  create-from-snapshot) is removed; a working snapshot is removed.
-  ``fail_next_operation`` without ``at_step`` fails at the LAST step.
+- A failed operation: status "failed"; its last event (or, with ``steps-named``, its
+  step "failed", later steps "pending") is the step it failed at; no error text (no
+  document has one). The database returns to its previous state; a database being
+  created (create, clone, create-from-snapshot) is removed; a working snapshot is
+  removed. ``fail_next_operation`` without ``at_step`` fails at the LAST step.
 - ``durationInSeconds``: steps run x ``step_seconds``, rounded, null while started.
   ``startedAt``: wall-clock epoch when requested; a chained operation starts at its
   predecessor's ``startedAt + durationInSeconds``.
@@ -52,7 +106,7 @@ Choices made where the contract is silent:
 - ``lastHealthCheckStatus.lastCheckSecondsAgo`` is the age of the last health check
   modulo 60 (a fake check every minute).
 - Restart: body optional; ``stationIds`` must be ids of the database's nodes (empty =
-  all), ``reset`` a bool (default false); the answer echoes both.
+  all), ``reset`` a bool (default false).
 - Import: 400 "expected a multipart upload with a file field" when not multipart or no
   ``file`` part; other parts are drained and ignored.
 - ``/_sim/faults`` accepts ``"fail_next_operation": {"operation_type": str|null,
@@ -67,13 +121,15 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from types import MappingProxyType
 from typing import Any
 
 from aiohttp import web
 
-from simulators.base import UPLOAD_BYTES, ApiError, SimulatorServer
+from simulators.base import LISTS_WRAPPED, UPLOAD_BYTES, SimulatedError, SimulatorServer
 
 ORG_ID = "org-demo"
 TOKEN_PATH = "/organizations/oauth/token"
@@ -127,17 +183,16 @@ class Environment:
 
     id: str
     label: str
-    type: str
+    grant_type: str
     created_at: str = field(default_factory=http_date)
 
-    def to_json(self) -> dict[str, Any]:
-        """The API shape."""
+    def to_json(self, label_key: str = "label") -> dict[str, Any]:
+        """The observed shape (``label_key`` "name" for the ``env-name`` variant)."""
         return {
             "id": self.id,
-            "label": self.label,
-            "type": self.type,
+            label_key: self.label,
             "organizationId": ORG_ID,
-            "grantType": "full",
+            "grantType": self.grant_type,
             "region": "eu-west-1",
             "cidr": "10.0.0.0/16",
             "createdAt": self.created_at,
@@ -204,7 +259,6 @@ class Database:
             "plan": self.plan,
             "version": {"number": self.version, "edition": self.edition, "vendor": "graphneo"},
             "nodes": [{"stationId": self.station_id, "nodeType": "primary"}],
-            "enabledExtrasKinds": list(self.extras),
         }
 
 
@@ -257,20 +311,22 @@ class Operation:
     current: int = 0
     next_operation_id: str | None = None
     duration: int | None = None
-    error: str | None = None
+    step_names: list[str] | None = None  # its part of a chain (variant ``chains``)
+    rest: list[str] | None = None  # steps a chained operation will run after it
 
     @property
     def steps(self) -> list[str]:
-        """Step names of this operation type."""
-        return STEPS[self.operation_type]
+        """Step names of this operation (its type's, or its part of a chain)."""
+        return self.step_names if self.step_names is not None else STEPS[self.operation_type]
 
     def involves(self, db_id: str) -> bool:
         """True if this operation works on ``db_id`` in any role."""
         return db_id in (self.database_id, self.new_db_id, self.target_id)
 
-    def to_json(self) -> dict[str, Any]:
-        """The Operation shape."""
-        steps = []
+    def steps_json(self, named: bool, step_seconds: float) -> list[dict[str, Any]]:
+        """Events ``{state, createdAt}`` of the steps reached, or (``named``) every step
+        as ``{name, status}``."""
+        steps: list[dict[str, Any]] = []
         for i, name in enumerate(self.steps):
             if self.status == "finished" or i < self.current:
                 st = "finished"
@@ -278,17 +334,45 @@ class Operation:
                 st = {"started": "running", "failed": "failed"}[self.status]
             else:
                 st = "pending"
-            steps.append({"name": name, "status": st})
+            if named:
+                steps.append({"name": name, "status": st})
+            elif st != "pending":
+                steps.append(
+                    {"state": name, "createdAt": self.started_at + round(i * step_seconds)}
+                )
+        return steps
+
+    def by_id_json(self, with_steps: bool, named: bool, step_seconds: float) -> dict[str, Any]:
+        """``GET .../operations/{id}``: the observed shape (``with_steps``: plus type, steps)."""
+        body: dict[str, Any] = {
+            "id": self.id,
+            "nextOperationId": self.next_operation_id,
+            "status": self.status,
+            "startedAt": self.started_at,
+            "durationInSeconds": self.duration,
+        }
+        if with_steps:
+            body["operationType"] = self.operation_type
+            body["steps"] = self.steps_json(named, step_seconds)
+        return body
+
+    def listed_json(self, named: bool, step_seconds: float) -> dict[str, Any]:
+        """An item of ``GET .../operations``: the seed's shape."""
         return {
             "id": self.id,
-            "databaseId": self.database_id,
             "operationType": self.operation_type,
             "startedAt": self.started_at,
+            "steps": self.steps_json(named, step_seconds),
             "status": self.status,
-            "steps": steps,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything, for ``/_sim/state``."""
+        return {
+            **self.listed_json(True, 0),
+            "databaseId": self.database_id,
             "nextOperationId": self.next_operation_id,
             "durationInSeconds": self.duration,
-            "error": self.error,
         }
 
 
@@ -302,6 +386,17 @@ class ConsoleSimulator(SimulatorServer):
     """Fake GrapheneDB Console API; see the module docstring for behaviour."""
 
     token_path = TOKEN_PATH
+    SHAPES = MappingProxyType(
+        {
+            "steps-named": "steps as {name, status} for every planned step, not events",
+            "op-steps": "the operation by id also carries operationType and steps",
+            "chains": "every operation of 2+ steps runs as two chained operations",
+            LISTS_WRAPPED: 'collections wrapped: {"environments": [...]} ...',
+            "token-200": "the token is answered with 200, not 201",
+            "env-name": "environments carry name, not label",
+            "restart-echo": "restart answers only {stationIds, reset}, no operationId",
+        }
+    )
 
     def __init__(
         self,
@@ -312,8 +407,9 @@ class ConsoleSimulator(SimulatorServer):
         token_ttl: int = 3600,
         seed: int = 0,
         seed_data: bool = True,
+        shapes: Iterable[str] = (),
     ) -> None:
-        super().__init__(seed=seed)
+        super().__init__(seed=seed, shapes=shapes)
         self.client_id = client_id
         self.client_secret = client_secret
         self.step_seconds = step_seconds
@@ -332,9 +428,9 @@ class ConsoleSimulator(SimulatorServer):
     # ---- seed & accessors -------------------------------------------------------
 
     def _seed(self) -> None:
-        prod = self.add_environment("production", "production")
-        staging = self.add_environment("staging", "development")
-        dev = self.add_environment("development", "development")
+        prod = self.add_environment("production", "red")
+        staging = self.add_environment("staging", "amber")
+        dev = self.add_environment("development", "green")
         orders = self.add_database(prod.id, "orders-db")
         self.add_database(prod.id, "orders-replica")
         self.add_database(prod.id, "billing-db")
@@ -343,9 +439,9 @@ class ConsoleSimulator(SimulatorServer):
         self.add_database(staging.id, "catalog-db", state="paused")
         self.add_database(dev.id, "sandbox-db")
 
-    def add_environment(self, label: str, type_: str = "development") -> Environment:
-        """Create an environment directly (test setup)."""
-        env = Environment(new_id(), label, type_)
+    def add_environment(self, label: str, grant_type: str = "green") -> Environment:
+        """Create an environment directly (test setup); ``grant_type`` is its colour."""
+        env = Environment(new_id(), label, grant_type)
         self._envs[env.id] = env
         return env
 
@@ -497,8 +593,13 @@ class ConsoleSimulator(SimulatorServer):
         started_clock: float | None = None,
         started_at: int | None = None,
         prev_state: str | None = None,
+        step_names: list[str] | None = None,
         **extra: Any,
     ) -> Operation:
+        rest = None
+        if step_names is None and self.shaped("chains") and len(STEPS[op_type]) >= 2:
+            half = len(STEPS[op_type]) // 2
+            step_names, rest = STEPS[op_type][:half], STEPS[op_type][half:]
         op = Operation(
             id=new_id(),
             database_id=db.id,
@@ -506,6 +607,8 @@ class ConsoleSimulator(SimulatorServer):
             started_clock=self.clock() if started_clock is None else started_clock,
             started_at=int(time.time()) if started_at is None else started_at,
             prev_state=db.state if prev_state is None else prev_state,
+            step_names=step_names,
+            rest=rest,
             **extra,
         )
         for failure in self._op_failures:
@@ -536,7 +639,6 @@ class ConsoleSimulator(SimulatorServer):
         if op.fail_at is not None and done >= op.fail_at + 1:
             op.current = op.fail_at
             op.status = "failed"
-            op.error = f"simulated failure at step {op.steps[op.fail_at]}"
             op.duration = round((op.fail_at + 1) * self.step_seconds)
             self._on_failure(op)
             return True
@@ -558,6 +660,21 @@ class ConsoleSimulator(SimulatorServer):
         if db is None:
             return
         db.health_checked_at = self._end_clock(op)
+        if op.rest:  # variant "chains": the second half runs as the next operation
+            nxt = self._start_op(
+                db,
+                kind,
+                db.state,
+                started_clock=self._end_clock(op),
+                started_at=op.started_at + (op.duration or 0),
+                prev_state=op.prev_state,
+                step_names=op.rest,
+                new_db_id=op.new_db_id,
+                target_id=op.target_id,
+                snapshot_id=op.snapshot_id,
+            )
+            op.next_operation_id = nxt.id
+            return
         if kind == "clone":
             nxt = self._start_op(
                 db,
@@ -626,62 +743,62 @@ class ConsoleSimulator(SimulatorServer):
         auth = request.headers.get("Authorization", "")
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "missing bearer token")
+            raise SimulatedError(401, "missing bearer token")
         error = self._token_error(token.strip())
         if error is not None:
-            raise ApiError(401, error)
+            raise SimulatedError(401, error)
 
     async def _json(self, request: web.Request, *, optional: bool = False) -> dict[str, Any]:
         raw = await request.read()
         if not raw.strip():
             if optional:
                 return {}
-            raise ApiError(400, "a JSON body is required")
+            raise SimulatedError(400, "a JSON body is required")
         try:
             data = json.loads(raw)
         except ValueError:
-            raise ApiError(400, "invalid JSON body") from None
+            raise SimulatedError(400, "invalid JSON body") from None
         if not isinstance(data, dict):
-            raise ApiError(400, "JSON body must be an object")
+            raise SimulatedError(400, "JSON body must be an object")
         return data
 
     @staticmethod
     def _str_field(data: dict[str, Any], key: str) -> str:
         value = data.get(key)
         if value is None:
-            raise ApiError(400, f"missing field {key}")
+            raise SimulatedError(400, f"missing field {key}")
         if not isinstance(value, str) or not value:
-            raise ApiError(400, f"field {key} must be a non-empty string")
+            raise SimulatedError(400, f"field {key} must be a non-empty string")
         return value
 
     def _env(self, env_id: str) -> Environment:
         env = self._envs.get(env_id)
         if env is None:
-            raise ApiError(404, "environment not found")
+            raise SimulatedError(404, "environment not found")
         return env
 
     def _db(self, request: web.Request) -> Database:
         db = self._dbs.get(request.match_info["db_id"])
         if db is None:
-            raise ApiError(404, "database not found")
+            raise SimulatedError(404, "database not found")
         return db
 
     def _check_idle(self, db: Database) -> None:
         if self._active_op(db.id) is not None:
-            raise ApiError(409, BUSY)
+            raise SimulatedError(409, BUSY)
         if db.is_locked:
-            raise ApiError(409, "database is locked")
+            raise SimulatedError(409, "database is locked")
 
     def _check_new_name(self, env_id: str, name: str) -> None:
         if not NAME_RE.match(name):
-            raise ApiError(400, "invalid name: must match ^[a-z][a-z0-9-]{2,39}$")
+            raise SimulatedError(400, "invalid name: must match ^[a-z][a-z0-9-]{2,39}$")
         if any(d.name == name and d.environment_id == env_id for d in self._dbs.values()):
-            raise ApiError(400, f"a database named {name} already exists in this environment")
+            raise SimulatedError(400, f"a database named {name} already exists in this environment")
 
     @staticmethod
     def _require_state(db: Database, *states: str) -> None:
         if db.state not in states:
-            raise ApiError(400, f"database is not {' or '.join(states)}")
+            raise SimulatedError(400, f"database is not {' or '.join(states)}")
 
     def _accepted(self, payload: dict[str, Any]) -> web.Response:
         return web.json_response(payload, status=202)
@@ -721,38 +838,40 @@ class ConsoleSimulator(SimulatorServer):
         form = await request.post()
         for key in ("client_id", "client_secret", "grant_type"):
             if not form.get(key):
-                raise ApiError(400, f"missing field {key}")
+                raise SimulatedError(400, f"missing field {key}")
         if form["grant_type"] != "client_credentials":
-            raise ApiError(400, "unsupported grant_type")
+            raise SimulatedError(400, "unsupported grant_type")
         if form["client_id"] != self.client_id or form["client_secret"] != self.client_secret:
-            raise ApiError(401, "invalid client credentials")
+            raise SimulatedError(401, "invalid client credentials")
         token = secrets.token_urlsafe(32)
         self._tokens[token] = self.clock()
         self.tokens_issued += 1
         body = {"access_token": token, "token_type": "Bearer", "expires_in": self.token_ttl}
-        return web.json_response(body, status=201)
+        return web.json_response(body, status=200 if self.shaped("token-200") else 201)
 
     async def h_versions(self, request: web.Request) -> web.Response:
         """``GET /deployments/versions``."""
-        return web.json_response(VERSIONS)
+        return self.collection("versions", VERSIONS)
 
     async def h_plans(self, request: web.Request) -> web.Response:
         """``GET /deployments/plans``."""
-        return web.json_response(PLANS)
+        return self.collection("plans", PLANS)
 
     async def h_regions(self, request: web.Request) -> web.Response:
         """``GET /deployments/regions``."""
-        return web.json_response(REGIONS)
+        return self.collection("regions", REGIONS)
 
     async def h_environments(self, request: web.Request) -> web.Response:
         """``GET /deployments/environments``."""
-        return web.json_response([e.to_json() for e in self._envs.values()])
+        key = "name" if self.shaped("env-name") else "label"
+        return self.collection("environments", [e.to_json(key) for e in self._envs.values()])
 
     async def h_env_databases(self, request: web.Request) -> web.Response:
         """``GET /deployments/environments/{envId}/databases``."""
         env = self._env(request.match_info["env_id"])
-        return web.json_response(
-            [self.database_json(d.id) for d in self._dbs.values() if d.environment_id == env.id]
+        return self.collection(
+            "databases",
+            [self.database_json(d.id) for d in self._dbs.values() if d.environment_id == env.id],
         )
 
     async def h_get_database(self, request: web.Request) -> web.Response:
@@ -774,11 +893,11 @@ class ConsoleSimulator(SimulatorServer):
         edition = self._str_field(data, "edition")
         extras = data.get("enabledExtrasKinds", [])
         if not isinstance(extras, list) or not all(isinstance(x, str) for x in extras):
-            raise ApiError(400, "field enabledExtrasKinds must be a list of strings")
+            raise SimulatedError(400, "field enabledExtrasKinds must be a list of strings")
         if plan not in {p["name"] for p in PLANS}:
-            raise ApiError(400, f"unknown plan {plan}")
+            raise SimulatedError(400, f"unknown plan {plan}")
         if not any(v["number"] == version and v["edition"] == edition for v in VERSIONS):
-            raise ApiError(400, f"unknown version {version} {edition}")
+            raise SimulatedError(400, f"unknown version {version} {edition}")
         self._env(env_id)
         self._check_new_name(env_id, name)
         db = self.add_database(
@@ -795,15 +914,18 @@ class ConsoleSimulator(SimulatorServer):
         station_ids = data.get("stationIds", [])
         reset = data.get("reset", False)
         if not isinstance(station_ids, list) or not all(isinstance(s, str) for s in station_ids):
-            raise ApiError(400, "field stationIds must be a list of strings")
+            raise SimulatedError(400, "field stationIds must be a list of strings")
         if not isinstance(reset, bool):
-            raise ApiError(400, "field reset must be a boolean")
+            raise SimulatedError(400, "field reset must be a boolean")
         if any(s != db.station_id for s in station_ids):
-            raise ApiError(400, "unknown stationId")
+            raise SimulatedError(400, "unknown stationId")
         self._check_idle(db)
         self._require_state(db, "running")
         op = self._start_op(db, "restart", "restarting")
-        return self._accepted({"stationIds": station_ids, "reset": reset, "operationId": op.id})
+        echo: dict[str, Any] = {"stationIds": station_ids, "reset": reset}
+        return self._accepted(
+            echo if self.shaped("restart-echo") else {**echo, "operationId": op.id}
+        )
 
     async def h_pause(self, request: web.Request) -> web.Response:
         """``POST .../{dbId}/pause``."""
@@ -840,7 +962,7 @@ class ConsoleSimulator(SimulatorServer):
         """``GET .../{dbId}/snapshots/manual``."""
         db = self._db(request)
         snaps = [s.to_json() for s in self._snapshots.values() if s.database_id == db.id]
-        return web.json_response(snaps)
+        return self.collection("snapshots", snaps)
 
     async def h_create_snapshot(self, request: web.Request) -> web.Response:
         """``POST .../{dbId}/snapshots/manual``."""
@@ -856,11 +978,11 @@ class ConsoleSimulator(SimulatorServer):
         snap_env = self._str_field(data, "snapshotEnvironmentId")
         snap = self._snapshots.get(snap_id)
         if snap is None:
-            raise ApiError(404, "snapshot not found")
+            raise SimulatedError(404, "snapshot not found")
         if snap.environment_id != snap_env:
-            raise ApiError(400, "snapshot does not belong to snapshotEnvironmentId")
+            raise SimulatedError(400, "snapshot does not belong to snapshotEnvironmentId")
         if snap.status != "done":
-            raise ApiError(400, "snapshot is not ready")
+            raise SimulatedError(400, "snapshot is not ready")
         return snap
 
     async def h_create_from_snapshot(self, request: web.Request) -> web.Response:
@@ -909,15 +1031,15 @@ class ConsoleSimulator(SimulatorServer):
         data = await self._json(request)
         target_id = self._str_field(data, "targetDatabase")
         if target_id == db.id:
-            raise ApiError(400, "target database must differ from the source")
+            raise SimulatedError(400, "target database must differ from the source")
         target = self._dbs.get(target_id)
         if target is None:
-            raise ApiError(404, "target database not found")
+            raise SimulatedError(404, "target database not found")
         self._check_idle(db)
         self._check_idle(target)
         self._require_state(db, "running")
         if target.state != "running":
-            raise ApiError(400, "target database is not running")
+            raise SimulatedError(400, "target database is not running")
         op = self._start_op(db, "switch", "switching", target_id=target.id)
         return self._accepted({"operationId": op.id})
 
@@ -928,7 +1050,9 @@ class ConsoleSimulator(SimulatorServer):
         self._check_idle(db)
         self._require_state(db, "running")
         if not request.content_type.startswith("multipart/"):
-            raise ApiError(400, "expected a multipart upload with a file field")
+            raise SimulatedError(400, "expected a multipart upload with a file field")
+        if request.content_length is None:  # chunked: this server reads by length
+            raise SimulatedError(400, "a Content-Length is required for the upload")
         received = 0
         found = False
         try:
@@ -943,33 +1067,40 @@ class ConsoleSimulator(SimulatorServer):
                     if is_file:
                         received += len(chunk)
         except (ValueError, AssertionError) as exc:
-            raise ApiError(400, f"malformed multipart body: {exc}") from None
+            raise SimulatedError(400, f"malformed multipart body: {exc}") from None
         request[UPLOAD_BYTES] = received
         if not found:
-            raise ApiError(400, "expected a multipart upload with a file field")
+            raise SimulatedError(400, "expected a multipart upload with a file field")
         if db.id not in self._dbs:
-            raise ApiError(404, "database not found")
+            raise SimulatedError(404, "database not found")
         self._check_idle(db)
         self._require_state(db, "running")
         op = self._start_op(db, "import", "importing")
-        return self._accepted({"operationId": op.id, "receivedBytes": received})
+        return self._accepted({"operationId": op.id})
 
     def _ops_of(self, request: web.Request) -> list[Operation]:
         db_id = request.match_info["db_id"]
         ops = [o for o in self._ops.values() if o.database_id == db_id]
         if not ops and db_id not in self._dbs:
-            raise ApiError(404, "database not found")
+            raise SimulatedError(404, "database not found")
         return ops
 
     async def h_operations(self, request: web.Request) -> web.Response:
         """``GET .../{dbId}/operations`` (newest first)."""
         ops = self._ops_of(request)
-        return web.json_response([o.to_json() for o in reversed(ops)])
+        named = self.shaped("steps-named")
+        return self.collection(
+            "operations", [o.listed_json(named, self.step_seconds) for o in reversed(ops)]
+        )
 
     async def h_operation(self, request: web.Request) -> web.Response:
         """``GET .../{dbId}/operations/{opId}``."""
         op_id = request.match_info["op_id"]
         for op in self._ops_of(request):
             if op.id == op_id:
-                return web.json_response(op.to_json())
-        raise ApiError(404, "operation not found")
+                return web.json_response(
+                    op.by_id_json(
+                        self.shaped("op-steps"), self.shaped("steps-named"), self.step_seconds
+                    )
+                )
+        raise SimulatedError(404, "operation not found")

@@ -5,7 +5,22 @@ key ``demo-api-key``). Operations are lazy state machines as in the Console
 simulator: each event (step) lasts ``step_seconds`` on ``clock`` and state is
 advanced from elapsed time at every request, so there is no background task.
 
-Choices made where the seed is silent:
+Documented (the seed) or observed, served by default: the Database, Operation
+(``{id, databaseId, description, stopped, createdAt, currentState, events: [{state,
+createdAt}]}``), Operation Event, Backup, Backup Schedule, Backup Package and Export
+objects; create answering 202 ``{"operation": id}`` and restart ``{"operationId"}``
+(observed). The v1 Database has no state field, so none is sent.
+
+Variants of the uncertain shapes (``SHAPES``):
+
+- ``v1-create-201``: create answers 201 with the new Database ("201: New entities
+  created via POST"), no operation.
+- ``v1-create-empty``: create answers 202 with an empty body.
+- ``v1-db-state``: databases also carry a ``state`` (running, creating, ...): not in
+  the seed; clients must not need it.
+- ``lists-wrapped``: collections wrapped in an object named after them.
+
+Choices made where the seed is silent (guesses):
 
 - Auth: checked before route matching. No ``api_key`` header -> 401 ``{"error":
   "missing api_key header"}``; a wrong one -> 401 ``{"error": "invalid api_key"}``.
@@ -18,13 +33,14 @@ Choices made where the seed is silent:
 - Catalogs: only ``GET /v1/databases/versions`` exists, answering
   ``[{version, description}]`` (v3517, v406, v4416). Plans and regions have no
   endpoint; the lists in the seed are the ones accepted.
+- Collections (databases, versions, backups) are bare JSON lists.
 - Database JSON: the fields of the seed and of the observed shapes (``url`` and
   ``restUrl``, ``boltURL``, ``webAdminURL`` and ``browserUrl``, ``metricsURL``,
   ``createdAt`` ISO-8601, ``version`` (description), ``versionEdition``,
   ``versionKey``, ``currentSize``, ``maxSize``, ``plan: {type, limits}``,
-  ``awsRegion``, ``privateNetworkId``, ``plugins``, ``counters``) plus one field
-  the docs do not have: ``state`` (running, creating, restarting, emptying,
-  restoring, importing, backing-up, deleting). Clients must not rely on it.
+  ``awsRegion``, ``privateNetworkId``, ``plugins``, ``counters``). The simulator
+  keeps a state (running, creating, restarting, emptying, restoring, importing,
+  backing-up, deleting) that only ``v1-db-state`` shows.
 - Create: ``POST /v1/databases`` {name, version, awsRegion, plan[, privateNetworkId]}
   answers 202 ``{"operation": id}`` (observed shape); the database is listed at
   once in state "creating". ``name`` must match ``^[a-z][a-z0-9-]{2,39}$`` and be
@@ -73,13 +89,15 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 from aiohttp import web
 
-from simulators.base import ApiError, SimulatorServer
+from simulators.base import LISTS_WRAPPED, SimulatedError, SimulatorServer
 
 API = "/v1"
 HEX = "{%s:[0-9a-f]{32}}"
@@ -174,8 +192,8 @@ class Database:
     def host(self) -> str:
         return f"{self.name}-{self.id[:8]}.graphenedb.example"
 
-    def to_json(self) -> dict[str, Any]:
-        """The Database shape (seed + observed fields + ``state``)."""
+    def to_json(self, with_state: bool = False) -> dict[str, Any]:
+        """The Database shape (seed + observed fields; ``state`` only if asked)."""
         max_nodes, max_rels, max_size = PLANS[self.plan]
         version = next(v for v in VERSIONS if v["version"] == self.version_key)
         rest = f"https://{self.host}:24780/db/data/"
@@ -183,7 +201,7 @@ class Database:
         return {
             "id": self.id,
             "name": self.name,
-            "state": self.state,
+            **({"state": self.state} if with_state else {}),
             "createdAt": self.created_at,
             "version": version["description"],
             "versionEdition": "enterprise",
@@ -283,6 +301,15 @@ class _OpFailure:
 class V1Simulator(SimulatorServer):
     """Fake GrapheneDB API v1; see the module docstring for behaviour."""
 
+    SHAPES = MappingProxyType(
+        {
+            "v1-create-201": "create answers 201 with the new Database, no operation",
+            "v1-create-empty": "create answers 202 with an empty body",
+            "v1-db-state": "databases also carry a state (not in the seed)",
+            LISTS_WRAPPED: 'collections wrapped: {"databases": [...]} ...',
+        }
+    )
+
     def __init__(
         self,
         *,
@@ -290,8 +317,9 @@ class V1Simulator(SimulatorServer):
         step_seconds: float = 1.0,
         seed: int = 0,
         seed_data: bool = True,
+        shapes: Iterable[str] = (),
     ) -> None:
-        super().__init__(seed=seed)
+        super().__init__(seed=seed, shapes=shapes)
         self.api_key = api_key
         self.step_seconds = step_seconds
         self.nonces: list[str] = []
@@ -359,6 +387,10 @@ class V1Simulator(SimulatorServer):
             if db.name == name:
                 return db
         raise KeyError(name)
+
+    def database_json(self, db: Database) -> dict[str, Any]:
+        """The API representation of a database (with ``state`` under ``v1-db-state``)."""
+        return db.to_json(with_state=self.shaped("v1-db-state"))
 
     def backups_of(self, database_id: str) -> list[Backup]:
         """Backups of one database, oldest first (after advancing)."""
@@ -494,21 +526,21 @@ class V1Simulator(SimulatorServer):
         self.advance()
         key = request.headers.get("api_key")
         if not key:
-            raise ApiError(401, "missing api_key header")
+            raise SimulatedError(401, "missing api_key header")
         if not secrets.compare_digest(key.encode(), self.api_key.encode()):
-            raise ApiError(401, "invalid api_key")
+            raise SimulatedError(401, "invalid api_key")
 
     @staticmethod
     async def _body(request: web.Request) -> dict[str, Any]:
         raw = await request.read()
         if not raw.strip():
-            raise ApiError(400, "a JSON body is required")
+            raise SimulatedError(400, "a JSON body is required")
         try:
             data = json.loads(raw)
         except ValueError:
-            raise ApiError(400, "invalid JSON body") from None
+            raise SimulatedError(400, "invalid JSON body") from None
         if not isinstance(data, dict):
-            raise ApiError(400, "JSON body must be an object")
+            raise SimulatedError(400, "JSON body must be an object")
         return data
 
     @staticmethod
@@ -517,31 +549,31 @@ class V1Simulator(SimulatorServer):
         if value is None:
             if optional:
                 return None
-            raise ApiError(400, f"missing field {key}")
+            raise SimulatedError(400, f"missing field {key}")
         if not isinstance(value, str) or not value:
-            raise ApiError(400, f"field {key} must be a non-empty string")
+            raise SimulatedError(400, f"field {key} must be a non-empty string")
         return value
 
     def _db(self, request: web.Request) -> Database:
         db = self._dbs.get(request.match_info["db_id"])
         if db is None:
-            raise ApiError(404, "database not found")
+            raise SimulatedError(404, "database not found")
         return db
 
     def _backup(self, request: web.Request, db: Database) -> Backup:
         backup = self._backups.get(request.match_info["backup_id"])
         if backup is None or backup.database_id != db.id:
-            raise ApiError(404, "backup not found")
+            raise SimulatedError(404, "backup not found")
         return backup
 
     def _check_idle(self, db: Database) -> None:
         if self._active_op(db.id) is not None:
-            raise ApiError(409, BUSY)
+            raise SimulatedError(409, BUSY)
 
     @staticmethod
     def _require_backup_plan(db: Database, what: str) -> None:
         if db.plan in NO_BACKUP_PLANS:
-            raise ApiError(400, f"{what} need a Standard plan or above (this is {db.plan})")
+            raise SimulatedError(400, f"{what} need a Standard plan or above (this is {db.plan})")
 
     @staticmethod
     def _accepted(payload: dict[str, Any]) -> web.Response:
@@ -582,15 +614,15 @@ class V1Simulator(SimulatorServer):
 
     async def h_versions(self, request: web.Request) -> web.Response:
         """``GET /v1/databases/versions``."""
-        return web.json_response(VERSIONS)
+        return self.collection("versions", VERSIONS)
 
     async def h_list(self, request: web.Request) -> web.Response:
         """``GET /v1/databases``."""
-        return web.json_response([db.to_json() for db in self._dbs.values()])
+        return self.collection("databases", [self.database_json(db) for db in self._dbs.values()])
 
     async def h_get(self, request: web.Request) -> web.Response:
         """``GET /v1/databases/{id}``."""
-        return web.json_response(self._db(request).to_json())
+        return web.json_response(self.database_json(self._db(request)))
 
     async def h_create(self, request: web.Request) -> web.Response:
         """``POST /v1/databases``: 202 ``{"operation": id}``."""
@@ -601,20 +633,24 @@ class V1Simulator(SimulatorServer):
         plan = str(self._str_field(data, "plan"))
         network = self._str_field(data, "privateNetworkId", optional=True)
         if not NAME_RE.match(name):
-            raise ApiError(400, "invalid name: must match ^[a-z][a-z0-9-]{2,39}$")
+            raise SimulatedError(400, "invalid name: must match ^[a-z][a-z0-9-]{2,39}$")
         if plan == "cluster":
-            raise ApiError(400, "plan cluster is not accepted")
+            raise SimulatedError(400, "plan cluster is not accepted")
         if plan not in PLANS:
-            raise ApiError(400, f"unknown plan {plan}")
+            raise SimulatedError(400, f"unknown plan {plan}")
         if region not in REGIONS:
-            raise ApiError(400, f"unknown awsRegion {region}")
+            raise SimulatedError(400, f"unknown awsRegion {region}")
         if not any(v["version"] == version for v in VERSIONS):
-            raise ApiError(400, f"unknown version {version}")
+            raise SimulatedError(400, f"unknown version {version}")
         if any(db.name == name for db in self._dbs.values()):
-            raise ApiError(400, f"a database named {name} already exists")
+            raise SimulatedError(400, f"a database named {name} already exists")
         db = self.add_database(name, plan=plan, version=str(version), region=region)
         db.private_network_id = network
         op = self._start_op(db, "create")
+        if self.shaped("v1-create-201"):
+            return web.json_response(self.database_json(db), status=201)
+        if self.shaped("v1-create-empty"):
+            return web.Response(status=202)
         return self._accepted({"operation": op.id})
 
     async def h_delete(self, request: web.Request) -> web.Response:
@@ -634,14 +670,14 @@ class V1Simulator(SimulatorServer):
         db = self._db(request)
         self._check_idle(db)
         if db.plan == "sandbox":
-            raise ApiError(501, "empty is not implemented for sandbox databases")
+            raise SimulatedError(501, "empty is not implemented for sandbox databases")
         return self._accepted({"operationId": self._start_op(db, "empty").id})
 
     async def h_backups(self, request: web.Request) -> web.Response:
         """``GET .../backups`` (oldest first)."""
         db = self._db(request)
-        return web.json_response(
-            [b.to_json() for b in self._backups.values() if b.database_id == db.id]
+        return self.collection(
+            "backups", [b.to_json() for b in self._backups.values() if b.database_id == db.id]
         )
 
     async def h_latest_backup(self, request: web.Request) -> web.Response:
@@ -649,7 +685,7 @@ class V1Simulator(SimulatorServer):
         db = self._db(request)
         done = [b for b in self._backups.values() if b.database_id == db.id and b.state == "done"]
         if not done:
-            raise ApiError(404, "no backups")
+            raise SimulatedError(404, "no backups")
         return web.json_response(done[-1].to_json())
 
     async def h_backup(self, request: web.Request) -> web.Response:
@@ -672,7 +708,7 @@ class V1Simulator(SimulatorServer):
         backup = self._backup(request, db)
         self._check_idle(db)
         if backup.state != "done":
-            raise ApiError(400, "backup is not ready")
+            raise SimulatedError(400, "backup is not ready")
         op = self._start_op(db, "restore", backup_id=backup.id)
         return self._accepted({"operationId": op.id})
 
@@ -681,9 +717,9 @@ class V1Simulator(SimulatorServer):
         db = self._db(request)
         backup = self._backup(request, db)
         if backup.state != "done":
-            raise ApiError(400, "backup is not ready")
+            raise SimulatedError(400, "backup is not ready")
         if not backup.downloadable:
-            raise ApiError(400, "this backup is not downloadable")
+            raise SimulatedError(400, "this backup is not downloadable")
         return web.json_response({"backupUrl": self._link("backups", db.id, "graph.tar.gz")})
 
     async def h_get_schedule(self, request: web.Request) -> web.Response:
@@ -692,7 +728,7 @@ class V1Simulator(SimulatorServer):
         self._require_backup_plan(db, "scheduled backups")
         schedule = self._schedules.get(db.id)
         if schedule is None:
-            raise ApiError(404, "no backup schedule")
+            raise SimulatedError(404, "no backup schedule")
         return web.json_response(schedule)
 
     async def h_put_schedule(self, request: web.Request) -> web.Response:
@@ -703,11 +739,11 @@ class V1Simulator(SimulatorServer):
         timezone = self._str_field(data, "timezone", optional=True) or "UTC"
         frequency = self._str_field(data, "frequency", optional=True) or "daily"
         if not TIME_RE.match(at):
-            raise ApiError(400, "field time must be H:MM:SS")
+            raise SimulatedError(400, "field time must be H:MM:SS")
         if timezone != "UTC":
-            raise ApiError(400, "field timezone must be UTC")
+            raise SimulatedError(400, "field timezone must be UTC")
         if frequency != "daily":
-            raise ApiError(400, "field frequency must be daily")
+            raise SimulatedError(400, "field frequency must be daily")
         self._check_idle(db)
         self._require_backup_plan(db, "scheduled backups")
         hours, minutes, seconds = at.split(":")
@@ -733,7 +769,7 @@ class V1Simulator(SimulatorServer):
         url = str(self._str_field(data, "url"))
         host = url.removeprefix("https://").split("/", 1)[0]
         if not url.startswith("https://") or "s3" not in host:
-            raise ApiError(400, "field url must be an https URL of an S3 bucket")
+            raise SimulatedError(400, "field url must be an https URL of an S3 bucket")
         self._check_idle(db)
         return self._accepted({"operationId": self._start_op(db, "import").id})
 
@@ -741,5 +777,5 @@ class V1Simulator(SimulatorServer):
         """``GET /v1/operations/{id}``."""
         op = self._ops.get(request.match_info["op_id"])
         if op is None:
-            raise ApiError(404, "operation not found")
+            raise SimulatedError(404, "operation not found")
         return web.json_response(op.to_json(self.step_seconds))

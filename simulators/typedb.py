@@ -101,7 +101,7 @@ from typing import Any
 
 from aiohttp import web
 
-from simulators.base import ApiError, Handler, SimulatorServer
+from simulators.base import Handler, SimulatedError, SimulatorServer
 from simulators.typeql_subset import (
     Attribute,
     Data,
@@ -132,7 +132,7 @@ def limit_warning(limit: int) -> str:
     )
 
 
-class TypeDBError(ApiError):
+class TypeDBError(SimulatedError):
     """A handler error answered as TypeDB's ``{"code", "message"}``."""
 
     def __init__(self, status: int, code: str, message: str) -> None:

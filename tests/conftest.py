@@ -1,16 +1,24 @@
-"""Shared fixtures: a Console simulator on a real loopback port, its client, a bot."""
+"""Shared fixtures: a Console simulator on a real loopback port, its client, a bot.
+
+Shape variants: `console_sim` serves the documented/observed shapes unless the
+test selects variants through the `console_shapes` fixture, e.g.
+``@pytest.mark.parametrize("console_shapes", [("steps-named", "chains")])``;
+tests/clients/ runs every client test against each variant (its conftest
+parametrizes `console_shapes` and `v1_shapes` with `shape_params`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
 from bot.wiring import Bot, build_bot
 from clients.graphenedb import ConsoleClient
-from simulators.base import ManualClock
+from simulators.base import ManualClock, SimulatorServer
 from simulators.graphenedb import ConsoleSimulator
 from tests.support import ENVIRON, FAST_RETRY, SECRET, SECRET_ID, make_config
 
@@ -21,9 +29,32 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
+def shape_params(simulator: type[SimulatorServer]) -> list[Any]:
+    """The documented shapes, then each variant of `simulator` alone, as pytest params."""
+    return [pytest.param((), id="documented")] + [
+        pytest.param((name,), id=name) for name in simulator.SHAPES
+    ]
+
+
 @pytest.fixture
-async def console_sim(clock: ManualClock) -> AsyncIterator[ConsoleSimulator]:
-    sim = ConsoleSimulator(client_id=SECRET_ID, client_secret=SECRET, step_seconds=1.0)
+def console_shapes() -> tuple[str, ...]:
+    """Shape variants the Console simulator serves (none: the documented shapes)."""
+    return ()
+
+
+@pytest.fixture
+def v1_shapes() -> tuple[str, ...]:
+    """Shape variants the v1 simulator serves (none: the documented shapes)."""
+    return ()
+
+
+@pytest.fixture
+async def console_sim(
+    clock: ManualClock, console_shapes: tuple[str, ...]
+) -> AsyncIterator[ConsoleSimulator]:
+    sim = ConsoleSimulator(
+        client_id=SECRET_ID, client_secret=SECRET, step_seconds=1.0, shapes=console_shapes
+    )
     sim.clock = clock
     await sim.start()
     try:

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from clients.graphenedb import ConsoleClient, Operation
+from clients.graphenedb import Archive, ConsoleClient, Operation
 from commands.adapters.base import Catalog, ClientOptions
 from commands.context import Context
 from commands.plan import Plan
@@ -178,9 +178,11 @@ class ConsoleAdapter:
     async def import_archive(self, ctx: Context, plan: Plan) -> Reply:
         """Stream the archive to the import endpoint (multipart)."""
         assert ctx.services.open_file is not None
-        filename, chunks = ctx.services.open_file(ctx.invocation, plan.params["file"])
+        # Sent with a Content-Length: the archive is spooled to a temporary file (never to
+        # memory) so its size is known before the upload starts.
+        archive = await Archive.spool(*ctx.services.open_file(ctx.invocation, plan.params["file"]))
         started = await console_client(ctx, plan.provider).import_archive(
-            plan.params["database_id"], chunks, filename
+            plan.params["database_id"], archive
         )
         return started_reply(ctx, plan, f"Importing into {plan.params['database_name']}", started)
 

@@ -17,7 +17,7 @@ from commands.pipeline import refuse
 from commands.registry import verb
 from core.refs import ChannelRef, UserRef
 from core.reply import Reply, Table, error
-from permissions.policy import Target, is_protected
+from permissions.policy import Target, protection
 from permissions.roles import Role
 
 
@@ -43,15 +43,16 @@ async def access(ctx: Context, values: dict[str, Any]) -> Reply:
     policy = store.policy_for(channel)
     table = Table(columns=["Provider", "Environment", "Role", "Approvers", "Protected"])
     for b in policy.bindings:
-        target = Target(b.provider, b.environment, b.environment, False)
-        protected = is_protected(policy, target)
+        protected = protection(policy, Target.named(b.provider, b.environment))
         table.rows.append(
             [
                 b.provider,
                 b.environment,
                 b.role.label,
                 ", ".join(b.approvers) or "admins of this binding",
-                "yes" if protected else "if production",
+                protected.text
+                if protected.protected or protected.reason
+                else "if label production/prod or grantType red",
             ]
         )
     if not policy.bindings:

@@ -26,7 +26,7 @@ from commands.targets import (
 )
 from core.errors import UserError
 from core.reply import Reply, Table
-from permissions.policy import effective_binding, is_protected
+from permissions.policy import effective_binding, protection
 from permissions.roles import Role
 
 
@@ -62,7 +62,7 @@ async def envs(ctx: Context, plan: Plan) -> Reply:
                 scope.provider.name,
                 scope.environment.type or scope.provider.kind,
                 binding.role.label if binding else "-",
-                "yes" if is_protected(policy, target) else "no",
+                protection(policy, target).text,
             ]
         )
     return Reply(title="Environments", tables=[table])

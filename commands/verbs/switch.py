@@ -73,7 +73,7 @@ async def prepare_switch(ctx: Context, values: dict[str, Any]) -> Plan:
     plan.details = [("Connection URL", source.database.domain_name or "?")]
     plan.params["snapshot_first"] = wants_safety_snapshot(ctx, source.scope)
     plan.params["preflight_target"] = True
-    plan.params["production"] = bool(source.scope.environment.production)
+    plan.params["production"] = target_of(source.scope).production
     plan.params["environment_name"] = source.scope.environment.name
     return plan
 

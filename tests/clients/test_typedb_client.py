@@ -453,13 +453,7 @@ async def test_passwords_never_in_logs_errors_or_request_log(sim, clock, caplog)
 
 async def test_environment_adapter(tdb, sim):
     (env,) = await tdb.environments()
-    assert (env.id, env.name, env.label, env.type, env.production) == (
-        "typedb",
-        "typedb",
-        "typedb",
-        None,
-        False,
-    )
+    assert (env.id, env.name, env.label, env.type) == ("typedb", "typedb", "typedb", None)
     dbs = await tdb.databases(env.id)
     assert [(d.id, d.name, d.status.state) for d in dbs] == [
         ("social", "social", "available"),

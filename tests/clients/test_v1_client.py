@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import fields
 
 import pytest
 from pydantic import SecretStr
@@ -28,7 +27,7 @@ from clients.graphenedb_v1 import (
 )
 from clients.http import CallRecord
 from operations.follow import Backoff, StepEvent, follow
-from simulators.base import ManualClock, RecordedRequest
+from simulators.base import ManualClock
 from simulators.graphenedb_v1 import V1Simulator
 from tests.support import FAST_RETRY
 
@@ -36,8 +35,8 @@ API_KEY = "sentinel-v1-api-key-5d2b"
 
 
 @pytest.fixture
-async def v1_sim(clock: ManualClock) -> AsyncIterator[V1Simulator]:
-    sim = V1Simulator(api_key=API_KEY, step_seconds=1.0)
+async def v1_sim(clock: ManualClock, v1_shapes: tuple[str, ...]) -> AsyncIterator[V1Simulator]:
+    sim = V1Simulator(api_key=API_KEY, step_seconds=1.0, shapes=v1_shapes)
     sim.clock = clock
     await sim.start()
     try:
@@ -78,18 +77,14 @@ async def test_account_is_one_environment_named_after_the_provider(v1, v1_sim):
     envs = await v1.environments()
     assert len(envs) == 1
     env = envs[0]
-    assert (env.id, env.name, env.label, env.type, env.production) == (
-        "legacy",
-        "legacy",
-        "legacy",
-        None,
-        False,
-    )
+    assert (env.id, env.name, env.label, env.type) == ("legacy", "legacy", "legacy", None)
     assert v1_sim.requests == []  # no request needed
     dbs = await v1.databases(env.id)
     assert {d.name for d in dbs} == {"legacy-orders", "legacy-users", "legacy-sandbox"}
     orders = next(d for d in dbs if d.name == "legacy-orders")
-    assert orders.status.state == "running" and not orders.status.is_pending
+    stated = "v1-db-state" in v1_sim.shapes  # the seed's Database has no state
+    assert orders.status.state == ("running" if stated else "unknown")
+    assert not orders.status.is_pending
     assert orders.plan == "s1" and orders.plan_limits and orders.plan_limits.nodes
     assert str(orders.version) == "Neo4j 3.5.17 Enterprise"
     assert orders.domain_name and orders.domain_name.endswith(".graphenedb.example")
@@ -145,6 +140,13 @@ async def test_ids_are_quoted_into_one_path_segment(v1, v1_sim):
 
 async def test_create_operation_events_then_running(v1, v1_sim, clock):
     started = await v1.create_database("legacy-new", "v4416", "eu-west-2", "developer")
+    if "v1-create-201" in v1_sim.shapes:  # the new Database itself, nothing to follow
+        assert started.operation_id is None and started.database
+        assert started.database.name == "legacy-new"
+        return
+    if "v1-create-empty" in v1_sim.shapes:
+        assert started.operation_id is None and started.database is None
+        return
     assert started.operation_id
     op = await v1.operation(started.operation_id)
     assert op.current_state == "started" and not op.done
@@ -152,7 +154,9 @@ async def test_create_operation_events_then_running(v1, v1_sim, clock):
     assert op.steps[0].status == "running"
     assert op.description == "create database legacy-new"
     new = await _db(v1, "legacy-new")
-    assert new.id == op.database_id and new.status.state == "creating"
+    stated = "v1-db-state" in v1_sim.shapes  # the seed's Database has no state
+    assert new.id == op.database_id
+    assert new.status.state == ("creating" if stated else "unknown")
     clock.advance(1)
     op = await v1.operation(started.operation_id)
     assert [e.state for e in op.events] == ["allocating-instance", "creating-volume"]
@@ -161,8 +165,8 @@ async def test_create_operation_events_then_running(v1, v1_sim, clock):
     op = await v1.operation(started.operation_id)
     assert op.done and op.status == "finished" and op.error is None
     assert all(s.status == "finished" for s in op.steps)
-    assert isinstance(op.events[1].created_at, int)
-    assert (await v1.database(new.id)).status.state == "running"
+    assert op.events[1].created_at and op.events[1].created_at.endswith("Z")  # ISO-8601 UTC
+    assert (await v1.database(new.id)).status.state == ("running" if stated else "unknown")
     body = v1_sim.requests_to("POST", r"^/v1/databases$")[0].body
     assert body == {
         "name": "legacy-new",
@@ -222,7 +226,12 @@ async def test_operation_not_found(v1):
 
 @pytest.mark.parametrize(
     "body",
-    [{"operation": "op-1"}, {"operationId": "op-1"}, {"id": "op-1"}, {"operation": {"id": "op-1"}}],
+    [
+        {"operation": "op-1"},
+        {"operationId": "op-1"},
+        {"id": "op-1", "currentState": "started", "events": []},
+        {"operation": {"id": "op-1"}},
+    ],
 )
 async def test_every_operation_id_shape_is_accepted(v1, v1_sim, body):
     orders = await _db(v1, "legacy-orders")
@@ -235,6 +244,35 @@ async def test_a_synchronous_answer_has_no_operation(v1, v1_sim):
     v1_sim.faults.fail_next("PUT", r"/restart$", status=200, body={})
     assert (await v1.restart(orders.id)).operation_id is None
     assert Accepted.model_validate(None).operation_id is None
+
+
+NEW_DB = {
+    "id": "d" * 32,
+    "name": "fresh-db",
+    "createdAt": "2026-11-30T00:00:00Z",
+    "plan": {"type": "s1"},
+    "awsRegion": "eu-west-1",
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "rule", "operation", "database"),
+    [
+        (201, {"body": NEW_DB}, None, "fresh-db"),  # "201: New entities created via POST"
+        (202, {"body": {"operation": "op-1"}}, "op-1", None),  # observed
+        (200, {"body": {"operationId": "op-1"}}, "op-1", None),
+        (202, {"body": {"database": NEW_DB, "operationId": "op-1"}}, "op-1", "fresh-db"),
+        (202, {"text": ""}, None, None),  # an empty answer: neither
+        (204, {"text": ""}, None, None),
+    ],
+)
+async def test_create_returns_what_it_got(v1, v1_sim, status, rule, operation, database):
+    v1_sim.faults.fail_next("POST", r"^/v1/databases$", status=status, **rule)
+    accepted = await v1.create_database("fresh-db", "v3517", "eu-west-1", "s1")
+    assert accepted.operation_id == operation  # a database id is never an operation id
+    assert (accepted.database.name if accepted.database else None) == database
+    if accepted.database is not None:
+        assert accepted.database.status.state == "unknown"  # nothing invented
 
 
 async def test_follow_reports_every_event_until_finished(v1, clock):
@@ -282,7 +320,7 @@ async def test_follow_reports_a_failed_operation(v1, v1_sim, clock):
     )
     assert outcome.status == "failed"
     assert outcome.error == "operation failed at starting-database"
-    assert (await v1.database(orders.id)).status.state == "running"
+    assert v1_sim.find_database("legacy-orders").state == "running"  # back as it was
 
 
 # ---- backups, schedule, export, import -------------------------------------------------
@@ -455,7 +493,7 @@ async def test_api_key_never_in_logs_calls_or_request_log(v1, v1_sim, calls, cap
     assert API_KEY not in caplog.text
     assert API_KEY not in str(info.value) and API_KEY not in repr(info.value.args)
     assert API_KEY not in repr(v1_sim.requests)
-    assert "headers" not in {f.name for f in fields(RecordedRequest)}
+    assert all(r.headers["api_key"] == "[REDACTED]" for r in v1_sim.requests)
     assert API_KEY not in repr(v1) and API_KEY not in repr(vars(v1))
 
 
@@ -476,7 +514,8 @@ def test_database_model_is_tolerant_and_drops_url_credentials():
     )
     assert db.domain_name == "host.example" and db.plan == "p2"
     assert db.bolt_url == "bolt://host.example:24786" and db.url == "https://host.example/db/data/"
-    assert db.status.state == "running" and db.version is None and db.plugins == []
+    assert db.status.state == "unknown"  # v1 has no state: none is invented
+    assert db.version is None and db.plugins == []
     bare = V1Database.model_validate({"id": "d2", "name": "y", "status": "stopped"})
     assert bare.status.state == "stopped" and bare.domain_name is None
 

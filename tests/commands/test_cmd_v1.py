@@ -21,8 +21,8 @@ API_KEY = "sentinel-v1-api-key-51d0"
 
 
 @pytest.fixture
-async def v1_sim(clock: ManualClock) -> AsyncIterator[V1Simulator]:
-    sim = V1Simulator(api_key=API_KEY, step_seconds=1.0)
+async def v1_sim(clock: ManualClock, v1_shapes: tuple[str, ...]) -> AsyncIterator[V1Simulator]:
+    sim = V1Simulator(api_key=API_KEY, step_seconds=1.0, shapes=v1_shapes)
     sim.clock = clock
     await sim.start()
     try:
@@ -68,6 +68,23 @@ async def run(bot: Bot, line: str, channel: str = "C0DEV", user: str = "U0ALICE"
 
 def approve(reply: Reply) -> str:
     return next(a.command for a in reply.actions if a.action_id == "approval.approve")
+
+
+@pytest.mark.parametrize(
+    "v1_shapes", [(), ("v1-create-201",), ("v1-create-empty",)], ids=["202", "201", "empty"]
+)
+async def test_create_follows_an_operation_id_never_a_database_id(both, v1_sim, v1_shapes):
+    reply = await run(both, "create legacy-new plan=s1 version=v4416 env=legacy region=eu-west-1")
+    assert reply.status == "ok", reply.text
+    new = v1_sim.find_database("legacy-new")
+    if not v1_shapes:  # observed: {"operation": id}
+        (ref,) = reply.operations
+        assert ref.operation_id != new.id and ref.operation_id in v1_sim._ops
+        return
+    assert reply.operations == []  # nothing to follow: no GET /v1/operations/<database id>
+    if v1_shapes == ("v1-create-201",):
+        assert dict(reply.fields)["New database"] == f"legacy-new ({new.id})"
+    assert v1_sim.requests_to("GET", r"^/v1/operations/") == []
 
 
 async def test_list_shows_both_providers_labelled(both):

@@ -40,6 +40,8 @@ STEPS = [
     "m003_watches",
     "m004_incident_flags",
     "m005_schedules",
+    "m006_tracked_last_seen",
+    "m007_watch_failures",
 ]
 
 

@@ -27,9 +27,11 @@ def env_id(sim: ConsoleSimulator, label: str) -> str:
 
 
 async def op_of(api: httpx.AsyncClient, dbid: str, opid: str) -> dict[str, Any]:
+    """The operation by id (observed shape), with type and steps from the collection."""
     r = await api.get(f"{DB}/{dbid}/operations/{opid}")
     assert r.status_code == 200, r.text
-    return r.json()
+    listed = (await api.get(f"{DB}/{dbid}/operations")).json()
+    return {**next(o for o in listed if o["id"] == opid), **r.json()}
 
 
 async def state(api: httpx.AsyncClient, dbid: str) -> str:
@@ -111,11 +113,12 @@ async def test_expire_tokens(sim: ConsoleSimulator, api: httpx.AsyncClient) -> N
 
 async def test_seed_curl_sequence(api: httpx.AsyncClient) -> None:
     envs = (await api.get("/deployments/environments")).json()
-    assert {(e["label"], e["type"]) for e in envs} == {
-        ("production", "production"),
-        ("staging", "development"),
-        ("development", "development"),
+    assert {(e["label"], e["grantType"]) for e in envs} == {
+        ("production", "red"),
+        ("staging", "amber"),
+        ("development", "green"),
     }
+    assert all("type" not in e and "name" not in e for e in envs)  # label, not name
     prod = next(e for e in envs if e["label"] == "production")
     assert prod["organizationId"] == "org-demo" and prod["vpcPeers"] == []
     assert prod["stoppedAt"] is None and prod["createdAt"].endswith(" GMT")
@@ -201,17 +204,17 @@ async def test_create_advances_through_steps(
     assert op["operationType"] == "create" and op["status"] == "started"
     assert op["durationInSeconds"] is None and op["nextOperationId"] is None
     assert isinstance(op["startedAt"], int)
-    names = [s["name"] for s in op["steps"]]
-    assert names == ["allocating-resources", "creating-volume", "starting-database", "health-check"]
-    assert [s["status"] for s in op["steps"]] == ["running", "pending", "pending", "pending"]
+    assert [s["state"] for s in op["steps"]] == ["allocating-resources"]  # events reached
+    assert set(op["steps"][0]) == {"state", "createdAt"}
     clock.advance(2.5)
     op = await op_of(api, db["id"], opid)
-    assert [s["status"] for s in op["steps"]] == ["finished", "finished", "running", "pending"]
+    names = [s["state"] for s in op["steps"]]
+    assert names == ["allocating-resources", "creating-volume", "starting-database"]
     assert await state(api, db["id"]) == "creating"
     clock.advance(1.5)
     op = await op_of(api, db["id"], opid)
     assert op["status"] == "finished" and op["durationInSeconds"] == 4
-    assert all(s["status"] == "finished" for s in op["steps"])
+    assert [s["state"] for s in op["steps"]][-1] == "health-check"
     status = (await api.get(f"{DB}/{db['id']}/status")).json()
     assert status["state"] == "running" and status["isPending"] is False
     ops = (await api.get(f"{DB}/{db['id']}/operations")).json()
@@ -335,15 +338,15 @@ async def test_clone_chain(
     new, opid = r.json()["database"], r.json()["operationId"]
     assert new["status"]["state"] == "creating" and new["environmentId"] == staging
     op = await op_of(api, src, opid)
-    assert op["operationType"] == "clone" and op["databaseId"] == src
-    assert [s["name"] for s in op["steps"]] == ["creating-snapshot", "copy-snapshot"]
+    assert op["operationType"] == "clone" and "databaseId" not in op
+    assert [s["state"] for s in op["steps"]] == ["creating-snapshot"]
     assert (await api.post(f"{DB}/{new['id']}/pause")).status_code == 409
     clock.advance(2)
     op = await op_of(api, src, opid)
     assert op["status"] == "finished" and op["nextOperationId"]
     nxt = await op_of(api, src, op["nextOperationId"])
     assert nxt["operationType"] == "provision-clone" and nxt["status"] == "started"
-    assert [s["name"] for s in nxt["steps"]] == ["creating-volume", "starting-database"]
+    assert [s["state"] for s in nxt["steps"]] == ["creating-volume"]
     assert await state(api, new["id"]) == "creating"
     clock.advance(2)
     nxt = await op_of(api, src, op["nextOperationId"])
@@ -467,8 +470,7 @@ async def test_import(sim: ConsoleSimulator, api: httpx.AsyncClient, clock: Manu
         files={"file": ("dump.tar.gz", payload)},
         data={"note": "x"},
     )
-    assert r.status_code == 202
-    assert r.json()["receivedBytes"] == len(payload)
+    assert r.status_code == 202 and set(r.json()) == {"operationId"}
     assert await state(api, dbid) == "importing"
     rec = sim.requests_to("POST", "/import$")[-1]
     assert rec.body == f"<multipart {len(payload)} bytes>"
@@ -481,6 +483,24 @@ async def test_import(sim: ConsoleSimulator, api: httpx.AsyncClient, clock: Manu
     )
     r = await api.post(f"{DB}/{dbid}/import", json={"file": "x"})
     assert r.status_code == 400
+
+
+async def test_import_without_a_length_is_refused(sim, api: httpx.AsyncClient) -> None:
+    async def chunked():  # type: ignore[no-untyped-def]
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="x"\r\n\r\n'
+        yield b"abc\r\n--b--\r\n"
+
+    dbid = db_id(sim, "sandbox-db")
+    r = await api.post(
+        f"{DB}/{dbid}/import",
+        content=chunked(),
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert (r.status_code, r.json()["error"]) == (
+        400,
+        "a Content-Length is required for the upload",
+    )
+    assert sim.requests_to("POST", "/import$")[-1].headers["transfer-encoding"] == "chunked"
 
 
 # ---- operation failures ----------------------------------------------------------------
@@ -497,8 +517,8 @@ async def test_fail_next_operation(
     assert (await op_of(api, dbid, opid))["status"] == "started"
     clock.advance(1)
     op = await op_of(api, dbid, opid)
-    assert op["status"] == "failed" and "stopping-database" in op["error"]
-    assert [s["status"] for s in op["steps"]] == ["finished", "failed", "pending"]
+    assert op["status"] == "failed" and "error" not in op  # no document has an error text
+    assert [s["state"] for s in op["steps"]] == ["creating-snapshot", "stopping-database"]
     assert op["durationInSeconds"] == 2
     status = (await api.get(f"{DB}/{dbid}/status")).json()
     assert status["state"] == "running" and status["isPending"] is False
@@ -523,7 +543,7 @@ async def test_failed_clone_removes_new_database(
     first = await op_of(api, src, opid)
     assert first["status"] == "finished"
     second = await op_of(api, src, first["nextOperationId"])
-    assert second["status"] == "failed" and second["steps"][-1]["status"] == "failed"
+    assert second["status"] == "failed" and second["steps"][-1]["state"] == "starting-database"
     assert (await api.get(f"{DB}/{new_id}")).status_code == 404
     assert await state(api, src) == "running"
 
