@@ -25,7 +25,12 @@ def humanize(text: str, names: Mapping[str, str]) -> str:
         sigil, ident, label = match.groups()
         return show("#" if sigil == "#" else "@", ident, label)
 
-    text = refs.render(text, lambda r: show("#" if r.kind == "channel" else "@", r.id))
+    def ref(r: refs.Ref) -> str:
+        if isinstance(r, refs.ThreadRef):
+            return show("#", r.channel) + " (thread)"
+        return show("#" if r.kind == "channel" else "@", r.id)
+
+    text = refs.render(text, ref)
     return _LINK.sub(r"\2", _MENTION.sub(replace, text))
 
 

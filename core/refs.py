@@ -33,8 +33,9 @@ _ID = {
     "user": re.compile(r"[UW][A-Z0-9]{1,20}"),
     "channel": re.compile(r"[CGD][A-Z0-9]{1,20}"),
     "group": re.compile(r"S[A-Z0-9]{1,20}"),
+    "thread": re.compile(r"[CGD][A-Z0-9]{1,20}/[0-9]{1,12}\.[0-9]{1,8}"),
 }
-_MARKER = re.compile(OPEN + r"(user|channel|group):([A-Z0-9]{1,21})" + CLOSE)
+_MARKER = re.compile(OPEN + r"(user|channel|group|thread):([A-Z0-9/.]{1,43})" + CLOSE)
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Ref:
     def __str__(self) -> str:
         # An id that is not Slack-shaped (a shell user name) stays plain text, never a marker.
         if not self.valid:
-            return ("#" if self.kind == "channel" else "@") + strip_markers(self.id)
+            return ("#" if self.kind in ("channel", "thread") else "@") + strip_markers(self.id)
         return f"{OPEN}{self.kind}:{self.id}{CLOSE}"
 
 
@@ -77,7 +78,35 @@ class GroupRef(Ref):
     kind: ClassVar[str] = "group"
 
 
-_KINDS: dict[str, type[Ref]] = {"user": UserRef, "channel": ChannelRef, "group": GroupRef}
+@dataclass(frozen=True)
+class ThreadRef(Ref):
+    """A message thread: `<channel id>/<ts of its root message>` (a link where the
+    transport has one: Slack's permalink form `https://slack.com/archives/C…/p…`)."""
+
+    kind: ClassVar[str] = "thread"
+
+    @classmethod
+    def of(cls, channel: str, ts: str) -> ThreadRef:
+        """The thread rooted at message `ts` in `channel`."""
+        return cls(f"{channel}/{ts}")
+
+    @property
+    def channel(self) -> str:
+        """The channel id the thread is in."""
+        return self.id.partition("/")[0]
+
+    @property
+    def ts(self) -> str:
+        """The ts of the thread's root message."""
+        return self.id.partition("/")[2]
+
+
+_KINDS: dict[str, type[Ref]] = {
+    "user": UserRef,
+    "channel": ChannelRef,
+    "group": GroupRef,
+    "thread": ThreadRef,
+}
 
 
 def person(ident: str) -> Ref:
@@ -105,8 +134,16 @@ def render(text: str, ref: Callable[[Ref], str], escape: Callable[[str], str] = 
 
 
 def plain(text: str) -> str:
-    """References as `@U123`, `#C123`, `@S123`: for logs, audit rows and plain text."""
-    return render(text, lambda r: ("#" if r.kind == "channel" else "@") + r.id)
+    """References as `@U123`, `#C123`, `@S123`, `#C123 (thread 1700000000.000100)`: for
+    logs, audit rows and plain text."""
+    return render(text, plain_ref)
+
+
+def plain_ref(ref: Ref) -> str:
+    """One reference as plain text (see `plain`)."""
+    if isinstance(ref, ThreadRef):
+        return f"#{ref.channel} (thread {ref.ts})"
+    return ("#" if ref.kind == "channel" else "@") + ref.id
 
 
 def strip_markers(text: str) -> str:

@@ -35,7 +35,7 @@ import sqlite_utils
 
 from clients.errors import ApiError
 from core.provider import Provider
-from core.refs import ChannelRef, UserRef
+from core.refs import ChannelRef, ThreadRef, UserRef
 from core.reply import OperationRef, Reply
 from operations.follow import Backoff, FollowLimits, failed_polls, last_seen, past_deadline
 from operations.loop import BackgroundLoop
@@ -65,7 +65,7 @@ def thread_link(channel: str, thread_ts: str | None) -> str:
     """A link to a Slack thread (or the channel when there is no thread)."""
     if not thread_ts:
         return str(ChannelRef(channel))
-    return f"<https://slack.com/archives/{channel}/p{thread_ts.replace('.', '')}|thread>"
+    return str(ThreadRef.of(channel, thread_ts))
 
 
 def _duration(seconds: float) -> str:

@@ -115,7 +115,10 @@ def escape(text: str) -> str:
 
 
 def mention(ref: refs.Ref) -> str:
-    """A reference as a Slack mention: `<@U…>`, `<#C…>`, `<!subteam^S…>`."""
+    """A reference as a Slack mention (`<@U…>`, `<#C…>`, `<!subteam^S…>`), or a thread as a
+    link to its root message (`<https://slack.com/archives/C…/p…|thread>`)."""
+    if isinstance(ref, refs.ThreadRef):
+        return f"<https://slack.com/archives/{ref.channel}/p{ref.ts.replace('.', '')}|thread>"
     return {"user": "<@{}>", "channel": "<#{}>", "group": "<!subteam^{}>"}[ref.kind].format(ref.id)
 
 

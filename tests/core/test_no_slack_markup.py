@@ -17,7 +17,7 @@ ROOT = Path(__file__).parents[2]
 ROOMS = ["core", "commands", "operations", "permissions", "clients", "simulators"]
 # The Slack stand-in is Slack itself: it writes mentions the way Slack sends them.
 SLACK_ITSELF = {"simulators/slack.py"}
-MARKUP = ("<@", "<#", "<!")
+MARKUP = ("<@", "<#", "<!", "<http")
 
 
 def _docstrings(tree: ast.AST) -> set[int]:

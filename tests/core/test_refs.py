@@ -35,3 +35,12 @@ def test_ids_that_are_not_slack_ids_stay_plain_text(bad):
 def test_person_picks_group_or_user():
     assert person("S1") == GroupRef("S1")
     assert person("U1") == UserRef("U1")
+
+
+def test_a_thread_is_a_reference_too():
+    from core.refs import ThreadRef
+
+    thread = ThreadRef.of("C0DEV", "1700000000.000100")
+    assert (thread.channel, thread.ts) == ("C0DEV", "1700000000.000100")
+    assert plain(f"see {thread}") == "see #C0DEV (thread 1700000000.000100)"
+    assert list(segments(str(thread))) == [thread]

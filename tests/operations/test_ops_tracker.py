@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.invocation import Invocation
+from core.refs import plain
 from operations.follow import Backoff
 from operations.tracker import Tracker, TrackerSettings
 from tests.support import RecordingNotifier
@@ -113,7 +114,7 @@ async def test_failure_is_reported_and_announced(bot, clock, console_sim):
     final = next(r for c, t, r in notifier.posts if c == "C0DEV" and r.title)
     assert final.status == "error" and "failed at step starting-database" in final.text
     (incident,) = [r for c, _, r in notifier.posts if c == "C0INCIDENT"]
-    assert incident.status == "error" and "archives/C0DEV/p10" in incident.text
+    assert incident.status == "error" and "(thread 1.0)" in plain(incident.text)
 
 
 async def test_executed_terminate_is_announced(bot, clock):

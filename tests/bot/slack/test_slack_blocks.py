@@ -185,3 +185,13 @@ def test_a_long_value_split_across_sections_stays_code_in_every_piece() -> None:
         assert len(piece) <= 3000
         assert (piece.count("`") - 3 * piece.count("```")) % 2 == 0, piece[:40]
         assert not piece.endswith("&") and "&amp" not in piece[-4:]
+
+
+def test_a_thread_reference_is_a_link_to_its_root_message():
+    from bot.slack.blocks import mrkdwn
+    from core.refs import ThreadRef
+
+    text = mrkdwn(f"failed, see {ThreadRef.of('C0DEV', '1700000000.000100')} <x>")
+    assert (
+        text == "failed, see <https://slack.com/archives/C0DEV/p1700000000000100|thread> &lt;x&gt;"
+    )
