@@ -85,7 +85,7 @@ async def approval_lines(rt: SlackRuntime, user: str) -> list[str]:
             continue
         policy = services.permissions.policy_for(approval.channel)
         candidates = [a for b in policy.bindings for a in b.approvers if a.startswith("S")]
-        groups = await rt.groups.of(user, candidates) if candidates else frozenset()
+        groups, _ = await rt.groups.of(user, candidates) if candidates else (frozenset(), None)
         target = Target(
             approval.provider,
             approval.environment_id,
