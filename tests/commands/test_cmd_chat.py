@@ -9,7 +9,6 @@ import pytest
 from core.invocation import Invocation, Workspace
 from core.refs import plain
 from core.reply import Reply
-from permissions.roles import Role
 
 ALICE, BOB, CAROL, ADMIN = "U0ALICE", "U0BOB", "U0CAROL", "U0ADMIN"
 HOME = Workspace("T0HOME")
