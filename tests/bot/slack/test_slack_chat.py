@@ -163,10 +163,11 @@ async def test_a_cold_group_cache_and_a_slow_slack_delay_neither_the_ack_nor_the
 async def test_restart_without_a_database_offers_only_what_this_person_may_restart(
     harness: SlackHarness, console_sim: ConsoleSimulator
 ) -> None:
+    harness.rt.bot.services.permissions.grant("C0DEV", "console", "production", _viewer())
     answer = await _ask(harness, "restart")
     assert answer.body["response_type"] == "ephemeral"
     labels = set(_options(_menu(answer)))
-    # #dev-db: admin on development, operator on staging; viewer nowhere else
+    # #dev-db: admin on development, operator on staging, viewer on production
     assert labels == {
         "sandbox-db (development/console)",
         "orders-db (staging/console)",
