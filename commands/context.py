@@ -6,7 +6,7 @@ and is what every verb function receives.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -55,6 +55,18 @@ class FileSource(Protocol):
 DryRunProviders = Callable[[RecordingTransport], dict[str, Provider]]
 
 
+class Memberships(Protocol):
+    """Which of `groups` (user-group ids, `S…`) `user` belongs to: (member of, not known in
+    time). bot/ gives the Slack transport's cache (bot/slack/groups.py); without one
+    (the shell) nobody is a member of any group."""
+
+    def __call__(
+        self, user: str, groups: Iterable[str]
+    ) -> Awaitable[tuple[frozenset[str], frozenset[str]]]:
+        """(groups `user` is in, groups whose members could not be known in time)."""
+        ...
+
+
 @dataclass
 class Services:
     """Everything the command layer needs, built once by bot/wiring.py.
@@ -81,6 +93,8 @@ class Services:
     watches: WatchStore | None = None
     schedules: ScheduleStore | None = None
     transactions: Transactions = field(default_factory=Transactions)
+    # Who is in which user group, for invocations no transport filled in (schedules).
+    memberships: Memberships | None = None
 
 
 @dataclass

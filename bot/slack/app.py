@@ -62,6 +62,8 @@ def build_app(
     )
     for module in (commands, actions, views, home, secret_prompt, messages):
         module.register(app, rt)
+    # Scheduled runs learn their owner's user groups from the same cache.
+    bot.services.memberships = lambda user, groups: rt.groups.of(user, groups)
 
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
         kind = body.get("type") or ("slash_command" if "command" in body else "unknown")

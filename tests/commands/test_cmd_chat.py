@@ -197,3 +197,31 @@ async def test_free_text_is_not_asked(bot) -> None:  # type: ignore[no-untyped-d
 async def test_a_dry_run_without_its_argument_shows_the_usage(bot, line: str) -> None:  # type: ignore[no-untyped-def]
     reply = await run(bot, line)
     assert reply.status == "error" and reply.choice is None
+
+
+async def test_a_scheduled_run_counts_its_owners_user_groups(bot, console_sim) -> None:  # type: ignore[no-untyped-def]
+    from commands.scheduled import PipelineRunner
+    from operations.schedules import ScheduleStore
+
+    store = bot.services.permissions
+    store.set_users("C0ONCALL", "console", "production", ["S0DBA"])
+    made = await run(
+        bot,
+        "schedule snapshot orders-db daily 02:00 env=production",
+        user=CAROL,
+        channel="C0ONCALL",
+        user_groups=frozenset({"S0DBA"}),
+    )
+    assert made.status == "ok", made.text
+    schedule = ScheduleStore(bot.db).get(1)
+    runner = PipelineRunner(bot.pipeline)
+    without = await runner.run_schedule(schedule)  # no way to know her groups: fallback
+    assert without.status == "denied" and "its fallback role" in plain(without.text)
+
+    async def memberships(user: str, groups):  # type: ignore[no-untyped-def]
+        return frozenset({"S0DBA"}) & set(groups) if user == CAROL else frozenset(), frozenset()
+
+    bot.services.memberships = memberships
+    ran = await runner.run_schedule(schedule)
+    assert ran.status == "ok", ran.text
+    assert console_sim.requests_to("POST", r".*/snapshots/manual$")
