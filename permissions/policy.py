@@ -179,13 +179,23 @@ def resolve_for(
     mine: list[Binding] = []
     withheld: list[Binding] = []
     for binding in granted:
+        if not binding.users:  # the whole channel holds it: nothing to resolve
+            mine.append(binding)
+            continue
         role, rule = role_for(binding, user, groups, unresolved)
         if role is None:
             withheld.append(dataclasses.replace(binding, rule=rule))
         else:
             mine.append(dataclasses.replace(binding, role=role, rule=rule))
-    return dataclasses.replace(
-        policy, bindings=tuple(mine), withheld=tuple(withheld), person=user, granted=granted
+    return ChannelPolicy(
+        channel=policy.channel,
+        bindings=tuple(mine),
+        protection_overrides=policy.protection_overrides,
+        admins=policy.admins,
+        person=user,
+        withheld=tuple(withheld),
+        allowed_teams=policy.allowed_teams,
+        granted=granted,
     )
 
 

@@ -387,6 +387,10 @@ def _key_label(key: str) -> str:
     return f"{UserRef(key)} (personal)" if is_person(key) else str(ChannelRef(key))
 
 
+def _ids(text: str | None) -> tuple[str, ...]:
+    return () if not text or text == "[]" else tuple(json.loads(text))
+
+
 def _row_to_binding(row: dict) -> Binding:
     fallback = row.get("fallback", Role.VIEWER)
     return Binding(
@@ -394,9 +398,9 @@ def _row_to_binding(row: dict) -> Binding:
         provider=row["provider"],
         environment=row["environment"],
         role=Role(row["role"]),
-        approvers=tuple(json.loads(row["approvers"] or "[]")),
+        approvers=_ids(row["approvers"]),
         granted_by=row["granted_by"],
         granted_at=row["granted_at"],
-        users=tuple(json.loads(row.get("users") or "[]")),
+        users=_ids(row.get("users")),
         fallback=Role(fallback) if fallback else None,
     )
