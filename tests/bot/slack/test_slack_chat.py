@@ -431,6 +431,9 @@ async def test_a_person_of_another_workspace_can_neither_open_the_dialog_nor_app
         message_ts=str(approval.message_ts),
     )
     await wait_private(standin, PARTNER, contains="T0PARTNER")
+    # nor the dialog that asks for a secret (a TypeDB password)
+    await harness.slack.click("secret.open", "user passwd erin", user=PARTNER, channel="C0ONCALL")
+    await wait_private(standin, PARTNER, count=2, contains="T0PARTNER")
     assert standin.calls_to("views.open") == []  # no dialog at all
     # the typed-name dialog's submission, forged with the right name
     view = {
