@@ -86,7 +86,8 @@ Source = Callable[[Context, Verb, ParsedCommand, Role], Awaitable[list[Value]]]
 
 def prompt(verb: Verb, argument: str) -> str:
     """`Which database to restart?`"""
-    head = PROMPTS.get(argument, f"Which {option_name(argument)}")
+    kind = SAME_AS.get((verb.name, argument), argument)
+    head = PROMPTS.get(kind, f"Which {option_name(argument)}")
     return f"{head} to {verb.name}?"
 
 
@@ -206,7 +207,8 @@ async def options_for(
     if source is None:
         return None
     slash = ctx.services.slash_command
-    values = await source(ctx, verb, parsed, role)
+    typed = set(parsed.args)  # `switch orders-db to ...`: not orders-db again
+    values = [v for v in await source(ctx, verb, parsed, role) if v.value not in typed]
     return [
         Option(label=v.label, value=v.value, command=command_line(slash, parsed, missing, v))
         for v in values[:MAX_OPTIONS]
