@@ -25,11 +25,15 @@ from permissions.audit import AuditLog
 from permissions.store import PermissionStore
 
 
-class RoleTooLow(UserError):
-    """The target exists, but where the channel's role is too low for the command.
+class Refused(UserError):
+    """A command the rules refuse, found while preparing it (not a mistake in it).
 
-    The pipeline answers it as a denial (audited), not as an error.
+    The pipeline answers it as a denial (audited, `pipeline.refuse`), not as an error.
     """
+
+
+class RoleTooLow(Refused):
+    """The target exists, but where the channel's role is too low for the command."""
 
 
 class FileSource(Protocol):
