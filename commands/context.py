@@ -44,6 +44,28 @@ class FileSource(Protocol):
         ...
 
 
+class Membership(Protocol):
+    """Who is in a channel, as the transport knows it (a port: commands/ knows no Slack).
+
+    Slack answers with conversations.members (bot/slack/membership.py); the shell
+    knows no channel's members (`CurrentChannelOnly`). Used where a channel's
+    settings are shown outside it (`access channel=`, `approvers`).
+    """
+
+    async def is_member(self, user: str, channel: str) -> bool:
+        """Whether `user` is a member of `channel`; False when it cannot be known."""
+        ...
+
+
+class CurrentChannelOnly:
+    """The membership of a transport without a directory (the shell, tests): nobody is
+    known to be in another channel, so only the channel a command is typed in counts."""
+
+    async def is_member(self, user: str, channel: str) -> bool:
+        """Always False: membership of other channels is unknown here."""
+        return False
+
+
 DryRunProviders = Callable[[RecordingTransport], dict[str, Provider]]
 
 
@@ -73,6 +95,8 @@ class Services:
     watches: WatchStore | None = None
     schedules: ScheduleStore | None = None
     transactions: Transactions = field(default_factory=Transactions)
+    # Channel membership from the transport (Slack sets its own; see `Membership`).
+    membership: Membership = field(default_factory=CurrentChannelOnly)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from bot.slack.delivery import Delivery
 from bot.slack.directory import Directory
 from bot.slack.edge import Origin
 from bot.slack.groups import UserGroups
+from bot.slack.membership import ChannelMembers
 from bot.slack.metrics import Metrics
 from bot.slack.notifier import SlackNotifier
 from bot.slack.pages import PageStore
@@ -132,6 +133,7 @@ class SlackRuntime:
     signing_secret: str = ""
     groups: UserGroups = field(init=False)
     directory: Directory = field(init=False)
+    membership: ChannelMembers = field(init=False)
     notifier: SlackNotifier = field(init=False)
     delivery: Delivery = field(init=False)
     socket_mode: SocketModeStatus | None = None
@@ -141,6 +143,9 @@ class SlackRuntime:
     def __post_init__(self) -> None:
         self.groups = UserGroups(self.client)
         self.directory = Directory(self.client)
+        # `access channel=` and `approvers` ask Slack who is in the channel they show.
+        self.membership = ChannelMembers(self.client)
+        self.bot.services.membership = self.membership
         self.notifier = SlackNotifier(
             self.client, pages=self.pages, directory=self.directory, page_rows=self.page_rows
         )

@@ -15,20 +15,40 @@ from commands.context import Context
 from commands.options import ChannelOption, NoOptions
 from commands.pipeline import refuse
 from commands.registry import verb
-from core.refs import ChannelRef, UserRef
+from core.refs import ChannelRef, UserRef, person
 from core.reply import Reply, Table, error
 from permissions.policy import Target, is_protected
 from permissions.roles import Role
 
+CLEAR = "none"  # `approvers ... users=none` clears the approvers of a binding
+
 
 class ApproversOptions(ChannelOption):
-    """`approvers`: `users=` a comma-separated list of user or group ids (`none` clears)."""
+    """`approvers`: `users=` a comma-separated list of user or group ids; `users=none`
+    clears them; without `users=`, the approvers are shown."""
 
-    users: str = ""
+    users: str | None = None
 
 
 def _channel(ctx: Context, values: dict[str, Any]) -> str:
     return str(values.get("channel") or ctx.invocation.channel)
+
+
+async def refuse_unless_visible(ctx: Context, verb_name: str, channel: str) -> Reply | None:
+    """A refusal unless the requester may see `channel`'s bindings and approvers: in that
+    channel itself, a bot admin, or a member of it (`Services.membership`: the transport's
+    answer, e.g. Slack's conversations.members). None when they may."""
+    user = ctx.invocation.user
+    if channel == ctx.invocation.channel or user in ctx.services.permissions.admins:
+        return None
+    if await ctx.services.membership.is_member(user, channel):
+        return None
+    return refuse(
+        ctx,
+        verb_name,
+        f"the bindings and approvers of {ChannelRef(channel)} are shown only in it, to its "
+        "members, and to bot admins; ask there, or ask a bot admin (listed in `access`)",
+    )
 
 
 @verb("access", options=ChannelOption, example="access", group="Access")
@@ -36,10 +56,15 @@ async def access(ctx: Context, values: dict[str, Any]) -> Reply:
     """What this channel may do, and why
 
     One row per binding of the channel (or `channel=`): provider, environment,
-    role, approvers, protection; and the bot admins. Anyone may ask. Ephemeral.
+    role, approvers, protection; and the bot admins. Anyone may ask about the
+    channel they are in; another channel is shown only to its members and to bot
+    admins (`refuse_unless_visible`). Ephemeral.
     """
     store = ctx.services.permissions
     channel = _channel(ctx, values)
+    refusal = await refuse_unless_visible(ctx, "access", channel)
+    if refusal is not None:
+        return refusal
     policy = store.policy_for(channel)
     table = Table(columns=["Provider", "Environment", "Role", "Approvers", "Protected"])
     for b in policy.bindings:
@@ -157,11 +182,48 @@ async def protect(ctx: Context, values: dict[str, Any]) -> Reply:
     group="Access",
 )
 async def approvers(ctx: Context, values: dict[str, Any]) -> Reply:
-    """Set who approves a binding's destructive commands (users=none clears)
+    """Show who approves a binding's destructive commands; with users=, set them
+    (bot admins; users=none clears)
 
-    Users (`U…`) or user groups (`S…`); with none, the admins of the binding approve.
+    Without `users=` it only shows them (to whoever may see the channel's
+    access). `users=U…,S…` sets users (`U…`) or user groups (`S…`);
+    `users=none` clears them, and then the admins of the binding approve.
     """
+    if values.get("users") is None:
+        return await _show_approvers(ctx, values)
     return _change(ctx, "approvers", values, _approvers)
+
+
+async def _show_approvers(ctx: Context, values: dict[str, Any]) -> Reply:
+    channel = _channel(ctx, values)
+    refusal = await refuse_unless_visible(ctx, "approvers", channel)
+    if refusal is not None:
+        return refusal
+    provider, environment = values["provider"], values["environment"]
+    binding = next(
+        (
+            b
+            for b in ctx.services.permissions.bindings(channel)
+            if b.provider == provider and b.environment == environment
+        ),
+        None,
+    )
+    where = f"{environment} ({provider}) in {ChannelRef(channel)}"
+    if binding is None:
+        return error(f"{ChannelRef(channel)} has no binding for {environment} ({provider}).")
+    who = ", ".join(str(person(a)) for a in binding.approvers) or (
+        "none set: the members of an admin-bound channel and the bot admins approve"
+    )
+    slash = ctx.services.slash_command
+    return Reply(
+        status="info",
+        title=f"Approvers of {where}",
+        text=(
+            f"{who}.\nTo change them (bot admins): `{slash} approvers {provider} {environment} "
+            f"users=U…,S…`; `users={CLEAR}` clears them."
+        ),
+        visibility="ephemeral",
+    )
 
 
 @verb(
@@ -220,7 +282,14 @@ def _protect(ctx: Context, v: dict[str, Any]) -> str:
 
 
 def _approvers(ctx: Context, v: dict[str, Any]) -> str:
-    users = [u for u in v["users"].replace(" ", ",").split(",") if u and u != "none"]
+    words = [u for u in v["users"].replace(" ", ",").split(",") if u]
+    if not words:
+        raise ValueError(
+            f"users= needs user or group ids (users=U0LEAD,S0DBTEAM), or users={CLEAR} to clear"
+        )
+    if CLEAR in (w.lower() for w in words) and len(words) > 1:
+        raise ValueError(f"users={CLEAR} clears the approvers; it cannot be given with ids")
+    users = [u for u in words if u.lower() != CLEAR]
     binding = ctx.services.permissions.set_approvers(
         _channel(ctx, v), v["provider"], v["environment"], users
     )

@@ -183,3 +183,101 @@ async def test_env_settles_an_ambiguous_name(bot, console_sim):
     assert "staging/console" in viewed.text and "viewer" in viewed.text
     assert "needs operator" in viewed.text
     assert len(console_sim.mutating_requests()) == 1
+
+
+# -- case 6: another channel's bindings and approvers only for its members and bot admins --
+
+ONCALL, DEV, ADMIN = "C0ONCALL", "C0DEV", "U0ADMIN"
+
+
+class Members:
+    """A transport's membership answer (the `Membership` port), as a test sets it."""
+
+    def __init__(self, members: dict[str, set[str]]) -> None:
+        self.members = members
+        self.asked: list[tuple[str, str]] = []
+
+    async def is_member(self, user: str, channel: str) -> bool:
+        self.asked.append((user, channel))
+        return user in self.members.get(channel, set())
+
+
+def shows_oncall(reply: Reply) -> bool:
+    rows = [" ".join(row) for table in reply.tables for row in table.rows]
+    return any("production" in row and "U0BOB" in row for row in rows)
+
+
+async def test_another_channels_access_is_refused_to_a_non_member(bot):
+    reply = await run(bot, f"access channel={ONCALL}", channel=DEV)
+    assert reply.status == "denied", reply.text
+    assert not shows_oncall(reply) and "U0BOB" not in reply.text
+    assert "members" in reply.text and "bot admin" in reply.text
+    assert len(denial_rows(bot)) == 1  # audited like any refusal
+    shown = await run(bot, f"access channel={ONCALL}", channel=DEV, user=ADMIN)
+    assert shown.status == "info" and shows_oncall(shown)
+    here = await run(bot, "access", channel=ONCALL)
+    assert here.status == "info" and shows_oncall(here)
+    same = await run(bot, f"access channel={ONCALL}", channel=ONCALL)
+    assert same.status == "info" and shows_oncall(same)
+
+
+async def test_a_member_of_the_other_channel_may_see_it(bot):
+    bot.services.membership = Members({ONCALL: {BOB}})
+    member = await run(bot, f"access channel={ONCALL}", channel=DEV, user=BOB)
+    assert member.status == "info" and shows_oncall(member)
+    stranger = await run(bot, f"access channel={ONCALL}", channel=DEV)
+    assert stranger.status == "denied" and not shows_oncall(stranger)
+    assert bot.services.membership.asked == [(BOB, ONCALL), (ALICE, ONCALL)]
+
+
+async def test_approvers_of_another_channel_follow_the_same_rule(bot):
+    refused = await run(bot, f"approvers console production channel={ONCALL}", channel=DEV)
+    assert refused.status == "denied" and "U0BOB" not in refused.text
+    bot.services.membership = Members({ONCALL: {ALICE}})
+    shown = await run(bot, f"approvers console production channel={ONCALL}", channel=DEV)
+    assert shown.status == "info" and "U0BOB" in shown.text
+
+
+# -- case 9: `approvers <provider> <env>` shows; clearing needs users=none -----------------
+
+
+def approvers_of(bot, channel: str) -> tuple[str, ...]:
+    (binding,) = [b for b in bot.services.permissions.bindings(channel)]
+    return binding.approvers
+
+
+async def test_approvers_without_users_shows_them_and_changes_nothing(bot):
+    for user in (ADMIN, ALICE):  # a bot admin, and anyone in the channel
+        reply = await run(bot, "approvers console production", channel=ONCALL, user=user)
+        assert reply.status == "info", reply.text
+        assert "U0BOB" in reply.text and "users=none" in reply.text
+    assert approvers_of(bot, ONCALL) == ("U0BOB",)
+    changes = [r for r in bot.services.audit.query(kind="command") if r["outcome"] == "changed"]
+    assert changes == []
+
+
+async def test_clearing_approvers_needs_users_none(bot):
+    empty = await run(bot, "approvers console production users=", channel=ONCALL, user=ADMIN)
+    assert empty.status == "error" and "users=none" in empty.text
+    mixed = await run(
+        bot, "approvers console production users=none,U0CAROL", channel=ONCALL, user=ADMIN
+    )
+    assert mixed.status == "error"
+    assert approvers_of(bot, ONCALL) == ("U0BOB",)
+    not_admin = await run(bot, "approvers console production users=none", channel=ONCALL)
+    assert not_admin.status == "denied"
+    assert approvers_of(bot, ONCALL) == ("U0BOB",)
+    cleared = await run(bot, "approvers console production users=none", channel=ONCALL, user=ADMIN)
+    assert cleared.status == "ok", cleared.text
+    assert approvers_of(bot, ONCALL) == ()
+    shown = await run(bot, "approvers console production", channel=ONCALL)
+    assert "none set" in shown.text
+    set_again = await run(
+        bot, "approvers console production users=U0BOB,S0DBTEAM", channel=ONCALL, user=ADMIN
+    )
+    assert set_again.status == "ok" and approvers_of(bot, ONCALL) == ("U0BOB", "S0DBTEAM")
+
+
+async def test_approvers_of_a_missing_binding_is_a_clear_error(bot):
+    reply = await run(bot, "approvers console staging", channel=ONCALL, user=ADMIN)
+    assert reply.status == "error" and "no binding" in reply.text
