@@ -35,7 +35,7 @@ from commands.preview import dry_run_form, plan_reply, preview
 from commands.registry import Registry, UsageError, Verb
 from commands.resolve import eligible_bindings
 from core.audit_context import acting_as
-from core.errors import UserError
+from core.errors import UserError, is_store_busy
 from core.invocation import Invocation
 from core.provider import Provider
 from core.refs import ChannelRef, UserRef
@@ -46,6 +46,12 @@ from permissions.policy import Decision, Target, decide, decide_source, may_appr
 from permissions.roles import Role
 
 log = logging.getLogger("graphops.commands")
+
+STORE_BUSY_MIDWAY = (
+    "Another process took the bot's SQLite write lock while this command ran, so graphops "
+    "stopped it there. Check with `show` or `ops` whether anything started before trying "
+    "again."
+)
 
 
 @dataclass(frozen=True)
@@ -202,7 +208,11 @@ class Pipeline:
             except ApiError as exc:
                 self._audit_outcome(invocation, "api_error", exc.describe())
                 return error(exc.describe(), title="The API call failed")
-            except Exception:
+            except Exception as exc:
+                if is_store_busy(exc):  # another process took the SQLite write lock
+                    log.warning("the store was locked by another process; command stopped")
+                    self._audit_outcome(invocation, "store_busy", STORE_BUSY_MIDWAY)
+                    return error(STORE_BUSY_MIDWAY, title="The bot's store is busy")
                 log.exception("unexpected error running a command")
                 self._audit_outcome(invocation, "internal_error", "unexpected error")
                 return error(

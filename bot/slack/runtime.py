@@ -1,17 +1,20 @@
 """What the Slack listeners share: the bot, the Web API client, the notifier and the
 delivery (bot/slack/delivery.py decides where a Reply goes), and how a command runs.
 
-Listeners acknowledge at once and hand their work to `spawn` (tracked in `tasks`,
-awaited by `idle` and at shutdown). A command whose answer takes longer than
-`working_after` seconds gets a short private "Working on …" through its response_url
-first. `/gdb approve <id>` and `/gdb deny <id>` typed as text are decided exactly like
-the buttons: the card is updated and the result answered in its thread.
+Listeners acknowledge at once and hand their work to `work` (tracked in `tasks`,
+awaited by `idle` and at shutdown), which starts it once the SQLite store can be
+written, waiting for that in a thread (bot/store.py `StoreGate`). A command whose
+answer takes longer than `working_after` seconds gets a short private "Working on …"
+through its response_url first. `/gdb approve <id>` and `/gdb deny <id>` typed as text
+are decided exactly like the buttons: the card is updated and the result answered in its
+thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import time
 import traceback
@@ -30,7 +33,7 @@ from bot.slack.membership import ChannelMembers
 from bot.slack.metrics import Metrics
 from bot.slack.notifier import SlackNotifier
 from bot.slack.pages import PageStore
-from bot.wiring import Bot
+from bot.wiring import STORE_BUSY, Bot
 from commands.grammar import GrammarError, ParsedCommand, parse
 from core.invocation import Invocation
 from core.reply import Reply
@@ -240,10 +243,22 @@ class SlackRuntime:
         return task
 
     def work(self, origin: Origin | None, coroutine: Awaitable[Any]) -> asyncio.Task[Any]:
-        """`spawn` the work of a listener, shielded for `origin`."""
+        """`spawn` the work of a listener, shielded for `origin`.
+
+        The work starts once the store can be written (`Bot.store`, waited for in a
+        thread: a lock held by another process never holds up the event loop, so
+        acks stay prompt); if it stays locked, `origin` is told and nothing runs.
+        """
 
         async def run() -> None:
             async with self.shielded(origin):
+                if not await self.bot.store.ready():
+                    if inspect.iscoroutine(coroutine):
+                        coroutine.close()
+                    log.warning("the store stayed locked; a Slack request was not run")
+                    if origin is not None and origin.user:
+                        await self.delivery.say(origin, STORE_BUSY, status="error")
+                    return
                 await coroutine
 
         return self.spawn(run())
