@@ -252,6 +252,7 @@ class SlackRuntime:
 
         async def run() -> None:
             async with self.shielded(origin):
+                await self.acks.wait()  # acks first: the probe below uses a thread
                 if not await self.bot.store.ready():
                     if inspect.iscoroutine(coroutine):
                         coroutine.close()
