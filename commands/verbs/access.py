@@ -1,9 +1,12 @@
-"""`access`, and for bot admins `grant`, `revoke`, `protect`, `approvers`, `incident-channel`.
+"""`access` and `approvers` (showing), and for bot admins `grant`, `revoke`, `protect`,
+`approvers ... users=`, `incident-channel`.
 
 Changes go to permissions/store.py (the same store `graphops access` writes)
 and are audited as `command` rows with outcome `changed`. Who may change
 access is decided by `permissions.store.PermissionStore.admins` (the config's
-`[bot] admins`); anyone else is refused through the pipeline's `refuse`.
+`[bot] admins`); anyone else is refused through the pipeline's `refuse`. A
+channel's bindings and approvers are shown in that channel, to bot admins, and
+to members of it (`Services.membership`, the transport's answer).
 """
 
 from __future__ import annotations
@@ -177,7 +180,6 @@ async def protect(ctx: Context, values: dict[str, Any]) -> Reply:
     "approvers",
     "<provider> <environment>",
     options=ApproversOptions,
-    bot_admin_only=True,
     example="approvers console production users=U0LEAD,S0DBTEAM",
     group="Access",
 )
