@@ -4,11 +4,17 @@ Every textual value (columns, detail keys and values) passes through the
 configured redactor and then the built-in secret patterns before it is
 written. Mapping keys that name secrets (``password``, ``api_key``...) have
 their values replaced whatever they are.
+
+A row that meets a store locked by another process (SQLite "database is locked"
+after the connection's busy timeout) is not lost and does not fail what is being
+audited: it is kept in memory and written, in order, right after the next row
+that could be written, or by ``flush()`` (the bot calls it when it stops).
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -17,6 +23,7 @@ from typing import Any, Literal
 import sqlite_utils
 
 from core.audit_context import current_invocation
+from core.errors import is_store_busy
 from permissions.migrations import migrate
 from permissions.redaction import REDACTED, is_secret_key, redact_builtin
 
@@ -52,6 +59,7 @@ class AuditLog:
         self.db = db
         self._redact = redact
         self._clock = clock
+        self._deferred: list[dict[str, Any]] = []  # rows that met a locked store
         migrate(db)
 
     def redact(self, text: str) -> str:
@@ -112,6 +120,17 @@ class AuditLog:
         row["detail"] = (
             None if detail is None else json.dumps(self._clean(detail), sort_keys=True, default=str)
         )
+        try:
+            row_id = self._insert(row)
+        except sqlite3.OperationalError as exc:
+            if not is_store_busy(exc):
+                raise
+            self._deferred.append(row)  # written after the next row that gets through
+            return 0
+        self.flush()
+        return row_id
+
+    def _insert(self, row: dict[str, Any]) -> int:
         cursor = self.db.execute(
             "INSERT INTO audit (ts, iso, kind, user, channel, provider, environment, database, "
             "verb, outcome, team, detail) VALUES (:ts, :iso, :kind, :user, :channel, "
@@ -119,6 +138,19 @@ class AuditLog:
             row,
         )
         return int(cursor.lastrowid or 0)
+
+    def flush(self) -> int:
+        """Write the rows kept while the store was locked, oldest first; return how many
+        still wait (the store is still locked)."""
+        while self._deferred:
+            try:
+                self._insert(self._deferred[0])
+            except sqlite3.OperationalError as exc:
+                if not is_store_busy(exc):
+                    raise
+                break
+            self._deferred.pop(0)
+        return len(self._deferred)
 
     def api_call(
         self,
