@@ -39,6 +39,7 @@ from core.invocation import Invocation
 from core.provider import Provider
 from core.refs import ChannelRef, UserRef
 from core.reply import Action, Reply, denied, error
+from core.words import environment_label
 from permissions.approvals import Approval
 from permissions.model import ChannelPolicy
 from permissions.policy import Decision, Target, decide, may_approve
@@ -122,7 +123,9 @@ def precheck_reason(ctx: Context, verb: Verb, policy: ChannelPolicy) -> str:
             f"{channel} is not bound to any environment where `{verb.name}` works; "
             "a bot admin can grant one with `grant`"
         )
-    held = ", ".join(f"{b.environment} ({b.provider}) as {b.role.label}" for b in mine)
+    held = ", ".join(
+        f"{environment_label(b.provider, b.environment)} as {b.role.label}" for b in mine
+    )
     return f"{channel} is bound to {held}; {verb.name} needs {verb.role.label}"
 
 
@@ -370,7 +373,14 @@ async def decide_approval(
         return error(f"To approve, type the database name exactly: `{plan.confirm_name}`{typed}.")
     claim = services.approvals.claim(approval_id, invocation.user, "approve" if approve else "deny")
     if not claim.claimed:
-        return Reply(status="info", text=claim.message, visibility="ephemeral")
+        return Reply(
+            status="info",
+            title={"expired": "Approval expired", "unknown": "No such approval"}.get(
+                claim.status, "Already decided"
+            ),
+            text=claim.message,
+            visibility="ephemeral",
+        )
     if not approve:
         return Reply(
             status="info",

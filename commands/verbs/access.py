@@ -14,9 +14,10 @@ from typing import Any
 from commands.context import Context
 from commands.options import ChannelOption, NoOptions
 from commands.pipeline import refuse
-from commands.registry import verb
+from commands.registry import Rights, verb
 from core.refs import ChannelRef, UserRef
 from core.reply import Reply, Table, error
+from core.words import WILDCARD, environment_label
 from permissions.policy import Target, protection
 from permissions.roles import Role
 
@@ -31,7 +32,13 @@ def _channel(ctx: Context, values: dict[str, Any]) -> str:
     return str(values.get("channel") or ctx.invocation.channel)
 
 
-@verb("access", options=ChannelOption, example="access", group="Access")
+@verb(
+    "access",
+    options=ChannelOption,
+    example="access",
+    group="Access",
+    rights=(Rights(who="anyone"),),
+)
 async def access(ctx: Context, values: dict[str, Any]) -> Reply:
     """What this channel may do, and why
 
@@ -47,12 +54,12 @@ async def access(ctx: Context, values: dict[str, Any]) -> Reply:
         table.rows.append(
             [
                 b.provider,
-                b.environment,
+                "all environments" if b.environment == WILDCARD else b.environment,
                 b.role.label,
                 ", ".join(b.approvers) or "admins of this binding",
                 protected.text
                 if protected.protected or protected.reason
-                else "if label production/prod or grantType red",
+                else "if it is a production environment",
             ]
         )
     if not policy.bindings:
@@ -191,17 +198,16 @@ def _grant(ctx: Context, v: dict[str, Any]) -> str:
         Role.parse(v["role"]),
         by=ctx.invocation.user,
     )
-    where = f"{binding.environment} ({binding.provider})"
+    where = environment_label(binding.provider, binding.environment)
     return f"{ChannelRef(binding.channel)} is now {binding.role.label} on {where}."
 
 
 def _revoke(ctx: Context, v: dict[str, Any]) -> str:
     channel = _channel(ctx, v)
+    where = environment_label(v["provider"], v["environment"])
     if not ctx.services.permissions.revoke(channel, v["provider"], v["environment"]):
-        raise ValueError(
-            f"{ChannelRef(channel)} had no binding on {v['environment']} ({v['provider']})"
-        )
-    return f"{ChannelRef(channel)} no longer has access to {v['environment']} ({v['provider']})."
+        raise ValueError(f"{ChannelRef(channel)} had no binding on {where}")
+    return f"{ChannelRef(channel)} no longer has access to {where}."
 
 
 _PROTECT = {"on": True, "off": False, "default": None}
@@ -217,7 +223,7 @@ def _protect(ctx: Context, v: dict[str, Any]) -> str:
         "off": "not protected: requesters may confirm their own destructive commands",
         "default": "protected if it is a production environment",
     }[mode]
-    return f"{v['environment']} ({v['provider']}) is now {meaning}."
+    return f"{environment_label(v['provider'], v['environment'])} is now {meaning}."
 
 
 def _approvers(ctx: Context, v: dict[str, Any]) -> str:
@@ -226,7 +232,10 @@ def _approvers(ctx: Context, v: dict[str, Any]) -> str:
         _channel(ctx, v), v["provider"], v["environment"], users
     )
     who = ", ".join(binding.approvers) or "the admins of this binding (default)"
-    where = f"{binding.environment} ({binding.provider}) in {ChannelRef(binding.channel)}"
+    where = (
+        f"{environment_label(binding.provider, binding.environment)} in "
+        f"{ChannelRef(binding.channel)}"
+    )
     return f"Approvers of {where}: {who}."
 
 
@@ -234,4 +243,4 @@ def _incident(ctx: Context, v: dict[str, Any]) -> str:
     channel = None if v["channel"].lower() == "none" else v["channel"]
     ctx.services.permissions.set_incident_channel(v["provider"], v["environment"], channel)
     where = str(ChannelRef(channel)) if channel else "nowhere"
-    return f"Incidents of {v['environment']} ({v['provider']}) now go to {where}."
+    return f"Incidents of {environment_label(v['provider'], v['environment'])} now go to {where}."

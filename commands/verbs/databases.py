@@ -38,8 +38,8 @@ from permissions.roles import Role
 class CreateOptions(NoOptions):
     """`create`: plan, version (required), edition, extras; v1 also needs `region=`."""
 
-    plan: str
-    version: str
+    plan: str = Field(description="a plan name; `plans` lists them")
+    version: str = Field(description="a version; `versions` lists them")
     edition: str = "community"
     extras: str = ""
     env: str | None = None
@@ -278,7 +278,7 @@ async def prepare_terminate(ctx: Context, values: dict[str, Any]) -> Plan:
     group="Databases",
 )
 async def terminate(ctx: Context, plan: Plan) -> Reply:
-    """Delete a database for good (approval, typed name)
+    """Delete a database for good (the approver types its name)
 
     On Console, a safety snapshot first when policy asks (commands/safety.py).
     """
@@ -303,7 +303,7 @@ async def prepare_import(ctx: Context, values: dict[str, Any]) -> Plan:
     group="Databases",
 )
 async def import_data(ctx: Context, plan: Plan) -> Reply:
-    """Replace a database's data with an archive (approval)"""
+    """Replace a database's data with an archive"""
     return await database_adapter(plan.params["kind"]).import_archive(ctx, plan)
 
 
