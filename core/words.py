@@ -114,8 +114,10 @@ def _is_whole(field: FieldInfo | None, error: Mapping[str, Any]) -> bool:
 
 
 def _choices(expected: str) -> str:
-    """`'a', 'b' or 'c'` (pydantic's list of literals) as `a, b or c`."""
-    return expected.replace("'", "")
+    """`'a', 'b' or 'c'` (pydantic's list of choices, with or without the `or`) as `a, b or c`."""
+    text = expected.replace("'", "")
+    first, comma, last = text.rpartition(", ")
+    return f"{first} or {last}" if comma and " or " not in text else text
 
 
 def what_works(error: Mapping[str, Any], field: FieldInfo | None = None) -> str | None:
@@ -132,8 +134,6 @@ def what_works(error: Mapping[str, Any], field: FieldInfo | None = None) -> str 
         return _number(_is_whole(field, error), field, error)
     if kind == "literal_error":
         return _choices(str(context.get("expected", "")))
-    if kind in ("union_tag_invalid", "union_tag_not_found"):
-        return _choices(str(context.get("expected_tags", "")))
     if kind == "string_too_short":
         return described or f"at least {plural(int(context.get('min_length', 1)), 'character')}"
     if kind == "string_too_long":
@@ -166,6 +166,15 @@ def explain(error: Mapping[str, Any], key: str, field: FieldInfo | None = None) 
         return f"{key} is required" + (f" ({works})" if works else "")
     if kind == "extra_forbidden":
         return f"{key} is not a known setting"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):  # `kind = "..."` picks the model
+        context = error.get("ctx") or {}
+        tag = str(context.get("discriminator", "")).strip("'")
+        key = f"{key}.{tag}" if key and tag else key or tag
+        if kind == "union_tag_not_found":
+            return f"{key} is required"
+        return f"{key} takes {_choices(str(context.get('expected_tags', '')))}, not " + shown(
+            context.get("tag", "")
+        )
     works = what_works(error, field)
     given = error.get("input")
     plain = given is not None and not isinstance(given, dict | list | tuple)
