@@ -60,7 +60,7 @@ def test_good_config():
         ),
         (
             GOOD.replace("[bot]", "[bot]\nslash_command = 'gdb'"),
-            "bot.slash_command takes a slash and 1-31 lower-case letters, digits, - or _, e.g. /gdb",
+            "bot.slash_command takes a slash and 1-31 lower-case letters, digits, - or _",
         ),
         (GOOD.replace('admins = ["U0ADMIN"]', 'admins = ["not an id"]'), "bot.admins"),
         ("[bot\n", "not valid TOML"),
