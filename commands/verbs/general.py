@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import textwrap
 from typing import Any
 
@@ -35,6 +34,7 @@ async def plan(ctx: Context, values: dict[str, Any]) -> Reply:
 COMMAND_WIDTH = 30
 SUMMARY_WIDTH = 34
 NEEDS_WIDTH = 26
+RIGHTS_WIDTH = 76  # `help <verb>`: each line of its rights
 
 
 def rights_rows(found: Verb) -> list[tuple[str, str]]:
@@ -105,9 +105,14 @@ async def help_command(ctx: Context, values: dict[str, Any]) -> Reply:
                 f"There is no command `{name}`.{maybe} `{slash} help` lists them.",
                 title="Unknown command",
             )
-        usage = [f"{slash} {line}" for line in re.split(r" \| |; ", found.usage)]
+        forms, _, note = found.usage.partition("; ")  # `schedule`: `; <when>: ...`
+        usage = [f"{slash} {line}" for line in forms.split(" | ")] + ([note] if note else [])
         rows = rights_rows(found)
-        needs = rows[0][1] if len(rows) == 1 else "\n".join(f"{f}: {n}" for f, n in rows)
+        needs = "\n".join(
+            line
+            for form, each in rows
+            for line in _wrapped(each if len(rows) == 1 else f"{form}: {each}", RIGHTS_WIDTH, "  ")
+        )
         fields = [
             ("Usage", "\n".join(usage)),
             ("Example", f"{slash} {found.example}"),

@@ -176,8 +176,8 @@ def schedules_of(ctx: Context) -> ScheduleStore:
     ),
 )
 async def create_schedule(ctx: Context, values: dict[str, Any]) -> Reply:
-    """Run pause, resume, snapshot or refresh (restore the newest snapshot of another
-    database) on a schedule
+    """Run pause, resume, snapshot or refresh (from another database's newest snapshot)
+    on a schedule
 
     Checked now as if it ran now (the pipeline's `evaluate`); a refresh, which
     restores INTO a database, makes a pending schedule and an approval for
