@@ -190,7 +190,8 @@ async def incident_channel(ctx: Context, values: dict[str, Any]) -> Reply:
 
 def _grant(ctx: Context, v: dict[str, Any]) -> str:
     if v["provider"] not in ctx.services.providers:
-        raise ValueError(f"no provider called {v['provider']!r}; see the bot's config")
+        known = ", ".join(ctx.services.providers) or "none"
+        raise ValueError(f"no provider called {v['provider']!r} (providers: {known})")
     binding = ctx.services.permissions.grant(
         _channel(ctx, v),
         v["provider"],

@@ -232,3 +232,8 @@ async def test_a_provider_error_names_the_providers_name_and_kind(
     assert reply.status == "error" and reply.title == "The API call failed"
     assert reply.text.startswith(source), reply.text
     assert "disk on fire" in reply.text
+
+
+async def test_a_grant_on_an_unknown_provider_lists_the_providers(demo: Demo):
+    reply = await run(demo, "grant nosuch staging viewer", user=ADMIN)
+    assert reply.text == "no provider called 'nosuch' (providers: console, legacy, graph)"
