@@ -373,14 +373,9 @@ async def decide_approval(
         return error(f"To approve, type the database name exactly: `{plan.confirm_name}`{typed}.")
     claim = services.approvals.claim(approval_id, invocation.user, "approve" if approve else "deny")
     if not claim.claimed:
-        return Reply(
-            status="info",
-            title={"expired": "Approval expired", "unknown": "No such approval"}.get(
-                claim.status, "Already decided"
-            ),
-            text=claim.message,
-            visibility="ephemeral",
-        )
+        # No title: the Slack transport knows this answer by it (bot/slack/decisions.py);
+        # the shell shows its text as the head line.
+        return Reply(status="info", text=claim.message, visibility="ephemeral")
     if not approve:
         return Reply(
             status="info",

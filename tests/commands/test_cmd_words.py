@@ -106,13 +106,17 @@ async def test_no_reply_has_an_empty_title(demo: Demo):
     assert shown.splitlines()[0] == "✖ one line  (only you see this)"
 
 
-async def test_an_already_decided_approval_is_titled(demo: Demo):
+async def test_an_already_decided_approval_heads_its_reply_with_when_in_utc(demo: Demo):
     card = await run(demo, "terminate sandbox-db")
     approve = next(a.command for a in card.actions if a.label == "Approve")
     assert (await run(demo, approve)).status == "ok"
     again = await run(demo, approve)
-    assert again.title == "Already decided" and "already approved by" in again.text
-    assert re.search(r"at \d{4}-\d\d-\d\d \d\d:\d\d UTC", again.text), again.text
+    head = render(again, {"U0ALICE": "alice"}).splitlines()[0]
+    assert re.fullmatch(
+        r"ℹ already approved by @alice at \d{4}-\d\d-\d\d \d\d:\d\d UTC \(executed\)"
+        r"  \(only you see this\)",
+        head,
+    ), head
 
 
 # -- environments ------------------------------------------------------------------------
