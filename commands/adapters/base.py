@@ -61,10 +61,9 @@ class DatabaseAdapter(Adapter, Protocol):
         """`show <db>`: the database's fields."""
         ...
 
-    async def catalog(
-        self, ctx: Context, provider: str, which: Catalog, columns: list[str]
-    ) -> list[list[str]]:
-        """Rows `[provider, *columns]` of the provider's versions, plans or regions."""
+    async def catalog(self, ctx: Context, provider: str, which: Catalog) -> list[dict[str, str]]:
+        """The provider's versions, plans or regions: each entry's fields as text, as the
+        API named them (the verb builds the table from whatever fields there are)."""
         ...
 
     async def operations(self, ctx: Context, plan: Plan) -> Reply:

@@ -8,6 +8,7 @@ only in environments where the channel holds viewer (commands/targets.py,
 
 from __future__ import annotations
 
+from clients.errors import ApiError
 from commands.adapters import database_adapter
 from commands.adapters.base import Catalog
 from commands.context import Context
@@ -18,6 +19,7 @@ from commands.resolve import eligible_bindings
 from commands.targets import (
     EVERY_KIND,
     GRAPHENEDB,
+    databases_in,
     flags,
     prepare_read,
     providers_of,
@@ -86,7 +88,7 @@ async def list_databases(ctx: Context, plan: Plan) -> Reply:
     """
     table = Table(columns=["Database", "Environment", "State", "Plan", "Version", "Flags"])
     for scope in await scopes(ctx, GRAPHENEDB, Role.VIEWER, plan.params.get("env")):
-        for db in await ctx.services.resolver.databases(scope.provider, scope.environment.id):
+        for db in await databases_in(ctx, scope):
             table.rows.append(
                 [
                     db.name,
@@ -102,8 +104,27 @@ async def list_databases(ctx: Context, plan: Plan) -> Reply:
     return Reply(title="Databases", tables=[table])
 
 
-async def _catalog(ctx: Context, plan: Plan, which: Catalog, columns: list[str]) -> Reply:
-    """One table of a catalog over the providers the channel may view (or `provider=`)."""
+# Fields that identify a catalog entry (what `create plan=` / `version=` take): shown first.
+ID_FIELDS = ("id", "name", "number", "version", "key", "slug", "code")
+
+
+def catalog_table(rows: list[tuple[str, dict[str, str]]]) -> Table:
+    """A table of catalog entries `(provider, fields)`: the Provider column, then every
+    field the entries have, identifying fields first (`ID_FIELDS`), the others in the
+    order they first appear; a field an entry lacks reads `-`."""
+    keys: list[str] = []
+    for _, fields in rows:
+        keys.extend(k for k in fields if k not in keys)
+    keys.sort(key=lambda k: ID_FIELDS.index(k) if k in ID_FIELDS else len(ID_FIELDS))
+    table = Table(columns=["Provider", *keys])
+    for provider, fields in rows:
+        table.rows.append([provider, *(fields.get(k, "-") for k in keys)])
+    return table
+
+
+async def _catalog(ctx: Context, plan: Plan, which: Catalog) -> Reply:
+    """One table of a catalog over the providers the channel may view (or `provider=`);
+    a provider whose catalog cannot be read is one line under it."""
     policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
     providers = providers_of(ctx, GRAPHENEDB)
     wanted = plan.params.get("provider")
@@ -112,10 +133,18 @@ async def _catalog(ctx: Context, plan: Plan, which: Catalog, columns: list[str])
         if wanted not in names:
             raise UserError(f"this channel has no binding on provider {wanted!r}")
         names = {wanted}
-    table = Table(columns=["Provider", *columns])
+    rows: list[tuple[str, dict[str, str]]] = []
     for name in sorted(names):
         adapter = database_adapter(ctx.provider(name).kind)
-        table.rows.extend(await adapter.catalog(ctx, name, which, columns))
+        try:
+            entries = await adapter.catalog(ctx, name, which)
+        except ApiError as exc:
+            ctx.unreachable[name] = exc
+            continue
+        rows.extend((name, entry) for entry in entries)
+    table = catalog_table(rows)
+    if not rows:
+        table.note = f"no {which}"
     return Reply(title=which.capitalize(), tables=[table])
 
 
@@ -129,8 +158,11 @@ async def _catalog(ctx: Context, plan: Plan, which: Catalog, columns: list[str])
     group="Catalogs",
 )
 async def versions(ctx: Context, plan: Plan) -> Reply:
-    """List the versions the provider offers"""
-    return await _catalog(ctx, plan, "versions", ["Number", "Edition", "Vendor"])
+    """List the versions the provider offers
+
+    Every field the API gives, the version first (what `create version=` takes).
+    """
+    return await _catalog(ctx, plan, "versions")
 
 
 @verb(
@@ -143,8 +175,11 @@ async def versions(ctx: Context, plan: Plan) -> Reply:
     group="Catalogs",
 )
 async def plans(ctx: Context, plan: Plan) -> Reply:
-    """List the plans the provider offers"""
-    return await _catalog(ctx, plan, "plans", ["Name", "MemoryGb", "StorageGb"])
+    """List the plans the provider offers
+
+    Every field the API gives, the plan's id first (what `create plan=` takes).
+    """
+    return await _catalog(ctx, plan, "plans")
 
 
 @verb(
@@ -157,5 +192,8 @@ async def plans(ctx: Context, plan: Plan) -> Reply:
     group="Catalogs",
 )
 async def regions(ctx: Context, plan: Plan) -> Reply:
-    """List the regions the provider offers"""
-    return await _catalog(ctx, plan, "regions", ["Id", "Label"])
+    """List the regions the provider offers
+
+    Every field the API gives, the region's id first (what v1's `create region=` takes).
+    """
+    return await _catalog(ctx, plan, "regions")

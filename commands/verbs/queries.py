@@ -83,7 +83,7 @@ async def plan_on_db(
         channel = str(ChannelRef(ctx.invocation.channel))
         where = ", ".join(held) or "no role on a TypeDB server"
         raise RoleTooLow(f"{what} needs {role.label}; {channel} is {where}")
-    found = await ctx.services.resolver.find_database(able, name)
+    found = await ctx.services.resolver.find_database(able, name, ctx.unreachable)
     plan = db_plan(verb, found, summary.format(db=found.database.name))
     plan.role = role
     return plan
