@@ -108,23 +108,24 @@ async def list_databases(ctx: Context, plan: Plan) -> Reply:
 ID_FIELDS = ("id", "name", "number", "version", "key", "slug", "code")
 
 
-def catalog_table(rows: list[tuple[str, dict[str, str]]]) -> Table:
-    """A table of catalog entries `(provider, fields)`: the Provider column, then every
-    field the entries have, identifying fields first (`ID_FIELDS`), the others in the
-    order they first appear; a field an entry lacks reads `-`."""
+def catalog_table(provider: str, entries: list[dict[str, str]]) -> Table:
+    """A table of one provider's catalog entries: the Provider column, then every field
+    the entries have, identifying fields first (`ID_FIELDS`), the others in the order
+    they first appear; a field an entry lacks reads `-`."""
     keys: list[str] = []
-    for _, fields in rows:
+    for fields in entries:
         keys.extend(k for k in fields if k not in keys)
     keys.sort(key=lambda k: ID_FIELDS.index(k) if k in ID_FIELDS else len(ID_FIELDS))
     table = Table(columns=["Provider", *keys])
-    for provider, fields in rows:
+    for fields in entries:
         table.rows.append([provider, *(fields.get(k, "-") for k in keys)])
     return table
 
 
 async def _catalog(ctx: Context, plan: Plan, which: Catalog) -> Reply:
-    """One table of a catalog over the providers the channel may view (or `provider=`);
-    a provider whose catalog cannot be read is one line under it."""
+    """A catalog over the providers the channel may view (or `provider=`), one table per
+    provider (each names its fields as its API does); a provider whose catalog cannot be
+    read is one line under them."""
     policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
     providers = providers_of(ctx, GRAPHENEDB)
     wanted = plan.params.get("provider")
@@ -133,7 +134,7 @@ async def _catalog(ctx: Context, plan: Plan, which: Catalog) -> Reply:
         if wanted not in names:
             raise UserError(f"this channel has no binding on provider {wanted!r}")
         names = {wanted}
-    rows: list[tuple[str, dict[str, str]]] = []
+    tables: list[Table] = []
     for name in sorted(names):
         adapter = database_adapter(ctx.provider(name).kind)
         try:
@@ -141,11 +142,11 @@ async def _catalog(ctx: Context, plan: Plan, which: Catalog) -> Reply:
         except ApiError as exc:
             ctx.unreachable[name] = exc
             continue
-        rows.extend((name, entry) for entry in entries)
-    table = catalog_table(rows)
-    if not rows:
-        table.note = f"no {which}"
-    return Reply(title=which.capitalize(), tables=[table])
+        table = catalog_table(name, entries)
+        if not entries:
+            table.note = f"no {which}"
+        tables.append(table)
+    return Reply(title=which.capitalize(), tables=tables)
 
 
 @verb(
