@@ -180,3 +180,13 @@ async def test_env_goes_straight_to_the_providers_that_can_have_it(bot, world):
     everywhere = await run(bot, "restart catalog-db env=eu-prod")
     assert everywhere.status == "error"  # the only provider that can have it does not answer
     assert "Server error (500) from console-eu on GET" in everywhere.text
+
+
+async def test_failing_providers_of_another_kind_do_not_hide_a_not_found(bot, world):
+    """A name not found among v1 databases is also looked for among the Console ones (for
+    a better message); that they all fail must not turn the answer into their error."""
+    fail_everything(world["eu"])
+    fail_everything(world["console"])
+    reply = await run(bot, "backups nowhere-db")
+    assert reply.status == "error" and "no database called 'nowhere-db'" in reply.text
+    assert "Server error" not in reply.text
