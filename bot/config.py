@@ -132,6 +132,19 @@ class OperationsSettings(_Strict):
         return value
 
 
+class ImportSettings(_Strict):
+    """The `[imports]` table: archives `import` downloads (Console; bot/files.py).
+
+    A download stops past `max_archive_mb` (MB of 10^6 bytes) and is kept, until the
+    approval runs, in the folder `<database>.imports` beside the SQLite file. Plain
+    `http://` is refused unless `allow_http_loopback` (loopback addresses only: tests
+    and the demo).
+    """
+
+    max_archive_mb: int = Field(default=10_000, ge=1, le=10_000_000)
+    allow_http_loopback: bool = False
+
+
 class _ProviderBase(_Strict):
     name: str = Field(
         pattern=_NAME_PATTERN,
@@ -191,6 +204,7 @@ class Config(_Strict):
     bot: BotSettings = BotSettings()
     slack: SlackSettings = SlackSettings()
     operations: OperationsSettings = OperationsSettings()
+    imports: ImportSettings = ImportSettings()
     providers: tuple[ProviderConfig, ...] = ()
     # Where `bot.database` came from, in words (set by load_config).
     _database_source: str = PrivateAttr(default="[bot] database")

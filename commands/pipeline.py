@@ -35,6 +35,7 @@ from commands.plan import Plan, args_to_plan, env_names, plan_to_args, safety_ne
 from commands.preview import dry_run_form, plan_reply, preview
 from commands.registry import MissingArgument, Registry, UsageError, Verb
 from commands.resolve import eligible_bindings
+from commands.targets import unreachable_lines
 from core.audit_context import acting_as
 from core.errors import UserError, is_store_busy
 from core.invocation import Invocation
@@ -390,8 +391,29 @@ async def governed(
     preapproved: bool = False,
     dry_run: bool = False,
 ) -> Reply:
-    """Decide a verb that acts on environments, then run it, ask for approval, or preview it."""
+    """Decide a verb that acts on environments, then run it, ask for approval, or preview it.
+
+    A provider or environment that could not be listed on the way (`ctx.unreachable`)
+    is named in the answer, one line each, beside what the others gave.
+    """
+    reply = await _govern(ctx, verb, values, preapproved=preapproved, dry_run=dry_run)
+    if ctx.unreachable:
+        lines = "\n".join(unreachable_lines(ctx.unreachable))
+        reply.text = f"{reply.text}\n{lines}".strip()
+    return reply
+
+
+async def _govern(
+    ctx: Context,
+    verb: Verb,
+    values: dict[str, object],
+    *,
+    preapproved: bool,
+    dry_run: bool,
+) -> Reply:
     invocation, services = ctx.invocation, ctx.services
+    if dry_run:
+        ctx.dry_run = True  # prepare reads (names) but fetches nothing it would keep
     if not providers_for(services, verb):
         kinds = ", ".join(sorted(verb.kinds))
         configured = ", ".join(sorted({p.kind for p in services.providers.values()}))

@@ -61,6 +61,32 @@ class TrackerSettings:
     batch: int = 500
 
 
+@dataclass(frozen=True)
+class Announcer:
+    """The `IncidentPort`: queues a message in the outbox for an environment's incident
+    channel (`PermissionStore.incident_channel`); whichever tracker runs delivers it."""
+
+    outbox: Outbox
+    permissions: PermissionStore
+
+    def announce(
+        self,
+        provider: str,
+        environment_id: str,
+        environment_name: str,
+        reply: Reply,
+        *,
+        tracked_id: int | None = None,
+        key: str = "incident",
+    ) -> bool:
+        """Queue `reply` for the incident channel; False when the environment has none
+        (or, for a tracked operation, when this key was queued before)."""
+        channel = self.permissions.incident_channel(provider, environment_id, environment_name)
+        if channel is None:
+            return False
+        return self.outbox.put(tracked_id, key, channel, reply.model_dump())
+
+
 def thread_link(channel: str, thread_ts: str | None) -> str:
     """A link to a Slack thread (or the channel when there is no thread)."""
     if not thread_ts:
@@ -153,10 +179,9 @@ class Tracker:
         """Queue a message for the environment's incident channel, if one is set."""
         if self.permissions is None:
             return False
-        channel = self.permissions.incident_channel(provider, environment_id, environment_name)
-        if channel is None:
-            return False
-        queued = self.outbox.put(tracked_id, key, channel, reply.model_dump())
+        queued = Announcer(self.outbox, self.permissions).announce(
+            provider, environment_id, environment_name, reply, tracked_id=tracked_id, key=key
+        )
         self._loop.wake()
         return queued
 

@@ -308,11 +308,17 @@ async def prepare_import(ctx: Context, values: dict[str, Any]) -> Plan:
     kinds=GRAPHENEDB,
     options=EnvOption,
     destructive=True,
-    example="import sandbox-db ./graph.dump",
+    example="import sandbox-db https://files.example.com/exports/graph.dump",
     group="Databases",
 )
 async def import_data(ctx: Context, plan: Plan) -> Reply:
-    """Replace a database's data with an archive"""
+    """Replace a database's data with an archive (approval)
+
+    Console: an https:// URL, downloaded when asked (its size and sha256 on
+    the approval card), or a local file from the shell; uploaded with a
+    Content-Length once approved (commands/archives.py). v1: an S3 https://
+    URL the API fetches itself.
+    """
     return await database_adapter(plan.params["kind"]).import_archive(ctx, plan)
 
 

@@ -87,7 +87,7 @@ async def plan_on_db(
         raise RoleTooLow(f"{what} needs {role.label}; {channel} is {where}")
     # Looked up on every server the channel may see: a name on two is ambiguous for
     # every query, whatever the role on each (commands/targets.py `find`).
-    found = await ctx.services.resolver.find_database(visible, name)
+    found = await ctx.services.resolver.find_database(visible, name, ctx.unreachable)
     require_role(ctx, found.scope, role, found.database.name)
     plan = db_plan(verb, found, summary.format(db=found.database.name))
     plan.role = role
