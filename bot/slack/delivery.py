@@ -139,7 +139,7 @@ class Delivery:
             await self._share(overflow, origin, root if ts else None)
         if reply.private_text:
             private = Reply(status="info", text=reply.private_text, visibility="ephemeral")
-            await self.to_requester(private, origin)
+            await self.to_requester(private, origin, private=True)
         approval_id = approval_id_of(reply)
         if approval_id and ts:
             self.approvals.set_message_ts(approval_id, ts)
@@ -181,9 +181,11 @@ class Delivery:
         await self.to_requester(private, origin)
         return None
 
-    async def to_requester(self, reply: Reply, origin: Origin) -> bool:
-        """Show `reply` to the requester alone; False when no way worked (logged)."""
-        return await self.to_requester_rendered(await self.notifier.render(reply), origin)
+    async def to_requester(self, reply: Reply, origin: Origin, *, private: bool = False) -> bool:
+        """Show `reply` to the requester alone; False when no way worked (logged).
+        `private`: it is a Reply.private_text, whose one-time links stay whole."""
+        rendered = await self.notifier.render(reply, private=private)
+        return await self.to_requester_rendered(rendered, origin)
 
     async def to_requester_rendered(self, rendered: Rendered, origin: Origin) -> bool:
         """Show an already rendered message to the requester alone."""
