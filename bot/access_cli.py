@@ -52,13 +52,25 @@ def add_parsers(subparsers: Any) -> None:
 
     grant = sub.add_parser(
         "grant",
-        help="bind a channel to an environment with a role",
-        description="Example: graphops access grant C0DEV console staging operator",
+        help="bind a channel (or a person's DMs) to an environment with a role",
+        description="Examples: graphops access grant C0DEV console staging operator; "
+        "graphops access grant C0PROD console production admin --users S0ONCALL,U0LEAD "
+        "--fallback viewer; graphops access grant U0ALICE console staging operator "
+        "(Alice's direct messages with the bot)",
     )
-    grant.add_argument("channel")
+    grant.add_argument("channel", help="channel id (C…), or user id (U…) for their DMs")
     grant.add_argument("provider")
     grant.add_argument("environment", help="environment name, id, or * for all")
     grant.add_argument("role", help="viewer, operator or admin")
+    grant.add_argument(
+        "--users",
+        help="who hold the role: user (U…) and user-group (S…) ids, comma-separated; "
+        "none: the whole channel (default: unchanged)",
+    )
+    grant.add_argument(
+        "--fallback",
+        help="what everyone else in the channel holds: viewer (default), operator, admin or none",
+    )
 
     revoke = sub.add_parser(
         "revoke",
@@ -180,11 +192,22 @@ def _list(store: PermissionStore, out: TextIO) -> None:
     bindings = store.bindings()
     print("Bindings:", file=out)
     if bindings:
+        from permissions.store import fallback_label
+
         rows = [
-            [b.channel, b.provider, b.environment, b.role.label, " ".join(b.approvers) or "-"]
+            [
+                b.channel,
+                b.provider,
+                b.environment,
+                b.role.label,
+                " ".join(b.users) or "everyone",
+                fallback_label(b.fallback) if b.users else "-",
+                " ".join(b.approvers) or "-",
+            ]
             for b in bindings
         ]
-        print(_table(["CHANNEL", "PROVIDER", "ENVIRONMENT", "ROLE", "APPROVERS"], rows), file=out)
+        headers = ["CHANNEL", "PROVIDER", "ENVIRONMENT", "ROLE", "USERS", "FALLBACK", "APPROVERS"]
+        print(_table(headers, rows), file=out)
     else:
         print("  (none: every channel is denied)", file=out)
     overrides = store.protection_overrides()
@@ -229,12 +252,32 @@ def _run_access(args: argparse.Namespace, store: PermissionStore, out: TextIO) -
     if action == "list":
         _list(store, out)
     elif action == "grant":
-        binding = store.grant(
-            args.channel, args.provider, args.environment, Role.parse(args.role), by="cli"
+        from permissions.store import fallback_label, parse_fallback
+
+        with store.db.atomic():
+            binding = store.grant(
+                args.channel, args.provider, args.environment, Role.parse(args.role), by="cli"
+            )
+            if args.users is not None or args.fallback is not None:
+                users = (
+                    [u for u in args.users.replace(" ", ",").split(",") if u and u != "none"]
+                    if args.users is not None
+                    else list(binding.users)
+                )
+                fallback = (
+                    parse_fallback(args.fallback) if args.fallback is not None else binding.fallback
+                )
+                binding = store.set_users(
+                    binding.channel, binding.provider, binding.environment, users, fallback
+                )
+        held = (
+            f" held by {' '.join(binding.users)}, others {fallback_label(binding.fallback)}"
+            if binding.users
+            else ""
         )
         print(
             f"granted {binding.role.label} on {binding.provider}/{binding.environment} "
-            f"to {binding.channel}",
+            f"to {binding.channel}{held}",
             file=out,
         )
     elif action == "revoke":

@@ -211,7 +211,11 @@ def build_bot(
         provider = connect(provider_config, credentials, http, record_call)
         providers[provider_config.name] = provider
         closers.append(provider.client.aclose)
-    permissions = PermissionStore(database, admins=frozenset(config.bot.admins))
+    permissions = PermissionStore(
+        database,
+        admins=frozenset(config.bot.admins),
+        allowed_teams=frozenset(config.slack.allowed_teams),
+    )
     services = Services(
         providers=providers,
         permissions=permissions,

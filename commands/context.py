@@ -6,7 +6,7 @@ and is what every verb function receives.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,6 +22,7 @@ from operations.store import OperationHistory, SwitchBacks
 from operations.watch import WatchStore
 from permissions.approvals import ApprovalStore
 from permissions.audit import AuditLog
+from permissions.model import ChannelPolicy
 from permissions.store import PermissionStore
 
 
@@ -30,6 +31,17 @@ class RoleTooLow(UserError):
 
     The pipeline answers it as a denial (audited), not as an error.
     """
+
+
+class NeedsChoice(UserError):
+    """The command can go on once one value of option `argument` is picked among `values`
+    ((label, value) pairs): the pipeline asks for it (commands/choices.py) instead of
+    failing; the message is what a transport without menus shows."""
+
+    def __init__(self, message: str, argument: str, values: list[tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.argument = argument
+        self.values = values
 
 
 class FileSource(Protocol):
@@ -41,6 +53,18 @@ class FileSource(Protocol):
 
 
 DryRunProviders = Callable[[RecordingTransport], dict[str, Provider]]
+
+
+class Memberships(Protocol):
+    """Which of `groups` (user-group ids, `S…`) `user` belongs to: (member of, not known in
+    time). bot/ gives the Slack transport's cache (bot/slack/groups.py); without one
+    (the shell) nobody is a member of any group."""
+
+    def __call__(
+        self, user: str, groups: Iterable[str]
+    ) -> Awaitable[tuple[frozenset[str], frozenset[str]]]:
+        """(groups `user` is in, groups whose members could not be known in time)."""
+        ...
 
 
 @dataclass
@@ -69,6 +93,8 @@ class Services:
     watches: WatchStore | None = None
     schedules: ScheduleStore | None = None
     transactions: Transactions = field(default_factory=Transactions)
+    # Who is in which user group, for invocations no transport filled in (schedules).
+    memberships: Memberships | None = None
 
 
 @dataclass
@@ -81,6 +107,12 @@ class Context:
     # True while a dry-run or an approval card's preview runs the verb's code against
     # recording clients: code with effects outside the API (stores, schedules) must skip them.
     dry_run: bool = False
+
+    def policy(self) -> ChannelPolicy:
+        """The permissions where this command was typed, resolved for the person acting
+        (their role in each binding, from `users=` and their user groups; in a direct
+        message, their personal bindings)."""
+        return self.services.permissions.policy_for(self.invocation.channel, self.invocation)
 
     def provider(self, name: str) -> Provider:
         """The provider called `name`; UserError if there is none."""

@@ -34,22 +34,23 @@ import time
 from dataclasses import dataclass
 
 from clients.errors import ApiError
-from commands.context import Context, RoleTooLow, Services
+from commands.choices import Missing, has_source, options_for, prompt, with_option
+from commands.context import Context, NeedsChoice, RoleTooLow, Services
 from commands.grammar import GrammarError, ParsedCommand, parse
 from commands.plan import Plan, args_to_plan, env_names, plan_to_args, safety_nets
 from commands.preview import dry_run_form, plan_reply, preview
-from commands.registry import Registry, UsageError, Verb
+from commands.registry import MissingArgument, Registry, UsageError, Verb
 from commands.resolve import eligible_bindings
 from core.audit_context import acting_as, concerning, current_database
 from core.errors import UserError
 from core.invocation import Invocation
 from core.provider import Provider
 from core.redaction import redact_reply, remember
-from core.refs import ChannelRef, UserRef
-from core.reply import Action, Reply, denied, error
+from core.refs import UserRef
+from core.reply import Action, Choice, Option, Reply, denied, error
 from permissions.approvals import Approval
 from permissions.model import ChannelPolicy
-from permissions.policy import Decision, Target, decide, may_approve
+from permissions.policy import Decision, Target, admit, decide, held, may_approve, where
 from permissions.roles import Role
 
 log = logging.getLogger("graphops.commands")
@@ -79,7 +80,7 @@ def decide_targets(
 ) -> Decision:
     """permissions.policy.decide for each target, combined; a command without targets
     (a read over the bound environments) is allowed at `role`."""
-    policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
+    policy = ctx.policy()
     decisions = [
         decide(policy, ctx.invocation.user, verb, role, destructive, target) for target in targets
     ]
@@ -116,10 +117,18 @@ def providers_for(services: Services, verb: Verb) -> list[Provider]:
 def precheck_reason(ctx: Context, verb: Verb, policy: ChannelPolicy) -> str:
     """Why the channel's bindings cannot allow `verb` at all (said before any request)."""
     services = ctx.services
-    channel = str(ChannelRef(ctx.invocation.channel))
+    channel = where(policy)
     names = {p.name for p in providers_for(services, verb)}
     mine = [b for b in policy.bindings if b.provider in names]
     assert verb.role is not None
+    withheld = [b for b in policy.withheld if b.provider in names]
+    if not mine and withheld:
+        first = withheld[0]
+        return (
+            f"{channel} is bound to {first.environment} ({first.provider}) as "
+            f"{first.role.label}, but {first.rule}, and {UserRef(policy.person)} is not among "
+            "them; a bot admin can add you with `grant ... users=`"
+        )
     if not mine:
         other = sorted(
             {
@@ -137,8 +146,10 @@ def precheck_reason(ctx: Context, verb: Verb, policy: ChannelPolicy) -> str:
             f"{channel} is not bound to any environment where `{verb.name}` works; "
             "a bot admin can grant one with `grant`"
         )
-    held = ", ".join(f"{b.environment} ({b.provider}) as {b.role.label}" for b in mine)
-    return f"{channel} is bound to {held}; {verb.name} needs {verb.role.label}"
+    roles = ", ".join(
+        f"{b.environment} ({b.provider}) {held(policy, b.role, b.rule)}" for b in mine
+    )
+    return f"{channel} is bound to {roles}; {verb.name} needs {verb.role.label}"
 
 
 async def evaluate(ctx: Context, verb: Verb, values: dict[str, object]) -> Evaluation:
@@ -147,7 +158,7 @@ async def evaluate(ctx: Context, verb: Verb, values: dict[str, object]) -> Evalu
     Raises what `prepare` raises (UserError, RoleTooLow, ApiError).
     """
     assert verb.role is not None and verb.prepare is not None
-    policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
+    policy = ctx.policy()
     if not eligible_bindings(policy, verb.role, providers_for(ctx.services, verb)):
         return Evaluation(None, verb.role, Decision("denied", precheck_reason(ctx, verb, policy)))
     plan = await verb.prepare(ctx, values)
@@ -168,6 +179,11 @@ class Pipeline:
         """A Context for `invocation` over this pipeline's services and verbs."""
         return Context(invocation, self.services, self.registry)
 
+    def admission(self, invocation: Invocation) -> Decision:
+        """Whether the person acting may use graphops at all (their Slack workspace;
+        permissions.policy.admit), decided without any I/O."""
+        return admit(invocation.workspace, invocation.home, self.services.permissions.allowed_teams)
+
     async def run(self, invocation: Invocation, *, preapproved: bool = False) -> Reply:
         """Run one command line and answer it; never raises.
 
@@ -182,6 +198,9 @@ class Pipeline:
             return redact_reply(await self._answer(invocation, preapproved))
 
     async def _answer(self, invocation: Invocation, preapproved: bool) -> Reply:
+        admission = self.admission(invocation)
+        if not admission.allowed:
+            return refuse(self.context(invocation), "", admission.reason)
         try:
             return await self._run(invocation, preapproved)
         except RoleTooLow as exc:
@@ -205,6 +224,10 @@ class Pipeline:
         """Approve (and run) or deny a pending approval for the clicker of a button (the
         answer holds no secret)."""
         with acting_as(invocation):
+            admission = self.admission(invocation)
+            if not admission.allowed:
+                verb = "approve" if approve else "deny"
+                return redact_reply(refuse(self.context(invocation), verb, admission.reason))
             reply = await decide_approval(self.context(invocation), approval_id, approve, confirm)
             return redact_reply(reply)
 
@@ -262,6 +285,8 @@ class Pipeline:
         try:
             values = verb.bind(parsed.args, parsed.options)
         except UsageError as exc:
+            if isinstance(exc, MissingArgument) and has_source(verb, exc.argument) and not dry_run:
+                return await self._ask(invocation, verb, parsed, Missing.of(exc))
             self._audit_command(invocation, parsed, "usage error")
             return error(f"{exc}\nExample: `{slash} {verb.example}`", title=f"Usage of {verb.name}")
         concerning(database_named(values))
@@ -271,7 +296,63 @@ class Pipeline:
             if dry_run:
                 return error(f"`{verb.name}` does not act on a database; there is nothing to plan.")
             return await verb.direct(ctx, values)
-        return await governed(ctx, verb, values, preapproved=preapproved, dry_run=dry_run)
+        try:
+            return await governed(ctx, verb, values, preapproved=preapproved, dry_run=dry_run)
+        except NeedsChoice as exc:
+            options = [
+                Option(
+                    label=label,
+                    value=value,
+                    command=with_option(slash, parsed, exc.argument, value),
+                )
+                for label, value in exc.values
+            ]
+            return asking(f"{prompt(verb, exc.argument)}", str(exc), exc.argument, options)
+
+    async def _ask(
+        self, invocation: Invocation, verb: Verb, parsed: ParsedCommand, missing: Missing
+    ) -> Reply:
+        """Answer a command that lacks `missing` with the values this person may pick
+        (commands/choices.py); refused as the command would be where they hold no role."""
+        assert verb.role is not None
+        self.services.audit.record(
+            "command",
+            user=invocation.user,
+            channel=invocation.channel,
+            verb=parsed.verb,
+            outcome="asked",
+            detail={"text": parsed.text, "missing": missing.argument},
+        )
+        ctx = self.context(invocation)
+        if not providers_for(self.services, verb):
+            kinds = ", ".join(sorted(verb.kinds))
+            return error(f"`{verb.name}` works on {kinds} providers; this bot has none of them.")
+        policy = ctx.policy()
+        if not eligible_bindings(policy, verb.role, providers_for(self.services, verb)):
+            return refuse(ctx, verb.name, precheck_reason(ctx, verb, policy))
+        options = await options_for(ctx, verb, parsed, missing, verb.role)
+        question = prompt(verb, missing.argument)
+        if not options:
+            return error(
+                f"{question} There is none you may {verb.name} here "
+                f"(where you hold {verb.role.label}). `{self.services.slash_command} "
+                f"help {verb.name}` shows how to type it.",
+                title=f"Nothing to {verb.name}",
+            )
+        return asking(
+            question, f"Pick one; it runs `{verb.name}` as if typed.", missing.argument, options
+        )
+
+
+def asking(question: str, text: str, argument: str, options: list[Option]) -> Reply:
+    """The answer that asks for one missing argument (only the asker sees it)."""
+    return Reply(
+        status="info",
+        title=question,
+        text=text,
+        choice=Choice(argument=argument, prompt=question, options=options),
+        visibility="ephemeral",
+    )
 
 
 async def governed(
@@ -378,7 +459,7 @@ async def decide_approval(
     plan = args_to_plan(approval)
     if verb is None or plan is None:
         return error("This approval refers to a command this version cannot run.")
-    policy = services.permissions.policy_for(approval.channel)
+    policy = services.permissions.policy_for(approval.channel, invocation)
     checks = [
         may_approve(
             policy,

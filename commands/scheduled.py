@@ -76,9 +76,7 @@ class PipelineRunner:
 
     async def run_schedule(self, schedule: Schedule) -> Reply:
         """Run `schedule`'s command now (approved once for all runs); never raises."""
-        invocation = Invocation(
-            user=schedule.owner, channel=schedule.channel, text="", transport="schedule"
-        )
+        invocation = await self._as_owner(schedule)
         try:
             with acting_as(invocation):
                 line = await _command_line(self.pipeline.context(invocation), schedule)
@@ -89,6 +87,19 @@ class PipelineRunner:
             return line
         scheduled = dataclasses.replace(invocation, text=line)
         return await self.pipeline.run(scheduled, preapproved=True)
+
+    async def _as_owner(self, schedule: Schedule) -> Invocation:
+        """The schedule's owner in its channel, with the user groups the channel's bindings
+        name that they belong to now (their role may come from one: `users=`)."""
+        invocation = Invocation(
+            user=schedule.owner, channel=schedule.channel, text="", transport="schedule"
+        )
+        services = self.pipeline.services
+        named = services.permissions.groups_named(schedule.channel)
+        if services.memberships is None or not named:
+            return invocation
+        member, unknown = await services.memberships(schedule.owner, named)
+        return dataclasses.replace(invocation, user_groups=member, unresolved_groups=unknown)
 
 
 async def _command_line(ctx: Context, schedule: Schedule) -> str | Reply:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from commands.context import Context, RoleTooLow
+from commands.context import Context, NeedsChoice, RoleTooLow
 from commands.plan import Plan
 from commands.resolve import Found, NameNotFound, Scope, eligible_bindings
 from core.errors import UserError
@@ -42,7 +42,7 @@ async def scopes(
     ctx: Context, kinds: frozenset[ProviderKind], role: Role, env: str | None = None
 ) -> list[Scope]:
     """Environments of these kinds where this channel holds at least `role`."""
-    policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
+    policy = ctx.policy()
     providers = providers_of(ctx, kinds)
     bindings = eligible_bindings(policy, role, providers)
     found = await ctx.services.resolver.scopes(bindings, providers, env)
@@ -103,7 +103,7 @@ async def _refuse_if_visible(
         )
     except UserError:
         return
-    policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
+    policy = ctx.policy()
     binding = effective_binding(policy, target_of(seen.scope))
     held = binding.role.label if binding else "no role"
     raise RoleTooLow(
@@ -120,7 +120,10 @@ async def single_scope(
     if len(found) == 1:
         return found[0]
     names = ", ".join(s.environment.name for s in found) or "none"
-    raise UserError(f"say which environment with env= (this channel may use: {names})")
+    message = f"say which environment with env= (this channel may use: {names})"
+    if len(found) > 1:
+        raise NeedsChoice(message, "env", [(s.label, s.environment.name) for s in found])
+    raise UserError(message)
 
 
 def client_of(ctx: Context, provider: str, cls: type[Any]) -> Any:

@@ -19,12 +19,22 @@ from typing import Any, Literal
 
 import sqlite_utils
 
+from core.audit_context import current_invocation
 from core.redaction import REDACTOR, Redactor
 from permissions.migrations import migrate
 
 AuditKind = Literal["command", "decision", "approval", "api_call", "operation"]
 KINDS: tuple[str, ...] = ("command", "decision", "approval", "api_call", "operation")
-_COLUMNS = ("user", "channel", "provider", "environment", "database", "verb", "outcome")
+_COLUMNS = ("user", "channel", "provider", "environment", "database", "verb", "outcome", "team")
+
+
+def acting_team() -> str | None:
+    """The Slack workspace of whoever the work in progress is for (`T…`, `T… (E…)`), or
+    None outside Slack (core.audit_context)."""
+    invocation = current_invocation.get()
+    if invocation is None or invocation.workspace is None:
+        return None
+    return invocation.workspace.label
 
 
 def iso_time(ts: float) -> str:
@@ -64,8 +74,13 @@ class AuditLog:
         verb: str | None = None,
         outcome: str | None = None,
         detail: dict[str, Any] | None = None,
+        team: str | None = None,
     ) -> int:
-        """Append one row and return its id. ``kind`` must be one of ``KINDS``."""
+        """Append one row and return its id. ``kind`` must be one of ``KINDS``.
+
+        ``team`` is the Slack workspace of who acted; by default the one of the
+        invocation being run (``acting_team``).
+        """
         if kind not in KINDS:
             raise ValueError(f"unknown audit kind {kind!r}; valid kinds are: {', '.join(KINDS)}")
         ts = self._clock()
@@ -77,6 +92,7 @@ class AuditLog:
             "database": database,
             "verb": verb,
             "outcome": outcome,
+            "team": team if team is not None else acting_team(),
         }
         row: dict[str, Any] = {"ts": ts, "iso": iso_time(ts), "kind": kind}
         for column in _COLUMNS:
@@ -89,8 +105,8 @@ class AuditLog:
         )
         cursor = self.db.execute(
             "INSERT INTO audit (ts, iso, kind, user, channel, provider, environment, database, "
-            "verb, outcome, detail) VALUES (:ts, :iso, :kind, :user, :channel, :provider, "
-            ":environment, :database, :verb, :outcome, :detail)",
+            "verb, outcome, team, detail) VALUES (:ts, :iso, :kind, :user, :channel, "
+            ":provider, :environment, :database, :verb, :outcome, :team, :detail)",
             row,
         )
         return int(cursor.lastrowid or 0)

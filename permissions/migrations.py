@@ -1,8 +1,10 @@
 """Versioned migrations of the tables owned by permissions/.
 
 Tables: ``channel_bindings``, ``protected_environments``, ``incident_channels``,
-``approvals`` and ``audit``. Environment columns compare case-insensitively
-(``COLLATE NOCASE``) so ``Staging`` and ``staging`` are the same key.
+``approvals`` and ``audit``. A new step is a new function at the end; released
+steps never change (a file made by an older version must still open).
+Environment columns compare case-insensitively (``COLLATE NOCASE``) so
+``Staging`` and ``staging`` are the same key.
 """
 
 from __future__ import annotations
@@ -101,6 +103,15 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_audit_user_ts ON audit (user, ts)")
     db.execute("CREATE INDEX idx_audit_database_ts ON audit (database, ts)")
     db.execute("CREATE INDEX idx_audit_kind_ts ON audit (kind, ts)")
+
+
+@migrations()
+def m002_binding_users_and_audit_team(db: sqlite_utils.Database) -> None:
+    """Roles per user inside a binding (``users``, ``fallback``: 1 viewer .. 3 admin, 0
+    none) and the Slack workspace of who acted in each audit row (``team``)."""
+    db.execute("ALTER TABLE channel_bindings ADD COLUMN users TEXT NOT NULL DEFAULT '[]'")
+    db.execute("ALTER TABLE channel_bindings ADD COLUMN fallback INTEGER NOT NULL DEFAULT 1")
+    db.execute("ALTER TABLE audit ADD COLUMN team TEXT")
 
 
 def migrate(db: sqlite_utils.Database) -> None:

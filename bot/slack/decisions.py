@@ -82,7 +82,7 @@ async def refusal(rt: SlackRuntime, approval_id: str, origin: Origin) -> Reply |
     """Why `origin`'s user may not approve now (None when they may), checked by the
     executor without claiming anything: `decide_approval` without the typed name
     checks the clicker's right first and stops at the name check."""
-    invocation = await rt.invocation(origin.user, origin.channel, f"approve {approval_id}")
+    invocation = await rt.invocation(origin, f"approve {approval_id}")
     reply = await rt.bot.pipeline.decide_approval(invocation, approval_id, True, None)
     approval = rt.bot.services.approvals.get(approval_id)
     if reply.status == "denied" or approval is None or not is_live(approval):
@@ -103,7 +103,7 @@ async def settle_approval(
     approvals = rt.bot.services.approvals
     user = origin.user
     text = f"approve {approval_id}" if approve else f"deny {approval_id}"
-    invocation = await rt.invocation(user, origin.channel, text)
+    invocation = await rt.invocation(origin, text)
     with acting_as(invocation):  # API calls are audited with the approver
         reply = await rt.bot.pipeline.decide_approval(invocation, approval_id, approve, confirm)
     after = approvals.get(approval_id)
@@ -137,6 +137,9 @@ async def settle_approval(
             response_url=origin.response_url,
             received_at=origin.received_at,
             response_uses=origin.response_uses,
+            via=origin.via,
+            workspace=origin.workspace,
+            home=origin.home,
         )
         await rt.delivery.deliver(
             reply, in_channel, thread_ts=after.message_ts, requester=after.requester

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import traceback
@@ -26,6 +27,7 @@ from bot.slack.delivery import Delivery
 from bot.slack.directory import Directory
 from bot.slack.edge import Origin
 from bot.slack.groups import UserGroups
+from bot.slack.menus import MenuStore
 from bot.slack.metrics import Metrics
 from bot.slack.notifier import SlackNotifier
 from bot.slack.pages import PageStore
@@ -34,6 +36,8 @@ from commands.grammar import GrammarError, ParsedCommand, parse
 from core.invocation import Invocation
 from core.reply import Reply
 from operations.notify import TrackerPort
+from permissions.model import is_direct
+from permissions.policy import Decision
 
 log = logging.getLogger("graphops.slack")
 
@@ -125,6 +129,7 @@ class SlackRuntime:
     bot: Bot
     client: AsyncWebClient
     pages: PageStore = field(default_factory=PageStore)
+    menus: MenuStore = field(default_factory=MenuStore)
     metrics: Metrics = field(default_factory=Metrics)
     tracker: TrackerPort | None = None
     page_rows: int = 40
@@ -137,6 +142,7 @@ class SlackRuntime:
     socket_mode: SocketModeStatus | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     acks: AckGate = field(default_factory=AckGate)
+    _refresher: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self.groups = UserGroups(self.client)
@@ -149,22 +155,58 @@ class SlackRuntime:
             self.bot.services.approvals,
             slash_command=self.bot.services.slash_command,
             tracker=lambda: self.tracker,
+            menus=self.menus,
         )
 
     # -- building invocations ---------------------------------------------------------------
 
-    async def invocation(self, user: str, channel: str, text: str) -> Invocation:
-        """An Invocation for `user` in `channel`, with the user groups that matter there.
+    def admission(self, origin: Origin) -> Decision:
+        """Whether `origin`'s person may act through graphops at all (their workspace):
+        checked before a modal opens, without any I/O."""
+        return self.bot.pipeline.admission(self._bare(origin, ""))
 
-        Only groups named as approvers in the channel's bindings are looked up
-        (usually none, so no API call).
-        """
-        policy = self.bot.services.permissions.policy_for(channel)
-        candidates = [a for b in policy.bindings for a in b.approvers if a.startswith("S")]
-        groups = await self.groups.of(user, candidates) if candidates else frozenset()
+    def _bare(self, origin: Origin, text: str) -> Invocation:
         return Invocation(
-            user=user, channel=channel, text=text, user_groups=groups, transport="slack"
+            user=origin.user,
+            channel=origin.channel,
+            text=text,
+            transport="slack",
+            workspace=origin.workspace,
+            home=origin.home,
         )
+
+    async def invocation(self, origin: Origin, text: str) -> Invocation:
+        """An Invocation for `origin`'s person where they are, with the user groups that
+        matter there (those the bindings name in `users=` or as approvers; usually none,
+        so no API call). Membership comes from the background-refreshed cache; a group
+        not known in time is passed as unresolved (refusals say so)."""
+        bare = self._bare(origin, text)
+        if not self.admission(origin).allowed:
+            return bare  # refused by the pipeline; nothing to look up for them
+        permissions = self.bot.services.permissions
+        key = origin.user if is_direct(origin.channel) else origin.channel
+        candidates = permissions.groups_named(key)
+        if not candidates:
+            return bare
+        member, unknown = await self.groups.of(origin.user, candidates)
+        return dataclasses.replace(bare, user_groups=member, unresolved_groups=unknown)
+
+    def start_background(self) -> None:
+        """Keep the user groups the policy names fresh (bot/slack/groups.py)."""
+        permissions = self.bot.services.permissions
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.ensure_future(
+                self.groups.refresh_forever(lambda: permissions.groups_named())
+            )
+
+    async def stop_background(self) -> None:
+        """Stop the group refresher and the look-ups still running."""
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._refresher
+            self._refresher = None
+        await self.groups.aclose()
 
     def verb_label(self, text: str) -> str:
         """The registry's name of the verb in `text` (a bounded metrics label)."""
@@ -198,7 +240,7 @@ class SlackRuntime:
         working = self.spawn(self._working(origin, text))
         try:
             await self.acks.wait()
-            invocation = await self.invocation(origin.user, origin.channel, text)
+            invocation = await self.invocation(origin, text)
             reply = await self.bot.run(invocation)
         finally:
             working.cancel()

@@ -11,7 +11,8 @@ Routes:
   store does not answer within a second (another process holding its write lock
   counts), or when Socket Mode is on and not connected (`socket_mode` tells its state).
 - `GET /metrics`: Prometheus text (see bot/slack/metrics.py).
-The approval expiry sweep runs while the server does.
+The approval expiry sweep, and the refresh of the user groups the policy names
+(bot/slack/groups.py), run while the server does.
 """
 
 from __future__ import annotations
@@ -155,6 +156,7 @@ class SlackServer:
         self.url = f"http://{address[0]}:{address[1]}"
         if self.sweep_seconds is not None:
             self._sweep = asyncio.create_task(sweep_forever(self.rt, self.sweep_seconds))
+        self.rt.start_background()
         return self.url
 
     async def stop(self, seconds: float = 5.0) -> None:
@@ -168,6 +170,7 @@ class SlackServer:
             for task in list(self.rt.tasks):
                 task.cancel()
         await self.rt.directory.aclose()
+        await self.rt.stop_background()
         if self._runner is not None:
             await asyncio.wait_for(self._runner.cleanup(), seconds)
             self._runner = None

@@ -17,6 +17,7 @@ from pydantic import Field
 from commands.adapters import database_adapter
 from commands.adapters.console import console_client
 from commands.context import Context
+from commands.offers import offered_actions, state_of
 from commands.options import EnvOption, NoOptions
 from commands.plan import Plan
 from commands.registry import verb
@@ -83,11 +84,16 @@ async def prepare_show(ctx: Context, values: dict[str, Any]) -> Plan:
     group="Databases",
 )
 async def show(ctx: Context, plan: Plan) -> Reply:
-    """Show a database: state, flags, plan, version, domain
+    """Show a database: state, flags, plan, version, domain, and what you may do with it
 
-    The fields depend on the kind (adapter `show`).
+    The fields depend on the kind (adapter `show`); the buttons are the actions
+    the person asking may take on it (commands/offers.py), each a command line
+    run through the pipeline when clicked.
     """
-    return await database_adapter(plan.params["kind"]).show(ctx, plan)
+    reply = await database_adapter(plan.params["kind"]).show(ctx, plan)
+    if not ctx.dry_run:
+        reply.actions.extend(offered_actions(ctx, plan, state_of(reply.fields)))
+    return reply
 
 
 async def prepare_create(ctx: Context, values: dict[str, Any]) -> Plan:

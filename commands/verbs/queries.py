@@ -54,7 +54,7 @@ class QueryOptions(ServerOption):
 
 def protected_here(ctx: Context, targets: list[Target]) -> bool:
     """Whether any of `targets` is protected for this channel (permissions/policy.py)."""
-    policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
+    policy = ctx.policy()
     return any(is_protected(policy, target) for target in targets)
 
 
@@ -71,7 +71,7 @@ async def plan_on_db(
     (RoleTooLow, audited as a denial) before any request, even a look-up.
     """
     visible = await scopes(ctx, TYPEDB, Role.VIEWER, env)
-    policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
+    policy = ctx.policy()
     able, held = [], []
     for scope in visible:
         binding = effective_binding(policy, target_of(scope))

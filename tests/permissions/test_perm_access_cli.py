@@ -279,3 +279,22 @@ def test_policy_changes_are_audited_dry_runs_and_reads_are_not(
     assert [r["verb"] for r in rows] == ["access grant"]
     assert rows[0]["user"].startswith("cli:") and rows[0]["outcome"] == "changed"
     assert "C0DEV" in rows[0]["detail"]["change"]
+
+
+def test_grant_names_who_holds_the_role_and_list_shows_it(db: sqlite_utils.Database) -> None:
+    code, out, err = cli(
+        db, "access", "grant", "C0PROD", "console", "production", "admin",
+        "--users", "S0ONCALL,U0LEAD", "--fallback", "none",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "held by S0ONCALL U0LEAD, others none" in out
+    code, out, _ = cli(db, "access", "grant", "U0ALICE", "console", "staging", "operator")
+    assert code == 0 and "to U0ALICE" in out
+    code, out, _ = cli(db, "access", "list")
+    assert "USERS" in out and "S0ONCALL U0LEAD" in out and "none" in out
+    code, _, err = cli(
+        db, "access", "grant", "C0PROD", "console", "production", "admin", "--fallback", "x"
+    )
+    assert code == 2 and "unknown fallback 'x'" in err
+    [binding] = PermissionStore(db).bindings("C0PROD")
+    assert binding.fallback is None  # the refused change changed nothing

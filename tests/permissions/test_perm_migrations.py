@@ -16,7 +16,8 @@ def test_migrate_from_empty_file(db_path: Path) -> None:
     migrate(db)
     assert set(db.table_names()) >= TABLES
     applied = [m.name for m in migrations.applied(db)]
-    assert applied == ["m001_initial"]
+    assert applied[:2] == ["m001_initial", "m002_binding_users_and_audit_team"]
+    assert migrations.pending(db) == []
     index_columns = {tuple(i.columns) for i in db["approvals"].indexes}  # type: ignore[union-attr]
     assert ("state", "expires_at") in index_columns
     audit_indexes = {tuple(i.columns) for i in db["audit"].indexes}  # type: ignore[union-attr]
@@ -33,12 +34,13 @@ def test_rerunning_migrations_is_a_noop(db_path: Path) -> None:
     )
     schema = db.schema
     migrate(db)
+    applied = len(migrations.applied(db))
     db.close()
     reopened = sqlite_utils.Database(db_path)
     migrate(reopened)
     assert reopened.schema == schema
     assert reopened["channel_bindings"].count == 1
-    assert len(migrations.applied(reopened)) == 1
+    assert len(migrations.applied(reopened)) == applied
     assert migrations.pending(reopened) == []
     reopened.close()
 
@@ -48,4 +50,23 @@ def test_migrations_leave_other_tables_alone(db_path: Path) -> None:
     db.table("operations").insert({"id": 1, "state": "running"}, pk="id")
     migrate(db)
     assert db["operations"].count == 1
+    db.close()
+
+
+def test_a_file_from_before_roles_per_user_opens_and_behaves_as_before(tmp_path: Path) -> None:
+    """A binding made before `users=` existed names nobody: the whole channel holds its role."""
+    from permissions.policy import Target, decide
+    from permissions.roles import Role
+    from permissions.store import PermissionStore
+    from tests.permissions.old_files import copy_before_issue_19
+
+    db = sqlite_utils.Database(copy_before_issue_19(tmp_path))
+    store = PermissionStore(db)
+    [binding] = store.bindings("C0DEV")
+    assert binding.users == () and binding.fallback is Role.VIEWER
+    target = Target("console", "env-dev", "development", False)
+    policy = store.policy_for("C0DEV")
+    decision = decide(policy, "U0ANYONE", "restart", Role.OPERATOR, False, target)
+    assert decision.allowed and decision.role is Role.ADMIN
+    assert "team" in db["audit"].columns_dict
     db.close()
