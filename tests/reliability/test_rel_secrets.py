@@ -386,6 +386,33 @@ async def test_echoed_credentials_and_tokens_leave_no_trace_in_errors(sims, shap
     assert any("[REDACTED]" in f"{e.message} {e.code}" for e in errors)
 
 
+@pytest.mark.parametrize("shape", ["text", "message", "code"])
+async def test_a_sign_in_token_of_any_shape_is_known_once_issued(shape: str) -> None:
+    """A TypeDB that issues opaque tokens (not JWTs: no shape gives them away) and echoes
+    the bearer token bare in a 500: the token is known from its sign-in answer, so the
+    ApiError shows none of it."""
+    typedb = TypeDBSimulator(username="admin", password=TDB_PASSWORD, opaque_tokens=True)
+    await typedb.start("127.0.0.1", 0)
+    client = TypeDBClient(
+        "graph", typedb.base_url, SecretStr("admin"), SecretStr(TDB_PASSWORD), retry=FAST
+    )
+    try:
+        typedb.faults.fail_next(
+            "GET", r"/v1/databases$", status=500, times=2, **echo_rule(shape, "{token}")
+        )
+        with pytest.raises(ApiError) as caught:
+            await client.list_databases()
+    finally:
+        await client.aclose()
+        await typedb.stop()
+    [token] = typedb._tokens
+    assert not token.startswith("eyJ")
+    exc = caught.value
+    shown = f"{exc!s}\n{exc!r}\n{exc.args!r}\n{exc.code}\n{exc.nonce}\n{exc.message}"
+    assert_clean(f"ApiError ({shape})", shown, [token, TDB_PASSWORD])
+    assert "[REDACTED]" in shown
+
+
 # -- the real Bolt app over HTTP --------------------------------------------------------
 
 
