@@ -1130,3 +1130,57 @@ async def test_the_audit_of_a_database_holds_every_row_about_it(sims, tmp_path: 
     assert {"show", "restart"} == {row["verb"] for row in by_kind["operation"]}
     # a row about another database is not in it
     assert all("orders-db" not in json.dumps(row) for row in found)
+
+
+def test_graphops_audit_shows_old_rows_redacted_with_the_configs_secrets(tmp_path: Path) -> None:
+    """Rows written raw (before a secret was known, or by an older version) are shown by
+    `graphops audit --db <database>` redacted like new ones: the config's credentials, a
+    signed URL's signature, a secret-named detail; identifiers and words stay."""
+    import sqlite3
+
+    import sqlite_utils
+
+    from permissions.audit import AuditLog
+
+    db = tmp_path / "old.sqlite3"
+    AuditLog(sqlite_utils.Database(db))  # the tables, as `serve` leaves them
+    signed = f"https://b.s3.amazonaws.com/g.zip?X-Amz-Expires=60&X-Amz-Signature={AMZ_SIGNATURE}"
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO audit (ts, iso, kind, user, channel, database, verb, outcome, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                time.time(),
+                "2026-01-01T00:00:00.000+00:00",
+                "operation",
+                ALICE,
+                DEV,
+                "sandbox-db",
+                "import",
+                f"api_error: 401 token {CONSOLE_SECRET} bound to development as admin",
+                json.dumps(
+                    {"text": f"import sandbox-db {signed}", "client_secret": "raw-old-secret"}
+                ),
+            ],
+        )
+    config = tmp_path / "graphops.toml"
+    config.write_text(f"""
+[bot]
+database = "{db}"
+
+[[providers]]
+name = "console"
+kind = "graphenedb"
+base_url = "http://127.0.0.1:9"
+client_id_env = "T_CLIENT_ID"
+client_secret_env = "T_CLIENT_SECRET"
+""")
+    env = {**environ(), "GRAPHOPS_CONFIG": str(config)}
+    for fmt in ((), ("--json",)):
+        done = cli(env, "audit", "--db", "sandbox-db", *fmt)
+        assert done.returncode == 0, done.stderr
+        shown = done.stdout + done.stderr
+        assert_clean(
+            f"graphops audit {fmt}", shown, [CONSOLE_SECRET, AMZ_SIGNATURE, "raw-old-secret"]
+        )
+        assert "bound to development as admin" in shown and "b.s3.amazonaws.com/g.zip" in shown
