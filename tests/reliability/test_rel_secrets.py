@@ -1039,6 +1039,32 @@ async def test_a_presigned_import_url_shows_no_credential(tmp_path: Path, caplog
         await stack.stop()
 
 
+async def test_a_signed_url_typed_in_the_wrong_place_is_not_echoed(sims, tmp_path: Path) -> None:
+    """Usage errors and "no database called ..." repeat what was typed: the Reply the
+    pipeline answers (before any transport renders it) shows the URL's place, never its
+    signature, credential or session token; nor does the audit."""
+    console, v1, typedb = sims
+    db = tmp_path / "w.sqlite3"
+    bot = build_bot(
+        three_provider_config(console.base_url, v1.base_url + "/v1", typedb.base_url, db),
+        environ=environ(),
+    )
+    try:
+        bot.services.permissions.grant(DEV, "console", "development", Role.ADMIN)
+        bot.services.permissions.grant(DEV, "legacy", "*", Role.ADMIN)
+        replies = [
+            await run(bot, f"show sandbox-db {PRESIGNED}"),
+            await run(bot, f"restart {PRESIGNED}"),
+        ]
+        shown = "\n".join(r.model_dump_json() for r in replies)
+        assert "unexpected extra words" in shown and "no database called" in shown
+        assert shown.count("my-bucket.s3.eu-west-1.amazonaws.com/graphdb.zip") == 2
+        assert_clean("replies", shown, URL_SECRETS)
+        assert_clean("audit", audit_text(bot), URL_SECRETS)
+    finally:
+        await bot.aclose()
+
+
 # -- only secrets are redacted; the audit of a database holds every row about it --------------
 
 
