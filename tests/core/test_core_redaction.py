@@ -163,6 +163,26 @@ def test_tokens_are_bounded_credentials_are_not() -> None:
     assert redactor.redact("sentinel-config-credential") == REDACTED
 
 
+@given(
+    st.lists(st.text(alphabet="abcdefgh-_%/", min_size=8, max_size=20), min_size=1, max_size=40),
+    st.lists(st.tuples(st.integers(0, 39), st.text(alphabet="abcdxyz -=&", max_size=12))),
+)
+def test_many_known_values_are_found_wherever_they_stand(
+    values: list[str], layout: list[tuple[int, str]]
+) -> None:
+    """With many values known (a long-running process holds hundreds), each is removed
+    wherever it stands, first or last in the text, next to another or inside a longer
+    one; text holding none of them is left to the shape patterns."""
+    redactor = Redactor(values, "token")
+    text = "".join(values[i % len(values)] + filler for i, filler in layout) + values[-1]
+    shown = redactor.redact(text)
+    for value in values:
+        assert value not in shown
+    assert shown.count(REDACTED) >= 1
+    fillers = " ".join(filler for _, filler in layout)
+    assert redactor.redact(f"[{fillers}]") == redact_shapes(f"[{fillers}]")  # nothing known
+
+
 def test_shapes_whatever_the_value() -> None:
     jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZG1pbiJ9.c2lnbmF0dXJlLXBhcnQ"
     shown = Redactor().redact(f"token was {jwt}; Authorization: Bearer abc.def")
