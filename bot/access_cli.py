@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import sqlite_utils
 
     from permissions.audit import AuditLog
+    from permissions.model import Binding
     from permissions.store import PermissionStore
 
 EXIT_ERROR = 2
@@ -92,8 +93,11 @@ def add_parsers(subparsers: Any) -> None:
 
     approvers = sub.add_parser(
         "approvers",
-        help="set approvers (user ids U..., user-group ids S...) of a binding; none clears",
-        description="Example: graphops access approvers C0DEV console staging U0ALICE S0DBTEAM",
+        help="show the approvers of a binding, or set them (user ids U..., user-group ids "
+        "S...); none clears",
+        description="Examples: graphops access approvers C0DEV console staging (shows them); "
+        "graphops access approvers C0DEV console staging U0ALICE S0DBTEAM (sets them); "
+        "graphops access approvers C0DEV console staging none (clears them)",
     )
     approvers.add_argument("channel")
     approvers.add_argument("provider")
@@ -227,15 +231,39 @@ def _list(store: PermissionStore, out: TextIO) -> None:
 
 
 def reads_only(args: argparse.Namespace) -> bool:
-    """True for the commands that only read the store (`access list|export`, `audit`)."""
-    return args.command == "audit" or args.access_command in ("list", "export")
+    """True for the commands that only read the store (`access list|export`, `access
+    approvers` without approvers, `audit`)."""
+    return args.command == "audit" or _shows_only(args)
+
+
+def _shows_only(args: argparse.Namespace) -> bool:
+    if args.access_command == "approvers":
+        return not args.approvers
+    return args.access_command in ("list", "export")
 
 
 def _changes_policy(args: argparse.Namespace) -> bool:
     """True for the access actions that change the policy (audited like chat changes)."""
-    if args.access_command in ("list", "export"):
+    if _shows_only(args):
         return False
     return not getattr(args, "dry_run", False)
+
+
+def _approvers(store: PermissionStore, args: argparse.Namespace) -> Binding:
+    """`access approvers CH P ENV [IDS...]`: without ids the binding as it is (shown);
+    `none` clears; ids set them. KeyError when there is no such binding."""
+    if not args.approvers:
+        for binding in store.bindings(args.channel):
+            if binding.provider == args.provider and binding.environment == args.environment:
+                return binding
+        raise KeyError(
+            f"{args.channel} has no binding for {args.provider}/{args.environment}; grant one first"
+        )
+    words = [a for a in args.approvers if a]
+    if any(a.lower() == "none" for a in words) and len(words) > 1:
+        raise CliError("none clears the approvers; it cannot be given with ids")
+    approvers = [a for a in words if a.lower() != "none"]
+    return store.set_approvers(args.channel, args.provider, args.environment, approvers)
 
 
 def _run_access(args: argparse.Namespace, store: PermissionStore, out: TextIO) -> int:
@@ -289,8 +317,7 @@ def _run_access(args: argparse.Namespace, store: PermissionStore, out: TextIO) -
         store.set_protected(args.provider, args.environment, state)
         print(f"protection of {args.provider}/{args.environment}: {args.state}", file=out)
     elif action == "approvers":
-        approvers = [a for a in args.approvers if a.lower() != "none"]
-        binding = store.set_approvers(args.channel, args.provider, args.environment, approvers)
+        binding = _approvers(store, args)
         shown = " ".join(binding.approvers) or "none (admin-bound members and bot admins)"
         print(
             f"approvers of {binding.channel} {binding.provider}/{binding.environment}: {shown}",

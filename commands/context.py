@@ -26,10 +26,10 @@ from permissions.model import ChannelPolicy
 from permissions.store import PermissionStore
 
 
-class RoleTooLow(UserError):
-    """The target exists, but where the channel's role is too low for the command.
+class Refused(UserError):
+    """A command the rules refuse, found while preparing it (not a mistake in it).
 
-    The pipeline answers it as a denial (audited), not as an error.
+    The pipeline answers it as a denial (audited, `pipeline.refuse`), not as an error.
     """
 
 
@@ -44,12 +44,38 @@ class NeedsChoice(UserError):
         self.values = values
 
 
+class RoleTooLow(Refused):
+    """The target exists, but where the channel's role is too low for the command."""
+
+
 class FileSource(Protocol):
     """Opens a file named in a command (a local path in the shell, a shared file in Slack)."""
 
     def __call__(self, invocation: Invocation, reference: str) -> tuple[str, AsyncIterator[bytes]]:
         """(file name, chunks) for `reference`; raises UserError when it cannot be read."""
         ...
+
+
+class Membership(Protocol):
+    """Who is in a channel, as the transport knows it (a port: commands/ knows no Slack).
+
+    Slack answers with conversations.members (bot/slack/membership.py); the shell
+    knows no channel's members (`CurrentChannelOnly`). Used where a channel's
+    settings are shown outside it (`access channel=`, `approvers`).
+    """
+
+    async def is_member(self, user: str, channel: str) -> bool:
+        """Whether `user` is a member of `channel`; False when it cannot be known."""
+        ...
+
+
+class CurrentChannelOnly:
+    """The membership of a transport without a directory (the shell, tests): nobody is
+    known to be in another channel, so only the channel a command is typed in counts."""
+
+    async def is_member(self, user: str, channel: str) -> bool:
+        """Always False: membership of other channels is unknown here."""
+        return False
 
 
 DryRunProviders = Callable[[RecordingTransport], dict[str, Provider]]
@@ -95,6 +121,8 @@ class Services:
     transactions: Transactions = field(default_factory=Transactions)
     # Who is in which user group, for invocations no transport filled in (schedules).
     memberships: Memberships | None = None
+    # Channel membership from the transport (Slack sets its own; see `Membership`).
+    membership: Membership = field(default_factory=CurrentChannelOnly)
 
 
 @dataclass

@@ -29,20 +29,21 @@ tracker keeps holds no secret, even one an API echoed back.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
 
 from clients.errors import ApiError
 from commands.choices import Missing, has_source, options_for, prompt, with_option
-from commands.context import Context, NeedsChoice, RoleTooLow, Services
+from commands.context import Context, NeedsChoice, Refused, Services
 from commands.grammar import GrammarError, ParsedCommand, parse
 from commands.plan import Plan, args_to_plan, env_names, plan_to_args, safety_nets
 from commands.preview import dry_run_form, plan_reply, preview
 from commands.registry import MissingArgument, Registry, UsageError, Verb
 from commands.resolve import eligible_bindings
 from core.audit_context import acting_as, concerning, current_database
-from core.errors import UserError
+from core.errors import UserError, is_store_busy
 from core.invocation import Invocation
 from core.provider import Provider
 from core.redaction import redact_reply, remember
@@ -50,20 +51,37 @@ from core.refs import UserRef
 from core.reply import Action, Choice, Option, Reply, denied, error
 from permissions.approvals import Approval
 from permissions.model import ChannelPolicy
-from permissions.policy import Decision, Target, admit, decide, held, may_approve, where
+from permissions.policy import (
+    Decision,
+    Target,
+    admit,
+    decide,
+    decide_source,
+    held,
+    may_approve,
+    where,
+)
 from permissions.roles import Role
 
 log = logging.getLogger("graphops.commands")
+
+STORE_BUSY_MIDWAY = (
+    "Another process took the bot's SQLite write lock while this command ran, so graphops "
+    "stopped it there. Check with `show` or `ops` whether anything started before trying "
+    "again."
+)
 
 
 @dataclass(frozen=True)
 class Evaluation:
     """What deciding a command gave: its plan (None when refused before any I/O), the
-    role it needs, and the decision (allowed, needs_approval or denied, with the reason)."""
+    role it needs, the decision (allowed, needs_approval or denied, with the reason),
+    and the decision of each part (`target staging`, `source production`) it combines."""
 
     plan: Plan | None
     role: Role
     decision: Decision
+    parts: tuple[tuple[str, Decision], ...] = ()
 
 
 def combine(decisions: list[Decision]) -> Decision:
@@ -75,18 +93,48 @@ def combine(decisions: list[Decision]) -> Decision:
     return decisions[0]
 
 
-def decide_targets(
-    ctx: Context, verb: str, role: Role, destructive: bool, targets: list[Target]
-) -> Decision:
-    """permissions.policy.decide for each target, combined; a command without targets
-    (a read over the bound environments) is allowed at `role`."""
+def decide_parts(
+    ctx: Context,
+    verb: str,
+    role: Role,
+    destructive: bool,
+    targets: list[Target],
+    sources: list[Target] | None = None,
+) -> list[tuple[str, Decision]]:
+    """The decision for each environment a command touches, labelled: `target <env>`
+    (permissions.policy.decide at `role`) and `source <env>` for each environment it
+    copies data out of (permissions.policy.decide_source: at least operator there)."""
     policy = ctx.policy()
-    decisions = [
-        decide(policy, ctx.invocation.user, verb, role, destructive, target) for target in targets
+    user = ctx.invocation.user
+    parts = [
+        (f"target {env_names([t])}", decide(policy, user, verb, role, destructive, t))
+        for t in targets
     ]
-    if not decisions:
+    parts += [
+        (f"source {env_names([s])}", decide_source(policy, user, verb, s)) for s in sources or []
+    ]
+    return parts
+
+
+def decide_targets(
+    ctx: Context,
+    verb: str,
+    role: Role,
+    destructive: bool,
+    targets: list[Target],
+    sources: list[Target] | None = None,
+) -> Decision:
+    """`decide_parts` combined (the strictest wins); a command without targets (a read
+    over the bound environments) is allowed at `role`."""
+    return combine_parts(decide_parts(ctx, verb, role, destructive, targets, sources), role)
+
+
+def combine_parts(parts: list[tuple[str, Decision]], role: Role) -> Decision:
+    """The strictest decision of `parts`; none (a read over the bound environments,
+    no single target) is allowed at `role`."""
+    if not parts:
         return Decision("allowed", "read-only look-up in bound environments", role=role)
-    return combine(decisions)
+    return combine([decision for _, decision in parts])
 
 
 def refuse(ctx: Context, verb: str, reason: str) -> Reply:
@@ -155,7 +203,7 @@ def precheck_reason(ctx: Context, verb: Verb, policy: ChannelPolicy) -> str:
 async def evaluate(ctx: Context, verb: Verb, values: dict[str, object]) -> Evaluation:
     """Check the bindings (no I/O), resolve (the verb's `prepare`) and decide; runs nothing.
 
-    Raises what `prepare` raises (UserError, RoleTooLow, ApiError).
+    Raises what `prepare` raises (UserError, Refused, ApiError).
     """
     assert verb.role is not None and verb.prepare is not None
     policy = ctx.policy()
@@ -163,9 +211,8 @@ async def evaluate(ctx: Context, verb: Verb, values: dict[str, object]) -> Evalu
         return Evaluation(None, verb.role, Decision("denied", precheck_reason(ctx, verb, policy)))
     plan = await verb.prepare(ctx, values)
     role = plan.role or verb.role
-    return Evaluation(
-        plan, role, decide_targets(ctx, verb.name, role, plan.destructive, plan.targets)
-    )
+    parts = decide_parts(ctx, verb.name, role, plan.destructive, plan.targets, plan.sources)
+    return Evaluation(plan, role, combine_parts(parts, role), tuple(parts))
 
 
 @dataclass(frozen=True)
@@ -203,14 +250,18 @@ class Pipeline:
             return refuse(self.context(invocation), "", admission.reason)
         try:
             return await self._run(invocation, preapproved)
-        except RoleTooLow as exc:
+        except Refused as exc:
             return refuse(self.context(invocation), "", str(exc))
         except UserError as exc:
             return error(str(exc), title="Cannot do that")
         except ApiError as exc:
             self._audit_outcome(invocation, "api_error", exc.describe())
             return error(exc.describe(), title="The API call failed")
-        except Exception:
+        except Exception as exc:
+            if is_store_busy(exc):  # another process took the SQLite write lock
+                log.warning("the store was locked by another process; command stopped")
+                self._audit_outcome(invocation, "store_busy", STORE_BUSY_MIDWAY)
+                return error(STORE_BUSY_MIDWAY, title="The bot's store is busy")
             log.exception("unexpected error running a command")
             self._audit_outcome(invocation, "internal_error", "unexpected error")
             return error(
@@ -385,10 +436,14 @@ async def governed(
         provider=plan.provider,
         environment=env_names(plan.targets),
         outcome=decision.outcome,
-        detail={"reason": decision.reason, "plan": plan.summary},
+        detail={
+            "reason": decision.reason,
+            "plan": plan.summary,
+            **({"sources": env_names(plan.sources)} if plan.sources else {}),
+        },
     )
     if dry_run:
-        return await plan_reply(ctx, verb, plan, decision)
+        return await plan_reply(ctx, verb, plan, decision, evaluation.parts)
     if decision.outcome == "denied":
         return denied(decision.reason)
     if decision.outcome == "needs_approval" and not preapproved:
@@ -472,6 +527,11 @@ async def decide_approval(
         )
         for target in plan.targets
     ]
+    # The channel must still hold its rights on every environment the data comes from.
+    checks += [
+        _no_longer(decide_source(policy, approval.requester, approval.verb, source))
+        for source in plan.sources
+    ]
     right = combine(checks)
     if approve and not right.allowed:
         return refuse(ctx, f"approve {approval.verb}", right.reason)
@@ -493,6 +553,15 @@ async def decide_approval(
     header = f"{UserRef(invocation.user)} approved the request of {UserRef(approval.requester)}."
     reply.text = f"{header}\n{reply.text}".strip()
     return reply
+
+
+def _no_longer(decision: Decision) -> Decision:
+    """A source decision as seen at approval time (a denial: cannot be approved any more)."""
+    if decision.allowed:
+        return decision
+    return dataclasses.replace(
+        decision, reason=f"this request can no longer be approved: {decision.reason}"
+    )
 
 
 async def _run_approved(ctx: Context, verb: Verb, plan: Plan, approval: Approval) -> Reply:
@@ -527,6 +596,7 @@ def approval_card(approval: Approval, reason: str, plan: Plan, slash: str) -> Re
     fields = [
         ("Requested by", str(UserRef(approval.requester))),
         ("Environment", env_names(plan.targets) or approval.environment_name),
+        *([("Data from", env_names(plan.sources))] if plan.sources else []),
         ("Expires", f"in {minutes} min ({expires})"),
         ("Approval id", approval.id),
         *plan.details,

@@ -1,8 +1,10 @@
 """What a command acts on: the channel's environments, a database in them, the plan.
 
 Shared by the verbs of every provider kind. Each function takes the provider
-kinds the verb works on, and looks only in environments where the channel holds
-the role the verb needs.
+kinds the verb works on. A database name is looked up in every environment bound
+to the channel (so a name in two of them is ambiguous for every verb), then the
+channel's role where it was found is checked; an environment the channel may only
+view is never acted on.
 """
 
 from __future__ import annotations
@@ -63,17 +65,20 @@ def target_of(scope: Scope) -> Target:
 async def find(
     ctx: Context, kinds: frozenset[ProviderKind], role: Role, name: str, env: str | None = None
 ) -> Found:
-    """The database `name` in an environment of these kinds where the channel holds `role`.
+    """The database `name` in the channel's environments of these kinds, where it holds `role`.
 
-    When the name is not there but is a database of another kind of provider,
-    the error says that this command does not work on that kind.
+    The name is looked up in every environment bound to the channel, whatever the
+    role there, so the answer does not depend on the verb: found in more than one
+    is ambiguous for every verb (UserError naming where, and asking for `env=`);
+    found in one where the channel's role is below `role`, RoleTooLow naming the
+    environment and the role. When the name is not there but is a database of
+    another kind of provider, the error says that this command does not work on
+    that kind. Reads only (look-ups); the caller decides what runs.
     """
     resolver = ctx.services.resolver
     try:
-        return await resolver.find_database(await scopes(ctx, kinds, role, env), name)
+        found = await resolver.find_database(await scopes(ctx, kinds, Role.VIEWER, env), name)
     except NameNotFound:
-        if role > Role.VIEWER:
-            await _refuse_if_visible(ctx, kinds, role, name, env)
         other = frozenset(p.kind for p in ctx.services.providers.values()) - kinds
         try:
             elsewhere = (
@@ -91,23 +96,20 @@ async def find(
                 f"this command does not work on {provider.kind} providers, only on {works_on}"
             ) from None
         raise
+    require_role(ctx, found.scope, role, found.database.name)
+    return found
 
 
-async def _refuse_if_visible(
-    ctx: Context, kinds: frozenset[ProviderKind], role: Role, name: str, env: str | None
-) -> None:
-    """RoleTooLow when `name` is in an environment the channel may only look at."""
-    try:
-        seen = await ctx.services.resolver.find_database(
-            await scopes(ctx, kinds, Role.VIEWER, env), name
-        )
-    except UserError:
-        return
+def require_role(ctx: Context, scope: Scope, role: Role, name: str) -> None:
+    """RoleTooLow (naming the environment, the channel's role and `role`) unless the
+    channel holds `role` on `scope`."""
     policy = ctx.policy()
-    binding = effective_binding(policy, target_of(seen.scope))
+    binding = effective_binding(policy, target_of(scope))
+    if binding is not None and binding.role >= role:
+        return
     held = binding.role.label if binding else "no role"
     raise RoleTooLow(
-        f"{name} is in {seen.scope.label}, where {ChannelRef(ctx.invocation.channel)} is {held}; "
+        f"{name} is in {scope.label}, where {ChannelRef(ctx.invocation.channel)} is {held}; "
         f"that command needs {role.label}"
     )
 

@@ -7,11 +7,17 @@ shapes of secrets) before it is written, and again when rows are read back for
 version). Mapping keys that name secrets (``password``, ``api_key``...) have
 their values replaced whatever they are. Only secrets are redacted: user ids,
 usernames, role and database names stay, so the log can be searched by them.
+
+A row that meets a store locked by another process (SQLite "database is locked"
+after the connection's busy timeout) is not lost and does not fail what is being
+audited: it is kept in memory and written, in order, right after the next row
+that could be written, or by ``flush()`` (the bot calls it when it stops).
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -20,6 +26,7 @@ from typing import Any, Literal
 import sqlite_utils
 
 from core.audit_context import current_invocation
+from core.errors import is_store_busy
 from core.redaction import REDACTOR, Redactor
 from permissions.migrations import migrate
 
@@ -56,6 +63,7 @@ class AuditLog:
         self.db = db
         self.redactor = redactor
         self._clock = clock
+        self._deferred: list[dict[str, Any]] = []  # rows that met a locked store
         migrate(db)
 
     def redact(self, text: str) -> str:
@@ -103,6 +111,17 @@ class AuditLog:
             if detail is None
             else json.dumps(self.redactor.redact_data(detail), sort_keys=True, default=str)
         )
+        try:
+            row_id = self._insert(row)
+        except sqlite3.OperationalError as exc:
+            if not is_store_busy(exc):
+                raise
+            self._deferred.append(row)  # written after the next row that gets through
+            return 0
+        self.flush()
+        return row_id
+
+    def _insert(self, row: dict[str, Any]) -> int:
         cursor = self.db.execute(
             "INSERT INTO audit (ts, iso, kind, user, channel, provider, environment, database, "
             "verb, outcome, team, detail) VALUES (:ts, :iso, :kind, :user, :channel, "
@@ -110,6 +129,19 @@ class AuditLog:
             row,
         )
         return int(cursor.lastrowid or 0)
+
+    def flush(self) -> int:
+        """Write the rows kept while the store was locked, oldest first; return how many
+        still wait (the store is still locked)."""
+        while self._deferred:
+            try:
+                self._insert(self._deferred[0])
+            except sqlite3.OperationalError as exc:
+                if not is_store_busy(exc):
+                    raise
+                break
+            self._deferred.pop(0)
+        return len(self._deferred)
 
     def api_call(
         self,

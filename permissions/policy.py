@@ -27,6 +27,7 @@ from permissions.model import (
 from permissions.roles import Role
 
 __all__ = [
+    "SOURCE_ROLE",
     "ChannelPolicy",
     "Decision",
     "EffectiveBinding",
@@ -34,6 +35,7 @@ __all__ = [
     "Target",
     "admit",
     "decide",
+    "decide_source",
     "default_protection",
     "effective_binding",
     "held",
@@ -452,6 +454,47 @@ def _decide(
         role=binding.role,
         protected=protected,
         approvers=binding.approvers,
+    )
+
+
+# Moving data out of an environment (clone, restore from its snapshot, refresh from it)
+# needs at least this role there: viewers may look, not copy.
+SOURCE_ROLE = Role.OPERATOR
+
+
+def decide_source(policy: ChannelPolicy, user: str, verb: str, source: Target) -> Decision:
+    """Decide whether ``verb`` may copy data out of ``source`` for ``policy.channel``.
+
+    At least ``SOURCE_ROLE`` (operator) on the source environment, whatever the
+    rights on the environment the data goes to (``decide`` checks that one). The
+    outcome is ``allowed`` or ``denied``; the denial names the source environment
+    and the role it needs. Any unexpected error denies.
+    """
+    try:
+        return _decide_source(policy, verb, source)
+    except Exception as exc:  # in doubt, deny
+        return Decision("denied", f"could not decide ({exc!r}); denied to be safe")
+
+
+def _decide_source(policy: ChannelPolicy, verb: str, source: Target) -> Decision:
+    channel = str(ChannelRef(policy.channel))
+    env = f"{_env_label(source)} ({source.provider})"
+    protected = is_protected(policy, source)
+    binding = effective_binding(policy, source)
+    needs = f"moving data out of an environment needs at least {SOURCE_ROLE.label} there"
+    if binding is None:
+        reason = f"{verb} copies data out of {env}, where {channel} has no role; {needs}"
+        return Decision("denied", reason, protected=protected)
+    if binding.role < SOURCE_ROLE:
+        reason = (
+            f"{verb} copies data out of {env}, where {channel} is {binding.role.label}; {needs}"
+        )
+        return Decision("denied", reason, role=binding.role, protected=protected)
+    return Decision(
+        "allowed",
+        f"{channel} is {binding.role.label} on {env}, the source of the data",
+        role=binding.role,
+        protected=protected,
     )
 
 

@@ -12,9 +12,10 @@ under `docs.slack.dev/methods/`):
   `manifest.yml`; the scope of each method is the one its reference page lists
   (chat.* `chat:write`; files.getUploadURLExternal / files.completeUploadExternal
   `files:write`; users.info `users:read`; usergroups.* `usergroups:read`;
-  conversations.info and users.conversations `channels:read` / `groups:read` / `im:read`
-  / `mpim:read` by conversation type; conversations.history / replies the matching
-  `*:history`; views.* and auth.test none). apps.connections.open takes an app-level
+  conversations.info, conversations.members and users.conversations `channels:read` /
+  `groups:read` / `im:read` / `mpim:read` by conversation type (the reference pages say
+  `conversations:read`, the umbrella of these); conversations.history / replies the
+  matching `*:history`; views.* and auth.test none). apps.connections.open takes an app-level
   token (`xapp-`), never a bot token (docs.slack.dev/apis/events-api/using-socket-mode).
 - Membership: the bot posts in public channels it is in, and in other public channels
   only with `chat:write.public` (docs.slack.dev/reference/scopes/chat:write.public),
@@ -89,6 +90,15 @@ under `docs.slack.dev/methods/`):
   (docs.slack.dev/reference/block-kit/block-elements/select-menu-element); an answer
   to `suggestion_payload` (block_suggestion) is checked with `options_problems`.
   `pick_payload` is what a pick sends (the value as given, so tests can forge one).
+- conversations.members (docs.slack.dev/reference/methods/conversations.members): the
+  member ids of a conversation, `{"members": [...], "response_metadata": {"next_cursor":
+  ""}}`, cursor-paginated with `limit` (default 100; "Fewer than the requested number of
+  items may be returned": at most `members_page` per page); readable like
+  conversations.info (a private channel the bot is not in is `channel_not_found`);
+  `invalid_cursor`, `invalid_limit`. GUESS: which limits are invalid is not written;
+  the stand-in refuses anything but an integer from 1 to 999 ("Must be an integer with a
+  max value of 999" on the sibling users.conversations). A conversation declared without
+  members (everyone) lists the workspace's known `users`.
 - Socket Mode (api.slack.com/apis/connections/socket-implement): apps.connections.open
   answers a `wss` URL (here `ws://`, loopback) valid once; the WebSocket first sends
   `hello`, then envelopes (`slash_commands`, `interactive`, `events_api`) that the app
@@ -109,6 +119,7 @@ lenient path: then scopes and membership are not checked (everything else is).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
@@ -321,6 +332,7 @@ class SlackStandIn:
     blocks_limit: int = 12000
     blocks_measure: str = "text"  # or "json"
     update_burst: int = 5
+    members_page: int = 1000  # the most members conversations.members returns per page
     burst_window: float = 1.0
     bot_user_id: str = "U0GRAPHOPS"
     team_id: str = "T0STANDIN"
@@ -1230,6 +1242,27 @@ class SlackStandIn:
             }
         }
 
+    def _conversation_members(self, body: dict[str, Any]) -> dict[str, Any]:
+        conversation = self._readable(str(body.get("channel") or ""), READ_SCOPE)
+        try:
+            limit = int(str(body.get("limit") or 100))
+        except ValueError:
+            raise SlackError("invalid_limit") from None
+        if not 1 <= limit <= 999:
+            raise SlackError("invalid_limit")
+        cursor = str(body.get("cursor") or "")
+        start = 0
+        if cursor:
+            match = re.fullmatch(r"members:(\d+)", _unb64(cursor))
+            if match is None:
+                raise SlackError("invalid_cursor")
+            start = int(match.group(1))
+        everyone = conversation.members if conversation.members is not None else self.users
+        members = sorted(everyone)
+        end = start + min(limit, self.members_page)
+        next_cursor = _b64(f"members:{end}") if end < len(members) else ""
+        return {"members": members[start:end], "response_metadata": {"next_cursor": next_cursor}}
+
     def _users_conversations(self, body: dict[str, Any]) -> dict[str, Any]:
         kinds = [
             CONVERSATION_TYPES.get(t.strip(), "?")
@@ -1471,6 +1504,19 @@ class SlackStandIn:
         }
 
 
+def _b64(text: str) -> str:
+    """An opaque cursor, as Slack's look (base64)."""
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def _unb64(cursor: str) -> str:
+    """The text of a cursor made by `_b64` ("" when it is not one)."""
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        return ""
+
+
 _METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], dict[str, Any]]] = {
     "auth.test": SlackStandIn._auth_test,
     "apps.connections.open": SlackStandIn._apps_connections_open,
@@ -1481,6 +1527,7 @@ _METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], dict[str, Any]]] = 
     "conversations.history": SlackStandIn._history,
     "conversations.replies": lambda s, b: s._history(b, replies=True),
     "conversations.info": SlackStandIn._conversation_info,
+    "conversations.members": SlackStandIn._conversation_members,
     "users.conversations": SlackStandIn._users_conversations,
     "users.info": SlackStandIn._users_info,
     "usergroups.users.list": SlackStandIn._group_members,

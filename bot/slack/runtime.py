@@ -1,11 +1,13 @@
 """What the Slack listeners share: the bot, the Web API client, the notifier and the
 delivery (bot/slack/delivery.py decides where a Reply goes), and how a command runs.
 
-Listeners acknowledge at once and hand their work to `spawn` (tracked in `tasks`,
-awaited by `idle` and at shutdown). A command whose answer takes longer than
-`working_after` seconds gets a short private "Working on …" through its response_url
-first. `/gdb approve <id>` and `/gdb deny <id>` typed as text are decided exactly like
-the buttons: the card is updated and the result answered in its thread.
+Listeners acknowledge at once and hand their work to `work` (tracked in `tasks`,
+awaited by `idle` and at shutdown), which starts it once the SQLite store can be
+written, waiting for that in a thread (bot/store.py `StoreGate`). A command whose
+answer takes longer than `working_after` seconds gets a short private "Working on …"
+through its response_url first. `/gdb approve <id>` and `/gdb deny <id>` typed as text
+are decided exactly like the buttons: the card is updated and the result answered in its
+thread.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import inspect
 import logging
 import time
 import traceback
@@ -27,11 +30,12 @@ from bot.slack.delivery import Delivery
 from bot.slack.directory import Directory
 from bot.slack.edge import Origin
 from bot.slack.groups import UserGroups
+from bot.slack.membership import ChannelMembers
 from bot.slack.menus import MenuStore
 from bot.slack.metrics import Metrics
 from bot.slack.notifier import SlackNotifier
 from bot.slack.pages import PageStore
-from bot.wiring import Bot
+from bot.wiring import STORE_BUSY, Bot
 from commands.grammar import GrammarError, ParsedCommand, parse
 from core.invocation import Invocation
 from core.reply import Reply
@@ -137,6 +141,7 @@ class SlackRuntime:
     signing_secret: str = ""
     groups: UserGroups = field(init=False)
     directory: Directory = field(init=False)
+    membership: ChannelMembers = field(init=False)
     notifier: SlackNotifier = field(init=False)
     delivery: Delivery = field(init=False)
     socket_mode: SocketModeStatus | None = None
@@ -147,6 +152,9 @@ class SlackRuntime:
     def __post_init__(self) -> None:
         self.groups = UserGroups(self.client)
         self.directory = Directory(self.client)
+        # `access channel=` and `approvers` ask Slack who is in the channel they show.
+        self.membership = ChannelMembers(self.client)
+        self.bot.services.membership = self.membership
         self.notifier = SlackNotifier(
             self.client, pages=self.pages, directory=self.directory, page_rows=self.page_rows
         )
@@ -277,10 +285,23 @@ class SlackRuntime:
         return task
 
     def work(self, origin: Origin | None, coroutine: Awaitable[Any]) -> asyncio.Task[Any]:
-        """`spawn` the work of a listener, shielded for `origin`."""
+        """`spawn` the work of a listener, shielded for `origin`.
+
+        The work starts once the store can be written (`Bot.store`, waited for in a
+        thread: a lock held by another process never holds up the event loop, so
+        acks stay prompt); if it stays locked, `origin` is told and nothing runs.
+        """
 
         async def run() -> None:
             async with self.shielded(origin):
+                await self.acks.wait()  # acks first: the probe below uses a thread
+                if not await self.bot.store.ready():
+                    if inspect.iscoroutine(coroutine):
+                        coroutine.close()
+                    log.warning("the store stayed locked; a Slack request was not run")
+                    if origin is not None and origin.user:
+                        await self.delivery.say(origin, STORE_BUSY, status="error")
+                    return
                 await coroutine
 
         return self.spawn(run())

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,7 +32,7 @@ from bot.slack.app import runtime
 from bot.slack.edge import MalformedPayload, SlackRequest, payload_problem
 from bot.slack.metrics import CONTENT_TYPE
 from bot.slack.sweep import DEFAULT_SWEEP_SECONDS, sweep_forever
-from bot.store import check_database
+from bot.store import check_database, writable_within
 
 log = logging.getLogger("graphops.slack")
 
@@ -44,18 +43,7 @@ STORE_SECONDS = 1.0
 def store_answers(path: str, seconds: float = STORE_SECONDS) -> bool:
     """Whether the SQLite file at `path` takes a write lock within `seconds` (its own
     short connection: a busy store must not hold the bot's connection)."""
-    try:
-        conn = sqlite3.connect(path, timeout=seconds, isolation_level=None)
-    except sqlite3.Error:
-        return False
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
-        return True
-    except sqlite3.Error:
-        return False
-    finally:
-        conn.close()
+    return writable_within(path, seconds)
 
 
 class SlackServer:

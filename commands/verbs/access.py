@@ -1,9 +1,12 @@
-"""`access`, and for bot admins `grant`, `revoke`, `protect`, `approvers`, `incident-channel`.
+"""`access` and `approvers` (showing), and for bot admins `grant`, `revoke`, `protect`,
+`approvers ... users=`, `incident-channel`.
 
 Changes go to permissions/store.py (the same store `graphops access` writes)
 and are audited as `command` rows with outcome `changed`. Who may change
 access is decided by `permissions.store.PermissionStore.admins` (the config's
-`[bot] admins`); anyone else is refused through the pipeline's `refuse`.
+`[bot] admins`); anyone else is refused through the pipeline's `refuse`. A
+channel's bindings and approvers are shown in that channel, to bot admins, and
+to members of it (`Services.membership`, the transport's answer).
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ from permissions.policy import Target, protection, where
 from permissions.roles import Role
 from permissions.store import fallback_label, normalize_binding_key, parse_fallback
 
+CLEAR = "none"  # `approvers ... users=none` clears the approvers of a binding
+
 
 class ApproversOptions(ChannelOption):
-    """`approvers`: `users=` a comma-separated list of user or group ids (`none` clears)."""
+    """`approvers`: `users=` a comma-separated list of user or group ids; `users=none`
+    clears them; without `users=`, the approvers are shown."""
 
-    users: str = ""
+    users: str | None = None
 
 
 class GrantOptions(ChannelOption):
@@ -73,6 +79,23 @@ def your_role(policy: ChannelPolicy, binding: Binding) -> str:
     return "none"
 
 
+async def refuse_unless_visible(ctx: Context, verb_name: str, channel: str) -> Reply | None:
+    """A refusal unless the requester may see `channel`'s bindings and approvers: in that
+    channel itself, a bot admin, or a member of it (`Services.membership`: the transport's
+    answer, e.g. Slack's conversations.members). None when they may."""
+    user = ctx.invocation.user
+    if channel == ctx.invocation.channel or user in ctx.services.permissions.admins:
+        return None
+    if await ctx.services.membership.is_member(user, channel):
+        return None
+    return refuse(
+        ctx,
+        verb_name,
+        f"the bindings and approvers of {ChannelRef(channel)} are shown only in it, to its "
+        "members, and to bot admins; ask there, or ask a bot admin (listed in `access`)",
+    )
+
+
 @verb("access", options=ChannelOption, example="access", group="Access")
 async def access(ctx: Context, values: dict[str, Any]) -> Reply:
     """What this channel may do, who holds each role, and why you hold yours
@@ -80,10 +103,15 @@ async def access(ctx: Context, values: dict[str, Any]) -> Reply:
     One row per binding of the channel (or `channel=`; in a direct message, your
     personal bindings): provider, environment, role, who holds it (`users=` and
     the fallback of everyone else), the role you hold and the rule that gave it,
-    approvers, protection; and the bot admins. Anyone may ask. Ephemeral.
+    approvers, protection; and the bot admins. Anyone may ask about the channel
+    they are in; another channel is shown only to its members and to bot admins
+    (`refuse_unless_visible`). Ephemeral.
     """
     store = ctx.services.permissions
     channel = _channel(ctx, values)
+    refusal = await refuse_unless_visible(ctx, "access", channel)
+    if refusal is not None:
+        return refusal
     policy = store.policy_for(channel, ctx.invocation)
     table = Table(
         columns=[
@@ -215,16 +243,52 @@ async def protect(ctx: Context, values: dict[str, Any]) -> Reply:
     "approvers",
     "<provider> <environment>",
     options=ApproversOptions,
-    bot_admin_only=True,
     example="approvers console production users=U0LEAD,S0DBTEAM",
     group="Access",
 )
 async def approvers(ctx: Context, values: dict[str, Any]) -> Reply:
-    """Set who approves a binding's destructive commands (users=none clears)
+    """Show who approves a binding's destructive commands; with users=, set them
+    (bot admins; users=none clears)
 
-    Users (`U…`) or user groups (`S…`); with none, the admins of the binding approve.
+    Without `users=` it only shows them (to whoever may see the channel's
+    access). `users=U…,S…` sets users (`U…`) or user groups (`S…`);
+    `users=none` clears them, and then the admins of the binding approve.
     """
+    if values.get("users") is None:
+        return await _show_approvers(ctx, values)
     return _change(ctx, "approvers", values, _approvers)
+
+
+async def _show_approvers(ctx: Context, values: dict[str, Any]) -> Reply:
+    channel = _channel(ctx, values)
+    refusal = await refuse_unless_visible(ctx, "approvers", channel)
+    if refusal is not None:
+        return refusal
+    provider, environment = values["provider"], values["environment"]
+    binding = next(
+        (
+            b
+            for b in ctx.services.permissions.bindings(channel)
+            if b.provider == provider and b.environment == environment
+        ),
+        None,
+    )
+    where = f"{environment} ({provider}) in {ChannelRef(channel)}"
+    if binding is None:
+        return error(f"{ChannelRef(channel)} has no binding for {environment} ({provider}).")
+    who = ", ".join(str(person(a)) for a in binding.approvers) or (
+        "none set: the members of an admin-bound channel and the bot admins approve"
+    )
+    slash = ctx.services.slash_command
+    return Reply(
+        status="info",
+        title=f"Approvers of {where}",
+        text=(
+            f"{who}.\nTo change them (bot admins): `{slash} approvers {provider} {environment} "
+            f"users=U…,S…`; `users={CLEAR}` clears them."
+        ),
+        visibility="ephemeral",
+    )
 
 
 @verb(
@@ -308,7 +372,14 @@ def _protect(ctx: Context, v: dict[str, Any]) -> str:
 
 
 def _approvers(ctx: Context, v: dict[str, Any]) -> str:
-    users = [u for u in v["users"].replace(" ", ",").split(",") if u and u != "none"]
+    words = [u for u in v["users"].replace(" ", ",").split(",") if u]
+    if not words:
+        raise ValueError(
+            f"users= needs user or group ids (users=U0LEAD,S0DBTEAM), or users={CLEAR} to clear"
+        )
+    if CLEAR in (w.lower() for w in words) and len(words) > 1:
+        raise ValueError(f"users={CLEAR} clears the approvers; it cannot be given with ids")
+    users = [u for u in words if u.lower() != CLEAR]
     binding = ctx.services.permissions.set_approvers(
         _channel(ctx, v), v["provider"], v["environment"], users
     )

@@ -219,9 +219,11 @@ async def restart(ctx: Context, plan: Plan) -> Reply:
 
 
 async def prepare_clone(ctx: Context, values: dict[str, Any]) -> Plan:
-    """The source (operator) and the destination environment (operator, same provider)."""
+    """The destination environment (target, operator, same provider) and the source
+    database, whose environment the data comes out of (source, at least operator:
+    decided by the pipeline with `permissions.policy.decide_source`)."""
     new_name = check_database_name(values["new_name"])
-    source = await find(ctx, CONSOLE, Role.OPERATOR, values["db"], values.get("source_env"))
+    source = await find(ctx, CONSOLE, Role.VIEWER, values["db"], values.get("source_env"))
     dest = (
         await single_scope(ctx, CONSOLE, Role.OPERATOR, values["env"])
         if values.get("env")
@@ -237,8 +239,8 @@ async def prepare_clone(ctx: Context, values: dict[str, Any]) -> Plan:
         new_name=new_name,
         destination_environment_id=dest.environment.id,
     )
-    if dest.environment.id != source.scope.environment.id:
-        plan.targets.append(target_of(dest))
+    plan.targets = [target_of(dest)]
+    plan.sources = [target_of(source.scope)]
     return plan
 
 

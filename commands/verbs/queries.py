@@ -28,7 +28,7 @@ from commands.adapters.typedb import typedb_client
 from commands.context import Context, RoleTooLow
 from commands.plan import Plan
 from commands.registry import verb
-from commands.targets import TYPEDB, db_plan, scopes, target_of
+from commands.targets import TYPEDB, db_plan, require_role, scopes, target_of
 from commands.typeql import QueryKind, classify
 from commands.verbs.typedb import ServerOption
 from core.errors import UserError
@@ -83,7 +83,10 @@ async def plan_on_db(
         channel = str(ChannelRef(ctx.invocation.channel))
         where = ", ".join(held) or "no role on a TypeDB server"
         raise RoleTooLow(f"{what} needs {role.label}; {channel} is {where}")
-    found = await ctx.services.resolver.find_database(able, name)
+    # Looked up on every server the channel may see: a name on two is ambiguous for
+    # every query, whatever the role on each (commands/targets.py `find`).
+    found = await ctx.services.resolver.find_database(visible, name)
+    require_role(ctx, found.scope, role, found.database.name)
     plan = db_plan(verb, found, summary.format(db=found.database.name))
     plan.role = role
     return plan

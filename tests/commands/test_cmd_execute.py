@@ -156,7 +156,8 @@ async def test_clone_into_another_environment_checks_both(bot, console_sim):
 
 async def test_restore_as_new_database(bot, console_sim):
     snap_id = console_sim.snapshots[0].id
-    bot.services.permissions.grant(DEV, "console", "production", Role.VIEWER)
+    # copying production's data out needs operator there (tests/commands/test_cmd_rights.py)
+    bot.services.permissions.grant(DEV, "console", "production", Role.OPERATOR)
     reply = await run(bot, f"restore {snap_id[:8]} as prod-copy env=development")
     assert reply.status == "ok", reply.text
     assert console_sim.find_database("prod-copy")

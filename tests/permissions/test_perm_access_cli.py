@@ -92,8 +92,18 @@ def test_protect_default_and_approvers_none(db: sqlite_utils.Database) -> None:
     assert store.protection_overrides() == []
     cli(db, "access", "grant", "C0DEV", "console", "staging", "admin")
     cli(db, "access", "approvers", "C0DEV", "console", "staging", "U0ALICE")
-    cli(db, "access", "approvers", "C0DEV", "console", "staging")
+    # no approvers given: shown, not cleared (issue 15, case 9); nothing audited
+    code, out, _ = cli(db, "access", "approvers", "C0DEV", "console", "staging")
+    assert code == 0 and "U0ALICE" in out
+    assert store.bindings()[0].approvers == ("U0ALICE",)
+    changes = [r for r in AuditLog(db).query() if r["verb"] == "access approvers"]
+    assert len(changes) == 1  # the change above; showing is not a change
+    code, _, err = cli(db, "access", "approvers", "C0DEV", "console", "staging", "none", "U0BOB")
+    assert code == 2 and "cannot be given with ids" in err
+    cli(db, "access", "approvers", "C0DEV", "console", "staging", "none")
     assert store.bindings()[0].approvers == ()
+    code, _, err = cli(db, "access", "approvers", "C0DEV", "console", "nope")
+    assert code == 2 and "no binding" in err
     cli(db, "access", "incident-channel", "console", "*", "C0INC")
     cli(db, "access", "incident-channel", "console", "*", "none")
     assert store.incident_channels() == []
