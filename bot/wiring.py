@@ -15,7 +15,7 @@ import sqlite_utils
 from pydantic import SecretStr
 
 from bot.config import Config, ProviderConfig, resolve_credentials
-from bot.logs import log_command
+from bot.logs import install_redaction, log_command
 from bot.store import (
     BUSY_TIMEOUT_MS,
     LOOP_BUSY_TIMEOUT_MS,
@@ -33,9 +33,10 @@ from commands.registry import Registry
 from commands.resolve import Resolver
 from commands.scheduled import PipelineRunner
 from commands.verbs import build_registry
-from core.audit_context import current_invocation
+from core.audit_context import current_database, current_invocation
 from core.invocation import Invocation
 from core.provider import Provider
+from core.redaction import redact, remember
 from core.reply import Reply
 from operations.follow import DEFAULT_DEADLINES, Backoff, FollowLimits
 from operations.notify import Notifier
@@ -45,7 +46,6 @@ from operations.tracker import Tracker, TrackerSettings
 from operations.watch import Watcher, WatchStore
 from permissions.approvals import ApprovalStore
 from permissions.audit import AuditLog
-from permissions.redaction import make_redactor
 from permissions.store import PermissionStore
 
 STORE_BUSY = (
@@ -167,16 +167,29 @@ def dry_run_provider_factory(config: Config) -> DryRunProviders:
     return build
 
 
+#: Credentials that name who signs in rather than prove it: shown, never redacted.
+IDENTIFIERS = frozenset({"client_id", "username"})
+
+
 def secret_values(config: Config, environ: Mapping[str, str]) -> list[str]:
-    """Every secret value the config points at (for redaction)."""
+    """Every secret value the config points at: Slack's tokens and signing secret, and
+    each provider's client secret, API key or password (not its client id or username)."""
     names = [
         config.slack.bot_token_env,
         config.slack.signing_secret_env,
         config.slack.app_token_env,
     ]
     for provider in config.providers:
-        names.extend(provider.secret_envs().values())
+        names.extend(
+            env for field, env in provider.secret_envs().items() if field not in IDENTIFIERS
+        )
     return [environ[name] for name in names if environ.get(name)]
+
+
+def remember_config_secrets(config: Config, environ: Mapping[str, str]) -> None:
+    """Make the process's redactor (core.redaction) know the config's secrets."""
+    for value in secret_values(config, environ):
+        remember(value, "credential")
 
 
 def build_bot(
@@ -188,9 +201,10 @@ def build_bot(
     open_file: FileSource | None = None,
 ) -> Bot:
     """Build the command layer from a validated config (ConfigError on missing secrets)."""
-    redact = make_redactor(secret_values(config, environ))
+    install_redaction()
+    remember_config_secrets(config, environ)
     database = db if db is not None else open_database(config.bot.database)
-    audit = AuditLog(database, redact=redact)
+    audit = AuditLog(database)
 
     listeners: list[Callable[[CallRecord], None]] = []
 
@@ -204,6 +218,7 @@ def build_bot(
             call.ms,
             user=invocation.user if invocation else None,
             channel=invocation.channel if invocation else None,
+            database=current_database.get() if invocation else None,
         )
         for listener in listeners:
             listener(call)

@@ -14,6 +14,11 @@ the outcome is unknown. A streamed body is never sent twice.
 
 Bearer tokens are an `httpx.Auth` flow (`BearerAuth`): one token per client,
 renewed before it expires, and renewed once more when the API answers 401.
+
+Secrets: every token a token or sign-in endpoint answers is made known to the
+process's redactor as soon as the answer is read (`token_answer`), and each
+client makes its own credentials known when it is built, so an API that echoes
+them back shows none of them (clients/errors.py).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from clients.errors import (
     UnusableAnswer,
     error_for_status,
 )
+from core.redaction import remember_answer
 
 log = logging.getLogger("graphops.http")
 
@@ -71,12 +77,15 @@ ErrorParser = Callable[[httpx.Response], tuple[str, str | None, str | None]]
 
 
 def parse_error_body(response: httpx.Response) -> tuple[str, str | None, str | None]:
-    """(message, code, nonce) from an error answer: `{"error"}`, `{"code","message"}` or text."""
+    """(message, code, nonce) from an error answer: `{"error"}`, `{"code","message"}` or text.
+
+    Nothing is cut here: `ApiError` redacts, then cuts (a cut before redaction could
+    leave half a secret that no longer matches it)."""
     try:
         body = response.json()
     except ValueError:
         text = response.text.strip()
-        return (text[:300] or response.reason_phrase or "no reason given"), None, None
+        return (text or response.reason_phrase or "no reason given"), None, None
     if isinstance(body, dict):
         message = body.get("error") or body.get("message") or body.get("detail")
         code = body.get("code")
@@ -86,11 +95,19 @@ def parse_error_body(response: httpx.Response) -> tuple[str, str | None, str | N
         if message is None and nonce:
             message = "internal error"
         return (
-            str(message or response.reason_phrase or "no reason given")[:300],
+            str(message or response.reason_phrase or "no reason given"),
             str(code) if code is not None else None,
             str(nonce) if nonce is not None else None,
         )
-    return str(body)[:300], None, None
+    return str(body), None, None
+
+
+def token_answer(api: HttpApi, response: httpx.Response, method: str, path: str) -> Any:
+    """The JSON body of a token or sign-in answer, whose tokens are made known to the
+    redactor before anything else reads it (UnusableAnswer when it is not JSON)."""
+    body = api.json_of(response, method, path, empty={})
+    remember_answer(body, "token")
+    return body
 
 
 class HttpApi:

@@ -16,8 +16,15 @@ The order is the product's promise:
 4. decide per target: denied, allowed (run now), needs approval (store the
    resolved plan, show a card whose buttons carry only the approval id), or
    only preview it (`plan <command>`, `dry-run=true`).
-Every step is written to the audit log. No exception escapes as a trace: API
+Every step is written to the audit log, with the database the command concerns
+(as typed, then as resolved): `graphops audit --db` finds its command, decision,
+API call and outcome rows, refusals included. No exception escapes as a trace: API
 errors are described, anything unexpected is logged and answered plainly.
+
+Secrets: a secret typed privately (`Invocation.secret`) is made known to the
+process's redactor before anything runs, and every Reply leaves `run` and
+`decide_approval` redacted (core.redaction), so what a transport shows or the
+tracker keeps holds no secret, even one an API echoed back.
 """
 
 from __future__ import annotations
@@ -35,10 +42,11 @@ from commands.plan import Plan, args_to_plan, env_names, plan_to_args, safety_ne
 from commands.preview import dry_run_form, plan_reply, preview
 from commands.registry import MissingArgument, Registry, UsageError, Verb
 from commands.resolve import eligible_bindings
-from core.audit_context import acting_as
+from core.audit_context import acting_as, concerning, current_database
 from core.errors import UserError, is_store_busy
 from core.invocation import Invocation
 from core.provider import Provider
+from core.redaction import redact_reply, remember
 from core.refs import UserRef
 from core.reply import Action, Choice, Option, Reply, denied, error
 from core.words import environment_label
@@ -136,11 +144,18 @@ def refuse(ctx: Context, verb: str, reason: str) -> Reply:
         "decision",
         user=ctx.invocation.user,
         channel=ctx.invocation.channel,
+        database=current_database.get(),
         verb=verb,
         outcome="denied",
         detail={"reason": reason},
     )
     return denied(reason)
+
+
+def database_named(values: dict[str, object]) -> str | None:
+    """The database a command's arguments name (`<db>`), as typed, if any."""
+    named = values.get("db")
+    return named if isinstance(named, str) and named else None
 
 
 def providers_for(services: Services, verb: Verb) -> list[Provider]:
@@ -223,43 +238,51 @@ class Pipeline:
 
         `preapproved` is for commands whose approval was given once for many
         runs (an approved schedule): the permission check still runs, and a
-        denial still refuses, but "needs approval" runs at once.
+        denial still refuses, but "needs approval" runs at once. The answer holds no
+        secret (see the module docstring).
         """
+        if invocation.secret is not None:
+            remember(invocation.secret, "password")
         with acting_as(invocation):
-            admission = self.admission(invocation)
-            if not admission.allowed:
-                return refuse(self.context(invocation), "", admission.reason)
-            try:
-                return await self._run(invocation, preapproved)
-            except Refused as exc:
-                return refuse(self.context(invocation), "", str(exc))
-            except UserError as exc:
-                return error(str(exc), title="Cannot do that")
-            except ApiError as exc:
-                self._audit_outcome(invocation, "api_error", exc.describe())
-                return error(exc.describe(), title="The API call failed")
-            except Exception as exc:
-                if is_store_busy(exc):  # another process took the SQLite write lock
-                    log.warning("the store was locked by another process; command stopped")
-                    self._audit_outcome(invocation, "store_busy", STORE_BUSY_MIDWAY)
-                    return error(STORE_BUSY_MIDWAY, title="The bot's store is busy")
-                log.exception("unexpected error running a command")
-                self._audit_outcome(invocation, "internal_error", "unexpected error")
-                return error(
-                    "Something went wrong inside graphops; nothing more was sent. "
-                    "The error is in the bot's log."
-                )
+            return redact_reply(await self._answer(invocation, preapproved))
+
+    async def _answer(self, invocation: Invocation, preapproved: bool) -> Reply:
+        admission = self.admission(invocation)
+        if not admission.allowed:
+            return refuse(self.context(invocation), "", admission.reason)
+        try:
+            return await self._run(invocation, preapproved)
+        except Refused as exc:
+            return refuse(self.context(invocation), "", str(exc))
+        except UserError as exc:
+            return error(str(exc), title="Cannot do that")
+        except ApiError as exc:
+            self._audit_outcome(invocation, "api_error", exc.describe())
+            return error(exc.describe(), title="The API call failed")
+        except Exception as exc:
+            if is_store_busy(exc):  # another process took the SQLite write lock
+                log.warning("the store was locked by another process; command stopped")
+                self._audit_outcome(invocation, "store_busy", STORE_BUSY_MIDWAY)
+                return error(STORE_BUSY_MIDWAY, title="The bot's store is busy")
+            log.exception("unexpected error running a command")
+            self._audit_outcome(invocation, "internal_error", "unexpected error")
+            return error(
+                "Something went wrong inside graphops; nothing more was sent. "
+                "The error is in the bot's log."
+            )
 
     async def decide_approval(
         self, invocation: Invocation, approval_id: str, approve: bool, confirm: str | None
     ) -> Reply:
-        """Approve (and run) or deny a pending approval for the clicker of a button."""
+        """Approve (and run) or deny a pending approval for the clicker of a button (the
+        answer holds no secret)."""
         with acting_as(invocation):
             admission = self.admission(invocation)
             if not admission.allowed:
                 verb = "approve" if approve else "deny"
-                return refuse(self.context(invocation), verb, admission.reason)
-            return await decide_approval(self.context(invocation), approval_id, approve, confirm)
+                return redact_reply(refuse(self.context(invocation), verb, admission.reason))
+            reply = await decide_approval(self.context(invocation), approval_id, approve, confirm)
+            return redact_reply(reply)
 
     def confirmation_needed(self, approval_id: str) -> str | None:
         """The name an approver must type to approve this approval (terminate), if any."""
@@ -272,6 +295,7 @@ class Pipeline:
             "command",
             user=invocation.user,
             channel=invocation.channel,
+            database=current_database.get(),
             outcome=outcome,
             detail={"text": text},
         )
@@ -285,6 +309,7 @@ class Pipeline:
             "command",
             user=invocation.user,
             channel=invocation.channel,
+            database=current_database.get(),
             verb=parsed.verb,
             outcome=problem,
             detail=None if problem else {"text": parsed.text},
@@ -317,6 +342,7 @@ class Pipeline:
                 return await self._ask(invocation, verb, parsed, Missing.of(exc))
             self._audit_command(invocation, parsed, "usage error")
             return error(f"{exc}\nExample: `{slash} {verb.example}`", title=f"Usage of {verb.name}")
+        concerning(database_named(values))
         self._audit_command(invocation, parsed, None)
         ctx = self.context(invocation)
         if verb.direct is not None:
@@ -402,10 +428,12 @@ async def governed(
     plan, decision = evaluation.plan, evaluation.decision
     if plan is None:
         return refuse(ctx, verb.name, decision.reason)
+    concerning(str(plan.params.get("database_name") or ""))
     services.audit.record(
         "decision",
         user=invocation.user,
         channel=invocation.channel,
+        database=current_database.get(),
         verb=verb.name,
         provider=plan.provider,
         environment=env_names(plan.targets),
@@ -426,9 +454,11 @@ async def governed(
 
 
 async def execute(ctx: Context, verb: Verb, plan: Plan) -> Reply:
-    """Run an allowed (or approved) plan and audit its outcome."""
+    """Run an allowed (or approved) plan and audit its outcome; the reply is redacted
+    before anything keeps it (an approval's result, the tracker's origin)."""
     assert verb.execute is not None
-    reply = await verb.execute(ctx, plan)
+    concerning(str(plan.params.get("database_name") or ""))
+    reply = redact_reply(await verb.execute(ctx, plan))
     ctx.services.audit.record(
         "operation",
         user=ctx.invocation.user,
@@ -436,7 +466,7 @@ async def execute(ctx: Context, verb: Verb, plan: Plan) -> Reply:
         verb=verb.name,
         provider=plan.provider,
         environment=env_names(plan.targets),
-        database=str(plan.params.get("database_name") or ""),
+        database=current_database.get(),
         outcome=reply.status,
         detail={"summary": plan.summary, "title": reply.title or ""},
     )
@@ -481,6 +511,7 @@ async def decide_approval(
         return error(f"No approval with id {approval_id!r}.")
     if approval.channel != invocation.channel:
         return denied("That approval belongs to another channel; act on it there.")
+    concerning(approval.target)
     verb = ctx.registry.get(approval.verb)
     plan = args_to_plan(approval)
     if verb is None or plan is None:

@@ -4,7 +4,9 @@ Every message the tracker wants to send is first written to `outbox` under a
 key that is unique per tracked operation (`step:3`, `final`, `status`,
 `incident`). Writing is `INSERT OR IGNORE`, so a restarted tracker that sees
 the same step again does not queue it twice; delivery marks rows sent after the
-transport accepted them.
+transport accepted them. A message is redacted (core/redaction.py) before it is
+written: what an API said about an operation (a step, a failure reason) may echo
+a secret, and the outbox is kept on disk.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
+from core.redaction import redact_data
 from operations.migrations import migrate
 
 
@@ -52,11 +55,12 @@ class Outbox:
         thread_ts: str | None = None,
         action: str = "post",
     ) -> bool:
-        """Queue a message; False when one with this key was queued before."""
+        """Queue a message (redacted); False when one with this key was queued before."""
+        shown = json.dumps(redact_data(reply))
         cursor = self.db.execute(
             "INSERT OR IGNORE INTO outbox (tracked_id, key, channel, thread_ts, action, reply, "
             "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [tracked_id, key, channel, thread_ts, action, json.dumps(reply), self._clock()],
+            [tracked_id, key, channel, thread_ts, action, shown, self._clock()],
         )
         return cursor.rowcount > 0
 

@@ -35,6 +35,7 @@ import sqlite_utils
 
 from clients.errors import ApiError
 from core.provider import Provider
+from core.redaction import redact, redact_reply
 from core.refs import ChannelRef, ThreadRef, UserRef
 from core.reply import OperationRef, Reply
 from operations.follow import Backoff, FollowLimits, failed_polls, last_seen, past_deadline
@@ -128,7 +129,7 @@ class Tracker:
                 user,
                 channel,
                 thread_ts,
-                origin.model_dump_json() if origin else None,
+                redact_reply(origin).model_dump_json() if origin else None,
                 now,
                 now + self.settings.backoff.first,
             ],
@@ -285,6 +286,7 @@ class Tracker:
         now = self._clock()
         elapsed = _duration(now - row["started_at"])
         ok = state == "finished"
+        error = None if error is None else redact(error)  # the API's words may echo a secret
         with self.db.atomic():
             self.db.execute(
                 "UPDATE tracked_operations SET state = ?, finished_at = ?, error = ? WHERE id = ?",

@@ -68,7 +68,7 @@ async def serve(
     token, signing, app_token = slack_secrets(config, environ)
     bot = build_bot(config, environ=environ)
     watcher = build_watcher(bot)
-    setup_logging(bot.redact)
+    setup_logging()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -209,3 +209,19 @@ async def test_a_step_seen_again_after_a_lost_update_is_not_posted_twice(bot, cl
     bot.db.execute("UPDATE tracked_operations SET steps_reported = 0 WHERE id = ?", [tracked])
     await drive(make_tracker(bot, notifier), clock)
     assert step_texts(notifier) == ["stopping-database", "starting-database", "health-check"]
+
+
+def test_the_outbox_keeps_no_secret(bot) -> None:
+    """What the tracker and the watcher queue is redacted before it is written to disk
+    (an API's words about an operation may echo a secret)."""
+    from core.redaction import remember
+    from core.reply import Reply
+    from operations.store import Outbox
+
+    remember("sentinel-outbox-secret-4e21")
+    outbox = Outbox(bot.db)
+    reply = Reply(title="failed", text="reason: token sentinel-outbox-secret-4e21 expired")
+    assert outbox.put(None, "k", "C0DEV", reply.model_dump())
+    [(stored,)] = bot.db.execute("SELECT reply FROM outbox").fetchall()
+    assert "sentinel-outbox-secret-4e21" not in stored and "[REDACTED]" in stored
+    assert outbox.pending()[0].reply["title"] == "failed"
