@@ -1,11 +1,14 @@
 """What the Slack listeners share: the bot, the Web API client, the notifier and the
 delivery (bot/slack/delivery.py decides where a Reply goes), and how a command runs.
 
-Listeners acknowledge at once and hand their work to `spawn` (tracked in `tasks`,
-awaited by `idle` and at shutdown). A command whose answer takes longer than
-`working_after` seconds gets a short private "Working on …" through its response_url
-first. `/gdb approve <id>` and `/gdb deny <id>` typed as text are decided exactly like
-the buttons: the card is updated and the result answered in its thread.
+Listeners acknowledge at once and hand their work to `accept` (kept in the inbox,
+operations/inbox.py, before the ack, so a kill before it is answered never loses it
+silently) or `spawn` (tracked in `tasks`, awaited by `idle` and at shutdown). A
+command whose answer takes longer than `working_after` seconds gets a short private
+"Working on …" through its response_url first. `/gdb approve <id>` and `/gdb deny
+<id>` typed as text are decided exactly like the buttons: the card is updated and
+the result answered in its thread. While `draining` (SIGTERM), new requests are
+answered "restarting" and not run.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,13 +37,19 @@ from bot.slack.pages import PageStore
 from bot.wiring import Bot
 from commands.grammar import GrammarError, ParsedCommand, parse
 from core.invocation import Invocation
+from core.mutations import watching_mutations
 from core.reply import Reply
+from operations.inbox import Inbox
 from operations.notify import TrackerPort
 
 log = logging.getLogger("graphops.slack")
 
 OOPS = "Something went wrong inside graphops; the error is in the bot's log."
+RESTARTING = "graphops is restarting; nothing was run. Try again in a minute."
 WORKING_AFTER_SECONDS = 1.0
+
+# The inbox row of the request the current task works on (None: not kept).
+_accepted: ContextVar[int | None] = ContextVar("accepted_request", default=None)
 
 
 def tracked_count(tracker: Any) -> int:
@@ -137,8 +148,11 @@ class SlackRuntime:
     socket_mode: SocketModeStatus | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     acks: AckGate = field(default_factory=AckGate)
+    draining: bool = False  # SIGTERM: new requests are answered "restarting", not run
+    inbox: Inbox = field(init=False)
 
     def __post_init__(self) -> None:
+        self.inbox = Inbox(self.bot.db)
         self.groups = UserGroups(self.client)
         self.directory = Directory(self.client)
         self.notifier = SlackNotifier(
@@ -199,11 +213,31 @@ class SlackRuntime:
         try:
             await self.acks.wait()
             invocation = await self.invocation(origin.user, origin.channel, text)
-            reply = await self.bot.run(invocation)
+            reply = await self.run_invocation(invocation)
         finally:
             working.cancel()
         self.metrics.command(self.verb_label(text), reply.status)
         await self.delivery.deliver(reply, origin)
+
+    async def run_invocation(self, invocation: Invocation) -> Reply:
+        """Run a command for an accepted request: its inbox row says when it sends something
+        that changes things, and keeps the reply until it is delivered."""
+        accepted = _accepted.get()
+        with watching_mutations(self._sent_hook(accepted)):
+            reply = await self.bot.run(invocation)
+        if accepted is not None:
+            kept = reply.model_copy(update={"private_text": None, "secret_prompt": None})
+            self.inbox.answered(accepted, self.bot.redact(kept.model_dump_json()))
+        return reply
+
+    def _sent_hook(self, accepted: int | None) -> Any:
+        """core.mutations hook: the accepted request sent something that changes things."""
+
+        def hook(provider: str, method: str, path: str) -> None:
+            if accepted is not None:
+                self.inbox.mark_sent(accepted, f"{method} {path} ({provider})")
+
+        return hook
 
     async def _working(self, origin: Origin, text: str) -> None:
         """After `working_after` seconds, tell the requester the answer is coming."""
@@ -234,14 +268,46 @@ class SlackRuntime:
         task.add_done_callback(self.tasks.discard)
         return task
 
-    def work(self, origin: Origin | None, coroutine: Awaitable[Any]) -> asyncio.Task[Any]:
-        """`spawn` the work of a listener, shielded for `origin`."""
+    def work(
+        self, origin: Origin | None, coroutine: Awaitable[Any], accepted: int | None = None
+    ) -> asyncio.Task[Any]:
+        """`spawn` the work of a listener, shielded for `origin`; `accepted` is its inbox
+        row, forgotten once the work ended (not when it is cancelled at shutdown: the next
+        start answers it)."""
 
         async def run() -> None:
-            async with self.shielded(origin):
-                await coroutine
+            token = _accepted.set(accepted)
+            try:
+                async with self.shielded(origin):
+                    await coroutine
+                if accepted is not None:
+                    self.inbox.done(accepted)
+            finally:
+                with contextlib.suppress(ValueError):
+                    _accepted.reset(token)
 
         return self.spawn(run())
+
+    def accept(
+        self, origin: Origin, text: str, coroutine: Coroutine[Any, Any, Any]
+    ) -> asyncio.Task[Any]:
+        """Take a request from a listener before it acks: keep it in the inbox (the text
+        as the audit would keep it) and run `coroutine` after the ack; while draining, do
+        not run it and tell the requester."""
+        if self.draining:
+            coroutine.close()
+            return self.spawn(self.delivery.say(origin, RESTARTING))
+        row: int | None = None
+        try:
+            row = self.inbox.accept(
+                origin.user,
+                origin.channel,
+                self.bot.pipeline.loggable_text(text),
+                origin.response_url or None,
+            )
+        except sqlite3.Error as exc:  # the request still runs; only its crash safety is lost
+            log.warning("could not keep an accepted request: %s", exc)
+        return self.work(origin, coroutine, accepted=row)
 
     async def idle(self, timeout: float = 30.0) -> bool:
         """Wait until no listener work is running (work may start more work); False

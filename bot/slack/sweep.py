@@ -21,6 +21,7 @@ async def sweep_once(rt: SlackRuntime) -> list[Approval]:
     for approval in expired:
         rt.metrics.approval("expired")
         await update_card(rt, approval)
+        rt.bot.services.approvals.mark_reported(approval.id)
     return expired
 
 

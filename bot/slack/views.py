@@ -184,8 +184,9 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
 
     async def check_name(ack: AsyncAck, body: dict[str, Any]) -> None:
         if name_is_right(body):
-            user, channel, _, _ = submitted(body)
-            rt.work(Origin(user=user, channel=channel), approve(body))
+            user, channel, approval_id, _ = submitted(body)
+            origin = Origin(user=user, channel=channel)
+            rt.accept(origin, f"approve {approval_id}", approve(body))
             await ack()
             return
         _, _, approval_id, _ = submitted(body)
