@@ -124,7 +124,7 @@ async def console_step(
                 f"graphops stopped while sending {what}; {len(new)} new operation(s) on the "
                 "database do not tell whether one is its"
             )
-        found = Started(operation_id=mine[0].id)
+        found = Started.model_validate({"operationId": mine[0].id})
         if operation_type == "snapshot":
             fresh = [s for s in await api.snapshots(database_id) if s.id not in base["snapshots"]]
             found.snapshot = fresh[0] if len(fresh) == 1 else None
