@@ -88,10 +88,15 @@ def _process_start(pid: int) -> str:
         return "0"
 
 
+_runner: dict[int, str] = {}
+
+
 def this_runner() -> str:
     """This process as a runner of approved work: `pid:start-time` (a reused pid differs)."""
     pid = os.getpid()
-    return f"{pid}:{_process_start(pid)}"
+    if pid not in _runner:
+        _runner[pid] = f"{pid}:{_process_start(pid)}"
+    return _runner[pid]
 
 
 def runner_alive(runner: str | None) -> bool:
@@ -384,7 +389,10 @@ class ApprovalStore:
             "WHERE id = ? AND state IN ('approved', 'executing') AND runner IS ?",
             [this_runner(), approval.id, approval.runner],
         )
-        return cursor.rowcount == 1
+        if cursor.rowcount != 1:
+            return False
+        self._record(self.get(approval.id), None, "taken over")
+        return True
 
     def unfinished(self) -> list[Approval]:
         """Approved work not ended yet (approved or executing), oldest decision first."""

@@ -36,8 +36,10 @@ from permissions.audit import iso_time
 log = logging.getLogger("graphops.slack")
 
 
-def recover(rt: SlackRuntime) -> int:
-    """Start taking up what a stopped process left (in the background); how many items."""
+def resume_orphans(rt: SlackRuntime) -> int:
+    """Take over approved work whose process is gone and resume it in the background (at
+    start, and from the expiry sweep: a `graphops shell` killed while running an
+    approval); how many."""
     approvals = rt.bot.services.approvals
     count = 0
     for approval in approvals.unfinished():
@@ -45,6 +47,13 @@ def recover(rt: SlackRuntime) -> int:
             log.info("resuming approved work %s (%s)", approval.id, approval.verb)
             rt.work(None, _resume(rt, approval.id))
             count += 1
+    return count
+
+
+def recover(rt: SlackRuntime) -> int:
+    """Start taking up what a stopped process left (in the background); how many items."""
+    approvals = rt.bot.services.approvals
+    count = resume_orphans(rt)
     for approval in approvals.unreported():
         rt.work(None, _report(rt, approval.id))
         count += 1

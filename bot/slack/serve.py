@@ -132,7 +132,7 @@ async def serve(
         if socket_mode is not None:
             await _bounded("Socket Mode", socket_mode.close())
         if server is not None:
-            await _bounded("the HTTP server", server.stop(seconds=STEP_SECONDS))
+            await _bounded("the HTTP server", server.stop(seconds=STEP_SECONDS, idle_seconds=0))
         if scheduler is not None:
             await _bounded("the scheduler", scheduler.stop())
         await _bounded("the watcher", watcher.stop())
