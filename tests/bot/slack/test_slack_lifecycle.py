@@ -244,3 +244,25 @@ async def test_the_sweep_takes_over_work_of_a_process_that_died_while_serve_runs
     assert approvals.get(approval_id).state == "executed"  # type: ignore[union-attr]
     assert len(console_sim.requests_to("POST", r".*/connections/switch$")) == 1
     assert "Done" in texts(_edits(live.standin, ts)[-1])
+
+
+async def test_the_inbox_knows_whether_a_command_sent_something(
+    harness: SlackHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart sends a request that changes something; an approval card only previews
+    (its recording clients send nothing): the first is marked sent, the second not."""
+    inbox = harness.rt.inbox
+    monkeypatch.setattr(inbox, "done", lambda row_id: None)  # keep the rows to look at them
+    await harness.slack.slash("restart sandbox-db")
+    await harness.slack.slash("terminate sandbox-db")
+    assert await harness.rt.idle()
+    got = {
+        text: (stage, sent)
+        for text, stage, sent in harness.rt.bot.db.execute(
+            "SELECT text, stage, sent FROM accepted_requests"
+        ).fetchall()
+    }
+    assert got["terminate sandbox-db"] == ("answered", None)
+    stage, sent = got["restart sandbox-db"]
+    assert stage == "answered" and sent.startswith("POST /deployments/") and "/restart" in sent
+
