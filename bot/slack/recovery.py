@@ -25,6 +25,7 @@ import logging
 import time
 
 from bot.slack.decisions import report_outcome, update_card
+from bot.slack.delivery import approval_id_of
 from bot.slack.edge import Origin
 from bot.slack.runtime import SlackRuntime, approval_command
 from commands.grammar import GrammarError, parse
@@ -88,6 +89,25 @@ async def _report(rt: SlackRuntime, approval_id: str) -> None:
     rt.bot.services.approvals.mark_reported(approval.id)
 
 
+def _delivered(rt: SlackRuntime, reply: Reply) -> bool:
+    """Whether a kept answer was delivered before the kill (after delivery only the
+    inbox row was left): its approval card was posted, or its operations are followed."""
+    approval_id = approval_id_of(reply)
+    if approval_id is not None:
+        approval = rt.bot.services.approvals.get(approval_id)
+        return approval is not None and approval.message_ts is not None
+    history = rt.bot.services.history
+    if not reply.operations or history is None:
+        return False
+    return all(
+        any(
+            op.operation_id == ref.operation_id
+            for op in history.for_database(ref.provider, ref.database_id, limit=50)
+        )
+        for ref in reply.operations
+    )
+
+
 def _origin(request: AcceptedRequest) -> Origin:
     age = max(0.0, time.time() - request.received_at)
     return Origin(
@@ -123,9 +143,9 @@ async def _answer(rt: SlackRuntime, request: AcceptedRequest) -> None:
         # decided: the card and its thread tell the outcome (recover, step 1)
     elif request.stage == "answered" and request.reply:
         reply = Reply.model_validate_json(request.reply)
-        note = f"Answer to {shown} (at {at}), delivered after graphops restarted."
-        reply = reply.model_copy(update={"context": note})
-        await rt.delivery.deliver(reply, origin)
+        if not _delivered(rt, reply):
+            note = f"Answer to {shown} (at {at}), delivered after graphops restarted."
+            await rt.delivery.deliver(reply.model_copy(update={"context": note}), origin)
     elif request.stage == "sent":
         await rt.delivery.say(
             origin,

@@ -266,3 +266,23 @@ async def test_the_inbox_knows_whether_a_command_sent_something(
     stage, sent = got["restart sandbox-db"]
     assert stage == "answered" and sent.startswith("POST /deployments/") and "/restart" in sent
 
+
+async def test_an_answer_delivered_before_the_kill_is_not_posted_again(
+    live: SlackHarness, console_sim: ConsoleSimulator
+) -> None:
+    """Killed after the answer was posted and its operation followed, before the inbox row
+    was deleted: the restart finds the operation followed and posts nothing again."""
+    rt = live.rt
+    row = rt.inbox.accept("U0DAVE", "C0DEV", "restart sandbox-db", None)
+    ref = OperationRef(provider="console", database_id="d", operation_id="op-9", label="x")
+    answer = Reply(status="ok", title="Restarting sandbox-db", text="Started.", operations=[ref])
+    rt.inbox.answered(row, answer.model_dump_json())
+    tracker = rt.delivery.tracker()
+    assert tracker is not None
+    await tracker.track(ref, channel="C0DEV", thread_ts="1700000000.000100", user="U0DAVE")
+    rt.bot.db.execute("UPDATE accepted_requests SET runner = ?", [GONE])
+    assert recover(rt) == 1
+    assert await rt.idle()
+    assert rt.inbox.pending() == 0
+    posted = [c for c in live.standin.ok_calls("chat.postMessage") if "Restarting" in texts(c)]
+    assert posted == []
