@@ -24,6 +24,14 @@ from tests.reliability.rel_support import env_int, free_port, rel_seed
 from tests.waiting import wait_until
 
 FINAL = re.compile(r"finished in|failed after|lost track")
+# Everything the bot still has to do, as one consistent snapshot of the store.
+SETTLED = (
+    "SELECT (SELECT COUNT(*) FROM tracked_operations WHERE state = 'running'), "
+    "(SELECT COUNT(*) FROM tracked_operations), "
+    "(SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL), "
+    "(SELECT COUNT(*) FROM approvals WHERE reported_at IS NULL), "
+    "(SELECT COUNT(*) FROM accepted_requests)"
+)
 
 
 def _approval_id(db: Path) -> str | None:
@@ -101,7 +109,7 @@ def one_iteration(seed: int, tmp: Path) -> dict[str, int]:
             "accepted requests answered after the restart",
         )
         restarts_sent = [r for r in sim.mutating() if r["path"].endswith("/restart")]
-        unknown = _told(sim.calls(), "whether it was carried out is unknown", "restart")
+        unknown = _told(sim.calls(), "whether it was carried out is unknown", "restart orders-db")
         # finish the script like a person would: whatever did not happen yet
         if kill_after < 1:
             step_restart()
@@ -118,16 +126,18 @@ def one_iteration(seed: int, tmp: Path) -> dict[str, int]:
         wait_until(lambda: _approval_state(db) in ("executed", "failed"), 20, "approval done")
 
         def settled() -> bool:
-            running = rows(db, "SELECT COUNT(*) FROM tracked_operations WHERE state='running'")
-            unsent = rows(db, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
-            unreported = rows(db, "SELECT COUNT(*) FROM approvals WHERE reported_at IS NULL")
-            started = [r for r in sim.mutating() if r["status"] == 202]
-            tracked = rows(db, "SELECT COUNT(*) FROM tracked_operations")[0][0]
+            # What the API started, read first; then the store in ONE statement (one read
+            # transaction): counts read by separate queries may straddle a write (a new
+            # operation not yet running in the first, already tracked in the last) and
+            # pass while an operation is still followed.
+            started = len([r for r in sim.mutating() if r["status"] == 202])
+            running, tracked, unsent, unreported, inbox = rows(db, SETTLED)[0]
             return (
-                running[0][0] == 0
-                and unsent[0][0] == 0
-                and unreported[0][0] == 0
-                and tracked + int(unknown) >= len(started) >= 2
+                running == 0
+                and unsent == 0
+                and unreported == 0
+                and inbox == 0
+                and tracked + int(unknown) >= started >= 2
             )
 
         wait_until(settled, 40, "operations finished and reported")

@@ -156,13 +156,19 @@ async def test_an_ended_approval_whose_card_was_not_told_is_told_at_start(
     approval_id, ts = await _card(live, "switch orders-db to orders-replica")
     approvals.claim(approval_id, "U0BOB", "approve")
     approvals.start(approval_id)
-    kept = Reply(status="ok", title="Switching orders-db's connection URL", text="Started.")
+    # killed once the work ended, before its card was told and its operation followed
+    op = OperationRef(provider="console", database_id="d", operation_id="op-7", label="x")
+    kept = Reply(
+        status="ok", title="Switching orders-db's connection URL", text="Started.", operations=[op]
+    )
     approvals.finish(approval_id, "executed", "Switching", kept.model_dump_json())
     assert approvals.get(approval_id).reported_at is None  # type: ignore[union-attr]
     assert recover(live.rt) == 1
     assert await live.rt.idle()
     assert "Done" in texts(_edits(live.standin, ts)[-1])
     assert [m.text for m in live.standin.thread(ONCALL, ts)]
+    followed = live.rt.bot.db.execute("SELECT operation_id, thread_ts FROM tracked_operations")
+    assert followed.fetchall() == [("op-7", ts)]  # its operation is followed under the card
     assert approvals.get(approval_id).reported_at  # type: ignore[union-attr]
     assert console_sim.mutating_requests() == []
 
