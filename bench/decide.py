@@ -1,8 +1,11 @@
 """Permission decisions over 10,000 channels x 5 bindings in a real SQLite file.
 
-Bindings are written with PermissionStore.grant inside one transaction. A
-decision is timed as the command layer makes it (`policy_for(channel)` then
-`decide(...)`, commands/pipeline.py) and `decide` alone, over random channels.
+Bindings are written with PermissionStore.grant inside one transaction; one in
+five names who holds its role (`users=`: a user and a user group, fallback
+viewer). A decision is timed as the command layer makes it
+(`policy_for(channel, invocation)`, which resolves the bindings for the person
+acting, then `decide(...)`, commands/pipeline.py) and `decide` alone, over
+random channels.
 
 Run from the repo root:  .venv/bin/python bench/decide.py [--channels 10000] [--n 20000]
 """
@@ -20,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import emit, summary_ms, table, workdir
 from bot.store import open_database
+from core.invocation import Invocation
 from permissions.policy import Target, decide
 from permissions.roles import Role
 from permissions.store import PermissionStore
@@ -38,6 +42,8 @@ def main(channels: int, n: int) -> None:
         for c in range(channels):
             for e, env in enumerate(ENVS):
                 store.grant(f"C{c:08d}", "console", env, Role((c + e) % 3 + 1), by="bench")
+                if (c + e) % 5 == 0:
+                    store.set_users(f"C{c:08d}", "console", env, ["U0BENCH", "S0TEAM"])
     fill_s = time.perf_counter() - started
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     size = sum(os.path.getsize(p) for p in path.parent.iterdir() if p.name.startswith(path.name))
@@ -53,13 +59,18 @@ def main(channels: int, n: int) -> None:
         for _ in range(n)
     ]
     end_to_end, alone, outcomes = [], [], {}
+    people = [
+        Invocation(user=user, channel="", text="", user_groups=groups)
+        for user, groups in (("U0BENCH", frozenset()), ("U0OTHER", frozenset({"S0TEAM"})))
+    ] + [Invocation(user="U0GUEST", channel="", text="")]
     for channel, target, (verb, role, destructive) in picks[:200]:  # warm-up
-        decide(store.policy_for(channel), "U0BENCH", verb, role, destructive, target)
-    for channel, target, (verb, role, destructive) in picks:
+        decide(store.policy_for(channel, people[0]), "U0BENCH", verb, role, destructive, target)
+    for index, (channel, target, (verb, role, destructive)) in enumerate(picks):
+        who = people[index % len(people)]
         t0 = time.perf_counter()
-        policy = store.policy_for(channel)
+        policy = store.policy_for(channel, who)
         t1 = time.perf_counter()
-        decision = decide(policy, "U0BENCH", verb, role, destructive, target)
+        decision = decide(policy, who.user, verb, role, destructive, target)
         t2 = time.perf_counter()
         end_to_end.append(t2 - t0)
         alone.append(t2 - t1)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import sqlite_utils
 
     from permissions.audit import AuditLog
+    from permissions.model import Binding
     from permissions.store import PermissionStore
 
 EXIT_ERROR = 2
@@ -52,13 +53,25 @@ def add_parsers(subparsers: Any) -> None:
 
     grant = sub.add_parser(
         "grant",
-        help="bind a channel to an environment with a role",
-        description="Example: graphops access grant C0DEV console staging operator",
+        help="bind a channel (or a person's DMs) to an environment with a role",
+        description="Examples: graphops access grant C0DEV console staging operator; "
+        "graphops access grant C0PROD console production admin --users S0ONCALL,U0LEAD "
+        "--fallback viewer; graphops access grant U0ALICE console staging operator "
+        "(Alice's direct messages with the bot)",
     )
-    grant.add_argument("channel")
+    grant.add_argument("channel", help="channel id (C…), or user id (U…) for their DMs")
     grant.add_argument("provider")
     grant.add_argument("environment", help="environment name, id, or * for all")
     grant.add_argument("role", help="viewer, operator or admin")
+    grant.add_argument(
+        "--users",
+        help="who hold the role: user (U…) and user-group (S…) ids, comma-separated; "
+        "none: the whole channel (default: unchanged)",
+    )
+    grant.add_argument(
+        "--fallback",
+        help="what everyone else in the channel holds: viewer (default), operator, admin or none",
+    )
 
     revoke = sub.add_parser(
         "revoke",
@@ -80,8 +93,11 @@ def add_parsers(subparsers: Any) -> None:
 
     approvers = sub.add_parser(
         "approvers",
-        help="set approvers (user ids U..., user-group ids S...) of a binding; none clears",
-        description="Example: graphops access approvers C0DEV console staging U0ALICE S0DBTEAM",
+        help="show the approvers of a binding, or set them (user ids U..., user-group ids "
+        "S...); none clears",
+        description="Examples: graphops access approvers C0DEV console staging (shows them); "
+        "graphops access approvers C0DEV console staging U0ALICE S0DBTEAM (sets them); "
+        "graphops access approvers C0DEV console staging none (clears them)",
     )
     approvers.add_argument("channel")
     approvers.add_argument("provider")
@@ -179,11 +195,22 @@ def _list(store: PermissionStore, out: TextIO) -> None:
     bindings = store.bindings()
     print("Bindings:", file=out)
     if bindings:
+        from permissions.store import fallback_label
+
         rows = [
-            [b.channel, b.provider, b.environment, b.role.label, " ".join(b.approvers) or "-"]
+            [
+                b.channel,
+                b.provider,
+                b.environment,
+                b.role.label,
+                " ".join(b.users) or "everyone",
+                fallback_label(b.fallback) if b.users else "-",
+                " ".join(b.approvers) or "-",
+            ]
             for b in bindings
         ]
-        print(_table(["CHANNEL", "PROVIDER", "ENVIRONMENT", "ROLE", "APPROVERS"], rows), file=out)
+        headers = ["CHANNEL", "PROVIDER", "ENVIRONMENT", "ROLE", "USERS", "FALLBACK", "APPROVERS"]
+        print(_table(headers, rows), file=out)
     else:
         print("  (none: every channel is denied)", file=out)
     overrides = store.protection_overrides()
@@ -203,15 +230,39 @@ def _list(store: PermissionStore, out: TextIO) -> None:
 
 
 def reads_only(args: argparse.Namespace) -> bool:
-    """True for the commands that only read the store (`access list|export`, `audit`)."""
-    return args.command == "audit" or args.access_command in ("list", "export")
+    """True for the commands that only read the store (`access list|export`, `access
+    approvers` without approvers, `audit`)."""
+    return args.command == "audit" or _shows_only(args)
+
+
+def _shows_only(args: argparse.Namespace) -> bool:
+    if args.access_command == "approvers":
+        return not args.approvers
+    return args.access_command in ("list", "export")
 
 
 def _changes_policy(args: argparse.Namespace) -> bool:
     """True for the access actions that change the policy (audited like chat changes)."""
-    if args.access_command in ("list", "export"):
+    if _shows_only(args):
         return False
     return not getattr(args, "dry_run", False)
+
+
+def _approvers(store: PermissionStore, args: argparse.Namespace) -> Binding:
+    """`access approvers CH P ENV [IDS...]`: without ids the binding as it is (shown);
+    `none` clears; ids set them. KeyError when there is no such binding."""
+    if not args.approvers:
+        for binding in store.bindings(args.channel):
+            if binding.provider == args.provider and binding.environment == args.environment:
+                return binding
+        raise KeyError(
+            f"{args.channel} has no binding for {args.provider}/{args.environment}; grant one first"
+        )
+    words = [a for a in args.approvers if a]
+    if any(a.lower() == "none" for a in words) and len(words) > 1:
+        raise CliError("none clears the approvers; it cannot be given with ids")
+    approvers = [a for a in words if a.lower() != "none"]
+    return store.set_approvers(args.channel, args.provider, args.environment, approvers)
 
 
 def _run_access(args: argparse.Namespace, store: PermissionStore, out: TextIO) -> int:
@@ -228,12 +279,32 @@ def _run_access(args: argparse.Namespace, store: PermissionStore, out: TextIO) -
     if action == "list":
         _list(store, out)
     elif action == "grant":
-        binding = store.grant(
-            args.channel, args.provider, args.environment, Role.parse(args.role), by="cli"
+        from permissions.store import fallback_label, parse_fallback
+
+        with store.db.atomic():
+            binding = store.grant(
+                args.channel, args.provider, args.environment, Role.parse(args.role), by="cli"
+            )
+            if args.users is not None or args.fallback is not None:
+                users = (
+                    [u for u in args.users.replace(" ", ",").split(",") if u and u != "none"]
+                    if args.users is not None
+                    else list(binding.users)
+                )
+                fallback = (
+                    parse_fallback(args.fallback) if args.fallback is not None else binding.fallback
+                )
+                binding = store.set_users(
+                    binding.channel, binding.provider, binding.environment, users, fallback
+                )
+        held = (
+            f" held by {' '.join(binding.users)}, others {fallback_label(binding.fallback)}"
+            if binding.users
+            else ""
         )
         print(
             f"granted {binding.role.label} on {binding.provider}/{binding.environment} "
-            f"to {binding.channel}",
+            f"to {binding.channel}{held}",
             file=out,
         )
     elif action == "revoke":
@@ -245,8 +316,7 @@ def _run_access(args: argparse.Namespace, store: PermissionStore, out: TextIO) -
         store.set_protected(args.provider, args.environment, state)
         print(f"protection of {args.provider}/{args.environment}: {args.state}", file=out)
     elif action == "approvers":
-        approvers = [a for a in args.approvers if a.lower() != "none"]
-        binding = store.set_approvers(args.channel, args.provider, args.environment, approvers)
+        binding = _approvers(store, args)
         shown = " ".join(binding.approvers) or "none (admin-bound members and bot admins)"
         print(
             f"approvers of {binding.channel} {binding.provider}/{binding.environment}: {shown}",

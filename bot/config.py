@@ -14,6 +14,7 @@ log line of `serve`.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -71,13 +72,32 @@ class BotSettings(_Strict):
 
 
 class SlackSettings(_Strict):
-    """The `[slack]` table: names of the env vars holding Slack credentials."""
+    """The `[slack]` table: names of the env vars holding Slack credentials, and who may act.
+
+    `allowed_teams`: Slack workspace (`T…`) or Enterprise organization (`E…`) ids whose
+    people may use graphops besides the workspace (or organization) that installed it,
+    e.g. a partner sharing a Slack Connect channel. Empty (the default): only the
+    installing one (permissions.policy.admit).
+    """
 
     bot_token_env: str = "SLACK_BOT_TOKEN"
     signing_secret_env: str = "SLACK_SIGNING_SECRET"
     app_token_env: str = "SLACK_APP_TOKEN"
     api_url: str | None = None  # a stand-in Web API for tests; None means Slack's own
     port: int = Field(default=3000, ge=1, le=65535)
+    allowed_teams: tuple[str, ...] = ()
+
+    @field_validator("allowed_teams")
+    @classmethod
+    def _team_ids(cls, teams: tuple[str, ...]) -> tuple[str, ...]:
+        for team in teams:
+            if not re.fullmatch(r"[TE][A-Z0-9]{2,20}", team):
+                raise ValueError(
+                    f"{team!r} is not a Slack workspace id (T…) or organization id (E…); "
+                    "find it in the workspace's URL (app.slack.com/client/T…) or its "
+                    "admin settings"
+                )
+        return teams
 
 
 class OperationsSettings(_Strict):

@@ -20,6 +20,12 @@ On a terminal the prompt is prompt_toolkit's (https://python-prompt-toolkit.read
 With input from a pipe it reads plain lines and keeps no history.
 `:user` and `:channel` take a name the shell knows (the demo's) or a Slack id
 (U…/W… for users, C…/G…/D… for channels); anything else is refused.
+
+Names go both ways, as in Slack: replies show the people, groups and channels the
+shell knows by name, and `@alice`, `@dba-team` or `#prod-db` typed in a command
+become their ids (what Slack's `should_escape` does for the slash command). A
+question for a missing argument is printed as numbered command lines; typing the
+number runs that line.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import asyncio
 import dataclasses
 import getpass
 import logging
+import re
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -45,14 +52,15 @@ from commands.registry import UsageError
 from commands.resolve import eligible_bindings
 from core.audit_context import acting_as
 from core.invocation import Invocation
-from core.refs import ChannelRef, UserRef
-from core.reply import Reply
+from core.refs import ChannelRef, GroupRef, UserRef
+from core.reply import Choice, Reply
 from operations.tracker import Tracker
 from permissions.roles import Role
 
 log = logging.getLogger("graphops.shell")
 
 HISTORY = Path.home() / ".graphops_history"
+_NAMED = re.compile(r"(?<![\w&])([@#])([\w.-]+)")
 META_COMMANDS = (":user", ":channel", ":where", ":help", ":quit")
 
 SHELL_HELP = """Shell commands (everything else goes to the bot):
@@ -118,6 +126,8 @@ class ShellSession:
     # Names of databases and environments this channel may see (for completion).
     databases: set[str] = field(default_factory=set)
     environments: set[str] = field(default_factory=set)
+    # The last question asked (a missing argument): typing its number runs that option.
+    last_choice: Choice | None = None
 
     def __post_init__(self) -> None:
         self.notifier = ShellNotifier(lambda text: self.write(text), self.names, self.colour)
@@ -149,6 +159,28 @@ class ShellSession:
     def known(self, ref: type[UserRef] | type[ChannelRef]) -> list[str]:
         """The names this shell knows for users or channels."""
         return sorted(name for ident, name in self.names.items() if ref(ident).valid)
+
+    def with_ids(self, line: str) -> str:
+        """`line` with `@name` and `#name` of people, groups and channels this shell knows
+        replaced by their ids (as Slack sends the slash command's text)."""
+
+        def replace(match: re.Match[str]) -> str:
+            sigil, name = match.groups()
+            kinds = (ChannelRef,) if sigil == "#" else (UserRef, GroupRef)
+            for ident, known in self.names.items():
+                if known == name and any(kind(ident).valid for kind in kinds):
+                    return ident
+            return match.group(0)
+
+        return _NAMED.sub(replace, line)
+
+    def picked(self, line: str) -> str | None:
+        """The command line of option N when `line` is `N` and a question is open."""
+        choice = self.last_choice
+        if choice is None or not line.strip().isdigit():
+            return None
+        index = int(line.strip()) - 1
+        return choice.options[index].command if 0 <= index < len(choice.options) else None
 
     def where(self) -> str:
         return humanize(f"{UserRef(self.user)} in {ChannelRef(self.channel)}", self.names)
@@ -237,8 +269,10 @@ class ShellSession:
     async def run(self, line: str, *, wait: bool = True) -> bool:
         """Run one command line; True when it (and, if waiting, what it started) succeeded."""
         assert self.tracker is not None and self.notifier is not None
+        line = self.picked(line) or self.with_ids(line)
         invocation = Invocation(user=self.user, channel=self.channel, text=line)
         reply = await self.bot.run(invocation)
+        self.last_choice = reply.choice
         if reply.secret_prompt is not None:
             reply = await self._with_secret(invocation, reply)
         self.write(render(reply, self.names, self.colour))

@@ -13,37 +13,126 @@ steps would be posted and schedules run twice. The command-line tools
 
 `backup_database` copies a live database with SQLite's online backup API
 (https://www.sqlite.org/backup.html), consistent even while `serve` writes.
+
+The store never blocks the event loop for long. Another process may hold the
+write lock (a `graphops access import`, a script, a hostile `BEGIN IMMEDIATE`):
+in WAL mode readers never wait for it, but a write waits up to the connection's
+busy timeout, and the bot's connection is used from its event loop, where that
+wait would hold up every Slack acknowledgement. So:
+- `StoreGate.ready()` waits for the write lock in a thread (off the loop): the
+  Slack listeners' work starts only once the store can be written (at most
+  `wait_seconds`, then the requester is told the store is busy, and nothing ran);
+- once the stores are built, the bot's connection gets a short busy timeout
+  (`LOOP_BUSY_TIMEOUT_MS`): a lock taken by another process in the middle of a
+  command makes a write fail after a quarter of a second with
+  `sqlite3.OperationalError` ("database is locked", answered plainly by
+  `commands.pipeline.Pipeline.run`) instead of freezing the loop; audit rows that meet a busy
+  store are kept and written with the next one (`permissions.audit.AuditLog`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
 import sqlite3
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 import sqlite_utils
+
+BUSY_TIMEOUT_MS = 30_000  # command-line tools: wait for another process's write lock
+LOOP_BUSY_TIMEOUT_MS = 250  # the bot's connection, used from its event loop
+STORE_WAIT_SECONDS = 30.0  # how long listener work waits for the write lock (off the loop)
 
 
 class StoreError(Exception):
     """The store cannot be used as asked; the message says why and what would work."""
 
 
-def open_database(path: str | Path) -> sqlite_utils.Database:
-    """Open (creating if needed) the SQLite file in WAL mode."""
+def open_database(
+    path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+) -> sqlite_utils.Database:
+    """Open (creating if needed) the SQLite file in WAL mode; a write waits up to
+    `busy_timeout_ms` for another process's lock, then raises sqlite3.OperationalError."""
     target = Path(path)
     if str(target) != ":memory:":
         target.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(target), timeout=30.0, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(
+        str(target),
+        timeout=busy_timeout_ms / 1000,
+        isolation_level=None,
+        check_same_thread=False,
+    )
     db = sqlite_utils.Database(conn)
     db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA busy_timeout=30000")
+    set_busy_timeout(db, busy_timeout_ms)
     db.execute("PRAGMA foreign_keys=ON")
     db.execute("PRAGMA synchronous=NORMAL")
     return db
+
+
+def set_busy_timeout(db: sqlite_utils.Database, milliseconds: int) -> None:
+    """How long a write on `db` waits for another process's lock before failing."""
+    db.execute(f"PRAGMA busy_timeout={int(milliseconds)}")
+
+
+@contextlib.contextmanager
+def no_busy_wait(db: sqlite_utils.Database) -> Iterator[None]:
+    """Inside, a write on `db` fails at once (sqlite3.OperationalError "database is
+    locked") when another process holds the write lock, instead of waiting its busy
+    timeout: for writes on the Slack ack path (bot/slack/runtime.py `accept`)."""
+    before = int(db.execute("PRAGMA busy_timeout").fetchone()[0])
+    set_busy_timeout(db, 0)
+    try:
+        yield
+    finally:
+        set_busy_timeout(db, before)
+
+
+def writable_within(path: str, seconds: float) -> bool:
+    """Whether the SQLite file at `path` takes a write lock within `seconds` (on its own
+    short connection, so the caller's is never held; blocking: run it in a thread)."""
+    try:
+        conn = sqlite3.connect(path, timeout=seconds, isolation_level=None)
+    except sqlite3.Error:
+        return False
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return True
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+
+
+@dataclass
+class StoreGate:
+    """Waits, off the event loop, until the store at `path` can be written.
+
+    `ready()` runs `writable_within` in a thread; callers waiting at the same time
+    share one probe. A free store answers at once; one locked by another process
+    answers when the lock is released, or False after `wait_seconds`.
+    """
+
+    path: str
+    wait_seconds: float = STORE_WAIT_SECONDS
+    _probe: asyncio.Future[bool] | None = field(default=None, repr=False)
+
+    async def ready(self) -> bool:
+        """True once a write lock could be taken (then released at once); False when
+        the store stayed locked for `wait_seconds`."""
+        if self.path == ":memory:":
+            return True
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.ensure_future(
+                asyncio.to_thread(writable_within, self.path, self.wait_seconds)
+            )
+        return await asyncio.shield(self._probe)
 
 
 def check_database(db: sqlite_utils.Database) -> bool:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 
 from core import refs
-from core.reply import Reply, Table
+from core.reply import Choice, Reply, Table
 
 _MARK = {"ok": "✔", "info": "ℹ", "pending": "⏳", "denied": "⛔", "error": "✖"}
 _COLOUR = {"ok": "32", "info": "36", "pending": "33", "denied": "31", "error": "31"}
@@ -75,6 +75,18 @@ def render(reply: Reply, names: Mapping[str, str] | None = None, colour: bool = 
         lines.extend(render_table(table, names))
     if reply.private_text:
         lines.append("  [private to you] " + reply.private_text)
+    if reply.choice is not None:
+        lines.extend(choice_lines(reply.choice))
     for action in reply.actions:
         lines.append(f"  [{action.label}] {action.command}")
     return humanize("\n".join(lines), names)
+
+
+def choice_lines(choice: Choice) -> list[str]:
+    """A question's options as numbered command lines (`  1. /gdb restart x   x (staging)`);
+    the interactive shell runs the N-th when `N` is typed."""
+    width = max((len(o.command) for o in choice.options), default=0)
+    return [
+        f"  {index}. {option.command.ljust(width)}   {option.label}"
+        for index, option in enumerate(choice.options, start=1)
+    ]

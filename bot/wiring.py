@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -14,7 +16,13 @@ from pydantic import SecretStr
 
 from bot.config import Config, ProviderConfig, resolve_credentials
 from bot.logs import log_command
-from bot.store import open_database
+from bot.store import (
+    BUSY_TIMEOUT_MS,
+    LOOP_BUSY_TIMEOUT_MS,
+    StoreGate,
+    open_database,
+    set_busy_timeout,
+)
 from clients.dryrun import RecordingTransport
 from clients.http import CallRecord
 from commands.adapters import adapter
@@ -41,6 +49,11 @@ from permissions.audit import AuditLog
 from permissions.redaction import make_redactor
 from permissions.store import PermissionStore
 
+STORE_BUSY = (
+    "The bot's store is busy: another process holds its SQLite write lock. Nothing was "
+    "done; try again in a moment."
+)
+
 
 @dataclass
 class Bot:
@@ -55,6 +68,8 @@ class Bot:
     closers: list[Any] = field(default_factory=list)
     # Extra observers of every API call (e.g. metrics); the audit log always gets them.
     call_listeners: list[Callable[[CallRecord], None]] = field(default_factory=list)
+    # Waits off the event loop until the store can be written (see bot/store.py).
+    store: StoreGate = field(default_factory=lambda: StoreGate(":memory:"))
 
     async def run(self, invocation: Invocation, *, preapproved: bool = False) -> Reply:
         """Run one command (see Pipeline.run); log one line for it (bot.logs.log_command)."""
@@ -64,9 +79,13 @@ class Bot:
         return reply
 
     async def aclose(self) -> None:
-        """Close provider connection pools and the store."""
+        """Close provider connection pools and the store (audit rows kept while it was
+        locked are written first, waiting as long as a command-line tool would)."""
         for closer in self.closers:
             await closer()
+        set_busy_timeout(self.db, BUSY_TIMEOUT_MS)
+        with contextlib.suppress(sqlite3.Error):
+            self.services.audit.flush()
         self.db.close()
 
 
@@ -197,7 +216,11 @@ def build_bot(
         provider = connect(provider_config, credentials, http, record_call)
         providers[provider_config.name] = provider
         closers.append(provider.client.aclose)
-    permissions = PermissionStore(database, admins=frozenset(config.bot.admins))
+    permissions = PermissionStore(
+        database,
+        admins=frozenset(config.bot.admins),
+        allowed_teams=frozenset(config.slack.allowed_teams),
+    )
     services = Services(
         providers=providers,
         permissions=permissions,
@@ -221,4 +244,17 @@ def build_bot(
     )
     registry = build_registry()
     pipeline = Pipeline(registry, services)
-    return Bot(config, database, services, registry, pipeline, redact, closers, listeners)
+    # Tables are migrated: from now on a write waits only briefly for another process's
+    # lock, so the event loop is never held (bot/store.py).
+    set_busy_timeout(database, LOOP_BUSY_TIMEOUT_MS)
+    return Bot(
+        config,
+        database,
+        services,
+        registry,
+        pipeline,
+        redact,
+        closers,
+        listeners,
+        store=StoreGate(str(config.bot.database)),
+    )

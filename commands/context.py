@@ -6,7 +6,7 @@ and is what every verb function receives.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,14 +23,30 @@ from operations.store import OperationHistory, SwitchBacks
 from operations.watch import WatchStore
 from permissions.approvals import ApprovalStore
 from permissions.audit import AuditLog
+from permissions.model import ChannelPolicy
 from permissions.store import PermissionStore
 
 
-class RoleTooLow(UserError):
-    """The target exists, but where the channel's role is too low for the command.
+class Refused(UserError):
+    """A command the rules refuse, found while preparing it (not a mistake in it).
 
-    The pipeline answers it as a denial (audited), not as an error.
+    The pipeline answers it as a denial (audited, `pipeline.refuse`), not as an error.
     """
+
+
+class NeedsChoice(UserError):
+    """The command can go on once one value of option `argument` is picked among `values`
+    ((label, value) pairs): the pipeline asks for it (commands/choices.py) instead of
+    failing; the message is what a transport without menus shows."""
+
+    def __init__(self, message: str, argument: str, values: list[tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.argument = argument
+        self.values = values
+
+
+class RoleTooLow(Refused):
+    """The target exists, but where the channel's role is too low for the command."""
 
 
 class FileSource(Protocol):
@@ -39,6 +55,28 @@ class FileSource(Protocol):
     def __call__(self, invocation: Invocation, reference: str) -> tuple[str, AsyncIterator[bytes]]:
         """(file name, chunks) for `reference`; raises UserError when it cannot be read."""
         ...
+
+
+class Membership(Protocol):
+    """Who is in a channel, as the transport knows it (a port: commands/ knows no Slack).
+
+    Slack answers with conversations.members (bot/slack/membership.py); the shell
+    knows no channel's members (`CurrentChannelOnly`). Used where a channel's
+    settings are shown outside it (`access channel=`, `approvers`).
+    """
+
+    async def is_member(self, user: str, channel: str) -> bool:
+        """Whether `user` is a member of `channel`; False when it cannot be known."""
+        ...
+
+
+class CurrentChannelOnly:
+    """The membership of a transport without a directory (the shell, tests): nobody is
+    known to be in another channel, so only the channel a command is typed in counts."""
+
+    async def is_member(self, user: str, channel: str) -> bool:
+        """Always False: membership of other channels is unknown here."""
+        return False
 
 
 DryRunProviders = Callable[[RecordingTransport], dict[str, Provider]]
@@ -58,6 +96,18 @@ class StepJournal(Protocol):
         find: Callable[[Any], Awaitable[StepResult | None]] | None = None,
     ) -> StepResult:
         """Run `send` once across restarts (see commands/execution.py)."""
+        ...
+
+
+class Memberships(Protocol):
+    """Which of `groups` (user-group ids, `S…`) `user` belongs to: (member of, not known in
+    time). bot/ gives the Slack transport's cache (bot/slack/groups.py); without one
+    (the shell) nobody is a member of any group."""
+
+    def __call__(
+        self, user: str, groups: Iterable[str]
+    ) -> Awaitable[tuple[frozenset[str], frozenset[str]]]:
+        """(groups `user` is in, groups whose members could not be known in time)."""
         ...
 
 
@@ -92,6 +142,10 @@ class Services:
     # Approved work left unfinished by a stopped bot is resumed only this long after its
     # approval; older work is ended with a clear failure (nothing is sent).
     resume_within_seconds: float = 3600.0
+    # Who is in which user group, for invocations no transport filled in (schedules).
+    memberships: Memberships | None = None
+    # Channel membership from the transport (Slack sets its own; see `Membership`).
+    membership: Membership = field(default_factory=CurrentChannelOnly)
 
 
 @dataclass
@@ -106,6 +160,12 @@ class Context:
     dry_run: bool = False
     # Set while approved work runs (commands/execution.py): its steps survive a restart.
     journal: StepJournal | None = None
+
+    def policy(self) -> ChannelPolicy:
+        """The permissions where this command was typed, resolved for the person acting
+        (their role in each binding, from `users=` and their user groups; in a direct
+        message, their personal bindings)."""
+        return self.services.permissions.policy_for(self.invocation.channel, self.invocation)
 
     def provider(self, name: str) -> Provider:
         """The provider called `name`; UserError if there is none."""

@@ -69,11 +69,13 @@ def option_name(field_name: str) -> str:
 
 
 class FormMismatch(ValueError):
-    """Positional words that do not fit one form; `position` is how far they matched."""
+    """Positional words that do not fit one form; `position` is how far they matched and
+    `missing` the argument that was missing there (None for another mismatch)."""
 
-    def __init__(self, message: str, position: int) -> None:
+    def __init__(self, message: str, position: int, missing: str | None = None) -> None:
         super().__init__(message)
         self.position = position
+        self.missing = missing
 
 
 def match_form(form: str, args: tuple[str, ...]) -> dict[str, Any]:
@@ -99,7 +101,7 @@ def match_form(form: str, args: tuple[str, ...]) -> dict[str, Any]:
         elif optional:
             values[name] = None
         else:
-            raise FormMismatch(f"missing <{match.group(2)}>", position)
+            raise FormMismatch(f"missing <{match.group(2)}>", position, missing=name)
     if position < len(args):
         extra = " ".join(args[position:])
         raise FormMismatch(f"unexpected extra words: {extra}", position)

@@ -29,37 +29,55 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from clients.errors import ApiError
-from commands.context import Context, RoleTooLow, Services
+from commands.choices import Missing, has_source, options_for, prompt, with_option
+from commands.context import Context, NeedsChoice, Refused, Services
 from commands.execution import Journal, OutcomeUnknown
 from commands.grammar import GrammarError, ParsedCommand, parse
 from commands.plan import Plan, args_to_plan, env_names, plan_to_args, safety_nets
 from commands.preview import dry_run_form, plan_reply, preview
-from commands.registry import Registry, UsageError, Verb
+from commands.registry import MissingArgument, Registry, UsageError, Verb
 from commands.resolve import eligible_bindings
 from core.audit_context import acting_as
-from core.errors import UserError
+from core.errors import UserError, is_store_busy
 from core.invocation import Invocation
 from core.mutations import watching_mutations
 from core.provider import Provider
 from core.refs import ChannelRef, ThreadRef, UserRef
-from core.reply import Action, Reply, denied, error
+from core.reply import Action, Choice, Option, Reply, denied, error
 from permissions.approvals import Approval, LostRunner
 from permissions.audit import iso_time
 from permissions.model import ChannelPolicy
-from permissions.policy import Decision, Target, decide, may_approve
+from permissions.policy import (
+    Decision,
+    Target,
+    admit,
+    decide,
+    decide_source,
+    held,
+    may_approve,
+    where,
+)
 from permissions.roles import Role
 
 log = logging.getLogger("graphops.commands")
+
+STORE_BUSY_MIDWAY = (
+    "Another process took the bot's SQLite write lock while this command ran, so graphops "
+    "stopped it there. Check with `show` or `ops` whether anything started before trying "
+    "again."
+)
 
 
 @dataclass(frozen=True)
 class Evaluation:
     """What deciding a command gave: its plan (None when refused before any I/O), the
-    role it needs, and the decision (allowed, needs_approval or denied, with the reason)."""
+    role it needs, the decision (allowed, needs_approval or denied, with the reason),
+    and the decision of each part (`target staging`, `source production`) it combines."""
 
     plan: Plan | None
     role: Role
     decision: Decision
+    parts: tuple[tuple[str, Decision], ...] = ()
 
 
 def combine(decisions: list[Decision]) -> Decision:
@@ -71,18 +89,48 @@ def combine(decisions: list[Decision]) -> Decision:
     return decisions[0]
 
 
-def decide_targets(
-    ctx: Context, verb: str, role: Role, destructive: bool, targets: list[Target]
-) -> Decision:
-    """permissions.policy.decide for each target, combined; a command without targets
-    (a read over the bound environments) is allowed at `role`."""
-    policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
-    decisions = [
-        decide(policy, ctx.invocation.user, verb, role, destructive, target) for target in targets
+def decide_parts(
+    ctx: Context,
+    verb: str,
+    role: Role,
+    destructive: bool,
+    targets: list[Target],
+    sources: list[Target] | None = None,
+) -> list[tuple[str, Decision]]:
+    """The decision for each environment a command touches, labelled: `target <env>`
+    (permissions.policy.decide at `role`) and `source <env>` for each environment it
+    copies data out of (permissions.policy.decide_source: at least operator there)."""
+    policy = ctx.policy()
+    user = ctx.invocation.user
+    parts = [
+        (f"target {env_names([t])}", decide(policy, user, verb, role, destructive, t))
+        for t in targets
     ]
-    if not decisions:
+    parts += [
+        (f"source {env_names([s])}", decide_source(policy, user, verb, s)) for s in sources or []
+    ]
+    return parts
+
+
+def decide_targets(
+    ctx: Context,
+    verb: str,
+    role: Role,
+    destructive: bool,
+    targets: list[Target],
+    sources: list[Target] | None = None,
+) -> Decision:
+    """`decide_parts` combined (the strictest wins); a command without targets (a read
+    over the bound environments) is allowed at `role`."""
+    return combine_parts(decide_parts(ctx, verb, role, destructive, targets, sources), role)
+
+
+def combine_parts(parts: list[tuple[str, Decision]], role: Role) -> Decision:
+    """The strictest decision of `parts`; none (a read over the bound environments,
+    no single target) is allowed at `role`."""
+    if not parts:
         return Decision("allowed", "read-only look-up in bound environments", role=role)
-    return combine(decisions)
+    return combine([decision for _, decision in parts])
 
 
 def refuse(ctx: Context, verb: str, reason: str) -> Reply:
@@ -106,10 +154,18 @@ def providers_for(services: Services, verb: Verb) -> list[Provider]:
 def precheck_reason(ctx: Context, verb: Verb, policy: ChannelPolicy) -> str:
     """Why the channel's bindings cannot allow `verb` at all (said before any request)."""
     services = ctx.services
-    channel = str(ChannelRef(ctx.invocation.channel))
+    channel = where(policy)
     names = {p.name for p in providers_for(services, verb)}
     mine = [b for b in policy.bindings if b.provider in names]
     assert verb.role is not None
+    withheld = [b for b in policy.withheld if b.provider in names]
+    if not mine and withheld:
+        first = withheld[0]
+        return (
+            f"{channel} is bound to {first.environment} ({first.provider}) as "
+            f"{first.role.label}, but {first.rule}, and {UserRef(policy.person)} is not among "
+            "them; a bot admin can add you with `grant ... users=`"
+        )
     if not mine:
         other = sorted(
             {
@@ -127,24 +183,25 @@ def precheck_reason(ctx: Context, verb: Verb, policy: ChannelPolicy) -> str:
             f"{channel} is not bound to any environment where `{verb.name}` works; "
             "a bot admin can grant one with `grant`"
         )
-    held = ", ".join(f"{b.environment} ({b.provider}) as {b.role.label}" for b in mine)
-    return f"{channel} is bound to {held}; {verb.name} needs {verb.role.label}"
+    roles = ", ".join(
+        f"{b.environment} ({b.provider}) {held(policy, b.role, b.rule)}" for b in mine
+    )
+    return f"{channel} is bound to {roles}; {verb.name} needs {verb.role.label}"
 
 
 async def evaluate(ctx: Context, verb: Verb, values: dict[str, object]) -> Evaluation:
     """Check the bindings (no I/O), resolve (the verb's `prepare`) and decide; runs nothing.
 
-    Raises what `prepare` raises (UserError, RoleTooLow, ApiError).
+    Raises what `prepare` raises (UserError, Refused, ApiError).
     """
     assert verb.role is not None and verb.prepare is not None
-    policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
+    policy = ctx.policy()
     if not eligible_bindings(policy, verb.role, providers_for(ctx.services, verb)):
         return Evaluation(None, verb.role, Decision("denied", precheck_reason(ctx, verb, policy)))
     plan = await verb.prepare(ctx, values)
     role = plan.role or verb.role
-    return Evaluation(
-        plan, role, decide_targets(ctx, verb.name, role, plan.destructive, plan.targets)
-    )
+    parts = decide_parts(ctx, verb.name, role, plan.destructive, plan.targets, plan.sources)
+    return Evaluation(plan, role, combine_parts(parts, role), tuple(parts))
 
 
 @dataclass(frozen=True)
@@ -158,6 +215,11 @@ class Pipeline:
         """A Context for `invocation` over this pipeline's services and verbs."""
         return Context(invocation, self.services, self.registry)
 
+    def admission(self, invocation: Invocation) -> Decision:
+        """Whether the person acting may use graphops at all (their Slack workspace;
+        permissions.policy.admit), decided without any I/O."""
+        return admit(invocation.workspace, invocation.home, self.services.permissions.allowed_teams)
+
     async def run(self, invocation: Invocation, *, preapproved: bool = False) -> Reply:
         """Run one command line and answer it; never raises.
 
@@ -166,16 +228,23 @@ class Pipeline:
         denial still refuses, but "needs approval" runs at once.
         """
         with acting_as(invocation):
+            admission = self.admission(invocation)
+            if not admission.allowed:
+                return refuse(self.context(invocation), "", admission.reason)
             try:
                 return await self._run(invocation, preapproved)
-            except RoleTooLow as exc:
+            except Refused as exc:
                 return refuse(self.context(invocation), "", str(exc))
             except UserError as exc:
                 return error(str(exc), title="Cannot do that")
             except ApiError as exc:
                 self._audit_outcome(invocation, "api_error", exc.describe())
                 return error(exc.describe(), title="The API call failed")
-            except Exception:
+            except Exception as exc:
+                if is_store_busy(exc):  # another process took the SQLite write lock
+                    log.warning("the store was locked by another process; command stopped")
+                    self._audit_outcome(invocation, "store_busy", STORE_BUSY_MIDWAY)
+                    return error(STORE_BUSY_MIDWAY, title="The bot's store is busy")
                 log.exception("unexpected error running a command")
                 self._audit_outcome(invocation, "internal_error", "unexpected error")
                 return error(
@@ -193,6 +262,10 @@ class Pipeline:
     ) -> Reply:
         """Approve (and run) or deny a pending approval for the clicker of a button."""
         with acting_as(invocation):
+            admission = self.admission(invocation)
+            if not admission.allowed:
+                verb = "approve" if approve else "deny"
+                return refuse(self.context(invocation), verb, admission.reason)
             return await decide_approval(
                 self.context(invocation), approval_id, approve, confirm, on_claimed
             )
@@ -277,6 +350,8 @@ class Pipeline:
         try:
             values = verb.bind(parsed.args, parsed.options)
         except UsageError as exc:
+            if isinstance(exc, MissingArgument) and has_source(verb, exc.argument) and not dry_run:
+                return await self._ask(invocation, verb, parsed, Missing.of(exc))
             self._audit_command(invocation, parsed, "usage error")
             return error(f"{exc}\nExample: `{slash} {verb.example}`", title=f"Usage of {verb.name}")
         self._audit_command(invocation, parsed, None)
@@ -285,7 +360,63 @@ class Pipeline:
             if dry_run:
                 return error(f"`{verb.name}` does not act on a database; there is nothing to plan.")
             return await verb.direct(ctx, values)
-        return await governed(ctx, verb, values, preapproved=preapproved, dry_run=dry_run)
+        try:
+            return await governed(ctx, verb, values, preapproved=preapproved, dry_run=dry_run)
+        except NeedsChoice as exc:
+            options = [
+                Option(
+                    label=label,
+                    value=value,
+                    command=with_option(slash, parsed, exc.argument, value),
+                )
+                for label, value in exc.values
+            ]
+            return asking(f"{prompt(verb, exc.argument)}", str(exc), exc.argument, options)
+
+    async def _ask(
+        self, invocation: Invocation, verb: Verb, parsed: ParsedCommand, missing: Missing
+    ) -> Reply:
+        """Answer a command that lacks `missing` with the values this person may pick
+        (commands/choices.py); refused as the command would be where they hold no role."""
+        assert verb.role is not None
+        self.services.audit.record(
+            "command",
+            user=invocation.user,
+            channel=invocation.channel,
+            verb=parsed.verb,
+            outcome="asked",
+            detail={"text": parsed.text, "missing": missing.argument},
+        )
+        ctx = self.context(invocation)
+        if not providers_for(self.services, verb):
+            kinds = ", ".join(sorted(verb.kinds))
+            return error(f"`{verb.name}` works on {kinds} providers; this bot has none of them.")
+        policy = ctx.policy()
+        if not eligible_bindings(policy, verb.role, providers_for(self.services, verb)):
+            return refuse(ctx, verb.name, precheck_reason(ctx, verb, policy))
+        options = await options_for(ctx, verb, parsed, missing, verb.role)
+        question = prompt(verb, missing.argument)
+        if not options:
+            return error(
+                f"{question} There is none you may {verb.name} here "
+                f"(where you hold {verb.role.label}). `{self.services.slash_command} "
+                f"help {verb.name}` shows how to type it.",
+                title=f"Nothing to {verb.name}",
+            )
+        return asking(
+            question, f"Pick one; it runs `{verb.name}` as if typed.", missing.argument, options
+        )
+
+
+def asking(question: str, text: str, argument: str, options: list[Option]) -> Reply:
+    """The answer that asks for one missing argument (only the asker sees it)."""
+    return Reply(
+        status="info",
+        title=question,
+        text=text,
+        choice=Choice(argument=argument, prompt=question, options=options),
+        visibility="ephemeral",
+    )
 
 
 async def governed(
@@ -316,10 +447,14 @@ async def governed(
         provider=plan.provider,
         environment=env_names(plan.targets),
         outcome=decision.outcome,
-        detail={"reason": decision.reason, "plan": plan.summary},
+        detail={
+            "reason": decision.reason,
+            "plan": plan.summary,
+            **({"sources": env_names(plan.sources)} if plan.sources else {}),
+        },
     )
     if dry_run:
-        return await plan_reply(ctx, verb, plan, decision)
+        return await plan_reply(ctx, verb, plan, decision, evaluation.parts)
     if decision.outcome == "denied":
         return denied(decision.reason)
     if decision.outcome == "needs_approval" and not preapproved:
@@ -398,7 +533,7 @@ async def decide_approval(
     plan = args_to_plan(approval)
     if verb is None or plan is None:
         return error("This approval refers to a command this version cannot run.")
-    policy = services.permissions.policy_for(approval.channel)
+    policy = services.permissions.policy_for(approval.channel, invocation)
     checks = [
         may_approve(
             policy,
@@ -410,6 +545,11 @@ async def decide_approval(
             target,
         )
         for target in plan.targets
+    ]
+    # The channel must still hold its rights on every environment the data comes from.
+    checks += [
+        _no_longer(decide_source(policy, approval.requester, approval.verb, source))
+        for source in plan.sources
     ]
     right = combine(checks)
     if approve and not right.allowed:
@@ -435,6 +575,15 @@ async def decide_approval(
     header = f"{UserRef(invocation.user)} approved the request of {UserRef(approval.requester)}."
     reply.text = f"{header}\n{reply.text}".strip()
     return reply
+
+
+def _no_longer(decision: Decision) -> Decision:
+    """A source decision as seen at approval time (a denial: cannot be approved any more)."""
+    if decision.allowed:
+        return decision
+    return dataclasses.replace(
+        decision, reason=f"this request can no longer be approved: {decision.reason}"
+    )
 
 
 def _failure(plan: Plan, what: str, reason: str) -> Reply:
@@ -565,7 +714,12 @@ async def resume_approved(ctx: Context, approval: Approval) -> Reply:
         reason = f"it was approved more than {minutes} min ago: too late to resume on its own"
     else:
         decision = decide_targets(
-            ctx, verb.name, plan.role or verb.role or Role.ADMIN, plan.destructive, plan.targets
+            ctx,
+            verb.name,
+            plan.role or verb.role or Role.ADMIN,
+            plan.destructive,
+            plan.targets,
+            plan.sources,
         )
         if decision.outcome == "denied":
             reason = f"the channel may not do it any more ({decision.reason})"
@@ -608,6 +762,7 @@ def approval_card(approval: Approval, reason: str, plan: Plan, slash: str) -> Re
     fields = [
         ("Requested by", str(UserRef(approval.requester))),
         ("Environment", env_names(plan.targets) or approval.environment_name),
+        *([("Data from", env_names(plan.sources))] if plan.sources else []),
         ("Expires", f"in {minutes} min ({expires})"),
         ("Approval id", approval.id),
         *plan.details,

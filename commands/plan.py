@@ -25,6 +25,9 @@ class Plan:
     `database_name`, `environment_id`, `kind`, and the verb's own), so an
     approved plan acts on exactly what was shown in the approval card.
     `targets` are the environments it acts on (what permissions decide on);
+    `sources` the environments it copies data out of (clone, restore from a
+    snapshot, refresh), each needing at least operator
+    (`permissions.policy.decide_source`);
     `role` overrides the verb's role (a read-only form of a verb);
     `confirm_name` is the name an approver must type (terminate); `details`
     are extra (label, value) lines for the approval card and `plan`.
@@ -39,6 +42,7 @@ class Plan:
     confirm_name: str | None = None
     role: Role | None = None
     details: list[tuple[str, str]] = field(default_factory=list)
+    sources: list[Target] = field(default_factory=list)
 
 
 def env_names(targets: list[Target]) -> str:
@@ -79,6 +83,7 @@ def plan_to_args(plan: Plan) -> dict[str, Any]:
         "confirm_name": plan.confirm_name,
         "role": int(plan.role) if plan.role else None,
         "details": [list(d) for d in plan.details],
+        "sources": [dataclasses.asdict(t) for t in plan.sources],
     }
 
 
@@ -96,6 +101,7 @@ def args_to_plan(approval: Approval) -> Plan | None:
             confirm_name=args.get("confirm_name"),
             role=Role(args["role"]) if args.get("role") else None,
             details=[(str(a), str(b)) for a, b in args.get("details", [])],
+            sources=[Target(**t) for t in args.get("sources", [])],
         )
     except (KeyError, TypeError, ValueError):
         return None

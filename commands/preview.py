@@ -64,18 +64,37 @@ async def preview(ctx: Context, verb: Verb, plan: Plan) -> Table:
     return table
 
 
-async def plan_reply(ctx: Context, verb: Verb, plan: Plan, decision: Decision) -> Reply:
-    """The answer to `plan <command>`: environment, decision, safety nets and the calls."""
-    outcome = {
-        "allowed": "would run now",
-        "needs_approval": "would need an approval",
-        "denied": "would be refused",
-    }[decision.outcome]
+OUTCOMES = {
+    "allowed": "would run now",
+    "needs_approval": "would need an approval",
+    "denied": "would be refused",
+}
+
+
+async def plan_reply(
+    ctx: Context,
+    verb: Verb,
+    plan: Plan,
+    decision: Decision,
+    parts: tuple[tuple[str, Decision], ...] = (),
+) -> Reply:
+    """The answer to `plan <command>`: environment, decision, safety nets and the calls.
+
+    A plan that copies data out of other environments (`plan.sources`) also shows
+    the decision of each part (`Decision (source production)`, `Decision (target
+    staging)`), so both rights can be read before anything runs.
+    """
     fields = [
         ("Environment", env_names(plan.targets) or "-"),
-        ("Decision", f"{outcome}: {decision.reason}"),
-        *plan.details,
+        *([("Data from", env_names(plan.sources))] if plan.sources else []),
+        ("Decision", f"{OUTCOMES[decision.outcome]}: {decision.reason}"),
     ]
+    if plan.sources:
+        fields += [
+            (f"Decision ({label})", f"{OUTCOMES[part.outcome]}: {part.reason}")
+            for label, part in parts
+        ]
+    fields += plan.details
     nets = safety_nets(plan)
     if nets:
         fields.append(("Safety nets", nets))

@@ -43,6 +43,18 @@ class UsageError(ValueError):
     """Arguments that do not fit the verb; the message includes its usage."""
 
 
+class MissingArgument(UsageError):
+    """The command lacks one argument: positional `argument` at `position` (the first of
+    its kind missing), or the required option `argument` (`option` true). The pipeline
+    may ask for it (commands/choices.py) instead of answering with the usage."""
+
+    def __init__(self, message: str, argument: str, *, position: int = 0, option: bool = False):
+        super().__init__(message)
+        self.argument = argument
+        self.position = position
+        self.option = option
+
+
 # The first argument of each is the `commands.context.Context` of the command. It is not
 # named here because Context carries the Registry (help and approvals look verbs up), so
 # naming it would make the two modules import each other.
@@ -90,24 +102,30 @@ class Verb:
         Returns {argument or option name: value}; UsageError (with the usage) otherwise.
         """
         forms = self.grammars or (self.grammar,)
-        problems: list[tuple[int, str]] = []
+        problems: list[tuple[int, str, str | None]] = []
         for form in forms:
             try:
                 values = match_form(form, args)
                 break
             except FormMismatch as exc:
-                problems.append((exc.position, str(exc)))
+                problems.append((exc.position, str(exc), exc.missing))
         else:
             # Report the form that matched furthest: it is most likely the one meant.
             best = max(problems, key=lambda item: item[0])[1]
             if len(forms) > 1 and all(p[0] == problems[0][0] for p in problems):
                 best = " or ".join(p[1] for p in problems)
+            missing = {p[2] for p in problems if p[0] == max(q[0] for q in problems)}
+            if len(missing) == 1 and None not in missing:
+                (name,) = missing
+                position = max(p[0] for p in problems)
+                raise MissingArgument(f"{best}. Usage: {self.usage}", str(name), position=position)
             raise UsageError(f"{best}. Usage: {self.usage}")
         try:
             validated = self.options.model_validate(options)
         except ValidationError as exc:
             reasons = []
-            for err in exc.errors(include_url=False, include_input=False):
+            errors = exc.errors(include_url=False, include_input=False)
+            for err in errors:
                 key = ".".join(str(p) for p in err["loc"]) or "options"
                 key = option_name(key)
                 if err["type"] == "extra_forbidden":
@@ -117,7 +135,11 @@ class Verb:
                     reasons.append(f"unknown option {key}= (options: {allowed})")
                 else:
                     reasons.append(f"{key}=: {err['msg']}")
-            raise UsageError("; ".join(reasons) + f". Usage: {self.usage}") from None
+            message = "; ".join(reasons) + f". Usage: {self.usage}"
+            if errors and all(err["type"] == "missing" for err in errors):
+                first = str(errors[0]["loc"][0])
+                raise MissingArgument(message, first, option=True) from None
+            raise UsageError(message) from None
         values.update(validated.model_dump())
         return values
 

@@ -45,7 +45,7 @@ def wants_safety_snapshot(ctx: Context, scope: Any) -> bool:
     mode = ctx.services.snapshot_before_destroy
     if mode in ("always", "never"):
         return mode == "always"
-    policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
+    policy = ctx.policy()
     return is_protected(policy, target_of(scope))
 
 

@@ -4,9 +4,10 @@ Scheduler (operations/schedules.py), and the refresh's newest snapshot.
 Every run is a command of the schedule's owner in its channel, run with
 `preapproved=True`: the rights are checked again (a refusal sends no API
 request), only "needs approval" is waived (the schedule was approved once).
-A refresh first checks the right to restore into its target, then finds the
+A refresh first checks the right to restore into its target, then the right to
+copy data out of its source's environment (at least operator), then finds the
 newest finished manual snapshot of its source, then runs
-`restore <snapshot> into <db>`.
+`restore <snapshot> into <db>` (which the pipeline decides again, source included).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from clients.errors import ApiError
 from commands.adapters.console import console_client
 from commands.context import Context
 from commands.pipeline import Pipeline, decide_targets, refuse
-from commands.targets import CONSOLE, find
+from commands.resolve import Found
+from commands.targets import CONSOLE, find, target_of
 from core.audit_context import acting_as
 from core.errors import UserError
 from core.invocation import Invocation
@@ -56,14 +58,12 @@ def newest_snapshot(snapshots: Sequence[Any]) -> Any | None:
     return max(ready, key=lambda item: (_snapshot_time(item[1].created_at), item[0]))[1]
 
 
-async def newest_snapshot_of(ctx: Context, source: str) -> str:
+async def newest_snapshot_of(ctx: Context, source: Found) -> str:
     """The id of the newest finished manual snapshot of `source` (UserError if none)."""
-    found = await find(ctx, CONSOLE, Role.VIEWER, source)
-    api = console_client(ctx, found.scope.provider.name)
-    snapshots = await api.snapshots(found.database.id)
-    snap = newest_snapshot(snapshots)
+    api = console_client(ctx, source.scope.provider.name)
+    snap = newest_snapshot(await api.snapshots(source.database.id))
     if snap is None:
-        raise UserError(f"{source} has no finished manual snapshot to restore")
+        raise UserError(f"{source.database.name} has no finished manual snapshot to restore")
     return str(snap.id)
 
 
@@ -76,9 +76,7 @@ class PipelineRunner:
 
     async def run_schedule(self, schedule: Schedule) -> Reply:
         """Run `schedule`'s command now (approved once for all runs); never raises."""
-        invocation = Invocation(
-            user=schedule.owner, channel=schedule.channel, text="", transport="schedule"
-        )
+        invocation = await self._as_owner(schedule)
         try:
             with acting_as(invocation):
                 line = await _command_line(self.pipeline.context(invocation), schedule)
@@ -90,13 +88,33 @@ class PipelineRunner:
         scheduled = dataclasses.replace(invocation, text=line)
         return await self.pipeline.run(scheduled, preapproved=True)
 
+    async def _as_owner(self, schedule: Schedule) -> Invocation:
+        """The schedule's owner in its channel, with the user groups the channel's bindings
+        name that they belong to now (their role may come from one: `users=`)."""
+        invocation = Invocation(
+            user=schedule.owner, channel=schedule.channel, text="", transport="schedule"
+        )
+        services = self.pipeline.services
+        named = services.permissions.groups_named(schedule.channel)
+        if services.memberships is None or not named:
+            return invocation
+        member, unknown = await services.memberships(schedule.owner, named)
+        return dataclasses.replace(invocation, user_groups=member, unresolved_groups=unknown)
+
 
 async def _command_line(ctx: Context, schedule: Schedule) -> str | Reply:
-    """The line to run; for refresh, checks the right first (no request when refused),
-    then finds the newest snapshot of the source."""
+    """The line to run; for refresh, checks the right on the target first (no request
+    when refused), then looks the source up and checks the right to copy data out of
+    its environment (at least operator), and only then lists its snapshots."""
     if schedule.verb != "refresh":
         return schedule.command_line()
     decision = decide_targets(ctx, "restore", schedule.role, True, [schedule.target])
     if decision.outcome == "denied":
         return refuse(ctx, "restore", decision.reason)
-    return schedule.command_line(await newest_snapshot_of(ctx, schedule.source or ""))
+    source = await find(ctx, CONSOLE, Role.VIEWER, schedule.source or "")
+    decision = decide_targets(
+        ctx, "refresh", schedule.role, True, [schedule.target], sources=[target_of(source.scope)]
+    )
+    if decision.outcome == "denied":
+        return refuse(ctx, "restore", decision.reason)
+    return schedule.command_line(await newest_snapshot_of(ctx, source))

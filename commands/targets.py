@@ -1,8 +1,10 @@
 """What a command acts on: the channel's environments, a database in them, the plan.
 
 Shared by the verbs of every provider kind. Each function takes the provider
-kinds the verb works on, and looks only in environments where the channel holds
-the role the verb needs.
+kinds the verb works on. A database name is looked up in every environment bound
+to the channel (so a name in two of them is ambiguous for every verb), then the
+channel's role where it was found is checked; an environment the channel may only
+view is never acted on.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from commands.context import Context, RoleTooLow
+from commands.context import Context, NeedsChoice, RoleTooLow
 from commands.plan import Plan
 from commands.resolve import Found, NameNotFound, Scope, eligible_bindings
 from core.errors import UserError
@@ -42,7 +44,7 @@ async def scopes(
     ctx: Context, kinds: frozenset[ProviderKind], role: Role, env: str | None = None
 ) -> list[Scope]:
     """Environments of these kinds where this channel holds at least `role`."""
-    policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
+    policy = ctx.policy()
     providers = providers_of(ctx, kinds)
     bindings = eligible_bindings(policy, role, providers)
     found = await ctx.services.resolver.scopes(bindings, providers, env)
@@ -63,17 +65,20 @@ def target_of(scope: Scope) -> Target:
 async def find(
     ctx: Context, kinds: frozenset[ProviderKind], role: Role, name: str, env: str | None = None
 ) -> Found:
-    """The database `name` in an environment of these kinds where the channel holds `role`.
+    """The database `name` in the channel's environments of these kinds, where it holds `role`.
 
-    When the name is not there but is a database of another kind of provider,
-    the error says that this command does not work on that kind.
+    The name is looked up in every environment bound to the channel, whatever the
+    role there, so the answer does not depend on the verb: found in more than one
+    is ambiguous for every verb (UserError naming where, and asking for `env=`);
+    found in one where the channel's role is below `role`, RoleTooLow naming the
+    environment and the role. When the name is not there but is a database of
+    another kind of provider, the error says that this command does not work on
+    that kind. Reads only (look-ups); the caller decides what runs.
     """
     resolver = ctx.services.resolver
     try:
-        return await resolver.find_database(await scopes(ctx, kinds, role, env), name)
+        found = await resolver.find_database(await scopes(ctx, kinds, Role.VIEWER, env), name)
     except NameNotFound:
-        if role > Role.VIEWER:
-            await _refuse_if_visible(ctx, kinds, role, name, env)
         other = frozenset(p.kind for p in ctx.services.providers.values()) - kinds
         try:
             elsewhere = (
@@ -91,23 +96,20 @@ async def find(
                 f"this command does not work on {provider.kind} providers, only on {works_on}"
             ) from None
         raise
+    require_role(ctx, found.scope, role, found.database.name)
+    return found
 
 
-async def _refuse_if_visible(
-    ctx: Context, kinds: frozenset[ProviderKind], role: Role, name: str, env: str | None
-) -> None:
-    """RoleTooLow when `name` is in an environment the channel may only look at."""
-    try:
-        seen = await ctx.services.resolver.find_database(
-            await scopes(ctx, kinds, Role.VIEWER, env), name
-        )
-    except UserError:
+def require_role(ctx: Context, scope: Scope, role: Role, name: str) -> None:
+    """RoleTooLow (naming the environment, the channel's role and `role`) unless the
+    channel holds `role` on `scope`."""
+    policy = ctx.policy()
+    binding = effective_binding(policy, target_of(scope))
+    if binding is not None and binding.role >= role:
         return
-    policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
-    binding = effective_binding(policy, target_of(seen.scope))
     held = binding.role.label if binding else "no role"
     raise RoleTooLow(
-        f"{name} is in {seen.scope.label}, where {ChannelRef(ctx.invocation.channel)} is {held}; "
+        f"{name} is in {scope.label}, where {ChannelRef(ctx.invocation.channel)} is {held}; "
         f"that command needs {role.label}"
     )
 
@@ -120,7 +122,10 @@ async def single_scope(
     if len(found) == 1:
         return found[0]
     names = ", ".join(s.environment.name for s in found) or "none"
-    raise UserError(f"say which environment with env= (this channel may use: {names})")
+    message = f"say which environment with env= (this channel may use: {names})"
+    if len(found) > 1:
+        raise NeedsChoice(message, "env", [(s.label, s.environment.name) for s in found])
+    raise UserError(message)
 
 
 def client_of(ctx: Context, provider: str, cls: type[Any]) -> Any:

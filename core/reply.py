@@ -61,6 +61,29 @@ class SecretPrompt(BaseModel):
     command: str
 
 
+class Option(BaseModel):
+    """One answer of a `Choice`: what it shows, the value, and the command line it stands for."""
+
+    label: str
+    value: str
+    command: str
+
+
+class Choice(BaseModel):
+    """A question for one missing argument, answered by picking one of `options`.
+
+    The options are the values the person asking may act on (commands/choices.py).
+    Transports show it as a menu (Slack: a static_select of up to 100 options, an
+    external_select with search beyond) or as numbered command lines (the shell); a
+    pick runs its `command` through the pipeline exactly like a typed command, and
+    a transport refuses a pick that is not one of the listed options.
+    """
+
+    argument: str
+    prompt: str
+    options: list[Option]
+
+
 class Attachment(BaseModel):
     """Long text sent as a file (Slack snippet) instead of flooding the channel."""
 
@@ -86,6 +109,7 @@ class Reply(BaseModel):
     private_text: str | None = None
     secret_prompt: SecretPrompt | None = None
     attachment: Attachment | None = None
+    choice: Choice | None = None
     operations: list[OperationRef] = Field(default_factory=list)
 
     @property

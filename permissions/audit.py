@@ -4,11 +4,17 @@ Every textual value (columns, detail keys and values) passes through the
 configured redactor and then the built-in secret patterns before it is
 written. Mapping keys that name secrets (``password``, ``api_key``...) have
 their values replaced whatever they are.
+
+A row that meets a store locked by another process (SQLite "database is locked"
+after the connection's busy timeout) is not lost and does not fail what is being
+audited: it is kept in memory and written, in order, right after the next row
+that could be written, or by ``flush()`` (the bot calls it when it stops).
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -16,12 +22,23 @@ from typing import Any, Literal
 
 import sqlite_utils
 
+from core.audit_context import current_invocation
+from core.errors import is_store_busy
 from permissions.migrations import migrate
 from permissions.redaction import REDACTED, is_secret_key, redact_builtin
 
 AuditKind = Literal["command", "decision", "approval", "api_call", "operation"]
 KINDS: tuple[str, ...] = ("command", "decision", "approval", "api_call", "operation")
-_COLUMNS = ("user", "channel", "provider", "environment", "database", "verb", "outcome")
+_COLUMNS = ("user", "channel", "provider", "environment", "database", "verb", "outcome", "team")
+
+
+def acting_team() -> str | None:
+    """The Slack workspace of whoever the work in progress is for (`T…`, `T… (E…)`), or
+    None outside Slack (core.audit_context)."""
+    invocation = current_invocation.get()
+    if invocation is None or invocation.workspace is None:
+        return None
+    return invocation.workspace.label
 
 
 def iso_time(ts: float) -> str:
@@ -42,6 +59,7 @@ class AuditLog:
         self.db = db
         self._redact = redact
         self._clock = clock
+        self._deferred: list[dict[str, Any]] = []  # rows that met a locked store
         migrate(db)
 
     def redact(self, text: str) -> str:
@@ -75,8 +93,13 @@ class AuditLog:
         verb: str | None = None,
         outcome: str | None = None,
         detail: dict[str, Any] | None = None,
+        team: str | None = None,
     ) -> int:
-        """Append one row and return its id. ``kind`` must be one of ``KINDS``."""
+        """Append one row and return its id. ``kind`` must be one of ``KINDS``.
+
+        ``team`` is the Slack workspace of who acted; by default the one of the
+        invocation being run (``acting_team``).
+        """
         if kind not in KINDS:
             raise ValueError(f"unknown audit kind {kind!r}; valid kinds are: {', '.join(KINDS)}")
         ts = self._clock()
@@ -88,6 +111,7 @@ class AuditLog:
             "database": database,
             "verb": verb,
             "outcome": outcome,
+            "team": team if team is not None else acting_team(),
         }
         row: dict[str, Any] = {"ts": ts, "iso": iso_time(ts), "kind": kind}
         for column in _COLUMNS:
@@ -96,13 +120,37 @@ class AuditLog:
         row["detail"] = (
             None if detail is None else json.dumps(self._clean(detail), sort_keys=True, default=str)
         )
+        try:
+            row_id = self._insert(row)
+        except sqlite3.OperationalError as exc:
+            if not is_store_busy(exc):
+                raise
+            self._deferred.append(row)  # written after the next row that gets through
+            return 0
+        self.flush()
+        return row_id
+
+    def _insert(self, row: dict[str, Any]) -> int:
         cursor = self.db.execute(
             "INSERT INTO audit (ts, iso, kind, user, channel, provider, environment, database, "
-            "verb, outcome, detail) VALUES (:ts, :iso, :kind, :user, :channel, :provider, "
-            ":environment, :database, :verb, :outcome, :detail)",
+            "verb, outcome, team, detail) VALUES (:ts, :iso, :kind, :user, :channel, "
+            ":provider, :environment, :database, :verb, :outcome, :team, :detail)",
             row,
         )
         return int(cursor.lastrowid or 0)
+
+    def flush(self) -> int:
+        """Write the rows kept while the store was locked, oldest first; return how many
+        still wait (the store is still locked)."""
+        while self._deferred:
+            try:
+                self._insert(self._deferred[0])
+            except sqlite3.OperationalError as exc:
+                if not is_store_busy(exc):
+                    raise
+                break
+            self._deferred.pop(0)
+        return len(self._deferred)
 
     def api_call(
         self,

@@ -1,8 +1,10 @@
 """Versioned migrations of the tables owned by permissions/.
 
 Tables: ``channel_bindings``, ``protected_environments``, ``incident_channels``,
-``approvals`` and ``audit``. Environment columns compare case-insensitively
-(``COLLATE NOCASE``) so ``Staging`` and ``staging`` are the same key.
+``approvals`` and ``audit``. A new step is a new function at the end; released
+steps never change (a file made by an older version must still open).
+Environment columns compare case-insensitively (``COLLATE NOCASE``) so
+``Staging`` and ``staging`` are the same key.
 """
 
 from __future__ import annotations
@@ -103,13 +105,17 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_audit_kind_ts ON audit (kind, ts)")
 
 
-def migrate(db: sqlite_utils.Database) -> None:
-    """Apply any pending permissions migrations (idempotent)."""
-    migrations.apply(db)
+@migrations()
+def m002_binding_users_and_audit_team(db: sqlite_utils.Database) -> None:
+    """Roles per user inside a binding (``users``, ``fallback``: 1 viewer .. 3 admin, 0
+    none) and the Slack workspace of who acted in each audit row (``team``)."""
+    db.execute("ALTER TABLE channel_bindings ADD COLUMN users TEXT NOT NULL DEFAULT '[]'")
+    db.execute("ALTER TABLE channel_bindings ADD COLUMN fallback INTEGER NOT NULL DEFAULT 1")
+    db.execute("ALTER TABLE audit ADD COLUMN team TEXT")
 
 
 @migrations()
-def m002_approval_executions(db: sqlite_utils.Database) -> None:
+def m003_approval_executions(db: sqlite_utils.Database) -> None:
     """Approved work as a persisted state machine (permissions/approvals.py).
 
     `runner`: the process running the approved work (`pid:start-time`), so a restarted
@@ -131,3 +137,8 @@ def m002_approval_executions(db: sqlite_utils.Database) -> None:
         "UPDATE approvals SET reported_at = COALESCE(finished_at, decided_at, expires_at) "
         "WHERE state NOT IN ('pending', 'approved')"
     )
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    """Apply any pending permissions migrations (idempotent)."""
+    migrations.apply(db)

@@ -27,9 +27,28 @@ def specificity(pattern: str) -> int:
     return 0 if pattern == WILDCARD else 1
 
 
+def is_direct(channel: str) -> bool:
+    """True for a direct message (`D…`): there a person's personal bindings apply."""
+    return channel.startswith("D")
+
+
+def is_person(key: str) -> bool:
+    """True for a user id (`U…`, `W…`): the key of a personal binding (its DMs)."""
+    return key[:1] in ("U", "W")
+
+
 @dataclass(frozen=True)
 class Binding:
-    """A channel's role for one environment (or ``*``) of a provider."""
+    """A channel's role for one environment (or ``*``) of a provider.
+
+    ``channel`` is a channel id, or a user id for a personal binding (it applies
+    to that person's direct messages with the bot). ``users`` (user ids ``U…``/
+    ``W…`` and user-group ids ``S…``) are who hold ``role``; when it names anyone,
+    everyone else in the channel holds ``fallback`` (None: nothing). With no
+    ``users`` the whole channel holds ``role``. A binding resolved for one person
+    (``PermissionStore.policy_for(channel, invocation)``) carries that person's
+    role in ``role`` and why in ``rule``.
+    """
 
     channel: str
     provider: str
@@ -38,6 +57,9 @@ class Binding:
     approvers: tuple[str, ...] = ()
     granted_by: str | None = None
     granted_at: float | None = None
+    users: tuple[str, ...] = ()
+    fallback: Role | None = Role.VIEWER
+    rule: str = ""
 
 
 @dataclass(frozen=True)
@@ -60,9 +82,40 @@ class IncidentChannel:
 
 @dataclass(frozen=True)
 class ChannelPolicy:
-    """Snapshot of everything the decision functions need for one channel."""
+    """Snapshot of everything the decision functions need for one channel.
+
+    ``channel`` is the key of the bindings (a channel id, or a user id for the
+    personal bindings of a DM). When ``person`` is set, ``bindings`` are resolved
+    for that person (each holds the role the person has, and why, in ``rule``), and
+    ``withheld`` are the bindings that give the person nothing (named ``users=``
+    without them, fallback none). ``allowed_teams`` are the Slack workspaces and
+    organizations admitted besides the one that installed graphops.
+    """
 
     channel: str
     bindings: tuple[Binding, ...] = ()
     protection_overrides: tuple[ProtectionOverride, ...] = ()
     admins: frozenset[str] = field(default_factory=frozenset)
+    person: str = ""
+    withheld: tuple[Binding, ...] = ()
+    allowed_teams: frozenset[str] = field(default_factory=frozenset)
+    granted: tuple[Binding, ...] = ()  # the bindings as granted (before resolving for person)
+
+    @property
+    def as_granted(self) -> ChannelPolicy:
+        """This policy with the bindings as granted (for nobody in particular)."""
+        if not self.person:
+            return self
+        return ChannelPolicy(
+            self.channel,
+            self.granted,
+            self.protection_overrides,
+            self.admins,
+            allowed_teams=self.allowed_teams,
+            granted=self.granted,
+        )
+
+    @property
+    def personal(self) -> bool:
+        """True for the personal bindings of someone's direct messages."""
+        return is_person(self.channel)

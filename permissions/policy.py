@@ -1,16 +1,22 @@
 """Pure permission decisions: no I/O, only a ``ChannelPolicy`` snapshot.
 
-``decide`` answers "may this channel run this verb on this target?" when a
-command arrives; ``may_approve`` answers "may this person approve it?" when
-the approval button is clicked. Both deny by default and deny on any error.
+``admit`` answers "may this person act through graphops at all?" (their Slack
+workspace or organization); ``resolve_for`` gives the role each binding grants
+one person (``users=`` and user groups, else the binding's fallback) and why;
+``decide`` answers "may this person run this verb on this target from this
+channel?" when a command arrives; ``may_approve`` answers "may this person
+approve it?" when the approval button is clicked. All deny by default and deny
+on any error.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from core.invocation import Workspace
 from core.refs import ChannelRef, UserRef, person
 from permissions.model import (
     Binding,
@@ -21,17 +27,24 @@ from permissions.model import (
 from permissions.roles import Role
 
 __all__ = [
+    "SOURCE_ROLE",
     "ChannelPolicy",
     "Decision",
     "EffectiveBinding",
     "Protection",
     "Target",
+    "admit",
     "decide",
+    "decide_source",
     "default_protection",
     "effective_binding",
+    "held",
     "is_protected",
     "may_approve",
     "protection",
+    "resolve_for",
+    "role_for",
+    "where",
 ]
 
 #: environment labels protected by default (compared case-insensitively)
@@ -118,15 +131,32 @@ class Decision:
 
 @dataclass(frozen=True)
 class EffectiveBinding:
-    """The winning binding(s) of a channel for a target, merged."""
+    """The winning binding(s) of a channel for a target, merged.
+
+    ``rule`` says why the person the policy is resolved for holds ``role`` (empty
+    when the binding names no ``users``: the whole channel holds it); ``users`` are
+    who the winning binding names.
+    """
 
     role: Role
     environment: str
     approvers: tuple[str, ...]
+    users: tuple[str, ...] = ()
+    rule: str = ""
 
 
 def _env_label(target: Target) -> str:
     return target.environment_name or target.environment_id
+
+
+def _matching(bindings: Sequence[Binding], channel: str, target: Target) -> list[Binding]:
+    return [
+        b
+        for b in bindings
+        if b.channel == channel
+        and b.provider == target.provider
+        and environment_matches(b.environment, target.environment_id, target.environment_name)
+    ]
 
 
 def effective_binding(policy: ChannelPolicy, target: Target) -> EffectiveBinding | None:
@@ -134,13 +164,7 @@ def effective_binding(policy: ChannelPolicy, target: Target) -> EffectiveBinding
 
     Approvers of the equally specific bindings holding that role are merged.
     """
-    matching: list[Binding] = [
-        b
-        for b in policy.bindings
-        if b.channel == policy.channel
-        and b.provider == target.provider
-        and environment_matches(b.environment, target.environment_id, target.environment_name)
-    ]
+    matching = _matching(policy.bindings, policy.channel, target)
     if not matching:
         return None
     best_rank = max(specificity(b.environment) for b in matching)
@@ -148,8 +172,150 @@ def effective_binding(policy: ChannelPolicy, target: Target) -> EffectiveBinding
     role = max(b.role for b in tier)
     winners = [b for b in tier if b.role == role]
     approvers = tuple(dict.fromkeys(a for b in winners for a in b.approvers))
+    users = tuple(dict.fromkeys(u for b in winners for u in b.users))
     return EffectiveBinding(
-        role=Role(role), environment=winners[0].environment, approvers=approvers
+        role=Role(role),
+        environment=winners[0].environment,
+        approvers=approvers,
+        users=users,
+        rule=winners[0].rule,
+    )
+
+
+# -- who holds what: users= and user groups -------------------------------------------------
+
+
+def _names(ids: Sequence[str]) -> str:
+    return ", ".join(str(person(i)) for i in ids)
+
+
+def role_for(
+    binding: Binding,
+    user: str,
+    groups: frozenset[str] = frozenset(),
+    unresolved: frozenset[str] = frozenset(),
+) -> tuple[Role | None, str]:
+    """The role ``binding`` gives ``user`` (None: nothing) and why, in words.
+
+    A binding naming no ``users`` gives its role to the whole channel (why: "").
+    Otherwise its role goes to the users it names and the members of the user
+    groups it names (``groups``: the groups ``user`` is in); everyone else holds
+    its ``fallback``. A group in ``unresolved`` (membership not known) does not
+    count, and the reason says so.
+    """
+    if not binding.users:
+        return binding.role, ""
+    if user in binding.users:
+        return binding.role, "named in its users="
+    member_of = [g for g in binding.users if g in groups]
+    if member_of:
+        return binding.role, f"a member of {person(member_of[0])}, named in its users="
+    fallback = binding.fallback
+    held_by = _names(binding.users)
+    unknown = [g for g in binding.users if g in unresolved]
+    note = (
+        f"; membership of {_names(unknown)} could not be checked (Slack did not answer in "
+        "time), so it does not count: try again in a moment"
+        if unknown
+        else ""
+    )
+    if fallback is None:
+        return None, f"only {held_by} hold it (fallback none){note}"
+    return fallback, f"not among its users {held_by}: its fallback role{note}"
+
+
+def resolve_for(
+    policy: ChannelPolicy,
+    user: str,
+    groups: frozenset[str] = frozenset(),
+    unresolved: frozenset[str] = frozenset(),
+) -> ChannelPolicy:
+    """``policy`` (as granted) with each binding holding the role it gives ``user``.
+
+    Bindings that give the person nothing move to ``withheld``, so a refusal can
+    say why; ``granted`` keeps the bindings as granted.
+    """
+    granted = policy.granted or policy.bindings
+    mine: list[Binding] = []
+    withheld: list[Binding] = []
+    for binding in granted:
+        if not binding.users:  # the whole channel holds it: nothing to resolve
+            mine.append(binding)
+            continue
+        role, rule = role_for(binding, user, groups, unresolved)
+        if role is None:
+            withheld.append(dataclasses.replace(binding, rule=rule))
+        else:
+            mine.append(dataclasses.replace(binding, role=role, rule=rule))
+    return ChannelPolicy(
+        channel=policy.channel,
+        bindings=tuple(mine),
+        protection_overrides=policy.protection_overrides,
+        admins=policy.admins,
+        person=user,
+        withheld=tuple(withheld),
+        allowed_teams=policy.allowed_teams,
+        granted=granted,
+    )
+
+
+def where(policy: ChannelPolicy) -> str:
+    """The place a policy is about, in words: `#channel`, or someone's direct messages."""
+    if policy.personal:
+        return f"the direct messages of {UserRef(policy.channel)} with graphops"
+    return str(ChannelRef(policy.channel))
+
+
+def held(policy: ChannelPolicy, role: Role, rule: str) -> str:
+    """`as operator`, or `as viewer for @alice (not among its users ...)`: a role and why."""
+    if not rule or not policy.person:
+        return f"as {role.label}"
+    return f"as {role.label} for {UserRef(policy.person)} ({rule})"
+
+
+# -- which workspaces may act ----------------------------------------------------------------
+
+
+def admit(
+    workspace: Workspace | None, home: Workspace | None, allowed_teams: frozenset[str]
+) -> Decision:
+    """Whether a person of ``workspace`` may act through the graphops installed by ``home``.
+
+    Local transports (the shell, schedules) have no workspace: admitted. A Slack
+    person is admitted when their workspace is ``home``'s, when both belong to the
+    same Enterprise organization, or when their workspace or organization is in
+    ``allowed_teams`` (config ``[slack] allowed_teams``). A person of another
+    organization (a Slack Connect channel shared with a partner) is refused, and so
+    is anyone when the installation is unknown (in doubt, deny).
+    """
+    if workspace is None:
+        return Decision("allowed", "a local transport (no Slack workspace)")
+    theirs = {workspace.team_id, workspace.enterprise_id} - {""}
+    if not theirs:
+        return Decision(
+            "denied",
+            "Slack did not say which workspace you belong to, so graphops cannot "
+            "check that you may use it; nothing was done",
+        )
+    if home is None or not (home.team_id or home.enterprise_id):
+        return Decision(
+            "denied",
+            "graphops does not know which workspace installed it (auth.test did "
+            "not answer), so it cannot check yours; nothing was done, try again",
+        )
+    if home.team_id and workspace.team_id == home.team_id:
+        return Decision("allowed", f"a member of the installing workspace {home.team_id}")
+    if home.enterprise_id and home.enterprise_id in theirs:
+        return Decision("allowed", f"a member of the installing organization {home.enterprise_id}")
+    admitted = sorted(theirs & set(allowed_teams))
+    if admitted:
+        return Decision("allowed", f"{admitted[0]} is admitted by allowed_teams")
+    return Decision(
+        "denied",
+        f"you belong to workspace {workspace.label}, not to the one that installed "
+        f"graphops ({home.label}); people of other workspaces or organizations (a shared "
+        "Slack Connect channel) may not run commands, open its dialogs or approve unless a "
+        "bot admin adds their workspace to `allowed_teams` in graphops.toml",
     )
 
 
@@ -193,9 +359,24 @@ def _join_or(items: Sequence[str]) -> str:
 def _who_may_approve(policy: ChannelPolicy, binding: EffectiveBinding) -> str:
     if binding.approvers:
         return _join_or([_mention(a) for a in binding.approvers] + ["a bot admin"])
+    if binding.role >= Role.ADMIN and binding.users:
+        return _join_or([_mention(u) for u in binding.users] + ["a bot admin"])
     if binding.role >= Role.ADMIN:
-        return f"a member of {ChannelRef(policy.channel)} (admin-bound) or a bot admin"
+        return f"a member of {where(policy)} (admin-bound) or a bot admin"
     return "a bot admin (no approvers are set)"
+
+
+def _withheld_reason(policy: ChannelPolicy, target: Target) -> str | None:
+    """Why the person holds nothing where a binding exists for others (fallback none)."""
+    found = _matching(policy.withheld, policy.channel, target)
+    if not found:
+        return None
+    binding = found[0]
+    return (
+        f"{where(policy)} is bound to environment {_env_label(target)} of {target.provider} "
+        f"as {binding.role.label}, but {binding.rule}, and {UserRef(policy.person)} is not "
+        "among them; a bot admin can add you with `grant ... users=`"
+    )
 
 
 def _role_check(
@@ -203,17 +384,18 @@ def _role_check(
 ) -> tuple[Decision | None, EffectiveBinding | None, bool]:
     """Shared first step: denial (or None) + effective binding + protection."""
     protected = is_protected(policy, target)
-    channel = str(ChannelRef(policy.channel))
+    channel = where(policy)
     binding = effective_binding(policy, target)
     if binding is None:
-        reason = (
+        reason = _withheld_reason(policy, target) or (
             f"{channel} is not bound to environment {_env_label(target)} of {target.provider}; "
             "a bot admin can grant it with `grant`"
         )
         return Decision("denied", reason, protected=protected), None, protected
     if binding.role < Role(required_role):
         reason = (
-            f"{channel} is bound to environment {_env_label(target)} as {binding.role.label}; "
+            f"{channel} is bound to environment {_env_label(target)} "
+            f"{held(policy, binding.role, binding.rule)}; "
             f"{verb} needs {Role(required_role).label}"
         )
         return (
@@ -268,10 +450,51 @@ def _decide(
         )
     return Decision(
         "allowed",
-        f"{ChannelRef(policy.channel)} is bound to {env} as {binding.role.label}",
+        f"{where(policy)} is bound to {env} {held(policy, binding.role, binding.rule)}",
         role=binding.role,
         protected=protected,
         approvers=binding.approvers,
+    )
+
+
+# Moving data out of an environment (clone, restore from its snapshot, refresh from it)
+# needs at least this role there: viewers may look, not copy.
+SOURCE_ROLE = Role.OPERATOR
+
+
+def decide_source(policy: ChannelPolicy, user: str, verb: str, source: Target) -> Decision:
+    """Decide whether ``verb`` may copy data out of ``source`` for ``policy.channel``.
+
+    At least ``SOURCE_ROLE`` (operator) on the source environment, whatever the
+    rights on the environment the data goes to (``decide`` checks that one). The
+    outcome is ``allowed`` or ``denied``; the denial names the source environment
+    and the role it needs. Any unexpected error denies.
+    """
+    try:
+        return _decide_source(policy, verb, source)
+    except Exception as exc:  # in doubt, deny
+        return Decision("denied", f"could not decide ({exc!r}); denied to be safe")
+
+
+def _decide_source(policy: ChannelPolicy, verb: str, source: Target) -> Decision:
+    channel = str(ChannelRef(policy.channel))
+    env = f"{_env_label(source)} ({source.provider})"
+    protected = is_protected(policy, source)
+    binding = effective_binding(policy, source)
+    needs = f"moving data out of an environment needs at least {SOURCE_ROLE.label} there"
+    if binding is None:
+        reason = f"{verb} copies data out of {env}, where {channel} has no role; {needs}"
+        return Decision("denied", reason, protected=protected)
+    if binding.role < SOURCE_ROLE:
+        reason = (
+            f"{verb} copies data out of {env}, where {channel} is {binding.role.label}; {needs}"
+        )
+        return Decision("denied", reason, role=binding.role, protected=protected)
+    return Decision(
+        "allowed",
+        f"{channel} is {binding.role.label} on {env}, the source of the data",
+        role=binding.role,
+        protected=protected,
     )
 
 
@@ -305,7 +528,8 @@ def _may_approve(
     required_role: Role,
     target: Target,
 ) -> Decision:
-    denial, binding, protected = _role_check(policy, verb, required_role, target)
+    # Can it still be approved at all: does the channel still grant the role to anyone?
+    denial, binding, protected = _role_check(policy.as_granted, verb, required_role, target)
     if denial is not None:
         return Decision(
             "denied",
@@ -345,14 +569,23 @@ def _may_approve(
             f"{UserRef(approver)} may not approve {verb} on {env}; "
             f"ask {_who_may_approve(policy, binding)}",
         )
+    if binding.role >= Role.ADMIN and binding.users:
+        # Only those who hold admin there approve by default: its users, not its fallback.
+        mine = effective_binding(policy, target) if policy.person == approver else None
+        if mine is not None and mine.role >= Role.ADMIN and mine.rule:
+            return result(True, f"{UserRef(approver)} holds admin on {env} ({mine.rule})")
+        return result(
+            False,
+            f"{UserRef(approver)} does not hold admin on {env} in {where(policy)}; "
+            f"ask {_who_may_approve(policy.as_granted, binding)}",
+        )
     if binding.role >= Role.ADMIN:
         return result(
             True,
-            f"{ChannelRef(policy.channel)} is bound to {env} as admin; "
-            "its members approve by default",
+            f"{where(policy)} is bound to {env} as admin; its members approve by default",
         )
     return result(
         False,
-        f"no approvers are set for {env} in {ChannelRef(policy.channel)}; "
+        f"no approvers are set for {env} in {where(policy)}; "
         "a bot admin can set them with `approvers`",
     )

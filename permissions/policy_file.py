@@ -8,6 +8,14 @@ Format::
     environment = "staging"   # name, id, or "*"
     role = "operator"
     approvers = ["U0ALICE", "S0DBTEAM"]   # optional
+    users = ["S0ONCALL", "U0LEAD"]        # optional: only they hold `role` ...
+    fallback = "viewer"                   # ... and everyone else this (or "none")
+
+    [[binding]]
+    channel = "U0ALICE"       # a user id: Alice's direct messages with the bot
+    provider = "console"
+    environment = "staging"
+    role = "operator"
 
     [[protected]]
     provider = "console"
@@ -33,7 +41,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from permissions.roles import Role
-from permissions.store import PermissionStore, normalize_approver, normalize_channel
+from permissions.store import (
+    PermissionStore,
+    fallback_label,
+    normalize_approver,
+    normalize_binding_key,
+    normalize_channel,
+    parse_fallback,
+)
 
 
 class PolicyFileError(ValueError):
@@ -59,21 +74,28 @@ class BindingEntry(_Entry):
     environment: str
     role: str
     approvers: list[str] = []
+    users: list[str] = []
+    fallback: str = Role.VIEWER.label
 
     @field_validator("channel")
     @classmethod
     def _channel(cls, value: str) -> str:
-        return normalize_channel(value)
+        return normalize_binding_key(value)
 
     @field_validator("role")
     @classmethod
     def _role(cls, value: str) -> str:
         return Role.parse(value).label
 
-    @field_validator("approvers")
+    @field_validator("approvers", "users")
     @classmethod
     def _approvers(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(normalize_approver(v) for v in value))
+
+    @field_validator("fallback")
+    @classmethod
+    def _fallback(cls, value: str) -> str:
+        return fallback_label(parse_fallback(value))
 
 
 class ProtectedEntry(_Entry):
@@ -180,6 +202,8 @@ def policy_from_store(store: PermissionStore) -> PolicyFile:
                 environment=b.environment,
                 role=b.role.label,
                 approvers=list(b.approvers),
+                users=list(b.users),
+                fallback=fallback_label(b.fallback),
             )
             for b in store.bindings()
         ],
@@ -215,9 +239,12 @@ def dump_policy(policy: PolicyFile) -> str:
     for name, entries in sections:
         for entry in entries:
             out.append(f"[[{name}]]")
-            for key, value in entry.model_dump().items():
-                if key == "approvers" and not value:
+            fields = entry.model_dump()
+            for key, value in fields.items():
+                if key in ("approvers", "users") and not value:
                     continue
+                if key == "fallback" and (value == Role.VIEWER.label or not fields["users"]):
+                    continue  # the default, or meaningless without users
                 out.append(f"{key} = {_toml_value(value)}")
             out.append("")
     return "\n".join(out)
@@ -231,6 +258,7 @@ class PolicyDiff:
     grant: list[BindingEntry] = field(default_factory=list)
     revoke: list[BindingEntry] = field(default_factory=list)
     approvers: list[BindingEntry] = field(default_factory=list)
+    users: list[BindingEntry] = field(default_factory=list)
     protect: list[tuple[str, str, bool | None]] = field(default_factory=list)
     incident: list[tuple[str, str, str | None]] = field(default_factory=list)
 
@@ -253,11 +281,14 @@ def diff_policy(current: PolicyFile, desired: PolicyFile) -> PolicyDiff:
     for key, b in new_b.items():
         old = cur_b.get(key)
         approvers = f" approvers={','.join(b.approvers)}" if b.approvers else ""
+        users = f" users={','.join(b.users)} fallback={b.fallback}" if b.users else ""
         if old is None:
-            diff.lines.append(f"+ {_label(b)} role={b.role}{approvers}")
+            diff.lines.append(f"+ {_label(b)} role={b.role}{approvers}{users}")
             diff.grant.append(b)
             if b.approvers:
                 diff.approvers.append(b)
+            if b.users:
+                diff.users.append(b)
             continue
         changes = []
         if old.role != b.role or old.environment != b.environment:
@@ -266,6 +297,12 @@ def diff_policy(current: PolicyFile, desired: PolicyFile) -> PolicyDiff:
         if old.approvers != b.approvers:
             changes.append(f"approvers [{', '.join(old.approvers)}] -> [{', '.join(b.approvers)}]")
             diff.approvers.append(b)
+        if old.users != b.users or (b.users and old.fallback != b.fallback):
+            changes.append(
+                f"users [{', '.join(old.users)}] fallback {old.fallback} -> "
+                f"[{', '.join(b.users)}] fallback {b.fallback}"
+            )
+            diff.users.append(b)
         if changes:
             diff.lines.append(f"~ {_label(b)} {'; '.join(changes)}")
     for key, b in cur_b.items():
@@ -318,6 +355,10 @@ def apply_diff(store: PermissionStore, diff: PolicyDiff, by: str | None = None) 
             store.grant(b.channel, b.provider, b.environment, Role.parse(b.role), by=by)
         for b in diff.approvers:
             store.set_approvers(b.channel, b.provider, b.environment, b.approvers)
+        for b in diff.users:
+            store.set_users(
+                b.channel, b.provider, b.environment, b.users, parse_fallback(b.fallback)
+            )
         for provider, environment, protected in diff.protect:
             store.set_protected(provider, environment, protected)
         for provider, environment, channel in diff.incident:

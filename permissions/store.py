@@ -1,7 +1,10 @@
 """Persistent channel bindings, protection overrides, approvers, incident channels.
 
-``PermissionStore`` writes; ``policy_for(channel)`` hands an immutable
-``ChannelPolicy`` snapshot to the pure functions in ``permissions.policy``.
+``PermissionStore`` writes; ``policy_for(channel, invocation)`` hands an
+immutable ``ChannelPolicy`` snapshot to the pure functions in
+``permissions.policy``, resolved for the person acting (their role in each
+binding, from ``users=`` and their user groups). In a direct message (``D…``)
+the person's personal bindings (keyed by their user id) apply.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from collections.abc import Callable, Iterable
 
 import sqlite_utils
 
-from core.refs import ChannelRef
+from core.invocation import Invocation
+from core.refs import ChannelRef, UserRef
 from permissions.migrations import migrate
 from permissions.model import (
     Binding,
@@ -21,23 +25,33 @@ from permissions.model import (
     IncidentChannel,
     ProtectionOverride,
     environment_matches,
+    is_direct,
+    is_person,
     specificity,
 )
+from permissions.policy import resolve_for
 from permissions.roles import Role
 
 __all__ = [
+    "NONE",
     "Binding",
     "ChannelPolicy",
     "IncidentChannel",
     "PermissionStore",
     "ProtectionOverride",
+    "fallback_label",
     "migrate",
     "normalize_approver",
+    "normalize_binding_key",
     "normalize_channel",
+    "parse_fallback",
 ]
+
+NONE = "none"  # the fallback that gives nothing
 
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 _APPROVER_ID = re.compile(r"^[USW][A-Z0-9]{2,}$")
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
 def normalize_channel(text: str) -> str:
@@ -64,9 +78,51 @@ def normalize_approver(text: str) -> str:
     mention = re.fullmatch(r"<(?:@|!subteam\^)([A-Z0-9]+)(?:\|[^>]*)?>", value)
     if mention:
         value = mention.group(1)
+    if _APPROVER_ID.match(value.removeprefix("@")):
+        value = value.removeprefix("@")
     if not _APPROVER_ID.match(value):
         raise ValueError(f"{text!r} is not a Slack user id (U...) or user-group id (S...)")
     return value
+
+
+def normalize_binding_key(text: str) -> str:
+    """A channel id (``C…``, ``G…``, ``D…``, or its mention), or a user id (``U…``, ``W…``,
+    or ``<@U…>``) for a personal binding: what a binding is keyed by.
+
+    Raises ``ValueError`` naming both shapes.
+    """
+    value = str(text).strip()
+    mention = re.fullmatch(r"<@([A-Z0-9]+)(?:\|[^>]*)?>", value)
+    if mention:
+        value = mention.group(1)
+    if _USER_ID.match(value.removeprefix("@")):
+        return value.removeprefix("@")
+    try:
+        return normalize_channel(value)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither a Slack channel id (like C0123ABCD) nor a user id "
+            "(like U0123ABCD, for the rights of their direct messages with graphops)"
+        ) from None
+
+
+def parse_fallback(text: str | None) -> Role | None:
+    """``viewer``/``operator``/``admin`` or ``none`` (the role of those a binding does not
+    name in ``users=``); ``ValueError`` naming the valid values."""
+    cleaned = str(text or "").strip().lower()
+    if cleaned == NONE:
+        return None
+    try:
+        return Role.parse(cleaned)
+    except ValueError:
+        raise ValueError(
+            f"unknown fallback {text!r}; valid values are: viewer, operator, admin, none"
+        ) from None
+
+
+def fallback_label(role: Role | None) -> str:
+    """The fallback as typed: a role name, or ``none``."""
+    return role.label if role is not None else NONE
 
 
 def _check_name(kind: str, value: str) -> str:
@@ -84,10 +140,13 @@ class PermissionStore:
         db: sqlite_utils.Database,
         admins: frozenset[str] = frozenset(),
         clock: Callable[[], float] = time.time,
+        allowed_teams: frozenset[str] = frozenset(),
     ) -> None:
-        """Wrap ``db`` (migrating the permissions tables) with bot ``admins``."""
+        """Wrap ``db`` (migrating the permissions tables) with bot ``admins`` and the Slack
+        workspaces admitted besides the installing one (``allowed_teams``)."""
         self.db = db
         self.admins = frozenset(admins)
+        self.allowed_teams = frozenset(allowed_teams)
         self._clock = clock
         migrate(db)
 
@@ -98,9 +157,11 @@ class PermissionStore:
     ) -> Binding:
         """Give ``channel`` ``role`` on ``environment`` (name, id or ``*``); upsert.
 
-        Approvers of an existing binding are kept.
+        ``channel`` may be a user id: a personal binding, for that person's direct
+        messages with the bot. Approvers, users and fallback of an existing binding
+        are kept.
         """
-        channel = normalize_channel(channel)
+        channel = normalize_binding_key(channel)
         provider = _check_name("provider", provider)
         environment = _check_name("environment", environment)
         role = Role(role)
@@ -126,7 +187,7 @@ class PermissionStore:
         """Remove a binding; True when one existed."""
         cursor = self.db.execute(
             "DELETE FROM channel_bindings WHERE channel = ? AND provider = ? AND environment = ?",
-            [normalize_channel(channel), provider, environment],
+            [normalize_binding_key(channel), provider, environment],
         )
         return cursor.rowcount > 0
 
@@ -158,7 +219,7 @@ class PermissionStore:
         Raises ``KeyError`` when the binding does not exist and ``ValueError``
         for an approver that is not a user or user-group id.
         """
-        channel = normalize_channel(channel)
+        channel = normalize_binding_key(channel)
         cleaned = tuple(dict.fromkeys(normalize_approver(a) for a in approvers))
         cursor = self.db.execute(
             "UPDATE channel_bindings SET approvers = ? "
@@ -167,9 +228,46 @@ class PermissionStore:
         )
         if cursor.rowcount == 0:
             raise KeyError(
-                f"{ChannelRef(channel)} has no binding for environment {environment} "
+                f"{_key_label(channel)} has no binding for environment {environment} "
                 f"of {provider}; "
                 "grant one first"
+            )
+        binding = self._binding(channel, provider, environment)
+        assert binding is not None
+        return binding
+
+    def set_users(
+        self,
+        channel: str,
+        provider: str,
+        environment: str,
+        users: Iterable[str],
+        fallback: Role | None = Role.VIEWER,
+    ) -> Binding:
+        """Set who holds a binding's role (user ids ``U…``/``W…``, user-group ids ``S…``;
+        empty: the whole channel, as before) and the role of everyone else
+        (``fallback``; None: nothing).
+
+        Raises ``KeyError`` when the binding does not exist and ``ValueError`` for an
+        id that is not a user or user group.
+        """
+        channel = normalize_binding_key(channel)
+        cleaned = tuple(dict.fromkeys(normalize_approver(u) for u in users))
+        cursor = self.db.execute(
+            "UPDATE channel_bindings SET users = ?, fallback = ? "
+            "WHERE channel = ? AND provider = ? AND environment = ?",
+            [
+                json.dumps(list(cleaned)),
+                int(fallback) if fallback is not None else 0,
+                channel,
+                provider,
+                environment,
+            ],
+        )
+        if cursor.rowcount == 0:
+            raise KeyError(
+                f"{_key_label(channel)} has no binding for environment {environment} of "
+                f"{provider}; grant one first"
             )
         binding = self._binding(channel, provider, environment)
         assert binding is not None
@@ -250,23 +348,59 @@ class PermissionStore:
 
     # snapshot ------------------------------------------------------------
 
-    def policy_for(self, channel: str) -> ChannelPolicy:
-        """An immutable snapshot of ``channel``'s bindings, overrides and admins."""
-        return ChannelPolicy(
-            channel=channel,
-            bindings=tuple(self.bindings(channel)),
+    def policy_for(self, channel: str, invocation: Invocation | None = None) -> ChannelPolicy:
+        """An immutable snapshot of ``channel``'s bindings, overrides and admins.
+
+        With an ``invocation``, the bindings are resolved for the person acting
+        (``permissions.policy.resolve_for``: their role in each, and why), and in a
+        direct message (``D…``) they are that person's personal bindings.
+        """
+        key = channel
+        if invocation is not None and is_direct(channel):
+            key = invocation.user
+        bindings = tuple(self.bindings(key))
+        policy = ChannelPolicy(
+            channel=key,
+            bindings=bindings,
             protection_overrides=tuple(self.protection_overrides()),
             admins=self.admins,
+            allowed_teams=self.allowed_teams,
+            granted=bindings,
         )
+        if invocation is None:
+            return policy
+        return resolve_for(
+            policy, invocation.user, invocation.user_groups, invocation.unresolved_groups
+        )
+
+    def groups_named(self, channel: str | None = None) -> set[str]:
+        """User groups (``S…``) that bindings name as users or approvers (of one channel)."""
+        return {
+            ident
+            for binding in self.bindings(channel)
+            for ident in (*binding.users, *binding.approvers)
+            if ident.startswith("S")
+        }
+
+
+def _key_label(key: str) -> str:
+    return f"{UserRef(key)} (personal)" if is_person(key) else str(ChannelRef(key))
+
+
+def _ids(text: str | None) -> tuple[str, ...]:
+    return () if not text or text == "[]" else tuple(json.loads(text))
 
 
 def _row_to_binding(row: dict) -> Binding:
+    fallback = row.get("fallback", Role.VIEWER)
     return Binding(
         channel=row["channel"],
         provider=row["provider"],
         environment=row["environment"],
         role=Role(row["role"]),
-        approvers=tuple(json.loads(row["approvers"] or "[]")),
+        approvers=_ids(row["approvers"]),
         granted_by=row["granted_by"],
         granted_at=row["granted_at"],
+        users=_ids(row.get("users")),
+        fallback=Role(fallback) if fallback else None,
     )

@@ -12,9 +12,10 @@ under `docs.slack.dev/methods/`):
   `manifest.yml`; the scope of each method is the one its reference page lists
   (chat.* `chat:write`; files.getUploadURLExternal / files.completeUploadExternal
   `files:write`; users.info `users:read`; usergroups.* `usergroups:read`;
-  conversations.info and users.conversations `channels:read` / `groups:read` / `im:read`
-  / `mpim:read` by conversation type; conversations.history / replies the matching
-  `*:history`; views.* and auth.test none). apps.connections.open takes an app-level
+  conversations.info, conversations.members and users.conversations `channels:read` /
+  `groups:read` / `im:read` / `mpim:read` by conversation type (the reference pages say
+  `conversations:read`, the umbrella of these); conversations.history / replies the
+  matching `*:history`; views.* and auth.test none). apps.connections.open takes an app-level
   token (`xapp-`), never a bot token (docs.slack.dev/apis/events-api/using-socket-mode).
 - Membership: the bot posts in public channels it is in, and in other public channels
   only with `chat:write.public` (docs.slack.dev/reference/scopes/chat:write.public),
@@ -69,6 +70,35 @@ under `docs.slack.dev/methods/`):
   groups become `<@U…|name>`, `<#C…|name>`, `<!subteam^S…|@group>`. Interactivity
   payloads are `payload=<JSON>` form bodies, events JSON (api.slack.com/interactivity/
   handling). Each carries a fresh trigger id and, where Slack gives one, a response_url.
+- Events typed by people (docs.slack.dev/reference/events/app_mention, .../message.im):
+  `mention_event` and `dm_event` store the person's message and build the Events API
+  envelope (`event_callback`, the installation in `team_id` and `authorizations`),
+  and only when Slack would send it: the manifest subscribes to the event
+  (`bot_events`) and holds its scope (`app_mentions:read`, `im:history`), the bot is in
+  the conversation (a mention), the Messages tab is on and not read-only (a DM); else
+  `NotDelivered`. Text is entity-escaped with mentions as `<@U…>`.
+- Slack Connect and Enterprise organizations: `user_teams` puts people in other
+  workspaces, `team_enterprises` workspaces in organizations. Payloads name the
+  person's workspace where Slack does: a slash command's `team_id`/`enterprise_id`
+  (GUESS: the invoking user's, in a shared channel), an interaction's `user.team_id`
+  (the `E…` id for a user of an organization), an event's `user_team` with
+  `is_ext_shared_channel`; a modal submitted from another workspace carries
+  `view.app_installed_team_id`. `auth.test` answers the installation (`team_id`,
+  `enterprise_id`).
+- Select menus: a static_select holds 1 to 100 options, an external_select none;
+  options have plain_text of 75 and values of 150 characters, unique
+  (docs.slack.dev/reference/block-kit/block-elements/select-menu-element); an answer
+  to `suggestion_payload` (block_suggestion) is checked with `options_problems`.
+  `pick_payload` is what a pick sends (the value as given, so tests can forge one).
+- conversations.members (docs.slack.dev/reference/methods/conversations.members): the
+  member ids of a conversation, `{"members": [...], "response_metadata": {"next_cursor":
+  ""}}`, cursor-paginated with `limit` (default 100; "Fewer than the requested number of
+  items may be returned": at most `members_page` per page); readable like
+  conversations.info (a private channel the bot is not in is `channel_not_found`);
+  `invalid_cursor`, `invalid_limit`. GUESS: which limits are invalid is not written;
+  the stand-in refuses anything but an integer from 1 to 999 ("Must be an integer with a
+  max value of 999" on the sibling users.conversations). A conversation declared without
+  members (everyone) lists the workspace's known `users`.
 - Socket Mode (api.slack.com/apis/connections/socket-implement): apps.connections.open
   answers a `wss` URL (here `ws://`, loopback) valid once; the WebSocket first sends
   `hello`, then envelopes (`slash_commands`, `interactive`, `events_api`) that the app
@@ -78,7 +108,7 @@ under `docs.slack.dev/methods/`):
 Faults: `fail_next(method, status=429, times=k, retry_after=N, stored=False)` answers
 the next k calls of a method (or "*") with that status (`Retry-After` on 429) and
 `ratelimited` / `fatal_error`; with `stored=True` the call takes effect first (a 5xx
-after Slack stored the message). `latency` delays every call.
+after Slack stored the message). `latency` delays every call, `delays` one method.
 
 Inspection: `calls` (every Web API call, response_url post and upload, tokens never
 kept), `messages` (what the channels hold), `violations`, `wait_for(...)`, and
@@ -89,6 +119,7 @@ lenient path: then scopes and membership are not checked (everything else is).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
@@ -120,6 +151,9 @@ BUTTON_TEXT = 75
 BUTTON_VALUE = 2000
 ID_LENGTH = 255
 VIEW_TITLE = 24
+SELECT_OPTIONS = 100
+OPTION_TEXT = 75
+OPTION_VALUE = 150
 PRIVATE_METADATA = 3000
 MESSAGE_TEXT = 40000
 VIEW_BYTES = 250_000
@@ -149,9 +183,17 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "usergroups.users.list": ("usergroups:read",),
     "usergroups.list": ("usergroups:read",),
 }
+# The bot scope each event subscription needs (docs.slack.dev/reference/events/<event>:
+# "Required scopes"); events without one need none.
+EVENT_SCOPES: dict[str, str] = {"app_mention": "app_mentions:read", "message.im": "im:history"}
 READ_SCOPE = {"public": "channels:read", "private": "groups:read", "im": "im:read"}
 HISTORY_SCOPE = {"public": "channels:history", "private": "groups:history", "im": "im:history"}
 CONVERSATION_TYPES = {"public_channel": "public", "private_channel": "private", "im": "im"}
+
+
+class NotDelivered(Exception):
+    """Slack would not send this event to the app (not subscribed, a scope missing, the
+    bot not in the conversation, a read-only Messages tab); the message says which."""
 
 
 class SlackError(Exception):
@@ -170,6 +212,8 @@ class Manifest:
     scopes: frozenset[str]
     should_escape: bool
     messages_tab: bool
+    bot_events: frozenset[str] = frozenset()
+    messages_tab_read_only: bool = False
 
     @classmethod
     def load(cls, path: Path | str = MANIFEST_PATH) -> Manifest:
@@ -179,10 +223,15 @@ class Manifest:
         commands = features.get("slash_commands") or [{}]
         home = features.get("app_home") or {}
         scopes = ((data.get("oauth_config") or {}).get("scopes") or {}).get("bot") or []
+        events = ((data.get("settings") or {}).get("event_subscriptions") or {}).get(
+            "bot_events"
+        ) or []
         return cls(
             scopes=frozenset(str(s) for s in scopes),
             should_escape=bool(commands[0].get("should_escape", False)),
             messages_tab=bool(home.get("messages_tab_enabled", False)),
+            bot_events=frozenset(str(e) for e in events),
+            messages_tab_read_only=bool(home.get("messages_tab_read_only_enabled", False)),
         )
 
 
@@ -283,10 +332,17 @@ class SlackStandIn:
     blocks_limit: int = 12000
     blocks_measure: str = "text"  # or "json"
     update_burst: int = 5
+    members_page: int = 1000  # the most members conversations.members returns per page
     burst_window: float = 1.0
     bot_user_id: str = "U0GRAPHOPS"
     team_id: str = "T0STANDIN"
     app_id: str = "A0GRAPHOPS"
+    enterprise_id: str = ""  # the installing workspace's Enterprise organization, if any
+    # Users of other workspaces (a Slack Connect channel, or another workspace of the same
+    # organization): user id -> their team id; `team_enterprises`: team -> organization.
+    user_teams: dict[str, str] = field(default_factory=dict)
+    team_enterprises: dict[str, str] = field(default_factory=dict)
+    delays: dict[str, float] = field(default_factory=dict)  # extra latency per method
     calls: list[SlackCall] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
@@ -480,13 +536,48 @@ class SlackStandIn:
 
         return re.sub(r"(?<![\w&])([@#])([\w.-]+)", mention, text)
 
+    def team_of(self, user: str) -> str:
+        """The workspace a user belongs to (the installing one unless `user_teams` says)."""
+        return self.user_teams.get(user, self.team_id)
+
+    def enterprise_of(self, team: str) -> str:
+        """The organization of a workspace ("" when none)."""
+        if team == self.team_id:
+            return self.enterprise_id
+        return self.team_enterprises.get(team, "")
+
+    def _user_object(self, user: str) -> dict[str, Any]:
+        """`user` of an interaction payload: `team_id` is the user's workspace, or their
+        organization's id (`E…`) for a user of an Enterprise organization
+        (docs.slack.dev/reference/interaction-payloads/block_suggestion-payload)."""
+        team = self.team_of(user)
+        return {
+            "id": user,
+            "username": self.users.get(user, user.lower()),
+            "name": self.users.get(user, user.lower()),
+            "team_id": self.enterprise_of(team) or team,
+        }
+
+    def _team_object(self, user: str) -> dict[str, Any]:
+        """`team` of an interaction payload. GUESS: the workspace the person acted from,
+        which is theirs; `enterprise_id` when it belongs to an organization."""
+        team = self.team_of(user)
+        found: dict[str, Any] = {"id": team, "domain": team.lower()}
+        if self.enterprise_of(team):
+            found["enterprise_id"] = self.enterprise_of(team)
+        return found
+
     def slash_payload(
         self, typed: str, *, user: str, channel: str, command: str = "/gdb"
     ) -> dict[str, Any]:
-        """The fields of a slash command invocation (form-encode with `form_body`)."""
-        return {
+        """The fields of a slash command invocation (form-encode with `form_body`).
+
+        `team_id` / `enterprise_id`: the invoking user's workspace and organization
+        (GUESS for Slack Connect, see bot/slack/edge.py)."""
+        team = self.team_of(user)
+        payload = {
             "token": "legacy-verification-token",
-            "team_id": self.team_id,
+            "team_id": team,
             "team_domain": "standin",
             "channel_id": channel,
             "channel_name": (
@@ -501,6 +592,10 @@ class SlackStandIn:
             "response_url": self.new_response_url(channel, user),
             "trigger_id": self.new_trigger(user),
         }
+        if self.enterprise_of(team):
+            payload["enterprise_id"] = self.enterprise_of(team)
+            payload["enterprise_name"] = "Stand-in Org"
+        return payload
 
     def action_payload(
         self,
@@ -516,8 +611,9 @@ class SlackStandIn:
         on the App Home tab, which has no response_url)."""
         payload: dict[str, Any] = {
             "type": "block_actions",
-            "team": {"id": self.team_id, "domain": "standin"},
-            "user": {"id": user, "username": self.users.get(user, user.lower())},
+            "team": self._team_object(user),
+            "user": self._user_object(user),
+            "is_enterprise_install": False,
             "api_app_id": self.app_id,
             "token": "legacy-verification-token",
             "trigger_id": self.new_trigger(user),
@@ -551,27 +647,37 @@ class SlackStandIn:
         self, view: dict[str, Any], values: dict[str, dict[str, Any]], *, user: str
     ) -> dict[str, Any]:
         """A view_submission of `view` (as opened) with `values` as its state."""
+        submitted: dict[str, Any] = {
+            "id": view.get("id", "V0MODAL"),
+            "type": "modal",
+            "callback_id": view.get("callback_id", ""),
+            "private_metadata": view.get("private_metadata", ""),
+            "state": {"values": values},
+            "hash": view.get("hash", ""),
+            "team_id": self.team_id,
+        }
+        if self.team_of(user) != self.team_id:
+            # "a modal view that was opened in a different workspace via some operations
+            # inside a Slack Connect channel" (bolt-python, extract_team_id)
+            submitted["app_installed_team_id"] = self.team_id
         return {
             "type": "view_submission",
-            "team": {"id": self.team_id},
-            "user": {"id": user},
+            "team": self._team_object(user),
+            "user": self._user_object(user),
             "api_app_id": self.app_id,
+            "is_enterprise_install": False,
             "token": "legacy-verification-token",
             "trigger_id": self.new_trigger(user),
-            "view": {
-                "id": view.get("id", "V0MODAL"),
-                "type": "modal",
-                "callback_id": view.get("callback_id", ""),
-                "private_metadata": view.get("private_metadata", ""),
-                "state": {"values": values},
-                "hash": view.get("hash", ""),
-            },
+            "view": submitted,
             "response_urls": [],
         }
 
     def event_payload(self, event: dict[str, Any]) -> dict[str, Any]:
-        """An Events API event_callback wrapping `event`."""
-        return {
+        """An Events API event_callback wrapping `event` (docs.slack.dev/apis/events-api:
+        the envelope's `team_id` and `authorizations` are the installation's; in a shared
+        channel `is_ext_shared_channel` is true and the event names the author's
+        workspace in `user_team`)."""
+        payload: dict[str, Any] = {
             "token": "legacy-verification-token",
             "team_id": self.team_id,
             "api_app_id": self.app_id,
@@ -579,6 +685,180 @@ class SlackStandIn:
             "event": event,
             "event_id": f"Ev{next(self._ids):08d}",
             "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": self.enterprise_id or None,
+                    "team_id": self.team_id,
+                    "user_id": self.bot_user_id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": bool(event.get("user_team"))
+            and event.get("user_team") != self.team_id,
+            "context_team_id": self.team_id,
+            "context_enterprise_id": self.enterprise_id or None,
+        }
+        if self.enterprise_id:
+            payload["enterprise_id"] = self.enterprise_id
+        return payload
+
+    # -- messages people type: mentions and direct messages ------------------------------------
+
+    def message_text(self, typed: str) -> str:
+        """Message text as the Events API sends it: `&`, `<`, `>` as entities, and known
+        @users, #channels and @groups as `<@U…>`, `<#C…|name>`, `<!subteam^S…>`
+        (docs.slack.dev/messaging/formatting-message-text: mentions in received text)."""
+        text = typed.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        users = {name: ident for ident, name in self.users.items()}
+        groups = {handle: ident for ident, handle in self.group_handles.items()}
+        channels = {c.name: c.id for c in self._conversations.values() if c.kind != "im"}
+        channels.update({name: ident for ident, name in self.channel_names.items()})
+
+        def mention(match: re.Match[str]) -> str:
+            sigil, name = match.group(1), match.group(2)
+            if sigil == "#" and name in channels:
+                return f"<#{channels[name]}|{name}>"
+            if sigil == "@" and name in users:
+                return f"<@{users[name]}>"
+            if sigil == "@" and name in groups:
+                return f"<!subteam^{groups[name]}>"
+            return match.group(0)
+
+        return re.sub(r"(?<![\w&])([@#])([\w.-]+)", mention, text)
+
+    def _deliverable(self, subscription: str) -> None:
+        """NotDelivered unless the manifest subscribes to `subscription` with its scope."""
+        assert self.manifest is not None
+        if subscription not in self.manifest.bot_events:
+            raise NotDelivered(f"manifest.yml does not subscribe to the {subscription} event")
+        scope = EVENT_SCOPES.get(subscription)
+        if scope and scope not in self.manifest.scopes:
+            raise NotDelivered(f"the {subscription} event needs the {scope} scope")
+
+    def _user_message(self, channel: str, user: str, text: str, thread_ts: str | None) -> str:
+        """Store a message a person typed; its ts."""
+        ts = self._next_ts()
+        self.messages.append(Message(channel, ts, thread_ts, text, [], by_bot=False))
+        return ts
+
+    def _event_team(self, event: dict[str, Any], user: str) -> dict[str, Any]:
+        team = self.team_of(user)
+        event["team"] = team
+        if team != self.team_id:  # someone of another workspace, in a shared channel
+            event["user_team"] = self.enterprise_of(team) or team
+            event["source_team"] = team
+        return event
+
+    def mention_event(
+        self, typed: str, *, user: str, channel: str, thread_ts: str | None = None
+    ) -> dict[str, Any]:
+        """`@graphops <typed>` posted by `user` in `channel`: the app_mention envelope Slack
+        sends (the message is stored, so answers can thread under it). NotDelivered when
+        Slack would not send it: not subscribed, no `app_mentions:read`, or the bot not in
+        the conversation ("If your app is mentioned but not part of a conversation ...,
+        you won't receive an event", docs.slack.dev/reference/events/app_mention)."""
+        self._deliverable("app_mention")
+        conversation = self.conversation(channel)
+        if conversation is None or not conversation.bot_member:
+            raise NotDelivered(f"the bot is not a member of {channel}")
+        if not conversation.has_user(user):
+            raise NotDelivered(f"{user} is not in {channel}")
+        text = f"<@{self.bot_user_id}> {self.message_text(typed)}"
+        ts = self._user_message(channel, user, text, thread_ts)
+        event: dict[str, Any] = {
+            "type": "app_mention",
+            "user": user,
+            "text": text,
+            "ts": ts,
+            "channel": channel,
+            "event_ts": ts,
+        }
+        if thread_ts:
+            event["thread_ts"] = thread_ts
+        return self.event_payload(self._event_team(event, user))
+
+    def dm_channel(self, user: str) -> str:
+        """The id of `user`'s direct message with the bot (made on first use)."""
+        for conversation in self._conversations.values():
+            if conversation.kind == "im" and conversation.members == {user}:
+                return conversation.id
+        ident = "D" + user[1:] if len(user) > 1 else "D0" + user
+        self.add_conversation(ident, kind="im", bot_member=True, members=[user])
+        return ident
+
+    def dm_event(self, typed: str, *, user: str) -> dict[str, Any]:
+        """`typed` sent by `user` in their DM with the bot: the `message` event of the
+        message.im subscription (channel_type `im`). NotDelivered when not subscribed,
+        without `im:history`, or when the Messages tab is off or read-only (people cannot
+        write there then)."""
+        self._deliverable("message.im")
+        assert self.manifest is not None
+        if not self.manifest.messages_tab or self.manifest.messages_tab_read_only:
+            raise NotDelivered("the app's Messages tab is off or read-only")
+        channel = self.dm_channel(user)
+        text = self.message_text(typed)
+        ts = self._user_message(channel, user, text, None)
+        event = {
+            "type": "message",
+            "channel": channel,
+            "user": user,
+            "text": text,
+            "ts": ts,
+            "event_ts": ts,
+            "channel_type": "im",
+        }
+        return self.event_payload(self._event_team(event, user))
+
+    # -- menus ---------------------------------------------------------------------------------
+
+    def pick_payload(
+        self,
+        block: dict[str, Any],
+        value: str,
+        *,
+        user: str,
+        channel: str,
+        label: str = "",
+    ) -> dict[str, Any]:
+        """The block_actions Slack sends when `user` picks the option `value` of the select
+        menu in `block` (an actions block the app sent in an ephemeral message in
+        `channel`). `value` is sent as given: a test may forge one the menu did not list."""
+        [element] = block["elements"]
+        payload = self.action_payload(str(element.get("action_id")), "", user=user, channel=channel)
+        payload["container"]["is_ephemeral"] = True
+        payload["actions"] = [
+            {
+                "type": element.get("type"),
+                "action_id": element.get("action_id"),
+                "block_id": block.get("block_id", ""),
+                "selected_option": {
+                    "text": {"type": "plain_text", "text": label or value},
+                    "value": value,
+                },
+                "action_ts": f"{time.time():.6f}",
+            }
+        ]
+        return payload
+
+    def suggestion_payload(
+        self, block: dict[str, Any], typed: str, *, user: str, channel: str
+    ) -> dict[str, Any]:
+        """The block_suggestion Slack sends while `user` types `typed` in the
+        external_select of `block` (docs.slack.dev/reference/interaction-payloads/
+        block_suggestion-payload)."""
+        [element] = block["elements"]
+        return {
+            "type": "block_suggestion",
+            "user": self._user_object(user),
+            "team": self._team_object(user),
+            "container": {"type": "message", "channel_id": channel, "is_ephemeral": True},
+            "api_app_id": self.app_id,
+            "token": "legacy-verification-token",
+            "action_id": element.get("action_id"),
+            "block_id": block.get("block_id", ""),
+            "value": typed,
+            "channel": {"id": channel},
         }
 
     @staticmethod
@@ -725,8 +1005,8 @@ class SlackStandIn:
         given = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else ""
         given = given or str(body.pop("token", "") or "")
         body.pop("token", None)  # never keep a token in the log
-        if self.latency:
-            await asyncio.sleep(self.latency)
+        if self.latency or self.delays.get(method):
+            await asyncio.sleep(self.latency + self.delays.get(method, 0.0))
         fault = self._take_fault(method)
         if fault is not None and not fault.stored:
             self._record(method, body, fault.status, bool(given), "injected")
@@ -961,6 +1241,27 @@ class SlackStandIn:
                 "is_member": conversation.bot_member,
             }
         }
+
+    def _conversation_members(self, body: dict[str, Any]) -> dict[str, Any]:
+        conversation = self._readable(str(body.get("channel") or ""), READ_SCOPE)
+        try:
+            limit = int(str(body.get("limit") or 100))
+        except ValueError:
+            raise SlackError("invalid_limit") from None
+        if not 1 <= limit <= 999:
+            raise SlackError("invalid_limit")
+        cursor = str(body.get("cursor") or "")
+        start = 0
+        if cursor:
+            match = re.fullmatch(r"members:(\d+)", _unb64(cursor))
+            if match is None:
+                raise SlackError("invalid_cursor")
+            start = int(match.group(1))
+        everyone = conversation.members if conversation.members is not None else self.users
+        members = sorted(everyone)
+        end = start + min(limit, self.members_page)
+        next_cursor = _b64(f"members:{end}") if end < len(members) else ""
+        return {"members": members[start:end], "response_metadata": {"next_cursor": next_cursor}}
 
     def _users_conversations(self, body: dict[str, Any]) -> dict[str, Any]:
         kinds = [
@@ -1199,7 +1500,21 @@ class SlackStandIn:
             "team_id": self.team_id,
             "user_id": self.bot_user_id,
             "bot_id": "B0GRAPHOPS",
+            **({"enterprise_id": self.enterprise_id} if self.enterprise_id else {}),
         }
+
+
+def _b64(text: str) -> str:
+    """An opaque cursor, as Slack's look (base64)."""
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def _unb64(cursor: str) -> str:
+    """The text of a cursor made by `_b64` ("" when it is not one)."""
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        return ""
 
 
 _METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], dict[str, Any]]] = {
@@ -1212,6 +1527,7 @@ _METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], dict[str, Any]]] = 
     "conversations.history": SlackStandIn._history,
     "conversations.replies": lambda s, b: s._history(b, replies=True),
     "conversations.info": SlackStandIn._conversation_info,
+    "conversations.members": SlackStandIn._conversation_members,
     "users.conversations": SlackStandIn._users_conversations,
     "users.info": SlackStandIn._users_info,
     "usergroups.users.list": SlackStandIn._group_members,
@@ -1264,6 +1580,60 @@ def _element_problems(element: Any, where: str) -> list[str]:
             problems.append(f"invalid style [json-pointer:{where}/style]")
     if element["type"] == "plain_text_input" and "placeholder" in element:
         problems += _text_problems(element["placeholder"], f"{where}/placeholder", 150, plain=True)
+    if element["type"] in ("static_select", "external_select"):
+        problems += _select_problems(element, where)
+    return problems
+
+
+def _option_problems(option: Any, where: str) -> list[str]:
+    """An option object: plain_text `text` of 75 characters, `value` of 150
+    (docs.slack.dev/reference/block-kit/composition-objects/option-object)."""
+    if not isinstance(option, dict):
+        return [f"must be an option [json-pointer:{where}]"]
+    problems = _text_problems(option.get("text"), f"{where}/text", OPTION_TEXT, plain=True)
+    value = option.get("value")
+    if not isinstance(value, str) or not value:
+        problems.append(f"must provide a value [json-pointer:{where}/value]")
+    elif len(value) > OPTION_VALUE:
+        problems.append(f"must be less than 151 characters [json-pointer:{where}/value]")
+    return problems
+
+
+def options_problems(options: Any, where: str = "/options") -> list[str]:
+    """A list of options (a static_select's, or an answer to block_suggestion): 1 to
+    100 of them, each valid, values unique."""
+    if not isinstance(options, list) or len(options) > SELECT_OPTIONS:
+        return [f"must have at most {SELECT_OPTIONS} items [json-pointer:{where}]"]
+    problems = []
+    for i, option in enumerate(options):
+        problems += _option_problems(option, f"{where}/{i}")
+    values = [o.get("value") for o in options if isinstance(o, dict)]
+    if len(values) != len(set(values)):
+        problems.append(f"duplicate option value [json-pointer:{where}]")
+    return problems
+
+
+def _select_problems(element: dict[str, Any], where: str) -> list[str]:
+    """static_select: 1 to 100 `options`; external_select: none (Slack asks the app for
+    them), `min_query_length` a non-negative integer (docs.slack.dev/reference/block-kit/
+    block-elements/select-menu-element)."""
+    problems = []
+    if "placeholder" in element:
+        problems += _text_problems(element["placeholder"], f"{where}/placeholder", 150, plain=True)
+    if element["type"] == "static_select":
+        options = element.get("options")
+        if not isinstance(options, list) or not options:
+            problems.append(f"must provide options [json-pointer:{where}/options]")
+        else:
+            problems += options_problems(options, f"{where}/options")
+    else:
+        if "options" in element:
+            problems.append(f"must not provide options [json-pointer:{where}/options]")
+        length = element.get("min_query_length", 3)
+        if not isinstance(length, int) or length < 0:
+            problems.append(
+                f"must be a non-negative integer [json-pointer:{where}/min_query_length]"
+            )
     return problems
 
 

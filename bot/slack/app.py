@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.error import BoltUnhandledRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack import actions, commands, home, secret_prompt, views
+from bot.slack import actions, commands, home, messages, secret_prompt, views
 from bot.slack.edge import Origin
 from bot.slack.metrics import Metrics
 from bot.slack.notifier import add_rate_limit_retries
@@ -31,7 +31,8 @@ def build_app(
     tracker: TrackerPort | None = None,
     page_rows: int = 40,
 ) -> AsyncApp:
-    """The Bolt app over `bot`: slash command, buttons, modals, App Home.
+    """The Bolt app over `bot`: slash command, buttons and menus, modals, App Home, and
+    commands typed as mentions or in direct messages.
 
     `client` (default: Slack's Web API with `token`) gets graphops' retries. The
     listeners' shared state is `runtime(app)`. Metrics of API calls are fed by
@@ -59,8 +60,10 @@ def build_app(
         name="graphops",
         raise_error_for_unhandled_request=True,
     )
-    for module in (commands, actions, views, home, secret_prompt):
+    for module in (commands, actions, views, home, secret_prompt, messages):
         module.register(app, rt)
+    # Scheduled runs learn their owner's user groups from the same cache.
+    bot.services.memberships = lambda user, groups: rt.groups.of(user, groups)
 
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
         kind = body.get("type") or ("slash_command" if "command" in body else "unknown")

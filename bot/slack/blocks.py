@@ -52,10 +52,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.slack.menus import (
+    BLOCK_PREFIX,
+    OPTION_TEXT,
+    OPTION_VALUE,
+    PICK_ACTION,
+    STATIC_OPTIONS,
+)
 from bot.slack.pages import Blocks, PageStore
 from bot.text import render_table
 from core import refs
-from core.reply import Action, Reply, Table
+from core.reply import Action, Choice, Option, Reply, Table
 
 MAX_BLOCKS = 50
 SECTION_TEXT = 3000
@@ -71,6 +78,7 @@ FALLBACK_TEXT = 3000
 MESSAGE_BUDGET = 11_000  # compact JSON characters of all blocks of one message
 TABLE_ROOM = 3_500  # budget kept for the first page of tables when text is long
 MORE_ACTION = "page.more"
+SELECT_BUDGET = 7_000  # characters of a static menu; a larger one is searched (external)
 LOOKALIKE_BACKTICK = "\u02cb"
 
 EMOJI = {
@@ -289,6 +297,38 @@ def button(action: Action, action_id: str) -> dict[str, Any] | None:
     return element
 
 
+def menu_option(key: str, index: int, option: Option) -> dict[str, Any]:
+    """One option of a select menu: its label, and `<menu key>:<index>` as its value."""
+    value = f"{key}:{index}"
+    assert len(value) <= OPTION_VALUE
+    return {"text": _plain(cut(plain(option.label), OPTION_TEXT)), "value": value}
+
+
+def select_block(choice: Choice, key: str) -> dict[str, Any]:
+    """The menu of a Choice: a static_select of its options (up to 100, and within
+    SELECT_BUDGET characters of the message's budget), else an external_select whose
+    options are asked for as the person types (bot/slack/menus.py)."""
+    placeholder = _plain(cut(plain(choice.prompt), 150))
+    block_id = f"{BLOCK_PREFIX}{key}"
+    if len(choice.options) <= STATIC_OPTIONS:
+        static = {
+            "type": "static_select",
+            "action_id": PICK_ACTION,
+            "placeholder": placeholder,
+            "options": [menu_option(key, i, o) for i, o in enumerate(choice.options)],
+        }
+        block = {"type": "actions", "block_id": block_id, "elements": [static]}
+        if size([block]) <= SELECT_BUDGET:
+            return block
+    external = {
+        "type": "external_select",
+        "action_id": PICK_ACTION,
+        "placeholder": placeholder,
+        "min_query_length": 0,
+    }
+    return {"type": "actions", "block_id": block_id, "elements": [external]}
+
+
 def _action_blocks(actions: list[Action]) -> Blocks:
     elements = []
     for index, action in enumerate(actions[:BUTTONS_PER_BLOCK]):
@@ -471,22 +511,25 @@ def render(
     pages: PageStore | None = None,
     page_rows: int = 40,
     names: Mapping[str, str] | None = None,
+    menu: str | None = None,
 ) -> Rendered:
     """Block Kit for `reply` within one message's limits (private_text is never
     rendered: it goes elsewhere).
 
-    Tables beyond the first page are stored in `pages` behind a "More" button;
+    A `reply.choice` becomes a select menu when `menu` (its key in the MenuStore) is
+    given. Tables beyond the first page are stored in `pages` behind a "More" button;
     without a store they are cut with a note. Text, field values and table lines that
     would be cut are kept whole in `Rendered.files` (one file, named on the message
     with its size and sha256).
     """
     build = _Build(reply, names, f"{_slug(reply.title or reply.text[:40])}.txt")
     head: Blocks = []
+    question = [select_block(reply.choice, menu)] if reply.choice and menu else []
     if reply.title:
         head.append(header(f"{EMOJI[reply.status]} {plain(reply.title, names)}"))
     if reply.context:
         head.append(context(mrkdwn(reply.context, names)))
-    tail = _action_blocks(reply.actions)
+    tail = question + _action_blocks(reply.actions)
     file_note = size([context("x" * 260)])
     units = [unit for table in reply.tables for unit in build.table_units(table, page_rows)]
     room = MESSAGE_BUDGET - size(head + tail) - file_note - (TABLE_ROOM if units else 0)

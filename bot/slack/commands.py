@@ -13,17 +13,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
-from bot.slack.edge import slash_origin
+from bot.slack.edge import installation, slash_origin
 from bot.slack.runtime import SlackRuntime
 
 
 def register(app: AsyncApp, rt: SlackRuntime) -> None:
     """Listen to the configured slash command."""
 
-    async def on_command(ack: AsyncAck, body: dict[str, Any]) -> None:
-        origin = slash_origin(body)
+    async def on_command(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        origin = slash_origin(body, installation(context))
         rt.accept(origin, origin.command or "help", rt.run_command(origin))
         await ack()
 

@@ -90,7 +90,7 @@ async def refusal(rt: SlackRuntime, approval_id: str, origin: Origin) -> Reply |
     """Why `origin`'s user may not approve now (None when they may), checked by the
     executor without claiming anything: `decide_approval` without the typed name
     checks the clicker's right first and stops at the name check."""
-    invocation = await rt.invocation(origin.user, origin.channel, f"approve {approval_id}")
+    invocation = await rt.invocation(origin, f"approve {approval_id}")
     reply = await rt.bot.pipeline.decide_approval(invocation, approval_id, True, None)
     approval = rt.bot.services.approvals.get(approval_id)
     if reply.status == "denied" or approval is None or not is_live(approval):
@@ -113,7 +113,7 @@ async def settle_approval(
     approvals = rt.bot.services.approvals
     user = origin.user
     text = f"approve {approval_id}" if approve else f"deny {approval_id}"
-    invocation = await rt.invocation(user, origin.channel, text)
+    invocation = await rt.invocation(origin, text)
 
     async def claimed(approval: Approval) -> None:
         await update_card(rt, approvals.get(approval.id) or approval)
@@ -179,6 +179,9 @@ async def report_outcome(
         response_url=origin.response_url if origin and origin.user == decider else "",
         received_at=origin.received_at if origin else time.monotonic(),
         response_uses=origin.response_uses if origin else 0,
+        via=origin.via if origin else "button",
+        workspace=origin.workspace if origin else None,
+        home=origin.home if origin else None,
     )
     await rt.delivery.deliver(
         reply,

@@ -15,6 +15,11 @@
   use a reply's ts value; use its parent instead"), or, for private answers, to the
   requester's DM with the app.
 - Operations are handed to the tracker under the root of the thread they belong to.
+- A mention (`@graphops restart x`) is answered in its thread; private answers there are
+  ephemeral in that thread. In a direct message with the bot every answer is a plain
+  message of that DM (only the person is in it).
+- A `Reply.choice` (a question for a missing argument) is kept in the MenuStore for the
+  person who asked, and shown as a select menu (bot/slack/menus.py).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.slack.blocks import LOOKALIKE_BACKTICK, Overflow, Rendered, cut
 from bot.slack.edge import Origin
+from bot.slack.menus import MenuStore
 from bot.slack.notifier import SlackNotifier, Uncertain, slack_error
 from core.refs import ChannelRef, UserRef
 from core.reply import Action, Reply
@@ -99,12 +105,23 @@ class Delivery:
         *,
         slash_command: str = "/gdb",
         tracker: Callable[[], TrackerPort | None] = lambda: None,
+        menus: MenuStore | None = None,
     ) -> None:
         self.notifier = notifier
         self.client = notifier.client
         self.approvals = approvals
         self.slash_command = slash_command
         self.tracker = tracker
+        self.menus = menus if menus is not None else MenuStore()
+
+    async def render(self, reply: Reply, origin: Origin) -> Rendered:
+        """`reply` rendered for `origin`: its Choice, if any, kept as a menu for them."""
+        menu = (
+            self.menus.put(origin.user, origin.channel, reply.choice)
+            if reply.choice is not None
+            else None
+        )
+        return await self.notifier.render(reply, menu=menu)
 
     async def deliver(
         self,
@@ -122,10 +139,11 @@ class Delivery:
         user) is who the tracker reports to, `approver` who approved it (approved work).
         """
         reply = with_secret_button(reply)
+        thread_ts = thread_ts or origin.thread_ts  # a mention is answered in its thread
         root = thread_ts
         ts: str | None = None
         if reply.visibility == "channel":
-            if origin.command and not reply.context and thread_ts is None:
+            if origin.command and not reply.context and thread_ts is None and not origin.direct:
                 line = requester_line(origin, self.slash_command)
                 reply = reply.model_copy(update={"context": line})
             ts = await self.to_channel(reply, origin, thread_ts)
@@ -159,7 +177,7 @@ class Delivery:
 
     async def to_channel(self, reply: Reply, origin: Origin, thread_ts: str | None) -> str | None:
         """Post in the origin's channel; on refusal answer the requester (None)."""
-        rendered = await self.notifier.render(reply)
+        rendered = await self.render(reply, origin)
         reason = "channel_not_found"
         if origin.channel:
             try:
@@ -185,7 +203,7 @@ class Delivery:
 
     async def to_requester(self, reply: Reply, origin: Origin) -> bool:
         """Show `reply` to the requester alone; False when no way worked (logged)."""
-        return await self.to_requester_rendered(await self.notifier.render(reply), origin)
+        return await self.to_requester_rendered(await self.render(reply, origin), origin)
 
     async def to_requester_rendered(self, rendered: Rendered, origin: Origin) -> bool:
         """Show an already rendered message to the requester alone."""
@@ -202,6 +220,13 @@ class Delivery:
     async def _private(self, rendered: Rendered, origin: Origin) -> bool:
         if origin.response_url_usable() and await self.respond(origin, rendered):
             return True
+        if origin.direct and origin.channel:
+            try:  # the person's DM with the bot: a plain message is private already
+                await self.notifier.post_rendered(origin.channel, rendered, None)
+                return True
+            except (SlackApiError, Uncertain) as exc:
+                error = slack_error(exc) if isinstance(exc, SlackApiError) else "uncertain"
+                log.info("post in the DM %s failed: %s", origin.channel, error)
         if origin.channel:
             try:
                 await self.client.chat_postEphemeral(
@@ -209,6 +234,7 @@ class Delivery:
                     user=origin.user,
                     blocks=rendered.blocks,
                     text=rendered.text,
+                    thread_ts=origin.thread_ts,
                 )
                 return True
             except SlackApiError as exc:

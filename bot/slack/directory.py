@@ -1,11 +1,13 @@
 """Names of people and channels, for the places where Slack cannot render a mention.
 
-Inside a code block (a table) `<@U…>` is shown as typed, so tables show `@name` and
-`#name` instead, looked up with users.info (`users:read`) and conversations.info
-(`channels:read`, `groups:read`), and cached. A look-up never holds anything up for
-long: `names()` waits at most `wait` seconds and returns what it knows; look-ups still
-running finish in the background for the next message, and an id Slack cannot name
-is shown as the id. Nothing waits on this before an ack or a modal.
+Inside a code block (a table) `<@U…>` is shown as typed, so tables show `@name`,
+`#name` and `@handle` instead, looked up with users.info (`users:read`),
+conversations.info (`channels:read`, `groups:read`) and, for user groups, one
+usergroups.list (`usergroups:read`) that names them all, and cached. A look-up
+never holds anything up for long: `names()` waits at most `wait` seconds and
+returns what it knows; look-ups still running finish in the background for the
+next message, and an id Slack cannot name is shown as the id. Nothing waits on
+this before an ack or a modal.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class Directory:
         self._clock = clock
         self._names: dict[str, tuple[float, str | None]] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._groups_until = 0.0
 
     def known(self) -> dict[str, str]:
         """Every name cached and still fresh."""
@@ -69,14 +72,19 @@ class Directory:
             cached = self._names.get(ident)
             if cached is not None and cached[0] > now:
                 continue
-            if ident[:1] not in "UWCG" or not ident:
-                continue  # groups (S…) render natively; DMs have no name
-            task = self._running.get(ident)
+            if ident[:1] not in "UWCGS" or not ident:
+                continue  # DMs have no name
+            if ident.startswith("S") and self._groups_until > now:
+                continue  # listed lately: a group not named then has no handle we know
+            running = "S*" if ident.startswith("S") else ident  # one list names every group
+            task = self._running.get(running)
             if task is None:
-                task = asyncio.ensure_future(self._look_up(ident))
-                self._running[ident] = task
+                look_up = self._look_up_groups() if running == "S*" else self._look_up(ident)
+                task = asyncio.ensure_future(look_up)
+                self._running[running] = task
                 task.add_done_callback(self._forget)
-            tasks.append(task)
+            if task not in tasks:
+                tasks.append(task)
         if tasks:
             await asyncio.wait(tasks, timeout=self.wait if wait is None else wait)
         return self.known()
@@ -104,6 +112,23 @@ class Directory:
             log.info("no name for %s: %s", ident, type(exc).__name__)
         until = self._clock() + (self.ttl_seconds if name else self.miss_seconds)
         self._names[ident] = (until, str(name) if name else None)
+
+    async def _look_up_groups(self) -> None:
+        handles: dict[str, str] = {}
+        try:
+            response = await self.client.usergroups_list()
+            for group in response.get("usergroups") or []:
+                if isinstance(group, dict) and group.get("id") and group.get("handle"):
+                    handles[str(group["id"])] = str(group["handle"])
+        except SlackApiError as exc:
+            error = (exc.response.data or {}).get("error") if exc.response else None
+            log.info("no names for user groups: %s", error or "error")
+        except Exception as exc:  # a name is a nicety: never fail a message for it
+            log.info("no names for user groups: %s", type(exc).__name__)
+        until = self._clock() + (self.ttl_seconds if handles else self.miss_seconds)
+        self._groups_until = until
+        for ident, handle in handles.items():
+            self._names[ident] = (until, handle)
 
     async def aclose(self) -> None:
         """Stop look-ups still running."""

@@ -14,7 +14,26 @@
   `<@U…|name>`, `<#C…|name>`, `<!subteam^S…|@handle>` and links as `<url|label>`
   (api.slack.com/interactivity/slash-commands). Mentions become the bare ids the
   command layer takes, links what was typed, then entities are decoded.
-- `Origin`: who asked, where, and how to answer them (response_url, trigger).
+- `Origin`: who asked, where, and how to answer them (response_url, trigger, thread), and
+  their Slack workspace (`actor_workspace`) beside the one that installed graphops
+  (`installation`, Bolt's `auth.test` result): permissions.policy.admit decides whether
+  they may act at all.
+
+Who acts, by payload (Slack Connect: a shared channel holds people of several
+organizations, and the app sees all of them):
+- slash commands: `team_id` and `enterprise_id` (docs.slack.dev, slash commands: "These
+  IDs provide context about where the user was in Slack when they triggered your app's
+  command"). GUESS: in a shared channel they are the invoking user's workspace (the only
+  workspace fields a slash command carries);
+- block_actions, block_suggestion, view_submission: `user.team_id`, the user's own
+  workspace, "an enterprise organization ID (which starts with an E) instead of team ID
+  (which starts with a T), when using an Enterprise organization"
+  (docs.slack.dev/reference/interaction-payloads/block_suggestion-payload); `team` is
+  the workspace the interaction came from and may be null for org-wide installs, and the
+  payload's `enterprise` is the installed app's organization, not the user's;
+- events (`app_mention`, `message`): `event.user_team` in shared channels (a `T…` or
+  `E…`), else `event.team`, else the envelope's `team_id` (bolt-python
+  `extract_actor_team_id`, slack_bolt/request/internals.py).
 """
 
 from __future__ import annotations
@@ -31,10 +50,18 @@ from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from core import refs
+from core.invocation import Workspace
 
 MAX_DEPTH = 24  # Slack's payloads nest about 8 deep (view state values)
 HANDLED_TYPES = frozenset(
-    {"block_actions", "view_submission", "view_closed", "event_callback", "url_verification"}
+    {
+        "block_actions",
+        "block_suggestion",
+        "view_submission",
+        "view_closed",
+        "event_callback",
+        "url_verification",
+    }
 )
 
 
@@ -148,8 +175,18 @@ def _interactive_problem(body: dict[str, Any]) -> str | None:
                 return "every action needs an `action_id`"
             if not isinstance(action.get("value", ""), str):
                 return "an action `value` must be a string"
+            selected = action.get("selected_option")
+            if selected is not None and (
+                not isinstance(selected, dict) or not isinstance(selected.get("value"), str)
+            ):
+                return "a `selected_option` must be an object with a string `value`"
         if "channel" in body and body["channel"] is not None and not _id_of(body["channel"]):
             return "`channel` must be an object with an `id`"
+        return None
+    if kind == "block_suggestion":
+        for name in ("action_id", "block_id", "value"):
+            if not isinstance(body.get(name), str):
+                return f"a block_suggestion needs a string `{name}`"
         return None
     view = body.get("view")
     if not isinstance(view, dict) or not isinstance(view.get("type"), str):
@@ -177,6 +214,9 @@ def payload_problem(body: dict[str, Any]) -> str | None:
         event = body.get("event")
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             return "`event` must be an object with a `type`"
+        for name in ("user", "channel", "text", "ts", "thread_ts", "user_team", "team"):
+            if not isinstance(event.get(name, ""), str):
+                return f"`event.{name}` must be a string"
         return None
     return _interactive_problem(body)
 
@@ -216,7 +256,10 @@ RESPONSE_URL_SECONDS = 30 * 60
 class Origin:
     """Who asked and how to answer them: the channel (may be empty: App Home, a modal),
     the response_url (5 uses in 30 minutes, api.slack.com/interactivity/handling), the
-    trigger for a modal, and what they typed or clicked (for the requester line)."""
+    trigger for a modal, what they typed or clicked (for the requester line), the thread
+    to answer in (a mention's), how it arrived (`via`: `slash`, `button`, `mention`,
+    `dm`, `modal`), and who they are: their workspace (`workspace`, None when Slack did
+    not say) and the one that installed graphops (`home`)."""
 
     user: str
     channel: str = ""
@@ -225,6 +268,15 @@ class Origin:
     command: str = ""
     received_at: float = field(default_factory=time.monotonic)
     response_uses: int = 0
+    thread_ts: str | None = None
+    via: str = "slash"
+    workspace: Workspace | None = None
+    home: Workspace | None = None
+
+    @property
+    def direct(self) -> bool:
+        """A direct message with the bot (answers there are for the person alone)."""
+        return self.via == "dm"
 
     def response_url_usable(self) -> bool:
         """Whether the response_url may still answer (not used up, not expired)."""
@@ -235,7 +287,57 @@ class Origin:
         )
 
 
-def slash_origin(body: dict[str, Any]) -> Origin:
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _workspace(team: str, enterprise: str) -> Workspace | None:
+    """A workspace from a team field that may hold a `T…` or an `E…` id."""
+    if team.startswith("E"):
+        team, enterprise = "", enterprise or team
+    if not team and not enterprise:
+        return None
+    return Workspace(team_id=team, enterprise_id=enterprise)
+
+
+def installation(context: Any) -> Workspace | None:
+    """The workspace (and organization) that installed graphops: Bolt's authorize result,
+    from `auth.test` (slack_bolt's SingleTeamAuthorization, cached)."""
+    result = getattr(context, "authorize_result", None)
+    if result is None:
+        return None
+    return _workspace(_text(result.get("team_id")), _text(result.get("enterprise_id")))
+
+
+def slash_workspace(body: dict[str, Any]) -> Workspace | None:
+    """The invoking user's workspace in a slash command (see the module docstring)."""
+    return _workspace(_text(body.get("team_id")), _text(body.get("enterprise_id")))
+
+
+def interaction_workspace(body: dict[str, Any]) -> Workspace | None:
+    """The acting user's workspace in an interaction payload: `user.team_id`, with the
+    organization of `team` when it is that same workspace."""
+    user, team = _object(body.get("user")), _object(body.get("team"))
+    theirs = _text(user.get("team_id"))
+    if not theirs:  # GUESS: older payloads without user.team_id name the user's team only
+        return _workspace(_text(team.get("id")), _text(team.get("enterprise_id")))
+    enterprise = _text(team.get("enterprise_id")) if team.get("id") == theirs else ""
+    return _workspace(theirs, enterprise)
+
+
+def event_workspace(body: dict[str, Any]) -> Workspace | None:
+    """The acting user's workspace in an Events API envelope (see the module docstring)."""
+    event = _object(body.get("event"))
+    team = _text(event.get("user_team")) or _text(event.get("team")) or _text(body.get("team_id"))
+    enterprise = _text(body.get("enterprise_id")) if team == body.get("team_id") else ""
+    return _workspace(team, enterprise)
+
+
+def slash_origin(body: dict[str, Any], home: Workspace | None = None) -> Origin:
     """The Origin of a (checked) slash command body."""
     return Origin(
         user=str(body.get("user_id") or ""),
@@ -243,17 +345,26 @@ def slash_origin(body: dict[str, Any]) -> Origin:
         response_url=str(body.get("response_url") or ""),
         trigger_id=str(body.get("trigger_id") or ""),
         command=command_text(str(body.get("text") or "")),
+        workspace=slash_workspace(body),
+        home=home,
     )
 
 
-def action_origin(body: dict[str, Any]) -> tuple[Origin, str]:
-    """(Origin, value of the clicked button) of a (checked) block_actions payload."""
+def action_origin(body: dict[str, Any], home: Workspace | None = None) -> tuple[Origin, str]:
+    """(Origin, value of the clicked button, or of the option picked in a select menu) of
+    a (checked) block_actions payload."""
     actions = body.get("actions") or [{}]
     action = actions[0] if isinstance(actions[0], dict) else {}
+    selected = action.get("selected_option")
+    value = selected.get("value") if isinstance(selected, dict) else action.get("value")
+    container = _object(body.get("container"))
     origin = Origin(
         user=_id_of(body.get("user")) or "",
-        channel=_id_of(body.get("channel")) or "",
+        channel=_id_of(body.get("channel")) or _text(container.get("channel_id")),
         response_url=str(body.get("response_url") or ""),
         trigger_id=str(body.get("trigger_id") or ""),
+        via="button",
+        workspace=interaction_workspace(body),
+        home=home,
     )
-    return origin, str(action.get("value") or "")
+    return origin, str(value or "")

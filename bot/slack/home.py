@@ -20,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 from bot.slack.blocks import MAX_BLOCKS, context, header, mrkdwn, section, split_text
 from bot.slack.notifier import slack_error
 from bot.slack.runtime import SlackRuntime
+from core.invocation import Invocation
 from core.refs import ChannelRef, UserRef, person
 from permissions.model import Binding
 from permissions.policy import Target, may_approve
@@ -56,6 +57,8 @@ def _binding_line(binding: Binding) -> str:
     """One binding as reply text (references and data; rendered by `mrkdwn`)."""
     approvers = ", ".join(str(person(a)) for a in binding.approvers)
     line = f"{binding.environment} ({binding.provider}) as {binding.role.label}"
+    if binding.users:
+        line += f" for {', '.join(str(person(u)) for u in binding.users)}"
     return line + (f", approvers {approvers}" if approvers else "")
 
 
@@ -83,9 +86,16 @@ async def approval_lines(rt: SlackRuntime, user: str) -> list[str]:
     for approval in services.approvals.pending():
         if approval.expires_at <= time.time():
             continue
-        policy = services.permissions.policy_for(approval.channel)
-        candidates = [a for b in policy.bindings for a in b.approvers if a.startswith("S")]
-        groups = await rt.groups.of(user, candidates) if candidates else frozenset()
+        candidates = services.permissions.groups_named(approval.channel)
+        groups, unknown = await rt.groups.of(user, candidates)
+        who = Invocation(
+            user=user,
+            channel=approval.channel,
+            text="",
+            user_groups=groups,
+            unresolved_groups=unknown,
+        )
+        policy = services.permissions.policy_for(approval.channel, who)
         target = Target(
             approval.provider,
             approval.environment_id,

@@ -3,18 +3,21 @@ delivery (bot/slack/delivery.py decides where a Reply goes), and how a command r
 
 Listeners acknowledge at once and hand their work to `accept` (kept in the inbox,
 operations/inbox.py, before the ack, so a kill before it is answered never loses it
-silently) or `spawn` (tracked in `tasks`, awaited by `idle` and at shutdown). A
-command whose answer takes longer than `working_after` seconds gets a short private
-"Working on …" through its response_url first. `/gdb approve <id>` and `/gdb deny
-<id>` typed as text are decided exactly like the buttons: the card is updated and
-the result answered in its thread. While `draining` (SIGTERM), new requests are
-answered "restarting" and not run.
+silently) or `work` (tracked in `tasks`, awaited by `idle` and at shutdown), which
+starts it once the SQLite store can be written, waiting for that in a thread
+(bot/store.py `StoreGate`). A command whose answer takes longer than `working_after`
+seconds gets a short private "Working on …" through its response_url first. `/gdb
+approve <id>` and `/gdb deny <id>` typed as text are decided exactly like the buttons:
+the card is updated and the result answered in its thread. While `draining`
+(SIGTERM), new requests are answered "restarting" and not run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import inspect
 import logging
 import sqlite3
 import time
@@ -31,16 +34,21 @@ from bot.slack.delivery import Delivery
 from bot.slack.directory import Directory
 from bot.slack.edge import Origin
 from bot.slack.groups import UserGroups
+from bot.slack.membership import ChannelMembers
+from bot.slack.menus import MenuStore
 from bot.slack.metrics import Metrics
 from bot.slack.notifier import SlackNotifier
 from bot.slack.pages import PageStore
-from bot.wiring import Bot
+from bot.store import no_busy_wait
+from bot.wiring import STORE_BUSY, Bot
 from commands.grammar import GrammarError, ParsedCommand, parse
 from core.invocation import Invocation
 from core.mutations import watching_mutations
 from core.reply import Reply
 from operations.inbox import Inbox
 from operations.notify import TrackerPort
+from permissions.model import is_direct
+from permissions.policy import Decision
 
 log = logging.getLogger("graphops.slack")
 
@@ -136,6 +144,7 @@ class SlackRuntime:
     bot: Bot
     client: AsyncWebClient
     pages: PageStore = field(default_factory=PageStore)
+    menus: MenuStore = field(default_factory=MenuStore)
     metrics: Metrics = field(default_factory=Metrics)
     tracker: TrackerPort | None = None
     page_rows: int = 40
@@ -143,6 +152,7 @@ class SlackRuntime:
     signing_secret: str = ""
     groups: UserGroups = field(init=False)
     directory: Directory = field(init=False)
+    membership: ChannelMembers = field(init=False)
     notifier: SlackNotifier = field(init=False)
     delivery: Delivery = field(init=False)
     socket_mode: SocketModeStatus | None = None
@@ -150,11 +160,15 @@ class SlackRuntime:
     acks: AckGate = field(default_factory=AckGate)
     draining: bool = False  # SIGTERM: new requests are answered "restarting", not run
     inbox: Inbox = field(init=False)
+    _refresher: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self.inbox = Inbox(self.bot.db)
         self.groups = UserGroups(self.client)
         self.directory = Directory(self.client)
+        # `access channel=` and `approvers` ask Slack who is in the channel they show.
+        self.membership = ChannelMembers(self.client)
+        self.bot.services.membership = self.membership
         self.notifier = SlackNotifier(
             self.client, pages=self.pages, directory=self.directory, page_rows=self.page_rows
         )
@@ -163,22 +177,58 @@ class SlackRuntime:
             self.bot.services.approvals,
             slash_command=self.bot.services.slash_command,
             tracker=lambda: self.tracker,
+            menus=self.menus,
         )
 
     # -- building invocations ---------------------------------------------------------------
 
-    async def invocation(self, user: str, channel: str, text: str) -> Invocation:
-        """An Invocation for `user` in `channel`, with the user groups that matter there.
+    def admission(self, origin: Origin) -> Decision:
+        """Whether `origin`'s person may act through graphops at all (their workspace):
+        checked before a modal opens, without any I/O."""
+        return self.bot.pipeline.admission(self._bare(origin, ""))
 
-        Only groups named as approvers in the channel's bindings are looked up
-        (usually none, so no API call).
-        """
-        policy = self.bot.services.permissions.policy_for(channel)
-        candidates = [a for b in policy.bindings for a in b.approvers if a.startswith("S")]
-        groups = await self.groups.of(user, candidates) if candidates else frozenset()
+    def _bare(self, origin: Origin, text: str) -> Invocation:
         return Invocation(
-            user=user, channel=channel, text=text, user_groups=groups, transport="slack"
+            user=origin.user,
+            channel=origin.channel,
+            text=text,
+            transport="slack",
+            workspace=origin.workspace,
+            home=origin.home,
         )
+
+    async def invocation(self, origin: Origin, text: str) -> Invocation:
+        """An Invocation for `origin`'s person where they are, with the user groups that
+        matter there (those the bindings name in `users=` or as approvers; usually none,
+        so no API call). Membership comes from the background-refreshed cache; a group
+        not known in time is passed as unresolved (refusals say so)."""
+        bare = self._bare(origin, text)
+        if not self.admission(origin).allowed:
+            return bare  # refused by the pipeline; nothing to look up for them
+        permissions = self.bot.services.permissions
+        key = origin.user if is_direct(origin.channel) else origin.channel
+        candidates = permissions.groups_named(key)
+        if not candidates:
+            return bare
+        member, unknown = await self.groups.of(origin.user, candidates)
+        return dataclasses.replace(bare, user_groups=member, unresolved_groups=unknown)
+
+    def start_background(self) -> None:
+        """Keep the user groups the policy names fresh (bot/slack/groups.py)."""
+        permissions = self.bot.services.permissions
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.ensure_future(
+                self.groups.refresh_forever(lambda: permissions.groups_named())
+            )
+
+    async def stop_background(self) -> None:
+        """Stop the group refresher and the look-ups still running."""
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._refresher
+            self._refresher = None
+        await self.groups.aclose()
 
     def verb_label(self, text: str) -> str:
         """The registry's name of the verb in `text` (a bounded metrics label)."""
@@ -212,7 +262,7 @@ class SlackRuntime:
         working = self.spawn(self._working(origin, text))
         try:
             await self.acks.wait()
-            invocation = await self.invocation(origin.user, origin.channel, text)
+            invocation = await self.invocation(origin, text)
             reply = await self.run_invocation(invocation)
         finally:
             working.cancel()
@@ -269,22 +319,45 @@ class SlackRuntime:
         return task
 
     def work(
-        self, origin: Origin | None, coroutine: Awaitable[Any], accepted: int | None = None
+        self,
+        origin: Origin | None,
+        coroutine: Awaitable[Any],
+        accepted: int | None = None,
+        *,
+        keep: str | None = None,
     ) -> asyncio.Task[Any]:
-        """`spawn` the work of a listener, shielded for `origin`; `accepted` is its inbox
-        row, forgotten once the work ended (not when it is cancelled at shutdown: the next
-        start answers it)."""
+        """`spawn` the work of a listener, shielded for `origin`.
+
+        The work starts once the store can be written (`Bot.store`, waited for in a
+        thread: a lock held by another process never holds up the event loop, so
+        acks stay prompt); if it stays locked, `origin` is told and nothing runs.
+        `accepted` is its inbox row, forgotten once the work ended (not when it is
+        cancelled at shutdown: the next start answers it); `keep` is the text of a
+        request whose row could not be written before the ack (the store was
+        locked): it is written once the store can be, before the work runs.
+        """
 
         async def run() -> None:
-            token = _accepted.set(accepted)
-            try:
-                async with self.shielded(origin):
+            row = accepted
+            async with self.shielded(origin):
+                await self.acks.wait()  # acks first: the probe below uses a thread
+                if not await self.bot.store.ready():
+                    if inspect.iscoroutine(coroutine):
+                        coroutine.close()
+                    log.warning("the store stayed locked; a Slack request was not run")
+                    if origin is not None and origin.user:
+                        await self.delivery.say(origin, STORE_BUSY, status="error")
+                    self._forget(row)  # told; nothing ran
+                    return
+                if row is None and keep is not None and origin is not None:
+                    row = self._keep(origin, keep)
+                token = _accepted.set(row)
+                try:
                     await coroutine
-                if accepted is not None:
-                    self.inbox.done(accepted)
-            finally:
-                with contextlib.suppress(ValueError):
-                    _accepted.reset(token)
+                finally:
+                    with contextlib.suppress(ValueError):
+                        _accepted.reset(token)
+            self._forget(row)
 
         return self.spawn(run())
 
@@ -297,17 +370,34 @@ class SlackRuntime:
         if self.draining:
             coroutine.close()
             return self.spawn(self.delivery.say(origin, RESTARTING))
-        row: int | None = None
-        try:
-            row = self.inbox.accept(
-                origin.user,
-                origin.channel,
-                self.bot.pipeline.loggable_text(text),
-                origin.response_url or None,
-            )
-        except sqlite3.Error as exc:  # the request still runs; only its crash safety is lost
-            log.warning("could not keep an accepted request: %s", exc)
+        line = self.bot.pipeline.loggable_text(text)
+        try:  # on the ack path: never wait for another process's lock (kept later then)
+            with no_busy_wait(self.bot.db):
+                row = self.inbox.accept(
+                    origin.user, origin.channel, line, origin.response_url or None
+                )
+        except sqlite3.Error as exc:
+            log.warning("accepted request kept once the store can be written: %s", exc)
+            return self.work(origin, coroutine, keep=line)
         return self.work(origin, coroutine, accepted=row)
+
+    def _keep(self, origin: Origin, line: str) -> int | None:
+        """Write the inbox row of a request after its ack (None if that fails too: the
+        request still runs, only its crash safety is lost)."""
+        try:
+            return self.inbox.accept(origin.user, origin.channel, line, origin.response_url or None)
+        except sqlite3.Error as exc:
+            log.warning("could not keep an accepted request: %s", exc)
+            return None
+
+    def _forget(self, row: int | None) -> None:
+        """Delete an answered request's inbox row (left for the next start if that fails)."""
+        if row is None:
+            return
+        try:
+            self.inbox.done(row)
+        except sqlite3.Error as exc:
+            log.warning("an answered request stays in the inbox: %s", exc)
 
     async def idle(self, timeout: float = 30.0) -> bool:
         """Wait until no listener work is running (work may start more work); False

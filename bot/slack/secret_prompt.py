@@ -13,12 +13,12 @@ import dataclasses
 from typing import Any
 
 from pydantic import SecretStr
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 
 from bot.slack.blocks import mrkdwn
 from bot.slack.delivery import OPEN_SECRET_ACTION
-from bot.slack.edge import Origin, action_origin
+from bot.slack.edge import Origin, action_origin, installation, interaction_workspace
 from bot.slack.notifier import slack_error
 from bot.slack.runtime import SlackRuntime
 from bot.slack.views import input_modal, view_submission
@@ -53,6 +53,10 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
     """Listen to the secret button and its modal."""
 
     async def open_modal(origin: Origin, command: str, label: str) -> None:
+        admission = rt.admission(origin)
+        if not admission.allowed:  # no dialog at all for who may not act
+            await rt.delivery.say(origin, admission.reason, "denied")
+            return
         view = secret_modal(label, command, origin.channel)
         try:
             await rt.client.views_open(trigger_id=origin.trigger_id, view=view)
@@ -62,23 +66,30 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
             )
 
     async def run(origin: Origin, command: str, secret: str) -> None:
-        invocation = await rt.invocation(origin.user, origin.channel, command)
+        invocation = await rt.invocation(origin, command)
         invocation = dataclasses.replace(invocation, secret=SecretStr(secret))
         reply = await rt.run_invocation(invocation)
         await rt.delivery.deliver(reply, origin)
 
-    async def check(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def check(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         user, channel, command, secret = _submission(body)
         if not secret:
             await ack(response_action="errors", errors={BLOCK: "Type a value, or Cancel."})
             return
         if command:
-            origin = Origin(user=user, channel=channel, command=command)
+            origin = Origin(
+                user=user,
+                channel=channel,
+                command=command,
+                via="modal",
+                workspace=interaction_workspace(body),
+                home=installation(context),
+            )
             rt.accept(origin, command, run(origin, command, secret))
         await ack()
 
-    async def clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
-        origin, command = action_origin(body)
+    async def clicked(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        origin, command = action_origin(body, installation(context))
         action = (body.get("actions") or [{}])[0]
         text = action.get("text") if isinstance(action, dict) else None
         label = str((text or {}).get("text") or "") if isinstance(text, dict) else ""

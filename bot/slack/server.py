@@ -11,7 +11,8 @@ Routes:
   store does not answer within a second (another process holding its write lock
   counts), or when Socket Mode is on and not connected (`socket_mode` tells its state).
 - `GET /metrics`: Prometheus text (see bot/slack/metrics.py).
-The approval expiry sweep runs while the server does.
+The approval expiry sweep, and the refresh of the user groups the policy names
+(bot/slack/groups.py), run while the server does.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,7 +32,7 @@ from bot.slack.app import runtime
 from bot.slack.edge import MalformedPayload, SlackRequest, payload_problem
 from bot.slack.metrics import CONTENT_TYPE
 from bot.slack.sweep import DEFAULT_SWEEP_SECONDS, sweep_forever
-from bot.store import check_database
+from bot.store import check_database, writable_within
 
 log = logging.getLogger("graphops.slack")
 
@@ -43,18 +43,7 @@ STORE_SECONDS = 1.0
 def store_answers(path: str, seconds: float = STORE_SECONDS) -> bool:
     """Whether the SQLite file at `path` takes a write lock within `seconds` (its own
     short connection: a busy store must not hold the bot's connection)."""
-    try:
-        conn = sqlite3.connect(path, timeout=seconds, isolation_level=None)
-    except sqlite3.Error:
-        return False
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
-        return True
-    except sqlite3.Error:
-        return False
-    finally:
-        conn.close()
+    return writable_within(path, seconds)
 
 
 class SlackServer:
@@ -155,6 +144,7 @@ class SlackServer:
         self.url = f"http://{address[0]}:{address[1]}"
         if self.sweep_seconds is not None:
             self._sweep = asyncio.create_task(sweep_forever(self.rt, self.sweep_seconds))
+        self.rt.start_background()
         return self.url
 
     async def stop(self, seconds: float = 5.0, idle_seconds: float | None = None) -> None:
@@ -169,6 +159,7 @@ class SlackServer:
             for task in list(self.rt.tasks):
                 task.cancel()
         await self.rt.directory.aclose()
+        await self.rt.stop_background()
         if self._runner is not None:
             await asyncio.wait_for(self._runner.cleanup(), seconds)
             self._runner = None

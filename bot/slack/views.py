@@ -18,12 +18,12 @@ import json
 import logging
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 
 from bot.slack import decisions
 from bot.slack.blocks import EMOJI, cut, mrkdwn, safe_cut, section
-from bot.slack.edge import Origin
+from bot.slack.edge import Origin, installation, interaction_workspace
 from bot.slack.notifier import slack_error
 from bot.slack.runtime import SlackRuntime
 from core.reply import Reply
@@ -177,16 +177,25 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
         expected = rt.bot.pipeline.confirmation_needed(approval_id)
         return expected is None or typed.strip() == expected
 
-    async def approve(body: dict[str, Any]) -> None:
-        user, channel, approval_id, typed = submitted(body)
-        origin = Origin(user=user, channel=channel)
+    def origin_of(body: dict[str, Any], context: AsyncBoltContext) -> Origin:
+        user, channel, _, _ = submitted(body)
+        return Origin(
+            user=user,
+            channel=channel,
+            via="modal",
+            workspace=interaction_workspace(body),
+            home=installation(context),
+        )
+
+    async def approve(origin: Origin, body: dict[str, Any]) -> None:
+        _, _, approval_id, typed = submitted(body)
         await decisions.settle_approval(rt, approval_id, origin=origin, approve=True, confirm=typed)
 
-    async def check_name(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def check_name(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         if name_is_right(body):
-            user, channel, approval_id, _ = submitted(body)
-            origin = Origin(user=user, channel=channel)
-            rt.accept(origin, f"approve {approval_id}", approve(body))
+            origin = origin_of(body, context)
+            _, _, approval_id, _ = submitted(body)
+            rt.accept(origin, f"approve {approval_id}", approve(origin, body))
             await ack()
             return
         _, _, approval_id, _ = submitted(body)

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from clients.graphenedb_v1 import PLANS, REGIONS, V1Client
 from commands.adapters.base import Catalog, ClientOptions
-from commands.context import Context
+from commands.context import Context, NeedsChoice
 from commands.plan import Plan
 from commands.resolve import Found
 from commands.targets import client_of, db_plan, started_reply
@@ -116,7 +116,11 @@ class V1Adapter:
         """`region=` is required; region and plan must be ones v1 knows."""
         region = values.get("region")
         if not region:
-            raise UserError(f"a v1 database needs region= (one of: {', '.join(REGIONS)})")
+            raise NeedsChoice(
+                f"a v1 database needs region= (one of: {', '.join(REGIONS)})",
+                "region",
+                [(r, r) for r in REGIONS],
+            )
         if region not in REGIONS:
             raise UserError(f"unknown region {region!r}; v1 regions: {', '.join(REGIONS)}")
         if values["plan"] not in PLANS or values["plan"] == "cluster":

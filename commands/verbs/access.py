@@ -1,9 +1,12 @@
-"""`access`, and for bot admins `grant`, `revoke`, `protect`, `approvers`, `incident-channel`.
+"""`access` and `approvers` (showing), and for bot admins `grant`, `revoke`, `protect`,
+`approvers ... users=`, `incident-channel`.
 
 Changes go to permissions/store.py (the same store `graphops access` writes)
 and are audited as `command` rows with outcome `changed`. Who may change
 access is decided by `permissions.store.PermissionStore.admins` (the config's
-`[bot] admins`); anyone else is refused through the pipeline's `refuse`.
+`[bot] admins`); anyone else is refused through the pipeline's `refuse`. A
+channel's bindings and approvers are shown in that channel, to bot admins, and
+to members of it (`Services.membership`, the transport's answer).
 """
 
 from __future__ import annotations
@@ -15,58 +18,140 @@ from commands.context import Context
 from commands.options import ChannelOption, NoOptions
 from commands.pipeline import refuse
 from commands.registry import verb
-from core.refs import ChannelRef, UserRef
+from core.refs import ChannelRef, UserRef, person
 from core.reply import Reply, Table, error
-from permissions.policy import Target, protection
+from permissions.model import Binding, ChannelPolicy, is_direct, is_person
+from permissions.policy import Target, protection, where
 from permissions.roles import Role
+from permissions.store import fallback_label, normalize_binding_key, parse_fallback
+
+CLEAR = "none"  # `approvers ... users=none` clears the approvers of a binding
 
 
 class ApproversOptions(ChannelOption):
-    """`approvers`: `users=` a comma-separated list of user or group ids (`none` clears)."""
+    """`approvers`: `users=` a comma-separated list of user or group ids; `users=none`
+    clears them; without `users=`, the approvers are shown."""
 
-    users: str = ""
+    users: str | None = None
+
+
+class GrantOptions(ChannelOption):
+    """`grant`: `users=` who hold the role (users and user groups, comma-separated; `none`
+    clears: the whole channel), `fallback=` the role of everyone else (viewer, operator,
+    admin or none)."""
+
+    users: str | None = None
+    fallback: str | None = None
 
 
 def _channel(ctx: Context, values: dict[str, Any]) -> str:
     return str(values.get("channel") or ctx.invocation.channel)
 
 
+def _ids(text: str) -> list[str]:
+    """`U1,S2 U3` as ids; `none` (or nothing) as none."""
+    return [u for u in text.replace(" ", ",").split(",") if u and u.lower() != "none"]
+
+
+def _people(ids: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(str(person(i)) for i in ids)
+
+
+def holders(binding: Binding) -> str:
+    """Who holds a binding's role, in words (references for each transport to name)."""
+    if not binding.users:
+        return "everyone in the channel" if not is_person(binding.channel) else "them"
+    return f"{_people(binding.users)}; others: {fallback_label(binding.fallback)}"
+
+
+def your_role(policy: ChannelPolicy, binding: Binding) -> str:
+    """The role the asker holds in `binding`, and the rule that gave it."""
+    key = (binding.provider, binding.environment.casefold())
+    for mine in policy.bindings:
+        if (mine.provider, mine.environment.casefold()) == key:
+            why = mine.rule or (
+                "your own direct messages" if policy.personal else "everyone in the channel"
+            )
+            return f"{mine.role.label}: {why}"
+    for withheld in policy.withheld:
+        if (withheld.provider, withheld.environment.casefold()) == key:
+            return f"none: {withheld.rule}"
+    return "none"
+
+
+async def refuse_unless_visible(ctx: Context, verb_name: str, channel: str) -> Reply | None:
+    """A refusal unless the requester may see `channel`'s bindings and approvers: in that
+    channel itself, a bot admin, or a member of it (`Services.membership`: the transport's
+    answer, e.g. Slack's conversations.members). None when they may."""
+    user = ctx.invocation.user
+    if channel == ctx.invocation.channel or user in ctx.services.permissions.admins:
+        return None
+    if await ctx.services.membership.is_member(user, channel):
+        return None
+    return refuse(
+        ctx,
+        verb_name,
+        f"the bindings and approvers of {ChannelRef(channel)} are shown only in it, to its "
+        "members, and to bot admins; ask there, or ask a bot admin (listed in `access`)",
+    )
+
+
 @verb("access", options=ChannelOption, example="access", group="Access")
 async def access(ctx: Context, values: dict[str, Any]) -> Reply:
-    """What this channel may do, and why
+    """What this channel may do, who holds each role, and why you hold yours
 
-    One row per binding of the channel (or `channel=`): provider, environment,
-    role, approvers, protection; and the bot admins. Anyone may ask. Ephemeral.
+    One row per binding of the channel (or `channel=`; in a direct message, your
+    personal bindings): provider, environment, role, who holds it (`users=` and
+    the fallback of everyone else), the role you hold and the rule that gave it,
+    approvers, protection; and the bot admins. Anyone may ask about the channel
+    they are in; another channel is shown only to its members and to bot admins
+    (`refuse_unless_visible`). Ephemeral.
     """
     store = ctx.services.permissions
     channel = _channel(ctx, values)
-    policy = store.policy_for(channel)
-    table = Table(columns=["Provider", "Environment", "Role", "Approvers", "Protected"])
-    for b in policy.bindings:
+    refusal = await refuse_unless_visible(ctx, "access", channel)
+    if refusal is not None:
+        return refusal
+    policy = store.policy_for(channel, ctx.invocation)
+    table = Table(
+        columns=[
+            "Provider",
+            "Environment",
+            "Role",
+            "Held by",
+            "Your role",
+            "Approvers",
+            "Protected",
+        ]
+    )
+    for b in policy.granted:
         protected = protection(policy, Target.named(b.provider, b.environment))
         table.rows.append(
             [
                 b.provider,
                 b.environment,
                 b.role.label,
-                ", ".join(b.approvers) or "admins of this binding",
+                holders(b),
+                your_role(policy, b),
+                _people(b.approvers) or "admins of this binding",
                 protected.text
                 if protected.protected or protected.reason
                 else "if label production/prod or grantType red",
             ]
         )
-    if not policy.bindings:
-        table.note = "none: this channel may do nothing yet (deny by default)"
+    place = where(policy)
+    if not policy.granted:
+        table.note = f"none: {place} may do nothing yet (deny by default)"
     admins = ", ".join(str(UserRef(a)) for a in sorted(store.admins)) or "none configured"
     text = (
-        f"What {ChannelRef(channel)} may do. viewer reads; operator also creates, pauses, resumes, "
-        "restarts, clones, snapshots and imports; admin also terminates, switches, restores "
-        "into a database and runs DR. Destructive commands wait for an approval. "
-        f"Bot admins: {admins}."
+        f"What {place} may do, for {UserRef(ctx.invocation.user)}. viewer reads; operator "
+        "also creates, pauses, resumes, restarts, clones, snapshots and imports; admin also "
+        "terminates, switches, restores into a database and runs DR. Destructive commands "
+        f"wait for an approval. Bot admins: {admins}."
     )
     return Reply(
         status="info",
-        title=f"Access of {ChannelRef(channel)}",
+        title=f"Access of {place}",
         text=text,
         tables=[table],
         visibility="ephemeral",
@@ -103,15 +188,20 @@ def _change(
 @verb(
     "grant",
     "<provider> <environment> <role>",
-    options=ChannelOption,
+    grammars=("<provider> <environment> <role>", "<where> <provider> <environment> <role>"),
+    options=GrantOptions,
     bot_admin_only=True,
-    example="grant console staging operator channel=C0DEV",
+    example="grant C0PROD console production admin users=S0ONCALL,U0LEAD fallback=viewer",
     group="Access",
 )
 async def grant(ctx: Context, values: dict[str, Any]) -> Reply:
-    """Give a channel a role on an environment (* for all)
+    """Give a channel (or a person's DMs) a role on an environment (* for all)
 
-    `<role>` is viewer, operator or admin; the provider must be configured.
+    `<where>` is a channel (default: this one, or `channel=`) or a person (`@alice`:
+    the rights of their direct messages with graphops). `<role>` is viewer,
+    operator or admin; the provider must be configured. `users=` names who hold
+    the role (people and user groups; `none`: the whole channel again) and
+    `fallback=` what everyone else in the channel holds (default viewer; `none`).
     """
     return _change(ctx, "grant", values, _grant)
 
@@ -153,16 +243,52 @@ async def protect(ctx: Context, values: dict[str, Any]) -> Reply:
     "approvers",
     "<provider> <environment>",
     options=ApproversOptions,
-    bot_admin_only=True,
     example="approvers console production users=U0LEAD,S0DBTEAM",
     group="Access",
 )
 async def approvers(ctx: Context, values: dict[str, Any]) -> Reply:
-    """Set who approves a binding's destructive commands (users=none clears)
+    """Show who approves a binding's destructive commands; with users=, set them
+    (bot admins; users=none clears)
 
-    Users (`U…`) or user groups (`S…`); with none, the admins of the binding approve.
+    Without `users=` it only shows them (to whoever may see the channel's
+    access). `users=U…,S…` sets users (`U…`) or user groups (`S…`);
+    `users=none` clears them, and then the admins of the binding approve.
     """
+    if values.get("users") is None:
+        return await _show_approvers(ctx, values)
     return _change(ctx, "approvers", values, _approvers)
+
+
+async def _show_approvers(ctx: Context, values: dict[str, Any]) -> Reply:
+    channel = _channel(ctx, values)
+    refusal = await refuse_unless_visible(ctx, "approvers", channel)
+    if refusal is not None:
+        return refusal
+    provider, environment = values["provider"], values["environment"]
+    binding = next(
+        (
+            b
+            for b in ctx.services.permissions.bindings(channel)
+            if b.provider == provider and b.environment == environment
+        ),
+        None,
+    )
+    where = f"{environment} ({provider}) in {ChannelRef(channel)}"
+    if binding is None:
+        return error(f"{ChannelRef(channel)} has no binding for {environment} ({provider}).")
+    who = ", ".join(str(person(a)) for a in binding.approvers) or (
+        "none set: the members of an admin-bound channel and the bot admins approve"
+    )
+    slash = ctx.services.slash_command
+    return Reply(
+        status="info",
+        title=f"Approvers of {where}",
+        text=(
+            f"{who}.\nTo change them (bot admins): `{slash} approvers {provider} {environment} "
+            f"users=U…,S…`; `users={CLEAR}` clears them."
+        ),
+        visibility="ephemeral",
+    )
 
 
 @verb(
@@ -181,18 +307,43 @@ async def incident_channel(ctx: Context, values: dict[str, Any]) -> Reply:
     return _change(ctx, "incident-channel", values, _incident)
 
 
+def _grant_key(ctx: Context, v: dict[str, Any]) -> str:
+    """The channel or person a grant is for; in a DM it must be said."""
+    key = normalize_binding_key(str(v.get("where") or _channel(ctx, v)))
+    if is_direct(key):
+        raise ValueError(
+            "the rights of a direct message are its person's: name them, as in "
+            "`grant @alice console staging operator`"
+        )
+    return key
+
+
 def _grant(ctx: Context, v: dict[str, Any]) -> str:
     if v["provider"] not in ctx.services.providers:
         raise ValueError(f"no provider called {v['provider']!r}; see the bot's config")
-    binding = ctx.services.permissions.grant(
-        _channel(ctx, v),
-        v["provider"],
-        v["environment"],
-        Role.parse(v["role"]),
-        by=ctx.invocation.user,
+    store = ctx.services.permissions
+    key = _grant_key(ctx, v)
+    role = Role.parse(v["role"])
+    fallback = parse_fallback(v["fallback"]) if v.get("fallback") is not None else None
+    with store.db.atomic():  # the role and who holds it change together, or not at all
+        binding = store.grant(key, v["provider"], v["environment"], role, by=ctx.invocation.user)
+        if v.get("users") is not None or v.get("fallback") is not None:
+            users = _ids(v["users"]) if v.get("users") is not None else list(binding.users)
+            kept = binding.fallback if v.get("fallback") is None else fallback
+            binding = store.set_users(key, v["provider"], v["environment"], users, kept)
+    env = f"{binding.environment} ({binding.provider})"
+    place = (
+        f"the direct messages of {UserRef(key)} with graphops"
+        if is_person(key)
+        else str(ChannelRef(key))
     )
-    where = f"{binding.environment} ({binding.provider})"
-    return f"{ChannelRef(binding.channel)} is now {binding.role.label} on {where}."
+    text = f"{place} is now {binding.role.label} on {env}"
+    if binding.users:
+        text += (
+            f", held by {_people(binding.users)}; everyone else there holds "
+            f"{fallback_label(binding.fallback)}"
+        )
+    return text + "."
 
 
 def _revoke(ctx: Context, v: dict[str, Any]) -> str:
@@ -221,11 +372,18 @@ def _protect(ctx: Context, v: dict[str, Any]) -> str:
 
 
 def _approvers(ctx: Context, v: dict[str, Any]) -> str:
-    users = [u for u in v["users"].replace(" ", ",").split(",") if u and u != "none"]
+    words = [u for u in v["users"].replace(" ", ",").split(",") if u]
+    if not words:
+        raise ValueError(
+            f"users= needs user or group ids (users=U0LEAD,S0DBTEAM), or users={CLEAR} to clear"
+        )
+    if CLEAR in (w.lower() for w in words) and len(words) > 1:
+        raise ValueError(f"users={CLEAR} clears the approvers; it cannot be given with ids")
+    users = [u for u in words if u.lower() != CLEAR]
     binding = ctx.services.permissions.set_approvers(
         _channel(ctx, v), v["provider"], v["environment"], users
     )
-    who = ", ".join(binding.approvers) or "the admins of this binding (default)"
+    who = _people(binding.approvers) or "the admins of this binding (default)"
     where = f"{binding.environment} ({binding.provider}) in {ChannelRef(binding.channel)}"
     return f"Approvers of {where}: {who}."
 

@@ -17,6 +17,7 @@ from pydantic import Field
 from commands.adapters import database_adapter
 from commands.adapters.console import console_client
 from commands.context import Context
+from commands.offers import offered_actions, state_of
 from commands.options import EnvOption, NoOptions
 from commands.plan import Plan
 from commands.registry import verb
@@ -83,11 +84,16 @@ async def prepare_show(ctx: Context, values: dict[str, Any]) -> Plan:
     group="Databases",
 )
 async def show(ctx: Context, plan: Plan) -> Reply:
-    """Show a database: state, flags, plan, version, domain
+    """Show a database: state, flags, plan, version, domain, and what you may do with it
 
-    The fields depend on the kind (adapter `show`).
+    The fields depend on the kind (adapter `show`); the buttons are the actions
+    the person asking may take on it (commands/offers.py), each a command line
+    run through the pipeline when clicked.
     """
-    return await database_adapter(plan.params["kind"]).show(ctx, plan)
+    reply = await database_adapter(plan.params["kind"]).show(ctx, plan)
+    if not ctx.dry_run:
+        reply.actions.extend(offered_actions(ctx, plan, state_of(reply.fields)))
+    return reply
 
 
 async def prepare_create(ctx: Context, values: dict[str, Any]) -> Plan:
@@ -213,9 +219,11 @@ async def restart(ctx: Context, plan: Plan) -> Reply:
 
 
 async def prepare_clone(ctx: Context, values: dict[str, Any]) -> Plan:
-    """The source (operator) and the destination environment (operator, same provider)."""
+    """The destination environment (target, operator, same provider) and the source
+    database, whose environment the data comes out of (source, at least operator:
+    decided by the pipeline with `permissions.policy.decide_source`)."""
     new_name = check_database_name(values["new_name"])
-    source = await find(ctx, CONSOLE, Role.OPERATOR, values["db"], values.get("source_env"))
+    source = await find(ctx, CONSOLE, Role.VIEWER, values["db"], values.get("source_env"))
     dest = (
         await single_scope(ctx, CONSOLE, Role.OPERATOR, values["env"])
         if values.get("env")
@@ -231,8 +239,8 @@ async def prepare_clone(ctx: Context, values: dict[str, Any]) -> Plan:
         new_name=new_name,
         destination_environment_id=dest.environment.id,
     )
-    if dest.environment.id != source.scope.environment.id:
-        plan.targets.append(target_of(dest))
+    plan.targets = [target_of(dest)]
+    plan.sources = [target_of(source.scope)]
     return plan
 
 

@@ -50,7 +50,7 @@ async def envs(ctx: Context, plan: Plan) -> Reply:
 
     Every provider kind: environment, provider, type, the channel's role, protection.
     """
-    policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
+    policy = ctx.policy()
     table = Table(columns=["Environment", "Provider", "Type", "This channel", "Protected"])
     every_kind = frozenset(p.kind for p in ctx.services.providers.values())
     for scope in await scopes(ctx, every_kind, Role.VIEWER):
@@ -104,7 +104,7 @@ async def list_databases(ctx: Context, plan: Plan) -> Reply:
 
 async def _catalog(ctx: Context, plan: Plan, which: Catalog, columns: list[str]) -> Reply:
     """One table of a catalog over the providers the channel may view (or `provider=`)."""
-    policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
+    policy = ctx.policy()
     providers = providers_of(ctx, GRAPHENEDB)
     wanted = plan.params.get("provider")
     names = {b.provider for b in eligible_bindings(policy, Role.VIEWER, providers)}

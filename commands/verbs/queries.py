@@ -28,7 +28,7 @@ from commands.adapters.typedb import typedb_client
 from commands.context import Context, RoleTooLow
 from commands.plan import Plan
 from commands.registry import verb
-from commands.targets import TYPEDB, db_plan, scopes, target_of
+from commands.targets import TYPEDB, db_plan, require_role, scopes, target_of
 from commands.typeql import QueryKind, classify
 from commands.verbs.typedb import ServerOption
 from core.errors import UserError
@@ -54,7 +54,7 @@ class QueryOptions(ServerOption):
 
 def protected_here(ctx: Context, targets: list[Target]) -> bool:
     """Whether any of `targets` is protected for this channel (permissions/policy.py)."""
-    policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
+    policy = ctx.policy()
     return any(is_protected(policy, target) for target in targets)
 
 
@@ -71,7 +71,7 @@ async def plan_on_db(
     (RoleTooLow, audited as a denial) before any request, even a look-up.
     """
     visible = await scopes(ctx, TYPEDB, Role.VIEWER, env)
-    policy = ctx.services.permissions.policy_for(ctx.invocation.channel)
+    policy = ctx.policy()
     able, held = [], []
     for scope in visible:
         binding = effective_binding(policy, target_of(scope))
@@ -83,7 +83,10 @@ async def plan_on_db(
         channel = str(ChannelRef(ctx.invocation.channel))
         where = ", ".join(held) or "no role on a TypeDB server"
         raise RoleTooLow(f"{what} needs {role.label}; {channel} is {where}")
-    found = await ctx.services.resolver.find_database(able, name)
+    # Looked up on every server the channel may see: a name on two is ambiguous for
+    # every query, whatever the role on each (commands/targets.py `find`).
+    found = await ctx.services.resolver.find_database(visible, name)
+    require_role(ctx, found.scope, role, found.database.name)
     plan = db_plan(verb, found, summary.format(db=found.database.name))
     plan.role = role
     return plan

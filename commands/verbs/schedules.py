@@ -123,11 +123,18 @@ async def check_command(
 async def check_refresh(
     ctx: Context, db: str, source: str, env: str | None
 ) -> tuple[Target, Role, Decision]:
-    """Would `restore <newest snapshot of source> into <db>` be allowed here now?"""
+    """Would `restore <newest snapshot of source> into <db>` be allowed here now?
+
+    Admin on `<db>`'s environment (it loses its data) and at least operator on the
+    source's (its data is copied out: `permissions.policy.decide_source`).
+    """
     target = await find(ctx, CONSOLE, Role.ADMIN, db, env)
-    await find(ctx, CONSOLE, Role.VIEWER, source)
+    origin = await find(ctx, CONSOLE, Role.VIEWER, source)
     where = target_of(target.scope)
-    return where, Role.ADMIN, decide_targets(ctx, "restore", Role.ADMIN, True, [where])
+    decision = decide_targets(
+        ctx, "refresh", Role.ADMIN, True, [where], sources=[target_of(origin.scope)]
+    )
+    return where, Role.ADMIN, decision
 
 
 def _created(schedule: Schedule, reason: str, slash: str) -> Reply:
@@ -226,10 +233,12 @@ async def prepare_activate(ctx: Context, values: dict[str, Any]) -> Plan:
     if schedule.state != "pending":
         raise UserError(f"schedule {schedule.id} is {schedule.state}; nothing to approve")
     local, utc = when_both(schedule.next_run_at, schedule.tz)
+    origin = await find(ctx, CONSOLE, Role.VIEWER, schedule.source or "")
     return Plan(
         verb="schedule-activate",
         provider=schedule.provider,
         targets=[schedule.target],
+        sources=[target_of(origin.scope)],
         params={"schedule_id": schedule.id, "database_id": "", "database_name": schedule.db},
         summary=(
             f"schedule {schedule.id}: {schedule.what()} {schedule.rule.describe()}: "

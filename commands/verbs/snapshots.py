@@ -32,6 +32,7 @@ from commands.targets import (
 )
 from commands.verbs.databases import prepare_operate
 from core.reply import Reply, Table
+from permissions.policy import Target
 from permissions.roles import Role
 
 
@@ -98,7 +99,14 @@ async def snapshot(ctx: Context, plan: Plan) -> Reply:
 async def _find_snapshot(
     ctx: Context, snapshot: str, source: str | None, env: str | None
 ) -> tuple[Found, Any]:
-    """The snapshot whose id is or starts with `snapshot` (at least 6 characters)."""
+    """The snapshot whose id is or starts with `snapshot` (at least 6 characters), and
+    the database it was taken of.
+
+    A look-up only (reads, in every environment the channel may view): restoring it
+    copies data out of that database's environment, so `prepare_restore` puts that
+    environment in the plan's `sources`, which the pipeline decides (at least
+    operator there) before anything is sent.
+    """
     require_id_prefix(snapshot, "snapshot")
     if source:
         candidates = [await find(ctx, CONSOLE, Role.VIEWER, source, env)]
@@ -114,11 +122,28 @@ async def _find_snapshot(
     return one_by_id(snapshots, lambda pair: str(pair[1].id), snapshot, "snapshot", "found")
 
 
+async def source_targets(ctx: Context, origin: Found, snapshot_env: str) -> list[Target]:
+    """The environments a restore copies data out of: the snapshot's database's, and the
+    snapshot's own when the API names another one (GUESS: the seeds never show them
+    differ; the stricter reading is kept)."""
+    sources = [target_of(origin.scope)]
+    if snapshot_env and snapshot_env != origin.scope.environment.id:
+        provider = origin.scope.provider
+        envs = await ctx.services.resolver.environments(provider)
+        env = next((e for e in envs if e.id == snapshot_env), None)
+        name = env.name if env is not None else snapshot_env
+        production = bool(env.production) if env is not None else True
+        sources.append(Target(provider.name, snapshot_env, name, production))
+    return sources
+
+
 async def prepare_restore(ctx: Context, values: dict[str, Any]) -> Plan:
     """`into <db>`: replace its data (admin, destructive, safety snapshot);
-    `as <new-name>`: a new database from the snapshot (operator)."""
+    `as <new-name>`: a new database from the snapshot (operator). Either way the
+    snapshot's environment is a source (at least operator there)."""
     origin, snap = await _find_snapshot(ctx, values["snapshot"], values.get("source"), None)
     snapshot_env = snap.environment_id or origin.scope.environment.id
+    sources = await source_targets(ctx, origin, snapshot_env)
     if values.get("db"):
         target = await find(ctx, CONSOLE, Role.ADMIN, values["db"], values.get("env"))
         plan = db_plan(
@@ -132,6 +157,7 @@ async def prepare_restore(ctx: Context, values: dict[str, Any]) -> Plan:
         )
         plan.destructive = True
         plan.role = Role.ADMIN
+        plan.sources = sources
         plan.details = [("Data lost", f"current data of {target.database.name}")]
         plan.params["snapshot_first"] = wants_safety_snapshot(ctx, target.scope)
         return plan
@@ -156,6 +182,7 @@ async def prepare_restore(ctx: Context, values: dict[str, Any]) -> Plan:
         summary=f"restore snapshot {snap.id[:12]} of {origin.database.name} as new database "
         f"{new_name} in {dest.environment.name}",
         role=Role.OPERATOR,
+        sources=sources,
     )
 
 

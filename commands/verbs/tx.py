@@ -8,6 +8,13 @@ timeout anyway), and are forgotten after `TX_TIMEOUT_SECONDS`, the
 transactions are refused in protected environments: a commit cannot wait for
 an approval longer than the transaction lives, so changes there go through a
 single approved `query`.
+
+Rights and protection are checked again at every step, not only at `tx open`:
+each `tx query` and `tx commit` is decided by the pipeline on the transaction's
+environment with the role of its kind (a revoked or lowered binding refuses),
+and a write or schema query, or a commit, in an environment protected since the
+transaction was opened is refused like the open would be (`Refused`, audited);
+`tx rollback` and `tx close` stay possible.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import Any, cast
 from clients.errors import ApiError
 from clients.typedb import TRANSACTION_TYPES, TransactionType
 from commands.adapters.typedb import typedb_client
-from commands.context import Context
+from commands.context import Context, Refused
 from commands.plan import Plan
 from commands.registry import verb
 from commands.targets import TYPEDB
@@ -33,7 +40,8 @@ from commands.verbs.queries import (
 )
 from commands.verbs.typedb import subcommand
 from core.errors import UserError
-from core.reply import Reply, denied
+from core.reply import Reply
+from permissions.policy import Target
 from permissions.roles import Role
 
 
@@ -62,9 +70,8 @@ async def prepare_tx(ctx: Context, values: dict[str, Any]) -> Plan:
             f"open a {tx_type} transaction on {{db}}",
             f"a {tx_type} transaction",
         )
-        plan.params.update(
-            action="open", tx_type=tx_type, protected=protected_here(ctx, plan.targets)
-        )
+        _refuse_writes_if_protected(ctx, plan.targets, tx_type, db=plan.params["database_name"])
+        plan.params.update(action="open", tx_type=tx_type)
         return plan
     tx = txs.current(key)
     plan = Plan(
@@ -84,9 +91,31 @@ async def prepare_tx(ctx: Context, values: dict[str, Any]) -> Plan:
                 f"(close this one and open a {kind} transaction)"
             )
         plan.params.update(query=query, limit=values["limit"])
-    if action == "commit" and tx.type == "read":
-        raise UserError("a read transaction has nothing to commit; `tx close` ends it")
+        if kind != "read":
+            _refuse_writes_if_protected(ctx, plan.targets, kind, db=tx.database, opened=True)
+    if action == "commit":
+        if tx.type == "read":
+            raise UserError("a read transaction has nothing to commit; `tx close` ends it")
+        _refuse_writes_if_protected(ctx, plan.targets, tx.type, db=tx.database, opened=True)
     return plan
+
+
+def _refuse_writes_if_protected(
+    ctx: Context, targets: list[Target], kind: str, *, db: str, opened: bool = False
+) -> None:
+    """Refused (audited as a denial) when a `kind` write or schema step would run in a
+    protected environment (`permissions.policy.is_protected`, read now: protection
+    switched on after `tx open` counts)."""
+    if kind == "read" or not protected_here(ctx, targets):
+        return
+    env = targets[0].environment_name or targets[0].environment_id
+    since = " (it became protected after this transaction was opened)" if opened else ""
+    raise Refused(
+        f"{env} is protected{since}: multi-step {kind} transactions are not allowed there, "
+        "because a commit could not wait for an approval longer than the transaction lives. "
+        f"`tx rollback` or `tx close` this one, and run each change with "
+        f"`query {db} '<TypeQL>'`, which asks for an approval showing the exact query."
+    )
 
 
 @verb(
@@ -149,13 +178,6 @@ async def _open_tx(ctx: Context, plan: Plan, key: Key) -> Reply:
     txs = ctx.services.transactions
     tx_type = cast(TransactionType, p["tx_type"])
     db = p["database_name"]
-    if tx_type != "read" and p.get("protected"):
-        return denied(
-            f"{plan.targets[0].environment_name} is protected: multi-step {tx_type} "
-            "transactions are not allowed there, because a commit could not wait for an "
-            "approval longer than the transaction lives. Run each change with "
-            f"`query {db} '<TypeQL>'`, which asks for an approval showing the exact query."
-        )
     tx_id = await typedb_client(ctx, plan.provider).open_transaction(
         db, tx_type, transaction_timeout_ms=int(txs.timeout_seconds * 1000)
     )

@@ -67,3 +67,10 @@ def test_config_path_precedence(tmp_path):
     assert config_path(None, {}) == Path("graphops.toml")
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "missing.toml")
+
+
+def test_allowed_teams_are_workspace_or_organization_ids():
+    config = parse_config(GOOD + '\n[slack]\nallowed_teams = ["T0PARTNER", "E0ORG"]\n')
+    assert config.slack.allowed_teams == ("T0PARTNER", "E0ORG")
+    with pytest.raises(ConfigError, match=r"slack.allowed_teams: 'partner' is not a Slack"):
+        parse_config(GOOD + '\n[slack]\nallowed_teams = ["partner"]\n')

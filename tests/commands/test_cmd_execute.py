@@ -49,7 +49,8 @@ async def test_default_deny_for_an_unbound_channel(bot, console_sim):
 
 
 async def test_invalid_command_sends_no_request(bot, console_sim):
-    for line in ("pause", "pause a b", "pause x colour=red", "frobnicate", 'pause "x'):
+    # (`pause` alone is not invalid: it asks which database, tests/commands/test_cmd_choices.py)
+    for line in ("pause a b", "pause x colour=red", "frobnicate", 'pause "x', "create"):
         reply = await run(bot, line)
         assert reply.status == "error", line
     assert console_sim.requests == []
@@ -118,7 +119,9 @@ async def test_create_pause_resume_restart_snapshot(bot, console_sim, clock):
     bad = await run(bot, "create BadName plan=ds1 version=5.24.0 env=development")
     assert bad.status == "error" and "not a valid database name" in bad.text
     which = await run(bot, "create other-db plan=ds1 version=5.24.0")
-    assert which.status == "error" and "say which environment" in which.text
+    assert which.status == "info" and which.choice is not None  # asks which environment
+    assert "say which environment" in which.text
+    assert {o.value for o in which.choice.options} == {"development", "staging"}
     paused = await run(bot, "pause sandbox-db")
     assert paused.status == "ok" and paused.operations[0].operation_id
     clock.advance(10)
@@ -153,7 +156,8 @@ async def test_clone_into_another_environment_checks_both(bot, console_sim):
 
 async def test_restore_as_new_database(bot, console_sim):
     snap_id = console_sim.snapshots[0].id
-    bot.services.permissions.grant(DEV, "console", "production", Role.VIEWER)
+    # copying production's data out needs operator there (tests/commands/test_cmd_rights.py)
+    bot.services.permissions.grant(DEV, "console", "production", Role.OPERATOR)
     reply = await run(bot, f"restore {snap_id[:8]} as prod-copy env=development")
     assert reply.status == "ok", reply.text
     assert console_sim.find_database("prod-copy")

@@ -20,6 +20,7 @@ from commands.verbs.queries import DEFAULT_LIMIT, MAX_LIMIT, render_answer
 from core.invocation import Invocation
 from core.reply import Reply
 from permissions.roles import Role
+from permissions.store import PermissionStore
 from simulators.base import ManualClock
 from simulators.typedb import SOCIAL_FUNCTIONS, SOCIAL_TYPES, TypeDBSimulator
 
@@ -474,6 +475,63 @@ async def test_multi_step_writes_are_refused_in_protected_environments(tbot, tdb
     assert read.status == "ok"
 
 
+def other_process(bot: Bot) -> PermissionStore:
+    """The permission store as another process sees it (`graphops access ...` on the file)."""
+    from bot.store import open_database
+
+    return PermissionStore(open_database(bot.config.bot.database))
+
+
+async def test_protection_switched_on_mid_transaction_refuses_the_next_write(tbot, tdb_sim):
+    # issue 15, case 8: `tx open ... write`, then `graphops access protect graph graph on`
+    assert (await run(tbot, "tx open social write")).status == "ok"
+    assert (await run(tbot, f"tx query '{INSERT}'")).status == "ok"
+    cli = other_process(tbot)
+    cli.set_protected("graph", "graph", True)
+    cli.db.close()
+    sent = len(query_posts(tdb_sim))
+    write = await run(tbot, f"tx query '{INSERT}'")
+    assert write.status == "denied", write.text
+    assert "protected" in write.text and "after this transaction was opened" in write.text
+    assert "query social '<TypeQL>'" in write.text
+    commit = await run(tbot, "tx commit")
+    assert commit.status == "denied" and "protected" in commit.text
+    assert len(query_posts(tdb_sim)) == sent  # neither the write nor the commit was sent
+    assert tdb_sim.database("social").writes == []
+    denied = [r for r in tbot.services.audit.query(kind="decision") if r["outcome"] == "denied"]
+    assert len(denied) == 2
+    read = await run(tbot, f"tx query '{READ}'")  # reads change nothing: still answered
+    assert read.status == "ok"
+    closed = await run(tbot, "tx close")  # and the transaction can still be dropped
+    assert closed.status == "ok" and tdb_sim.transactions == []
+
+
+async def test_a_revoked_binding_refuses_the_open_transaction(tbot, tdb_sim):
+    assert (await run(tbot, "tx open social write")).status == "ok"
+    cli = other_process(tbot)
+    cli.revoke(OPS, "graph", "graph")
+    cli.db.close()
+    sent = len(query_posts(tdb_sim))
+    for line in (f"tx query '{INSERT}'", f"tx query '{READ}'", "tx commit"):
+        reply = await run(tbot, line)
+        assert reply.status == "denied", (line, reply.text)
+    assert len(query_posts(tdb_sim)) == sent
+    assert tdb_sim.database("social").writes == []
+
+
+async def test_a_lowered_role_refuses_writes_in_the_open_transaction(tbot, tdb_sim):
+    assert (await run(tbot, "tx open social write")).status == "ok"
+    cli = other_process(tbot)
+    cli.grant(OPS, "graph", "graph", Role.VIEWER)
+    cli.db.close()
+    sent = len(query_posts(tdb_sim))
+    write = await run(tbot, f"tx query '{INSERT}'")
+    assert write.status == "denied" and "needs operator" in write.text, write.text
+    commit = await run(tbot, "tx commit")
+    assert commit.status == "denied" and "needs operator" in commit.text, commit.text
+    assert len(query_posts(tdb_sim)) == sent
+
+
 async def test_transaction_timeout(tbot, tdb_sim, clock):
     await run(tbot, "tx open social write")
     clock.advance(301)
@@ -621,3 +679,40 @@ async def test_abandoned_transactions_are_swept(tbot, clock):
     clock.advance(2 * transactions.timeout_seconds + 1)
     await run(tbot, "tx open social read", channel=VIEW)
     assert len(transactions) == 1  # Alice's; Bob's abandoned one is gone
+
+
+async def test_a_database_on_two_bound_servers_is_ambiguous_for_every_query(tdb_sim, tmp_path):
+    # issue 15, case 7: operator on one server, viewer on the other, same database name
+    second = TypeDBSimulator(username="admin", password=TDB_PASSWORD)
+    await second.start("127.0.0.1", 0)
+    servers = [("graph", tdb_sim), ("graph2", second)]
+    config = Config(
+        bot=BotSettings(admins=(ADMIN,), database=str(tmp_path / "two.sqlite3")),
+        providers=tuple(
+            TypeDBProvider(
+                name=name,
+                kind="typedb",
+                base_url=sim.base_url,
+                username_env="T_TDB_USER",
+                password_env="T_TDB_PASS",
+            )
+            for name, sim in servers
+        ),
+    )
+    bot = build_bot(config, environ={"T_TDB_USER": "admin", "T_TDB_PASS": TDB_PASSWORD})
+    try:
+        bot.services.permissions.grant(OPS, "graph", "graph", Role.OPERATOR)
+        bot.services.permissions.grant(OPS, "graph2", "graph2", Role.VIEWER)
+        for line in (f"query social '{INSERT}'", f"query social '{READ}'", "tx open social write"):
+            reply = await run(bot, line)
+            assert reply.status == "error", (line, reply.text)
+            assert "ambiguous" in reply.text and "graph2" in reply.text and "env=" in reply.text
+        assert query_posts(tdb_sim) == [] and query_posts(second) == []
+        there = await run(bot, f"query social '{INSERT}' env=graph")
+        assert there.status == "ok", there.text
+        viewed = await run(bot, f"query social '{INSERT}' env=graph2")
+        assert viewed.status == "denied" and "graph2" in viewed.text and "viewer" in viewed.text
+        assert second.database("social").writes == []
+    finally:
+        await bot.aclose()
+        await second.stop()

@@ -108,7 +108,9 @@ async def test_shared_verbs_on_v1(both, v1_sim, clock):
     assert restart.status == "ok" and restart.operations
     assert len(v1_sim.requests_to("PUT", r".*/restart$")) == 1
     no_region = await run(both, "create legacy-new plan=s1 version=v4416 env=legacy")
-    assert no_region.status == "error" and "region=" in no_region.text
+    assert no_region.status == "info" and "region=" in no_region.text  # asks which
+    assert no_region.choice is not None and no_region.choice.argument == "region"
+    assert no_region.choice.options[0].command.endswith("env=legacy region=us-east-1")
     created = await run(both, "create legacy-new plan=s1 version=v4416 env=legacy region=eu-west-1")
     assert created.status == "ok", created.text
     body = v1_sim.requests_to("POST", r"^/v1/databases$")[0].body

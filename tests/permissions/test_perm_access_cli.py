@@ -92,8 +92,18 @@ def test_protect_default_and_approvers_none(db: sqlite_utils.Database) -> None:
     assert store.protection_overrides() == []
     cli(db, "access", "grant", "C0DEV", "console", "staging", "admin")
     cli(db, "access", "approvers", "C0DEV", "console", "staging", "U0ALICE")
-    cli(db, "access", "approvers", "C0DEV", "console", "staging")
+    # no approvers given: shown, not cleared (issue 15, case 9); nothing audited
+    code, out, _ = cli(db, "access", "approvers", "C0DEV", "console", "staging")
+    assert code == 0 and "U0ALICE" in out
+    assert store.bindings()[0].approvers == ("U0ALICE",)
+    changes = [r for r in AuditLog(db).query() if r["verb"] == "access approvers"]
+    assert len(changes) == 1  # the change above; showing is not a change
+    code, _, err = cli(db, "access", "approvers", "C0DEV", "console", "staging", "none", "U0BOB")
+    assert code == 2 and "cannot be given with ids" in err
+    cli(db, "access", "approvers", "C0DEV", "console", "staging", "none")
     assert store.bindings()[0].approvers == ()
+    code, _, err = cli(db, "access", "approvers", "C0DEV", "console", "nope")
+    assert code == 2 and "no binding" in err
     cli(db, "access", "incident-channel", "console", "*", "C0INC")
     cli(db, "access", "incident-channel", "console", "*", "none")
     assert store.incident_channels() == []
@@ -279,3 +289,22 @@ def test_policy_changes_are_audited_dry_runs_and_reads_are_not(
     assert [r["verb"] for r in rows] == ["access grant"]
     assert rows[0]["user"].startswith("cli:") and rows[0]["outcome"] == "changed"
     assert "C0DEV" in rows[0]["detail"]["change"]
+
+
+def test_grant_names_who_holds_the_role_and_list_shows_it(db: sqlite_utils.Database) -> None:
+    code, out, err = cli(
+        db, "access", "grant", "C0PROD", "console", "production", "admin",
+        "--users", "S0ONCALL,U0LEAD", "--fallback", "none",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "held by S0ONCALL U0LEAD, others none" in out
+    code, out, _ = cli(db, "access", "grant", "U0ALICE", "console", "staging", "operator")
+    assert code == 0 and "to U0ALICE" in out
+    code, out, _ = cli(db, "access", "list")
+    assert "USERS" in out and "S0ONCALL U0LEAD" in out and "none" in out
+    code, _, err = cli(
+        db, "access", "grant", "C0PROD", "console", "production", "admin", "--fallback", "x"
+    )
+    assert code == 2 and "unknown fallback 'x'" in err
+    [binding] = PermissionStore(db).bindings("C0PROD")
+    assert binding.fallback is None  # the refused change changed nothing

@@ -35,6 +35,14 @@ from tests.waiting import wait_until
 POINTS = ("click", "snapshot", "snapshot-done", "switch-sent")
 STOPS = ("SIGKILL", "SIGTERM-drained", "SIGTERM-short")
 SNAPSHOT, SWITCH = "/snapshots/manual", "/connections/switch"
+# What the bot still has to do, as one consistent snapshot of the store.
+SETTLED = (
+    "SELECT (SELECT COUNT(*) FROM approvals WHERE state NOT IN ('executed', 'failed') "
+    "OR reported_at IS NULL), "
+    "(SELECT COUNT(*) FROM tracked_operations WHERE state = 'running'), "
+    "(SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL), "
+    "(SELECT COUNT(*) FROM accepted_requests)"
+)
 
 
 def _state(sim: Simulate) -> dict[str, Any]:
@@ -145,15 +153,9 @@ def one_kill(seed: int, tmp: Path) -> dict[str, Any]:
         serve = Serve(env, port, log)
 
         def settled() -> bool:
-            unfinished = rows(
-                db,
-                "SELECT COUNT(*) FROM approvals WHERE state NOT IN ('executed', 'failed') "
-                "OR reported_at IS NULL",
-            )[0][0]
-            running = rows(db, "SELECT COUNT(*) FROM tracked_operations WHERE state='running'")
-            unsent = rows(db, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")[0][0]
-            inbox = rows(db, "SELECT COUNT(*) FROM accepted_requests")[0][0]
-            return unfinished == 0 and running[0][0] == 0 and unsent == 0 and inbox == 0
+            # one statement, one read transaction: separate counts may straddle a write
+            unfinished, running, unsent, inbox = rows(db, SETTLED)[0]
+            return unfinished == running == unsent == inbox == 0
 
         wait_until(settled, 60, "the approved work to end and be reported")
         serve.stop()  # once it has exited, nothing more can be sent: count what was

@@ -292,3 +292,25 @@ async def test_an_answer_delivered_before_the_kill_is_not_posted_again(
     assert rt.inbox.pending() == 0
     posted = [c for c in live.standin.ok_calls("chat.postMessage") if "Restarting" in texts(c)]
     assert posted == []
+
+
+async def test_a_request_acked_while_the_store_is_locked_is_kept_once_it_is_free(
+    harness: SlackHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inbox row is written before the ack without waiting for another process's
+    lock (acks stay prompt); a request that met the lock is kept before it runs."""
+    from tests.bot.slack.test_slack_store import LockHolder
+
+    inbox = harness.rt.inbox
+    monkeypatch.setattr(inbox, "done", lambda row_id: None)  # keep the rows to look at them
+    holder = LockHolder(str(harness.rt.bot.config.bot.database))
+    try:
+        await holder.locked()
+        for line in ("list", "restart sandbox-db"):
+            assert (await harness.slack.slash(line)).status_code == 200
+            assert holder.holding(), f"the ack of {line!r} came after the lock was let go"
+    finally:
+        await holder.release()
+    assert await harness.rt.idle()
+    kept = harness.rt.bot.db.execute("SELECT text, stage FROM accepted_requests ORDER BY id")
+    assert kept.fetchall() == [("list", "answered"), ("restart sandbox-db", "answered")]

@@ -278,3 +278,61 @@ async def test_socket_mode_endpoint(standin: SlackStandIn) -> None:
     async with aiohttp.ClientSession() as session:
         with pytest.raises(aiohttp.WSServerHandshakeError):
             await session.ws_connect(url)  # a URL serves one connection
+
+
+def _select(kind: str, options: list[dict[str, object]] | None) -> dict[str, object]:
+    element: dict[str, object] = {
+        "type": kind,
+        "action_id": "choice.pick",
+        "placeholder": {"type": "plain_text", "text": "Which?"},
+    }
+    if options is not None:
+        element["options"] = options
+    return {"type": "actions", "block_id": "choice:k", "elements": [element]}
+
+
+def _option(text: str, value: str) -> dict[str, object]:
+    return {"text": {"type": "plain_text", "text": text}, "value": value}
+
+
+async def test_select_menus_follow_slacks_rules(standin: SlackStandIn) -> None:
+    client = _client(standin)
+    good = [
+        [_select("static_select", [_option(f"db-{i}", f"k:{i}") for i in range(100)])],
+        [_select("external_select", None)],
+    ]
+    for blocks in good:
+        await client.chat_postMessage(channel="C0DEV", text="x", blocks=blocks)
+    bad = [
+        [_select("static_select", [_option(f"db-{i}", f"k:{i}") for i in range(101)])],
+        [_select("static_select", [])],
+        [_select("static_select", [_option("x" * 76, "k:0")])],
+        [_select("static_select", [_option("x", "v" * 151)])],
+        [_select("static_select", [_option("a", "k:0"), _option("b", "k:0")])],
+        [_select("external_select", [_option("a", "k:0")])],
+    ]
+    for blocks in bad:
+        with pytest.raises(SlackApiError) as caught:
+            await client.chat_postMessage(channel="C0DEV", text="x", blocks=blocks)
+        assert caught.value.response["error"] == "invalid_blocks", blocks
+
+
+def test_payloads_name_the_persons_workspace() -> None:
+    standin = SlackStandIn(enterprise_id="E0ORG")
+    standin.user_teams["U0PARTNER"] = "T0PARTNER"
+    standin.user_teams["U0GRID"] = "T0SIBLING"
+    standin.team_enterprises["T0SIBLING"] = "E0ORG"
+    home = standin.slash_payload("list", user="U0ALICE", channel="C0DEV")
+    assert (home["team_id"], home["enterprise_id"]) == ("T0STANDIN", "E0ORG")
+    partner = standin.action_payload("x", "v", user="U0PARTNER", channel="C0DEV")
+    assert partner["user"]["team_id"] == "T0PARTNER"
+    grid = standin.action_payload("x", "v", user="U0GRID", channel="C0DEV")
+    assert grid["user"]["team_id"] == "E0ORG"  # an organization's user: the E… id
+    view = standin.submission_payload({"callback_id": "c"}, {}, user="U0PARTNER")
+    assert view["view"]["app_installed_team_id"] == "T0STANDIN"
+    standin.add_conversation("C0SHARED", bot_member=True)
+    mention = standin.mention_event("list", user="U0PARTNER", channel="C0SHARED")
+    assert mention["is_ext_shared_channel"] is True
+    assert mention["event"]["user_team"] == "T0PARTNER"
+    assert mention["authorizations"][0]["team_id"] == "T0STANDIN"
+    assert mention["event"]["text"] == "<@U0GRAPHOPS> list"

@@ -1,0 +1,126 @@
+"""The store never blocks the event loop (issue 15, case 11): another process holding the
+SQLite write lock (`BEGIN IMMEDIATE`, a real second process) must not delay Slack's acks.
+
+The order of events is what is checked, never durations: each ack must arrive while
+the other process still holds the lock (it says so before it lets go, and it lets go
+by itself after `HOLD_SECONDS`, so a bot whose loop is frozen fails instead of hanging).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import select
+import subprocess
+import sys
+
+from commands.pipeline import STORE_BUSY_MIDWAY
+from core.invocation import Invocation
+from simulators.graphenedb import ConsoleSimulator
+from tests.bot.slack.conftest import SlackHarness
+from tests.bot.slack.slack_support import texts, wait_private
+
+HOLD_SECONDS = 15.0  # longer than any ack may take, shorter than the old 30 s busy timeout
+
+HOLDER = r"""
+import select, sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+select.select([sys.stdin], [], [], float(sys.argv[2]))  # until told, or the time is up
+print("releasing", flush=True)
+conn.execute("ROLLBACK")
+conn.close()
+"""
+
+
+class LockHolder:
+    """A real second process holding the SQLite write lock of `path`."""
+
+    def __init__(self, path: str, hold_seconds: float = HOLD_SECONDS) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, path, str(hold_seconds)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    async def locked(self) -> None:
+        assert self.proc.stdout is not None
+        line = await asyncio.to_thread(self.proc.stdout.readline)
+        assert line.strip() == "locked", line
+
+    def holding(self) -> bool:
+        """True while the lock is certainly held: it has not said "releasing" yet."""
+        assert self.proc.stdout is not None
+        said, _, _ = select.select([self.proc.stdout], [], [], 0)
+        return not said
+
+    async def release(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        code = await asyncio.to_thread(self.proc.wait, 30)
+        assert code == 0
+
+
+async def test_acks_stay_prompt_while_another_process_holds_the_write_lock(
+    harness: SlackHarness, console_sim: ConsoleSimulator
+) -> None:
+    holder = LockHolder(str(harness.rt.bot.config.bot.database))
+    try:
+        await holder.locked()
+        lines = ("list", "show sandbox-db", "restart sandbox-db", "help")
+        for line in lines:
+            response = await harness.slack.slash(line)
+            assert response.status_code == 200
+            assert holder.holding(), f"the ack of {line!r} came after the lock was let go"
+    finally:
+        await holder.release()
+    # The work waited for the store off the loop, and runs now that it is free.
+    assert await harness.rt.idle()
+    typed = [r for r in harness.rt.bot.services.audit.query(kind="command") if r["verb"]]
+    assert [r["verb"] for r in typed] == ["list", "show", "restart", "help"]
+    assert len(console_sim.requests_to("POST", r"/restart$")) == 1
+    assert not [c for c in harness.standin.calls if "busy" in texts(c)]
+
+
+async def test_a_store_locked_too_long_is_answered_while_still_locked(
+    harness: SlackHarness, console_sim: ConsoleSimulator
+) -> None:
+    harness.rt.bot.store.wait_seconds = 0.5
+    holder = LockHolder(str(harness.rt.bot.config.bot.database))
+    try:
+        await holder.locked()
+        response = await harness.slack.slash("restart sandbox-db")
+        assert response.status_code == 200
+        [busy] = await wait_private(harness.standin, "U0ALICE", contains="store is busy")
+        assert "Nothing was done" in texts(busy)
+        assert holder.holding()
+    finally:
+        await holder.release()
+    assert await harness.rt.idle()
+    assert console_sim.requests == []  # nothing ran: not even a look-up
+
+
+async def test_a_lock_taken_mid_command_fails_fast_and_loses_no_audit_row(
+    harness: SlackHarness, console_sim: ConsoleSimulator
+) -> None:
+    bot = harness.rt.bot
+    holder = LockHolder(str(bot.config.bot.database))
+    try:
+        await holder.locked()
+        # Past the gate (as if the lock was taken just after it): audit rows wait in memory...
+        restarted = await bot.run(Invocation("U0ALICE", "C0DEV", "restart sandbox-db"))
+        assert restarted.status == "ok", restarted.text
+        # ...and a write that cannot wait (the approval) stops the command plainly.
+        card = await bot.run(Invocation("U0ALICE", "C0DEV", "terminate sandbox-db"))
+        assert card.status == "error" and card.text == STORE_BUSY_MIDWAY
+        assert holder.holding()
+    finally:
+        await holder.release()
+    assert console_sim.requests_to("DELETE") == []
+    assert len(console_sim.requests_to("POST", r"/restart$")) == 1
+    await bot.run(Invocation("U0ALICE", "C0DEV", "help"))  # the next row lets the kept ones in
+    audit = bot.services.audit.query(limit=1000)
+    restart_rows = [r for r in audit if r["verb"] == "restart"]
+    assert {r["kind"] for r in restart_rows} == {"command", "decision", "operation"}
+    assert any(r["kind"] == "api_call" and "restart" in r["verb"] for r in audit)
