@@ -39,6 +39,7 @@ from core.provider import Provider
 from core.redaction import redact, remember
 from core.reply import Reply
 from operations.follow import DEFAULT_DEADLINES, Backoff, FollowLimits
+from operations.incidents import Incidents
 from operations.notify import Notifier
 from operations.schedules import Scheduler, ScheduleStore
 from operations.store import OperationHistory, SwitchBacks
@@ -253,6 +254,8 @@ def build_bot(
         switch_backs=SwitchBacks(database),
         watches=WatchStore(database),
         schedules=ScheduleStore(database),
+        incidents=Incidents(database, permissions),
+        resume_within_seconds=config.operations.resume_within_minutes * 60,
     )
     registry = build_registry()
     pipeline = Pipeline(registry, services)

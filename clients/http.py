@@ -45,6 +45,7 @@ from clients.errors import (
     error_for_status,
 )
 from core.redaction import remember_answer
+from core.mutations import before_mutation
 
 log = logging.getLogger("graphops.http")
 
@@ -214,10 +215,14 @@ class HttpApi:
         `retry` defaults to True for GET: it is re-sent on 5xx (not 501), timeouts
         and broken connections. Any request is re-sent when no connection could be
         made, except a streamed `content`, which is never sent twice. `auth` signs
-        the request (see `BearerAuth`).
+        the request (see `BearerAuth`). A request that may change something (not GET
+        or HEAD, and not marked `retry=True`, safe to repeat) is first announced to
+        `core.mutations.before_mutation`, which may refuse it.
         """
         method = method.upper()
         may_retry = (method == "GET") if retry is None else retry
+        if method not in ("GET", "HEAD") and retry is not True:
+            before_mutation(self.provider, method, path)  # may refuse: then nothing is sent
         try:
             async for attempt in self._retrying():
                 with attempt:

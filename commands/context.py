@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from clients.dryrun import RecordingTransport
 from commands.registry import Registry
@@ -17,6 +17,7 @@ from commands.transactions import Transactions
 from core.errors import UserError
 from core.invocation import Invocation
 from core.provider import Provider
+from operations.incidents import Incidents
 from operations.schedules import ScheduleStore
 from operations.store import OperationHistory, SwitchBacks
 from operations.watch import WatchStore
@@ -80,6 +81,23 @@ class CurrentChannelOnly:
 
 DryRunProviders = Callable[[RecordingTransport], dict[str, Provider]]
 
+StepResult = dict[str, Any]  # what a step's request answered, as JSON
+
+
+class StepJournal(Protocol):
+    """The persisted steps of approved work (commands/execution.py's `Journal`)."""
+
+    async def step(
+        self,
+        name: str,
+        send: Callable[[], Awaitable[StepResult]],
+        *,
+        baseline: Callable[[], Awaitable[Any]] | None = None,
+        find: Callable[[Any], Awaitable[StepResult | None]] | None = None,
+    ) -> StepResult:
+        """Run `send` once across restarts (see commands/execution.py)."""
+        ...
+
 
 class Memberships(Protocol):
     """Which of `groups` (user-group ids, `S…`) `user` belongs to: (member of, not known in
@@ -119,6 +137,11 @@ class Services:
     watches: WatchStore | None = None
     schedules: ScheduleStore | None = None
     transactions: Transactions = field(default_factory=Transactions)
+    # The environment's incident channel (through the outbox): failures of approved work.
+    incidents: Incidents | None = None
+    # Approved work left unfinished by a stopped bot is resumed only this long after its
+    # approval; older work is ended with a clear failure (nothing is sent).
+    resume_within_seconds: float = 3600.0
     # Who is in which user group, for invocations no transport filled in (schedules).
     memberships: Memberships | None = None
     # Channel membership from the transport (Slack sets its own; see `Membership`).
@@ -135,6 +158,8 @@ class Context:
     # True while a dry-run or an approval card's preview runs the verb's code against
     # recording clients: code with effects outside the API (stores, schedules) must skip them.
     dry_run: bool = False
+    # Set while approved work runs (commands/execution.py): its steps survive a restart.
+    journal: StepJournal | None = None
 
     def policy(self) -> ChannelPolicy:
         """The permissions where this command was typed, resolved for the person acting

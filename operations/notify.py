@@ -36,6 +36,9 @@ class TrackerPort(Protocol):
         thread_ts: str | None,
         user: str,
         origin: Reply | None = None,
+        approver: str | None = None,
     ) -> int:
-        """Start following `ref`, reporting in `channel` under `thread_ts`; its tracking id."""
+        """Start following `ref`, reporting in `channel` under `thread_ts`; its tracking id.
+
+        `user` asked for it; `approver` approved it (both named in incident posts)."""
         ...

@@ -39,6 +39,7 @@ from core.redaction import redact, redact_reply
 from core.refs import ChannelRef, ThreadRef, UserRef
 from core.reply import OperationRef, Reply
 from operations.follow import Backoff, FollowLimits, failed_polls, last_seen, past_deadline
+from operations.incidents import Incidents
 from operations.loop import BackgroundLoop
 from operations.migrations import migrate
 from operations.notify import Notifier
@@ -48,7 +49,7 @@ from permissions.store import PermissionStore
 log = logging.getLogger("graphops.tracker")
 
 # Verbs whose successful end is announced in the incident channel too.
-ANNOUNCED_VERBS = frozenset({"terminate", "switch", "dr", "restore", "import"})
+ANNOUNCED_VERBS = frozenset({"terminate", "switch", "switch-back", "dr", "restore", "import"})
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,14 @@ def thread_link(channel: str, thread_ts: str | None) -> str:
     if not thread_ts:
         return str(ChannelRef(channel))
     return str(ThreadRef.of(channel, thread_ts))
+
+
+def who_ran(requester: str | None, approver: str | None) -> str:
+    """`Requested by @a, approved by @b` (or `Run by @a`), with refs the transport renders."""
+    asked = str(UserRef(requester)) if requester else "someone"
+    if approver:
+        return f"Requested by {asked}, approved by {UserRef(approver)}"
+    return f"Run by {asked}"
 
 
 def _duration(seconds: float) -> str:
@@ -94,6 +103,7 @@ class Tracker:
         self.settings = settings or TrackerSettings()
         self._clock = clock
         self.outbox = Outbox(db, clock)
+        self.incidents = Incidents(db, permissions, clock) if permissions is not None else None
         self._semaphore = asyncio.Semaphore(self.settings.concurrency)
         self._loop = BackgroundLoop("graphops-tracker", self.run_once, self.settings.tick_seconds)
         self.polls = 0
@@ -109,14 +119,18 @@ class Tracker:
         thread_ts: str | None,
         user: str,
         origin: Reply | None = None,
+        approver: str | None = None,
     ) -> int:
-        """Start following an operation; returns its tracking id (same id if already tracked)."""
+        """Start following an operation; returns its tracking id (same id if already tracked).
+
+        `approver` is who approved the command that started it (named in incident posts).
+        """
         now = self._clock()
         self.db.execute(
             "INSERT OR IGNORE INTO tracked_operations (provider, database_id, root_operation_id, "
             "operation_id, label, verb, environment_id, environment_name, requester, channel, "
-            "thread_ts, origin, started_at, next_poll_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "thread_ts, origin, started_at, next_poll_at, approver) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 ref.provider,
                 ref.database_id,
@@ -132,6 +146,7 @@ class Tracker:
                 redact_reply(origin).model_dump_json() if origin else None,
                 now,
                 now + self.settings.backoff.first,
+                approver,
             ],
         )
         row = self.db.execute(
@@ -152,12 +167,11 @@ class Tracker:
         key: str = "incident",
     ) -> bool:
         """Queue a message for the environment's incident channel, if one is set."""
-        if self.permissions is None:
+        if self.incidents is None:
             return False
-        channel = self.permissions.incident_channel(provider, environment_id, environment_name)
-        if channel is None:
-            return False
-        queued = self.outbox.put(tracked_id, key, channel, reply.model_dump())
+        queued = self.incidents.announce(
+            provider, environment_id, environment_name, reply, key=key, tracked_id=tracked_id
+        )
         self._loop.wake()
         return queued
 
@@ -322,11 +336,11 @@ class Tracker:
                     action="update",
                 )
             if not ok or row["verb"] in ANNOUNCED_VERBS:
-                who = str(UserRef(row["requester"])) if row["requester"] else "someone"
+                who = who_ran(row["requester"], row.get("approver"))
                 notice = Reply(
                     status="ok" if ok else "error",
                     title=("" if ok else "Failed: ") + title,
-                    text=f"Run by {who} from {ChannelRef(row['channel'])}: "
+                    text=f"{who} from {ChannelRef(row['channel'])}: "
                     f"{thread_link(row['channel'], row['thread_ts'])}"
                     + (f"\n{error}" if error else ""),
                 )

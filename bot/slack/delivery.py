@@ -131,12 +131,13 @@ class Delivery:
         *,
         thread_ts: str | None = None,
         requester: str | None = None,
+        approver: str | None = None,
     ) -> str | None:
         """Send `reply` where it belongs; return the ts of a channel message, if any.
 
         `thread_ts` is the root message to answer under; operations are handed to the
         tracker under that root (or the new message); `requester` (default the origin's
-        user) is who the tracker reports to.
+        user) is who the tracker reports to, `approver` who approved it (approved work).
         """
         reply = with_secret_button(reply)
         thread_ts = thread_ts or origin.thread_ts  # a mention is answered in its thread
@@ -171,6 +172,7 @@ class Delivery:
                     thread_ts=root,
                     user=requester or origin.user,
                     origin=reply if ts and thread_ts is None else None,
+                    approver=approver,
                 )
         return ts
 

@@ -128,6 +128,29 @@ async def test_executed_terminate_is_announced(bot, clock):
     assert "terminate sandbox-db" in (incident.title or "")
 
 
+async def test_an_executed_switch_back_is_announced_naming_requester_and_approver(bot, clock):
+    """Switch-backs are announced like switches; approved work names both people."""
+    notifier = RecordingNotifier()
+    tracker = make_tracker(bot, notifier)
+    card = await bot.run(Invocation("U0ALICE", "C0ONCALL", "switch orders-db to orders-replica"))
+    switched = await start(bot, card.actions[0].command, user="U0BOB", channel="C0ONCALL")
+    await tracker.track(switched.operations[0], channel="C0ONCALL", thread_ts="1.0", user="U0ALICE")
+    await drive(tracker, clock)
+    back = next(a for a in switched.actions if a.label.startswith("Switch back"))
+    card = await bot.run(Invocation("U0ALICE", "C0ONCALL", back.command))
+    reply = await start(bot, card.actions[0].command, user="U0BOB", channel="C0ONCALL")
+    assert reply.operations[0].verb == "switch-back"
+    await tracker.track(
+        reply.operations[0], channel="C0ONCALL", thread_ts="2.0", user="U0ALICE", approver="U0BOB"
+    )
+    await drive(tracker, clock)
+    incidents = [r for c, _, r in notifier.posts if c == "C0INCIDENT"]
+    assert len(incidents) == 2  # the switch, and the switch back
+    said = plain(incidents[1].text)
+    assert "switch the connection URL back" in (incidents[1].title or "")
+    assert "Requested by @U0ALICE, approved by @U0BOB" in said, said
+
+
 async def test_slack_failures_delay_and_coalesce_but_lose_nothing(bot, clock):
     notifier = RecordingNotifier()
     notifier.failures = 4
