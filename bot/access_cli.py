@@ -149,6 +149,7 @@ def run(
     err: TextIO | None = None,
 ) -> int:
     """Run ``access``/``audit`` per ``args.command``; print results; return the exit code."""
+    from core.redaction import redact
     from permissions.audit import AuditLog
     from permissions.policy_file import PolicyFileError
     from permissions.store import PermissionStore
@@ -174,10 +175,10 @@ def run(
         raise CliError(f"unknown command {args.command!r}")
     except (CliError, PolicyFileError, ValueError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"error: {message}", file=err)
+        print(redact(f"error: {message}"), file=err)
         return EXIT_ERROR
     except Exception as exc:  # never a traceback
-        print(f"error: {type(exc).__name__}: {exc}", file=err)
+        print(redact(f"error: {type(exc).__name__}: {exc}"), file=err)
         return EXIT_ERROR
 
 

@@ -317,11 +317,14 @@ def _healthcheck(args: argparse.Namespace) -> int:
 
 
 def _access(args: argparse.Namespace) -> int:
+    import os
     from pathlib import Path
 
     from bot.store import open_database
+    from bot.wiring import remember_config_secrets
 
     config = _load(args)
+    remember_config_secrets(config, os.environ)  # `audit` output is redacted with them too
     database = config.bot.database
     if access_cli.reads_only(args) and database != ":memory:" and not Path(database).exists():
         print(

@@ -61,6 +61,9 @@ class BotSettings(_Strict):
     database: str = "graphops.sqlite3"
     approval_ttl_minutes: int = Field(default=15, ge=1, le=24 * 60)
     name_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # SIGTERM: stop taking work, let running work finish for at most this long, then exit
+    # (what did not finish is resumed, or answered, at the next start).
+    drain_seconds: float = Field(default=30.0, ge=0, le=3600)
 
     @field_validator("admins")
     @classmethod
@@ -114,6 +117,9 @@ class OperationsSettings(_Strict):
     # "protected" environments only (default), "always", or "never".
     snapshot_before_destroy: Literal["protected", "always", "never"] = "protected"
     switch_back_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
+    # Approved work a stopped bot left unfinished is resumed at the next start if it was
+    # approved less than this long ago; older, it is ended with a clear failure.
+    resume_within_minutes: float = Field(default=60.0, ge=0, le=7 * 24 * 60)
     # Schedules: a run missed by less than this (bot down) still runs; later ones are skipped.
     schedule_grace_seconds: float = Field(default=900.0, ge=0, le=24 * 3600)
     heads_up_minutes: float = Field(default=15.0, ge=0, le=24 * 60)

@@ -1,5 +1,12 @@
 """Logging that never prints a secret: every record passes through the redactor.
 
+The redaction happens when a record is made (`install_redaction`: a log record
+factory), not in a handler, so whatever prints it (stderr, a JSON line, pytest's
+capture, a handler a library adds) gets the redacted message, exception text and
+stack. Uncaught exceptions (`sys.excepthook`, `threading.excepthook`) are printed
+redacted as well. The redactor is the process's one (core/redaction.py), which
+knows every secret held at run time, including tokens received after start.
+
 Two formats (``--log-format``): ``text`` (``TIME LEVEL logger: message``) and
 ``json`` (one object per line: ``time`` ISO 8601 UTC, ``level``, ``logger``,
 ``message``, plus the fields of a command line, below). The level comes from
@@ -16,10 +23,15 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
+import threading
 import time
-from collections.abc import Callable
+import traceback
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
+
+from core.redaction import redact
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 FORMATS = ("text", "json")
@@ -28,22 +40,60 @@ COMMAND_FIELDS = ("user", "channel", "transport", "verb", "outcome", "ms")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-class RedactingFilter(logging.Filter):
-    """Replace known secret values (and obvious token shapes) in every log record."""
-
-    def __init__(self, redact: Callable[[str], str]) -> None:
-        super().__init__()
-        self.redact = redact
-
-    def filter(self, record: logging.LogRecord) -> bool:
+def redact_record(record: logging.LogRecord) -> logging.LogRecord:
+    """`record` with its message (arguments merged in), exception text and stack redacted."""
+    try:
         message = record.getMessage()
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        record.msg = self.redact(message)
-        record.args = ()
-        if record.exc_text:
-            record.exc_text = self.redact(record.exc_text)
-        return True
+    except Exception:  # bad arguments: say so rather than print them
+        message = f"{record.msg!s} (its arguments could not be formatted)"
+    record.msg = redact(message)
+    record.args = ()
+    if record.exc_info and not record.exc_text:
+        record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+    if record.exc_text:
+        record.exc_text = redact(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+    return record
+
+
+_installed = False
+
+
+def install_redaction() -> None:
+    """Redact every log record when it is made, and uncaught exceptions when printed
+    (idempotent; bot.wiring.build_bot and `configure` call it)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    make_record = logging.getLogRecordFactory()
+
+    def redacted_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        return redact_record(make_record(*args, **kwargs))
+
+    logging.setLogRecordFactory(redacted_record)
+    print_exception = sys.excepthook
+
+    def excepthook(
+        kind: type[BaseException], value: BaseException, tb: TracebackType | None
+    ) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            print_exception(kind, value, tb)
+            return
+        sys.stderr.write(redact("".join(traceback.format_exception(kind, value, tb))))
+
+    def thread_excepthook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is None:
+            return
+        text = "".join(
+            traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback)
+        )
+        name = args.thread.name if args.thread is not None else "?"
+        sys.stderr.write(redact(f"Exception in thread {name}:\n{text}"))
+
+    sys.excepthook = excepthook
+    threading.excepthook = thread_excepthook
 
 
 class JsonFormatter(logging.Formatter):
@@ -79,6 +129,7 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
         raise ValueError(f"log level {level!r}: use one of {', '.join(LEVELS)}")
     if fmt not in FORMATS:
         raise ValueError(f"log format {fmt!r}: use one of {', '.join(FORMATS)}")
+    install_redaction()
     root = logging.getLogger()
     root.setLevel(level.upper())
     if not root.handlers:
@@ -89,12 +140,13 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     _configured = True
 
 
-def setup_logging(redact: Callable[[str], str], level: str | None = None) -> None:
-    """Put the redactor on every handler of the root logger.
+def setup_logging(level: str | None = None) -> None:
+    """Make sure logs go somewhere, redacted (`install_redaction`).
 
     When `configure` was not called, first log to stderr as text at `level`
     (INFO by default); otherwise `level` None keeps the configured level.
     """
+    install_redaction()
     root = logging.getLogger()
     if not _configured:
         root.setLevel((level or "INFO").upper())
@@ -104,9 +156,6 @@ def setup_logging(redact: Callable[[str], str], level: str | None = None) -> Non
             root.addHandler(stream)
     elif level is not None:
         root.setLevel(level.upper())
-    for handler in root.handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter(redact))
     _quiet_libraries()
 
 

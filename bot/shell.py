@@ -52,6 +52,7 @@ from commands.registry import UsageError
 from commands.resolve import eligible_bindings
 from core.audit_context import acting_as
 from core.invocation import Invocation
+from core.redaction import redact_reply
 from core.refs import ChannelRef, GroupRef, UserRef
 from core.reply import Choice, Reply
 from operations.tracker import Tracker
@@ -93,6 +94,7 @@ class ShellNotifier:
         return ts
 
     async def post(self, channel: str, reply: Reply, thread_ts: str | None = None) -> str | None:
+        reply = redact_reply(reply)
         if thread_ts in self._threads:
             label = self._threads[thread_ts]
             if reply.title:  # the final result

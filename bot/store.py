@@ -37,6 +37,7 @@ import contextlib
 import errno
 import os
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -77,6 +78,19 @@ def open_database(
 def set_busy_timeout(db: sqlite_utils.Database, milliseconds: int) -> None:
     """How long a write on `db` waits for another process's lock before failing."""
     db.execute(f"PRAGMA busy_timeout={int(milliseconds)}")
+
+
+@contextlib.contextmanager
+def no_busy_wait(db: sqlite_utils.Database) -> Iterator[None]:
+    """Inside, a write on `db` fails at once (sqlite3.OperationalError "database is
+    locked") when another process holds the write lock, instead of waiting its busy
+    timeout: for writes on the Slack ack path (bot/slack/runtime.py `accept`)."""
+    before = int(db.execute("PRAGMA busy_timeout").fetchone()[0])
+    set_busy_timeout(db, 0)
+    try:
+        yield
+    finally:
+        set_busy_timeout(db, before)
 
 
 def writable_within(path: str, seconds: float) -> bool:

@@ -1,4 +1,7 @@
-"""Rendering a Reply as plain or coloured text (the shell transport)."""
+"""Rendering a Reply as plain or coloured text (the shell transport).
+
+Every reply is redacted first (core/redaction.py); its private part, shown to the
+person at the terminal, keeps the one-time links they asked for."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import re
 from collections.abc import Mapping
 
 from core import refs
+from core.redaction import redact_reply
 from core.reply import Choice, Reply, Table
 
 _MARK = {"ok": "✔", "info": "ℹ", "pending": "⏳", "denied": "⛔", "error": "✖"}
@@ -55,7 +59,8 @@ def render_table(table: Table, names: Mapping[str, str] | None = None) -> list[s
 
 
 def render(reply: Reply, names: Mapping[str, str] | None = None, colour: bool = False) -> str:
-    """The whole reply as text; buttons become the command lines they stand for."""
+    """The whole reply as text, redacted; buttons become the command lines they stand for."""
+    reply = redact_reply(reply)
     names = names or {}
     lines: list[str] = []
     mark = _MARK[reply.status]

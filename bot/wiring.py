@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from bot.config import Config, OperationsSettings, ProviderConfig, resolve_credentials
 from bot.files import ArchiveSource
-from bot.logs import log_command
+from bot.logs import install_redaction, log_command
 from bot.store import (
     BUSY_TIMEOUT_MS,
     LOOP_BUSY_TIMEOUT_MS,
@@ -37,19 +37,20 @@ from commands.registry import Registry
 from commands.resolve import Resolver
 from commands.scheduled import PipelineRunner
 from commands.verbs import build_registry
-from core.audit_context import current_invocation
+from core.audit_context import current_database, current_invocation
 from core.invocation import Invocation
 from core.provider import Provider
+from core.redaction import redact, remember
 from core.reply import Reply
 from operations.follow import DEFAULT_DEADLINES, Backoff, FollowLimits
+from operations.incidents import Incidents
 from operations.notify import Notifier
 from operations.schedules import Scheduler, ScheduleStore
 from operations.store import OperationHistory, Outbox, SwitchBacks
-from operations.tracker import Announcer, Tracker, TrackerSettings
+from operations.tracker import Tracker, TrackerSettings
 from operations.watch import Watcher, WatchStore
 from permissions.approvals import ApprovalStore
 from permissions.audit import AuditLog
-from permissions.redaction import make_redactor
 from permissions.store import PermissionStore
 
 STORE_BUSY = (
@@ -191,16 +192,29 @@ def archive_store(config: Config) -> ArchiveStore:
     )
 
 
+#: Credentials that name who signs in rather than prove it: shown, never redacted.
+IDENTIFIERS = frozenset({"client_id", "username"})
+
+
 def secret_values(config: Config, environ: Mapping[str, str]) -> list[str]:
-    """Every secret value the config points at (for redaction)."""
+    """Every secret value the config points at: Slack's tokens and signing secret, and
+    each provider's client secret, API key or password (not its client id or username)."""
     names = [
         config.slack.bot_token_env,
         config.slack.signing_secret_env,
         config.slack.app_token_env,
     ]
     for provider in config.providers:
-        names.extend(provider.secret_envs().values())
+        names.extend(
+            env for field, env in provider.secret_envs().items() if field not in IDENTIFIERS
+        )
     return [environ[name] for name in names if environ.get(name)]
+
+
+def remember_config_secrets(config: Config, environ: Mapping[str, str]) -> None:
+    """Make the process's redactor (core.redaction) know the config's secrets."""
+    for value in secret_values(config, environ):
+        remember(value, "credential")
 
 
 def build_bot(
@@ -216,9 +230,10 @@ def build_bot(
     `open_file` is where `import` reads archives (default: bot/files.py's
     `ArchiveSource` with the config's `[imports]`).
     """
-    redact = make_redactor(secret_values(config, environ))
+    install_redaction()
+    remember_config_secrets(config, environ)
     database = db if db is not None else open_database(config.bot.database)
-    audit = AuditLog(database, redact=redact)
+    audit = AuditLog(database)
 
     listeners: list[Callable[[CallRecord], None]] = []
 
@@ -232,6 +247,7 @@ def build_bot(
             call.ms,
             user=invocation.user if invocation else None,
             channel=invocation.channel if invocation else None,
+            database=current_database.get() if invocation else None,
         )
         for listener in listeners:
             listener(call)
@@ -268,7 +284,8 @@ def build_bot(
         watches=WatchStore(database),
         schedules=ScheduleStore(database),
         follow_limits=follow_limits(config.operations),
-        incidents=Announcer(Outbox(database), permissions),
+        incidents=Incidents(database, permissions),
+        resume_within_seconds=config.operations.resume_within_minutes * 60,
     )
     registry = build_registry()
     pipeline = Pipeline(registry, services)

@@ -18,16 +18,25 @@
 
 ``outcome`` tells a person whether the action happened: ``"not done"`` when the
 server refused it or it never reached the server, ``"unknown"`` when a mutating
-request reached the server but no answer came back. Messages never contain
-credentials: clients build them from the method, the path and the server's own
-error text only.
+request reached the server but no answer came back.
+
+Messages never contain a secret: clients build them from the method, the path and
+the server's own error text, and every error passes its message, code and support
+reference through the process's redactor (core.redaction) when it is made, then
+cuts them (`MESSAGE_LIMIT`, `CODE_LIMIT` characters): a server that echoes the
+posted form, the bearer token or a password shows none of them, in `str`, `repr`
+or `args`.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
+from core.redaction import redact_and_cut
+
 Outcome = Literal["not done", "unknown"]
+MESSAGE_LIMIT = 300
+CODE_LIMIT = 80
 
 
 class ApiError(Exception):
@@ -49,16 +58,17 @@ class ApiError(Exception):
         nonce: str | None = None,
         outcome: Outcome = "not done",
     ) -> None:
+        message = redact_and_cut(message, MESSAGE_LIMIT)
         super().__init__(message)
         self.message = message
         if status is not None:
             self.status = status
         self.method = method
-        self.path = path
+        self.path = redact_and_cut(path, MESSAGE_LIMIT)
         self.provider = provider
         self.kind = kind
-        self.code = code
-        self.nonce = nonce
+        self.code = None if code is None else redact_and_cut(code, CODE_LIMIT)
+        self.nonce = None if nonce is None else redact_and_cut(nonce, CODE_LIMIT)
         self.outcome: Outcome = outcome
 
     @property

@@ -31,7 +31,14 @@ from pydantic import (
 )
 
 from clients.errors import ApiError, BadRequest, Unauthorized
-from clients.http import BearerAuth, BearerClient, CallHook, HttpApi, RetryPolicy
+from clients.http import (
+    BearerAuth,
+    BearerClient,
+    CallHook,
+    HttpApi,
+    RetryPolicy,
+    token_answer,
+)
 from clients.shapes import (
     FAILED,
     FINISHED,
@@ -53,6 +60,7 @@ from clients.shapes import (
     valid_or_none,
 )
 from core.kinds import ProviderKind
+from core.redaction import remember
 
 M = TypeVar("M", bound=Model)
 
@@ -375,8 +383,9 @@ class ConsoleClient(BearerClient):
             on_call=on_call,
             kind=ProviderKind.GRAPHENEDB,
         )
-        self._client_id = client_id
+        self._client_id = client_id  # an identifier, shown where it appears
         self._client_secret = client_secret
+        remember(client_secret, "credential")
         self.auth = BearerAuth(self._fetch_token, clock, on_rejected=self.api.report_rejected)
 
     # -- authentication -------------------------------------------------
@@ -392,7 +401,7 @@ class ConsoleClient(BearerClient):
             },
             retry=True,  # a token request changes nothing: safe to repeat
         )
-        body = response.json()
+        body = token_answer(self.api, response, "POST", self.TOKEN_PATH)
         token = body.get("access_token") if isinstance(body, dict) else None
         if not token:
             raise Unauthorized(

@@ -19,7 +19,9 @@ operation id).
 
 The one-time download links (export ``url``, backup package ``backupUrl``) are
 returned as ``SecretStr``: call ``get_secret_value()`` only where the link is
-meant to be shown.
+meant to be shown. The client makes each one known to the process's redactor
+(a ``link``: shown to its requester only, core/redaction.py), and its API key
+when it is built.
 
 For the generic verbs the whole v1 account is ONE environment named after the
 provider (:meth:`V1Client.environments`, :meth:`V1Client.databases`), and its
@@ -37,7 +39,7 @@ from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_v
 
 from clients.errors import NotFound
 from clients.graphenedb import Environment, OperationStep, Status
-from clients.http import ApiClient, CallHook, HttpApi, RetryPolicy, parse_error_body
+from clients.http import ApiClient, CallHook, HttpApi, RetryPolicy
 from clients.shapes import (
     FAILED,
     FINISHED,
@@ -58,6 +60,7 @@ from clients.shapes import (
     valid_or_none,
 )
 from core.kinds import ProviderKind
+from core.redaction import remember
 
 M = TypeVar("M", bound=Model)
 
@@ -77,7 +80,6 @@ REGIONS: tuple[str, ...] = (
     "ap-southeast-1",
     "ap-southeast-2",
 )
-REDACTED = "[REDACTED]"
 
 
 def _without_userinfo(url: Any) -> Any:
@@ -394,6 +396,7 @@ class V1Client(ApiClient):
         if root.endswith(API_ROOT):
             root = root[: -len(API_ROOT)]
         self._api_key = api_key
+        remember(api_key, "credential")
         self.api = HttpApi(
             provider,
             root,
@@ -401,20 +404,11 @@ class V1Client(ApiClient):
             timeout=timeout,
             retry=retry,
             on_call=on_call,
-            parse_error=self._parse_error,
             kind=ProviderKind.GRAPHENEDB_V1,
         )
 
     def __repr__(self) -> str:
         return f"V1Client({self.provider!r}, {self.api.base_url!r})"
-
-    def _parse_error(self, response: httpx.Response) -> tuple[str, str | None, str | None]:
-        """The shared error parser, with the api key scrubbed should a server echo it."""
-        message, code, nonce = parse_error_body(response)
-        key = self._api_key.get_secret_value()
-        if key and key in message:
-            message = message.replace(key, REDACTED)
-        return message, code, nonce
 
     async def _answer(
         self, method: str, path: str, *, json: Any = None
@@ -569,7 +563,9 @@ class V1Client(ApiClient):
     async def backup_package(self, database_id: str, backup_id: str) -> BackupPackage:
         """``GET /v1/databases/{id}/backups/{backupId}/package``: a one-time link (secret)."""
         path = f"{self._backups(database_id)}/{_seg(backup_id)}/package"
-        return await self._one(BackupPackage, "GET", path, f"package of backup {backup_id}")
+        package = await self._one(BackupPackage, "GET", path, f"package of backup {backup_id}")
+        remember(package.backup_url, "link")
+        return package
 
     async def backup_schedule(self, database_id: str) -> BackupSchedule:
         """``GET /v1/databases/{id}/backups/schedule``."""
@@ -598,7 +594,9 @@ class V1Client(ApiClient):
         is used, so a failed export is never silently repeated.
         """
         path = f"/databases/{_seg(database_id)}/export"
-        return await self._one(Export, "PUT", path, f"export of {database_id}")
+        export = await self._one(Export, "PUT", path, f"export of {database_id}")
+        remember(export.url, "link")
+        return export
 
     async def import_url(self, database_id: str, url: str | SecretStr) -> Accepted:
         """``PUT /v1/databases/{id}/import`` {url}: load graphdb.zip from an S3 URL."""

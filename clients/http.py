@@ -14,6 +14,11 @@ the outcome is unknown. A streamed body is never sent twice.
 
 Bearer tokens are an `httpx.Auth` flow (`BearerAuth`): one token per client,
 renewed before it expires, and renewed once more when the API answers 401.
+
+Secrets: every token a token or sign-in endpoint answers is made known to the
+process's redactor as soon as the answer is read (`token_answer`), and each
+client makes its own credentials known when it is built, so an API that echoes
+them back shows none of them (clients/errors.py).
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ from clients.errors import (
     UnusableAnswer,
     error_for_status,
 )
+from core.redaction import remember_answer
+from core.mutations import before_mutation
 
 log = logging.getLogger("graphops.http")
 
@@ -71,12 +78,15 @@ ErrorParser = Callable[[httpx.Response], tuple[str, str | None, str | None]]
 
 
 def parse_error_body(response: httpx.Response) -> tuple[str, str | None, str | None]:
-    """(message, code, nonce) from an error answer: `{"error"}`, `{"code","message"}` or text."""
+    """(message, code, nonce) from an error answer: `{"error"}`, `{"code","message"}` or text.
+
+    Nothing is cut here: `ApiError` redacts, then cuts (a cut before redaction could
+    leave half a secret that no longer matches it)."""
     try:
         body = response.json()
     except ValueError:
         text = response.text.strip()
-        return (text[:300] or response.reason_phrase or "no reason given"), None, None
+        return (text or response.reason_phrase or "no reason given"), None, None
     if isinstance(body, dict):
         message = body.get("error") or body.get("message") or body.get("detail")
         code = body.get("code")
@@ -86,11 +96,19 @@ def parse_error_body(response: httpx.Response) -> tuple[str, str | None, str | N
         if message is None and nonce:
             message = "internal error"
         return (
-            str(message or response.reason_phrase or "no reason given")[:300],
+            str(message or response.reason_phrase or "no reason given"),
             str(code) if code is not None else None,
             str(nonce) if nonce is not None else None,
         )
-    return str(body)[:300], None, None
+    return str(body), None, None
+
+
+def token_answer(api: HttpApi, response: httpx.Response, method: str, path: str) -> Any:
+    """The JSON body of a token or sign-in answer, whose tokens are made known to the
+    redactor before anything else reads it (UnusableAnswer when it is not JSON)."""
+    body = api.json_of(response, method, path, empty={})
+    remember_answer(body, "token")
+    return body
 
 
 class HttpApi:
@@ -197,10 +215,14 @@ class HttpApi:
         `retry` defaults to True for GET: it is re-sent on 5xx (not 501), timeouts
         and broken connections. Any request is re-sent when no connection could be
         made, except a streamed `content`, which is never sent twice. `auth` signs
-        the request (see `BearerAuth`).
+        the request (see `BearerAuth`). A request that may change something (not GET
+        or HEAD, and not marked `retry=True`, safe to repeat) is first announced to
+        `core.mutations.before_mutation`, which may refuse it.
         """
         method = method.upper()
         may_retry = (method == "GET") if retry is None else retry
+        if method not in ("GET", "HEAD") and retry is not True:
+            before_mutation(self.provider, method, path)  # may refuse: then nothing is sent
         try:
             async for attempt in self._retrying():
                 with attempt:

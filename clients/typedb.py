@@ -54,6 +54,7 @@ from clients.shapes import (
     parse_items,
 )
 from core.kinds import ProviderKind
+from core.redaction import remember, remember_answer
 
 M = TypeVar("M", bound=Model)
 TransactionType = Literal["read", "write", "schema"]
@@ -262,8 +263,9 @@ class TypeDBClient(BearerClient):
             on_call=on_call,
             kind=ProviderKind.TYPEDB,
         )
-        self._username = username
+        self._username = username  # an identifier, shown where it appears
         self._password = password
+        remember(password, "credential")
         self.token_lifetime = token_lifetime
         self.auth = BearerAuth(self._sign_in, clock, on_rejected=self.api.report_rejected)
 
@@ -283,6 +285,7 @@ class TypeDBClient(BearerClient):
             retry=True,  # signing in changes nothing: safe to repeat
         )
         body = _json_or_none(response)
+        remember_answer(body, "token")
         token = body.get("token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise Unauthorized(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from clients.dryrun import RecordingTransport
 from clients.errors import ApiError
@@ -87,6 +87,23 @@ class CurrentChannelOnly:
 
 DryRunProviders = Callable[[RecordingTransport], dict[str, Provider]]
 
+StepResult = dict[str, Any]  # what a step's request answered, as JSON
+
+
+class StepJournal(Protocol):
+    """The persisted steps of approved work (commands/execution.py's `Journal`)."""
+
+    async def step(
+        self,
+        name: str,
+        send: Callable[[], Awaitable[StepResult]],
+        *,
+        baseline: Callable[[], Awaitable[Any]] | None = None,
+        find: Callable[[Any], Awaitable[StepResult | None]] | None = None,
+    ) -> StepResult:
+        """Run `send` once across restarts (see commands/execution.py)."""
+        ...
+
 
 class Memberships(Protocol):
     """Which of `groups` (user-group ids, `S…`) `user` belongs to: (member of, not known in
@@ -127,6 +144,9 @@ class Services:
     watches: WatchStore | None = None
     schedules: ScheduleStore | None = None
     transactions: Transactions = field(default_factory=Transactions)
+    # Approved work left unfinished by a stopped bot is resumed only this long after its
+    # approval; older work is ended with a clear failure (nothing is sent).
+    resume_within_seconds: float = 3600.0
     # Who is in which user group, for invocations no transport filled in (schedules).
     memberships: Memberships | None = None
     # Channel membership from the transport (Slack sets its own; see `Membership`).
@@ -135,7 +155,8 @@ class Services:
     # tracker's ([operations] max_poll_failures, deadline_minutes), and how often to poll.
     follow_limits: FollowLimits = field(default_factory=FollowLimits)
     wait_backoff: Backoff = field(default_factory=lambda: Backoff(first=1.0, factor=1.3, cap=10.0))
-    # Where a wait that gives up (or fails) is announced; None: nowhere (a bare test bot).
+    # The environment's incident channel (through the outbox): a wait that gives up (or
+    # fails), failures of approved work. None: nowhere (a bare test bot).
     incidents: IncidentPort | None = None
 
 
@@ -153,6 +174,8 @@ class Context:
     # while this command looked for its targets, with the error; they were skipped, and
     # the answer says so (commands/targets.py, `unreachable_lines`).
     unreachable: dict[str, ApiError] = field(default_factory=dict)
+    # Set while approved work runs (commands/execution.py): its steps survive a restart.
+    journal: StepJournal | None = None
 
     def policy(self) -> ChannelPolicy:
         """The permissions where this command was typed, resolved for the person acting

@@ -16,8 +16,15 @@ The order is the product's promise:
 4. decide per target: denied, allowed (run now), needs approval (store the
    resolved plan, show a card whose buttons carry only the approval id), or
    only preview it (`plan <command>`, `dry-run=true`).
-Every step is written to the audit log. No exception escapes as a trace: API
+Every step is written to the audit log, with the database the command concerns
+(as typed, then as resolved): `graphops audit --db` finds its command, decision,
+API call and outcome rows, refusals included. No exception escapes as a trace: API
 errors are described, anything unexpected is logged and answered plainly.
+
+Secrets: a secret typed privately (`Invocation.secret`) is made known to the
+process's redactor before anything runs, and every Reply leaves `run` and
+`decide_approval` redacted (core.redaction), so what a transport shows or the
+tracker keeps holds no secret, even one an API echoed back.
 """
 
 from __future__ import annotations
@@ -25,25 +32,30 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from clients.errors import ApiError
 from commands.choices import Missing, has_source, options_for, prompt, with_option
 from commands.context import Context, NeedsChoice, Refused, Services
+from commands.execution import Journal, OutcomeUnknown
 from commands.grammar import GrammarError, ParsedCommand, parse
 from commands.plan import Plan, args_to_plan, env_names, plan_to_args, safety_nets
 from commands.preview import dry_run_form, plan_reply, preview
 from commands.registry import MissingArgument, Registry, UsageError, Verb
 from commands.resolve import eligible_bindings
 from commands.targets import unreachable_lines
-from core.audit_context import acting_as
+from core.audit_context import acting_as, concerning, current_database
 from core.errors import UserError, is_store_busy
 from core.invocation import Invocation
+from core.mutations import watching_mutations
 from core.provider import Provider
-from core.refs import UserRef
+from core.redaction import redact_reply, remember
+from core.refs import ChannelRef, ThreadRef, UserRef
 from core.reply import Action, Choice, Option, Reply, denied, error
 from core.words import environment_label
-from permissions.approvals import Approval
+from permissions.approvals import Approval, LostRunner
+from permissions.audit import iso_time
 from permissions.model import ChannelPolicy
 from permissions.policy import (
     Decision,
@@ -137,11 +149,18 @@ def refuse(ctx: Context, verb: str, reason: str) -> Reply:
         "decision",
         user=ctx.invocation.user,
         channel=ctx.invocation.channel,
+        database=current_database.get(),
         verb=verb,
         outcome="denied",
         detail={"reason": reason},
     )
     return denied(reason)
+
+
+def database_named(values: dict[str, object]) -> str | None:
+    """The database a command's arguments name (`<db>`), as typed, if any."""
+    named = values.get("db")
+    return named if isinstance(named, str) and named else None
 
 
 def providers_for(services: Services, verb: Verb) -> list[Provider]:
@@ -224,43 +243,71 @@ class Pipeline:
 
         `preapproved` is for commands whose approval was given once for many
         runs (an approved schedule): the permission check still runs, and a
-        denial still refuses, but "needs approval" runs at once.
+        denial still refuses, but "needs approval" runs at once. The answer holds no
+        secret (see the module docstring).
         """
+        if invocation.secret is not None:
+            remember(invocation.secret, "password")
         with acting_as(invocation):
-            admission = self.admission(invocation)
-            if not admission.allowed:
-                return refuse(self.context(invocation), "", admission.reason)
-            try:
-                return await self._run(invocation, preapproved)
-            except Refused as exc:
-                return refuse(self.context(invocation), "", str(exc))
-            except UserError as exc:
-                return error(str(exc), title="Cannot do that")
-            except ApiError as exc:
-                self._audit_outcome(invocation, "api_error", exc.describe())
-                return error(exc.describe(), title="The API call failed")
-            except Exception as exc:
-                if is_store_busy(exc):  # another process took the SQLite write lock
-                    log.warning("the store was locked by another process; command stopped")
-                    self._audit_outcome(invocation, "store_busy", STORE_BUSY_MIDWAY)
-                    return error(STORE_BUSY_MIDWAY, title="The bot's store is busy")
-                log.exception("unexpected error running a command")
-                self._audit_outcome(invocation, "internal_error", "unexpected error")
-                return error(
-                    "Something went wrong inside graphops; nothing more was sent. "
-                    "The error is in the bot's log."
-                )
+            return redact_reply(await self._answer(invocation, preapproved))
+
+    async def _answer(self, invocation: Invocation, preapproved: bool) -> Reply:
+        admission = self.admission(invocation)
+        if not admission.allowed:
+            return refuse(self.context(invocation), "", admission.reason)
+        try:
+            return await self._run(invocation, preapproved)
+        except Refused as exc:
+            return refuse(self.context(invocation), "", str(exc))
+        except UserError as exc:
+            return error(str(exc), title="Cannot do that")
+        except ApiError as exc:
+            self._audit_outcome(invocation, "api_error", exc.describe())
+            return error(exc.describe(), title="The API call failed")
+        except Exception as exc:
+            if is_store_busy(exc):  # another process took the SQLite write lock
+                log.warning("the store was locked by another process; command stopped")
+                self._audit_outcome(invocation, "store_busy", STORE_BUSY_MIDWAY)
+                return error(STORE_BUSY_MIDWAY, title="The bot's store is busy")
+            log.exception("unexpected error running a command")
+            self._audit_outcome(invocation, "internal_error", "unexpected error")
+            return error(
+                "Something went wrong inside graphops; nothing more was sent. "
+                "The error is in the bot's log."
+            )
 
     async def decide_approval(
-        self, invocation: Invocation, approval_id: str, approve: bool, confirm: str | None
+        self,
+        invocation: Invocation,
+        approval_id: str,
+        approve: bool,
+        confirm: str | None,
+        on_claimed: OnClaimed | None = None,
     ) -> Reply:
-        """Approve (and run) or deny a pending approval for the clicker of a button."""
+        """Approve (and run) or deny a pending approval for the clicker of a button (the
+        answer holds no secret)."""
         with acting_as(invocation):
             admission = self.admission(invocation)
             if not admission.allowed:
                 verb = "approve" if approve else "deny"
-                return refuse(self.context(invocation), verb, admission.reason)
-            return await decide_approval(self.context(invocation), approval_id, approve, confirm)
+                return redact_reply(refuse(self.context(invocation), verb, admission.reason))
+            reply = await decide_approval(
+                self.context(invocation), approval_id, approve, confirm, on_claimed
+            )
+            return redact_reply(reply)
+
+    async def resume_approved(self, approval: Approval, transport: str = "slack") -> Reply:
+        """Resume (or end) approved work a stopped process left, as its approver in its
+        channel; the caller took it over (`ApprovalStore.take_over`). See `resume_approved`.
+        The answer holds no secret."""
+        invocation = Invocation(
+            user=approval.decided_by or approval.requester,
+            channel=approval.channel,
+            text=f"approve {approval.id}",
+            transport=transport,
+        )
+        with acting_as(invocation):
+            return redact_reply(await resume_approved(self.context(invocation), approval))
 
     def confirmation_needed(self, approval_id: str) -> str | None:
         """The name an approver must type to approve this approval (terminate), if any."""
@@ -268,11 +315,28 @@ class Pipeline:
         plan = args_to_plan(approval) if approval else None
         return plan.confirm_name if plan else None
 
+    def loggable_text(self, text: str) -> str:
+        """`text` as the audit keeps it: whole when it fits a verb's syntax, else the verb
+        alone (a line that does not fit may hold a password typed by mistake)."""
+        try:
+            parsed, _ = dry_run_form(parse(text, self.services.slash_command))
+        except GrammarError:
+            return "(unreadable)"
+        verb = self.registry.get(parsed.verb)
+        if verb is None:
+            return parsed.verb[:40]
+        try:
+            verb.bind(parsed.args, parsed.options)
+        except UsageError:
+            return f"{parsed.verb} …"
+        return parsed.text
+
     def _audit_outcome(self, invocation: Invocation, outcome: str, text: str) -> None:
         self.services.audit.record(
             "command",
             user=invocation.user,
             channel=invocation.channel,
+            database=current_database.get(),
             outcome=outcome,
             detail={"text": text},
         )
@@ -286,6 +350,7 @@ class Pipeline:
             "command",
             user=invocation.user,
             channel=invocation.channel,
+            database=current_database.get(),
             verb=parsed.verb,
             outcome=problem,
             detail=None if problem else {"text": parsed.text},
@@ -318,6 +383,7 @@ class Pipeline:
                 return await self._ask(invocation, verb, parsed, Missing.of(exc))
             self._audit_command(invocation, parsed, "usage error")
             return error(f"{exc}\nExample: `{slash} {verb.example}`", title=f"Usage of {verb.name}")
+        concerning(database_named(values))
         self._audit_command(invocation, parsed, None)
         ctx = self.context(invocation)
         if verb.direct is not None:
@@ -424,10 +490,12 @@ async def _govern(
     plan, decision = evaluation.plan, evaluation.decision
     if plan is None:
         return refuse(ctx, verb.name, decision.reason)
+    concerning(str(plan.params.get("database_name") or ""))
     services.audit.record(
         "decision",
         user=invocation.user,
         channel=invocation.channel,
+        database=current_database.get(),
         verb=verb.name,
         provider=plan.provider,
         environment=env_names(plan.targets),
@@ -448,9 +516,11 @@ async def _govern(
 
 
 async def execute(ctx: Context, verb: Verb, plan: Plan) -> Reply:
-    """Run an allowed (or approved) plan and audit its outcome."""
+    """Run an allowed (or approved) plan and audit its outcome; the reply is redacted
+    before anything keeps it (an approval's result, the tracker's origin)."""
     assert verb.execute is not None
-    reply = await verb.execute(ctx, plan)
+    concerning(str(plan.params.get("database_name") or ""))
+    reply = redact_reply(await verb.execute(ctx, plan))
     ctx.services.audit.record(
         "operation",
         user=ctx.invocation.user,
@@ -458,7 +528,7 @@ async def execute(ctx: Context, verb: Verb, plan: Plan) -> Reply:
         verb=verb.name,
         provider=plan.provider,
         environment=env_names(plan.targets),
-        database=str(plan.params.get("database_name") or ""),
+        database=current_database.get(),
         outcome=reply.status,
         detail={"summary": plan.summary, "title": reply.title or ""},
     )
@@ -493,16 +563,28 @@ async def request_approval(
     return card
 
 
+OnClaimed = Callable[[Approval], Awaitable[None]]
+
+
 async def decide_approval(
-    ctx: Context, approval_id: str, approve: bool, confirm: str | None
+    ctx: Context,
+    approval_id: str,
+    approve: bool,
+    confirm: str | None,
+    on_claimed: OnClaimed | None = None,
 ) -> Reply:
-    """Approve (and run) or deny a pending approval, checking the clicker's right now."""
+    """Approve (and run) or deny a pending approval, checking the clicker's right now.
+
+    `on_claimed` is called once this click has made the decision, before the approved
+    work runs (the Slack transport edits the card: no live buttons while it runs).
+    """
     services, invocation = ctx.services, ctx.invocation
     approval = services.approvals.get(approval_id)
     if approval is None:
         return error(f"No approval with id {approval_id!r}.")
     if approval.channel != invocation.channel:
         return denied("That approval belongs to another channel; act on it there.")
+    concerning(approval.target)
     verb = ctx.registry.get(approval.verb)
     plan = args_to_plan(approval)
     if verb is None or plan is None:
@@ -544,7 +626,10 @@ async def decide_approval(
             title=f"Denied: {plan.summary}",
             text=f"{UserRef(invocation.user)} denied the request of {UserRef(approval.requester)}.",
         )
-    reply = await _run_approved(ctx, verb, plan, approval)
+    claimed = claim.approval or approval
+    if on_claimed is not None:
+        await on_claimed(claimed)
+    reply = await run_approved(ctx, verb, plan, claimed)
     header = f"{UserRef(invocation.user)} approved the request of {UserRef(approval.requester)}."
     reply.text = f"{header}\n{reply.text}".strip()
     return reply
@@ -559,25 +644,169 @@ def _no_longer(decision: Decision) -> Decision:
     )
 
 
-async def _run_approved(ctx: Context, verb: Verb, plan: Plan, approval: Approval) -> Reply:
+def _failure(plan: Plan, what: str, reason: str) -> Reply:
+    """The answer to approved work that failed: shown in the card's thread, not only to
+    the approver."""
+    return Reply(status="error", title=f"Approved, but {what}: {plan.summary}", text=reason)
+
+
+async def run_approved(
+    ctx: Context, verb: Verb, plan: Plan, approval: Approval, *, resumed: bool = False
+) -> Reply:
+    """Run approved work as a persisted state machine (commands/execution.py) and end it.
+
+    approved -> executing (each step written before its request) -> executed | failed,
+    with the reply kept in the approval row for the card and its thread. A failure
+    (the API, a refusal at execution, an unknown outcome after a restart, anything
+    unexpected) is also queued for the environment's incident channel. `resumed`:
+    this process took the work over from a stopped one. LostRunner (another process
+    took it over) and cancellation (shutdown) leave it unfinished for the next start.
+    """
     approvals = ctx.services.approvals
+    if not approvals.start(approval.id):
+        return Reply(
+            status="info",
+            text="Another graphops process is running this approval; it reports in the thread.",
+            visibility="ephemeral",
+        )
+    journal = Journal(approvals, approval)
+    run_ctx = dataclasses.replace(ctx, journal=journal)
     try:
-        reply = await execute(ctx, verb, plan)
+        if resumed and journal.interrupted:
+            raise OutcomeUnknown(
+                f"graphops stopped just after sending `{journal.interrupted}` for it, so "
+                "whether it was carried out is unknown"
+            )
+        with watching_mutations(journal.before_mutation):
+            reply = await execute(run_ctx, verb, plan)
+    except OutcomeUnknown as exc:
+        ctx.services.resolver.invalidate(plan.provider)
+        reply = _failure(
+            plan,
+            "its outcome is unknown",
+            f"{exc}. Nothing more was sent; check the database (`ops`, `show`) before "
+            "asking again.",
+        )
     except ApiError as exc:
-        approvals.mark_failed(approval.id, exc.describe())
-        return error(exc.describe(), title=f"Approved, but it failed: {plan.summary}")
+        reply = _failure(plan, "it failed", exc.describe())
     except UserError as exc:
-        approvals.mark_failed(approval.id, str(exc))
-        return error(str(exc), title=f"Approved, but it could not run: {plan.summary}")
+        reply = _failure(plan, "it could not run", str(exc))
+    except LostRunner:
+        raise
     except Exception:
         log.exception("approved command failed")
-        approvals.mark_failed(approval.id, "internal error")
-        raise
-    if reply.failed:
-        approvals.mark_failed(approval.id, reply.text[:500])
-    else:
-        approvals.mark_executed(approval.id, reply.title or plan.summary)
+        reply = _failure(
+            plan,
+            "it failed inside graphops",
+            "An unexpected error stopped it; nothing more was sent. The error is in the bot's log.",
+        )
+    failed = reply.failed
+    if failed:
+        reply.visibility = "channel"
+    kept = reply.model_copy(update={"private_text": None, "secret_prompt": None})
+    result = reply.text if failed else (reply.title or plan.summary)
+    finished = approvals.finish(
+        approval.id,
+        "failed" if failed else "executed",
+        ctx.services.audit.redact(result),
+        ctx.services.audit.redact(kept.model_dump_json()),
+    )
+    if failed and finished:
+        announce_failure(ctx, approval, plan, reply)
     return reply
+
+
+def announce_failure(ctx: Context, approval: Approval, plan: Plan, reply: Reply) -> None:
+    """Queue the failure of approved work for the incident channel of its environment,
+    naming requester and approver and linking the card's thread."""
+    incidents = ctx.services.incidents
+    if incidents is None:
+        return
+    where = (
+        str(ThreadRef.of(approval.channel, approval.message_ts))
+        if approval.message_ts
+        else str(ChannelRef(approval.channel))
+    )
+    first = plan.targets[0] if plan.targets else None
+    notice = Reply(
+        status="error",
+        title=f"Failed after approval: {plan.summary}",
+        text=f"Requested by {UserRef(approval.requester)}, approved by "
+        f"{UserRef(approval.decided_by or '')}, in {ChannelRef(approval.channel)}: {where}\n"
+        f"{reply.text}",
+    )
+    incidents.announce(
+        plan.provider,
+        first.environment_id if first else approval.environment_id,
+        first.environment_name if first else approval.environment_name,
+        notice,
+        key=f"approval:{approval.id}:failed",
+    )
+
+
+async def resume_approved(ctx: Context, approval: Approval) -> Reply:
+    """Finish approved work a stopped process left unfinished (this process took it over:
+    `ApprovalStore.take_over`), or end it with a clear failure; the reply to show.
+
+    Ended without any request: work approved with a version that did not record its
+    steps (no runner), work approved more than `resume_within_seconds` ago, and work
+    whose channel lost the rights it needs.
+    """
+    verb = ctx.registry.get(approval.verb)
+    plan = args_to_plan(approval)
+    when = iso_time(approval.decided_at) if approval.decided_at else "?"
+    header = (
+        f"graphops restarted while running this (approved by "
+        f"{UserRef(approval.decided_by or '')} for {UserRef(approval.requester)} at {when})."
+    )
+    reason: str | None = None
+    if verb is None or plan is None:
+        reason = "this version cannot run the command it stands for"
+    elif approval.runner is None:
+        reason = (
+            "it was approved before graphops kept the steps of approved work, so whether "
+            "it ran is unknown"
+        )
+    elif time.time() - (approval.decided_at or 0) > ctx.services.resume_within_seconds:
+        minutes = round(ctx.services.resume_within_seconds / 60)
+        reason = f"it was approved more than {minutes} min ago: too late to resume on its own"
+    else:
+        decision = decide_targets(
+            ctx,
+            verb.name,
+            plan.role or verb.role or Role.ADMIN,
+            plan.destructive,
+            plan.targets,
+            plan.sources,
+        )
+        if decision.outcome == "denied":
+            reason = f"the channel may not do it any more ({decision.reason})"
+    if reason is None and verb is not None and plan is not None:
+        reply = await run_approved(ctx, verb, plan, approval, resumed=True)
+    else:
+        reply = Reply(
+            status="error",
+            title=f"Approved, but not resumed: {plan.summary if plan else approval.summary}",
+            text=f"{reason}. Nothing more was sent; check the database (`ops`, `show`) "
+            "before asking again.",
+        )
+        if _end_unrun(ctx, approval, reply) and plan is not None:
+            announce_failure(ctx, approval, plan, reply)
+    reply.text = f"{header}\n{reply.text}".strip()
+    return reply
+
+
+def _end_unrun(ctx: Context, approval: Approval, reply: Reply) -> bool:
+    """End unfinished work as failed without running anything, keeping `reply`."""
+    approvals = ctx.services.approvals
+    if not approvals.start(approval.id):
+        return False
+    return approvals.finish(
+        approval.id,
+        "failed",
+        ctx.services.audit.redact(reply.text),
+        ctx.services.audit.redact(reply.model_dump_json()),
+    )
 
 
 def approval_card(approval: Approval, reason: str, plan: Plan, slash: str) -> Reply:

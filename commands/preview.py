@@ -23,6 +23,7 @@ from commands.registry import Verb
 from commands.resolve import Resolver
 from core.errors import UserError
 from core.invocation import Invocation
+from core.mutations import watching_mutations
 from core.reply import Reply, Table
 from permissions.policy import Decision
 
@@ -44,9 +45,11 @@ async def preview(ctx: Context, verb: Verb, plan: Plan) -> Table:
         services, providers=providers, open_file=_no_file, resolver=Resolver(ttl_seconds=0)
     )
     try:
-        await verb.execute(
-            Context(ctx.invocation, dry, ctx.registry, dry_run=True), copy.deepcopy(plan)
-        )
+        # Nothing is sent: its requests are no mutations to write down (core.mutations).
+        with watching_mutations(_nothing_sent):
+            await verb.execute(
+                Context(ctx.invocation, dry, ctx.registry, dry_run=True), copy.deepcopy(plan)
+            )
     except (ApiError, UserError) as exc:
         table.note = f"the preview stopped early: {exc}"
     finally:
@@ -123,6 +126,10 @@ def dry_run_form(parsed: ParsedCommand) -> tuple[ParsedCommand, bool]:
         verb, *rest = parsed.args
         return ParsedCommand(verb.lower(), tuple(rest), options, parsed.text), True
     return ParsedCommand(parsed.verb, parsed.args, options, parsed.text), dry
+
+
+def _nothing_sent(provider: str, method: str, path: str) -> None:
+    """The mutation hook of a preview: its recording clients send nothing."""
 
 
 def _no_file(invocation: Invocation, reference: str) -> OpenedFile:

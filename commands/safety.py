@@ -6,22 +6,36 @@
   if it fails, the destructive step does not run.
 - Switch pre-flight: the target must be running and not pending, locked or
   under incident, checked when asked and again just before switching.
-- Switch back: after a switch, a button (itself an approval) undoes it for
-  `switch_back_minutes`.
+- Switch back: after a switch, a button (itself an approval) undoes it, once,
+  for `switch_back_minutes`.
 - Every wait ends: the safety snapshot and `dr`'s waits (`wait_for`,
   `wait_until_running`) follow with the configured limits (`Services.follow_limits`,
   the deadline of the operation's kind); when one gives up or fails, the command
   stops, says what is known (`ended_text`) and tells the incident channel
-  (`announce_stop`).
+  (`announce_stop`; in approved work the pipeline tells it, once, as for every
+  failure after an approval).
+
+Each Console request that changes something in approved work is a step of its
+journal (`console_step`, commands/execution.py), so a restarted bot finds out
+whether it reached the API before sending it again. How it finds out: before
+sending, the database's operations (and, for a snapshot, its snapshots) are read
+(the baseline); after a restart, an operation that is new since then and of the
+step's kind is the step's. A guess: no document lists the Console's
+`operationType` values; the simulator's (snapshot, switch, terminate, restore,
+clone) are matched, exactly first, else as a part of the type. An operation of
+no type, or several that match, cannot tell: the work ends, nothing re-sent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from clients.graphenedb import ConsoleClient
-from commands.context import Context
+from clients.errors import ApiError, NotFound
+from clients.graphenedb import ConsoleClient, Started
+from commands.context import Context, StepResult
+from commands.execution import OutcomeUnknown, step
 from commands.plan import Plan
 from commands.targets import client_of, target_of
 from core.errors import UserError
@@ -71,10 +85,11 @@ def ended_text(what: str, outcome: Outcome, database_name: str) -> str:
 
 def announce_stop(ctx: Context, plan: Plan, title: str, text: str) -> bool:
     """Tell the plan's environment's incident channel that a command stopped (a wait gave
-    up or failed); False when there is nowhere to tell (or in a dry run)."""
+    up or failed); False when there is nowhere to tell, in a dry run, or in approved
+    work (the pipeline tells the incident channel of every failure after an approval)."""
     incidents = ctx.services.incidents
-    if incidents is None or ctx.dry_run or not plan.targets:
-        return False
+    if incidents is None or ctx.dry_run or not plan.targets or ctx.journal is not None:
+        return False  # approved work (a journal): the pipeline tells of its failure
     first = plan.targets[0]
     who = UserRef(ctx.invocation.user)
     where = ChannelRef(ctx.invocation.channel)
@@ -88,18 +103,116 @@ def announce_stop(ctx: Context, plan: Plan, title: str, text: str) -> bool:
     )
 
 
+def started_json(started: Started) -> StepResult:
+    """A Console `Started` as a step's JSON result (read back by `started_of`)."""
+    return {
+        "operationId": started.operation_id,
+        "snapshot": started.snapshot.model_dump(mode="json") if started.snapshot else None,
+        "database": started.database.model_dump(mode="json") if started.database else None,
+    }
+
+
+def started_of(result: StepResult) -> Started:
+    """The `Started` a step's JSON result stands for."""
+    return Started.model_validate(result)
+
+
+async def console_step(
+    ctx: Context,
+    name: str,
+    database_id: str,
+    operation_type: str,
+    send: Callable[[], Awaitable[Started]],
+    *,
+    provider: str,
+    new_database: tuple[str, str] | None = None,
+) -> Started:
+    """`send` as a step of approved work (see the module docstring); elsewhere just sent.
+
+    `operation_type` is the kind of operation `send` starts on `database_id`;
+    `new_database` (environment id, name) is the database it creates, looked up by
+    name after a restart (a clone).
+    """
+    api: ConsoleClient = client_of(ctx, provider, ConsoleClient)
+
+    async def baseline() -> dict[str, Any] | None:
+        try:
+            operations = [op.id for op in await api.operations(database_id)]
+            snapshots = (
+                [snap.id for snap in await api.snapshots(database_id)]
+                if operation_type == "snapshot"
+                else []
+            )
+        except ApiError:
+            return None  # after a restart the step cannot be checked: it ends, unsent
+        return {"operations": operations, "snapshots": snapshots}
+
+    async def find(base: Any) -> StepResult | None:
+        what = f"the {name} request for database {database_id}"
+        if not isinstance(base, dict):
+            raise OutcomeUnknown(
+                f"graphops stopped while sending {what}, and its operations could not be read "
+                "before it was sent, so whether it reached the API is unknown"
+            )
+        try:
+            operations = await api.operations(database_id)
+        except NotFound:
+            if operation_type == "terminate":
+                return {"operationId": None, "gone": True}  # the database is gone
+            raise OutcomeUnknown(
+                f"graphops stopped while sending {what}; the database is gone"
+            ) from None
+        except ApiError as exc:
+            raise OutcomeUnknown(
+                f"graphops stopped while sending {what}, and checking it failed ({exc.describe()})"
+            ) from None
+        new = [op for op in operations if op.id not in base["operations"]]
+        exact = [op for op in new if (op.operation_type or "").lower() == operation_type]
+        loose = [op for op in new if operation_type in (op.operation_type or "").lower()]
+        mine = exact or loose
+        untyped = [op for op in new if not op.operation_type]
+        if not mine and not untyped:
+            return None
+        if len(mine) != 1 or untyped:
+            raise OutcomeUnknown(
+                f"graphops stopped while sending {what}; {len(new)} new operation(s) on the "
+                "database do not tell whether one is its"
+            )
+        found = Started.model_validate({"operationId": mine[0].id})
+        if operation_type == "snapshot":
+            fresh = [s for s in await api.snapshots(database_id) if s.id not in base["snapshots"]]
+            found.snapshot = fresh[0] if len(fresh) == 1 else None
+        if new_database is not None:
+            environment_id, new_name = new_database
+            created = [d for d in await api.databases(environment_id) if d.name == new_name]
+            found.database = created[0] if len(created) == 1 else None
+        return started_json(found)
+
+    async def sent() -> StepResult:
+        return started_json(await send())
+
+    return started_of(await step(ctx, name, sent, baseline=baseline, find=find))
+
+
 async def safety_snapshot(ctx: Context, plan: Plan) -> str | None:
-    """Take the plan's safety snapshot and wait; UserError (nothing else runs) if it fails
-    or the wait gives up (then the incident channel is told too)."""
+    """Take the plan's safety snapshot (a step of approved work) and wait; UserError
+    (nothing else runs) if it fails or the wait gives up (then the incident channel is
+    told too)."""
     if not plan.params.get("snapshot_first"):
         return None
     api: ConsoleClient = client_of(ctx, plan.provider, ConsoleClient)
     name = plan.params["database_name"]
-    started = await api.take_snapshot(plan.params["database_id"])
+    database_id = plan.params["database_id"]
+    started = await console_step(
+        ctx,
+        "safety snapshot",
+        database_id,
+        "snapshot",
+        lambda: api.take_snapshot(database_id),
+        provider=plan.provider,
+    )
     if started.operation_id:
-        outcome = await wait_for(
-            ctx, plan, plan.params["database_id"], started.operation_id, "snapshot"
-        )
+        outcome = await wait_for(ctx, plan, database_id, started.operation_id, "snapshot")
         if outcome.status != "finished":
             text = ended_text(f"the safety snapshot of {name}", outcome, name)
             text += f"; nothing else was done ({plan.summary} did not run)"

@@ -201,3 +201,34 @@ def m006_tracked_last_seen(db: sqlite_utils.Database) -> None:
 def m007_watch_failures(db: sqlite_utils.Database) -> None:
     """Status checks of a watch that failed in a row (it ends after `max_failures`)."""
     db.execute("ALTER TABLE watches ADD COLUMN failures INTEGER NOT NULL DEFAULT 0")
+
+
+@migrations()
+def m008_approver_and_used_switch_backs(db: sqlite_utils.Database) -> None:
+    """Who approved a tracked operation (named in incident posts), and switch-backs that
+    were used (a "Switch back" button works once): `used_by` is the approval (or
+    command) that used it."""
+    db.execute("ALTER TABLE tracked_operations ADD COLUMN approver TEXT")
+    db.execute("ALTER TABLE switch_backs ADD COLUMN used_at REAL")
+    db.execute("ALTER TABLE switch_backs ADD COLUMN used_by TEXT")
+
+
+@migrations()
+def m009_accepted_requests(db: sqlite_utils.Database) -> None:
+    """Slack requests acknowledged and not finished yet (operations/inbox.py)."""
+    db.execute(
+        """
+        CREATE TABLE accepted_requests (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            text TEXT NOT NULL,
+            response_url TEXT,
+            received_at REAL NOT NULL,
+            runner TEXT NOT NULL,
+            stage TEXT NOT NULL DEFAULT 'accepted',
+            sent TEXT,
+            reply TEXT
+        )
+        """
+    )

@@ -2,9 +2,10 @@
 
 A transport implements `Notifier` (Slack threads, the shell);
 operations/tracker.py's `Tracker` implements `TrackerPort`, which the
-Scheduler and the Slack transport hand started operations to; its `Announcer`
-implements `IncidentPort`, through which commands that wait themselves (`dr`, the
-safety snapshot) tell an environment's incident channel when a wait gives up.
+Scheduler and the Slack transport hand started operations to;
+operations/incidents.py's `Incidents` implements `IncidentPort`, through which
+commands tell an environment's incident channel (a wait inside `dr` or the safety
+snapshot that gives up, a failure after an approval).
 """
 
 from __future__ import annotations
@@ -38,13 +39,16 @@ class TrackerPort(Protocol):
         thread_ts: str | None,
         user: str,
         origin: Reply | None = None,
+        approver: str | None = None,
     ) -> int:
-        """Start following `ref`, reporting in `channel` under `thread_ts`; its tracking id."""
+        """Start following `ref`, reporting in `channel` under `thread_ts`; its tracking id.
+
+        `user` asked for it; `approver` approved it (both named in incident posts)."""
         ...
 
 
 class IncidentPort(Protocol):
-    """Tells an environment's incident channel (operations/tracker.py's `Announcer`)."""
+    """Tells an environment's incident channel (operations/incidents.py's `Incidents`)."""
 
     def announce(
         self,

@@ -4,19 +4,23 @@ Every message the tracker wants to send is first written to `outbox` under a
 key that is unique per tracked operation (`step:3`, `final`, `status`,
 `incident`). Writing is `INSERT OR IGNORE`, so a restarted tracker that sees
 the same step again does not queue it twice; delivery marks rows sent after the
-transport accepted them.
+transport accepted them. A message is redacted (core/redaction.py) before it is
+written: what an API said about an operation (a step, a failure reason) may echo
+a secret, and the outbox is kept on disk.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import sqlite_utils
 
+from core.redaction import redact_data
 from operations.migrations import migrate
 
 
@@ -52,11 +56,23 @@ class Outbox:
         thread_ts: str | None = None,
         action: str = "post",
     ) -> bool:
-        """Queue a message; False when one with this key was queued before."""
+        """Queue a message (redacted); False when one with this key (and tracked operation, or none)
+        was queued before. SQLite's UNIQUE lets NULLs repeat, hence the NOT EXISTS."""
         cursor = self.db.execute(
             "INSERT OR IGNORE INTO outbox (tracked_id, key, channel, thread_ts, action, reply, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [tracked_id, key, channel, thread_ts, action, json.dumps(reply), self._clock()],
+            "created_at) SELECT ?, ?, ?, ?, ?, ?, ? "
+            "WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE tracked_id IS ? AND key = ?)",
+            [
+                tracked_id,
+                key,
+                channel,
+                thread_ts,
+                action,
+                json.dumps(redact_data(reply)),
+                self._clock(),
+                tracked_id,
+                key,
+            ],
         )
         return cursor.rowcount > 0
 
@@ -124,7 +140,8 @@ class OperationHistory:
 
 @dataclass(frozen=True)
 class SwitchBack:
-    """What a "Switch back" button may undo, and until when."""
+    """What a "Switch back" button may undo, and until when; `used_at`/`used_by` once a
+    switch-back used it (`used_by`: the approval, or command, that did)."""
 
     id: str
     provider: str
@@ -138,10 +155,19 @@ class SwitchBack:
     channel: str
     created_at: float
     expires_at: float
+    used_at: float | None = None
+    used_by: str | None = None
+
+
+SwitchBackUse = Literal["used", "already_used", "expired", "unknown"]
+_SWITCH_BACK_COLUMNS = (
+    "id, provider, environment_id, environment_name, production, origin_id, origin_name, "
+    "target_id, target_name, channel, created_at, expires_at, used_at, used_by"
+)
 
 
 class SwitchBacks:
-    """Records of executed connection switches that may be undone for a while."""
+    """Records of executed connection switches that may be undone, once, for a while."""
 
     def __init__(self, db: sqlite_utils.Database, clock: Callable[[], float] = time.time):
         self.db = db
@@ -150,14 +176,13 @@ class SwitchBacks:
 
     def remember(self, minutes: int, **fields: Any) -> SwitchBack:
         """Store a switch that may be switched back within `minutes`."""
-        import secrets
-
         now = self._clock()
         record = SwitchBack(
             id=secrets.token_urlsafe(9), created_at=now, expires_at=now + minutes * 60, **fields
         )
         self.db.execute(
-            "INSERT INTO switch_backs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO switch_backs ({_SWITCH_BACK_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
             [
                 record.id,
                 record.provider,
@@ -178,7 +203,7 @@ class SwitchBacks:
     def get(self, switch_back_id: str) -> SwitchBack | None:
         """The record, or None."""
         row = self.db.execute(
-            "SELECT * FROM switch_backs WHERE id = ?", [switch_back_id]
+            f"SELECT {_SWITCH_BACK_COLUMNS} FROM switch_backs WHERE id = ?", [switch_back_id]
         ).fetchone()
         if row is None:
             return None
@@ -189,3 +214,31 @@ class SwitchBacks:
     def expired(self, record: SwitchBack) -> bool:
         """True when the window to switch back has closed."""
         return self._clock() >= record.expires_at
+
+    def use(self, switch_back_id: str, by: str) -> SwitchBackUse:
+        """Mark the record used by `by` (atomic: of two switch-backs, one gets it).
+
+        "used" also when `by` used it already (a resumed run); "already_used" when
+        someone else did, "expired" past its window, "unknown" for no such record.
+        """
+        now = self._clock()
+        cursor = self.db.execute(
+            "UPDATE switch_backs SET used_at = ?, used_by = ? "
+            "WHERE id = ? AND used_at IS NULL AND expires_at > ?",
+            [now, by, switch_back_id, now],
+        )
+        if cursor.rowcount == 1:
+            return "used"
+        record = self.get(switch_back_id)
+        if record is None:
+            return "unknown"
+        if record.used_at is not None:
+            return "used" if record.used_by == by else "already_used"
+        return "expired"
+
+    def release(self, switch_back_id: str, by: str) -> None:
+        """Undo `use` by `by` when its switch-back provably did nothing (it may be used again)."""
+        self.db.execute(
+            "UPDATE switch_backs SET used_at = NULL, used_by = NULL WHERE id = ? AND used_by = ?",
+            [switch_back_id, by],
+        )

@@ -35,9 +35,11 @@ import sqlite_utils
 
 from clients.errors import ApiError
 from core.provider import Provider
+from core.redaction import redact, redact_reply
 from core.refs import ChannelRef, ThreadRef, UserRef
 from core.reply import OperationRef, Reply
 from operations.follow import Backoff, FollowLimits, failed_polls, last_seen, past_deadline
+from operations.incidents import Incidents
 from operations.loop import BackgroundLoop
 from operations.migrations import migrate
 from operations.notify import Notifier
@@ -47,7 +49,7 @@ from permissions.store import PermissionStore
 log = logging.getLogger("graphops.tracker")
 
 # Verbs whose successful end is announced in the incident channel too.
-ANNOUNCED_VERBS = frozenset({"terminate", "switch", "dr", "restore", "import"})
+ANNOUNCED_VERBS = frozenset({"terminate", "switch", "switch-back", "dr", "restore", "import"})
 
 
 @dataclass(frozen=True)
@@ -62,36 +64,19 @@ class TrackerSettings:
 
 
 @dataclass(frozen=True)
-class Announcer:
-    """The `IncidentPort`: queues a message in the outbox for an environment's incident
-    channel (`PermissionStore.incident_channel`); whichever tracker runs delivers it."""
-
-    outbox: Outbox
-    permissions: PermissionStore
-
-    def announce(
-        self,
-        provider: str,
-        environment_id: str,
-        environment_name: str,
-        reply: Reply,
-        *,
-        tracked_id: int | None = None,
-        key: str = "incident",
-    ) -> bool:
-        """Queue `reply` for the incident channel; False when the environment has none
-        (or, for a tracked operation, when this key was queued before)."""
-        channel = self.permissions.incident_channel(provider, environment_id, environment_name)
-        if channel is None:
-            return False
-        return self.outbox.put(tracked_id, key, channel, reply.model_dump())
-
-
 def thread_link(channel: str, thread_ts: str | None) -> str:
     """A link to a Slack thread (or the channel when there is no thread)."""
     if not thread_ts:
         return str(ChannelRef(channel))
     return str(ThreadRef.of(channel, thread_ts))
+
+
+def who_ran(requester: str | None, approver: str | None) -> str:
+    """`Requested by @a, approved by @b` (or `Run by @a`), with refs the transport renders."""
+    asked = str(UserRef(requester)) if requester else "someone"
+    if approver:
+        return f"Requested by {asked}, approved by {UserRef(approver)}"
+    return f"Run by {asked}"
 
 
 def _duration(seconds: float) -> str:
@@ -119,6 +104,7 @@ class Tracker:
         self.settings = settings or TrackerSettings()
         self._clock = clock
         self.outbox = Outbox(db, clock)
+        self.incidents = Incidents(db, permissions, clock) if permissions is not None else None
         self._semaphore = asyncio.Semaphore(self.settings.concurrency)
         self._loop = BackgroundLoop("graphops-tracker", self.run_once, self.settings.tick_seconds)
         self.polls = 0
@@ -134,14 +120,18 @@ class Tracker:
         thread_ts: str | None,
         user: str,
         origin: Reply | None = None,
+        approver: str | None = None,
     ) -> int:
-        """Start following an operation; returns its tracking id (same id if already tracked)."""
+        """Start following an operation; returns its tracking id (same id if already tracked).
+
+        `approver` is who approved the command that started it (named in incident posts).
+        """
         now = self._clock()
         self.db.execute(
             "INSERT OR IGNORE INTO tracked_operations (provider, database_id, root_operation_id, "
             "operation_id, label, verb, environment_id, environment_name, requester, channel, "
-            "thread_ts, origin, started_at, next_poll_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "thread_ts, origin, started_at, next_poll_at, approver) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 ref.provider,
                 ref.database_id,
@@ -154,9 +144,10 @@ class Tracker:
                 user,
                 channel,
                 thread_ts,
-                origin.model_dump_json() if origin else None,
+                redact_reply(origin).model_dump_json() if origin else None,
                 now,
                 now + self.settings.backoff.first,
+                approver,
             ],
         )
         row = self.db.execute(
@@ -177,10 +168,10 @@ class Tracker:
         key: str = "incident",
     ) -> bool:
         """Queue a message for the environment's incident channel, if one is set."""
-        if self.permissions is None:
+        if self.incidents is None:
             return False
-        queued = Announcer(self.outbox, self.permissions).announce(
-            provider, environment_id, environment_name, reply, tracked_id=tracked_id, key=key
+        queued = self.incidents.announce(
+            provider, environment_id, environment_name, reply, key=key, tracked_id=tracked_id
         )
         self._loop.wake()
         return queued
@@ -310,6 +301,7 @@ class Tracker:
         now = self._clock()
         elapsed = _duration(now - row["started_at"])
         ok = state == "finished"
+        error = None if error is None else redact(error)  # the API's words may echo a secret
         with self.db.atomic():
             self.db.execute(
                 "UPDATE tracked_operations SET state = ?, finished_at = ?, error = ? WHERE id = ?",
@@ -345,11 +337,11 @@ class Tracker:
                     action="update",
                 )
             if not ok or row["verb"] in ANNOUNCED_VERBS:
-                who = str(UserRef(row["requester"])) if row["requester"] else "someone"
+                who = who_ran(row["requester"], row.get("approver"))
                 notice = Reply(
                     status="ok" if ok else "error",
                     title=("" if ok else "Failed: ") + title,
-                    text=f"Run by {who} from {ChannelRef(row['channel'])}: "
+                    text=f"{who} from {ChannelRef(row['channel'])}: "
                     f"{thread_link(row['channel'], row['thread_ts'])}"
                     + (f"\n{error}" if error else ""),
                 )

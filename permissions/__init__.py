@@ -4,7 +4,6 @@ from permissions.approvals import Approval, ApprovalStore, ClaimResult
 from permissions.audit import AuditLog
 from permissions.model import Binding, ChannelPolicy, IncidentChannel, ProtectionOverride
 from permissions.policy import Decision, Target, decide, may_approve
-from permissions.redaction import make_redactor
 from permissions.roles import Role
 from permissions.store import PermissionStore, migrate
 
@@ -22,7 +21,6 @@ __all__ = [
     "Role",
     "Target",
     "decide",
-    "make_redactor",
     "may_approve",
     "migrate",
 ]

@@ -1,20 +1,31 @@
-r"""Server-side approvals for destructive actions.
+r"""Server-side approvals for destructive actions, and the approved work they start.
 
 States::
 
-    pending -> approved -> executed
-            |          \-> failed
+    pending -> approved -> executing (step) -> executed
+            |                           \-> failed
             -> denied
             -> expired
 
 Every transition is a single conditional ``UPDATE ... WHERE state = ...``
 whose rowcount says whether this caller made it, so double clicks, replays and
 several processes sharing the SQLite file act at most once.
+
+Approved work is a persisted state machine (commands/execution.py drives it):
+the claim records the process that will run it (`runner`, `pid:start-time`),
+`start` moves it to ``executing``, and before each request that changes
+something the step and its journal are written here (`save_step`). A process
+that is gone leaves its work in ``approved`` or ``executing``; the next
+`graphops serve` takes it over (`take_over`, atomic, only when that process is
+dead) and resumes it or ends it with a clear failure. ``executed`` and
+``failed`` keep the reply to show (`reply`), and `reported_at` says when the card
+and its thread were told, so an outcome reached just before a kill is still shown.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -29,7 +40,11 @@ from permissions.audit import AuditLog
 from permissions.migrations import migrate
 from permissions.roles import Role
 
-ApprovalState = Literal["pending", "approved", "denied", "expired", "executed", "failed"]
+ApprovalState = Literal[
+    "pending", "approved", "executing", "denied", "expired", "executed", "failed"
+]
+UNFINISHED: tuple[str, ...] = ("approved", "executing")  # approved work not ended yet
+ENDED: tuple[str, ...] = ("executed", "failed", "denied", "expired")
 ClaimStatus = Literal["claimed", "already_decided", "expired", "unknown"]
 
 
@@ -57,6 +72,56 @@ class Approval:
     result: str | None = None
     finished_at: float | None = None
     message_ts: str | None = None
+    runner: str | None = None
+    step: str | None = None
+    journal: dict[str, Any] = field(default_factory=dict)
+    reply: str | None = None
+    reported_at: float | None = None
+
+
+def _process_start(pid: int) -> str:
+    """The start time of process `pid` in clock ticks since boot (Linux `/proc`), or "0"."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            # the command name (field 2) may hold spaces: count fields after its ")"
+            return stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "0"
+
+
+_runner: dict[int, str] = {}
+
+
+def this_runner() -> str:
+    """This process as a runner of approved work: `pid:start-time` (a reused pid differs)."""
+    pid = os.getpid()
+    if pid not in _runner:
+        _runner[pid] = f"{pid}:{_process_start(pid)}"
+    return _runner[pid]
+
+
+def runner_alive(runner: str | None) -> bool:
+    """Whether the process `runner` names is still running (False for None or junk)."""
+    if not runner:
+        return False
+    pid_text, _, started = runner.partition(":")
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if runner == this_runner():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: it exists
+    return started in ("", "0") or _process_start(pid) == started
+
+
+class LostRunner(RuntimeError):
+    """This process no longer runs an approval's work (taken over, or ended): stop."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +160,11 @@ def _row_to_approval(row: dict[str, Any]) -> Approval:
         result=row["result"],
         finished_at=row["finished_at"],
         message_ts=row["message_ts"],
+        runner=row.get("runner"),
+        step=row.get("step"),
+        journal=json.loads(row.get("journal") or "{}"),
+        reply=row.get("reply"),
+        reported_at=row.get("reported_at"),
     )
 
 
@@ -207,10 +277,11 @@ class ApprovalStore:
             raise ValueError(f"decision must be 'approve' or 'deny', not {decision!r}")
         new_state = "approved" if decision == "approve" else "denied"
         now = self._clock()
+        runner = this_runner() if decision == "approve" else None
         cursor = self.db.execute(
-            "UPDATE approvals SET state = ?, decided_by = ?, decided_at = ? "
+            "UPDATE approvals SET state = ?, decided_by = ?, decided_at = ?, runner = ? "
             "WHERE id = ? AND state = 'pending' AND expires_at > ?",
-            [new_state, approver, now, approval_id, now],
+            [new_state, approver, now, runner, approval_id, now],
         )
         if cursor.rowcount == 1:
             approval = self.get(approval_id)
@@ -242,6 +313,8 @@ class ApprovalStore:
         message = f"already {verb} by {UserRef(approval.decided_by or '?')} at {when}"
         if approval.state in ("executed", "failed"):
             message += f" ({approval.state})"
+        elif approval.state in UNFINISHED:
+            message += " (it is running; its outcome will be in the card's thread)"
         return ClaimResult("already_decided", message, approval)
 
     def _expire(self, approval_id: str, now: float) -> bool:
@@ -252,11 +325,19 @@ class ApprovalStore:
         )
         return cursor.rowcount == 1
 
-    def _finish(self, approval_id: str, state: str, text: str) -> bool:
+    def finish(
+        self, approval_id: str, state: Literal["executed", "failed"], text: str, reply: str = ""
+    ) -> bool:
+        """approved/executing -> `state`, keeping `text` (a short result) and `reply` (the
+        JSON of what to show); False when the work is not unfinished any more. An
+        approval without a card (never posted) has nobody to tell: it counts as reported.
+        """
+        now = self._clock()
         cursor = self.db.execute(
-            "UPDATE approvals SET state = ?, result = ?, finished_at = ? "
-            "WHERE id = ? AND state = 'approved'",
-            [state, text, self._clock(), approval_id],
+            "UPDATE approvals SET state = ?, result = ?, finished_at = ?, reply = ?, step = NULL, "
+            "journal = NULL, reported_at = CASE WHEN message_ts IS NULL THEN ? END "
+            "WHERE id = ? AND state IN ('approved', 'executing')",
+            [state, text[:2000], now, reply or None, now, approval_id],
         )
         if cursor.rowcount == 1:
             approval = self.get(approval_id)
@@ -265,12 +346,83 @@ class ApprovalStore:
         return False
 
     def mark_executed(self, approval_id: str, result_text: str) -> bool:
-        """approved -> executed; False when the approval is not in ``approved``."""
-        return self._finish(approval_id, "executed", result_text)
+        """approved/executing -> executed; False when the work is not unfinished."""
+        return self.finish(approval_id, "executed", result_text)
 
     def mark_failed(self, approval_id: str, error_text: str) -> bool:
-        """approved -> failed; False when the approval is not in ``approved``."""
-        return self._finish(approval_id, "failed", error_text)
+        """approved/executing -> failed; False when the work is not unfinished."""
+        return self.finish(approval_id, "failed", error_text)
+
+    # -- approved work: the state machine -----------------------------------------------
+
+    def start(self, approval_id: str) -> bool:
+        """approved -> executing, for the runner that holds it (this process); True also
+        when it is already executing here (a resumed run). False: another runner has it."""
+        cursor = self.db.execute(
+            "UPDATE approvals SET state = 'executing', step = COALESCE(step, 'start') "
+            "WHERE id = ? AND state IN ('approved', 'executing') AND runner = ?",
+            [approval_id, this_runner()],
+        )
+        return cursor.rowcount == 1
+
+    def save_step(self, approval_id: str, step: str, journal: dict[str, Any]) -> None:
+        """Write the current step and the journal before a request that changes something.
+
+        Raises LostRunner when this process no longer runs the approval (another took
+        it over, or it ended): then nothing more may be sent for it.
+        """
+        cursor = self.db.execute(
+            "UPDATE approvals SET step = ?, journal = ? "
+            "WHERE id = ? AND state = 'executing' AND runner = ?",
+            [step, json.dumps(journal, sort_keys=True, default=str), approval_id, this_runner()],
+        )
+        if cursor.rowcount != 1:
+            raise LostRunner(f"approval {approval_id} is not run by this process any more")
+
+    def take_over(self, approval: Approval) -> bool:
+        """Make this process the runner of unfinished work whose runner is gone (atomic:
+        of several processes starting at once, one gets it). False when its runner is
+        alive, or someone else took it over first."""
+        if approval.runner is not None and runner_alive(approval.runner):
+            return False
+        cursor = self.db.execute(
+            "UPDATE approvals SET runner = ? "
+            "WHERE id = ? AND state IN ('approved', 'executing') AND runner IS ?",
+            [this_runner(), approval.id, approval.runner],
+        )
+        if cursor.rowcount != 1:
+            return False
+        self._record(self.get(approval.id), None, "taken over")
+        return True
+
+    def unfinished(self) -> list[Approval]:
+        """Approved work not ended yet (approved or executing), oldest decision first."""
+        return [
+            _row_to_approval(row)
+            for row in self.db.query(
+                "SELECT * FROM approvals WHERE state IN ('approved', 'executing') "
+                "ORDER BY decided_at"
+            )
+        ]
+
+    def unreported(self) -> list[Approval]:
+        """Ended approvals with a card that does not show their end yet, oldest first."""
+        return [
+            _row_to_approval(row)
+            for row in self.db.query(
+                "SELECT * FROM approvals WHERE reported_at IS NULL AND message_ts IS NOT NULL "
+                "AND state IN ('executed', 'failed', 'denied', 'expired') ORDER BY created_at"
+            )
+        ]
+
+    def mark_reported(self, approval_id: str) -> bool:
+        """Record that the card and its thread show the end of this approval."""
+        cursor = self.db.execute(
+            "UPDATE approvals SET reported_at = ? WHERE id = ? AND reported_at IS NULL "
+            "AND state IN ('executed', 'failed', 'denied', 'expired')",
+            [self._clock(), approval_id],
+        )
+        return cursor.rowcount == 1
 
     def expire_due(self) -> list[Approval]:
         """Expire pending approvals past their time; return those this call expired."""

@@ -1,9 +1,12 @@
 """Append-only audit log in the ``audit`` table.
 
 Every textual value (columns, detail keys and values) passes through the
-configured redactor and then the built-in secret patterns before it is
-written. Mapping keys that name secrets (``password``, ``api_key``...) have
-their values replaced whatever they are.
+process's redactor (core/redaction.py: every secret known at run time, then the
+shapes of secrets) before it is written, and again when rows are read back for
+`graphops audit` (rows written before a secret was known, or by an older
+version). Mapping keys that name secrets (``password``, ``api_key``...) have
+their values replaced whatever they are. Only secrets are redacted: user ids,
+usernames, role and database names stay, so the log can be searched by them.
 
 A row that meets a store locked by another process (SQLite "database is locked"
 after the connection's busy timeout) is not lost and does not fail what is being
@@ -24,8 +27,8 @@ import sqlite_utils
 
 from core.audit_context import current_invocation
 from core.errors import is_store_busy
+from core.redaction import REDACTOR, Redactor
 from permissions.migrations import migrate
-from permissions.redaction import REDACTED, is_secret_key, redact_builtin
 
 AuditKind = Literal["command", "decision", "approval", "api_call", "operation"]
 KINDS: tuple[str, ...] = ("command", "decision", "approval", "api_call", "operation")
@@ -52,34 +55,20 @@ class AuditLog:
     def __init__(
         self,
         db: sqlite_utils.Database,
-        redact: Callable[[str], str] = lambda s: s,
+        redactor: Redactor = REDACTOR,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """Wrap ``db`` (migrating tables); ``redact`` removes known secret values."""
+        """Wrap ``db`` (migrating tables); ``redactor`` is the process's one unless a
+        test gives its own."""
         self.db = db
-        self._redact = redact
+        self.redactor = redactor
         self._clock = clock
         self._deferred: list[dict[str, Any]] = []  # rows that met a locked store
         migrate(db)
 
     def redact(self, text: str) -> str:
-        """Apply the configured redactor, then the built-in patterns."""
-        return redact_builtin(self._redact(str(text)))
-
-    def _clean(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.redact(value)
-        if isinstance(value, dict):
-            cleaned: dict[str, Any] = {}
-            for key, item in value.items():
-                clean_key = self.redact(str(key))
-                cleaned[clean_key] = REDACTED if is_secret_key(str(key)) else self._clean(item)
-            return cleaned
-        if isinstance(value, list | tuple | set | frozenset):
-            return [self._clean(item) for item in value]
-        if value is None or isinstance(value, bool | int | float):
-            return value
-        return self.redact(str(value))
+        """``text`` without any secret (core.redaction)."""
+        return self.redactor.redact(str(text))
 
     def record(
         self,
@@ -118,7 +107,9 @@ class AuditLog:
             value = values[column]
             row[column] = None if value is None else self.redact(str(value))
         row["detail"] = (
-            None if detail is None else json.dumps(self._clean(detail), sort_keys=True, default=str)
+            None
+            if detail is None
+            else json.dumps(self.redactor.redact_data(detail), sort_keys=True, default=str)
         )
         try:
             row_id = self._insert(row)
@@ -194,7 +185,8 @@ class AuditLog:
         kind: str | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
-        """The newest ``limit`` rows matching the filters, oldest first; detail parsed."""
+        """The newest ``limit`` rows matching the filters, oldest first; detail parsed, and
+        every text redacted again with what this process knows."""
         where: list[str] = []
         params: list[Any] = []
         if since is not None:
@@ -217,7 +209,11 @@ class AuditLog:
         rows = list(self.db.query(sql, params))
         rows.reverse()
         for row in rows:
-            row["detail"] = json.loads(row["detail"]) if row["detail"] else None
+            for column in (*_COLUMNS, "iso", "kind"):
+                if isinstance(row.get(column), str):
+                    row[column] = self.redact(row[column])
+            detail = json.loads(row["detail"]) if row["detail"] else None
+            row["detail"] = None if detail is None else self.redactor.redact_data(detail)
         return rows
 
     @staticmethod

@@ -114,6 +114,31 @@ def m002_binding_users_and_audit_team(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE audit ADD COLUMN team TEXT")
 
 
+@migrations()
+def m003_approval_executions(db: sqlite_utils.Database) -> None:
+    """Approved work as a persisted state machine (permissions/approvals.py).
+
+    `runner`: the process running the approved work (`pid:start-time`), so a restarted
+    bot resumes only work whose process is gone; `step`: what it is doing now;
+    `journal`: the steps begun and done (JSON); `reply`: the outcome to show;
+    `reported_at`: when the card and its thread were told. Rows decided before this
+    step count as reported (their cards were edited then); an `approved` row from
+    before has no runner: it is ended with a clear failure at the next start.
+    """
+    for column, kind in (
+        ("runner", "TEXT"),
+        ("step", "TEXT"),
+        ("journal", "TEXT"),
+        ("reply", "TEXT"),
+        ("reported_at", "REAL"),
+    ):
+        db.execute(f"ALTER TABLE approvals ADD COLUMN {column} {kind}")
+    db.execute(
+        "UPDATE approvals SET reported_at = COALESCE(finished_at, decided_at, expires_at) "
+        "WHERE state NOT IN ('pending', 'approved')"
+    )
+
+
 def migrate(db: sqlite_utils.Database) -> None:
     """Apply any pending permissions migrations (idempotent)."""
     migrations.apply(db)

@@ -17,6 +17,14 @@ lists its variants in ``SHAPES`` (name -> what changes); ``shapes=`` (and
 tells a handler whether one is on, and :meth:`SimulatorServer.collection` answers a
 list bare or wrapped (variant ``lists-wrapped``).
 
+Echo (``fail_next(..., echo=True)``): a hostile or careless server that repeats what
+it was sent in its error answer. In the rule's ``text`` or ``body`` (any string in
+it), ``{body}`` becomes the raw request body, ``{token}`` the bearer token of its
+``Authorization`` header, ``{header:NAME}`` a request header and ``{field:NAME}`` a
+field of its form or JSON body (a posted ``client_secret``, a ``password``). Real
+servers have been seen echoing the posted form in a 401 and the request in a 500;
+which parts and in which shape is a guess, so tests try several.
+
 Fault injection order for every non-admin request: ``latency`` sleep, then the first
 matching ``fail_next`` rule (consumed), else a random drop (``drop_rate``), else a
 random error (``error_rate``); one seeded ``random.Random`` draws both. With
@@ -131,7 +139,8 @@ class RecordedRequest:
 class FailRule:
     """A targeted fault: the next ``times`` requests matching ``method`` and
     ``path_regex`` (``re.search``) get ``status`` and ``body`` (any JSON value) or
-    ``text`` (a raw, non-JSON body), or are dropped."""
+    ``text`` (a raw, non-JSON body), or are dropped. With ``echo`` the strings of
+    ``body``/``text`` repeat parts of the request (see the module docstring)."""
 
     method: str
     path_regex: str
@@ -141,6 +150,7 @@ class FailRule:
     drop: bool = False
     after_effect: bool = False
     text: str | None = None
+    echo: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         """True if this rule still applies to ``method path``."""
@@ -177,11 +187,12 @@ class Faults:
         drop: bool = False,
         after_effect: bool = False,
         text: str | None = None,
+        echo: bool = False,
     ) -> FailRule:
         """Add a targeted rule; rules are consumed in the order they were added.
         ``method`` may be ``"*"``."""
         re.compile(path_regex)  # fail early on a bad pattern
-        rule = FailRule(method, path_regex, status, times, body, drop, after_effect, text)
+        rule = FailRule(method, path_regex, status, times, body, drop, after_effect, text, echo)
         self.rules.append(rule)
         return rule
 
@@ -233,6 +244,54 @@ def _redact(value: Any) -> Any:
     if isinstance(value, list):
         return [_redact(v) for v in value]
     return value
+
+
+_ECHO = re.compile(r"\{(body|token|header:[\w-]+|field:[\w-]+)\}")
+
+
+@dataclass(frozen=True)
+class _Echo:
+    """What an echoing fault repeats of a request (see the module docstring)."""
+
+    body: str
+    headers: Mapping[str, str]
+    fields: Mapping[str, str]
+
+    @classmethod
+    async def of(cls, request: web.Request) -> _Echo:
+        raw = (await request.read()).decode("utf-8", "replace")  # read once, kept by aiohttp
+        fields: dict[str, str] = {}
+        if request.content_type == "application/x-www-form-urlencoded":
+            fields = {k: str(v) for k, v in (await request.post()).items()}
+        else:
+            try:
+                parsed = json.loads(raw) if raw else None
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                fields = {str(k): str(v) for k, v in parsed.items()}
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        return cls(raw, headers, fields)
+
+    def _part(self, match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name == "body":
+            return self.body
+        if name == "token":
+            return self.headers.get("authorization", "").partition(" ")[2]
+        kind, _, key = name.partition(":")
+        source = self.headers if kind == "header" else self.fields
+        return source.get(key.lower() if kind == "header" else key, "")
+
+    def fill(self, template: Any) -> Any:
+        """``template`` (a string or JSON value) with every placeholder replaced."""
+        if isinstance(template, str):
+            return _ECHO.sub(self._part, template)
+        if isinstance(template, dict):
+            return {key: self.fill(value) for key, value in template.items()}
+        if isinstance(template, list):
+            return [self.fill(value) for value in template]
+        return template
 
 
 def _is_loopback(host: str) -> bool:
@@ -407,13 +466,16 @@ class SimulatorServer:
                 await self._call(request, handler)
             if rule.drop:
                 return self._drop(request, body)
-            if rule.text is not None:
-                resp = web.Response(text=rule.text, status=rule.status)
+            answer = rule.body if rule.body is not None else self.fault_body(rule.status)
+            if rule.echo:
+                echo = await _Echo.of(request)
+                answer = echo.fill(rule.text if rule.text is not None else answer)
+            elif rule.text is not None:
+                answer = rule.text
+            if isinstance(answer, str):
+                resp = web.Response(text=answer, status=rule.status)
             else:
-                resp = web.json_response(
-                    rule.body if rule.body is not None else self.fault_body(rule.status),
-                    status=rule.status,
-                )
+                resp = web.json_response(answer, status=rule.status)
             self._record(request, resp.status, body)
             return resp
         if faults.drop_rate > 0 and faults.rng.random() < faults.drop_rate:

@@ -28,6 +28,8 @@ Choices made where the seed is silent:
   simulator ``clock``: ``token_ttl`` seconds after issue (401 AUT3), or at
   ``expire_tokens()``. Changing a user's password (except one's own) or deleting
   the user revokes that user's tokens (401 AUT2). Version and health need no token.
+  ``opaque_tokens=True`` issues random strings instead (a guess: the seed's example is
+  a JWT but its schema says only ``"token": string``; clients must not rely on the shape).
 - Users: the user named ``username`` (default ``admin``) is the administrator.
   Every ``/v1/users`` endpoint answers 403 AUT4 to anyone else (even for their
   own record). Any signed-in user may manage databases and run transactions.
@@ -264,9 +266,11 @@ class TypeDBSimulator(SimulatorServer):
         version: str = "3.2.0",
         seed: int = 0,
         seed_data: bool = True,
+        opaque_tokens: bool = False,
     ) -> None:
         super().__init__(seed=seed)
         self.admin = username
+        self.opaque_tokens = opaque_tokens
         self.token_ttl = token_ttl
         self.query_seconds = query_seconds
         self.default_transaction_timeout_ms = default_transaction_timeout_ms
@@ -364,6 +368,11 @@ class TypeDBSimulator(SimulatorServer):
     # ---- tokens -------------------------------------------------------------------
 
     def _issue_token(self, username: str) -> str:
+        if self.opaque_tokens:
+            token = secrets.token_urlsafe(32)
+            self._tokens[token] = _Token(username, self.clock())
+            self.tokens_issued += 1
+            return token
         iat = int(time.time())
         claims = {"sub": username, "iat": iat, "exp": iat + self.token_ttl, "jti": uuid.uuid4().hex}
         header = _b64(json.dumps({"typ": "JWT", "alg": "HS256"}).encode())

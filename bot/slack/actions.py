@@ -19,7 +19,7 @@ is refused before any dialog opens (permissions.policy.admit, no I/O).
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
@@ -32,15 +32,25 @@ from bot.slack.runtime import SlackRuntime
 from bot.slack.views import confirm_modal, fill, message_view, open_loading
 from commands.pipeline import refuse
 
-Work = Callable[[Origin, str], Awaitable[None]]
+Work = Callable[[Origin, str], Coroutine[Any, Any, None]]
 
 
-def acknowledge_then(rt: SlackRuntime, work: Work) -> Callable[..., Awaitable[None]]:
-    """An ack listener: start `work(origin, value)` in the background, then ack."""
+Kept = Callable[[str], str | None]  # the command line a click stands for (kept), or None
+
+
+def acknowledge_then(
+    rt: SlackRuntime, work: Work, kept: Kept | None = None
+) -> Callable[..., Awaitable[None]]:
+    """An ack listener: start `work(origin, value)` in the background, then ack. With
+    `kept`, the click is a command: accepted (bot/slack/runtime.py) as the line it says."""
 
     async def listener(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         origin, value = action_origin(body, installation(context))
-        rt.work(origin, work(origin, value))
+        line = kept(value) if kept is not None else None
+        if line is not None:
+            rt.accept(origin, line, work(origin, value))
+        else:
+            rt.work(origin, work(origin, value))
         await ack()
 
     return listener
@@ -120,12 +130,23 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
 
         return press
 
-    app.action("approval.approve")(acknowledge_then(rt, approve))
-    app.action("approval.deny")(acknowledge_then(rt, deny))
+    slash = rt.bot.services.slash_command
+    app.action("approval.approve")(acknowledge_then(rt, approve, lambda value: f"approve {value}"))
+    app.action("approval.deny")(acknowledge_then(rt, deny, lambda value: f"deny {value}"))
     app.action(MORE_ACTION)(acknowledge_then(rt, more))
-    app.action(re.compile(r"^command(\.\d+)?$"))(acknowledge_then(rt, command))
+    app.action(re.compile(r"^command(\.\d+)?$"))(
+        acknowledge_then(rt, command, lambda line: line.removeprefix(slash).strip())
+    )
     app.action(PICK_ACTION)(acknowledge_then(rt, pick))
     app.options(PICK_ACTION)(suggest)
     # Heads-up before a scheduled pause: the value is only the schedule id.
-    app.action("schedule.skip")(acknowledge_then(rt, schedule_button("schedule-skip")))
-    app.action("schedule.extend")(acknowledge_then(rt, schedule_button("schedule-extend")))
+    app.action("schedule.skip")(
+        acknowledge_then(
+            rt, schedule_button("schedule-skip"), lambda value: f"schedule-skip {value}"
+        )
+    )
+    app.action("schedule.extend")(
+        acknowledge_then(
+            rt, schedule_button("schedule-extend"), lambda value: f"schedule-extend {value}"
+        )
+    )

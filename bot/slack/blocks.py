@@ -27,6 +27,13 @@ rest is data from people and APIs, shown literally:
 - Backticks: the core's own code spans pass as code; inside code blocks (tables,
   fenced text) a backtick becomes `ˋ` (U+02CB), so data cannot close the block.
 
+Secrets: every text goes through the process's redactor (core/redaction.py) before it is
+escaped: `mrkdwn`, `plain_code`, `plain`, button values and the files beside a message
+(`Overflow`). This is the one place Slack text is made, so whatever a Reply, the
+tracker, App Home or a modal holds, Slack never receives a secret the process knows or
+one that looks like one. `render(..., private=True)` is for the requester alone
+(`Reply.private_text`): the one-time links they asked for stay whole.
+
 Layout: a header (title with a status emoji), the requester line (context), the text
 in mrkdwn sections, the fields in sections of at most 10, each table as aligned
 monospace text in code blocks (people and channels by name when `names` knows them),
@@ -62,6 +69,7 @@ from bot.slack.menus import (
 from bot.slack.pages import Blocks, PageStore
 from bot.text import render_table
 from core import refs
+from core.redaction import redact
 from core.reply import Action, Choice, Option, Reply, Table
 
 MAX_BLOCKS = 50
@@ -92,11 +100,15 @@ EMOJI = {
 
 @dataclass(frozen=True)
 class Overflow:
-    """A file shown beside a message: what did not fit in it, whole."""
+    """A file shown beside a message: what did not fit in it, whole (redacted)."""
 
     filename: str
     content: str
     title: str
+
+    def __post_init__(self) -> None:
+        for name in ("filename", "content", "title"):
+            object.__setattr__(self, name, redact(getattr(self, name)))
 
     @property
     def digest(self) -> str:
@@ -151,10 +163,11 @@ def _name_of(ref: refs.Ref, names: Mapping[str, str] | None) -> str:
     return sigil + ((names or {}).get(ref.id) or ref.id).lstrip("#@")
 
 
-def mrkdwn(text: str, names: Mapping[str, str] | None = None) -> str:
-    """Reply text (plain text with references and backtick code spans) as mrkdwn:
+def mrkdwn(text: str, names: Mapping[str, str] | None = None, *, private: bool = False) -> str:
+    """Reply text (plain text with references and backtick code spans) as mrkdwn, redacted:
     references become mentions (inside code: `@name`), everything else is shown
     literally (see the module docstring)."""
+    text = redact(text, private=private)
     out: list[str] = []
     position = 0
     for match in _CODE.finditer(text):
@@ -165,16 +178,16 @@ def mrkdwn(text: str, names: Mapping[str, str] | None = None) -> str:
     return "".join(out)
 
 
-def plain_code(text: str, names: Mapping[str, str] | None = None) -> str:
-    """Text for a code block: references as `@name` / `#name` (or the id), escaped,
-    backticks replaced so the block cannot be closed from inside."""
-    shown = refs.render(text, lambda r: _name_of(r, names))
+def plain_code(text: str, names: Mapping[str, str] | None = None, *, private: bool = False) -> str:
+    """Text for a code block, redacted: references as `@name` / `#name` (or the id),
+    escaped, backticks replaced so the block cannot be closed from inside."""
+    shown = refs.render(redact(text, private=private), lambda r: _name_of(r, names))
     return escape(shown.replace("`", LOOKALIKE_BACKTICK))
 
 
-def plain(text: str, names: Mapping[str, str] | None = None) -> str:
-    """Text for a plain_text object (headers, labels): references as names or ids."""
-    return refs.render(text, lambda r: _name_of(r, names))
+def plain(text: str, names: Mapping[str, str] | None = None, *, private: bool = False) -> str:
+    """Text for a plain_text object (headers, labels), redacted: references as names or ids."""
+    return refs.render(redact(text, private=private), lambda r: _name_of(r, names))
 
 
 def safe_cut(rendered: str, limit: int, marker: str = "…") -> str:
@@ -283,7 +296,7 @@ def _code(lines: list[str]) -> dict[str, Any]:
 
 def button(action: Action, action_id: str) -> dict[str, Any] | None:
     """A button for `action` (None when its value cannot fit in a button)."""
-    value = action.value if action.action_id != "command" else action.command
+    value = redact(action.value if action.action_id != "command" else action.command)
     if len(value) > BUTTON_VALUE or not value:
         return None
     element: dict[str, Any] = {
@@ -355,10 +368,13 @@ def more_block(key: str, page: int, of: int) -> dict[str, Any]:
     }
 
 
-def fallback_text(reply: Reply, names: Mapping[str, str] | None = None) -> str:
+def fallback_text(
+    reply: Reply, names: Mapping[str, str] | None = None, *, private: bool = False
+) -> str:
     """Plain text for notifications and clients without blocks, never cut mid-mention."""
     parts = [reply.title or "", reply.text]
-    text = mrkdwn("\n".join(p for p in parts if p).strip(), names) or reply.status
+    text = mrkdwn("\n".join(p for p in parts if p).strip(), names, private=private)
+    text = text or reply.status
     return safe_cut(text, FALLBACK_TEXT)
 
 
@@ -393,14 +409,18 @@ class _Build:
     reply: Reply
     names: Mapping[str, str] | None
     filename: str
+    private: bool = False
     spill: list[str] = field(default_factory=list)
+
+    def md(self, text: str) -> str:
+        return mrkdwn(text, self.names, private=self.private)
 
     def keep(self, heading: str, value: str) -> None:
         self.spill.append(f"== {heading} ==\n{value.rstrip()}\n")
 
     def text_blocks(self, budget: int) -> Blocks:
         reply = self.reply
-        text = mrkdwn(reply.text.strip(), self.names)
+        text = self.md(reply.text.strip())
         if not reply.title:
             text = f"{EMOJI[reply.status]} {text}".strip()
         blocks: Blocks = []
@@ -424,8 +444,9 @@ class _Build:
         fields = reply.fields
         rendered = []
         for label, value in fields:
-            head = f"*{mrkdwn(label, self.names)}*\n"
-            body = mrkdwn(value, self.names) or "-"
+            value = redact(value, private=self.private)  # the digest is of what is shown
+            head = f"*{self.md(label)}*\n"
+            body = self.md(value) or "-"
             if len(head) + len(body) > FIELD_TEXT:
                 note = digest_note(refs.plain(value), self.filename)
                 body = safe_cut(body, FIELD_TEXT - len(head) - len(note) - 2, marker="") + note
@@ -448,7 +469,7 @@ class _Build:
         """A table as (blocks, row count) units: code sections of at most `page_rows` rows
         and 3000 characters each (the column header repeated in each); the note last."""
         full = render_table(table, self.names or {})
-        lines = [plain_code(line) for line in full]
+        lines = [plain_code(line, private=self.private) for line in full]
         if any(len(line) > MAX_LINE for line in lines):
             self.keep(f"Table {', '.join(table.columns)}", "\n".join(full))
             lines = [safe_cut(line, MAX_LINE) for line in lines]
@@ -468,7 +489,7 @@ class _Build:
         if chunk or not units:
             units.append(([_code(head + chunk)], len(chunk)))
         if table.note:
-            units[-1][0].append(context(mrkdwn(table.note, self.names)))
+            units[-1][0].append(context(self.md(table.note)))
         return units
 
 
@@ -512,9 +533,10 @@ def render(
     page_rows: int = 40,
     names: Mapping[str, str] | None = None,
     menu: str | None = None,
+    private: bool = False,
 ) -> Rendered:
-    """Block Kit for `reply` within one message's limits (private_text is never
-    rendered: it goes elsewhere).
+    """Block Kit for `reply` within one message's limits, redacted (private_text is never
+    rendered: it goes elsewhere; `private` renders a reply made of it, for its requester).
 
     A `reply.choice` becomes a select menu when `menu` (its key in the MenuStore) is
     given. Tables beyond the first page are stored in `pages` behind a "More" button;
@@ -522,13 +544,14 @@ def render(
     would be cut are kept whole in `Rendered.files` (one file, named on the message
     with its size and sha256).
     """
-    build = _Build(reply, names, f"{_slug(reply.title or reply.text[:40])}.txt")
+    slug = _slug(redact(reply.title or reply.text[:40]))
+    build = _Build(reply, names, f"{slug}.txt", private)
     head: Blocks = []
     question = [select_block(reply.choice, menu)] if reply.choice and menu else []
     if reply.title:
-        head.append(header(f"{EMOJI[reply.status]} {plain(reply.title, names)}"))
+        head.append(header(f"{EMOJI[reply.status]} {plain(reply.title, names, private=private)}"))
     if reply.context:
-        head.append(context(mrkdwn(reply.context, names)))
+        head.append(context(build.md(reply.context)))
     tail = question + _action_blocks(reply.actions)
     file_note = size([context("x" * 260)])
     units = [unit for table in reply.tables for unit in build.table_units(table, page_rows)]
@@ -560,7 +583,7 @@ def render(
     blocks.extend(tail)
     if not blocks:
         blocks.append(section(EMOJI[reply.status]))
-    return Rendered(blocks[:MAX_BLOCKS], fallback_text(reply, names), files)
+    return Rendered(blocks[:MAX_BLOCKS], fallback_text(reply, names, private=private), files)
 
 
 def render_page(pages: PageStore, value: str) -> Rendered | None:

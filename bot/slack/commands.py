@@ -1,8 +1,9 @@
 """The slash command (`/gdb` by default): ack at once, run after the ack.
 
 The ack is empty and sent before any database API call (the command runs as a
-separate task, `SlackRuntime.work`), so Slack's 3-second limit holds however slow
-the API is; an answer slower than a moment is announced privately ("Working on …").
+separate task, `SlackRuntime.accept`, which keeps it in the inbox first), so Slack's
+3-second limit holds however slow the API is; an answer slower than a moment is
+announced privately ("Working on …").
 The text is read at the edge (bot/slack/edge.py: mentions to ids, entities decoded
 once), whatever it contains. The answer then arrives through the Web API or the
 response_url (see bot/slack/delivery.py).
@@ -23,7 +24,7 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
 
     async def on_command(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         origin = slash_origin(body, installation(context))
-        rt.work(origin, rt.run_command(origin))
+        rt.accept(origin, origin.command or "help", rt.run_command(origin))
         await ack()
 
     app.command(rt.bot.config.bot.slash_command)(on_command)

@@ -4,9 +4,11 @@
 The decision itself is `Pipeline.decide_approval`, whose `ApprovalStore.claim`
 is atomic: double clicks and replays execute at most once. This module only
 tells the clicker about a refusal (privately), or, when this click made the
-decision, edits the card in place (who asked, who decided, when, no buttons) and
-posts the result in the card's thread, naming requester and approver. An expired
-approval's card is edited to say so, here and by the expiry sweep.
+decision, edits the card in place (who asked, who decided, when, no buttons: first
+"running", then the end, a failure with its reason) and posts the outcome in the
+card's thread, naming requester and approver (`report_outcome`, also used after a
+restart by bot/slack/recovery.py). An expired approval's card is edited to say so,
+here and by the expiry sweep.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError
 
+from bot.slack.blocks import cut
 from bot.slack.edge import Origin
 from core.audit_context import acting_as
 from core.refs import UserRef
 from core.reply import Reply
-from permissions.approvals import Approval
+from permissions.approvals import UNFINISHED, Approval
 from permissions.audit import iso_time
 
 if TYPE_CHECKING:
@@ -29,23 +32,28 @@ if TYPE_CHECKING:
 
 
 def decided_card(approval: Approval) -> Reply:
-    """The card of an approval that is no longer pending (no buttons)."""
+    """The card of an approval that is no longer pending (no buttons): running, or its end
+    (executed, failed with the reason, denied, expired)."""
     when = iso_time(approval.decided_at or approval.expires_at)
     decider = UserRef(approval.decided_by or "")
+    result = cut(approval.result or "", 400)
     if approval.state == "expired":
         title, status = f"Expired: {approval.summary}", "info"
         text = f"Nobody decided before {iso_time(approval.expires_at)}; nothing was run."
     elif approval.state == "denied":
         title, status = f"Denied: {approval.summary}", "denied"
         text = f"Denied by {decider} at {when}; nothing was run."
+    elif approval.state in UNFINISHED:
+        title, status = f"Approved: {approval.summary}", "pending"
+        doing = f" ({approval.step})" if approval.step and approval.step != "start" else ""
+        text = f"Approved by {decider} at {when}. Running{doing}; the outcome follows below."
+    elif approval.state == "failed":
+        title, status = f"Approved, then failed: {approval.summary}", "error"
+        text = f"Approved by {decider} at {when}. It failed: {result or 'see the thread'}."
     else:
         title, status = f"Approved: {approval.summary}", "ok"
-        text = f"Approved by {decider} at {when}."
-        if approval.state == "failed":
-            status = "error"
-            text += " It failed; see the thread."
-        elif approval.state == "executed":
-            text += " The result is in the thread."
+        text = f"Approved by {decider} at {when}. Done: {result or 'see the thread'}."
+        text += " The result is in the thread."
     return Reply.model_validate(
         {
             "status": status,
@@ -99,13 +107,21 @@ async def settle_approval(
     approve: bool,
     confirm: str | None,
 ) -> None:
-    """Approve (and run) or deny for `origin`'s user, then show the outcome in Slack."""
+    """Approve (and run) or deny for `origin`'s user, then show the outcome in Slack: the
+    card shows "running" (no buttons) once approved, then its end; the thread gets the
+    outcome."""
     approvals = rt.bot.services.approvals
     user = origin.user
     text = f"approve {approval_id}" if approve else f"deny {approval_id}"
     invocation = await rt.invocation(origin, text)
+
+    async def claimed(approval: Approval) -> None:
+        await update_card(rt, approvals.get(approval.id) or approval)
+
     with acting_as(invocation):  # API calls are audited with the approver
-        reply = await rt.bot.pipeline.decide_approval(invocation, approval_id, approve, confirm)
+        reply = await rt.bot.pipeline.decide_approval(
+            invocation, approval_id, approve, confirm, on_claimed=claimed if approve else None
+        )
     after = approvals.get(approval_id)
     decided_here = (
         after is not None
@@ -120,27 +136,58 @@ async def settle_approval(
         )
         if expired and after is not None:
             await update_card(rt, after)
+            approvals.mark_reported(after.id)
         await rt.delivery.to_requester(reply, origin)
         return
     rt.metrics.approval("approved" if approve else "denied")
-    await update_card(rt, after)
-    if approve:
-        reply = reply.model_copy(
-            update={
-                "context": f"Requested by {UserRef(after.requester)}, "
-                f"approved by {UserRef(user)} (approval `{after.id}`)"
-            }
+    if not approve:
+        await update_card(rt, after)
+        approvals.mark_reported(after.id)
+        return
+    await report_outcome(rt, after, reply, origin)
+
+
+async def report_outcome(
+    rt: SlackRuntime, approval: Approval, reply: Reply | None = None, origin: Origin | None = None
+) -> None:
+    """Show the end of approved work: the card edited in place, the outcome in its thread
+    (naming requester and approver; its operations followed there), then recorded as
+    reported. `reply` defaults to the one kept in the approval row (after a restart).
+    Work not ended yet (another process runs it) is only told to the clicker."""
+    approvals = rt.bot.services.approvals
+    if approval.state not in ("executed", "failed"):
+        if reply is not None and origin is not None:
+            await rt.delivery.to_requester(reply, origin)
+        return
+    if reply is None:
+        reply = (
+            Reply.model_validate_json(approval.reply)
+            if approval.reply
+            else Reply(status="ok", text=approval.result or "")
         )
-        in_channel = Origin(
-            user=user,
-            channel=after.channel,
-            response_url=origin.response_url,
-            received_at=origin.received_at,
-            response_uses=origin.response_uses,
-            via=origin.via,
-            workspace=origin.workspace,
-            home=origin.home,
-        )
-        await rt.delivery.deliver(
-            reply, in_channel, thread_ts=after.message_ts, requester=after.requester
-        )
+    reply = reply.model_copy(
+        update={
+            "context": f"Requested by {UserRef(approval.requester)}, "
+            f"approved by {UserRef(approval.decided_by or '')} (approval `{approval.id}`)"
+        }
+    )
+    await update_card(rt, approval)
+    decider = approval.decided_by or approval.requester
+    in_channel = Origin(
+        user=decider,
+        channel=approval.channel,
+        response_url=origin.response_url if origin and origin.user == decider else "",
+        received_at=origin.received_at if origin else time.monotonic(),
+        response_uses=origin.response_uses if origin else 0,
+        via=origin.via if origin else "button",
+        workspace=origin.workspace if origin else None,
+        home=origin.home if origin else None,
+    )
+    await rt.delivery.deliver(
+        reply,
+        in_channel,
+        thread_ts=approval.message_ts,
+        requester=approval.requester,
+        approver=approval.decided_by,
+    )
+    approvals.mark_reported(approval.id)

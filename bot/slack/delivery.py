@@ -114,14 +114,15 @@ class Delivery:
         self.tracker = tracker
         self.menus = menus if menus is not None else MenuStore()
 
-    async def render(self, reply: Reply, origin: Origin) -> Rendered:
-        """`reply` rendered for `origin`: its Choice, if any, kept as a menu for them."""
+    async def render(self, reply: Reply, origin: Origin, *, private: bool = False) -> Rendered:
+        """`reply` rendered for `origin`: its Choice, if any, kept as a menu for them
+        (`private`: for the requester alone, see SlackNotifier.render)."""
         menu = (
             self.menus.put(origin.user, origin.channel, reply.choice)
             if reply.choice is not None
             else None
         )
-        return await self.notifier.render(reply, menu=menu)
+        return await self.notifier.render(reply, menu=menu, private=private)
 
     async def deliver(
         self,
@@ -130,12 +131,13 @@ class Delivery:
         *,
         thread_ts: str | None = None,
         requester: str | None = None,
+        approver: str | None = None,
     ) -> str | None:
         """Send `reply` where it belongs; return the ts of a channel message, if any.
 
         `thread_ts` is the root message to answer under; operations are handed to the
         tracker under that root (or the new message); `requester` (default the origin's
-        user) is who the tracker reports to.
+        user) is who the tracker reports to, `approver` who approved it (approved work).
         """
         reply = with_secret_button(reply)
         thread_ts = thread_ts or origin.thread_ts  # a mention is answered in its thread
@@ -157,7 +159,7 @@ class Delivery:
             await self._share(overflow, origin, root if ts else None)
         if reply.private_text:
             private = Reply(status="info", text=reply.private_text, visibility="ephemeral")
-            await self.to_requester(private, origin)
+            await self.to_requester(private, origin, private=True)
         approval_id = approval_id_of(reply)
         if approval_id and ts:
             self.approvals.set_message_ts(approval_id, ts)
@@ -170,6 +172,7 @@ class Delivery:
                     thread_ts=root,
                     user=requester or origin.user,
                     origin=reply if ts and thread_ts is None else None,
+                    approver=approver,
                 )
         return ts
 
@@ -199,9 +202,11 @@ class Delivery:
         await self.to_requester(private, origin)
         return None
 
-    async def to_requester(self, reply: Reply, origin: Origin) -> bool:
-        """Show `reply` to the requester alone; False when no way worked (logged)."""
-        return await self.to_requester_rendered(await self.render(reply, origin), origin)
+    async def to_requester(self, reply: Reply, origin: Origin, *, private: bool = False) -> bool:
+        """Show `reply` to the requester alone; False when no way worked (logged).
+        `private`: it is a Reply.private_text, whose one-time links stay whole."""
+        rendered = await self.render(reply, origin, private=private)
+        return await self.to_requester_rendered(rendered, origin)
 
     async def to_requester_rendered(self, rendered: Rendered, origin: Origin) -> bool:
         """Show an already rendered message to the requester alone."""

@@ -79,7 +79,8 @@ class Metrics:
             self._denials.inc()
 
     def approval(self, outcome: str) -> None:
-        """Count one approval click: approved, denied, refused, expired or not_decided."""
+        """Count one approval click (approved, denied, refused, expired, not_decided) or
+        approved work resumed after a restart (resumed)."""
         self._approvals.labels(outcome=outcome).inc()
 
     def api_call(self, call: CallRecord) -> None:

@@ -159,12 +159,22 @@ class SlackNotifier:
         self.page_rows = page_rows
         self._uncertain: dict[str, float] = {}  # key -> when the first uncertain try began
 
-    async def render(self, reply: Reply, menu: str | None = None) -> Rendered:
-        """`reply` as Block Kit, with the names of people in its tables when known soon
+    async def render(
+        self, reply: Reply, menu: str | None = None, *, private: bool = False
+    ) -> Rendered:
+        """`reply` as Block Kit (redacted; `private` for its requester alone, see
+        blocks.render), with the names of people in its tables when known soon
         (`menu`: the key its Choice is stored under, bot/slack/menus.py)."""
         wanted = table_refs(reply)
         names = await self.directory.names(wanted) if wanted and self.directory else None
-        return render(reply, pages=self.pages, page_rows=self.page_rows, names=names, menu=menu)
+        return render(
+            reply,
+            pages=self.pages,
+            page_rows=self.page_rows,
+            names=names,
+            menu=menu,
+            private=private,
+        )
 
     # -- the Notifier protocol -----------------------------------------------------------
 

@@ -1,13 +1,15 @@
 """What the Slack listeners share: the bot, the Web API client, the notifier and the
 delivery (bot/slack/delivery.py decides where a Reply goes), and how a command runs.
 
-Listeners acknowledge at once and hand their work to `work` (tracked in `tasks`,
-awaited by `idle` and at shutdown), which starts it once the SQLite store can be
-written, waiting for that in a thread (bot/store.py `StoreGate`). A command whose
-answer takes longer than `working_after` seconds gets a short private "Working on …"
-through its response_url first. `/gdb approve <id>` and `/gdb deny <id>` typed as text
-are decided exactly like the buttons: the card is updated and the result answered in its
-thread.
+Listeners acknowledge at once and hand their work to `accept` (kept in the inbox,
+operations/inbox.py, before the ack, so a kill before it is answered never loses it
+silently) or `work` (tracked in `tasks`, awaited by `idle` and at shutdown), which
+starts it once the SQLite store can be written, waiting for that in a thread
+(bot/store.py `StoreGate`). A command whose answer takes longer than `working_after`
+seconds gets a short private "Working on …" through its response_url first. `/gdb
+approve <id>` and `/gdb deny <id>` typed as text are decided exactly like the buttons:
+the card is updated and the result answered in its thread. While `draining`
+(SIGTERM), new requests are answered "restarting" and not run.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import contextlib
 import dataclasses
 import inspect
 import logging
+import sqlite3
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,10 +39,13 @@ from bot.slack.menus import MenuStore
 from bot.slack.metrics import Metrics
 from bot.slack.notifier import SlackNotifier
 from bot.slack.pages import PageStore
+from bot.store import no_busy_wait
 from bot.wiring import STORE_BUSY, Bot
 from commands.grammar import GrammarError, ParsedCommand, parse
 from core.invocation import Invocation
+from core.mutations import watching_mutations
 from core.reply import Reply
+from operations.inbox import Inbox
 from operations.notify import TrackerPort
 from permissions.model import is_direct
 from permissions.policy import Decision
@@ -46,7 +53,11 @@ from permissions.policy import Decision
 log = logging.getLogger("graphops.slack")
 
 OOPS = "Something went wrong inside graphops; the error is in the bot's log."
+RESTARTING = "graphops is restarting; nothing was run. Try again in a minute."
 WORKING_AFTER_SECONDS = 1.0
+
+# The inbox row of the request the current task works on (None: not kept).
+_accepted: ContextVar[int | None] = ContextVar("accepted_request", default=None)
 
 
 def tracked_count(tracker: Any) -> int:
@@ -147,9 +158,12 @@ class SlackRuntime:
     socket_mode: SocketModeStatus | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     acks: AckGate = field(default_factory=AckGate)
+    draining: bool = False  # SIGTERM: new requests are answered "restarting", not run
+    inbox: Inbox = field(init=False)
     _refresher: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
+        self.inbox = Inbox(self.bot.db)
         self.groups = UserGroups(self.client)
         self.directory = Directory(self.client)
         # `access channel=` and `approvers` ask Slack who is in the channel they show.
@@ -249,11 +263,31 @@ class SlackRuntime:
         try:
             await self.acks.wait()
             invocation = await self.invocation(origin, text)
-            reply = await self.bot.run(invocation)
+            reply = await self.run_invocation(invocation)
         finally:
             working.cancel()
         self.metrics.command(self.verb_label(text), reply.status)
         await self.delivery.deliver(reply, origin)
+
+    async def run_invocation(self, invocation: Invocation) -> Reply:
+        """Run a command for an accepted request: its inbox row says when it sends something
+        that changes things, and keeps the reply until it is delivered."""
+        accepted = _accepted.get()
+        with watching_mutations(self._sent_hook(accepted)):
+            reply = await self.bot.run(invocation)
+        if accepted is not None:
+            kept = reply.model_copy(update={"private_text": None, "secret_prompt": None})
+            self.inbox.answered(accepted, self.bot.redact(kept.model_dump_json()))
+        return reply
+
+    def _sent_hook(self, accepted: int | None) -> Any:
+        """core.mutations hook: the accepted request sent something that changes things."""
+
+        def hook(provider: str, method: str, path: str) -> None:
+            if accepted is not None:
+                self.inbox.mark_sent(accepted, f"{method} {path} ({provider})")
+
+        return hook
 
     async def _working(self, origin: Origin, text: str) -> None:
         """After `working_after` seconds, tell the requester the answer is coming."""
@@ -284,15 +318,27 @@ class SlackRuntime:
         task.add_done_callback(self.tasks.discard)
         return task
 
-    def work(self, origin: Origin | None, coroutine: Awaitable[Any]) -> asyncio.Task[Any]:
+    def work(
+        self,
+        origin: Origin | None,
+        coroutine: Awaitable[Any],
+        accepted: int | None = None,
+        *,
+        keep: str | None = None,
+    ) -> asyncio.Task[Any]:
         """`spawn` the work of a listener, shielded for `origin`.
 
         The work starts once the store can be written (`Bot.store`, waited for in a
         thread: a lock held by another process never holds up the event loop, so
         acks stay prompt); if it stays locked, `origin` is told and nothing runs.
+        `accepted` is its inbox row, forgotten once the work ended (not when it is
+        cancelled at shutdown: the next start answers it); `keep` is the text of a
+        request whose row could not be written before the ack (the store was
+        locked): it is written once the store can be, before the work runs.
         """
 
         async def run() -> None:
+            row = accepted
             async with self.shielded(origin):
                 await self.acks.wait()  # acks first: the probe below uses a thread
                 if not await self.bot.store.ready():
@@ -301,10 +347,57 @@ class SlackRuntime:
                     log.warning("the store stayed locked; a Slack request was not run")
                     if origin is not None and origin.user:
                         await self.delivery.say(origin, STORE_BUSY, status="error")
+                    self._forget(row)  # told; nothing ran
                     return
-                await coroutine
+                if row is None and keep is not None and origin is not None:
+                    row = self._keep(origin, keep)
+                token = _accepted.set(row)
+                try:
+                    await coroutine
+                finally:
+                    with contextlib.suppress(ValueError):
+                        _accepted.reset(token)
+            self._forget(row)
 
         return self.spawn(run())
+
+    def accept(
+        self, origin: Origin, text: str, coroutine: Coroutine[Any, Any, Any]
+    ) -> asyncio.Task[Any]:
+        """Take a request from a listener before it acks: keep it in the inbox (the text
+        as the audit would keep it) and run `coroutine` after the ack; while draining, do
+        not run it and tell the requester."""
+        if self.draining:
+            coroutine.close()
+            return self.spawn(self.delivery.say(origin, RESTARTING))
+        line = self.bot.pipeline.loggable_text(text)
+        try:  # on the ack path: never wait for another process's lock (kept later then)
+            with no_busy_wait(self.bot.db):
+                row = self.inbox.accept(
+                    origin.user, origin.channel, line, origin.response_url or None
+                )
+        except sqlite3.Error as exc:
+            log.warning("accepted request kept once the store can be written: %s", exc)
+            return self.work(origin, coroutine, keep=line)
+        return self.work(origin, coroutine, accepted=row)
+
+    def _keep(self, origin: Origin, line: str) -> int | None:
+        """Write the inbox row of a request after its ack (None if that fails too: the
+        request still runs, only its crash safety is lost)."""
+        try:
+            return self.inbox.accept(origin.user, origin.channel, line, origin.response_url or None)
+        except sqlite3.Error as exc:
+            log.warning("could not keep an accepted request: %s", exc)
+            return None
+
+    def _forget(self, row: int | None) -> None:
+        """Delete an answered request's inbox row (left for the next start if that fails)."""
+        if row is None:
+            return
+        try:
+            self.inbox.done(row)
+        except sqlite3.Error as exc:
+            log.warning("an answered request stays in the inbox: %s", exc)
 
     async def idle(self, timeout: float = 30.0) -> bool:
         """Wait until no listener work is running (work may start more work); False

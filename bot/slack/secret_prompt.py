@@ -68,7 +68,7 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
     async def run(origin: Origin, command: str, secret: str) -> None:
         invocation = await rt.invocation(origin, command)
         invocation = dataclasses.replace(invocation, secret=SecretStr(secret))
-        reply = await rt.bot.run(invocation)
+        reply = await rt.run_invocation(invocation)
         await rt.delivery.deliver(reply, origin)
 
     async def check(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
@@ -85,7 +85,7 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
                 workspace=interaction_workspace(body),
                 home=installation(context),
             )
-            rt.work(origin, run(origin, command, secret))
+            rt.accept(origin, command, run(origin, command, secret))
         await ack()
 
     async def clicked(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:

@@ -4,8 +4,14 @@ Secrets come from the environment variables named in `[slack]` (values are
 never printed). With an app token the bot uses Socket Mode (no public URL; it
 connects in the background and reconnects with backoff, see bot/slack/socket.py);
 otherwise Slack posts to `POST /slack/events` on `slack.port`. Either way the
-same port serves `/healthz` and `/metrics`. Every step of the shutdown is bounded,
-so SIGTERM stops the process within seconds, connected or not.
+same port serves `/healthz` and `/metrics`.
+
+At start, what a stopped process left unfinished is taken up (bot/slack/recovery.py:
+approved work resumed or ended, cards and threads told, accepted requests answered).
+On SIGTERM the bot stops taking work (new requests are answered "restarting") and
+lets running work finish for at most `[bot] drain_seconds` (30 by default); what is
+still running then is left for the next start. Every other step of the shutdown is
+bounded, so an idle bot stops within seconds, connected or not.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from bot.config import Config, slack_secrets
 from bot.logs import setup_logging
 from bot.slack.app import build_app, runtime
 from bot.slack.notifier import SlackNotifier
+from bot.slack.recovery import recover
 from bot.slack.runtime import SocketModeStatus
 from bot.slack.server import SlackServer
 from bot.slack.socket import SocketModeHandler
@@ -68,7 +75,7 @@ async def serve(
     token, signing, app_token = slack_secrets(config, environ)
     bot = build_bot(config, environ=environ)
     watcher = build_watcher(bot)
-    setup_logging(bot.redact)
+    setup_logging()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -86,10 +93,12 @@ async def serve(
             build_scheduler(bot, notifier, tracker) if isinstance(tracker, Tracker) else None
         )
         app = build_app(bot, signing_secret=signing, token=token, client=client, tracker=tracker)
-        notifier.directory = runtime(app).directory
+        rt = runtime(app)
+        notifier.directory = rt.directory
         start_tracker = getattr(tracker, "start", None)
         if callable(start_tracker):
             start_tracker()  # picks up operations left unfinished by a previous run
+        recover(rt)  # approved work, cards and accepted requests a previous run left
         if scheduler is not None:
             scheduler.start()  # runs (or reports skipped) what was missed while down
         watcher.start()
@@ -109,7 +118,13 @@ async def serve(
         else:
             log.info("graphops: listening for Slack on %s/slack/events", url)
         await stop.wait()
-        log.info("graphops: stopping")
+        drain = config.bot.drain_seconds
+        log.info("graphops: stopping; running work may finish for %.0f s", drain)
+        rt.draining = True
+        if not await rt.idle(drain):
+            log.warning(
+                "graphops: work still running after %.0f s is left for the next start", drain
+            )
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -117,7 +132,7 @@ async def serve(
         if socket_mode is not None:
             await _bounded("Socket Mode", socket_mode.close())
         if server is not None:
-            await _bounded("the HTTP server", server.stop(seconds=STEP_SECONDS))
+            await _bounded("the HTTP server", server.stop(seconds=STEP_SECONDS, idle_seconds=0))
         if scheduler is not None:
             await _bounded("the scheduler", scheduler.stop())
         await _bounded("the watcher", watcher.stop())

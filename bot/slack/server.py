@@ -147,14 +147,15 @@ class SlackServer:
         self.rt.start_background()
         return self.url
 
-    async def stop(self, seconds: float = 5.0) -> None:
-        """Stop the sweep and the server; let running listener work finish briefly."""
+    async def stop(self, seconds: float = 5.0, idle_seconds: float | None = None) -> None:
+        """Stop the sweep and the server; let running listener work finish for
+        `idle_seconds` (default `seconds`; `serve` has drained it already), then cancel it."""
         if self._sweep is not None:
             self._sweep.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweep
             self._sweep = None
-        if not await self.rt.idle(seconds):
+        if not await self.rt.idle(seconds if idle_seconds is None else idle_seconds):
             for task in list(self.rt.tasks):
                 task.cancel()
         await self.rt.directory.aclose()

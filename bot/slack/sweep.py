@@ -1,4 +1,5 @@
-"""The approval expiry sweep: expire what is due and edit the cards to say so."""
+"""The approval expiry sweep: expire what is due and edit the cards to say so; take over
+approved work whose process is gone (bot/slack/recovery.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import traceback
 
 from bot.slack.decisions import update_card
+from bot.slack.recovery import resume_orphans
 from bot.slack.runtime import SlackRuntime
 from permissions.approvals import Approval
 
@@ -16,11 +18,15 @@ DEFAULT_SWEEP_SECONDS = 30.0
 
 
 async def sweep_once(rt: SlackRuntime) -> list[Approval]:
-    """Expire due approvals (atomically, in the store) and update their cards."""
+    """Expire due approvals (atomically, in the store) and update their cards; resume
+    approved work whose process is gone."""
+    if not rt.draining:
+        resume_orphans(rt)
     expired = rt.bot.services.approvals.expire_due()
     for approval in expired:
         rt.metrics.approval("expired")
         await update_card(rt, approval)
+        rt.bot.services.approvals.mark_reported(approval.id)
     return expired
 
 

@@ -194,7 +194,8 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
     async def check_name(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         if name_is_right(body):
             origin = origin_of(body, context)
-            rt.work(origin, approve(origin, body))
+            _, _, approval_id, _ = submitted(body)
+            rt.accept(origin, f"approve {approval_id}", approve(origin, body))
             await ack()
             return
         _, _, approval_id, _ = submitted(body)

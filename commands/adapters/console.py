@@ -18,7 +18,7 @@ from commands.archives import KeptArchive
 from commands.context import Context
 from commands.plan import Plan
 from commands.resolve import Found
-from commands.safety import safety_snapshot, wants_safety_snapshot, with_safety
+from commands.safety import console_step, safety_snapshot, wants_safety_snapshot, with_safety
 from commands.targets import (
     client_of,
     db_plan,
@@ -158,7 +158,15 @@ class ConsoleAdapter:
     async def terminate(self, ctx: Context, plan: Plan) -> Reply:
         """The safety snapshot if planned (nothing else runs if it fails), then `DELETE`."""
         safety = await safety_snapshot(ctx, plan)
-        started = await console_client(ctx, plan.provider).terminate(plan.params["database_id"])
+        database_id = plan.params["database_id"]
+        started = await console_step(
+            ctx,
+            "terminate",
+            database_id,
+            "terminate",
+            lambda: console_client(ctx, plan.provider).terminate(database_id),
+            provider=plan.provider,
+        )
         reply = started_reply(ctx, plan, f"Terminating {plan.params['database_name']}", started)
         return with_safety(reply, safety)
 

@@ -18,7 +18,7 @@ from commands.options import EnvOption, NoOptions
 from commands.plan import Plan
 from commands.registry import Rights, verb
 from commands.resolve import Found
-from commands.safety import safety_snapshot, wants_safety_snapshot, with_safety
+from commands.safety import console_step, safety_snapshot, wants_safety_snapshot, with_safety
 from commands.targets import (
     CONSOLE,
     check_database_name,
@@ -234,8 +234,15 @@ async def restore(ctx: Context, plan: Plan) -> Reply:
     api = console_client(ctx, plan.provider)
     if p["mode"] == "into":
         safety = await safety_snapshot(ctx, plan)
-        started = await api.restore_snapshot(
-            p["database_id"], p["snapshot_id"], p["snapshot_environment_id"]
+        started = await console_step(
+            ctx,
+            "restore",
+            p["database_id"],
+            "restore",
+            lambda: api.restore_snapshot(
+                p["database_id"], p["snapshot_id"], p["snapshot_environment_id"]
+            ),
+            provider=plan.provider,
         )
         return with_safety(
             started_reply(ctx, plan, f"Restoring into {p['database_name']}", started), safety

@@ -3,23 +3,29 @@
 Source: seeds/graphenedb-console-api.txt (connection switch, clone). The
 safety nets (commands/safety.py): a snapshot before the switch where policy
 asks, a pre-flight of the target when planned and again just before, and a
-"Switch back" button (itself an approval) for a while after.
+"Switch back" button (itself an approval) for a while after, usable once.
+Each request that changes something is a step of approved work
+(commands/safety.py `console_step`): a restarted bot resumes it, never twice.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from pydantic import Field
 
 from clients.errors import ApiError
+from clients.graphenedb import Started
 from commands.adapters.console import console_client
 from commands.context import Context
+from commands.execution import step_key
 from commands.options import EnvOption
 from commands.plan import Plan
 from commands.registry import verb
 from commands.safety import (
     announce_stop,
+    console_step,
     ended_text,
     offer_switch_back,
     preflight,
@@ -41,6 +47,7 @@ from commands.targets import (
 from core.errors import UserError
 from core.kinds import ProviderKind
 from core.reply import Reply
+from permissions.audit import iso_time
 from permissions.policy import Target
 from permissions.roles import Role
 
@@ -92,8 +99,14 @@ async def _switch(ctx: Context, plan: Plan) -> Reply:
     p = plan.params
     api = console_client(ctx, plan.provider)
     safety = await safety_snapshot(ctx, plan)
-    await preflight(api, p["target_id"], p["target_name"])
-    started = await api.switch_connection(p["database_id"], p["target_id"])
+
+    async def checked_switch() -> Started:
+        await preflight(api, p["target_id"], p["target_name"])
+        return await api.switch_connection(p["database_id"], p["target_id"])
+
+    started = await console_step(
+        ctx, "switch", p["database_id"], "switch", checked_switch, provider=plan.provider
+    )
     reply = started_reply(
         ctx, plan, f"Switching {p['database_name']}'s connection URL to {p['target_name']}", started
     )
@@ -122,19 +135,33 @@ async def switch(ctx: Context, plan: Plan) -> Reply:
     return await _switch(ctx, plan)
 
 
+def _closed_window() -> UserError:
+    return UserError(
+        "the window to switch back has closed; use `switch` to point the connection URL "
+        "again (it needs an approval)"
+    )
+
+
+def _already_used(used_at: float | None) -> UserError:
+    when = iso_time(used_at) if used_at is not None else "before"
+    return UserError(
+        f'this switch was already switched back (at {when}); a "Switch back" button works '
+        "once. Use `switch` to point the connection URL again (it needs an approval)"
+    )
+
+
 async def prepare_switch_back(ctx: Context, values: dict[str, Any]) -> Plan:
-    """The recorded switch (same channel, within its window), reversed."""
+    """The recorded switch (same channel, within its window, not used yet), reversed."""
     store = ctx.services.switch_backs
     record = store.get(values["id"]) if store else None
     if store is None or record is None:
         raise UserError(f"no switch to undo with id {values['id']!r}")
     if record.channel != ctx.invocation.channel:
         raise UserError("that switch was made from another channel; switch it back there")
+    if record.used_at is not None:
+        raise _already_used(record.used_at)
     if store.expired(record):
-        raise UserError(
-            "the window to switch back has closed; use `switch` to point the connection URL "
-            "again (it needs an approval)"
-        )
+        raise _closed_window()
     target = Target(
         record.provider, record.environment_id, record.environment_name, record.production
     )
@@ -151,6 +178,7 @@ async def prepare_switch_back(ctx: Context, values: dict[str, Any]) -> Plan:
             "kind": ProviderKind.GRAPHENEDB,
             "target_id": record.origin_id,
             "target_name": record.origin_name,
+            "switch_back_id": record.id,
             "preflight_target": True,
             "production": record.production,
             "environment_name": record.environment_name,
@@ -171,11 +199,35 @@ async def prepare_switch_back(ctx: Context, values: dict[str, Any]) -> Plan:
     group="Databases",
 )
 async def switch_back(ctx: Context, plan: Plan) -> Reply:
-    """Undo a connection switch within its window
+    """Undo a connection switch within its window, once (approval)
 
-    The same steps as `switch`, from the former target back to the origin.
+    The same steps as `switch`, from the former target back to the origin. The
+    switch's record is marked used first (atomic: of two approved switch-backs of one
+    switch, one runs; a resumed run keeps its mark); a switch-back that provably did
+    nothing (refused by the pre-flight or the API) frees it again.
     """
-    return await _switch(ctx, plan)
+    store = ctx.services.switch_backs
+    record_id = plan.params["switch_back_id"]
+    if store is None or ctx.dry_run:
+        return await _switch(ctx, plan)
+    by = step_key(ctx) or f"command:{secrets.token_urlsafe(6)}"
+    use = store.use(record_id, by)
+    if use == "already_used":
+        record = store.get(record_id)
+        raise _already_used(record.used_at if record else None)
+    if use == "expired":
+        raise _closed_window()
+    if use == "unknown":
+        raise UserError(f"no switch to undo with id {record_id!r}")
+    try:
+        return await _switch(ctx, plan)
+    except UserError:
+        store.release(record_id, by)  # refused before the switch: nothing was done
+        raise
+    except ApiError as exc:
+        if exc.outcome == "not done":
+            store.release(record_id, by)
+        raise
 
 
 async def prepare_dr(ctx: Context, values: dict[str, Any]) -> Plan:
@@ -211,15 +263,25 @@ async def dr(ctx: Context, plan: Plan) -> Reply:
     is running (each wait within the `[operations]` limits: it ends, never
     hangs), checks it (pre-flight), then switches the connection URL to it.
     The clone is the database the answer names, else the one of that name in
-    the environment. If a step fails or a wait gives up, it stops, says how far
-    it got and what is known, tells the incident channel, and the original is
-    never switched to a clone that is not ready.
+    the environment. The clone and the switch are steps of approved work: a
+    restarted bot finds out whether each reached the API before sending it again.
+    If a step fails or a wait gives up, it stops, says how far it got and what is
+    known, tells the incident channel, and the original is never switched to a
+    clone that is not ready.
     """
     p = plan.params
     api = console_client(ctx, plan.provider)
     steps: list[str] = []
     try:
-        clone = await api.clone(p["database_id"], p["clone_name"], p["environment_id"])
+        clone = await console_step(
+            ctx,
+            "clone",
+            p["database_id"],
+            "clone",
+            lambda: api.clone(p["database_id"], p["clone_name"], p["environment_id"]),
+            provider=plan.provider,
+            new_database=(p["environment_id"], p["clone_name"]),
+        )
         steps.append(f"clone started ({clone.operation_id or 'no operation to follow'})")
         if clone.operation_id:
             outcome = await wait_for(ctx, plan, p["database_id"], clone.operation_id, "clone")
@@ -239,8 +301,15 @@ async def dr(ctx: Context, plan: Plan) -> Reply:
         if not running:
             raise UserError(why)
         steps.append(f"clone {clone_db.name} is ready")
-        await preflight(api, clone_db.id, clone_db.name)
-        switch = await api.switch_connection(p["database_id"], clone_db.id)
+        new = clone_db
+
+        async def checked_switch() -> Started:
+            await preflight(api, new.id, new.name)
+            return await api.switch_connection(p["database_id"], new.id)
+
+        switch = await console_step(
+            ctx, "switch", p["database_id"], "switch", checked_switch, provider=plan.provider
+        )
         steps.append(f"connection switch started ({switch.operation_id})")
     except (ApiError, UserError) as exc:
         ctx.services.resolver.invalidate(plan.provider)

@@ -33,6 +33,7 @@ TABLES = {
     "incident_flags",
     "schedules",
     "schedule_runs",
+    "accepted_requests",
 }
 STEPS = [
     "m001_tracked_and_outbox",
@@ -42,6 +43,8 @@ STEPS = [
     "m005_schedules",
     "m006_tracked_last_seen",
     "m007_watch_failures",
+    "m008_approver_and_used_switch_backs",
+    "m009_accepted_requests",
 ]
 
 

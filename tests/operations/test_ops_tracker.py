@@ -128,6 +128,29 @@ async def test_executed_terminate_is_announced(bot, clock):
     assert "terminate sandbox-db" in (incident.title or "")
 
 
+async def test_an_executed_switch_back_is_announced_naming_requester_and_approver(bot, clock):
+    """Switch-backs are announced like switches; approved work names both people."""
+    notifier = RecordingNotifier()
+    tracker = make_tracker(bot, notifier)
+    card = await bot.run(Invocation("U0ALICE", "C0ONCALL", "switch orders-db to orders-replica"))
+    switched = await start(bot, card.actions[0].command, user="U0BOB", channel="C0ONCALL")
+    await tracker.track(switched.operations[0], channel="C0ONCALL", thread_ts="1.0", user="U0ALICE")
+    await drive(tracker, clock)
+    back = next(a for a in switched.actions if a.label.startswith("Switch back"))
+    card = await bot.run(Invocation("U0ALICE", "C0ONCALL", back.command))
+    reply = await start(bot, card.actions[0].command, user="U0BOB", channel="C0ONCALL")
+    assert reply.operations[0].verb == "switch-back"
+    await tracker.track(
+        reply.operations[0], channel="C0ONCALL", thread_ts="2.0", user="U0ALICE", approver="U0BOB"
+    )
+    await drive(tracker, clock)
+    incidents = [r for c, _, r in notifier.posts if c == "C0INCIDENT"]
+    assert len(incidents) == 2  # the switch, and the switch back
+    said = plain(incidents[1].text)
+    assert "switch the connection URL back" in (incidents[1].title or "")
+    assert "Requested by @U0ALICE, approved by @U0BOB" in said, said
+
+
 async def test_slack_failures_delay_and_coalesce_but_lose_nothing(bot, clock):
     notifier = RecordingNotifier()
     notifier.failures = 4
@@ -209,3 +232,19 @@ async def test_a_step_seen_again_after_a_lost_update_is_not_posted_twice(bot, cl
     bot.db.execute("UPDATE tracked_operations SET steps_reported = 0 WHERE id = ?", [tracked])
     await drive(make_tracker(bot, notifier), clock)
     assert step_texts(notifier) == ["stopping-database", "starting-database", "health-check"]
+
+
+def test_the_outbox_keeps_no_secret(bot) -> None:
+    """What the tracker and the watcher queue is redacted before it is written to disk
+    (an API's words about an operation may echo a secret)."""
+    from core.redaction import remember
+    from core.reply import Reply
+    from operations.store import Outbox
+
+    remember("sentinel-outbox-secret-4e21")
+    outbox = Outbox(bot.db)
+    reply = Reply(title="failed", text="reason: token sentinel-outbox-secret-4e21 expired")
+    assert outbox.put(None, "k", "C0DEV", reply.model_dump())
+    [(stored,)] = bot.db.execute("SELECT reply FROM outbox").fetchall()
+    assert "sentinel-outbox-secret-4e21" not in stored and "[REDACTED]" in stored
+    assert outbox.pending()[0].reply["title"] == "failed"

@@ -198,3 +198,61 @@ def test_concurrent_claims_from_processes_execute_once(db_path: Path, tmp_path: 
     assert approval is not None and approval.state == "approved"
     assert approval.decided_by is not None and approval.decided_by.startswith("U0P")
     check.close()
+
+
+# -- approved work: the state machine ------------------------------------------------------
+
+
+def test_approved_work_goes_through_executing_to_its_end(approvals: ApprovalStore) -> None:
+    from permissions.approvals import LostRunner, this_runner
+
+    approval_id = _create(approvals)
+    with pytest.raises(LostRunner):  # not approved: nothing may be written for it
+        approvals.save_step(approval_id, "snapshot", {})
+    approvals.claim(approval_id, "U0BOB", "approve")
+    claimed = approvals.get(approval_id)
+    assert claimed is not None and claimed.runner == this_runner()
+    assert approvals.unfinished() == [claimed]
+    assert approvals.start(approval_id)
+    approvals.save_step(approval_id, "safety snapshot", {"steps": {"x": {"state": "begun"}}})
+    running = approvals.get(approval_id)
+    assert running is not None and running.state == "executing"
+    assert (running.step, running.journal) == (
+        "safety snapshot",
+        {"steps": {"x": {"state": "begun"}}},
+    )
+    assert "it is running" in approvals.claim(approval_id, "U0EVE", "approve").message
+    approvals.db.execute("UPDATE approvals SET message_ts = '1.0' WHERE id = ?", [approval_id])
+    assert approvals.finish(approval_id, "executed", "switched", '{"status": "ok"}')
+    assert not approvals.finish(approval_id, "failed", "again")  # once
+    done = approvals.get(approval_id)
+    assert done is not None and (done.state, done.result, done.journal) == (
+        "executed",
+        "switched",
+        {},
+    )
+    assert approvals.unfinished() == [] and [a.id for a in approvals.unreported()] == [approval_id]
+    assert approvals.mark_reported(approval_id) and not approvals.mark_reported(approval_id)
+    assert approvals.unreported() == []
+
+
+def test_only_work_of_a_dead_runner_is_taken_over(approvals: ApprovalStore) -> None:
+    from permissions.approvals import LostRunner, runner_alive, this_runner
+
+    approval_id = _create(approvals)
+    approvals.claim(approval_id, "U0BOB", "approve")
+    mine = approvals.get(approval_id)
+    assert mine is not None and not approvals.take_over(mine)  # alive: this process
+    # a process that ended: its pid no longer runs
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    gone = f"{ended.pid}:1"
+    assert runner_alive(this_runner()) and not runner_alive(gone) and not runner_alive("junk")
+    assert not runner_alive(f"{__import__('os').getpid()}:1")  # a reused pid, another start
+    approvals.db.execute("UPDATE approvals SET runner = ? WHERE id = ?", [gone, approval_id])
+    left = approvals.get(approval_id)
+    assert left is not None and approvals.take_over(left)
+    assert not approvals.take_over(left)  # the second taker loses: the runner changed
+    approvals.db.execute("UPDATE approvals SET runner = ? WHERE id = ?", [gone, approval_id])
+    with pytest.raises(LostRunner):  # taken over elsewhere: this process must stop
+        approvals.save_step(approval_id, "switch", {})

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import sqlite_utils
 
+from core.redaction import Redactor, redact_shapes
 from permissions.audit import AuditLog
-from permissions.redaction import make_redactor, redact_builtin
 
 SENTINELS = ["s3cr3t-client-SENTINEL", "apikey-SENTINEL-123", "pw-SENTINEL!"]
 BEARER = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.abc-DEF_ghi"
@@ -23,7 +23,7 @@ def _all_text(db: sqlite_utils.Database) -> str:
 
 
 def test_audit_rows_never_contain_secrets(db: sqlite_utils.Database, clock: Any) -> None:
-    audit = AuditLog(db, redact=make_redactor(SENTINELS), clock=clock)
+    audit = AuditLog(db, redactor=Redactor(SENTINELS), clock=clock)
     audit.record(
         "command",
         user="U0ALICE",
@@ -60,7 +60,7 @@ def test_audit_rows_never_contain_secrets(db: sqlite_utils.Database, clock: Any)
             assert isinstance(row["detail"], dict)
 
 
-def test_builtin_redaction_applies_with_default_redactor(db: sqlite_utils.Database) -> None:
+def test_shapes_are_redacted_with_the_process_redactor(db: sqlite_utils.Database) -> None:
     audit = AuditLog(db)
     audit.record("command", verb=f"token={UNKNOWN_SECRETS[1]} {XOXB}")
     text = _all_text(db)
@@ -85,22 +85,22 @@ def test_builtin_redaction_applies_with_default_redactor(db: sqlite_utils.Databa
     ],
 )
 def test_builtin_patterns(raw: str, secret: str) -> None:
-    redacted = redact_builtin(raw)
+    redacted = redact_shapes(raw)
     assert secret not in redacted
     assert "[REDACTED]" in redacted
 
 
 def test_builtin_keeps_harmless_text() -> None:
     text = "token_type=bearer; tokens left: 3; terminate orders-db"
-    assert redact_builtin(text) == text
+    assert redact_shapes(text) == text
 
 
-def test_make_redactor_known_values() -> None:
-    redact = make_redactor(["abc", "longsecretvalue", 'quo"te-secret'])
-    assert redact("x abc longsecretvalue y") == "x abc [REDACTED] y"  # < 4 chars kept
+def test_known_values_in_every_form() -> None:
+    redact = Redactor(["abc", "longsecretvalue", 'quo"te-secret']).redact
+    assert redact("x abc longsecretvalue y") == "x abc [REDACTED] y"  # short: kept
     assert "quo" not in redact(json.dumps({"v": 'quo"te-secret'}))
     assert redact("u=longsecretvalue") == "u=[REDACTED]"
-    assert make_redactor([])("plain") == "plain"
+    assert Redactor().redact("plain") == "plain"
 
 
 def test_query_filters_and_limit(db: sqlite_utils.Database, clock: Any) -> None:
@@ -133,3 +133,26 @@ def test_api_call_row(db: sqlite_utils.Database) -> None:
     assert row["verb"] == "GET /environments"
     assert row["outcome"] == "200"
     assert row["detail"] == {"method": "GET", "path": "/environments", "status": 200, "ms": 41.3}
+
+
+def test_rows_are_redacted_again_when_read(db: sqlite_utils.Database) -> None:
+    """A row written before a secret was known (or by an older version) is shown redacted
+    by `query`, hence by `graphops audit`."""
+    AuditLog(db)  # the table
+    signed = "https://b.s3.amazonaws.com/g.zip?X-Amz-Expires=60&X-Amz-Signature=" + "ab" * 32
+    db.execute(
+        "INSERT INTO audit (ts, iso, kind, verb, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            1.0,
+            "1970-01-01T00:00:01.000+00:00",
+            "decision",
+            f"import {signed}",
+            "old-row-secret-value-77",
+            json.dumps({"plan": f"import {signed}", "password": "whatever-it-was"}),
+        ],
+    )
+    [row] = AuditLog(db, redactor=Redactor(["old-row-secret-value-77"])).query()
+    shown = json.dumps(row)
+    for secret in ("ab" * 32, "old-row-secret-value-77", "whatever-it-was"):
+        assert secret not in shown, secret
+    assert "b.s3.amazonaws.com/g.zip" in shown

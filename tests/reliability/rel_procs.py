@@ -83,13 +83,22 @@ class Simulate:
         self._dir.cleanup()
 
 
-def write_config(tmp: Path, sim: Simulate, port: int, extra: str = "") -> Path:
+def write_config(
+    tmp: Path,
+    sim: Simulate,
+    port: int,
+    extra: str = "",
+    *,
+    snapshot_before_destroy: str = "never",
+    bot_extra: str = "",
+) -> Path:
     config = tmp / "graphops.toml"
     config.write_text(
         f"""
 [bot]
 admins = ["U0ADMIN"]
 database = "{tmp / "g.sqlite3"}"
+{bot_extra}
 
 [slack]
 api_url = "{sim.slack}/api/"
@@ -99,7 +108,7 @@ port = {port}
 poll_first_seconds = 0.1
 poll_factor = 1.2
 poll_cap_seconds = 0.3
-snapshot_before_destroy = "never"
+snapshot_before_destroy = "{snapshot_before_destroy}"
 
 [[providers]]
 name = "console"
@@ -160,6 +169,14 @@ class Serve:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
         self._log.close()
+
+    def terminate(self, timeout: float = 60) -> int:
+        """SIGTERM, then wait for the process to exit (it drains first); its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout)
+        self._log.close()
+        return code
 
     def stop(self) -> None:
         if self.proc.poll() is None:

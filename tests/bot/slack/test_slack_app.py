@@ -105,9 +105,11 @@ async def test_full_approval_flow(harness: SlackHarness, console_sim: ConsoleSim
 
     response = await harness.slack.submit(view, "sandbox-db", user="U0BOB")
     assert response.status_code == 200 and response.text == ""  # closes the modal
-    [update] = await harness.standin.wait_for("chat.update")
+    running, update = await harness.standin.wait_for("chat.update", count=2)
+    assert "Running" in texts(running)  # edited at the claim: no live buttons while it runs
+    assert not [b for b in running.body["blocks"] if b["type"] == "actions"]
     assert update.body["ts"] == ts and update.body["channel"] == "C0DEV"
-    assert "U0BOB" in texts(update) and "Approved" in texts(update)
+    assert "U0BOB" in texts(update) and "Done" in texts(update)
     assert not [b for b in update.body["blocks"] if b["type"] == "actions"]
     assert len(_deletes(console_sim)) == 1
     results = await harness.standin.wait_for(
@@ -151,11 +153,12 @@ async def test_double_submission_executes_once(
         harness.slack.submit(view, "sandbox-db", user="U0BOB"),
     )
     assert first.status_code == second.status_code == 200
-    await harness.standin.wait_for("chat.update")
+    await harness.standin.wait_for("chat.update", count=2)
     [already] = await wait_private(harness.standin, "U0BOB")
     assert "already approved" in texts(already)
+    assert await harness.rt.idle()
     assert len(_deletes(console_sim)) == 1
-    assert len(harness.standin.calls_to("chat.update")) == 1
+    assert len(harness.standin.calls_to("chat.update")) == 2  # running, then done
 
 
 async def test_wrong_name_is_refused_on_the_field(
@@ -358,7 +361,14 @@ class RecordingTracker:
         self.tracked: list[dict[str, object]] = []
 
     async def track(
-        self, ref: object, *, channel: str, thread_ts: str | None, user: str, origin: object = None
+        self,
+        ref: object,
+        *,
+        channel: str,
+        thread_ts: str | None,
+        user: str,
+        origin: object = None,
+        approver: str | None = None,
     ) -> int:
         self.tracked.append(
             {"ref": ref, "channel": channel, "thread_ts": thread_ts, "user": user, "origin": origin}
@@ -392,7 +402,7 @@ async def test_typed_approve_updates_the_card_and_answers_in_its_thread(
 ) -> None:
     approval_id, ts = await _terminate_card(harness)
     await harness.slack.slash(f"approve {approval_id} confirm=sandbox-db", user="U0BOB")
-    [update] = await harness.standin.wait_for("chat.update")
+    _, update = await harness.standin.wait_for("chat.update", count=2)
     assert update.body["ts"] == ts and "Approved" in texts(update)
     assert not [b for b in update.body["blocks"] if b["type"] == "actions"]  # no live buttons
     await until(lambda: bool(harness.standin.thread("C0DEV", ts)))

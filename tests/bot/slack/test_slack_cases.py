@@ -258,7 +258,7 @@ async def test_case07_the_modal_opens_at_once_despite_a_cold_group_cache_and_a_4
     assert [c.status for c in standin.calls_to("usergroups.users.list")][-2:] == [429, 200]
     response = await harness.slack.submit(update.body["view"], "orders-db", user="U0BOB")
     assert response.status_code == 200
-    await standin.wait_for("chat.update")
+    await standin.wait_for("chat.update", count=2)  # running, then done
     approval = rt.bot.services.approvals.get(approval_id)
     assert approval is not None and approval.decided_by == "U0BOB"
 
@@ -270,8 +270,10 @@ class RecordingTracker:
     def __init__(self) -> None:
         self.tracked: list[dict[str, object]] = []
 
-    async def track(self, ref, *, channel, thread_ts, user, origin=None):  # type: ignore[no-untyped-def]
-        self.tracked.append({"channel": channel, "thread_ts": thread_ts, "user": user})
+    async def track(self, ref, *, channel, thread_ts, user, origin=None, approver=None):  # type: ignore[no-untyped-def]
+        self.tracked.append(
+            {"channel": channel, "thread_ts": thread_ts, "user": user, "approver": approver}
+        )
         return len(self.tracked)
 
 
@@ -359,7 +361,7 @@ async def test_case12_posts_name_requester_and_approver(harness: SlackHarness) -
     await harness.slack.slash(
         f"approve {approval_id} confirm=orders-db", user="U0BOB", channel="C0ONCALL"
     )
-    [update] = await harness.standin.wait_for("chat.update")
+    _, update = await harness.standin.wait_for("chat.update", count=2)  # running, then done
     assert "<@U0ALICE>" in texts(update) and "<@U0BOB>" in texts(update)
     await _until(lambda: bool(harness.standin.thread("C0ONCALL", card_ts)))
     [result] = harness.standin.thread("C0ONCALL", card_ts)

@@ -150,7 +150,7 @@ async def test_a_command_and_an_approval_over_the_socket_and_a_disconnect_surviv
         values = {"confirm": {"name": {"type": "plain_text_input", "value": "sandbox-db"}}}
         submission = standin.submission_payload(filled.body["view"], values, user="U0BOB")
         assert await standin.send_envelope("interactive", submission) == {}
-        [update] = await standin.wait_for("chat.update")
+        _, update = await standin.wait_for("chat.update", count=2)  # running, then done
         assert update.body["ts"] == root.ts and "U0BOB" in str(update.body["blocks"])
         await _until(lambda: standin.thread("C0DEV", root.ts))
 

@@ -1,0 +1,164 @@
+"""What a stopped graphops left unfinished, taken up when `graphops serve` starts.
+
+1. Approved work whose process is gone (permissions/approvals.py: approved or
+   executing): taken over, then resumed or ended with a clear failure
+   (`Pipeline.resume_approved`, commands/execution.py); its card ends in its
+   final state and its thread gets the outcome, naming requester and approver
+   (failures also go to the environment's incident channel).
+2. Approvals that ended while their card and thread were not told yet (a kill
+   between the two): told now.
+3. Slack requests acknowledged but not finished (operations/inbox.py): each
+   requester is answered in the command's place (its response_url while it
+   lasts, else privately in the channel, else a DM). A command is never run
+   again: "nothing was done" when it had sent nothing that changes anything,
+   "its outcome is unknown" (naming the request) when it had, and its kept
+   answer when it had one. A click on an approval that was not recorded is told
+   the card still waits; one that was is answered by the card itself (1).
+
+The work runs in the background as listener work (`SlackRuntime.work`), so a
+SIGTERM drains it like any other.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from bot.slack.decisions import report_outcome, update_card
+from bot.slack.delivery import approval_id_of
+from bot.slack.edge import Origin
+from bot.slack.runtime import SlackRuntime, approval_command
+from commands.grammar import GrammarError, parse
+from core.reply import Reply
+from operations.inbox import AcceptedRequest
+from permissions.approvals import Approval
+from permissions.audit import iso_time
+
+log = logging.getLogger("graphops.slack")
+
+
+def resume_orphans(rt: SlackRuntime) -> int:
+    """Take over approved work whose process is gone and resume it in the background (at
+    start, and from the expiry sweep: a `graphops shell` killed while running an
+    approval); how many."""
+    approvals = rt.bot.services.approvals
+    count = 0
+    for approval in approvals.unfinished():
+        if approvals.take_over(approval):
+            log.info("resuming approved work %s (%s)", approval.id, approval.verb)
+            rt.work(None, _resume(rt, approval.id))
+            count += 1
+    return count
+
+
+def recover(rt: SlackRuntime) -> int:
+    """Start taking up what a stopped process left (in the background); how many items."""
+    approvals = rt.bot.services.approvals
+    count = resume_orphans(rt)
+    for approval in approvals.unreported():
+        rt.work(None, _report(rt, approval.id))
+        count += 1
+    for request in rt.inbox.left_over():
+        rt.work(None, _answer(rt, request))
+        count += 1
+    if count:
+        log.info("taking up %d item(s) left unfinished by the last run", count)
+    return count
+
+
+async def _resume(rt: SlackRuntime, approval_id: str) -> None:
+    approvals = rt.bot.services.approvals
+    approval = approvals.get(approval_id)
+    if approval is None:
+        return
+    reply = await rt.bot.pipeline.resume_approved(approval)
+    after = approvals.get(approval_id) or approval
+    rt.metrics.approval("resumed")
+    await report_outcome(rt, after, reply)
+
+
+async def _report(rt: SlackRuntime, approval_id: str) -> None:
+    approval = rt.bot.services.approvals.get(approval_id)
+    if approval is None:
+        return
+    if approval.state in ("executed", "failed"):
+        await report_outcome(rt, approval)
+        return
+
+    await update_card(rt, approval)
+    rt.bot.services.approvals.mark_reported(approval.id)
+
+
+def _delivered(rt: SlackRuntime, reply: Reply) -> bool:
+    """Whether a kept answer was delivered before the kill (after delivery only the
+    inbox row was left): its approval card was posted, or its operations are followed."""
+    approval_id = approval_id_of(reply)
+    if approval_id is not None:
+        approval = rt.bot.services.approvals.get(approval_id)
+        return approval is not None and approval.message_ts is not None
+    history = rt.bot.services.history
+    if not reply.operations or history is None:
+        return False
+    return all(
+        any(
+            op.operation_id == ref.operation_id
+            for op in history.for_database(ref.provider, ref.database_id, limit=50)
+        )
+        for ref in reply.operations
+    )
+
+
+def _origin(request: AcceptedRequest) -> Origin:
+    age = max(0.0, time.time() - request.received_at)
+    return Origin(
+        user=request.user,
+        channel=request.channel,
+        response_url=request.response_url or "",
+        command=request.text,
+        received_at=time.monotonic() - age,
+    )
+
+
+def _approval_of(rt: SlackRuntime, text: str) -> Approval | None:
+    try:
+        decision = approval_command(parse(text, rt.bot.services.slash_command))
+    except GrammarError:
+        return None
+    return rt.bot.services.approvals.get(decision[1]) if decision else None
+
+
+async def _answer(rt: SlackRuntime, request: AcceptedRequest) -> None:
+    """Answer one request a stopped process had accepted, then forget it."""
+    origin = _origin(request)
+    shown = f"`{rt.bot.services.slash_command} {request.text}`".replace("\n", " ")
+    at = iso_time(request.received_at)[11:19] + " UTC"
+    approval = _approval_of(rt, request.text)
+    if approval is not None:
+        if approval.state == "pending":
+            await rt.delivery.say(
+                origin,
+                f"graphops restarted before your {shown} (at {at}) was recorded: the "
+                "request still waits for a decision on its card. Click again.",
+            )
+        # decided: the card and its thread tell the outcome (recover, step 1)
+    elif request.stage == "answered" and request.reply:
+        reply = Reply.model_validate_json(request.reply)
+        if not _delivered(rt, reply):
+            note = f"Answer to {shown} (at {at}), delivered after graphops restarted."
+            await rt.delivery.deliver(reply.model_copy(update={"context": note}), origin)
+    elif request.stage == "sent":
+        await rt.delivery.say(
+            origin,
+            f"graphops restarted while it ran {shown} (at {at}). It had sent "
+            f"`{request.sent}`, and its answer was lost: whether it was carried out is "
+            "unknown. Check the database (`ops`, `show`) before running it again.",
+            status="error",
+        )
+    else:
+        await rt.delivery.say(
+            origin,
+            f"graphops restarted before it could run {shown} (at {at}): nothing was done. "
+            "Run it again if it is still needed.",
+            status="error",
+        )
+    rt.inbox.done(request.id)

@@ -1,0 +1,347 @@
+"""The one redaction point: every secret the process holds, and every text it shows or keeps.
+
+`REDACTOR` (process-wide) knows the secrets held at run time. Each is registered with
+`remember(value, kind)` where it enters the process:
+
+- ``credential``: the config's secrets (Slack bot and app tokens, signing secret, client
+  secrets, API keys, passwords; bot/wiring.py) and the credentials each API client is
+  built with (clients/);
+- ``token``: every token a token or sign-in endpoint answers, as soon as it is received
+  (`remember_answer`: the Console ``access_token``, the TypeDB sign-in ``token``, a
+  ``refresh_token`` or ``id_token`` should one come);
+- ``password``: a secret typed in a modal or a no-echo prompt (`Invocation.secret`,
+  registered by the command pipeline before anything else runs);
+- ``link``: one-time links an API hands out (v1 export and backup package).
+
+Identifiers (usernames, client ids) are not secrets and are not registered. A value
+shorter than `MIN_LENGTH` characters, or a common one (`COMMON`: default passwords and
+words graphops itself writes), never becomes a pattern of its own: it would eat ordinary
+words ("bound to development as admin"). It is still removed where it stands as the
+value of a field named like a secret (``password=...``, ``"password": "..."``).
+Tokens, passwords and links are kept for the most recent `KEEP` of each kind (a
+long-running process renews its tokens every hour); credentials for the whole run.
+
+`redact(text)` replaces with ``[REDACTED]``: every known value (as written, JSON-escaped,
+URL-encoded and form-encoded), then the shapes of secrets whatever their value:
+
+- ``Bearer``/``Basic`` credentials, Slack tokens (``xoxb-``, ``xapp-``...), JWTs (``eyJ…``);
+- fields named like a secret (``password``, ``api_key``, ``client_secret``,
+  ``access_token``, ``X-Amz-Credential``...) written ``key=value``, ``key: value`` or as
+  JSON / Python literals;
+- credentials inside URLs: the userinfo (``https://user:pw@host``) and query parameters
+  that carry a signature, a key or a token (``X-Amz-Signature``, ``X-Amz-Credential``,
+  ``X-Amz-Security-Token``, ``sig``, ``signature``, ``token``, ``access_token``,
+  ``key``..., `URL_PARAMETER`).
+
+``redact(text, private=True)`` is for text shown to its requester alone
+(`Reply.private_text`): the one-time links and signed URLs they asked for stay whole;
+every other secret is removed.
+
+Every path by which text leaves the process or is kept passes here: the command
+pipeline's Replies (commands/pipeline.py), the tracker's outbox (operations/store.py),
+audit rows (permissions/audit.py) and `graphops audit` output, log records
+(bot/logs.py, at record creation), exception text (`clients.errors.ApiError`), the
+Slack renderer (bot/slack/blocks.py) and the shell renderer (bot/text.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import quote, quote_plus
+
+from pydantic import SecretStr
+
+from core.reply import Reply
+
+REDACTED = "[REDACTED]"
+MIN_LENGTH = 8
+#: How many of the most recent tokens, passwords and links are known (credentials: all).
+KEEP = 512
+#: Values never made a pattern of their own: well-known defaults and graphops' own words.
+COMMON = frozenset(
+    {
+        "password",
+        "passw0rd",
+        "password1",
+        "changeme",
+        "changeit",
+        "12345678",
+        "123456789",
+        "1234567890",
+        "qwertyuiop",
+        "iloveyou",
+        "administrator",
+        "development",
+        "production",
+        "localhost",
+        "graphops",
+        "approved",
+        "approval",
+        "operator",
+    }
+)
+SecretKind = Literal["credential", "token", "password", "link"]
+KINDS: tuple[SecretKind, ...] = ("credential", "token", "password", "link")
+
+_MARKERS = "\ue000\ue001"  # core.refs markers: never part of a secret
+_AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)(\s+)(?!\[REDACTED\])[A-Za-z0-9\-._~+/=]+")
+_SLACK_TOKEN = re.compile(r"\b(?:xox[abposre]|xapp)-[A-Za-z0-9\-]+")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]*")
+_SECRET_KEY_WORDS = (
+    r"api[_\-]?key|apikey|password|passwd|pwd|client[_\-]?secret|secret|token|"
+    r"private[_\-]?key|credentials?"
+)
+# A key that ends with one of the secret words, e.g. password, db_password,
+# access_token, x-api-key; "token_type" does not match (word boundary).
+_SECRET_KEY = re.compile(rf"(?i)^[\w.\-]*?(?:{_SECRET_KEY_WORDS})$")
+_SECRET_FIELD = re.compile(
+    rf"""(?ix)
+    (?P<key>\b[\w.\-]*?(?:{_SECRET_KEY_WORDS})\b)
+    (?P<close>["']?)
+    (?P<sep>\s*[:=]\s*)
+    (?!["']?\[REDACTED\])
+    (?P<value>"(?:[^"\\]|\\.)*"|'[^']*'|[^\s&,;"'}}\]\[)`{_MARKERS}]+)
+    """
+)
+#: Names of URL query parameters whose value is a credential (matched as a name suffix).
+URL_PARAMETER = r"signature|sig|token|credential|key|secret|password|passwd|pwd|auth|authorization"
+_URL_QUERY = re.compile(
+    rf"""(?ix)
+    (?P<lead>[?&;]|&amp;)
+    (?P<name>[\w.\-]*?(?:{URL_PARAMETER}))
+    =
+    (?!\[REDACTED\])
+    (?P<value>[^&\s#"'<>`|){_MARKERS}]+)
+    """
+)
+_USERINFO = re.compile(
+    rf"(?i)\b(?P<scheme>[a-z][a-z0-9+.\-]*://)(?!\[REDACTED\]@)[^\s/?#@<>`'\"{_MARKERS}]+@"
+)
+
+
+def _replace_field(match: re.Match[str]) -> str:
+    if match.string[match.start() - 1 : match.start()] in ("/", "\\"):
+        return match.group(0)  # a path segment (`POST /oauth/token: invalid_client`)
+    value = match.group("value")
+    replaced = f"{value[0]}{REDACTED}{value[0]}" if value[:1] in {'"', "'"} else REDACTED
+    return f"{match.group('key')}{match.group('close')}{match.group('sep')}{replaced}"
+
+
+def redact_shapes(text: str, *, private: bool = False) -> str:
+    """Remove what looks like a secret whatever its value (see the module docstring);
+    with `private`, credentials inside URLs are kept (the requester's own links)."""
+    text = _AUTH_SCHEME.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    text = _SLACK_TOKEN.sub(REDACTED, text)
+    text = _JWT.sub(REDACTED, text)
+    if not private:
+        text = _USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
+        text = _URL_QUERY.sub(lambda m: f"{m.group('lead')}{m.group('name')}={REDACTED}", text)
+    return _SECRET_FIELD.sub(_replace_field, text)
+
+
+def is_secret_key(key: str) -> bool:
+    """True when a mapping key names a secret (``password``, ``api_key``...)."""
+    return bool(_SECRET_KEY.match(key))
+
+
+def is_pattern_worthy(value: str) -> bool:
+    """Whether `value` may become a pattern of its own (long enough, not common)."""
+    return len(value) >= MIN_LENGTH and value.strip().lower() not in COMMON
+
+
+def _variants(value: str) -> set[str]:
+    """The forms a value takes in text: as is, JSON-escaped, URL- and form-encoded."""
+    forms = {value, json.dumps(value)[1:-1], quote(value, safe=""), quote_plus(value)}
+    return {form for form in forms if len(form) >= MIN_LENGTH}
+
+
+def _plain(value: str | SecretStr | None) -> str | None:
+    if value is None:
+        return None
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return text if isinstance(text, str) else None
+
+
+@dataclass(frozen=True)
+class _Table:
+    """The forms of every known value, longest first (with whether each is a link's
+    alone), and where each begins: its first `MIN_LENGTH` characters -> positions."""
+
+    forms: tuple[tuple[str, bool], ...]
+    index: Mapping[str, list[int]]
+
+    def candidates(self, text: str) -> list[int]:
+        """Positions (longest form first) of the forms whose beginning occurs in `text`:
+        one look-up per character of `text` instead of one search per known form."""
+        if not self.index:
+            return []
+        found: set[int] = set()
+        index = self.index
+        for start in range(len(text) - MIN_LENGTH + 1):
+            hit = index.get(text[start : start + MIN_LENGTH])
+            if hit is not None:
+                found.update(hit)
+        return sorted(found)
+
+
+class Redactor:
+    """The secrets known at run time and the function that removes them from text.
+
+    Thread-safe: registering takes a lock and publishes a new immutable table, which
+    `redact` reads without one. `redact` is idempotent.
+    """
+
+    def __init__(self, values: Iterable[str | SecretStr] = (), kind: SecretKind = "credential"):
+        """Know `values` (of `kind`) from the start (tests and tools; the process uses
+        the shared `REDACTOR`)."""
+        self._lock = threading.Lock()
+        self._known: dict[SecretKind, OrderedDict[str, None]] = {k: OrderedDict() for k in KINDS}
+        self._table: _Table = _Table((), {})
+        for value in values:
+            self.remember(value, kind)
+
+    def remember(self, value: str | SecretStr | None, kind: SecretKind = "credential") -> bool:
+        """Know `value` from now on; False when it is too short or too common to become a
+        pattern of its own (it is then removed only as a secret-named field's value)."""
+        text = _plain(value)
+        if text is None or not is_pattern_worthy(text):
+            return False
+        with self._lock:
+            known = self._known[kind]
+            if text in known:
+                known.move_to_end(text)
+                return True
+            known[text] = None
+            if kind != "credential":
+                while len(known) > KEEP:
+                    known.popitem(last=False)
+            self._rebuild()
+        return True
+
+    def remember_answer(self, body: Any, kind: SecretKind = "token") -> None:
+        """Know every token a token or sign-in endpoint answered: the string values, at
+        any depth, of the keys named like a secret (``access_token``, ``refresh_token``,
+        ``id_token``, ``token``, ``client_secret``...), whatever else the answer holds
+        (a status, a name) is not a secret and stays."""
+        if isinstance(body, Mapping):
+            for key, item in body.items():
+                if isinstance(item, str) and is_secret_key(str(key)):
+                    self.remember(item, kind)
+                else:
+                    self.remember_answer(item, kind)
+        elif isinstance(body, list | tuple):
+            for item in body:
+                self.remember_answer(item, kind)
+
+    def known(self, kind: SecretKind) -> int:
+        """How many values of `kind` are known (for tests and metrics)."""
+        return len(self._known[kind])
+
+    def _rebuild(self) -> None:
+        table: dict[str, bool] = {}
+        for kind in KINDS:
+            for value in self._known[kind]:
+                for form in _variants(value):
+                    # a form shared with a non-link secret is never revealed
+                    table[form] = table.get(form, True) and kind == "link"
+        forms = tuple(sorted(table.items(), key=lambda item: len(item[0]), reverse=True))
+        index: dict[str, list[int]] = {}
+        for position, (form, _link) in enumerate(forms):
+            index.setdefault(form[:MIN_LENGTH], []).append(position)
+        self._table = _Table(forms, index)
+
+    def redact(self, text: str, *, private: bool = False) -> str:
+        """`text` without any known secret or secret shape (see the module docstring);
+        with `private`, one-time links and signed URLs stay (for their requester only)."""
+        if not text:
+            return text
+        text = str(text)
+        table = self._table  # one immutable snapshot
+        for position in table.candidates(text):
+            form, link = table.forms[position]
+            if private and link:
+                continue
+            if form in text:
+                text = text.replace(form, REDACTED)
+        return redact_shapes(text, private=private)
+
+    def redact_data(self, value: Any, *, private: bool = False) -> Any:
+        """`value` (JSON-like: dicts, lists, scalars) with every string redacted and the
+        value of every key named like a secret replaced whole."""
+        if isinstance(value, str):
+            return self.redact(value, private=private)
+        if isinstance(value, Mapping):
+            cleaned: dict[str, Any] = {}
+            for key, item in value.items():
+                name = self.redact(str(key))
+                cleaned[name] = (
+                    REDACTED
+                    if is_secret_key(str(key)) and item is not None
+                    else self.redact_data(item, private=private)
+                )
+            return cleaned
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self.redact_data(item, private=private) for item in value]
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        return self.redact(str(value), private=private)
+
+    def redact_reply(self, reply: Reply) -> Reply:
+        """A copy of `reply` with every text redacted; `private_text` (the requester's
+        alone) keeps the links they asked for."""
+        data = reply.model_dump()
+        private = data.pop("private_text", None)
+        cleaned = self._strings(data)
+        cleaned["private_text"] = None if private is None else self.redact(private, private=True)
+        return Reply.model_validate(cleaned)
+
+    def _strings(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, dict):
+            return {key: self._strings(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._strings(item) for item in value]
+        return value
+
+
+#: The process's one redactor (see the module docstring).
+REDACTOR = Redactor()
+
+
+def remember(value: str | SecretStr | None, kind: SecretKind = "credential") -> bool:
+    """`REDACTOR.remember`: know `value` from now on."""
+    return REDACTOR.remember(value, kind)
+
+
+def remember_answer(body: Any, kind: SecretKind = "token") -> None:
+    """`REDACTOR.remember_answer`: know every string of a token endpoint's answer."""
+    REDACTOR.remember_answer(body, kind)
+
+
+def redact(text: str, *, private: bool = False) -> str:
+    """`REDACTOR.redact`: `text` without any secret."""
+    return REDACTOR.redact(text, private=private)
+
+
+def redact_data(value: Any, *, private: bool = False) -> Any:
+    """`REDACTOR.redact_data`: JSON-like data without any secret."""
+    return REDACTOR.redact_data(value, private=private)
+
+
+def redact_reply(reply: Reply) -> Reply:
+    """`REDACTOR.redact_reply`: a Reply without any secret."""
+    return REDACTOR.redact_reply(reply)
+
+
+def redact_and_cut(text: str, limit: int) -> str:
+    """`text` redacted, then cut to `limit` characters (an ellipsis marks the cut): a
+    secret is never half-shown by a cut made before redaction."""
+    shown = redact(text)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"

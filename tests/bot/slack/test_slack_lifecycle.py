@@ -1,0 +1,316 @@
+"""Approved work and accepted requests in Slack, through the real Bolt app: failures after
+approval are told on the card, in its thread and in the incident channel; what a stopped
+process left is taken up at start (bot/slack/recovery.py); SIGTERM drains."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.demo import apply_demo_policy
+from bot.slack.recovery import recover
+from bot.wiring import Bot, build_bot, build_tracker
+from core.reply import OperationRef, Reply
+from operations.follow import Backoff
+from simulators.graphenedb import ConsoleSimulator
+from simulators.slack import SlackStandIn
+from tests.bot.slack.conftest import SlackHarness, make_standin, serving
+from tests.bot.slack.slack_support import texts, wait_private
+from tests.support import ENVIRON, make_config
+from tests.waiting import until
+
+ONCALL, INCIDENT = "C0ONCALL", "C0INCIDENT"
+GONE = "999999999:1"  # a runner whose process is not running
+
+
+@pytest.fixture(autouse=True)
+def fast_safety_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("commands.safety.SAFETY_POLL", Backoff(first=0.01, factor=1.0, cap=0.01))
+
+
+@pytest.fixture
+async def ticking(clock) -> AsyncIterator[None]:  # type: ignore[no-untyped-def]
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(0.005)
+            clock.advance(1)
+
+    task = asyncio.create_task(tick())
+    yield
+    task.cancel()
+
+
+@pytest.fixture
+async def safe_bot(console_sim: ConsoleSimulator, tmp_path: Path) -> AsyncIterator[Bot]:
+    """The demo policy, safety snapshots in protected environments (the default)."""
+    config = make_config(
+        console_sim.base_url, tmp_path / "l.sqlite3", snapshot_before_destroy="protected"
+    )
+    bot = build_bot(config, environ=ENVIRON)
+    apply_demo_policy(bot)
+    try:
+        yield bot
+    finally:
+        await bot.aclose()
+
+
+@pytest.fixture
+async def standin_all() -> AsyncIterator[SlackStandIn]:
+    server = make_standin(channels=["C0DEV", ONCALL, INCIDENT])
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def live(safe_bot: Bot, standin_all: SlackStandIn) -> AsyncIterator[SlackHarness]:
+    """The app with a real tracker delivering the outbox (steps, incident posts)."""
+    async with serving(safe_bot, standin_all) as harness:
+        tracker = build_tracker(safe_bot, harness.rt.notifier)
+        harness.rt.tracker = tracker
+        tracker.start()
+        try:
+            yield harness
+        finally:
+            await tracker.stop()
+
+
+async def _card(harness: SlackHarness, line: str) -> tuple[str, str]:
+    await harness.slack.slash(line, user="U0ALICE", channel=ONCALL)
+    approvals = harness.rt.bot.services.approvals
+    await until(lambda: any(a.message_ts for a in approvals.pending(ONCALL)))
+    approval = next(a for a in approvals.pending(ONCALL) if a.message_ts)
+    return approval.id, str(approval.message_ts)
+
+
+def _edits(standin: SlackStandIn, ts: str) -> list[object]:
+    return [c for c in standin.ok_calls("chat.update") if c.body.get("ts") == ts]
+
+
+def _live_buttons(call: object) -> bool:
+    return any(b["type"] == "actions" for b in call.body.get("blocks") or [])  # type: ignore[attr-defined]
+
+
+async def test_a_safety_snapshot_failing_after_approval_is_told_on_card_thread_and_incident(
+    live: SlackHarness, console_sim: ConsoleSimulator, ticking: None
+) -> None:
+    approval_id, ts = await _card(live, "switch orders-db to orders-replica")
+    console_sim.fail_next_operation("snapshot")
+    await live.slack.slash(f"approve {approval_id}", user="U0BOB", channel=ONCALL)
+    await until(lambda: bool(live.standin.thread(ONCALL, ts)))
+    [result] = live.standin.thread(ONCALL, ts)  # in the thread, for everyone to see
+    shown = json.dumps(result.blocks)
+    assert "safety snapshot of orders-db failed" in shown
+    assert "Requested by <@U0ALICE>, approved by <@U0BOB>" in shown
+    await until(lambda: not _live_buttons(_edits(live.standin, ts)[-1]))
+    final = _edits(live.standin, ts)[-1]
+    assert "failed" in texts(final) and "safety snapshot" in texts(final)  # the card itself
+    incident = await live.standin.wait_for(
+        "chat.postMessage", where=lambda c: c.body.get("channel") == INCIDENT
+    )
+    assert len(incident) == 1
+    said = texts(incident[0])
+    assert "<@U0ALICE>" in said and "<@U0BOB>" in said and "safety snapshot" in said
+    assert console_sim.requests_to("POST", r".*/connections/switch$") == []
+    assert live.rt.bot.services.approvals.get(approval_id).reported_at  # type: ignore[union-attr]
+
+
+async def test_approved_work_left_by_a_stopped_process_is_resumed_at_start(
+    live: SlackHarness, console_sim: ConsoleSimulator, ticking: None
+) -> None:
+    approvals = live.rt.bot.services.approvals
+    approval_id, ts = await _card(live, "switch orders-db to orders-replica")
+    # what a process killed right after the click leaves: approved, its runner gone
+    assert approvals.claim(approval_id, "U0BOB", "approve").claimed
+    live.rt.bot.db.execute("UPDATE approvals SET runner = ? WHERE id = ?", [GONE, approval_id])
+    assert recover(live.rt) == 1
+    assert await live.rt.idle()
+    done = approvals.get(approval_id)
+    assert done is not None and done.state == "executed" and done.reported_at
+    assert len(console_sim.requests_to("POST", r".*/snapshots/manual$")) == 1
+    assert len(console_sim.requests_to("POST", r".*/connections/switch$")) == 1
+    final = _edits(live.standin, ts)[-1]
+    assert "Done" in texts(final) and not _live_buttons(final)
+    [result] = [m for m in live.standin.thread(ONCALL, ts) if "restarted" in json.dumps(m.blocks)]
+    assert "Requested by <@U0ALICE>, approved by <@U0BOB>" in json.dumps(result.blocks)
+    # the switch is followed in the card's thread to its end, and announced with both names
+    [announced] = await live.standin.wait_for(
+        "chat.postMessage",
+        where=lambda c: c.body.get("channel") == INCIDENT and "finished" in texts(c),
+        timeout=20,
+    )
+    assert "Requested by <@U0ALICE>, approved by <@U0BOB>" in texts(announced)
+    assert recover(live.rt) == 0  # nothing is left: a second start does nothing
+
+
+async def test_an_ended_approval_whose_card_was_not_told_is_told_at_start(
+    live: SlackHarness, console_sim: ConsoleSimulator
+) -> None:
+    approvals = live.rt.bot.services.approvals
+    approval_id, ts = await _card(live, "switch orders-db to orders-replica")
+    approvals.claim(approval_id, "U0BOB", "approve")
+    approvals.start(approval_id)
+    # killed once the work ended, before its card was told and its operation followed
+    op = OperationRef(provider="console", database_id="d", operation_id="op-7", label="x")
+    kept = Reply(
+        status="ok", title="Switching orders-db's connection URL", text="Started.", operations=[op]
+    )
+    approvals.finish(approval_id, "executed", "Switching", kept.model_dump_json())
+    assert approvals.get(approval_id).reported_at is None  # type: ignore[union-attr]
+    assert recover(live.rt) == 1
+    assert await live.rt.idle()
+    assert "Done" in texts(_edits(live.standin, ts)[-1])
+    assert [m.text for m in live.standin.thread(ONCALL, ts)]
+    followed = live.rt.bot.db.execute("SELECT operation_id, thread_ts FROM tracked_operations")
+    assert followed.fetchall() == [("op-7", ts)]  # its operation is followed under the card
+    assert approvals.get(approval_id).reported_at  # type: ignore[union-attr]
+    assert console_sim.mutating_requests() == []
+
+
+async def test_requests_accepted_by_a_stopped_process_are_answered(
+    live: SlackHarness, console_sim: ConsoleSimulator
+) -> None:
+    rt = live.rt
+    inbox = rt.inbox
+    approval_id, _ = await _card(live, "switch orders-db to orders-replica")
+    rows = {
+        "accepted": inbox.accept("U0ALICE", "C0DEV", "restart sandbox-db", None),
+        "sent": inbox.accept("U0CAROL", "C0DEV", "pause sandbox-db", None),
+        "answered": inbox.accept("U0DAVE", "C0DEV", "restart sandbox-db", None),
+        "click": inbox.accept("U0BOB", ONCALL, f"approve {approval_id}", None),
+    }
+    inbox.mark_sent(rows["sent"], "POST /deployments/databases/graphneo/x/pause (console)")
+    answer = Reply(
+        status="ok",
+        title="Restarting sandbox-db",
+        text="Started; progress follows in the thread.",
+        operations=[
+            OperationRef(provider="console", database_id="d", operation_id="op-1", label="x")
+        ],
+    )
+    inbox.answered(rows["answered"], answer.model_dump_json())
+    rt.bot.db.execute("UPDATE accepted_requests SET runner = ?", [GONE])
+    assert recover(rt) == 4
+    assert await rt.idle()
+    [nothing] = await wait_private(live.standin, "U0ALICE", contains="restart sandbox-db")
+    assert "nothing was done" in texts(nothing)
+    [unknown] = await wait_private(live.standin, "U0CAROL")
+    assert "whether it was carried out is unknown" in texts(unknown) and "/pause" in texts(unknown)
+    [click] = await wait_private(live.standin, "U0BOB")
+    assert "still waits for a decision" in texts(click)
+    [posted] = [c for c in live.standin.ok_calls("chat.postMessage") if "Restarting" in texts(c)]
+    assert "delivered after graphops restarted" in texts(posted)
+    [message] = [m for m in live.standin.messages if "Restarting" in json.dumps(m.blocks)]
+    tracked = rt.bot.db.execute("SELECT thread_ts, requester FROM tracked_operations").fetchall()
+    assert tracked == [(message.ts, "U0DAVE")]  # its operation is followed under it
+    assert inbox.pending() == 0
+    assert console_sim.mutating_requests() == []  # nothing was run again
+
+
+async def test_a_finished_command_leaves_nothing_in_the_inbox(harness: SlackHarness) -> None:
+    await harness.slack.slash("restart sandbox-db")
+    await harness.standin.wait_for("chat.postMessage")
+    assert await harness.rt.idle()
+    assert harness.rt.inbox.pending() == 0
+
+
+async def test_while_draining_new_requests_are_answered_not_run(
+    harness: SlackHarness, console_sim: ConsoleSimulator
+) -> None:
+    harness.rt.draining = True
+    await harness.slack.slash("restart sandbox-db")
+    [told] = await wait_private(harness.standin, "U0ALICE")
+    assert "restarting" in texts(told)
+    assert await harness.rt.idle()
+    assert console_sim.mutating_requests() == []
+    assert harness.rt.inbox.pending() == 0
+
+
+async def test_the_sweep_takes_over_work_of_a_process_that_died_while_serve_runs(
+    live: SlackHarness, console_sim: ConsoleSimulator, ticking: None
+) -> None:
+    """A `graphops shell -c "approve …"` killed mid-work beside a running serve."""
+    from bot.slack.sweep import sweep_once
+
+    approvals = live.rt.bot.services.approvals
+    approval_id, ts = await _card(live, "switch orders-db to orders-replica")
+    approvals.claim(approval_id, "U0BOB", "approve")
+    await sweep_once(live.rt)  # its runner (this process) is alive: left alone
+    assert await live.rt.idle()
+    assert approvals.get(approval_id).state == "approved"  # type: ignore[union-attr]
+    live.rt.bot.db.execute("UPDATE approvals SET runner = ? WHERE id = ?", [GONE, approval_id])
+    await sweep_once(live.rt)
+    assert await live.rt.idle()
+    assert approvals.get(approval_id).state == "executed"  # type: ignore[union-attr]
+    assert len(console_sim.requests_to("POST", r".*/connections/switch$")) == 1
+    assert "Done" in texts(_edits(live.standin, ts)[-1])
+
+
+async def test_the_inbox_knows_whether_a_command_sent_something(
+    harness: SlackHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart sends a request that changes something; an approval card only previews
+    (its recording clients send nothing): the first is marked sent, the second not."""
+    inbox = harness.rt.inbox
+    monkeypatch.setattr(inbox, "done", lambda row_id: None)  # keep the rows to look at them
+    await harness.slack.slash("restart sandbox-db")
+    await harness.slack.slash("terminate sandbox-db")
+    assert await harness.rt.idle()
+    got = {
+        text: (stage, sent)
+        for text, stage, sent in harness.rt.bot.db.execute(
+            "SELECT text, stage, sent FROM accepted_requests"
+        ).fetchall()
+    }
+    assert got["terminate sandbox-db"] == ("answered", None)
+    stage, sent = got["restart sandbox-db"]
+    assert stage == "answered" and sent.startswith("POST /deployments/") and "/restart" in sent
+
+
+async def test_an_answer_delivered_before_the_kill_is_not_posted_again(
+    live: SlackHarness, console_sim: ConsoleSimulator
+) -> None:
+    """Killed after the answer was posted and its operation followed, before the inbox row
+    was deleted: the restart finds the operation followed and posts nothing again."""
+    rt = live.rt
+    row = rt.inbox.accept("U0DAVE", "C0DEV", "restart sandbox-db", None)
+    ref = OperationRef(provider="console", database_id="d", operation_id="op-9", label="x")
+    answer = Reply(status="ok", title="Restarting sandbox-db", text="Started.", operations=[ref])
+    rt.inbox.answered(row, answer.model_dump_json())
+    tracker = rt.delivery.tracker()
+    assert tracker is not None
+    await tracker.track(ref, channel="C0DEV", thread_ts="1700000000.000100", user="U0DAVE")
+    rt.bot.db.execute("UPDATE accepted_requests SET runner = ?", [GONE])
+    assert recover(rt) == 1
+    assert await rt.idle()
+    assert rt.inbox.pending() == 0
+    posted = [c for c in live.standin.ok_calls("chat.postMessage") if "Restarting" in texts(c)]
+    assert posted == []
+
+
+async def test_a_request_acked_while_the_store_is_locked_is_kept_once_it_is_free(
+    harness: SlackHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inbox row is written before the ack without waiting for another process's
+    lock (acks stay prompt); a request that met the lock is kept before it runs."""
+    from tests.bot.slack.test_slack_store import LockHolder
+
+    inbox = harness.rt.inbox
+    monkeypatch.setattr(inbox, "done", lambda row_id: None)  # keep the rows to look at them
+    holder = LockHolder(str(harness.rt.bot.config.bot.database))
+    try:
+        await holder.locked()
+        for line in ("list", "restart sandbox-db"):
+            assert (await harness.slack.slash(line)).status_code == 200
+            assert holder.holding(), f"the ack of {line!r} came after the lock was let go"
+    finally:
+        await holder.release()
+    assert await harness.rt.idle()
+    kept = harness.rt.bot.db.execute("SELECT text, stage FROM accepted_requests ORDER BY id")
+    assert kept.fetchall() == [("list", "answered"), ("restart sandbox-db", "answered")]
