@@ -46,7 +46,7 @@ from operations.follow import DEFAULT_DEADLINES, Backoff, FollowLimits
 from operations.incidents import Incidents
 from operations.notify import Notifier
 from operations.schedules import Scheduler, ScheduleStore
-from operations.store import OperationHistory, Outbox, SwitchBacks
+from operations.store import OperationHistory, SwitchBacks
 from operations.tracker import Tracker, TrackerSettings
 from operations.watch import Watcher, WatchStore
 from permissions.approvals import ApprovalStore

@@ -44,8 +44,8 @@ from clients.errors import (
     UnusableAnswer,
     error_for_status,
 )
-from core.redaction import remember_answer
 from core.mutations import before_mutation
+from core.redaction import remember_answer
 
 log = logging.getLogger("graphops.http")
 

@@ -63,7 +63,6 @@ class TrackerSettings:
     batch: int = 500
 
 
-@dataclass(frozen=True)
 def thread_link(channel: str, thread_ts: str | None) -> str:
     """A link to a Slack thread (or the channel when there is no thread)."""
     if not thread_ts:
