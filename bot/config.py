@@ -54,7 +54,10 @@ class BotSettings(_Strict):
     admins: tuple[str, ...] = ()
     database: str = "graphops.sqlite3"
     approval_ttl_minutes: int = Field(default=15, ge=1, le=24 * 60)
-    name_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # Names -> ids (stable): trusted this long, refreshed in the background every
+    # name_refresh_seconds (0: never), and dropped on a 404 or the bot's own changes.
+    name_cache_seconds: float = Field(default=6 * 3600.0, ge=0, le=7 * 24 * 3600)
+    name_refresh_seconds: float = Field(default=900.0, ge=0, le=24 * 3600)
 
     @field_validator("admins")
     @classmethod

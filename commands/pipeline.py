@@ -228,7 +228,11 @@ class Pipeline:
             if not admission.allowed:
                 return refuse(self.context(invocation), "", admission.reason)
             try:
-                return await self._run(invocation, preapproved)
+                # ids from the resolver's cache that the API no longer knows (404):
+                # resolved afresh and run once more, if nothing was changed
+                return await self.services.resolver.once_more_on_404(
+                    lambda: self._run(invocation, preapproved)
+                )
             except Refused as exc:
                 return refuse(self.context(invocation), "", str(exc))
             except UserError as exc:

@@ -93,6 +93,7 @@ async def serve(
         if scheduler is not None:
             scheduler.start()  # runs (or reports skipped) what was missed while down
         watcher.start()
+        bot.services.resolver.start_refresh(bot.config.bot.name_refresh_seconds)
         if app_token:
             status = SocketModeStatus()
             runtime(app).socket_mode = status

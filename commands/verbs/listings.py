@@ -81,12 +81,13 @@ async def envs(ctx: Context, plan: Plan) -> Reply:
 async def list_databases(ctx: Context, plan: Plan) -> Reply:
     """List databases, in one environment or all this channel may see
 
-    Database, environment, state, plan, version and flags, from the (cached)
-    listings of each environment.
+    Database, environment, state, plan, version and flags, always fresh: the
+    listings of the environments are fetched (concurrently) for each `list`.
     """
     table = Table(columns=["Database", "Environment", "State", "Plan", "Version", "Flags"])
-    for scope in await scopes(ctx, GRAPHENEDB, Role.VIEWER, plan.params.get("env")):
-        for db in await ctx.services.resolver.databases(scope.provider, scope.environment.id):
+    wanted = await scopes(ctx, GRAPHENEDB, Role.VIEWER, plan.params.get("env"))
+    for scope, databases in await ctx.services.resolver.listings(wanted, fresh=True):
+        for db in databases:
             table.rows.append(
                 [
                     db.name,

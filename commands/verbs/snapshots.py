@@ -111,10 +111,8 @@ async def _find_snapshot(
     if source:
         candidates = [await find(ctx, CONSOLE, Role.VIEWER, source, env)]
     else:
-        candidates = []
-        for scope in await scopes(ctx, CONSOLE, Role.VIEWER, env):
-            for db in await ctx.services.resolver.databases(scope.provider, scope.environment.id):
-                candidates.append(Found(scope, db))
+        listed = await ctx.services.resolver.listings(await scopes(ctx, CONSOLE, Role.VIEWER, env))
+        candidates = [Found(scope, db) for scope, databases in listed for db in databases]
     snapshots: list[tuple[Found, Any]] = []
     for found in candidates:
         api = console_client(ctx, found.scope.provider.name)

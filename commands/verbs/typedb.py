@@ -110,8 +110,9 @@ async def dbs(ctx: Context, plan: Plan) -> Reply:
     The databases of every TypeDB server the channel may view.
     """
     table = Table(columns=["Database", "Server"])
-    for scope in await scopes(ctx, TYPEDB, Role.VIEWER, plan.params.get("env")):
-        for db in await ctx.services.resolver.databases(scope.provider, scope.environment.id):
+    wanted = await scopes(ctx, TYPEDB, Role.VIEWER, plan.params.get("env"))
+    for scope, databases in await ctx.services.resolver.listings(wanted, fresh=True):
+        for db in databases:
             table.rows.append([db.name, scope.provider.name])
     if not table.rows:
         table.note = "no databases"
