@@ -133,6 +133,11 @@ class _ProviderBase(_Strict):
     name: str = Field(pattern=_NAME_PATTERN)
     base_url: str
     timeout_seconds: float = Field(default=15.0, gt=0, le=600)
+    # Connections to this provider at once, per pool: one pool answers people, one
+    # serves polls and watches (clients/http.py).
+    max_connections: int = Field(
+        default=100, ge=1, le=1000
+    )  # = clients.http.DEFAULT_MAX_CONNECTIONS
 
     @field_validator("base_url")
     @classmethod

@@ -145,7 +145,7 @@ def connect(
 ) -> Provider:
     """The Provider of one `[[providers]]` entry: its kind's adapter builds the client."""
     kind = adapter(provider.kind)
-    options = ClientOptions(http, provider.timeout_seconds, on_call)
+    options = ClientOptions(http, provider.timeout_seconds, on_call, provider.max_connections)
     client = kind.connect(provider.name, provider.base_url, credentials, options)
     return Provider(provider.name, kind.kind, client, kind.operation_source(client))
 

@@ -32,7 +32,14 @@ from pydantic import (
 )
 
 from clients.errors import ApiError, BadRequest, Unauthorized
-from clients.http import BearerAuth, BearerClient, CallHook, HttpApi, RetryPolicy
+from clients.http import (
+    DEFAULT_MAX_CONNECTIONS,
+    BearerAuth,
+    BearerClient,
+    CallHook,
+    HttpApi,
+    RetryPolicy,
+)
 from clients.shapes import (
     FAILED,
     FINISHED,
@@ -352,10 +359,17 @@ class ConsoleClient(BearerClient):
         timeout: float = 15.0,
         retry: RetryPolicy | None = None,
         on_call: CallHook | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api = HttpApi(
-            provider, base_url, client=http, timeout=timeout, retry=retry, on_call=on_call
+            provider,
+            base_url,
+            client=http,
+            timeout=timeout,
+            retry=retry,
+            on_call=on_call,
+            max_connections=max_connections,
         )
         self._client_id = client_id
         self._client_secret = client_secret

@@ -37,7 +37,14 @@ from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_v
 
 from clients.errors import NotFound
 from clients.graphenedb import Environment, OperationStep, Status
-from clients.http import ApiClient, CallHook, HttpApi, RetryPolicy, parse_error_body
+from clients.http import (
+    DEFAULT_MAX_CONNECTIONS,
+    ApiClient,
+    CallHook,
+    HttpApi,
+    RetryPolicy,
+    parse_error_body,
+)
 from clients.shapes import (
     FAILED,
     FINISHED,
@@ -388,6 +395,7 @@ class V1Client(ApiClient):
         timeout: float = 15.0,
         retry: RetryPolicy | None = None,
         on_call: CallHook | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         root = base_url.rstrip("/")
         if root.endswith(API_ROOT):
@@ -400,6 +408,7 @@ class V1Client(ApiClient):
             timeout=timeout,
             retry=retry,
             on_call=on_call,
+            max_connections=max_connections,
             parse_error=self._parse_error,
         )
 

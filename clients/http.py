@@ -12,6 +12,14 @@ other method is retried only when the connection could not be established,
 i.e. the request provably never reached the server; otherwise its failure says
 the outcome is unknown. A streamed body is never sent twice.
 
+Connections (`HttpApi`): two pools per provider, each of at most `max_connections`
+(`[[providers]] max_connections`, 100 by default): one for requests made for a
+person (inside `interactive()`: the commands, approvals), one for the rest
+(tracker polls, watches, schedules, the background refresh of names). Two
+pools are the simplest thing that keeps an answer from queueing behind polls:
+no priority queue to get right, and a burst of polls can take every
+connection of its own pool but none of the people's.
+
 Bearer tokens are an `httpx.Auth` flow (`BearerAuth`): one token per client,
 renewed before it expires, and renewed once more when the API answers 401.
 """
@@ -19,10 +27,12 @@ renewed before it expires, and renewed once more when the API answers 401.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import copy
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,6 +51,35 @@ from clients.errors import (
 )
 
 log = logging.getLogger("graphops.http")
+
+DEFAULT_MAX_CONNECTIONS = 100  # per pool and provider (`[[providers]] max_connections`)
+
+_INTERACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "graphops_http_interactive", default=False
+)
+
+
+@contextlib.contextmanager
+def interactive() -> Iterator[None]:
+    """Requests sent within this block (and tasks it starts) are made for a person
+    waiting for an answer: they use the interactive pool of each provider."""
+    token = _INTERACTIVE.set(True)
+    try:
+        yield
+    finally:
+        _INTERACTIVE.reset(token)
+
+
+def connection_pool(timeout: float, max_connections: int) -> httpx.AsyncClient:
+    """One pool of at most `max_connections` connections (half kept alive when idle),
+    `timeout` seconds per request (connecting: at most 5 s)."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+        limits=httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max(1, max_connections // 2),
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -94,7 +133,13 @@ def parse_error_body(response: httpx.Response) -> tuple[str, str | None, str | N
 
 
 class HttpApi:
-    """One provider's HTTP connection pool, error mapping, retries and call reporting."""
+    """One provider's HTTP connection pools, error mapping, retries and call reporting.
+
+    Without an injected `client`, two pools of `max_connections` each (module doc):
+    `interactive_client` for requests inside `interactive()`, `client` for the rest.
+    An injected client (tests, dry runs) serves both. ValueError if
+    `max_connections` < 1 (bot/config.py checks the setting first).
+    """
 
     def __init__(
         self,
@@ -106,23 +151,26 @@ class HttpApi:
         retry: RetryPolicy | None = None,
         on_call: CallHook | None = None,
         parse_error: ErrorParser = parse_error_body,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, not {max_connections}")
         self.provider = provider
         self.base_url = base_url.rstrip("/")
         self._base_path = urlsplit(self.base_url).path
         self._own_client = client is None
-        self.client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
-        )
+        self.max_connections = max_connections
+        self.client = client or connection_pool(timeout, max_connections)
+        self.interactive_client = client or connection_pool(timeout, max_connections)
         self.retry = retry or RetryPolicy()
         self.on_call = on_call
         self.parse_error = parse_error
 
     async def aclose(self) -> None:
-        """Close the connection pool if this object created it."""
+        """Close the connection pools if this object created them."""
         if self._own_client:
             await self.client.aclose()
+            await self.interactive_client.aclose()
 
     def _report(self, method: str, path: str, status: int | None, started: float) -> None:
         ms = (time.perf_counter() - started) * 1000
@@ -229,8 +277,9 @@ class HttpApi:
         """One HTTP exchange; a failure is a `_Failure` saying whether it may be retried."""
         started = time.perf_counter()
         signed: Any = auth if auth is not None else httpx.USE_CLIENT_DEFAULT
+        pool = self.interactive_client if _INTERACTIVE.get() else self.client
         try:
-            response = await self.client.request(
+            response = await pool.request(
                 method, self.base_url + path, auth=signed, **kwargs
             )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 
 from clients.errors import ApiError
+from clients.http import interactive
 from commands.choices import Missing, has_source, options_for, prompt, with_option
 from commands.context import Context, NeedsChoice, Refused, Services
 from commands.grammar import GrammarError, ParsedCommand, parse
@@ -223,7 +224,7 @@ class Pipeline:
         runs (an approved schedule): the permission check still runs, and a
         denial still refuses, but "needs approval" runs at once.
         """
-        with acting_as(invocation):
+        with acting_as(invocation), interactive():  # a person waits: the interactive pool
             admission = self.admission(invocation)
             if not admission.allowed:
                 return refuse(self.context(invocation), "", admission.reason)
@@ -256,7 +257,7 @@ class Pipeline:
         self, invocation: Invocation, approval_id: str, approve: bool, confirm: str | None
     ) -> Reply:
         """Approve (and run) or deny a pending approval for the clicker of a button."""
-        with acting_as(invocation):
+        with acting_as(invocation), interactive():
             admission = self.admission(invocation)
             if not admission.allowed:
                 verb = "approve" if approve else "deny"
