@@ -279,9 +279,7 @@ class HttpApi:
         signed: Any = auth if auth is not None else httpx.USE_CLIENT_DEFAULT
         pool = self.interactive_client if _INTERACTIVE.get() else self.client
         try:
-            response = await pool.request(
-                method, self.base_url + path, auth=signed, **kwargs
-            )
+            response = await pool.request(method, self.base_url + path, auth=signed, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # Never reached the server: safe to try again for any method.
             self._report(method, path, None, started)
