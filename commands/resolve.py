@@ -101,6 +101,11 @@ def note_call(method: str, status: int | None) -> None:
         attempt.wrote = True
 
 
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 def eligible_bindings(
     policy: ChannelPolicy, role: Role, providers: list[Provider]
 ) -> list[Binding]:
@@ -166,6 +171,7 @@ class Resolver:
             return list(await asyncio.shield(pending)), False
         self.misses += 1
         task: asyncio.Future[Any] = asyncio.ensure_future(self._fetch(fetch))
+        task.add_done_callback(_retrieved)  # a failure nobody waits for any more is not logged
         self._inflight[key] = task
         try:
             value = list(await asyncio.shield(task))
