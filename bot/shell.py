@@ -141,7 +141,10 @@ class ShellSession:
         """Run schedules and watches while this (interactive) session lasts."""
         self.scheduler.start()
         self.watcher.start()
-        self.bot.services.resolver.start_refresh(self.bot.config.bot.name_refresh_seconds)
+        services = self.bot.services
+        services.resolver.start_refresh(
+            self.bot.config.bot.name_refresh_seconds, list(services.providers.values())
+        )
 
     async def close(self) -> None:
         """Stop following operations, schedules and watches (all stay in the store)."""

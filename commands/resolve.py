@@ -135,7 +135,7 @@ class Resolver:
         concurrency: int = DEFAULT_CONCURRENCY,
     ):
         self.ttl = ttl_seconds
-        self._clock = clock
+        self.clock = clock
         self._cache: dict[tuple[str, str], _Entry] = {}
         self._inflight: dict[tuple[str, str], asyncio.Future[Any]] = {}
         self._fetchers: dict[tuple[str, str], Callable[[], Awaitable[Any]]] = {}
@@ -159,7 +159,7 @@ class Resolver:
         entry = self._cache.get(key)
         if _CACHE_ONLY.get():  # no I/O: what is cached, however old, or nothing
             return (list(entry.items) if entry is not None else []), True
-        if not fresh and entry is not None and self._clock() - entry.fetched_at < self.ttl:
+        if not fresh and entry is not None and self.clock() - entry.fetched_at < self.ttl:
             self.hits += 1
             attempt = _ATTEMPT.get()
             if attempt is not None:
@@ -178,7 +178,7 @@ class Resolver:
         finally:
             if self._inflight.get(key) is task:
                 del self._inflight[key]
-        self._cache[key] = _Entry(self._clock(), value)
+        self._cache[key] = _Entry(self.clock(), value)
         return value, False
 
     async def _fetch(self, fetch: Callable[[], Awaitable[Any]]) -> Any:
@@ -225,7 +225,7 @@ class Resolver:
     def age(self, provider: str, environment_id: str = "") -> float | None:
         """Seconds since that list was fetched; None if it is not cached."""
         entry = self._cache.get((provider, environment_id))
-        return None if entry is None else max(0.0, self._clock() - entry.fetched_at)
+        return None if entry is None else max(0.0, self.clock() - entry.fetched_at)
 
     def invalidate(self, provider: str, environment_id: str | None = None) -> None:
         """Forget the cached lists of a provider (`environment_id` None), or one
@@ -261,14 +261,31 @@ class Resolver:
 
         return sum(await asyncio.gather(*(again(key) for key in keys)))
 
-    def start_refresh(self, interval_seconds: float) -> None:
-        """Refresh the cache every `interval_seconds` in the background (0: never), in a
-        context of its own (never an interactive one: its requests use the background
-        connection pool, clients/http.py)."""
+    async def prime(self, providers: list[Provider]) -> int:
+        """Fetch the environments of `providers` and the databases of each (concurrently,
+        bounded), so that the first commands find their ids warm; the count of lists
+        fetched. A failing provider is skipped (its lists are fetched when needed)."""
+
+        async def one(provider: Provider) -> int:
+            try:
+                environments = await self.environments(provider, fresh=True)
+                scopes = [Scope(provider, environment) for environment in environments]
+                return 1 + len(await self.listings(scopes, fresh=True))
+            except Exception as exc:  # a background look-up never breaks anything
+                log.debug("names of %s not primed: %s", provider.name, type(exc).__name__)
+                return 0
+
+        return sum(await asyncio.gather(*(one(p) for p in providers)))
+
+    def start_refresh(self, interval_seconds: float, providers: list[Provider]) -> None:
+        """Prime the cache for `providers` now, then refresh it every `interval_seconds`
+        (0: neither), in the background and in a context of its own (never an
+        interactive one: its requests use the background pool, clients/http.py)."""
         if interval_seconds <= 0 or self._refresher is not None or self.ttl <= 0:
             return
 
         async def loop() -> None:
+            await self.prime(providers)
             while True:
                 await asyncio.sleep(interval_seconds)
                 await self.refresh()
@@ -278,12 +295,14 @@ class Resolver:
         )
 
     async def aclose(self) -> None:
-        """Stop the background refresh."""
+        """Stop the background refresh and any look-up still in flight."""
         task, self._refresher = self._refresher, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        tasks = [*([task] if task is not None else []), *self._inflight.values()]
+        for each in tasks:
+            each.cancel()
+        for each in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await each
 
     @contextlib.contextmanager
     def cache_only(self) -> Iterator[None]:

@@ -93,7 +93,6 @@ async def serve(
         if scheduler is not None:
             scheduler.start()  # runs (or reports skipped) what was missed while down
         watcher.start()
-        bot.services.resolver.start_refresh(bot.config.bot.name_refresh_seconds)
         if app_token:
             status = SocketModeStatus()
             runtime(app).socket_mode = status
@@ -104,6 +103,9 @@ async def serve(
             socket_healthy=socket_mode.healthy if socket_mode else None,
         )
         url = await server.start(host, config.slack.port)
+        bot.services.resolver.start_refresh(  # names -> ids warm from the start
+            bot.config.bot.name_refresh_seconds, list(bot.services.providers.values())
+        )
         if socket_mode is not None:
             socket_mode.start_connecting()
             log.info("graphops: Socket Mode; health and metrics on %s", url)

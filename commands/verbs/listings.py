@@ -8,6 +8,8 @@ only in environments where the channel holds viewer (commands/targets.py,
 
 from __future__ import annotations
 
+import asyncio
+
 from commands.adapters import database_adapter
 from commands.adapters.base import Catalog
 from commands.context import Context
@@ -49,10 +51,21 @@ async def envs(ctx: Context, plan: Plan) -> Reply:
     """List the environments this channel may use, with its role
 
     Every provider kind: environment, provider, type, the channel's role, protection.
+    The environments are fetched afresh (one request per provider the channel is
+    bound to; none for one-environment providers), never shown from the cache.
     """
     policy = ctx.policy()
     table = Table(columns=["Environment", "Provider", "Type", "This channel", "Protected"])
     every_kind = frozenset(p.kind for p in ctx.services.providers.values())
+    bound = {b.provider for b in policy.bindings}
+    resolver = ctx.services.resolver
+    await asyncio.gather(
+        *(
+            resolver.environments(p, fresh=True)
+            for p in providers_of(ctx, every_kind)
+            if p.name in bound
+        )
+    )
     for scope in await scopes(ctx, every_kind, Role.VIEWER):
         target = target_of(scope)
         binding = effective_binding(policy, target)

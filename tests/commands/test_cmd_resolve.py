@@ -156,3 +156,23 @@ async def test_completion_after_a_command_sends_nothing(bot, console_sim):
     with resolver.cache_only():
         assert await resolver.environments(bot.services.providers["console"]) == []
     assert sent(console_sim) == []
+
+
+async def test_prime_makes_the_first_command_one_request(bot, console_sim):
+    resolver = bot.services.resolver
+    await resolver.prime(list(bot.services.providers.values()))
+    before = len(console_sim.requests)
+    reply = await run(bot, "show sandbox-db")
+    assert reply.status == "ok"
+    assert len(sent(console_sim, before)) == 1  # the database itself
+
+
+async def test_the_background_refresh_picks_up_outside_changes(bot, console_sim):
+    await run(bot, "show sandbox-db")  # both listings cached
+    console_sim.add_database(env_id(console_sim, "staging"), "outside-db")
+    refreshed = await bot.services.resolver.refresh()
+    assert refreshed == 3  # the environments and the two listings
+    before = len(console_sim.requests)
+    reply = await run(bot, "show outside-db")
+    assert reply.status == "ok"
+    assert len(sent(console_sim, before)) == 1  # found in the refreshed cache
