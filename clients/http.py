@@ -71,13 +71,13 @@ def interactive() -> Iterator[None]:
 
 
 def connection_pool(timeout: float, max_connections: int) -> httpx.AsyncClient:
-    """One pool of at most `max_connections` connections (half kept alive when idle),
+    """One pool of at most `max_connections` connections (all kept alive when idle),
     `timeout` seconds per request (connecting: at most 5 s)."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
         limits=httpx.Limits(
             max_connections=max_connections,
-            max_keepalive_connections=max(1, max_connections // 2),
+            max_keepalive_connections=max_connections,
         ),
     )
 
