@@ -151,7 +151,7 @@ async def test_list_is_always_fresh(bot, console_sim):
     assert states["sandbox-db"] == console_sim._dbs[paused].state  # the API's, now
 
 
-async def test_completion_after_a_command_sends_nothing(bot, console_sim):
+async def test_cache_only_look_ups_send_nothing(bot, console_sim):
     resolver = bot.services.resolver
     with resolver.cache_only():
         assert await resolver.environments(bot.services.providers["console"]) == []
