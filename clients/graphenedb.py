@@ -60,6 +60,7 @@ from clients.shapes import (
     status_word,
     valid_or_none,
 )
+from core.kinds import ProviderKind
 
 M = TypeVar("M", bound=Model)
 
@@ -369,6 +370,7 @@ class ConsoleClient(BearerClient):
             timeout=timeout,
             retry=retry,
             on_call=on_call,
+            kind=ProviderKind.GRAPHENEDB,
             max_connections=max_connections,
         )
         self._client_id = client_id
@@ -396,6 +398,7 @@ class ConsoleClient(BearerClient):
                 method="POST",
                 path=self.TOKEN_PATH,
                 provider=self.provider,
+                kind=self.kind,
             )
         return str(token), float(body.get("expires_in") or 3600)
 
@@ -565,6 +568,7 @@ class ConsoleClient(BearerClient):
                 method="POST",
                 path=path,
                 provider=self.provider,
+                kind=self.kind,
             ) from None
         if not source.name or any(c in source.name for c in '"\r\n'):
             raise BadRequest(
@@ -572,6 +576,7 @@ class ConsoleClient(BearerClient):
                 method="POST",
                 path=path,
                 provider=self.provider,
+                kind=self.kind,
             )
         boundary = uuid.uuid4().hex
         head = (
@@ -598,6 +603,7 @@ class ConsoleClient(BearerClient):
                 method="POST",
                 path=path,
                 provider=self.provider,
+                kind=self.kind,
             ) from None
 
     # -- operations -----------------------------------------------------------

@@ -64,6 +64,7 @@ from clients.shapes import (
     status_word,
     valid_or_none,
 )
+from core.kinds import ProviderKind
 
 M = TypeVar("M", bound=Model)
 
@@ -410,6 +411,7 @@ class V1Client(ApiClient):
             on_call=on_call,
             max_connections=max_connections,
             parse_error=self._parse_error,
+            kind=ProviderKind.GRAPHENEDB_V1,
         )
 
     def __repr__(self) -> str:
@@ -467,6 +469,7 @@ class V1Client(ApiClient):
             raise NotFound(
                 f"a v1 account has only the environment {self.provider!r}",
                 provider=self.provider,
+                kind=self.kind,
             )
         return await self.list_databases()
 

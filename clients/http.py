@@ -151,11 +151,13 @@ class HttpApi:
         retry: RetryPolicy | None = None,
         on_call: CallHook | None = None,
         parse_error: ErrorParser = parse_error_body,
+        kind: str = "",
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         if max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, not {max_connections}")
         self.provider = provider
+        self.kind = kind  # the provider kind (`graphenedb`...), named in every error
         self.base_url = base_url.rstrip("/")
         self._base_path = urlsplit(self.base_url).path
         self._own_client = client is None
@@ -193,6 +195,7 @@ class HttpApi:
             method=method,
             path=path,
             provider=self.provider,
+            kind=self.kind,
             code=code,
             nonce=nonce,
             outcome=outcome,
@@ -211,6 +214,7 @@ class HttpApi:
                 method=method,
                 path=path,
                 provider=self.provider,
+                kind=self.kind,
             ) from None
 
     def _retrying(self) -> AsyncRetrying:
@@ -288,6 +292,7 @@ class HttpApi:
                 method=method,
                 path=path,
                 provider=self.provider,
+                kind=self.kind,
             )
             raise _Failure(error, retryable=replayable) from None
         except httpx.TimeoutException:
@@ -297,6 +302,7 @@ class HttpApi:
                 method=method,
                 path=path,
                 provider=self.provider,
+                kind=self.kind,
                 outcome="not done" if method == "GET" else "unknown",
             )
             raise _Failure(error, retryable=may_retry and replayable) from None
@@ -307,6 +313,7 @@ class HttpApi:
                 method=method,
                 path=path,
                 provider=self.provider,
+                kind=self.kind,
                 outcome="not done" if method == "GET" else "unknown",
             )
             raise _Failure(error, retryable=may_retry and replayable) from None
@@ -439,6 +446,11 @@ class ApiClient:
     def provider(self) -> str:
         """The provider's name in graphops.toml."""
         return self.api.provider
+
+    @property
+    def kind(self) -> str:
+        """The provider's kind (`graphenedb`, `graphenedb-v1`, `typedb`)."""
+        return self.api.kind
 
     async def aclose(self) -> None:
         """Close the connection pool (if this client created it)."""

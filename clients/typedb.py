@@ -60,6 +60,7 @@ from clients.shapes import (
     parse,
     parse_items,
 )
+from core.kinds import ProviderKind
 
 M = TypeVar("M", bound=Model)
 TransactionType = Literal["read", "write", "schema"]
@@ -267,6 +268,7 @@ class TypeDBClient(BearerClient):
             timeout=timeout,
             retry=retry,
             on_call=on_call,
+            kind=ProviderKind.TYPEDB,
             max_connections=max_connections,
         )
         self._username = username
@@ -297,6 +299,7 @@ class TypeDBClient(BearerClient):
                 method="POST",
                 path=self.SIGNIN_PATH,
                 provider=self.provider,
+                kind=self.kind,
             )
         return token, token_lifetime_from_jwt(token) or self.token_lifetime
 
@@ -315,6 +318,7 @@ class TypeDBClient(BearerClient):
                 method=exc.method,
                 path=exc.path,
                 provider=exc.provider,
+                kind=exc.kind,
                 code=exc.code,
                 outcome=exc.outcome,
             ) from None
@@ -530,6 +534,7 @@ class TypeDBClient(BearerClient):
                 f"no environment {environment_id!r}: a TypeDB server has one, "
                 f"called {self.provider!r}",
                 provider=self.provider,
+                kind=self.kind,
             )
         return await self.list_databases()
 
