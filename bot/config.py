@@ -60,7 +60,10 @@ class BotSettings(_Strict):
     admins: tuple[str, ...] = ()
     database: str = "graphops.sqlite3"
     approval_ttl_minutes: int = Field(default=15, ge=1, le=24 * 60)
-    name_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # Names -> ids (stable): trusted this long, refreshed in the background every
+    # name_refresh_seconds (0: never), and dropped on a 404 or the bot's own changes.
+    name_cache_seconds: float = Field(default=6 * 3600.0, ge=0, le=7 * 24 * 3600)
+    name_refresh_seconds: float = Field(default=900.0, ge=0, le=24 * 3600)
     # SIGTERM: stop taking work, let running work finish for at most this long, then exit
     # (what did not finish is resumed, or answered, at the next start).
     drain_seconds: float = Field(default=30.0, ge=0, le=3600)
@@ -158,6 +161,11 @@ class _ProviderBase(_Strict):
     )
     base_url: str
     timeout_seconds: float = Field(default=15.0, gt=0, le=600)
+    # Connections to this provider at once, per pool: one pool answers people, one
+    # serves polls and watches (clients/http.py).
+    max_connections: int = Field(
+        default=100, ge=1, le=1000
+    )  # = clients.http.DEFAULT_MAX_CONNECTIONS
 
     @field_validator("base_url")
     @classmethod

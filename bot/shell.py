@@ -31,6 +31,7 @@ number runs that line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import getpass
 import logging
@@ -142,6 +143,10 @@ class ShellSession:
         """Run schedules and watches while this (interactive) session lasts."""
         self.scheduler.start()
         self.watcher.start()
+        services = self.bot.services
+        services.resolver.start_refresh(
+            self.bot.config.bot.name_refresh_seconds, list(services.providers.values())
+        )
 
     async def close(self) -> None:
         """Stop following operations, schedules and watches (all stay in the store)."""
@@ -244,10 +249,12 @@ class ShellSession:
             return False
         return True
 
-    async def refresh_names(self) -> None:
+    async def refresh_names(self, *, look_up: bool = True) -> None:
         """Look up the databases and environments this channel may see (for completion).
 
-        Best effort: a failing provider leaves the names as they were.
+        From the resolver's cache (commands/resolve.py); with `look_up` False no
+        request is sent at all (after each command: the command itself refreshed
+        what it changed). Best effort: a failing provider leaves the names as they were.
         """
         services = self.bot.services
         providers = list(services.providers.values())
@@ -255,7 +262,8 @@ class ShellSession:
             services.permissions.policy_for(self.channel), Role.VIEWER, providers
         )
         invocation = Invocation(user=self.user, channel=self.channel, text="(completion)")
-        with acting_as(invocation):
+        quiet = services.resolver.cache_only() if not look_up else contextlib.nullcontext()
+        with acting_as(invocation), quiet:
             for provider in providers:
                 try:
                     scopes = await services.resolver.scopes(bindings, [provider])
@@ -391,15 +399,15 @@ async def _interactive_terminal(session: ShellSession, banner: str) -> None:
     session.ask_secret = ask_secret
     refreshing: set[asyncio.Task[None]] = set()
 
-    def refresh() -> None:
-        task = asyncio.create_task(session.refresh_names())
+    def refresh(look_up: bool = False) -> None:
+        task = asyncio.create_task(session.refresh_names(look_up=look_up))
         refreshing.add(task)
         task.add_done_callback(refreshing.discard)
 
     with patch_stdout(raw=True):
         if banner:
             session.write(banner)
-        refresh()
+        refresh(look_up=True)
         while True:
             try:
                 line = (await prompt.prompt_async(session.prompt_text())).strip()

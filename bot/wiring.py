@@ -34,7 +34,7 @@ from commands.archives import ArchiveStore
 from commands.context import DryRunProviders, FileSource, Services
 from commands.pipeline import Pipeline
 from commands.registry import Registry
-from commands.resolve import Resolver
+from commands.resolve import Resolver, note_call
 from commands.scheduled import PipelineRunner
 from commands.verbs import build_registry
 from core.audit_context import current_database, current_invocation
@@ -155,7 +155,7 @@ def connect(
 ) -> Provider:
     """The Provider of one `[[providers]]` entry: its kind's adapter builds the client."""
     kind = adapter(provider.kind)
-    options = ClientOptions(http, provider.timeout_seconds, on_call)
+    options = ClientOptions(http, provider.timeout_seconds, on_call, provider.max_connections)
     client = kind.connect(provider.name, provider.base_url, credentials, options)
     return Provider(provider.name, kind.kind, client, kind.operation_source(client))
 
@@ -252,8 +252,10 @@ def build_bot(
         for listener in listeners:
             listener(call)
 
+    resolver = Resolver(ttl_seconds=config.bot.name_cache_seconds)
+    listeners.append(lambda call: note_call(call.method, call.status))  # 404 retries
     providers: dict[str, Provider] = {}
-    closers = []
+    closers = [resolver.aclose]
     for provider_config in config.providers:
         credentials = resolve_credentials(provider_config, environ)
         provider = connect(provider_config, credentials, http, record_call)
@@ -271,7 +273,7 @@ def build_bot(
             database, audit=audit, default_ttl_seconds=config.bot.approval_ttl_minutes * 60
         ),
         audit=audit,
-        resolver=Resolver(ttl_seconds=config.bot.name_cache_seconds),
+        resolver=resolver,
         slash_command=config.bot.slash_command,
         approval_ttl_seconds=config.bot.approval_ttl_minutes * 60,
         open_file=open_file or ArchiveSource(config.imports.allow_http_loopback),

@@ -32,6 +32,7 @@ from pydantic import (
 
 from clients.errors import ApiError, BadRequest, Unauthorized
 from clients.http import (
+    DEFAULT_MAX_CONNECTIONS,
     BearerAuth,
     BearerClient,
     CallHook,
@@ -372,6 +373,7 @@ class ConsoleClient(BearerClient):
         timeout: float = 15.0,
         retry: RetryPolicy | None = None,
         on_call: CallHook | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api = HttpApi(
@@ -382,6 +384,7 @@ class ConsoleClient(BearerClient):
             retry=retry,
             on_call=on_call,
             kind=ProviderKind.GRAPHENEDB,
+            max_connections=max_connections,
         )
         self._client_id = client_id  # an identifier, shown where it appears
         self._client_secret = client_secret

@@ -39,7 +39,13 @@ from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_v
 
 from clients.errors import NotFound
 from clients.graphenedb import Environment, OperationStep, Status
-from clients.http import ApiClient, CallHook, HttpApi, RetryPolicy
+from clients.http import (
+    DEFAULT_MAX_CONNECTIONS,
+    ApiClient,
+    CallHook,
+    HttpApi,
+    RetryPolicy,
+)
 from clients.shapes import (
     FAILED,
     FINISHED,
@@ -391,6 +397,7 @@ class V1Client(ApiClient):
         timeout: float = 15.0,
         retry: RetryPolicy | None = None,
         on_call: CallHook | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         root = base_url.rstrip("/")
         if root.endswith(API_ROOT):
@@ -404,6 +411,7 @@ class V1Client(ApiClient):
             timeout=timeout,
             retry=retry,
             on_call=on_call,
+            max_connections=max_connections,
             kind=ProviderKind.GRAPHENEDB_V1,
         )
 

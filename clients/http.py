@@ -12,6 +12,14 @@ other method is retried only when the connection could not be established,
 i.e. the request provably never reached the server; otherwise its failure says
 the outcome is unknown. A streamed body is never sent twice.
 
+Connections (`HttpApi`): two pools per provider, each of at most `max_connections`
+(`[[providers]] max_connections`, 100 by default): one for requests made for a
+person (inside `interactive()`: the commands, approvals), one for the rest
+(tracker polls, watches, schedules, the background refresh of names). Two
+pools are the simplest thing that keeps an answer from queueing behind polls:
+no priority queue to get right, and a burst of polls can take every
+connection of its own pool but none of the people's.
+
 Bearer tokens are an `httpx.Auth` flow (`BearerAuth`): one token per client,
 renewed before it expires, and renewed once more when the API answers 401.
 
@@ -24,10 +32,12 @@ them back shows none of them (clients/errors.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import copy
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,6 +58,35 @@ from core.mutations import before_mutation
 from core.redaction import remember_answer
 
 log = logging.getLogger("graphops.http")
+
+DEFAULT_MAX_CONNECTIONS = 100  # per pool and provider (`[[providers]] max_connections`)
+
+_INTERACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "graphops_http_interactive", default=False
+)
+
+
+@contextlib.contextmanager
+def interactive() -> Iterator[None]:
+    """Requests sent within this block (and tasks it starts) are made for a person
+    waiting for an answer: they use the interactive pool of each provider."""
+    token = _INTERACTIVE.set(True)
+    try:
+        yield
+    finally:
+        _INTERACTIVE.reset(token)
+
+
+def connection_pool(timeout: float, max_connections: int) -> httpx.AsyncClient:
+    """One pool of at most `max_connections` connections (all kept alive when idle),
+    `timeout` seconds per request (connecting: at most 5 s)."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+        limits=httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -112,7 +151,13 @@ def token_answer(api: HttpApi, response: httpx.Response, method: str, path: str)
 
 
 class HttpApi:
-    """One provider's HTTP connection pool, error mapping, retries and call reporting."""
+    """One provider's HTTP connection pools, error mapping, retries and call reporting.
+
+    Without an injected `client`, two pools of `max_connections` each (module doc):
+    `interactive_client` for requests inside `interactive()`, `client` for the rest.
+    An injected client (tests, dry runs) serves both. ValueError if
+    `max_connections` < 1 (bot/config.py checks the setting first).
+    """
 
     def __init__(
         self,
@@ -125,24 +170,27 @@ class HttpApi:
         on_call: CallHook | None = None,
         parse_error: ErrorParser = parse_error_body,
         kind: str = "",
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, not {max_connections}")
         self.provider = provider
         self.kind = kind  # the provider kind (`graphenedb`...), named in every error
         self.base_url = base_url.rstrip("/")
         self._base_path = urlsplit(self.base_url).path
         self._own_client = client is None
-        self.client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
-        )
+        self.max_connections = max_connections
+        self.client = client or connection_pool(timeout, max_connections)
+        self.interactive_client = client or connection_pool(timeout, max_connections)
         self.retry = retry or RetryPolicy()
         self.on_call = on_call
         self.parse_error = parse_error
 
     async def aclose(self) -> None:
-        """Close the connection pool if this object created it."""
+        """Close the connection pools if this object created them."""
         if self._own_client:
             await self.client.aclose()
+            await self.interactive_client.aclose()
 
     def _report(self, method: str, path: str, status: int | None, started: float) -> None:
         ms = (time.perf_counter() - started) * 1000
@@ -255,10 +303,9 @@ class HttpApi:
         """One HTTP exchange; a failure is a `_Failure` saying whether it may be retried."""
         started = time.perf_counter()
         signed: Any = auth if auth is not None else httpx.USE_CLIENT_DEFAULT
+        pool = self.interactive_client if _INTERACTIVE.get() else self.client
         try:
-            response = await self.client.request(
-                method, self.base_url + path, auth=signed, **kwargs
-            )
+            response = await pool.request(method, self.base_url + path, auth=signed, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # Never reached the server: safe to try again for any method.
             self._report(method, path, None, started)

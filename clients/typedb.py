@@ -41,7 +41,14 @@ from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_v
 
 from clients.errors import BadRequest, NotFound, Timeout, Unauthorized, UnusableAnswer
 from clients.graphenedb import Environment, Status
-from clients.http import BearerAuth, BearerClient, CallHook, HttpApi, RetryPolicy
+from clients.http import (
+    DEFAULT_MAX_CONNECTIONS,
+    BearerAuth,
+    BearerClient,
+    CallHook,
+    HttpApi,
+    RetryPolicy,
+)
 from clients.shapes import (
     Id,
     Label,
@@ -251,6 +258,7 @@ class TypeDBClient(BearerClient):
         timeout: float = 15.0,
         retry: RetryPolicy | None = None,
         on_call: CallHook | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         clock: Callable[[], float] = time.monotonic,
         token_lifetime: float = 3600.0,
     ) -> None:
@@ -262,6 +270,7 @@ class TypeDBClient(BearerClient):
             retry=retry,
             on_call=on_call,
             kind=ProviderKind.TYPEDB,
+            max_connections=max_connections,
         )
         self._username = username  # an identifier, shown where it appears
         self._password = password

@@ -118,8 +118,11 @@ def _env_extra(verb: Verb, parsed: ParsedCommand, scope: Scope) -> tuple[tuple[s
 async def _databases(ctx: Context, verb: Verb, parsed: ParsedCommand, role: Role) -> list[Value]:
     """Databases of the verb's kinds where the person holds `role`."""
     found: list[Value] = []
-    for scope in await scopes(ctx, verb.kinds, role, parsed.options.get("env")):
-        for db in await ctx.services.resolver.databases(scope.provider, scope.environment.id):
+    listed = await ctx.services.resolver.listings(
+        await scopes(ctx, verb.kinds, role, parsed.options.get("env"))
+    )
+    for scope, databases in listed:
+        for db in databases:
             found.append(
                 Value(f"{db.name} ({scope.label})", db.name, _env_extra(verb, parsed, scope))
             )

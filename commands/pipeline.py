@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from clients.errors import ApiError
+from clients.http import interactive
 from commands.choices import Missing, has_source, options_for, prompt, with_option
 from commands.context import Context, NeedsChoice, Refused, Services
 from commands.execution import Journal, OutcomeUnknown
@@ -248,7 +249,7 @@ class Pipeline:
         """
         if invocation.secret is not None:
             remember(invocation.secret, "password")
-        with acting_as(invocation):
+        with acting_as(invocation), interactive():  # a person waits: the interactive pool
             return redact_reply(await self._answer(invocation, preapproved))
 
     async def _answer(self, invocation: Invocation, preapproved: bool) -> Reply:
@@ -256,7 +257,11 @@ class Pipeline:
         if not admission.allowed:
             return refuse(self.context(invocation), "", admission.reason)
         try:
-            return await self._run(invocation, preapproved)
+            # ids from the resolver's cache that the API no longer knows (404):
+            # resolved afresh and run once more, if nothing was changed
+            return await self.services.resolver.once_more_on_404(
+                lambda: self._run(invocation, preapproved)
+            )
         except Refused as exc:
             return refuse(self.context(invocation), "", str(exc))
         except UserError as exc:
@@ -286,7 +291,7 @@ class Pipeline:
     ) -> Reply:
         """Approve (and run) or deny a pending approval for the clicker of a button (the
         answer holds no secret)."""
-        with acting_as(invocation):
+        with acting_as(invocation), interactive():
             admission = self.admission(invocation)
             if not admission.allowed:
                 verb = "approve" if approve else "deny"

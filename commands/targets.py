@@ -34,6 +34,10 @@ GRAPHENEDB = CONSOLE | V1
 TYPEDB = frozenset({ProviderKind.TYPEDB})
 EVERY_KIND = frozenset(ProviderKind)
 
+# Verbs after which a name may point elsewhere or nowhere (commands/resolve.py).
+CHANGES_NAMES = frozenset(
+    {"create", "terminate", "clone", "restore", "import", "dr", "create-db", "delete-db"}
+)
 _NAME = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
 T = TypeVar("T")
 
@@ -102,16 +106,6 @@ def nothing_answered(failed: dict[str, ApiError]) -> Exception:
 def not_searched(unreachable: dict[str, ApiError]) -> str:
     """`; not searched: console-eu: unreachable (500)` (empty when all answered)."""
     return f"; not searched: {', '.join(unreachable_lines(unreachable))}" if unreachable else ""
-
-
-async def databases_in(ctx: Context, scope: Scope) -> list[Any]:
-    """The databases of one environment (cached); [] when its listing fails, which is
-    recorded in `ctx.unreachable` (the answer says so) so the other environments go on."""
-    try:
-        return await ctx.services.resolver.databases(scope.provider, scope.environment.id)
-    except ApiError as exc:
-        ctx.unreachable[scope.label] = exc
-        return []
 
 
 def target_of(scope: Scope) -> Target:
@@ -269,9 +263,15 @@ async def new_database_reply(ctx: Context, plan: Plan, title: str, started: Any)
 def started_reply(ctx: Context, plan: Plan, title: str, started: Any) -> Reply:
     """The answer to a command that started (or finished) work on a database.
 
-    `started` is any client answer with `operation_id` (and maybe `database`).
+    `started` is any client answer with `operation_id` (and maybe `database`). A verb
+    that adds or removes a database (`CHANGES_NAMES`, or an answer naming a new
+    database) drops the cached listings of the environments it touched.
     """
-    ctx.services.resolver.invalidate(plan.provider)
+    new = getattr(started, "database", None)
+    if plan.verb in CHANGES_NAMES or (new is not None and new.id != plan.params["database_id"]):
+        ctx.services.resolver.forget(
+            plan.provider, [t.environment_id for t in plan.targets if t.environment_id]
+        )
     database_id = plan.params["database_id"]
     fields = [("Database", plan.params["database_name"])]
     operations = []
@@ -290,7 +290,6 @@ def started_reply(ctx: Context, plan: Plan, title: str, started: Any) -> Reply:
                 verb=plan.verb,
             )
         )
-    new = getattr(started, "database", None)
     if new is not None and new.id != database_id:
         fields.append(("New database", f"{new.name} ({new.id})"))
     return Reply(

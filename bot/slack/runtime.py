@@ -5,11 +5,16 @@ Listeners acknowledge at once and hand their work to `accept` (kept in the inbox
 operations/inbox.py, before the ack, so a kill before it is answered never loses it
 silently) or `work` (tracked in `tasks`, awaited by `idle` and at shutdown), which
 starts it once the SQLite store can be written, waiting for that in a thread
-(bot/store.py `StoreGate`). A command whose answer takes longer than `working_after`
-seconds gets a short private "Working on …" through its response_url first. `/gdb
-approve <id>` and `/gdb deny <id>` typed as text are decided exactly like the buttons:
-the card is updated and the result answered in its thread. While `draining`
-(SIGTERM), new requests are answered "restarting" and not run.
+(bot/store.py `StoreGate`). Feedback before the answer: a slash command whose answer
+needs an API says what is happening in its ack (`ack_notice`: "Restarting
+sandbox-db…", private to the requester, computed without any I/O; Slack shows an
+ack's body as an ephemeral message, and the answer follows through the Web API or
+the response_url, up to 5 times in 30 minutes: api.slack.com/interactivity/slash-commands).
+Any other command whose answer takes longer than `working_after` seconds gets a
+short private "Working on …" through its response_url first. `/gdb approve <id>` and
+`/gdb deny <id>` typed as text are decided exactly like the buttons: the card is
+updated and the result answered in its thread. While `draining` (SIGTERM), new
+requests are answered "restarting" and not run.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import decisions
+from bot.slack.blocks import escape
 from bot.slack.delivery import Delivery
 from bot.slack.directory import Directory
 from bot.slack.edge import Origin
@@ -42,6 +48,7 @@ from bot.slack.pages import PageStore
 from bot.store import no_busy_wait
 from bot.wiring import STORE_BUSY, Bot
 from commands.grammar import GrammarError, ParsedCommand, parse
+from commands.registry import UsageError
 from core.invocation import Invocation
 from core.mutations import watching_mutations
 from core.reply import Reply
@@ -135,6 +142,71 @@ def approval_command(parsed: ParsedCommand) -> tuple[bool, str, str | None] | No
     if extra:
         return None
     return parsed.verb == "approve", parsed.args[0], parsed.options.get("confirm")
+
+
+# What a command that needs an API is doing, as its ack says it ("Restarting sandbox-db…").
+# Verbs not listed say "Working on `/gdb …`"; destructive ones "Checking …" (an approval
+# may be asked before anything is done).
+DOING = {
+    "show": "Looking up",
+    "list": "Listing the databases",
+    "ls": "Listing the databases",
+    "envs": "Listing the environments",
+    "environments": "Listing the environments",
+    "restart": "Restarting",
+    "pause": "Pausing",
+    "resume": "Resuming",
+    "snapshot": "Taking a snapshot of",
+    "snapshots": "Looking up the snapshots of",
+    "ops": "Looking up the operations of",
+    "create": "Creating",
+    "clone": "Cloning",
+    "backups": "Looking up the backups of",
+    "backup": "Taking a backup of",
+    "watch": "Looking up",
+    "health": "Asking the TypeDB servers",
+    "dbs": "Listing the TypeDB databases",
+    "query": "Querying",
+    "versions": "Looking up the versions",
+    "plans": "Looking up the plans",
+    "regions": "Looking up the regions",
+}
+# Verbs whose arguments are not a database name (nothing after the words above).
+NO_SUBJECT = frozenset(
+    {"list", "ls", "envs", "environments", "health", "dbs", "versions", "plans", "regions"}
+)
+
+
+def ack_notice(bot: Bot, text: str) -> str | None:
+    """What the ack of the slash command `text` says, or None (an empty ack).
+
+    Only for a command that reads as a known verb with valid arguments and needs an
+    API (a governed verb: `prepare`/`execute`, not `help` or `access`); no I/O (parse
+    and registry only). Typed text is escaped for Slack (`&`, `<`, `>`) and cut.
+    """
+    slash = bot.services.slash_command
+    try:
+        parsed = parse(text or "help", slash)
+    except GrammarError:
+        return None
+    verb = bot.registry.get(parsed.verb)
+    if verb is None or verb.execute is None or approval_command(parsed) is not None:
+        return None
+    try:
+        verb.bind(parsed.args, parsed.options)
+    except (UsageError, ValueError):
+        return None
+    env = parsed.options.get("env")
+    where = f" in {env}" if env and verb.name not in NO_SUBJECT else ""
+    if verb.destructive or parsed.verb not in DOING:
+        shown = f"{slash} {parsed.text}".replace("`", "'")
+        notice = f"{'Checking' if verb.destructive else 'Working on'} `{shown}`…"
+    elif parsed.verb in NO_SUBJECT:
+        subject = parsed.args[0] if parsed.args else env
+        notice = f"{DOING[parsed.verb]}{f' in {subject}' if subject else ''}…"
+    else:
+        notice = f"{DOING[parsed.verb]} {parsed.args[0] if parsed.args else ''}{where}…"
+    return escape(notice[:300])
 
 
 @dataclass
@@ -240,8 +312,13 @@ class SlackRuntime:
 
     # -- running commands ---------------------------------------------------------------------
 
-    async def run_command(self, origin: Origin, line: str | None = None) -> None:
-        """Run a command line of `origin` (default: what they typed) and deliver its answer."""
+    async def run_command(
+        self, origin: Origin, line: str | None = None, *, acked: bool = False
+    ) -> None:
+        """Run a command line of `origin` (default: what they typed) and deliver its answer.
+
+        `acked`: its ack already said what is happening (`ack_notice`): no "Working on …".
+        """
         text = (origin.command if line is None else line).strip() or "help"
         with contextlib.suppress(GrammarError):
             parsed = parse(text, self.bot.services.slash_command)
@@ -259,13 +336,14 @@ class SlackRuntime:
                     self, approval_id, origin=origin, approve=approve, confirm=confirm
                 )
                 return
-        working = self.spawn(self._working(origin, text))
+        working = self.spawn(self._working(origin, text)) if not acked else None
         try:
             await self.acks.wait()
             invocation = await self.invocation(origin, text)
             reply = await self.run_invocation(invocation)
         finally:
-            working.cancel()
+            if working is not None:
+                working.cancel()
         self.metrics.command(self.verb_label(text), reply.status)
         await self.delivery.deliver(reply, origin)
 

@@ -112,6 +112,9 @@ async def serve(
             socket_healthy=socket_mode.healthy if socket_mode else None,
         )
         url = await server.start(host, config.slack.port)
+        bot.services.resolver.start_refresh(  # names -> ids warm from the start
+            bot.config.bot.name_refresh_seconds, list(bot.services.providers.values())
+        )
         if socket_mode is not None:
             socket_mode.start_connecting()
             log.info("graphops: Socket Mode; health and metrics on %s", url)

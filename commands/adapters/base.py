@@ -9,7 +9,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import httpx
 from pydantic import SecretStr
 
-from clients.http import CallRecord
+from clients.http import DEFAULT_MAX_CONNECTIONS, CallRecord
 from commands.context import Context
 from commands.plan import Plan
 from commands.resolve import Found
@@ -29,10 +29,16 @@ class ClientOptions:
     http: httpx.AsyncClient | None
     timeout: float
     on_call: Callable[[CallRecord], None]
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
     def kwargs(self) -> dict[str, Any]:
         """The keyword arguments every client of clients/ takes for these."""
-        return {"http": self.http, "timeout": self.timeout, "on_call": self.on_call}
+        return {
+            "http": self.http,
+            "timeout": self.timeout,
+            "on_call": self.on_call,
+            "max_connections": self.max_connections,
+        }
 
 
 class Adapter(Protocol):

@@ -8,6 +8,8 @@ only in environments where the channel holds viewer (commands/targets.py,
 
 from __future__ import annotations
 
+import asyncio
+
 from clients.errors import ApiError
 from commands.adapters import database_adapter
 from commands.adapters.base import ID_FIELDS, Catalog
@@ -19,7 +21,6 @@ from commands.resolve import eligible_bindings
 from commands.targets import (
     EVERY_KIND,
     GRAPHENEDB,
-    databases_in,
     flags,
     kinds_text,
     prepare_read,
@@ -52,10 +53,21 @@ async def envs(ctx: Context, plan: Plan) -> Reply:
     """List the environments this channel may use, with its role
 
     Every provider kind: environment, provider, type, the channel's role, protection.
+    The environments are fetched afresh (one request per provider the channel is
+    bound to; none for one-environment providers), never shown from the cache.
     """
     policy = ctx.policy()
     table = Table(columns=["Environment", "Provider", "Type", "This channel", "Protected"])
     every_kind = frozenset(p.kind for p in ctx.services.providers.values())
+    bound = {b.provider for b in policy.bindings}
+    resolver = ctx.services.resolver
+    asked = [p for p in providers_of(ctx, every_kind) if p.name in bound]
+    answers = await asyncio.gather(
+        *(resolver.environments(p, fresh=True) for p in asked), return_exceptions=True
+    )
+    for provider, answer in zip(asked, answers, strict=True):
+        if isinstance(answer, BaseException):  # never shown from the cache: asked again
+            resolver.invalidate(provider.name, "")  # below, and named if it fails again
     for scope in await scopes(ctx, every_kind, Role.VIEWER):
         target = target_of(scope)
         binding = effective_binding(policy, target)
@@ -84,12 +96,15 @@ async def envs(ctx: Context, plan: Plan) -> Reply:
 async def list_databases(ctx: Context, plan: Plan) -> Reply:
     """List databases, in one environment or all this channel may see
 
-    Database, environment, state, plan, version and flags, from the (cached)
-    listings of each environment.
+    Database, environment, state, plan, version and flags, always fresh: the
+    listings of the environments are fetched (concurrently) for each `list`.
     """
     table = Table(columns=["Database", "Environment", "State", "Plan", "Version", "Flags"])
-    for scope in await scopes(ctx, GRAPHENEDB, Role.VIEWER, plan.params.get("env")):
-        for db in await databases_in(ctx, scope):
+    wanted = await scopes(ctx, GRAPHENEDB, Role.VIEWER, plan.params.get("env"))
+    for scope, databases in await ctx.services.resolver.listings(
+        wanted, fresh=True, unreachable=ctx.unreachable
+    ):
+        for db in databases:
             table.rows.append(
                 [
                     db.name,

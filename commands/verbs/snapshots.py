@@ -22,7 +22,6 @@ from commands.safety import console_step, safety_snapshot, wants_safety_snapshot
 from commands.targets import (
     CONSOLE,
     check_database_name,
-    databases_in,
     db_plan,
     find,
     new_database_reply,
@@ -115,9 +114,9 @@ async def _find_snapshot(
     if source:
         candidates = [await find(ctx, CONSOLE, Role.VIEWER, source, env)]
     else:
-        candidates = []
-        for scope in await scopes(ctx, CONSOLE, Role.VIEWER, env):
-            candidates.extend(Found(scope, db) for db in await databases_in(ctx, scope))
+        wanted = await scopes(ctx, CONSOLE, Role.VIEWER, env)
+        found_in = await ctx.services.resolver.listings(wanted, unreachable=ctx.unreachable)
+        candidates = [Found(scope, db) for scope, databases in found_in for db in databases]
     snapshots: list[tuple[Found, Any]] = []
     for found in candidates:
         api = console_client(ctx, found.scope.provider.name)

@@ -27,7 +27,6 @@ from commands.plan import Plan
 from commands.registry import verb
 from commands.targets import (
     TYPEDB,
-    databases_in,
     db_plan,
     find,
     prepare_read,
@@ -119,8 +118,11 @@ async def dbs(ctx: Context, plan: Plan) -> Reply:
     The databases of every TypeDB server the channel may view.
     """
     table = Table(columns=["Database", "Server"])
-    for scope in await scopes(ctx, TYPEDB, Role.VIEWER, plan.params.get("env")):
-        for db in await databases_in(ctx, scope):
+    wanted = await scopes(ctx, TYPEDB, Role.VIEWER, plan.params.get("env"))
+    for scope, databases in await ctx.services.resolver.listings(
+        wanted, fresh=True, unreachable=ctx.unreachable
+    ):
+        for db in databases:
             table.rows.append([db.name, scope.provider.name])
     if not table.rows:
         table.note = "no databases"

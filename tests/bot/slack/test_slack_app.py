@@ -430,16 +430,45 @@ async def test_healthz_is_503_while_another_process_holds_the_store(
     assert free.status_code == 200
 
 
-async def test_a_slow_answer_is_announced_and_a_quick_one_is_not(
+async def test_the_ack_says_what_is_happening_when_the_answer_needs_the_api(
     harness: SlackHarness, console_sim: ConsoleSimulator
 ) -> None:
-    await harness.slack.slash("help")
+    quick = await harness.slack.slash("help")  # no API: an empty ack, then the answer
+    assert quick.status_code == 200 and quick.content == b""
     await wait_private(harness.standin, "U0ALICE")
     assert await harness.rt.idle()  # the command and its timer are over: nothing else comes
     assert [c for c in harness.standin.calls if "Working on" in texts(c)] == []
     console_sim.faults.latency = 2.0
-    await harness.slack.slash("list")
-    [working] = await wait_private(harness.standin, "U0ALICE", contains="Working on")
-    assert "/gdb list" in texts(working)
-    assert harness.standin.calls_to("chat.postMessage") == []  # announced before the answer
-    await harness.standin.wait_for("chat.postMessage", timeout=30.0)
+    acked = await harness.slack.slash("restart sandbox-db")
+    assert acked.status_code == 200
+    # a plain-text body (Bolt's ack(text=)): shown to the requester only, Slack's default
+    assert acked.text == "Restarting sandbox-db…"
+    assert harness.standin.calls_to("chat.postMessage") == []  # said before the answer
+    [answer] = await harness.standin.wait_for("chat.postMessage", timeout=30.0)
+    assert "Restarting sandbox-db" in texts(answer)
+    assert await harness.rt.idle()
+    # the ack said it: no second notice through the response_url
+    assert [c for c in harness.standin.calls if "Working on" in texts(c)] == []
+
+
+@pytest.mark.parametrize(
+    ("typed", "said"),
+    [
+        ("show sandbox-db", "Looking up sandbox-db…"),
+        ("show sandbox-db env=development", "Looking up sandbox-db in development…"),
+        ("list", "Listing the databases…"),
+        ("list staging", "Listing the databases in staging…"),
+        ("restart", None),  # a menu: "Working on …" if it takes a while
+        ("terminate sandbox-db", "Checking `/gdb terminate sandbox-db`…"),
+        ("show a<b>&c", "Looking up a&lt;b&gt;&amp;c…"),
+        ("help", None),  # no API
+        ("access", None),
+        ("frobnicate x", None),  # not a verb: the answer says so at once
+        ("pause a b", None),  # invalid arguments
+        ("approve 12345678", None),  # decided like the button
+    ],
+)
+async def test_ack_notice_wording(harness: SlackHarness, typed: str, said: str | None) -> None:
+    from bot.slack.runtime import ack_notice
+
+    assert ack_notice(harness.rt.bot, typed) == said

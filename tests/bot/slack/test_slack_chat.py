@@ -123,7 +123,8 @@ async def test_a_cold_group_cache_and_a_slow_slack_delay_neither_the_ack_nor_the
     response = await harness.slack.slash(
         "terminate orders-db env=production", user=CAROL, channel="C0ONCALL"
     )
-    assert response.status_code == 200 and response.text == ""
+    assert response.status_code == 200
+    assert response.text == "Checking `/gdb terminate orders-db env=production`…"
     # acked while the group look-up it needs had not answered yet
     assert [c for c in standin.calls_to("usergroups.users.list") if c.ok] == []
     [card] = await standin.wait_for("chat.postMessage", timeout=15)

@@ -126,7 +126,7 @@ async def test_a_command_and_an_approval_over_the_socket_and_a_disconnect_surviv
         ack = await standin.send_envelope(
             "slash_commands", standin.slash_payload("list", user="U0ALICE", channel="C0DEV")
         )
-        assert ack == {}
+        assert ack == {"text": "Listing the databases…"}  # says what is happening
         [answer] = await standin.wait_for("chat.postMessage")
         assert "sandbox-db" in str(answer.body["blocks"])
 

@@ -1,0 +1,379 @@
+"""Time to first message: signed slash command -> first thing the requester sees.
+
+A bot over a Console simulator (every request takes `latency` seconds), the real
+Bolt app behind SlackServer, the Slack stand-in as Web API and response_url, on
+loopback; the simulator and the stand-in run in a child process, so the CPU they
+use is not the bot's (the signed requests are sent from the bot's process). A
+channel granted operator on development and staging sends correctly signed
+`/gdb show <db>` and `/gdb restart <db>` (Slack's own payloads, from the
+stand-in: a real response_url) one at a time, at API latency 0, 0.5 and 2 s.
+Three states of the name cache: warm; cold (the databases' ids dropped, as after
+the bot's own create or a 404; the environments known); empty (nothing cached,
+as before the start-up prime, `Resolver.prime`, has finished). For each it records:
+
+- ack: the HTTP answer to the slash command, and whether it said what is happening
+  (the ack's body, shown by Slack to the requester at once);
+- first message: the first chat.postMessage / chat.postEphemeral / response_url
+  the stand-in receives for that command (the answer);
+- API round trips: requests to the simulator for that command (tokens aside).
+
+Then a burst: 100 commands (show / restart / list mixed) sent at once with the
+API at 2 s, warm and empty; the time from the burst to the last answer and the
+p50 of the answers. Targets (issue 17): first message with ids warm = 1 round
+trip + 50 ms, cold = 2 round trips; the burst's last answer <= 3 s. Timings are
+medians of `--repeat` runs.
+
+Run from the repo root:  .venv/bin/python bench/ttfm.py [--repeat 3] [--burst 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import (
+    CHANNEL,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    ENVIRON,
+    USER,
+    emit,
+    make_config,
+    pct,
+    table,
+    workdir,
+)
+from permissions.roles import Role
+
+SIGNING_SECRET = "bench-signing-secret"
+BOT_TOKEN = "xoxb-bench-token"
+ANSWERS = ("chat.postMessage", "chat.postEphemeral", "response_url")
+LATENCIES = (0.0, 0.5, 2.0)
+
+
+# -- child: simulator + stand-in (their CPU is not the bot's) ---------------------------
+
+
+async def child(restarts: int, burst: int) -> None:
+    """The Console simulator and the Slack stand-in, with two admin routes for the
+    parent: `/_sim/bench` (calls and requests since given counts) and `/_sim/slash`
+    (a slash command payload as Slack sends it, with a response_url)."""
+    from aiohttp import web
+
+    from simulators.graphenedb import ConsoleSimulator
+    from simulators.slack import SlackStandIn
+
+    standin = SlackStandIn(token=BOT_TOKEN, channels=[CHANNEL])
+
+    class Sim(ConsoleSimulator):
+        def routes(self) -> list[web.RouteDef]:
+            return [
+                *super().routes(),
+                web.get("/_sim/bench", self.bench_dump),
+                web.post("/_sim/slash", self.bench_slash),
+            ]
+
+        async def bench_dump(self, request: web.Request) -> web.Response:
+            calls = int(request.query.get("calls", "0"))
+            requests = int(request.query.get("requests", "0"))
+            return web.json_response(
+                {
+                    "calls": [
+                        {"method": c.method, "status": c.status, "at": c.at}
+                        for c in standin.calls[calls:]
+                    ],
+                    "ncalls": len(standin.calls),
+                    "requests": [r.path for r in self.requests[requests:]],
+                    "nrequests": len(self.requests),
+                }
+            )
+
+        async def bench_slash(self, request: web.Request) -> web.Response:
+            text = (await request.json())["text"]
+            return web.json_response(standin.slash_payload(text, user=USER, channel=CHANNEL))
+
+    sim = Sim(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, step_seconds=1.0)
+    dev = sim.find_environment("development")
+    sim.add_database(dev.id, "bench-000")
+    for i in range(restarts):  # each restart on its own database (no 409 busy)
+        sim.add_database(dev.id, f"rs-{i:03d}")
+    for i in range(burst):
+        sim.add_database(dev.id, f"bu-{i:03d}")
+    await sim.start()
+    await standin.start()
+    print(json.dumps({"sim": sim.base_url, "slack": standin.api_url}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until closed
+    await standin.stop()
+    await sim.stop()
+
+
+# -- parent: the bot ------------------------------------------------------------------
+
+
+class Rig:
+    """Bot + Bolt app + SlackServer here; simulator + stand-in in a child process."""
+
+    async def start(self, restarts: int, burst: int) -> None:
+        import httpx
+        from slack_sdk.web.async_client import AsyncWebClient
+
+        from bot.slack.app import build_app
+        from bot.slack.server import SlackServer
+        from bot.wiring import build_bot
+
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--child",
+            "--restarts",
+            str(restarts),
+            "--burst",
+            str(burst),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        urls = json.loads(await asyncio.wait_for(self.proc.stdout.readline(), 30))
+        self.sim_url = urls["sim"]
+        self.tmp = workdir()
+        self.bot = build_bot(
+            make_config(self.sim_url, Path(self.tmp.name) / "bot.sqlite3"), environ=ENVIRON
+        )
+        for env in ("development", "staging"):
+            self.bot.services.permissions.grant(CHANNEL, "console", env, Role.OPERATOR, by="b")
+        web = AsyncWebClient(token=BOT_TOKEN, base_url=urls["slack"])
+        app = build_app(self.bot, signing_secret=SIGNING_SECRET, token=BOT_TOKEN, client=web)
+        self.server = SlackServer(app, sweep_seconds=None)
+        self.url = await self.server.start() + "/slack/events"
+        limits = httpx.Limits(max_connections=500, max_keepalive_connections=500)
+        self.http = httpx.AsyncClient(limits=limits, timeout=60.0)
+
+    async def stop(self) -> None:
+        await self.http.aclose()
+        await self.server.stop()
+        await self.bot.aclose()
+        self.tmp.cleanup()
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        await self.proc.wait()
+
+    async def latency(self, seconds: float) -> None:
+        await self.http.post(self.sim_url + "/_sim/faults", json={"latency": seconds})
+
+    async def dump(self, calls: int = 0, requests: int = 0) -> dict[str, Any]:
+        query = {"calls": str(calls), "requests": str(requests)}
+        return (await self.http.get(self.sim_url + "/_sim/bench", params=query)).json()
+
+    async def signed(self, text: str) -> tuple[str, dict[str, str]]:
+        from slack_sdk.signature import SignatureVerifier
+
+        from simulators.slack import SlackStandIn
+
+        payload = (await self.http.post(self.sim_url + "/_sim/slash", json={"text": text})).json()
+        body, content_type = SlackStandIn.form_body(payload)
+        ts = str(int(time.time()))
+        signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=ts, body=body)
+        return body, {
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": signature,
+            "Content-Type": content_type,
+        }
+
+    @staticmethod
+    def answers(dump: dict[str, Any]) -> list[float]:
+        return [c["at"] for c in dump["calls"] if c["method"] in ANSWERS and c["status"] == 200]
+
+    async def one(self, text: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Send one command; wait for its answer and for the bot to be idle."""
+        from bot.slack.app import runtime
+
+        body, headers = await self.signed(text)
+        before = await self.dump()
+        calls, requests = before["ncalls"], before["nrequests"]
+        started = time.time()
+        response = await self.http.post(self.url, content=body, headers=headers)
+        acked = time.time() - started
+        deadline = time.monotonic() + timeout
+        while True:
+            answers = self.answers(await self.dump(calls, requests))
+            if answers or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.005)
+        first = (answers[0] - started) if answers else float("nan")
+        await runtime(self.server.app).idle()
+        trips = [p for p in (await self.dump(calls, requests))["requests"]]
+        return {
+            "ack_s": acked,
+            "ack_says": response.text.strip(),
+            "first_s": first,
+            "requests": len([p for p in trips if not p.endswith("/oauth/token")]),
+        }
+
+    async def burst(self, texts: list[str], timeout: float = 60.0) -> dict[str, Any]:
+        from bot.slack.app import runtime
+
+        prepared = [await self.signed(t) for t in texts]
+        calls = (await self.dump())["ncalls"]
+        started = time.time()
+        await asyncio.gather(*(self.http.post(self.url, content=b, headers=h) for b, h in prepared))
+        deadline = time.monotonic() + timeout
+        while True:
+            arrivals = sorted(at - started for at in self.answers(await self.dump(calls)))
+            if len(arrivals) >= len(texts) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.01)
+        await runtime(self.server.app).idle(timeout)
+        return {
+            "answers": len(arrivals),
+            "last_s": arrivals[-1] if arrivals else float("nan"),
+            "p50_s": pct(arrivals, 50),
+        }
+
+
+async def main(repeat: int, burst_n: int) -> dict[str, Any]:
+    rig = Rig()
+    await rig.start(restarts=repeat * len(LATENCIES) * 3, burst=2 * burst_n)
+    resolver = rig.bot.services.resolver
+    provider = rig.bot.services.providers["console"]
+    rows: list[dict[str, Any]] = []
+    bursts: list[dict[str, Any]] = []
+    restarted = 0
+    try:
+        await rig.one("envs")  # Bolt's first request, the API token
+        for latency in LATENCIES:
+            await rig.latency(latency)
+            for cache in ("empty", "cold", "warm"):
+                for verb in ("show", "restart"):
+                    runs = []
+                    for _ in range(repeat):
+                        if cache == "empty":  # nothing cached: before the start-up prime
+                            resolver.invalidate("console")
+                        elif cache == "cold":  # ids dropped (own create, a 404), envs known
+                            await rig.one("show bench-000")
+                            for env in await resolver.environments(provider):
+                                resolver.invalidate("console", env.id)
+                        else:
+                            await rig.one("show bench-000")  # names cached
+                        if verb == "restart":
+                            target = f"rs-{restarted:03d}"
+                            restarted += 1
+                        else:
+                            target = "bench-000"
+                        runs.append(await rig.one(f"{verb} {target}"))
+                    rows.append(
+                        {
+                            "verb": verb,
+                            "latency_s": latency,
+                            "cache": cache,
+                            "ack_ms": round(statistics.median(r["ack_s"] for r in runs) * 1000, 1),
+                            "ack_says": runs[-1]["ack_says"],
+                            "first_s": round(statistics.median(r["first_s"] for r in runs), 3),
+                            "round_trips": statistics.median(r["requests"] for r in runs),
+                        }
+                    )
+        await rig.latency(2.0)
+        for n, cache in enumerate(("warm", "empty")):
+            texts = [
+                ("show bu-{:03d}", "list", "restart bu-{:03d}")[i % 3].format(n * burst_n + i)
+                for i in range(burst_n)
+            ]
+            if cache == "empty":
+                resolver.invalidate("console")
+            else:
+                await rig.latency(0.0)
+                await rig.one("show bench-000")
+                await rig.latency(2.0)
+            bursts.append({"cache": cache, "n": burst_n, **await rig.burst(texts)})
+    finally:
+        await rig.stop()
+    return {"rows": rows, "bursts": bursts}
+
+
+def report(result: dict[str, Any]) -> None:
+    rows = result["rows"]
+    print("Time to first message, one signed slash command at a time (medians)")
+    print(
+        table(
+            ["verb", "API s", "cache", "ack ms", "ack says", "first msg s", "API trips", "target"],
+            [
+                [
+                    r["verb"],
+                    r["latency_s"],
+                    r["cache"],
+                    r["ack_ms"],
+                    (r["ack_says"] or "(empty)")[:28],
+                    r["first_s"],
+                    r["round_trips"],
+                    _target(r),
+                ]
+                for r in rows
+            ],
+        )
+    )
+    print()
+    print("Burst with the API at 2 s")
+    print(
+        table(
+            ["cache", "commands", "answers", "p50 s", "last s", "target <= 3 s"],
+            [
+                [
+                    b["cache"],
+                    b["n"],
+                    b["answers"],
+                    b["p50_s"],
+                    b["last_s"],
+                    "met" if b["last_s"] <= 3.0 and b["answers"] >= b["n"] else "MISSED",
+                ]
+                for b in result["bursts"]
+            ],
+        )
+    )
+    emit(
+        "ttfm",
+        {
+            "rows": rows,
+            "bursts": result["bursts"],
+            "targets": {
+                "first_message": all(_target(r) == "met" for r in rows if r["latency_s"] > 0),
+                "burst_last_le_3s": all(
+                    b["last_s"] <= 3.0 and b["answers"] >= b["n"]
+                    for b in result["bursts"]
+                    if b["cache"] == "warm"
+                ),
+            },
+        },
+    )
+
+
+def _target(row: dict[str, Any]) -> str:
+    """Warm: 1 round trip + 50 ms; cold: 2 round trips (+ 50 ms); at latency 0, or with
+    nothing cached at all (no target: the start-up prime fills the cache): none."""
+    if row["latency_s"] == 0 or row["cache"] == "empty":
+        return "-"
+    trips = 1 if row["cache"] == "warm" else 2
+    met = row["first_s"] <= trips * row["latency_s"] + 0.05
+    return "met" if met else "MISSED"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case (median)")
+    parser.add_argument("--burst", type=int, default=100, help="commands in the burst")
+    parser.add_argument("--restarts", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        asyncio.run(child(args.restarts, args.burst))
+        sys.exit(0)
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    report(asyncio.run(main(args.repeat, args.burst)))
