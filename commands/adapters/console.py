@@ -12,7 +12,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from clients.errors import ApiError
 from clients.graphenedb import Archive, ConsoleClient, Operation
+from clients.shapes import FAILED, FINISHED
 from commands.adapters.base import Catalog, ClientOptions
 from commands.archives import KeptArchive
 from commands.context import Context
@@ -44,6 +46,23 @@ def _steps_text(op: Operation) -> str:
     return " > ".join(
         f"{s.name}{'' if s.status in (None, 'finished') else f' ({s.status})'}" for s in op.steps
     )
+
+
+async def running_restart(api: ConsoleClient, database_id: str) -> str | None:
+    """The id of the one restart operation still running on the database, or None (none,
+    several, or the operations cannot be read). For a restart answered without an
+    `operationId` (graphenedb-observed-shapes.md: `{stationIds, reset}` only); a GUESS that
+    its operation is listed with a type naming "restart" while it runs."""
+    try:
+        operations = await api.operations(database_id)
+    except ApiError:
+        return None
+    running = [
+        op
+        for op in operations
+        if op.status not in (FINISHED, FAILED) and "restart" in (op.operation_type or "").lower()
+    ]
+    return running[0].id if len(running) == 1 else None
 
 
 class ConsoleAdapter:
@@ -149,7 +168,17 @@ class ConsoleAdapter:
             started = await api.restart(database_id, reset=plan.params["reset"])
         else:
             started = await api.restart(database_id)
-        return started_reply(ctx, plan, f"Restarting {plan.params['database_name']}", started)
+        if not started.operation_id:  # observed: restart may answer only {stationIds, reset}
+            started.operation_id = await running_restart(api, database_id)
+        name = plan.params["database_name"]
+        reply = started_reply(ctx, plan, f"Restarting {name}", started)
+        if not reply.operations:
+            reply.text = (
+                "Requested. The API named no operation to follow, and none is running on "
+                f"{name} now, so no progress will be posted here; `ops {name}` lists its "
+                "operations."
+            )
+        return reply
 
     def terminate_params(self, ctx: Context, found: Found) -> dict[str, Any]:
         """Whether a safety snapshot is taken first (commands/safety.py)."""

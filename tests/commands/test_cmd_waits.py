@@ -198,3 +198,23 @@ async def test_a_new_database_nobody_names_is_not_followed_into_a_false_alarm(
     assert reply.status == "ok" and reply.operations == []
     assert "cannot be followed here" in reply.text and "`list`" in reply.text
     assert console_sim.find_database("sandbox-restored")  # it is being made all the same
+
+
+@pytest.mark.parametrize("console_shapes", [("restart-echo",)])
+async def test_a_restart_answered_without_an_operation_is_followed_all_the_same(bot, console_sim):
+    """Observed: restart may answer only `{stationIds, reset}`. The one restart running on
+    the database is followed (the thread gets its result), not answered "Done."."""
+    reply = await run(bot, "restart sandbox-db")
+    assert reply.status == "ok" and len(reply.operations) == 1, reply.text
+    sandbox = console_sim.find_database("sandbox-db")
+    [running] = [op for op in console_sim.operations if op.database_id == sandbox.id]
+    assert reply.operations[0].operation_id == running.id
+
+
+@pytest.mark.parametrize("console_shapes", [("restart-echo",)])
+async def test_a_restart_whose_operation_cannot_be_found_says_so(bot, console_sim):
+    console_sim.faults.fail_next("GET", OPERATIONS, status=500, times=50, body={"error": "boom"})
+    reply = await run(bot, "restart sandbox-db")
+    assert reply.status == "ok" and not reply.operations
+    assert "named no operation to follow" in reply.text and "ops sandbox-db" in reply.text
+    assert "Done." not in reply.text
