@@ -26,3 +26,21 @@ def acting_as(invocation: Invocation) -> Iterator[None]:
         # A coroutine closed at shutdown finishes in another context; nothing to undo then.
         with contextlib.suppress(ValueError):
             current_invocation.reset(token)
+
+
+# What background work the API calls made right now serve (a tracker poll, a watch
+# check), when no invocation is being run: requests nobody typed, which the audit log
+# counts per interval instead of writing a row each (permissions/audit.py).
+current_background: ContextVar[str | None] = ContextVar("current_background", default=None)
+
+
+@contextlib.contextmanager
+def polling(source: str) -> Iterator[None]:
+    """Attribute the API calls made inside to background work named `source`
+    ("tracker", "watch"): audited in aggregate, counted per interval."""
+    token = current_background.set(source)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            current_background.reset(token)

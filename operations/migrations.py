@@ -201,3 +201,11 @@ def m006_tracked_last_seen(db: sqlite_utils.Database) -> None:
 def m007_watch_failures(db: sqlite_utils.Database) -> None:
     """Status checks of a watch that failed in a row (it ends after `max_failures`)."""
     db.execute("ALTER TABLE watches ADD COLUMN failures INTEGER NOT NULL DEFAULT 0")
+
+
+@migrations()
+def m010_retention_index(db: sqlite_utils.Database) -> None:
+    """Finished tracked operations found by age, for retention (operations/retention.py)."""
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS tracked_finished ON tracked_operations (state, finished_at)"
+    )

@@ -1,8 +1,8 @@
 """Versioned migrations of the tables owned by permissions/.
 
 Tables: ``channel_bindings``, ``protected_environments``, ``incident_channels``,
-``approvals`` and ``audit``. A new step is a new function at the end; released
-steps never change (a file made by an older version must still open).
+``approvals``, ``audit`` and ``audit_poll_counts``. A new step is a new function at
+the end; released steps never change (a file made by an older version must still open).
 Environment columns compare case-insensitively (``COLLATE NOCASE``) so
 ``Staging`` and ``staging`` are the same key.
 """
@@ -112,6 +112,27 @@ def m002_binding_users_and_audit_team(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE channel_bindings ADD COLUMN users TEXT NOT NULL DEFAULT '[]'")
     db.execute("ALTER TABLE channel_bindings ADD COLUMN fallback INTEGER NOT NULL DEFAULT 1")
     db.execute("ALTER TABLE audit ADD COLUMN team TEXT")
+
+
+@migrations()
+def m003_audit_poll_counts(db: sqlite_utils.Database) -> None:
+    """Background API requests (tracker and watch polls) counted per interval until the
+    interval ends and becomes one ``audit`` row (permissions/audit.py)."""
+    db.execute(
+        """
+        CREATE TABLE audit_poll_counts (
+            interval_start REAL NOT NULL,
+            source TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            method TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            ms_total REAL NOT NULL,
+            ms_max REAL NOT NULL,
+            PRIMARY KEY (interval_start, source, provider, method, outcome)
+        )
+        """
+    )
 
 
 def migrate(db: sqlite_utils.Database) -> None:

@@ -42,6 +42,7 @@ STEPS = [
     "m005_schedules",
     "m006_tracked_last_seen",
     "m007_watch_failures",
+    "m010_retention_index",
 ]
 
 
