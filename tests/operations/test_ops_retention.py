@@ -275,3 +275,25 @@ def test_importing_the_cli_imports_no_heavy_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert json.loads(out) == []
+
+
+def test_graphops_audit_says_what_is_kept_and_for_how_long(tmp_path: Path) -> None:
+    import io
+
+    from bot import access_cli, cli
+
+    db = open_database(tmp_path / "store.sqlite3")
+    AuditLog(db).record("command", user="U0ALICE", verb="restart")
+    out = io.StringIO()
+    code = access_cli.run(
+        cli._parser().parse_args(["audit"]),
+        db,
+        frozenset(),
+        out=out,
+        retention=RetentionPolicy(audit_days=90).describe(),
+    )
+    assert code == 0
+    text = out.getvalue()
+    assert "U0ALICE" in text and "audit rows 90 days" in text
+    assert "pending approvals" in text
+    db.close()
