@@ -92,7 +92,8 @@ def enable_incremental_vacuum(db: sqlite_utils.Database) -> bool:
     """Make the store give freed pages back on `PRAGMA incremental_vacuum`.
 
     On a store without tables the pragma alone does it; on an existing one it takes
-    a `VACUUM` (the whole file is rewritten, once). Returns True when a VACUUM ran.
+    a `VACUUM` (the whole file is rewritten, once). Returns True when a VACUUM ran;
+    False too when another process kept it from running (tried again next start).
     Blocking: call it before serving, not from the event loop at work.
     """
     if auto_vacuum(db) == INCREMENTAL:
@@ -100,7 +101,11 @@ def enable_incremental_vacuum(db: sqlite_utils.Database) -> bool:
     db.execute("PRAGMA auto_vacuum=INCREMENTAL")
     if auto_vacuum(db) == INCREMENTAL:
         return False  # no table yet: the setting took at once
-    db.execute("VACUUM")
+    try:
+        db.execute("VACUUM")
+    except sqlite3.OperationalError as exc:  # another process writes: next time
+        log.warning("store not switched to incremental vacuum yet: %s", exc)
+        return False
     return True
 
 
