@@ -1,17 +1,20 @@
 """1,000 operations tracked at once: CPU, memory, sockets, polls, tokens, final-message delay.
 
 A child process runs the Console simulator (1,000 extra running databases,
-`--step` seconds per step; a restart has 3 steps) and the Slack stand-in, so the
+`--step` seconds per step; a restart has 3 steps; every request
+answers after `--latency` seconds, 0.2 by default) and the Slack stand-in, so the
 figures of this process are the bot's alone. This process builds the bot, starts
-a restart on every database through the bot's ConsoleClient, hands each to the
+a restart on every database through the bot's ConsoleClient (16 at a time) while the
+tracker already runs, hands each to the
 real Tracker (realistic settings: the config defaults, backoff 1 s x1.5 capped at
-15 s, 16 polls at once, 0.2 s tick) whose Notifier is the real SlackNotifier
-posting over HTTP to the stand-in, and runs until every operation is finished
+15 s, 64 polls at once, 0.2 s tick; `--pool` connections to the API, 128 by
+default) whose Notifier is the real SlackNotifier posting over HTTP to the
+stand-in, and runs until every operation is finished
 and every message delivered (bounded). The delay of a final message is its
 arrival at the stand-in minus the operation's end in the simulator
 (started clock + steps x step_seconds; CLOCK_MONOTONIC is shared by both processes).
 
-Run from the repo root:  .venv/bin/python bench/tracker.py [--ops 1000] [--step 5]
+Run from the repo root:  .venv/bin/python bench/tracker.py [--ops 1000] [--step 5] [--latency 0.2]
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ BOT_TOKEN = "xoxb-bench-token"
 # -- child: simulator + stand-in -----------------------------------------------------
 
 
-async def child(ops: int, step: float) -> None:
+async def child(ops: int, step: float, latency: float) -> None:
     from aiohttp import web
 
     from simulators.graphenedb import STEPS, ConsoleSimulator
@@ -90,6 +93,7 @@ async def child(ops: int, step: float) -> None:
             )
 
     sim = Sim(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, step_seconds=step)
+    sim.faults.latency = latency  # every API request answers after this many seconds
     fleet = sim.add_environment("fleet", "green")
     for i in range(ops):
         sim.add_database(fleet.id, f"fleet-{i:04d}")
@@ -118,10 +122,13 @@ def open_sockets() -> int:
     return count
 
 
-async def main(ops: int, step: float, limit: float) -> dict[str, Any]:
+async def main(
+    ops: int, step: float, latency: float, pool: int, concurrency: int | None, limit: float
+) -> dict[str, Any]:
     import httpx
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from bot.config import OperationsSettings
     from bot.slack.notifier import SlackNotifier
     from bot.wiring import build_bot, build_tracker
     from core.reply import OperationRef, Reply
@@ -134,6 +141,8 @@ async def main(ops: int, step: float, limit: float) -> dict[str, Any]:
         str(ops),
         "--step",
         str(step),
+        "--latency",
+        str(latency),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -141,7 +150,24 @@ async def main(ops: int, step: float, limit: float) -> dict[str, Any]:
     urls = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
     tmp = workdir()
     try:
-        bot = build_bot(make_config(urls["sim"], Path(tmp.name) / "bot.sqlite3"), environ=ENVIRON)
+        # The provider's connection pool: `pool` connections (the clients' own pool holds
+        # 20; the size per provider becomes a setting, issue 17).
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(15.0, connect=5.0),
+            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+        )
+        bot = build_bot(
+            make_config(
+                urls["sim"],
+                Path(tmp.name) / "bot.sqlite3",
+                OperationsSettings(
+                    snapshot_before_destroy="never",
+                    **({} if concurrency is None else {"concurrency": concurrency}),
+                ),
+            ),
+            environ=ENVIRON,
+            http=http,
+        )
         notifier = SlackNotifier(AsyncWebClient(token=BOT_TOKEN, base_url=urls["slack"]))
         tracker = build_tracker(bot, notifier)
         settings = tracker.settings
@@ -149,6 +175,9 @@ async def main(ops: int, step: float, limit: float) -> dict[str, Any]:
         envs = await client.environments()
         fleet = next(e for e in envs if e.name == "fleet")
         dbs = await client.databases(fleet.id)
+        # The tracker runs all along, as in `graphops serve`: operations are followed
+        # while the others are still being started.
+        tracker.start()
         cpu0, wall0 = cpu_seconds(), time.monotonic()
         threads: dict[str, str] = {}
         # Start every restart (16 at a time, like a busy team), then track it.
@@ -179,8 +208,7 @@ async def main(ops: int, step: float, limit: float) -> dict[str, Any]:
         await asyncio.gather(*(start(n, db) for n, db in enumerate(dbs)))
         started_s = time.monotonic() - wall0
         cpu_start = cpu_seconds() - cpu0
-        cpu1, wall1 = cpu_seconds(), time.monotonic()
-        tracker.start()
+        cpu1, wall1 = cpu0, wall0
         max_sockets = 0
         deadline = time.monotonic() + limit
         idle = False
@@ -199,7 +227,15 @@ async def main(ops: int, step: float, limit: float) -> dict[str, Any]:
                 raise RuntimeError(f"bench dump: {answer.status_code} {answer.text[:200]}")
             dump = answer.json()
         polls = tracker.polls
+        # When the tracker saw each operation end (its poll), per thread.
+        seen_end = {
+            row[0]: row[1]
+            for row in bot.db.execute(
+                "SELECT thread_ts, finished_at FROM tracked_operations"
+            ).fetchall()
+        }
         await bot.aclose()
+        await http.aclose()
     finally:
         proc.stdin.close()
         try:
@@ -220,6 +256,13 @@ async def main(ops: int, step: float, limit: float) -> dict[str, Any]:
             and "finished in" in call["text"]
         ):
             finals.setdefault(call["thread_ts"], call["at"])
+    # Split the delay: operation end -> the poll that saw it -> the message at Slack.
+    poll_lags = [
+        seen_end[ts] - end_of[db]
+        for ts, db in threads.items()
+        if seen_end.get(ts) is not None and db in end_of
+    ]
+    send_lags = [finals[ts] - seen_end[ts] for ts in threads if ts in finals and seen_end.get(ts)]
     delays = [
         finals[ts] - end_of[db] for ts, db in threads.items() if ts in finals and db in end_of
     ]
@@ -229,6 +272,8 @@ async def main(ops: int, step: float, limit: float) -> dict[str, Any]:
     return {
         "ops": ops,
         "step": step,
+        "latency": latency,
+        "pool": pool,
         "idle": idle,
         "settings": settings,
         "start_s": started_s,
@@ -242,8 +287,14 @@ async def main(ops: int, step: float, limit: float) -> dict[str, Any]:
         "sim_requests": dump["requests"],
         "finals": len(finals),
         "delays": delays,
+        "poll_lags": poll_lags,
+        "send_lags": send_lags,
         "slack_calls": methods,
     }
+
+
+def lag(values: list[float]) -> str:
+    return f"{pct(values, 50):.2f} / {pct(values, 99):.2f}" if values else "-"
 
 
 def report(r: dict[str, Any]) -> None:
@@ -260,11 +311,11 @@ def report(r: dict[str, Any]) -> None:
     cores = r["track_cpu"] / r["track_wall"]
     print(
         f"tracker: {r['ops']} restarts tracked at once "
-        f"(3 steps x {r['step']} s = {op_seconds:.0f} s each)"
+        f"(3 steps x {r['step']} s = {op_seconds:.0f} s each), API latency {r['latency']} s"
     )
     print(
         f"settings: backoff first={b.first}s factor={b.factor} cap={b.cap}s, "
-        f"concurrency={s.concurrency}, "
+        f"concurrency={s.concurrency}, pool={r['pool']} connections, "
         f"tick={s.tick_seconds}s, batch={s.batch}; notifier: SlackNotifier over HTTP"
     )
     print(
@@ -272,8 +323,8 @@ def report(r: dict[str, Any]) -> None:
             ["figure", "value", "target"],
             [
                 [f"start {r['ops']} restarts (s)", round(r["start_s"], 2), ""],
-                ["tracking wall time (s)", round(r["track_wall"], 2), ""],
-                ["tracking CPU (s)", round(r["track_cpu"], 2), ""],
+                ["wall time, first start to idle (s)", round(r["track_wall"], 2), ""],
+                ["CPU, first start to idle (s)", round(r["track_cpu"], 2), ""],
                 ["average cores used", round(cores, 3), "< 1"],
                 ["peak RSS (MB)", round(r["rss_mb"], 1), "< 200"],
                 ["max open sockets", r["max_sockets"], ""],
@@ -284,6 +335,8 @@ def report(r: dict[str, Any]) -> None:
                 ["final-message delay p50 (s)", round(p50, 3), ""],
                 ["final-message delay p99 (s)", round(p99, 3), f"< {interval + 1:.2f}"],
                 ["final-message delay max (s)", round(max(d) if d else float("nan"), 3), ""],
+                ["  of which end -> poll p50 / p99 (s)", lag(r["poll_lags"]), ""],
+                ["  of which poll -> Slack p50 / p99 (s)", lag(r["send_lags"]), ""],
             ],
         )
     )
@@ -301,11 +354,13 @@ def report(r: dict[str, Any]) -> None:
         {
             "ops": r["ops"],
             "step_seconds": r["step"],
+            "api_latency_s": r["latency"],
             "settings": {
                 "poll_first_s": b.first,
                 "poll_factor": b.factor,
                 "poll_cap_s": b.cap,
                 "concurrency": s.concurrency,
+                "pool_connections": r["pool"],
                 "tick_s": s.tick_seconds,
                 "batch": s.batch,
             },
@@ -320,6 +375,8 @@ def report(r: dict[str, Any]) -> None:
             "final_messages": r["finals"],
             "final_delay_p50_s": round(p50, 3),
             "final_delay_p99_s": round(p99, 3),
+            "end_to_poll_p99_s": round(pct(r["poll_lags"], 99), 3) if r["poll_lags"] else None,
+            "poll_to_slack_p99_s": round(pct(r["send_lags"], 99), 3) if r["send_lags"] else None,
             "poll_interval_at_end_s": round(interval, 3),
             "slack_calls": r["slack_calls"],
             "targets": targets,
@@ -331,13 +388,24 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=1000)
     parser.add_argument("--step", type=float, default=5.0, help="simulator step_seconds")
+    parser.add_argument("--latency", type=float, default=0.2, help="API latency, s")
+    parser.add_argument(
+        "--pool", type=int, default=128, help="connections in the provider's HTTP pool"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, help="tracker polls in flight (default: the config's)"
+    )
     parser.add_argument("--limit", type=float, default=90.0, help="max tracking time, s")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        asyncio.run(child(args.ops, args.step))
+        asyncio.run(child(args.ops, args.step, args.latency))
         sys.exit(0)
     import logging
 
     logging.basicConfig(level=logging.ERROR)
-    report(asyncio.run(main(args.ops, args.step, args.limit)))
+    report(
+        asyncio.run(
+            main(args.ops, args.step, args.latency, args.pool, args.concurrency, args.limit)
+        )
+    )

@@ -131,7 +131,10 @@ def add_parsers(subparsers: Any) -> None:
     audit = subparsers.add_parser(
         "audit",
         help="show the audit log",
-        description="Example: graphops audit --since 2h --user U0ALICE --json",
+        description="Example: graphops audit --since 2h --user U0ALICE --json. Rows are "
+        "kept for [retention] audit_days of graphops.toml (180 by default); API requests "
+        "made for a person have a row each, background polls (tracker, watches) one row of "
+        "counts (verb 'background polls') per poll_summary_minutes (15).",
     )
     audit.add_argument("--since", help="2h, 30m, 1d, 1w or an ISO time")
     audit.add_argument("--user")
@@ -147,8 +150,12 @@ def run(
     admins: frozenset[str],
     out: TextIO | None = None,
     err: TextIO | None = None,
+    retention: str | None = None,
 ) -> int:
-    """Run ``access``/``audit`` per ``args.command``; print results; return the exit code."""
+    """Run ``access``/``audit`` per ``args.command``; print results; return the exit code.
+
+    ``retention``: what the store keeps and for how long, printed under `audit`'s table.
+    """
     from core.redaction import redact
     from permissions.audit import AuditLog
     from permissions.policy_file import PolicyFileError
@@ -171,7 +178,7 @@ def run(
                 )
             return code
         if args.command == "audit":
-            return _run_audit(args, AuditLog(db), out)
+            return _run_audit(args, AuditLog(db), out, retention)
         raise CliError(f"unknown command {args.command!r}")
     except (CliError, PolicyFileError, ValueError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
@@ -379,7 +386,9 @@ def parse_since(text: str, now: float | None = None) -> float:
     return moment.timestamp()
 
 
-def _run_audit(args: argparse.Namespace, audit: AuditLog, out: TextIO) -> int:
+def _run_audit(
+    args: argparse.Namespace, audit: AuditLog, out: TextIO, retention: str | None = None
+) -> int:
     if args.limit < 1:
         raise CliError("--limit must be at least 1")
     since = parse_since(args.since) if args.since else None
@@ -391,6 +400,8 @@ def _run_audit(args: argparse.Namespace, audit: AuditLog, out: TextIO) -> int:
         return 0
     if not rows:
         print("no audit rows match", file=out)
+        if retention:
+            print(retention, file=out)
         return 0
     table_rows = [
         [
@@ -408,4 +419,6 @@ def _run_audit(args: argparse.Namespace, audit: AuditLog, out: TextIO) -> int:
     ]
     headers = ["TIME", "KIND", "USER", "CHANNEL", "ENV", "DB", "VERB", "OUTCOME", "DETAIL"]
     print(_table(headers, table_rows), file=out)
+    if retention:
+        print(retention, file=out)
     return 0

@@ -333,7 +333,14 @@ def _access(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    return access_cli.run(args, open_database(database), frozenset(config.bot.admins))
+    from bot.wiring import retention_policy
+
+    return access_cli.run(
+        args,
+        open_database(database),
+        frozenset(config.bot.admins),
+        retention=retention_policy(config).describe(),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -115,7 +115,7 @@ class OperationsSettings(_Strict):
     poll_first_seconds: float = Field(default=1.0, gt=0, le=60)
     poll_factor: float = Field(default=1.5, ge=1, le=10)
     poll_cap_seconds: float = Field(default=15.0, gt=0, le=600)
-    concurrency: int = Field(default=16, ge=1, le=256)
+    concurrency: int = Field(default=64, ge=1, le=1024)
     # Take a manual snapshot (and wait for it) before terminate, restore-into and switch:
     # "protected" environments only (default), "always", or "never".
     snapshot_before_destroy: Literal["protected", "always", "never"] = "protected"
@@ -152,6 +152,20 @@ class ImportSettings(_Strict):
 
     max_archive_mb: int = Field(default=10_000, ge=1, le=10_000_000)
     allow_http_loopback: bool = False
+
+
+class RetentionSettings(_Strict):
+    """The `[retention]` table: how long the store keeps each kind of row, in days
+    (operations/retention.py). Pending approvals, approved work in progress, unsent
+    messages and running operations are kept whatever these say."""
+
+    audit_days: float = Field(default=180, gt=0, le=3650)
+    sent_messages_days: float = Field(default=7, gt=0, le=3650)
+    finished_operations_days: float = Field(default=30, gt=0, le=3650)
+    decided_approvals_days: float = Field(default=30, gt=0, le=3650)
+    # Background polls (tracker, watches) are audited as one row of counts per interval.
+    poll_summary_minutes: float = Field(default=15, ge=1, le=24 * 60)
+    prune_every_minutes: float = Field(default=60, ge=1, le=7 * 24 * 60)
 
 
 class _ProviderBase(_Strict):
@@ -219,6 +233,7 @@ class Config(_Strict):
     slack: SlackSettings = SlackSettings()
     operations: OperationsSettings = OperationsSettings()
     imports: ImportSettings = ImportSettings()
+    retention: RetentionSettings = RetentionSettings()
     providers: tuple[ProviderConfig, ...] = ()
     # Where `bot.database` came from, in words (set by load_config).
     _database_source: str = PrivateAttr(default="[bot] database")

@@ -47,7 +47,7 @@ from prompt_toolkit.history import FileHistory
 from pydantic import SecretStr
 
 from bot.text import humanize, render
-from bot.wiring import Bot, build_scheduler, build_tracker, build_watcher
+from bot.wiring import Bot, build_retention, build_scheduler, build_tracker, build_watcher
 from commands.grammar import GrammarError, parse
 from commands.registry import UsageError
 from commands.resolve import eligible_bindings
@@ -138,19 +138,23 @@ class ShellSession:
         self.tracker.start()
         self.scheduler = build_scheduler(self.bot, self.notifier, self.tracker)
         self.watcher = build_watcher(self.bot)
+        self.retention = build_retention(self.bot)
 
     def start_scheduler(self) -> None:
-        """Run schedules and watches while this (interactive) session lasts."""
+        """Run schedules, watches and the retention prune while this (interactive)
+        session lasts."""
         self.scheduler.start()
         self.watcher.start()
         services = self.bot.services
         services.resolver.start_refresh(
             self.bot.config.bot.name_refresh_seconds, list(services.providers.values())
         )
+        self.retention.start()
 
     async def close(self) -> None:
         """Stop following operations, schedules and watches (all stay in the store)."""
         await self.watcher.stop()
+        await self.retention.stop()
         await self.scheduler.stop()
         if self.tracker is not None:
             await self.tracker.stop()

@@ -68,6 +68,9 @@ def open_database(
         check_same_thread=False,
     )
     db = sqlite_utils.Database(conn)
+    # Takes effect only on a new file (before its first table); existing stores are
+    # converted once by operations.retention.enable_incremental_vacuum.
+    db.execute("PRAGMA auto_vacuum=INCREMENTAL")
     db.execute("PRAGMA journal_mode=WAL")
     set_busy_timeout(db, busy_timeout_ms)
     db.execute("PRAGMA foreign_keys=ON")

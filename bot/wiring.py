@@ -37,7 +37,7 @@ from commands.registry import Registry
 from commands.resolve import Resolver, note_call
 from commands.scheduled import PipelineRunner
 from commands.verbs import build_registry
-from core.audit_context import current_database, current_invocation
+from core.audit_context import current_background, current_database, current_invocation
 from core.invocation import Invocation
 from core.provider import Provider
 from core.redaction import redact, remember
@@ -45,6 +45,7 @@ from core.reply import Reply
 from operations.follow import DEFAULT_DEADLINES, Backoff, FollowLimits
 from operations.incidents import Incidents
 from operations.notify import Notifier
+from operations.retention import Retention, RetentionPolicy, enable_incremental_vacuum
 from operations.schedules import Scheduler, ScheduleStore
 from operations.store import OperationHistory, SwitchBacks
 from operations.tracker import Tracker, TrackerSettings
@@ -119,6 +120,28 @@ def follow_limits(settings: OperationsSettings) -> FollowLimits:
             **DEFAULT_DEADLINES,
             **{kind: m * 60 for kind, m in settings.deadline_minutes.items()},
         },
+    )
+
+
+def retention_policy(config: Config) -> RetentionPolicy:
+    """The `[retention]` table as the prune uses it."""
+    settings = config.retention
+    return RetentionPolicy(
+        audit_days=settings.audit_days,
+        sent_messages_days=settings.sent_messages_days,
+        finished_operations_days=settings.finished_operations_days,
+        decided_approvals_days=settings.decided_approvals_days,
+        prune_every_seconds=settings.prune_every_minutes * 60,
+    )
+
+
+def build_retention(bot: Bot) -> Retention:
+    """The background prune of `bot`'s store (and the audit rows of poll intervals)."""
+    return Retention(
+        bot.db,
+        bot.services.audit,
+        retention_policy(bot.config),
+        approvals=bot.services.approvals,
     )
 
 
@@ -233,12 +256,21 @@ def build_bot(
     install_redaction()
     remember_config_secrets(config, environ)
     database = db if db is not None else open_database(config.bot.database)
-    audit = AuditLog(database)
+    if db is None and str(config.bot.database) != ":memory:":
+        enable_incremental_vacuum(database)  # once per store (operations/retention.py)
+    audit = AuditLog(database, poll_interval_seconds=config.retention.poll_summary_minutes * 60)
 
     listeners: list[Callable[[CallRecord], None]] = []
 
     def record_call(call: CallRecord) -> None:
         invocation = current_invocation.get()
+        background = current_background.get()
+        if invocation is None and background is not None:
+            # A poll nobody typed: counted per interval, not a row each.
+            audit.background_call(background, call.provider, call.method, call.status, call.ms)
+            for listener in listeners:
+                listener(call)
+            return
         audit.api_call(
             call.provider,
             call.method,

@@ -50,6 +50,7 @@ from clients.errors import (
     Timeout,
     UnusableAnswer,
 )
+from core.audit_context import polling
 from core.errors import UserError
 from core.provider import EnvironmentInfo, Provider
 from permissions.model import WILDCARD, Binding, ChannelPolicy, environment_matches
@@ -333,10 +334,11 @@ class Resolver:
             return
 
         async def loop() -> None:
-            await self.prime(providers)
-            while True:
-                await asyncio.sleep(interval_seconds)
-                await self.refresh()
+            with polling("name refresh"):  # requests nobody typed: audited per interval
+                await self.prime(providers)
+                while True:
+                    await asyncio.sleep(interval_seconds)
+                    await self.refresh()
 
         self._refresher = asyncio.get_running_loop().create_task(
             loop(), context=contextvars.Context()

@@ -42,3 +42,21 @@ def concerning(database: str | None) -> None:
     (its name; None or empty leaves the one already named)."""
     if database:
         current_database.set(database)
+
+
+# What background work the API calls made right now serve (a tracker poll, a watch
+# check), when no invocation is being run: requests nobody typed, which the audit log
+# counts per interval instead of writing a row each (permissions/audit.py).
+current_background: ContextVar[str | None] = ContextVar("current_background", default=None)
+
+
+@contextlib.contextmanager
+def polling(source: str) -> Iterator[None]:
+    """Attribute the API calls made inside to background work named `source`
+    ("tracker", "watch"): audited in aggregate, counted per interval."""
+    token = current_background.set(source)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            current_background.reset(token)

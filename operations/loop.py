@@ -30,11 +30,11 @@ class BackgroundLoop:
 
     async def _run(self) -> None:
         while True:
+            self._wake.clear()  # a wake() during the pass runs the next one at once
             try:
                 await self.step()
             except Exception:
                 log.exception("%s pass failed", self.name)
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
 

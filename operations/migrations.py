@@ -232,3 +232,11 @@ def m009_accepted_requests(db: sqlite_utils.Database) -> None:
         )
         """
     )
+
+
+@migrations()
+def m010_retention_index(db: sqlite_utils.Database) -> None:
+    """Finished tracked operations found by age, for retention (operations/retention.py)."""
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS tracked_finished ON tracked_operations (state, finished_at)"
+    )

@@ -96,6 +96,18 @@ class Outbox:
         """Count a failed delivery attempt (the row stays pending)."""
         self.db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", [row_id])
 
+    def prune_sent(self, before: float) -> int:
+        """Delete messages delivered before ``before`` (epoch seconds), except those of
+        an operation still running (their keys keep a restarted tracker from posting a
+        step twice). Unsent messages are never deleted. Returns how many."""
+        cursor = self.db.execute(
+            "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ? AND (tracked_id "
+            "IS NULL OR tracked_id NOT IN (SELECT id FROM tracked_operations "
+            "WHERE state = 'running'))",
+            [before],
+        )
+        return cursor.rowcount
+
     def sent(self, tracked_id: int) -> list[str]:
         """Keys delivered for one tracked operation, in order (for tests and App Home)."""
         rows = self.db.execute(
@@ -124,6 +136,18 @@ class OperationHistory:
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
         migrate(db)
+
+    def prune_finished(self, before: float) -> int:
+        """Delete operations that ended (finished, failed, lost) before ``before`` (epoch
+        seconds) and have no message left to deliver; running ones are never deleted.
+        Returns how many."""
+        cursor = self.db.execute(
+            "DELETE FROM tracked_operations WHERE state != 'running' AND finished_at < ? "
+            "AND id NOT IN (SELECT tracked_id FROM outbox WHERE sent_at IS NULL "
+            "AND tracked_id IS NOT NULL)",
+            [before],
+        )
+        return cursor.rowcount
 
     def for_database(
         self, provider: str, database_id: str, limit: int = 10

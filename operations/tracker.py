@@ -1,11 +1,17 @@
 """The tracker: follows every async operation to its end, across restarts.
 
 Each tracked operation is a row in SQLite (provider, database, operation, who
-asked, where, the thread, how many steps were reported). A single loop polls
-the operations that are due, each with its own backoff (fast at first, slower
-later, capped), through the shared provider clients: one token and one
-connection pool per provider however many operations are followed, and at most
-`concurrency` polls at once.
+asked, where, the thread, how many steps were reported). Each operation is polled
+when it is due, with its own backoff (fast at first, slower later, capped),
+through the shared provider clients: one token and one connection pool per
+provider however many operations are followed. In the background, a dispatch
+loop starts the polls of due operations in the order they fell due, each on its
+own, while fewer than `concurrency` are in flight, so a slow answer holds up
+nobody; each wait is shortened by a random part of up to `spread` of it, so
+operations started together drift apart instead of all polling at the same
+instant. Delivery runs in a loop of its own, woken as soon as a poll queued a
+message. Polls are background API requests: the audit log counts them per
+interval (core.audit_context.polling).
 
 Every tracked operation ends: after `FollowLimits.max_failures` failed polls
 in a row (an unusable answer, 404, 5xx, no connection, or anything else that
@@ -26,14 +32,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlite_utils
 
 from clients.errors import ApiError
+from core.audit_context import polling
 from core.provider import Provider
 from core.redaction import redact, redact_reply
 from core.refs import ChannelRef, ThreadRef, UserRef
@@ -54,13 +62,21 @@ ANNOUNCED_VERBS = frozenset({"terminate", "switch", "switch-back", "dr", "restor
 
 @dataclass(frozen=True)
 class TrackerSettings:
-    """How the tracker polls and delivers, and when it gives up (``limits``)."""
+    """How the tracker polls and delivers, and when it gives up (``limits``).
+
+    ``concurrency``: polls in flight at once (they also wait for a connection of the
+    provider's pool); ``deliveries``: messages being sent at once; ``spread``: each
+    wait before a poll is shortened by a random fraction of up to this much (0 = none);
+    ``tick_seconds``: how often the loops look for due work when nothing woke them.
+    """
 
     backoff: Backoff = field(default_factory=Backoff)
-    concurrency: int = 16
+    concurrency: int = 64
+    deliveries: int = 16
     tick_seconds: float = 0.2
     limits: FollowLimits = field(default_factory=FollowLimits)
     batch: int = 500
+    spread: float = 0.1
 
 
 def thread_link(channel: str, thread_ts: str | None) -> str:
@@ -105,7 +121,13 @@ class Tracker:
         self.outbox = Outbox(db, clock)
         self.incidents = Incidents(db, permissions, clock) if permissions is not None else None
         self._semaphore = asyncio.Semaphore(self.settings.concurrency)
-        self._loop = BackgroundLoop("graphops-tracker", self.run_once, self.settings.tick_seconds)
+        self._sends = asyncio.Semaphore(self.settings.deliveries)
+        self._random = random.Random()
+        self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._loop = BackgroundLoop("graphops-tracker", self.dispatch, self.settings.tick_seconds)
+        self._delivery = BackgroundLoop(
+            "graphops-tracker-delivery", self.deliver, self.settings.tick_seconds
+        )
         self.polls = 0
         migrate(db)
 
@@ -145,7 +167,7 @@ class Tracker:
                 thread_ts,
                 redact_reply(origin).model_dump_json() if origin else None,
                 now,
-                now + self.settings.backoff.first,
+                now + self._spread(self.settings.backoff.first),
                 approver,
             ],
         )
@@ -172,7 +194,7 @@ class Tracker:
         queued = self.incidents.announce(
             provider, environment_id, environment_name, reply, key=key, tracked_id=tracked_id
         )
-        self._loop.wake()
+        self._delivery.wake()
         return queued
 
     # -- polling --------------------------------------------------------------------
@@ -191,23 +213,60 @@ class Tracker:
         ).fetchone()
         return str(row[0]) if row else "unknown"
 
-    def _due(self) -> list[dict[str, Any]]:
+    def _spread(self, delay: float) -> float:
+        """`delay` shortened by a random fraction of up to `spread` (never lengthened, so
+        an operation is polled at least as often as its backoff says)."""
+        return delay * (1 - self.settings.spread * self._random.random())
+
+    def _due(self, limit: int, skip: Collection[int] = ()) -> list[dict[str, Any]]:
+        """Running operations due now, oldest due first, leaving out the ids in `skip`."""
         cursor = self.db.execute(
             "SELECT * FROM tracked_operations WHERE state = 'running' AND next_poll_at <= ? "
-            "ORDER BY next_poll_at LIMIT ?",
-            [self._clock(), self.settings.batch],
+            f"AND id NOT IN ({', '.join('?' * len(skip))}) ORDER BY next_poll_at LIMIT ?",
+            [self._clock(), *skip, limit],
         )
         columns = [c[0] for c in cursor.description]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
     async def poll_due(self) -> int:
-        """Poll every operation that is due, at most `concurrency` at a time."""
-        due = self._due()
-        await asyncio.gather(*(self._poll_guarded(row) for row in due))
+        """Poll every operation that is due (up to `batch`), at most `concurrency` at a
+        time, and wait for all of them; returns how many were polled."""
+        due = self._due(self.settings.batch)
+
+        async def bounded(row: dict[str, Any]) -> None:
+            async with self._semaphore:
+                await self._poll_guarded(row)
+
+        await asyncio.gather(*(bounded(row) for row in due))
         return len(due)
 
+    async def dispatch(self) -> int:
+        """Start a poll for each due operation not being polled already, oldest due
+        first, while fewer than `concurrency` are in flight; returns how many started.
+
+        Each poll runs as a task of its own and, when it ends, wakes this loop (a slot
+        is free) and the delivery loop (it may have queued a message).
+        """
+        free = self.settings.concurrency - len(self._inflight)
+        if free <= 0:
+            return 0
+        due = self._due(free, skip=list(self._inflight))
+        for row in due:
+            self._inflight[row["id"]] = asyncio.create_task(
+                self._poll_task(row), name=f"graphops-poll-{row['id']}"
+            )
+        return len(due)
+
+    async def _poll_task(self, row: dict[str, Any]) -> None:
+        try:
+            await self._poll_guarded(row)
+        finally:
+            self._inflight.pop(row["id"], None)
+            self._loop.wake()
+            self._delivery.wake()
+
     async def _poll_guarded(self, row: dict[str, Any]) -> None:
-        async with self._semaphore:
+        with polling("tracker"):
             try:
                 await self._poll(row)
             except Exception:  # one broken operation must not stop the others
@@ -229,7 +288,12 @@ class Tracker:
             delay = min(self.settings.backoff.cap, delay * self.settings.backoff.factor)
         self.db.execute(
             "UPDATE tracked_operations SET polls = ?, errors = ?, next_poll_at = ? WHERE id = ?",
-            [polls, row["errors"] if errors is None else errors, self._clock() + delay, row["id"]],
+            [
+                polls,
+                row["errors"] if errors is None else errors,
+                self._clock() + self._spread(delay),
+                row["id"],
+            ],
         )
 
     async def _poll(self, row: dict[str, Any]) -> None:
@@ -375,7 +439,7 @@ class Tracker:
                 group[0], pending[index + len(group)]
             ):
                 group.append(pending[index + len(group)])
-            async with self._semaphore:
+            async with self._sends:
                 try:
                     await self._send(group)
                 except Exception:
@@ -405,12 +469,20 @@ class Tracker:
         await self.deliver()
 
     def start(self) -> None:
-        """Run the loop in the background (picks up unfinished work from the store)."""
+        """Poll and deliver in the background (picks up unfinished work from the store)."""
         self._loop.start()
+        self._delivery.start()
 
     async def stop(self) -> None:
-        """Stop the background loop."""
+        """Stop the background loops and the polls in flight (their operations stay
+        running in the store and are polled again after a restart)."""
         await self._loop.stop()
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._inflight.clear()
+        await self._delivery.stop()
 
     async def wait_idle(self, timeout: float = 3600.0) -> bool:
         """Wait until nothing is running and the outbox is empty; False on timeout."""

@@ -31,6 +31,7 @@ from typing import Any
 import sqlite_utils
 
 from clients.errors import ApiError, NotFound
+from core.audit_context import polling
 from core.provider import Provider
 from core.reply import Reply
 from operations.loop import BackgroundLoop
@@ -181,9 +182,13 @@ class Watcher:
         self._loop = BackgroundLoop("graphops-watcher", self.run_once, interval_seconds)
 
     async def run_once(self) -> int:
-        """Poll every watch, and scan for incidents, once; returns the messages queued."""
-        results = await asyncio.gather(*(self._guarded(w) for w in self.store.active()))
-        return sum(results) + await self.scan_incidents()
+        """Poll every watch, and scan for incidents, once; returns the messages queued.
+
+        Its API requests are background polls: audited as counts per interval.
+        """
+        with polling("watch"):
+            results = await asyncio.gather(*(self._guarded(w) for w in self.store.active()))
+            return sum(results) + await self.scan_incidents()
 
     async def scan_incidents(self) -> int:
         """Announce databases entering or leaving `underIncident` where a channel listens."""

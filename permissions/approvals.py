@@ -442,6 +442,19 @@ class ApprovalStore:
                     expired.append(approval)
         return expired
 
+    def prune(self, before: float) -> int:
+        """Delete approvals whose story ended before ``before`` (epoch seconds): denied,
+        executed or failed ones decided/finished then, expired ones that expired then.
+        Pending and approved ones (work in progress) are never deleted. Returns how many."""
+        cursor = self.db.execute(
+            "DELETE FROM approvals WHERE "
+            "(state IN ('denied', 'executed', 'failed') "
+            "AND COALESCE(finished_at, decided_at, expires_at) < ?) "
+            "OR (state = 'expired' AND expires_at < ?)",
+            [before, before],
+        )
+        return cursor.rowcount
+
     def pending(self, channel: str | None = None) -> list[Approval]:
         """Pending approvals (optionally of one channel), oldest first."""
         sql = "SELECT * FROM approvals WHERE state = 'pending'"

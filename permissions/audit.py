@@ -12,11 +12,21 @@ A row that meets a store locked by another process (SQLite "database is locked"
 after the connection's busy timeout) is not lost and does not fail what is being
 audited: it is kept in memory and written, in order, right after the next row
 that could be written, or by ``flush()`` (the bot calls it when it stops).
+
+API requests nobody typed (tracker and watch polls: ``core.audit_context.polling``)
+are not a row each: ``background_call`` counts them per source, provider, method
+and outcome in ``audit_poll_counts`` (one upsert, so a kill loses no count), and
+``summarize_polls`` turns each finished interval (``poll_interval_seconds``, 15
+minutes by default) into one ``api_call`` row with verb ``background polls`` and
+the counts in its detail. Every API request made for a person (a command, a
+button, a schedule) keeps its own row. ``prune`` deletes rows older than the
+retention period (operations/retention.py runs it).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -31,6 +41,7 @@ from core.redaction import REDACTOR, Redactor
 from permissions.migrations import migrate
 
 AuditKind = Literal["command", "decision", "approval", "api_call", "operation"]
+log = logging.getLogger("graphops.audit")
 KINDS: tuple[str, ...] = ("command", "decision", "approval", "api_call", "operation")
 _COLUMNS = ("user", "channel", "provider", "environment", "database", "verb", "outcome", "team")
 
@@ -57,12 +68,14 @@ class AuditLog:
         db: sqlite_utils.Database,
         redactor: Redactor = REDACTOR,
         clock: Callable[[], float] = time.time,
+        poll_interval_seconds: float = 900.0,
     ) -> None:
         """Wrap ``db`` (migrating tables); ``redactor`` is the process's one unless a
-        test gives its own."""
+        test gives its own; background polls are summed per ``poll_interval_seconds``."""
         self.db = db
         self.redactor = redactor
         self._clock = clock
+        self.poll_interval_seconds = poll_interval_seconds
         self._deferred: list[dict[str, Any]] = []  # rows that met a locked store
         migrate(db)
 
@@ -176,6 +189,106 @@ class AuditLog:
             outcome=str(status) if status is not None else "no-response",
             detail=info,
         )
+
+    def background_call(
+        self, source: str, provider: str, method: str, status: int | None, ms: float
+    ) -> None:
+        """Count one background API request (``source``: "tracker", "watch"...) in the
+        current interval. A store locked by another process drops the count (logged),
+        never the poll."""
+        start = self._clock() // self.poll_interval_seconds * self.poll_interval_seconds
+        outcome = str(status) if status is not None else "no-response"
+        try:
+            self.db.execute(
+                "INSERT INTO audit_poll_counts VALUES (?, ?, ?, ?, ?, 1, ?, ?) "
+                "ON CONFLICT (interval_start, source, provider, method, outcome) DO UPDATE "
+                "SET count = count + 1, ms_total = ms_total + excluded.ms_total, "
+                "ms_max = max(ms_max, excluded.ms_max)",
+                [start, source, provider, method.upper(), outcome, float(ms), float(ms)],
+            )
+        except sqlite3.OperationalError as exc:
+            if not is_store_busy(exc):
+                raise
+            log.warning("store busy: one %s poll of %s not counted in the audit", source, provider)
+
+    def summarize_polls(self, *, everything: bool = False) -> int:
+        """Turn the counts of each finished interval (every interval with ``everything``)
+        into one audit row; returns how many rows were written.
+
+        Row: kind ``api_call``, verb ``background polls``, outcome ``summary``, ts the
+        interval's end (or now), detail ``{"from", "to", "requests", "counts": [{"source",
+        "provider", "method", "outcome", "count", "ms_avg", "ms_max"}...]}``.
+        """
+        now = self._clock()
+        current = now // self.poll_interval_seconds * self.poll_interval_seconds
+        bound = float("inf") if everything else current
+        starts = [
+            row[0]
+            for row in self.db.execute(
+                "SELECT DISTINCT interval_start FROM audit_poll_counts WHERE interval_start < ? "
+                "ORDER BY interval_start",
+                [bound],
+            ).fetchall()
+        ]
+        for start in starts:
+            rows = self.db.execute(
+                "SELECT source, provider, method, outcome, count, ms_total, ms_max "
+                "FROM audit_poll_counts WHERE interval_start = ? "
+                "ORDER BY source, provider, method, outcome",
+                [start],
+            ).fetchall()
+            end = min(now, start + self.poll_interval_seconds)
+            counts = [
+                {
+                    "source": source,
+                    "provider": provider,
+                    "method": method,
+                    "outcome": outcome,
+                    "count": count,
+                    "ms_avg": round(ms_total / count, 1),
+                    "ms_max": round(ms_max, 1),
+                }
+                for source, provider, method, outcome, count, ms_total, ms_max in rows
+            ]
+            with self.db.atomic():
+                row = {
+                    "ts": end,
+                    "iso": iso_time(end),
+                    "kind": "api_call",
+                    "user": None,
+                    "channel": None,
+                    "provider": rows[0][1] if len({r[1] for r in rows}) == 1 else None,
+                    "environment": None,
+                    "database": None,
+                    "verb": "background polls",
+                    "outcome": "summary",
+                    "team": None,
+                    "detail": json.dumps(
+                        {
+                            "from": iso_time(start),
+                            "to": iso_time(end),
+                            "requests": sum(c["count"] for c in counts),
+                            "counts": counts,
+                        },
+                        sort_keys=True,
+                    ),
+                }
+                self._insert(row)
+                self.db.execute("DELETE FROM audit_poll_counts WHERE interval_start = ?", [start])
+        return len(starts)
+
+    def prune(self, before: float, *, chunk: int = 5000) -> int:
+        """Delete audit rows older than ``before`` (epoch seconds), ``chunk`` rows per
+        transaction so a writer never waits long; returns how many were deleted."""
+        deleted = 0
+        while True:
+            cursor = self.db.execute(
+                "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE ts < ? LIMIT ?)",
+                [before, chunk],
+            )
+            deleted += cursor.rowcount
+            if cursor.rowcount < chunk:
+                return deleted
 
     def query(
         self,

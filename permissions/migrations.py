@@ -1,8 +1,8 @@
 """Versioned migrations of the tables owned by permissions/.
 
 Tables: ``channel_bindings``, ``protected_environments``, ``incident_channels``,
-``approvals`` and ``audit``. A new step is a new function at the end; released
-steps never change (a file made by an older version must still open).
+``approvals``, ``audit`` and ``audit_poll_counts``. A new step is a new function at
+the end; released steps never change (a file made by an older version must still open).
 Environment columns compare case-insensitively (``COLLATE NOCASE``) so
 ``Staging`` and ``staging`` are the same key.
 """
@@ -136,6 +136,27 @@ def m003_approval_executions(db: sqlite_utils.Database) -> None:
     db.execute(
         "UPDATE approvals SET reported_at = COALESCE(finished_at, decided_at, expires_at) "
         "WHERE state NOT IN ('pending', 'approved')"
+    )
+
+
+@migrations()
+def m004_audit_poll_counts(db: sqlite_utils.Database) -> None:
+    """Background API requests (tracker and watch polls) counted per interval until the
+    interval ends and becomes one ``audit`` row (permissions/audit.py)."""
+    db.execute(
+        """
+        CREATE TABLE audit_poll_counts (
+            interval_start REAL NOT NULL,
+            source TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            method TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            ms_total REAL NOT NULL,
+            ms_max REAL NOT NULL,
+            PRIMARY KEY (interval_start, source, provider, method, outcome)
+        )
+        """
     )
 
 

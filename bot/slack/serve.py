@@ -34,7 +34,14 @@ from bot.slack.runtime import SocketModeStatus
 from bot.slack.server import SlackServer
 from bot.slack.socket import SocketModeHandler
 from bot.slack.sweep import DEFAULT_SWEEP_SECONDS
-from bot.wiring import Bot, build_bot, build_scheduler, build_tracker, build_watcher
+from bot.wiring import (
+    Bot,
+    build_bot,
+    build_retention,
+    build_scheduler,
+    build_tracker,
+    build_watcher,
+)
 from operations.notify import TrackerPort
 from operations.schedules import Scheduler
 from operations.tracker import Tracker
@@ -75,6 +82,7 @@ async def serve(
     token, signing, app_token = slack_secrets(config, environ)
     bot = build_bot(config, environ=environ)
     watcher = build_watcher(bot)
+    retention = build_retention(bot)
     setup_logging()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -102,6 +110,7 @@ async def serve(
         if scheduler is not None:
             scheduler.start()  # runs (or reports skipped) what was missed while down
         watcher.start()
+        retention.start()  # prunes past retention; audit rows of background polls
         if app_token:
             status = SocketModeStatus()
             runtime(app).socket_mode = status
@@ -139,6 +148,7 @@ async def serve(
         if scheduler is not None:
             await _bounded("the scheduler", scheduler.stop())
         await _bounded("the watcher", watcher.stop())
+        await _bounded("the retention loop", retention.stop())
         stop_tracker = getattr(tracker, "stop", None)
         if callable(stop_tracker):
             await _bounded("the tracker", stop_tracker())

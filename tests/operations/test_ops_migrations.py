@@ -45,6 +45,7 @@ STEPS = [
     "m007_watch_failures",
     "m008_approver_and_used_switch_backs",
     "m009_accepted_requests",
+    "m010_retention_index",
 ]
 
 
