@@ -8,7 +8,12 @@ from permissions.migrations import migrations
 from permissions.store import migrate
 
 TABLES = {"channel_bindings", "protected_environments", "incident_channels", "approvals", "audit"}
-STEPS = ["m001_initial", "m002_binding_users_and_audit_team", "m003_approval_executions"]
+STEPS = [
+    "m001_initial",
+    "m002_binding_users_and_audit_team",
+    "m003_approval_executions",
+    "m004_audit_poll_counts",
+]
 
 
 def test_migrate_from_empty_file(db_path: Path) -> None:
