@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Mapping
@@ -103,6 +104,10 @@ async def serve(
             socket_healthy=socket_mode.healthy if socket_mode else None,
         )
         url = await server.start(host, config.slack.port)
+        # What start-up built (modules, config, the app) lives as long as the process:
+        # moved out of the collector's sight, full collections stay short (they scanned
+        # it all, holding the event loop and the acks behind them for 100s of ms).
+        gc.freeze()
         if socket_mode is not None:
             socket_mode.start_connecting()
             log.info("graphops: Socket Mode; health and metrics on %s", url)
