@@ -53,6 +53,7 @@ from clients.shapes import (
     status_word,
     valid_or_none,
 )
+from core.kinds import ProviderKind
 
 M = TypeVar("M", bound=Model)
 
@@ -355,7 +356,13 @@ class ConsoleClient(BearerClient):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api = HttpApi(
-            provider, base_url, client=http, timeout=timeout, retry=retry, on_call=on_call
+            provider,
+            base_url,
+            client=http,
+            timeout=timeout,
+            retry=retry,
+            on_call=on_call,
+            kind=ProviderKind.GRAPHENEDB,
         )
         self._client_id = client_id
         self._client_secret = client_secret
@@ -382,6 +389,7 @@ class ConsoleClient(BearerClient):
                 method="POST",
                 path=self.TOKEN_PATH,
                 provider=self.provider,
+                kind=self.kind,
             )
         return str(token), float(body.get("expires_in") or 3600)
 
@@ -551,6 +559,7 @@ class ConsoleClient(BearerClient):
                 method="POST",
                 path=path,
                 provider=self.provider,
+                kind=self.kind,
             ) from None
         if not source.name or any(c in source.name for c in '"\r\n'):
             raise BadRequest(
@@ -558,6 +567,7 @@ class ConsoleClient(BearerClient):
                 method="POST",
                 path=path,
                 provider=self.provider,
+                kind=self.kind,
             )
         boundary = uuid.uuid4().hex
         head = (
@@ -584,6 +594,7 @@ class ConsoleClient(BearerClient):
                 method="POST",
                 path=path,
                 provider=self.provider,
+                kind=self.kind,
             ) from None
 
     # -- operations -----------------------------------------------------------

@@ -41,6 +41,7 @@ from core.invocation import Invocation
 from core.provider import Provider
 from core.refs import UserRef
 from core.reply import Action, Choice, Option, Reply, denied, error
+from core.words import environment_label
 from permissions.approvals import Approval
 from permissions.model import ChannelPolicy
 from permissions.policy import (
@@ -158,7 +159,7 @@ def precheck_reason(ctx: Context, verb: Verb, policy: ChannelPolicy) -> str:
     if not mine and withheld:
         first = withheld[0]
         return (
-            f"{channel} is bound to {first.environment} ({first.provider}) as "
+            f"{channel} is bound to {environment_label(first.provider, first.environment)} as "
             f"{first.role.label}, but {first.rule}, and {UserRef(policy.person)} is not among "
             "them; a bot admin can add you with `grant ... users=`"
         )
@@ -180,7 +181,8 @@ def precheck_reason(ctx: Context, verb: Verb, policy: ChannelPolicy) -> str:
             "a bot admin can grant one with `grant`"
         )
     roles = ", ".join(
-        f"{b.environment} ({b.provider}) {held(policy, b.role, b.rule)}" for b in mine
+        f"{environment_label(b.provider, b.environment)} {held(policy, b.role, b.rule)}"
+        for b in mine
     )
     return f"{channel} is bound to {roles}; {verb.name} needs {verb.role.label}"
 
@@ -511,6 +513,8 @@ async def decide_approval(
         return error(f"To approve, type the database name exactly: `{plan.confirm_name}`{typed}.")
     claim = services.approvals.claim(approval_id, invocation.user, "approve" if approve else "deny")
     if not claim.claimed:
+        # No title: the Slack transport knows this answer by it (bot/slack/decisions.py);
+        # the shell shows its text as the head line.
         return Reply(status="info", text=claim.message, visibility="ephemeral")
     if not approve:
         return Reply(

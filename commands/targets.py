@@ -21,6 +21,7 @@ from core.kinds import ProviderKind
 from core.provider import Provider
 from core.refs import ChannelRef
 from core.reply import OperationRef, Reply
+from core.words import environment_label
 from permissions.policy import Target, effective_binding
 from permissions.roles import Role
 
@@ -33,6 +34,12 @@ EVERY_KIND = frozenset(ProviderKind)
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
 T = TypeVar("T")
+
+
+def kinds_text(kinds: frozenset[ProviderKind]) -> str:
+    """`graphenedb and graphenedb-v1`: provider kinds in words, sorted."""
+    names = sorted(kinds)
+    return " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0]
 
 
 def providers_of(ctx: Context, kinds: frozenset[ProviderKind]) -> list[Provider]:
@@ -49,7 +56,10 @@ async def scopes(
     bindings = eligible_bindings(policy, role, providers)
     found = await ctx.services.resolver.scopes(bindings, providers, env)
     if env is not None and not found:
-        where = ", ".join(sorted({b.environment for b in bindings})) or "none"
+        where = (
+            ", ".join(sorted({environment_label(b.provider, b.environment) for b in bindings}))
+            or "none"
+        )
         raise UserError(
             f"environment {env!r} is not one this channel may use for that "
             f"(its environments: {where})"

@@ -195,9 +195,9 @@ class Tracker:
         async with self._semaphore:
             try:
                 await self._poll(row)
-            except Exception as exc:  # one broken operation must not stop the others
+            except Exception:  # one broken operation must not stop the others
                 log.exception("tracking operation %s failed", row["operation_id"])
-                self._failed(row, f"{type(exc).__name__} while reading it")
+                self._failed(row, "an internal error while reading it (in the bot's log)")
 
     def _failed(self, row: dict[str, Any], reason: str) -> None:
         """Count a failed poll; after too many in a row, the operation is lost."""

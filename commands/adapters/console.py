@@ -23,6 +23,7 @@ from core.errors import UserError
 from core.kinds import ProviderKind
 from core.provider import OperationSource, ProviderClient
 from core.reply import Reply, Table
+from core.words import utc_text
 
 
 def console_client(ctx: Context, provider: str) -> ConsoleClient:
@@ -77,7 +78,7 @@ class ConsoleAdapter:
                     f"{health.status} ({health.last_check_seconds_ago}s ago)" if health else "?",
                 ),
                 ("Id", db.id),
-                ("Created", db.created_at or "?"),
+                ("Created", utc_text(db.created_at)),
             ],
         )
 
@@ -107,7 +108,7 @@ class ConsoleAdapter:
                     op.operation_type or "?",
                     op.status,
                     _steps_text(op),
-                    str(op.started_at or ""),
+                    utc_text(op.started_at),
                 ]
             )
         if len(ops) > limit:

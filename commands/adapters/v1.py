@@ -9,7 +9,6 @@ from an S3 `https://` URL the API fetches itself.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlparse
@@ -27,6 +26,7 @@ from core.kinds import ProviderKind
 from core.provider import OperationSource, ProviderClient
 from core.refs import UserRef
 from core.reply import Reply, Table
+from core.words import utc_text
 
 
 def v1_client(ctx: Context, provider: str) -> V1Client:
@@ -85,7 +85,7 @@ class V1Adapter:
                 ),
                 ("Bolt host", db.domain_name or "?"),
                 ("Id", db.id),
-                ("Created", db.created_at or "?"),
+                ("Created", utc_text(db.created_at)),
             ],
         )
 
@@ -105,7 +105,7 @@ class V1Adapter:
         rows = history.for_database(plan.provider, plan.params["database_id"]) if history else []
         table = Table(columns=["Operation", "What", "State", "By", "Started"])
         for op in rows:
-            started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(op.started_at))
+            started = utc_text(op.started_at)
             table.rows.append(
                 [op.operation_id, op.label, op.state, str(UserRef(op.requester)), started]
             )

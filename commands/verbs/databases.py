@@ -20,7 +20,7 @@ from commands.context import Context
 from commands.offers import offered_actions, state_of
 from commands.options import EnvOption, NoOptions
 from commands.plan import Plan
-from commands.registry import verb
+from commands.registry import Rights, verb
 from commands.targets import (
     CONSOLE,
     GRAPHENEDB,
@@ -39,8 +39,8 @@ from permissions.roles import Role
 class CreateOptions(NoOptions):
     """`create`: plan, version (required), edition, extras; v1 also needs `region=`."""
 
-    plan: str
-    version: str
+    plan: str = Field(description="a plan name; `plans` lists them")
+    version: str = Field(description="a version; `versions` lists them")
     edition: str = "community"
     extras: str = ""
     env: str | None = None
@@ -252,6 +252,7 @@ async def prepare_clone(ctx: Context, values: dict[str, Any]) -> Plan:
     options=CloneOptions,
     example="clone sandbox-db sandbox-copy env=development",
     group="Databases",
+    rights=(Rights(role=Role.OPERATOR, note="source: operator"),),
 )
 async def clone(ctx: Context, plan: Plan) -> Reply:
     """Clone a database, into the same or another environment"""
@@ -286,7 +287,7 @@ async def prepare_terminate(ctx: Context, values: dict[str, Any]) -> Plan:
     group="Databases",
 )
 async def terminate(ctx: Context, plan: Plan) -> Reply:
-    """Delete a database for good (approval, typed name)
+    """Delete a database for good (the approver types its name)
 
     On Console, a safety snapshot first when policy asks (commands/safety.py).
     """
@@ -311,7 +312,7 @@ async def prepare_import(ctx: Context, values: dict[str, Any]) -> Plan:
     group="Databases",
 )
 async def import_data(ctx: Context, plan: Plan) -> Reply:
-    """Replace a database's data with an archive (approval)"""
+    """Replace a database's data with an archive"""
     return await database_adapter(plan.params["kind"]).import_archive(ctx, plan)
 
 

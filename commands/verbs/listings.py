@@ -19,6 +19,7 @@ from commands.targets import (
     EVERY_KIND,
     GRAPHENEDB,
     flags,
+    kinds_text,
     prepare_read,
     providers_of,
     scopes,
@@ -109,8 +110,20 @@ async def _catalog(ctx: Context, plan: Plan, which: Catalog, columns: list[str])
     wanted = plan.params.get("provider")
     names = {b.provider for b in eligible_bindings(policy, Role.VIEWER, providers)}
     if wanted:
+        configured = ctx.services.providers
+        if wanted not in configured:
+            known = ", ".join(sorted(p.name for p in providers)) or "none"
+            raise UserError(f"no provider called {wanted!r} (providers: {known})")
+        kind = configured[wanted].kind
+        if kind not in GRAPHENEDB:
+            raise UserError(
+                f"{which} works on {kinds_text(GRAPHENEDB)} providers; {wanted} is a {kind} "
+                "provider"
+            )
         if wanted not in names:
-            raise UserError(f"this channel has no binding on provider {wanted!r}")
+            raise UserError(
+                f"this channel has no binding on provider {wanted}; `access` shows its bindings"
+            )
         names = {wanted}
     table = Table(columns=["Provider", *columns])
     for name in sorted(names):

@@ -15,7 +15,7 @@ from commands.adapters.console import console_client
 from commands.context import Context
 from commands.options import EnvOption, NoOptions
 from commands.plan import Plan
-from commands.registry import verb
+from commands.registry import Rights, verb
 from commands.resolve import Found
 from commands.safety import safety_snapshot, wants_safety_snapshot, with_safety
 from commands.targets import (
@@ -32,6 +32,7 @@ from commands.targets import (
 )
 from commands.verbs.databases import prepare_operate
 from core.reply import Reply, Table
+from core.words import utc_text
 from permissions.policy import Target
 from permissions.roles import Role
 
@@ -67,7 +68,7 @@ async def snapshots(ctx: Context, plan: Plan) -> Reply:
     table = Table(columns=["Snapshot", "Created", "Status", "Size"])
     for snap in snaps:
         size = f"{snap.size_bytes / 1e6:.1f} MB" if snap.size_bytes else "?"
-        table.rows.append([snap.id, snap.created_at or "?", snap.status or "?", size])
+        table.rows.append([snap.id, utc_text(snap.created_at), snap.status or "?", size])
     if not snaps:
         table.note = "no manual snapshots"
     return Reply(title=f"Snapshots of {plan.params['database_name']}", tables=[table])
@@ -195,9 +196,22 @@ async def prepare_restore(ctx: Context, values: dict[str, Any]) -> Plan:
     options=RestoreOptions,
     example="restore 3f9c2a into orders-db env=staging",
     group="Snapshots",
+    rights=(
+        Rights(
+            form="<snapshot> as <new-name>",
+            role=Role.OPERATOR,
+            note="source: operator",
+        ),
+        Rights(
+            form="<snapshot> into <db>",
+            role=Role.ADMIN,
+            approval=True,
+            note="source: operator",
+        ),
+    ),
 )
 async def restore(ctx: Context, plan: Plan) -> Reply:
-    """Restore a snapshot into a database (approval) or as a new one
+    """Restore a snapshot as a new database, or into a database (replacing its data)
 
     Into: the safety snapshot first when planned, then `POST .../restore`;
     as: `POST` a new database from the snapshot. The tracker follows either.

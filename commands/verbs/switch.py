@@ -105,7 +105,7 @@ async def _switch(ctx: Context, plan: Plan) -> Reply:
     group="Databases",
 )
 async def switch(ctx: Context, plan: Plan) -> Reply:
-    """Point a database's connection URL at another database (approval)
+    """Point a database's connection URL at another database
 
     `POST .../switch` (seeds: connection switch); the answer carries a
     "Switch back" button for `switch_back_minutes` (commands/safety.py).
@@ -162,7 +162,7 @@ async def prepare_switch_back(ctx: Context, values: dict[str, Any]) -> Plan:
     group="Databases",
 )
 async def switch_back(ctx: Context, plan: Plan) -> Reply:
-    """Undo a connection switch within its window (approval)
+    """Undo a connection switch within its window
 
     The same steps as `switch`, from the former target back to the origin.
     """
@@ -196,7 +196,7 @@ async def prepare_dr(ctx: Context, values: dict[str, Any]) -> Plan:
     group="Databases",
 )
 async def dr(ctx: Context, plan: Plan) -> Reply:
-    """Disaster recovery: clone, then switch the connection URL (approval)
+    """Disaster recovery: clone, then switch the connection URL to the clone
 
     Clones the database, waits until the clone's operation finishes
     (`DR_POLL`), checks it (pre-flight), then switches the connection URL to

@@ -174,7 +174,7 @@ async def prepare_delete_db(ctx: Context, values: dict[str, Any]) -> Plan:
     group="TypeDB",
 )
 async def delete_db(ctx: Context, plan: Plan) -> Reply:
-    """Delete a TypeDB database and its data (approval, typed name)"""
+    """Delete a TypeDB database and its data (the approver types its name)"""
     name = plan.params["database_name"]
     await typedb_client(ctx, plan.provider).delete_database(name)
     ctx.services.resolver.invalidate(plan.provider)
