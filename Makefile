@@ -10,7 +10,7 @@ $(BIN)/graphops: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-.PHONY: install demo test lint constraints
+.PHONY: install demo test lint constraints bench-readme
 install: $(BIN)/graphops
 
 demo: install
@@ -33,3 +33,7 @@ constraints:
 	{ sed -n '1,3p' constraints.txt; .constraints-venv/bin/pip freeze --exclude graphops; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 	rm -rf .constraints-venv
+
+# The README's Performance table, regenerated from the saved results in bench/results/.
+bench-readme: install
+	$(BIN)/cog -r -I . README.md

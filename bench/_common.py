@@ -8,6 +8,7 @@ import resource
 import statistics
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,26 @@ def machine() -> dict[str, Any]:
     return {"nproc": os.cpu_count(), "cpu": model, "python": sys.version.split()[0]}
 
 
-def emit(name: str, payload: dict[str, Any]) -> None:
-    """The one JSON line every benchmark prints last."""
-    print(json.dumps({"bench": name, **payload, "machine": machine()}, sort_keys=False))
+RESULTS = ROOT / "bench" / "results"
+
+
+def emit(name: str, payload: dict[str, Any], save_as: str | None = None) -> None:
+    """The one JSON line every benchmark prints last: {"bench": name, ...payload,
+    "measured_at": UTC date, "machine": {...}}.
+
+    The same record is saved to bench/results/<save_as or name>.json (the README's
+    Performance table is generated from those files: `make bench-readme`), or to the
+    directory $BENCH_RESULTS names; BENCH_RESULTS= (empty) saves nothing, for trial runs.
+    """
+    record = {
+        "bench": name,
+        **payload,
+        "measured_at": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "machine": machine(),
+    }
+    print(json.dumps(record, sort_keys=False))
+    folder = os.environ.get("BENCH_RESULTS", str(RESULTS))
+    if folder:
+        path = Path(folder) / f"{save_as or name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1) + "\n")

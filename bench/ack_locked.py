@@ -114,7 +114,7 @@ async def main(hold: float, waves: int, per_wave: int, old: bool) -> dict[str, A
         "channel": CHANNEL,
         "user": USER,
         "url": url,
-        "texts": commands(n, n),
+        "texts": commands(n, iter(range(n))),
         "waves": waves,
         "per_wave": per_wave,
     }
@@ -190,6 +190,7 @@ def report(hold: float, old: bool, result: dict[str, Any]) -> None:
             "answers_after_release_s": result["answers_after_release_s"],
             "store_busy_messages": result["busy_messages"],
         },
+        save_as="ack_locked_old" if old else None,
     )
 
 

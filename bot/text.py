@@ -21,6 +21,8 @@ _LINK = re.compile(r"<(https?://[^|>]+)\|([^>]*)>")
 def humanize(text: str, names: Mapping[str, str]) -> str:
     """References (core.refs) as #name / @name, using `names` where it knows the id;
     Slack mentions (<#C1>, <@U1>, <!subteam^S1>) typed by people likewise; links as labels."""
+    if "<" not in text and refs.OPEN not in text and refs.CLOSE not in text:
+        return text  # nothing to replace: most table cells (a long table renders at once)
 
     def show(sigil: str, ident: str, label: str | None = None) -> str:
         return sigil + (label or names.get(ident, ident)).lstrip("#@")

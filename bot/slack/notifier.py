@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -149,14 +150,17 @@ class SlackNotifier:
         pages: PageStore | None = None,
         directory: Directory | None = None,
         page_rows: int = 40,
+        turn: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Use `client` (given graphops' retries), `pages` for the "More" of long tables
-        and `directory` for people's names in tables."""
+        and `directory` for people's names in tables; rendering (long tables take
+        milliseconds) waits for `turn` (bot/slack/runtime.py `AckGate.turn`) if given."""
         add_rate_limit_retries(client)
         self.client = client
         self.pages = pages
         self.directory = directory
         self.page_rows = page_rows
+        self.turn = turn
         self._uncertain: dict[str, float] = {}  # key -> when the first uncertain try began
 
     async def render(
@@ -167,6 +171,8 @@ class SlackNotifier:
         (`menu`: the key its Choice is stored under, bot/slack/menus.py)."""
         wanted = table_refs(reply)
         names = await self.directory.names(wanted) if wanted and self.directory else None
+        if self.turn is not None:
+            await self.turn()
         return render(
             reply,
             pages=self.pages,

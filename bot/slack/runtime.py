@@ -77,16 +77,26 @@ class AckGate:
     """Acks first: command work waits while Slack requests are still being acknowledged.
 
     Every request Slack sends must be answered within 3 seconds, and the work a
-    command starts (permission look-ups, audit writes) shares the event loop with
-    the acks still queued. Work therefore waits until no request is in flight,
-    but never longer than `max_wait` seconds.
+    command starts (permission look-ups, audit writes, rendering a long table) shares
+    the event loop with the acks. An event loop cannot pause a step of work that has
+    started, so an ack that arrives during one waits for it; and when several steps
+    are ready together (a burst of API answers) the loop runs them all before it
+    reads the next request. Hence two rules:
+
+    - `wait`: work waits until no request is in flight (at most `max_wait` seconds),
+      so a burst of requests is acknowledged before its work starts.
+    - `turn`: steps of work take turns, one at a time; each turn first lets the loop
+      read the sockets (`settle` seconds) and waits for the acks then in flight, so
+      under a steady stream of requests an ack waits for at most one step.
     """
 
-    def __init__(self, max_wait: float = 0.5) -> None:
+    def __init__(self, max_wait: float = 0.5, settle: float = 0.001) -> None:
         self.max_wait = max_wait
+        self.settle = settle
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._lane = asyncio.Lock()
 
     @contextlib.contextmanager
     def pending(self) -> Iterator[None]:
@@ -104,6 +114,14 @@ class AckGate:
         """Return once no ack is pending (or after `max_wait`)."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), self.max_wait)
+
+    async def turn(self) -> None:
+        """Return when the caller may run its next step of work: the synchronous code
+        that follows (up to its next await that suspends) runs before any other
+        waiter's turn, and after the acks of the requests that arrived before it."""
+        async with self._lane:
+            await asyncio.sleep(self.settle)  # requests already on the sockets get read
+            await self.wait()
 
 
 @dataclass
@@ -242,7 +260,11 @@ class SlackRuntime:
         self.membership = ChannelMembers(self.client)
         self.bot.services.membership = self.membership
         self.notifier = SlackNotifier(
-            self.client, pages=self.pages, directory=self.directory, page_rows=self.page_rows
+            self.client,
+            pages=self.pages,
+            directory=self.directory,
+            page_rows=self.page_rows,
+            turn=self.acks.turn,
         )
         self.delivery = Delivery(
             self.notifier,
@@ -338,7 +360,7 @@ class SlackRuntime:
                 return
         working = self.spawn(self._working(origin, text)) if not acked else None
         try:
-            await self.acks.wait()
+            await self.acks.turn()
             invocation = await self.invocation(origin, text)
             reply = await self.run_invocation(invocation)
         finally:
@@ -418,7 +440,7 @@ class SlackRuntime:
         async def run() -> None:
             row = accepted
             async with self.shielded(origin):
-                await self.acks.wait()  # acks first: the probe below uses a thread
+                await self.acks.turn()  # acks first: the probe below uses a thread
                 if not await self.bot.store.ready():
                     if inspect.iscoroutine(coroutine):
                         coroutine.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Mapping
@@ -124,6 +125,10 @@ async def serve(
         bot.services.resolver.start_refresh(  # names -> ids warm from the start
             bot.config.bot.name_refresh_seconds, list(bot.services.providers.values())
         )
+        # What start-up built (modules, config, the app) lives as long as the process:
+        # moved out of the collector's sight, full collections stay short (they scanned
+        # it all, holding the event loop and the acks behind them for 100s of ms).
+        gc.freeze()
         if socket_mode is not None:
             socket_mode.start_connecting()
             log.info("graphops: Socket Mode; health and metrics on %s", url)

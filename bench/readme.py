@@ -1,0 +1,245 @@
+"""The README's Performance table, generated from the saved bench results.
+
+Every bench saves its JSON line to bench/results/<name>.json (bench/_common.py
+`emit`); `make bench-readme` runs cog over README.md, whose table block calls
+`table()`. A bench whose file is missing gets a row saying "not measured yet",
+and a figure missing from a file says which field it lacked, so benches can be
+added or changed without breaking the README (tests/test_readme_bench.py checks
+that the README matches the saved results).
+
+Each `BENCHES` entry: (results file stem, how the bench is named in the first
+cell, a function from the saved record to rows of (figure, measured, target)).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+Row = tuple[str, str, str]
+
+
+class Missing(Exception):
+    """A field the row needs is not in the saved record."""
+
+
+def get(record: dict[str, Any], dotted: str) -> Any:
+    """`record["a"]["b"]` for "a.b"; Missing when absent."""
+    value: Any = record
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise Missing(dotted)
+        value = value[part]
+    return value
+
+
+def num(value: Any, digits: int = 1) -> str:
+    """A figure for a table cell: thousands separated, `digits` decimals for floats."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.{digits}f}"
+
+
+def verdict(met: Any) -> str:
+    return "met" if met is True else "not met" if met is False else "not judged"
+
+
+def _ack(r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for mode in ("burst", "paced"):
+        if mode not in r:
+            continue
+        m = r[mode]
+        how = (
+            f"burst: {num(m['n'])} at once"
+            if mode == "burst"
+            else f"paced: {num(r['paced_n'])} at {num(r['rate_per_s'], 0)}/s"
+        )
+        ours, bolt, plain = m["graphops"], m["bare_bolt"], m["aiohttp"]
+        rows.append(
+            (
+                f"{how}: ack p99 (median of {m['rounds']} rounds) graphops / bare Bolt / "
+                "plain aiohttp",
+                f"{num(ours['median_round_p99_ms'])} / {num(bolt['median_round_p99_ms'])} / "
+                f"{num(plain['median_round_p99_ms'])} ms (p50 {num(ours['median_round_p50_ms'])}"
+                f" / {num(bolt['median_round_p50_ms'])} / {num(plain['median_round_p50_ms'])})",
+                "",
+            )
+        )
+        rows.append(
+            (
+                f"{mode}: p99 ratio graphops / bare Bolt",
+                num(m["p99_ratio"], 2),
+                f"≤ 1.5: {verdict(get(r, f'targets.{mode}_p99_ratio_le_1_5'))}",
+            )
+        )
+        rows.append(
+            (
+                f"{mode}: answers delivered (incl. a warm-up `help` per round)",
+                f"{num(m['messages'])}/{num(m['messages_expected'])}",
+                f"all: {verdict(get(r, f'targets.{mode}_all_messages'))}",
+            )
+        )
+    return rows
+
+
+def _api_calls(r: dict[str, Any]) -> list[Row]:
+    total, naive = get(r, "requests_total"), get(r, "requests_naive")
+    return [
+        (
+            "API requests, against the seed examples' naive pattern",
+            f"{num(total)} / {num(naive)} ({num(naive / total if total else 0, 2)}× fewer)",
+            f"≥ 3× fewer: {verdict(total > 0 and naive / total >= 3)}",
+        ),
+        (
+            "token requests",
+            num(get(r, "token_requests")),
+            "one per provider per token lifetime: "
+            + verdict(get(r, "targets.one_token_per_lifetime")),
+        ),
+    ]
+
+
+def _tracker(r: dict[str, Any]) -> list[Row]:
+    interval = get(r, "poll_interval_at_end_s")
+    return [
+        (
+            "CPU",
+            f"{num(get(r, 'avg_cores'), 2)} core on average",
+            f"< 1 core: {verdict(get(r, 'targets.cpu_lt_1_core'))}",
+        ),
+        (
+            "peak RSS",
+            f"{num(get(r, 'peak_rss_mb'), 0)} MB",
+            f"< 200 MB: {verdict(get(r, 'targets.rss_lt_200mb'))}",
+        ),
+        (
+            "open sockets (max) / token requests",
+            f"{num(get(r, 'max_open_sockets'))} / {num(get(r, 'token_requests'))}",
+            "",
+        ),
+        ("polls per operation", num(get(r, "polls_per_op")), ""),
+        (
+            "final message after the operation ended, p50 / p99",
+            f"{num(get(r, 'final_delay_p50_s'))} s / {num(get(r, 'final_delay_p99_s'))} s",
+            f"p99 < poll interval + 1 s ({num(interval + 1)} s): "
+            f"{verdict(get(r, 'targets.final_delay_p99_lt_interval_plus_1s'))}",
+        ),
+    ]
+
+
+def _startup(r: dict[str, Any]) -> list[Row]:
+    ratio, target = get(r, "ratio"), get(r, "target_ratio")
+    return [
+        (
+            f"help / python, medians of {num(get(r, 'runs'))} runs",
+            f"{num(get(r, 'help_ms'), 0)} ms / {num(get(r, 'python_ms'), 0)} ms",
+            "",
+        ),
+        ("ratio", num(ratio), f"≤ {num(target, 0)}: {verdict(ratio <= target)}"),
+    ]
+
+
+def _ack_locked(r: dict[str, Any]) -> list[Row]:
+    n = get(r, "n")
+    return [
+        (
+            "acked before the lock is let go",
+            f"{num(get(r, 'acked_before_release'))}/{num(n)} (p99 {num(get(r, 'ack.p99_ms'))} ms)",
+            f"all: {verdict(get(r, 'acked_before_release') == n)}",
+        ),
+        (
+            "answers, after the lock is let go",
+            f"{num(get(r, 'answers'))}/{num(n)}, the last "
+            f"{num(get(r, 'answers_after_release_s'))} s after",
+            "",
+        ),
+    ]
+
+
+def _decide(r: dict[str, Any]) -> list[Row]:
+    return [
+        (
+            "`policy_for` + `decide` p50 / p99",
+            f"{num(get(r, 'end_to_end.p50_ms'), 3)} / {num(get(r, 'end_to_end.p99_ms'), 3)} ms",
+            f"p99 < 1 ms: {verdict(get(r, 'targets.p99_lt_1ms'))}",
+        ),
+        ("store size", f"{num(get(r, 'store_bytes') / 1e6)} MB", ""),
+    ]
+
+
+def _soak(r: dict[str, Any]) -> list[Row]:
+    return [
+        (
+            "ack p99, first / last window",
+            f"{num(get(r, 'ack_p99_first_ms'))} / {num(get(r, 'ack_p99_last_ms'))} ms "
+            f"({num(get(r, 'commands'))} commands)",
+            f"last < 2 × first + 50 ms: {verdict(get(r, 'met'))}",
+        ),
+    ]
+
+
+def _targets(r: dict[str, Any]) -> list[Row]:
+    """Any bench without rows of its own: the targets it judged itself."""
+    targets = get(r, "targets")
+    return [(name.replace("_", " "), "", verdict(met)) for name, met in targets.items()]
+
+
+BENCHES: list[tuple[str, str, Callable[[dict[str, Any]], list[Row]]]] = [
+    (
+        "ack",
+        "`ack.py`: signed slash commands from the lean load generator, "
+        "graphops against the bare Bolt and plain aiohttp floors",
+        _ack,
+    ),
+    ("ttfm", "`ttfm.py`: time from the slash command to the first message", _targets),
+    ("api_calls", "`api_calls.py`: a scripted command session", _api_calls),
+    ("tracker", "`tracker.py`: 1,000 operations followed at once", _tracker),
+    ("storage", "`storage.py`: the store after simulated days", _targets),
+    ("startup", "`startup.py`: `graphops --help` against `python -c pass`", _startup),
+    (
+        "ack_locked",
+        "`ack_locked.py`: slash commands while another process holds the SQLite write lock",
+        _ack_locked,
+    ),
+    ("decide", "`decide.py`: 10,000 channels x 5 bindings in SQLite", _decide),
+    ("soak", "`soak.py`: the reliability soak", _soak),
+    ("redaction", "`redaction.py`: redacting replies while many secrets are known", _targets),
+]
+
+
+def cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def rows_of(stem: str, label: str, make: Callable[[dict[str, Any]], list[Row]]) -> list[str]:
+    """The markdown rows of one bench (its first cell says when and on what it ran)."""
+    path = RESULTS / f"{stem}.json"
+    if not path.exists():
+        return [f"| {cell(label)} | | not measured yet (no bench/results/{stem}.json) | |"]
+    record = json.loads(path.read_text())
+    try:
+        rows = make(record)
+    except (Missing, KeyError, TypeError, ZeroDivisionError) as exc:
+        rows = [("", f"not in the saved results: {exc}", "")]
+    machine = record.get("machine") or {}
+    when = f" ({record.get('measured_at', 'undated')}, {machine.get('nproc', '?')} cores)"
+    lines = []
+    for n, (figure, measured, target) in enumerate(rows or [("", "", "")]):
+        first = cell(label + when) if n == 0 else ""
+        lines.append(f"| {first} | {cell(figure)} | {cell(measured)} | {cell(target)} |")
+    return lines
+
+
+def table() -> str:
+    """The whole markdown table, ending with a newline."""
+    lines = ["| bench | figure | measured | target |", "| --- | --- | --- | --- |"]
+    for stem, label, make in BENCHES:
+        lines.extend(rows_of(stem, label, make))
+    return "\n".join(lines) + "\n"
