@@ -29,6 +29,9 @@ from permissions.audit import AuditLog
 from permissions.model import ChannelPolicy
 from permissions.store import PermissionStore
 
+# How a command polls what it waits on itself (dr's clone, the safety snapshot), in seconds.
+WAIT_BACKOFF = Backoff(first=1.0, factor=1.3, cap=10.0)
+
 
 class Refused(UserError):
     """A command the rules refuse, found while preparing it (not a mistake in it).
@@ -154,7 +157,7 @@ class Services:
     # Waits inside a command (dr's clone, the safety snapshot): the same limits as the
     # tracker's ([operations] max_poll_failures, deadline_minutes), and how often to poll.
     follow_limits: FollowLimits = field(default_factory=FollowLimits)
-    wait_backoff: Backoff = field(default_factory=lambda: Backoff(first=1.0, factor=1.3, cap=10.0))
+    wait_backoff: Backoff = field(default_factory=lambda: WAIT_BACKOFF)
     # The environment's incident channel (through the outbox): a wait that gives up (or
     # fails), failures of approved work. None: nowhere (a bare test bot).
     incidents: IncidentPort | None = None

@@ -99,13 +99,30 @@ def nothing_answered(failed: dict[str, ApiError]) -> Exception:
         return next(iter(failed.values()))
     return UserError(
         "nothing could be looked at: "
-        + "; ".join(f"{where}: {exc.describe()}" for where, exc in sorted(failed.items()))
+        + "; ".join(
+            exc.describe() if where == exc.provider else f"{where}: {exc.describe()}"
+            for where, exc in sorted(failed.items())
+        )
     )
 
 
 def not_searched(unreachable: dict[str, ApiError]) -> str:
     """`; not searched: console-eu: unreachable (500)` (empty when all answered)."""
     return f"; not searched: {', '.join(unreachable_lines(unreachable))}" if unreachable else ""
+
+
+async def listed(
+    ctx: Context, wanted: list[Scope], *, fresh: bool = True
+) -> list[tuple[Scope, list[Any]]]:
+    """The databases of each scope, fetched concurrently (fresh by default: state shown to
+    people); a scope whose listing fails is left out and named in `ctx.unreachable`;
+    when every one failed, their error (`nothing_answered`)."""
+    found = await ctx.services.resolver.listings(wanted, fresh=fresh, unreachable=ctx.unreachable)
+    if wanted and not found:
+        failed = {s.label: ctx.unreachable[s.label] for s in wanted if s.label in ctx.unreachable}
+        if failed:
+            raise nothing_answered(failed)
+    return found
 
 
 def target_of(scope: Scope) -> Target:

@@ -23,6 +23,7 @@ from commands.targets import (
     GRAPHENEDB,
     flags,
     kinds_text,
+    listed,
     prepare_read,
     providers_of,
     scopes,
@@ -101,9 +102,7 @@ async def list_databases(ctx: Context, plan: Plan) -> Reply:
     """
     table = Table(columns=["Database", "Environment", "State", "Plan", "Version", "Flags"])
     wanted = await scopes(ctx, GRAPHENEDB, Role.VIEWER, plan.params.get("env"))
-    for scope, databases in await ctx.services.resolver.listings(
-        wanted, fresh=True, unreachable=ctx.unreachable
-    ):
+    for scope, databases in await listed(ctx, wanted):
         for db in databases:
             table.rows.append(
                 [

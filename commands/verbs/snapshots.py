@@ -24,6 +24,7 @@ from commands.targets import (
     check_database_name,
     db_plan,
     find,
+    listed,
     new_database_reply,
     not_searched,
     one_by_id,
@@ -115,20 +116,20 @@ async def _find_snapshot(
         candidates = [await find(ctx, CONSOLE, Role.VIEWER, source, env)]
     else:
         wanted = await scopes(ctx, CONSOLE, Role.VIEWER, env)
-        found_in = await ctx.services.resolver.listings(wanted, unreachable=ctx.unreachable)
+        found_in = await listed(ctx, wanted, fresh=False)
         candidates = [Found(scope, db) for scope, databases in found_in for db in databases]
     snapshots: list[tuple[Found, Any]] = []
     for found in candidates:
         api = console_client(ctx, found.scope.provider.name)
         try:
-            listed = await api.snapshots(found.database.id)
+            snaps = await api.snapshots(found.database.id)
         except ApiError as exc:
             if source:
                 raise
             where = f"snapshots of {found.database.name} ({found.scope.label})"
             ctx.unreachable[where] = exc
             continue
-        snapshots.extend((found, snap) for snap in listed)
+        snapshots.extend((found, snap) for snap in snaps)
     where = "found" + not_searched(ctx.unreachable)
     return one_by_id(snapshots, lambda pair: str(pair[1].id), snapshot, "snapshot", where)
 

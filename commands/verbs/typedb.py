@@ -29,6 +29,7 @@ from commands.targets import (
     TYPEDB,
     db_plan,
     find,
+    listed,
     prepare_read,
     scopes,
     single_scope,
@@ -119,9 +120,7 @@ async def dbs(ctx: Context, plan: Plan) -> Reply:
     """
     table = Table(columns=["Database", "Server"])
     wanted = await scopes(ctx, TYPEDB, Role.VIEWER, plan.params.get("env"))
-    for scope, databases in await ctx.services.resolver.listings(
-        wanted, fresh=True, unreachable=ctx.unreachable
-    ):
+    for scope, databases in await listed(ctx, wanted):
         for db in databases:
             table.rows.append([db.name, scope.provider.name])
     if not table.rows:

@@ -144,7 +144,9 @@ async def test_typedb_dbs_and_health_show_the_failing_server_beside_the_other(bo
     assert "graph-b: unreachable (500)" in dbs.text.splitlines()
     health = await run(bot, "health")
     rows = {row[0]: row[1] for row in health.tables[0].rows}
-    assert rows["graph"] == "yes" and rows["graph-b"].startswith("no: Server error (500)")
+    assert rows["graph"] == "yes" and rows["graph-b"].startswith(
+        "no: graph-b (typedb): Server error (500)"
+    )
 
 
 async def test_a_name_not_found_says_what_was_not_searched(bot, world):
@@ -162,8 +164,8 @@ async def test_when_nothing_answers_it_is_an_error_not_an_empty_answer(bot, worl
     assert {"console: unreachable (500)", EU_DOWN} <= set(listing.text.splitlines())
     reply = await run(bot, "snapshots sandbox-db")  # Console only: nothing answers
     assert reply.status == "error" and "nothing could be looked at" in reply.text
-    assert "console: Server error (500) from console on " in reply.text
-    assert "console-eu: Server error (500) from console-eu on " in reply.text
+    assert "console (graphenedb): Server error (500) on " in reply.text
+    assert "console-eu (graphenedb): Server error (500) on " in reply.text
 
 
 async def test_env_goes_straight_to_the_providers_that_can_have_it(bot, world):
@@ -179,7 +181,7 @@ async def test_env_goes_straight_to_the_providers_that_can_have_it(bot, world):
     assert "console-eu" not in reply.text
     everywhere = await run(bot, "restart catalog-db env=eu-prod")
     assert everywhere.status == "error"  # the only provider that can have it does not answer
-    assert "Server error (500) from console-eu on GET" in everywhere.text
+    assert "console-eu (graphenedb): Server error (500) on GET" in everywhere.text
 
 
 async def test_failing_providers_of_another_kind_do_not_hide_a_not_found(bot, world):

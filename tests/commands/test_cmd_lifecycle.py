@@ -41,7 +41,7 @@ class Killed(BaseException):
 
 @pytest.fixture(autouse=True)
 def fast_safety_polls(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("commands.safety.SAFETY_POLL", Backoff(first=0.01, factor=1.0, cap=0.01))
+    monkeypatch.setattr("commands.context.WAIT_BACKOFF", Backoff(first=0.01, factor=1.0, cap=0.01))
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ GONE = "999999999:1"  # a runner whose process is not running
 
 @pytest.fixture(autouse=True)
 def fast_safety_polls(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("commands.safety.SAFETY_POLL", Backoff(first=0.01, factor=1.0, cap=0.01))
+    monkeypatch.setattr("commands.context.WAIT_BACKOFF", Backoff(first=0.01, factor=1.0, cap=0.01))
 
 
 @pytest.fixture
