@@ -87,9 +87,12 @@ async def _scopes(
 
 
 def unreachable_lines(unreachable: dict[str, ApiError]) -> list[str]:
-    """One line per provider or environment that could not be listed:
-    `console-eu: unreachable (500)`."""
-    return [f"{where}: {why_unreachable(exc)}" for where, exc in sorted(unreachable.items())]
+    """One line per provider or environment that could not be listed, with the server's
+    reason when it gave one: `console-eu: unreachable (500): disk on fire`."""
+    return [
+        f"{where}: {why_unreachable(exc)}" + (f": {exc.message}" if exc.message else "")
+        for where, exc in sorted(unreachable.items())
+    ]
 
 
 def nothing_answered(failed: dict[str, ApiError]) -> Exception:

@@ -24,7 +24,7 @@ from simulators.typedb import TypeDBSimulator
 from tests.support import ENVIRON, SECRET, SECRET_ID
 
 V1_KEY, TDB_PASSWORD = "sentinel-v1-key-1a2b", "sentinel-tdb-pw-3c4d"
-EU_DOWN = "console-eu: unreachable (500)"
+EU_DOWN = "console-eu: unreachable (500): simulated fault"
 
 
 async def _started(sim):  # type: ignore[no-untyped-def]
@@ -141,7 +141,7 @@ async def test_typedb_dbs_and_health_show_the_failing_server_beside_the_other(bo
     dbs = await run(bot, "dbs")
     assert dbs.status == "ok", dbs.text
     assert ["social", "graph"] in dbs.tables[0].rows
-    assert "graph-b: unreachable (500)" in dbs.text.splitlines()
+    assert "graph-b: unreachable (500): simulated fault" in dbs.text.splitlines()
     health = await run(bot, "health")
     rows = {row[0]: row[1] for row in health.tables[0].rows}
     assert rows["graph"] == "yes" and rows["graph-b"].startswith(
@@ -161,7 +161,9 @@ async def test_when_nothing_answers_it_is_an_error_not_an_empty_answer(bot, worl
     fail_everything(world["console"])
     listing = await run(bot, "list")  # the v1 account still answers
     assert listing.status == "ok" and any("legacy-orders" in r for r in listing.tables[0].rows)
-    assert {"console: unreachable (500)", EU_DOWN} <= set(listing.text.splitlines())
+    assert {"console: unreachable (500): simulated fault", EU_DOWN} <= set(
+        listing.text.splitlines()
+    )
     reply = await run(bot, "snapshots sandbox-db")  # Console only: nothing answers
     assert reply.status == "error" and "nothing could be looked at" in reply.text
     assert "console (graphenedb): Server error (500) on " in reply.text
