@@ -125,6 +125,7 @@ def open_sockets() -> int:
 async def main(
     ops: int, step: float, latency: float, pool: int, concurrency: int | None, limit: float
 ) -> dict[str, Any]:
+    import aiohttp
     import httpx
     from slack_sdk.web.async_client import AsyncWebClient
 
@@ -168,7 +169,12 @@ async def main(
             environ=ENVIRON,
             http=http,
         )
-        notifier = SlackNotifier(AsyncWebClient(token=BOT_TOKEN, base_url=urls["slack"]))
+        # One aiohttp session for every Slack call, as `graphops serve` does
+        # (bot/slack/serve.py web_client).
+        slack_session = aiohttp.ClientSession()
+        notifier = SlackNotifier(
+            AsyncWebClient(token=BOT_TOKEN, base_url=urls["slack"], session=slack_session)
+        )
         tracker = build_tracker(bot, notifier)
         settings = tracker.settings
         client = bot.services.providers["console"].client
@@ -236,6 +242,7 @@ async def main(
         }
         await bot.aclose()
         await http.aclose()
+        await slack_session.close()
     finally:
         proc.stdin.close()
         try:
