@@ -123,7 +123,13 @@ def open_sockets() -> int:
 
 
 async def main(
-    ops: int, step: float, latency: float, pool: int, concurrency: int | None, limit: float
+    ops: int,
+    step: float,
+    latency: float,
+    pool: int,
+    concurrency: int | None,
+    limit: float,
+    lean: bool = True,
 ) -> dict[str, Any]:
     import aiohttp
     import httpx
@@ -132,6 +138,7 @@ async def main(
     from bot.config import OperationsSettings
     from bot.slack.notifier import SlackNotifier
     from bot.wiring import build_bot, build_tracker
+    from clients.pool import lean_transport
     from core.reply import OperationRef, Reply
 
     proc = await asyncio.create_subprocess_exec(
@@ -153,9 +160,10 @@ async def main(
     try:
         # The provider's connection pool: `pool` connections (the clients' own pool holds
         # 20; the size per provider becomes a setting, issue 17).
+        limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(15.0, connect=5.0),
-            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+            transport=lean_transport(limits) if lean else httpx.AsyncHTTPTransport(limits=limits),
         )
         bot = build_bot(
             make_config(
@@ -281,6 +289,7 @@ async def main(
         "step": step,
         "latency": latency,
         "pool": pool,
+        "lean": lean,
         "idle": idle,
         "settings": settings,
         "start_s": started_s,
@@ -322,7 +331,8 @@ def report(r: dict[str, Any]) -> None:
     )
     print(
         f"settings: backoff first={b.first}s factor={b.factor} cap={b.cap}s, "
-        f"concurrency={s.concurrency}, pool={r['pool']} connections, "
+        f"concurrency={s.concurrency}, pool={r['pool']} connections "
+        f"({'LeanConnectionPool' if r['lean'] else 'httpcore pool'}), "
         f"tick={s.tick_seconds}s, batch={s.batch}; notifier: SlackNotifier over HTTP"
     )
     print(
@@ -368,6 +378,7 @@ def report(r: dict[str, Any]) -> None:
                 "poll_cap_s": b.cap,
                 "concurrency": s.concurrency,
                 "pool_connections": r["pool"],
+                "lean_pool": r["lean"],
                 "tick_s": s.tick_seconds,
                 "batch": s.batch,
             },
@@ -403,6 +414,11 @@ if __name__ == "__main__":
         "--concurrency", type=int, help="tracker polls in flight (default: the config's)"
     )
     parser.add_argument("--limit", type=float, default=90.0, help="max tracking time, s")
+    parser.add_argument(
+        "--stock-pool",
+        action="store_true",
+        help="httpcore's own pool instead of clients/pool.py's LeanConnectionPool",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -413,6 +429,14 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.ERROR)
     report(
         asyncio.run(
-            main(args.ops, args.step, args.latency, args.pool, args.concurrency, args.limit)
+            main(
+                args.ops,
+                args.step,
+                args.latency,
+                args.pool,
+                args.concurrency,
+                args.limit,
+                lean=not args.stock_pool,
+            )
         )
     )

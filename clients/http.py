@@ -39,6 +39,7 @@ from clients.errors import (
     UnusableAnswer,
     error_for_status,
 )
+from clients.pool import lean_transport
 
 log = logging.getLogger("graphops.http")
 
@@ -113,7 +114,9 @@ class HttpApi:
         self._own_client = client is None
         self.client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+            transport=lean_transport(
+                httpx.Limits(max_connections=20, max_keepalive_connections=10)
+            ),
         )
         self.retry = retry or RetryPolicy()
         self.on_call = on_call
