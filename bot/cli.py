@@ -181,11 +181,10 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 async def _shell(args: argparse.Namespace) -> int:
-    from bot.files import open_local_or_url
     from bot.shell import ShellSession, colour_wanted, interactive
     from bot.wiring import build_bot
 
-    bot = build_bot(_load(args), open_file=open_local_or_url)
+    bot = build_bot(_load(args))
     try:
         session = ShellSession(bot, user=args.user, channel=args.channel, colour=colour_wanted())
         try:

@@ -29,8 +29,10 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic_core import ErrorDetails
 
 from core.refs import UserRef
+from core.words import explain
 
 CONFIG_ENV = "GRAPHOPS_CONFIG"
 DATABASE_ENV = "GRAPHOPS_DATABASE"
@@ -50,7 +52,11 @@ class _Strict(BaseModel):
 class BotSettings(_Strict):
     """The `[bot]` table."""
 
-    slash_command: str = Field(default="/gdb", pattern=r"^/[a-z0-9_-]{1,31}$")
+    slash_command: str = Field(
+        default="/gdb",
+        pattern=r"^/[a-z0-9_-]{1,31}$",
+        description="a slash and 1-31 lower-case letters, digits, - or _, e.g. /gdb",
+    )
     admins: tuple[str, ...] = ()
     database: str = "graphops.sqlite3"
     approval_ttl_minutes: int = Field(default=15, ge=1, le=24 * 60)
@@ -140,8 +146,24 @@ class RetentionSettings(_Strict):
     prune_every_minutes: float = Field(default=60, ge=1, le=7 * 24 * 60)
 
 
+class ImportSettings(_Strict):
+    """The `[imports]` table: archives `import` downloads (Console; bot/files.py).
+
+    A download stops past `max_archive_mb` (MB of 10^6 bytes) and is kept, until the
+    approval runs, in the folder `<database>.imports` beside the SQLite file. Plain
+    `http://` is refused unless `allow_http_loopback` (loopback addresses only: tests
+    and the demo).
+    """
+
+    max_archive_mb: int = Field(default=10_000, ge=1, le=10_000_000)
+    allow_http_loopback: bool = False
+
+
 class _ProviderBase(_Strict):
-    name: str = Field(pattern=_NAME_PATTERN)
+    name: str = Field(
+        pattern=_NAME_PATTERN,
+        description="1-40 lower-case letters, digits, - or _, starting with a letter",
+    )
     base_url: str
     timeout_seconds: float = Field(default=15.0, gt=0, le=600)
 
@@ -197,6 +219,7 @@ class Config(_Strict):
     slack: SlackSettings = SlackSettings()
     operations: OperationsSettings = OperationsSettings()
     retention: RetentionSettings = RetentionSettings()
+    imports: ImportSettings = ImportSettings()
     providers: tuple[ProviderConfig, ...] = ()
     # Where `bot.database` came from, in words (set by load_config).
     _database_source: str = PrivateAttr(default="[bot] database")
@@ -226,16 +249,57 @@ class Config(_Strict):
         raise KeyError(name)
 
 
+_TABLES: dict[str, type[BaseModel]] = {
+    "bot": BotSettings,
+    "slack": SlackSettings,
+    "operations": OperationsSettings,
+}
+_KINDS: dict[str, type[BaseModel]] = {
+    "graphenedb": ConsoleProvider,
+    "graphenedb-v1": V1Provider,
+    "typedb": TypeDBProvider,
+}
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
+    """`providers[1].base_url`: where in the file, as a person would write it."""
     text = ""
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif part in {"graphenedb", "graphenedb-v1", "typedb"}:
+        elif part in _KINDS:
             continue  # the discriminator's branch name adds nothing for a person
         else:
             text += f".{part}" if text else str(part)
-    return text or "(top level)"
+    return text
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The settings model of the table `loc` points into (None when it cannot tell)."""
+    if len(loc) == 1:
+        return Config
+    if len(loc) == 2 and loc[0] in _TABLES:
+        return _TABLES[str(loc[0])]
+    if len(loc) == 4 and loc[0] == "providers" and loc[2] in _KINDS:
+        return _KINDS[str(loc[2])]
+    return None
+
+
+def _problem(error: ErrorDetails) -> str:
+    """One validation error in words: where, what was wrong, what works."""
+    loc = tuple(error["loc"])
+    key = _location(loc)
+    model = _model_at(loc)
+    if error["type"] == "extra_forbidden":
+        known = ", ".join(model.model_fields) if model is not None else ""
+        if len(loc) == 1:
+            return f"[{key}] is not a table of graphops.toml (tables: {known})"
+        where = f"[{loc[0]}]" if len(loc) == 2 else "[[providers]]"
+        return f"{key} is not a setting of {where}" + (f" (settings: {known})" if known else "")
+    problem = explain(error, key, model.model_fields.get(str(loc[-1])) if model else None)
+    if error["type"] == "union_tag_not_found":
+        problem += " (graphenedb, graphenedb-v1 or typedb)"
+    return problem
 
 
 def parse_config(text: str, source: str = DEFAULT_CONFIG) -> Config:
@@ -252,10 +316,7 @@ def parse_config(text: str, source: str = DEFAULT_CONFIG) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors(include_url=False, include_input=False):
-            message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{_location(error['loc'])}: {message}")
+        problems = [_problem(error) for error in exc.errors(include_url=False)]
         raise ConfigError(f"{source}: " + "; ".join(problems)) from None
 
 

@@ -12,8 +12,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.config import BotSettings, Config, ConsoleProvider, TypeDBProvider, V1Provider
-from bot.files import open_local_or_url
+from bot.config import (
+    BotSettings,
+    Config,
+    ConsoleProvider,
+    ImportSettings,
+    TypeDBProvider,
+    V1Provider,
+)
 from bot.shell import ShellSession, colour_wanted, interactive
 from bot.wiring import Bot, build_bot
 from permissions.roles import Role
@@ -82,6 +88,7 @@ async def start_demo(step_seconds: float = DEFAULT_STEP_SECONDS) -> Demo:
     tmp = tempfile.TemporaryDirectory(prefix="graphops-demo-")
     config = Config(
         bot=BotSettings(admins=("U0ADMIN",), database=str(Path(tmp.name) / "demo.sqlite3")),
+        imports=ImportSettings(allow_http_loopback=True),  # a local `python -m http.server`
         providers=(
             ConsoleProvider(
                 name="console",
@@ -113,7 +120,7 @@ async def start_demo(step_seconds: float = DEFAULT_STEP_SECONDS) -> Demo:
         "GRAPHOPS_DEMO_TYPEDB_USER": simulators.typedb_username,
         "GRAPHOPS_DEMO_TYPEDB_PASSWORD": simulators.typedb_password,
     }
-    bot = build_bot(config, environ=environ, open_file=open_local_or_url)
+    bot = build_bot(config, environ=environ)
     apply_demo_policy(bot)
     return Demo(simulators, bot, tmp)
 

@@ -59,17 +59,25 @@ def render(reply: Reply, names: Mapping[str, str] | None = None, colour: bool = 
     names = names or {}
     lines: list[str] = []
     mark = _MARK[reply.status]
-    head = f"{mark} {reply.title}" if reply.title else mark
+    text = reply.text
+    title = reply.title
+    if not title and text:  # never a bare mark: the first line of the text heads the reply
+        title, _, text = text.partition("\n")
+    head = f"{mark} {title}" if title else mark
     if colour:
         head = f"\x1b[1;{_COLOUR[reply.status]}m{head}\x1b[0m"
     lines.append(head)
     if reply.visibility == "ephemeral":
         lines[-1] += "  (only you see this)" if not colour else "  \x1b[2m(only you)\x1b[0m"
-    if reply.text:
-        lines.extend("  " + line for line in reply.text.splitlines())
+    if text:
+        lines.extend("  " + line for line in text.splitlines())
     if reply.fields:
         width = max(len(label) for label, _ in reply.fields)
-        lines.extend(f"  {label.ljust(width)} : {value}" for label, value in reply.fields)
+        indent = "\n" + " " * (width + 5)  # a value's further lines, under its first
+        lines.extend(
+            f"  {label.ljust(width)} : {value.replace(chr(10), indent)}"
+            for label, value in reply.fields
+        )
     for table in reply.tables:
         lines.append("")
         lines.extend(render_table(table, names))

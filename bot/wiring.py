@@ -5,16 +5,19 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import sqlite_utils
 from pydantic import SecretStr
 
-from bot.config import Config, ProviderConfig, resolve_credentials
+from bot.config import Config, OperationsSettings, ProviderConfig, resolve_credentials
+from bot.files import ArchiveSource
 from bot.logs import log_command
 from bot.store import (
     BUSY_TIMEOUT_MS,
@@ -27,6 +30,7 @@ from clients.dryrun import RecordingTransport
 from clients.http import CallRecord
 from commands.adapters import adapter
 from commands.adapters.base import ClientOptions
+from commands.archives import ArchiveStore
 from commands.context import DryRunProviders, FileSource, Services
 from commands.pipeline import Pipeline
 from commands.registry import Registry
@@ -41,8 +45,8 @@ from operations.follow import DEFAULT_DEADLINES, Backoff, FollowLimits
 from operations.notify import Notifier
 from operations.retention import Retention, RetentionPolicy, enable_incremental_vacuum
 from operations.schedules import Scheduler, ScheduleStore
-from operations.store import OperationHistory, SwitchBacks
-from operations.tracker import Tracker, TrackerSettings
+from operations.store import OperationHistory, Outbox, SwitchBacks
+from operations.tracker import Announcer, Tracker, TrackerSettings
 from operations.watch import Watcher, WatchStore
 from permissions.approvals import ApprovalStore
 from permissions.audit import AuditLog
@@ -102,13 +106,7 @@ def build_tracker(bot: Bot, notifier: Notifier) -> Tracker:
                 settings.poll_first_seconds, settings.poll_factor, settings.poll_cap_seconds
             ),
             concurrency=settings.concurrency,
-            limits=FollowLimits(
-                max_failures=settings.max_poll_failures,
-                deadlines={
-                    **DEFAULT_DEADLINES,
-                    **{kind: m * 60 for kind, m in settings.deadline_minutes.items()},
-                },
-            ),
+            limits=bot.services.follow_limits,
         ),
     )
 
@@ -132,6 +130,17 @@ def build_retention(bot: Bot) -> Retention:
         bot.services.audit,
         retention_policy(bot.config),
         approvals=bot.services.approvals,
+    )
+
+
+def follow_limits(settings: OperationsSettings) -> FollowLimits:
+    """When a followed operation is given up (the tracker's and the commands' waits)."""
+    return FollowLimits(
+        max_failures=settings.max_poll_failures,
+        deadlines={
+            **DEFAULT_DEADLINES,
+            **{kind: m * 60 for kind, m in settings.deadline_minutes.items()},
+        },
     )
 
 
@@ -190,6 +199,21 @@ def dry_run_provider_factory(config: Config) -> DryRunProviders:
     return build
 
 
+def archive_store(config: Config) -> ArchiveStore:
+    """The spool of downloaded archives: `<database>.imports` beside the SQLite file
+    (a temporary folder for an in-memory database), kept an hour past an approval's life."""
+    database = config.bot.database
+    if database == ":memory:":
+        folder = Path(tempfile.gettempdir()) / "graphops-imports"
+    else:
+        folder = Path(database).with_name(Path(database).name + ".imports")
+    return ArchiveStore(
+        folder,
+        max_bytes=config.imports.max_archive_mb * 1_000_000,
+        keep_seconds=config.bot.approval_ttl_minutes * 60 + 3600,
+    )
+
+
 def secret_values(config: Config, environ: Mapping[str, str]) -> list[str]:
     """Every secret value the config points at (for redaction)."""
     names = [
@@ -210,7 +234,11 @@ def build_bot(
     http: httpx.AsyncClient | None = None,
     open_file: FileSource | None = None,
 ) -> Bot:
-    """Build the command layer from a validated config (ConfigError on missing secrets)."""
+    """Build the command layer from a validated config (ConfigError on missing secrets).
+
+    `open_file` is where `import` reads archives (default: bot/files.py's
+    `ArchiveSource` with the config's `[imports]`).
+    """
     redact = make_redactor(secret_values(config, environ))
     database = db if db is not None else open_database(config.bot.database)
     if db is None and str(config.bot.database) != ":memory:":
@@ -264,7 +292,8 @@ def build_bot(
         resolver=Resolver(ttl_seconds=config.bot.name_cache_seconds),
         slash_command=config.bot.slash_command,
         approval_ttl_seconds=config.bot.approval_ttl_minutes * 60,
-        open_file=open_file,
+        open_file=open_file or ArchiveSource(config.imports.allow_http_loopback),
+        archives=archive_store(config),
         history=OperationHistory(database),
         dry_run_providers=dry_run_provider_factory(config),
         snapshot_before_destroy=config.operations.snapshot_before_destroy,
@@ -272,6 +301,8 @@ def build_bot(
         switch_backs=SwitchBacks(database),
         watches=WatchStore(database),
         schedules=ScheduleStore(database),
+        follow_limits=follow_limits(config.operations),
+        incidents=Announcer(Outbox(database), permissions),
     )
     registry = build_registry()
     pipeline = Pipeline(registry, services)

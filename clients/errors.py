@@ -44,6 +44,7 @@ class ApiError(Exception):
         method: str = "",
         path: str = "",
         provider: str = "",
+        kind: str = "",
         code: str | None = None,
         nonce: str | None = None,
         outcome: Outcome = "not done",
@@ -55,21 +56,28 @@ class ApiError(Exception):
         self.method = method
         self.path = path
         self.provider = provider
+        self.kind = kind
         self.code = code
         self.nonce = nonce
         self.outcome: Outcome = outcome
 
+    @property
+    def source(self) -> str:
+        """`console (graphenedb): `: the provider's name and kind, as a reply starts; or ""."""
+        if not self.provider:
+            return ""
+        return f"{self.provider} ({self.kind}): " if self.kind else f"{self.provider}: "
+
     def describe(self) -> str:
-        """One line for a person: what failed, the server's reason, and whether it happened."""
+        """One line for a person: which provider (name and kind), what failed, the
+        server's reason, and whether it happened."""
         where = f"{self.method} {self.path}".strip()
-        parts = [f"{self.label}"]
+        text = self.source + self.label
         if self.status:
-            parts[0] += f" ({self.status})"
-        if self.provider:
-            parts.append(f"from {self.provider}")
+            text += f" ({self.status})"
         if where:
-            parts.append(f"on {where}")
-        text = " ".join(parts) + f": {self.message}"
+            text += f" on {where}"
+        text += f": {self.message}"
         if self.code:
             text += f" [code {self.code}]"
         if self.nonce:
@@ -148,9 +156,8 @@ class UnusableAnswer(ApiError):
         if not accepted:
             return super().describe()
         where = f"{self.method} {self.path}".strip()
-        source = f" from {self.provider}" if self.provider else ""
         return (
-            f"{self.label}{source} on {where}: {self.message}. The server accepted the "
+            f"{self.source}{self.label} on {where}: {self.message}. The server accepted the "
             f"request (HTTP {self.status}), so it has probably taken effect"
         )
 

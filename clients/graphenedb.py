@@ -13,7 +13,6 @@ unknown fields kept, every documented name an alias, and an unusable answer an
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
@@ -53,6 +52,7 @@ from clients.shapes import (
     status_word,
     valid_or_none,
 )
+from core.kinds import ProviderKind
 
 M = TypeVar("M", bound=Model)
 
@@ -197,6 +197,18 @@ class Snapshot(Model):
     size_bytes: Count = Field(
         default=None, validation_alias=names("size", "sizeBytes", "currentSize")
     )
+    # The size as the answer wrote it, when it is not a number of bytes ("1.2 GB").
+    size_text: Text = Field(
+        default=None, validation_alias=names("size", "sizeBytes", "currentSize")
+    )
+
+    @property
+    def size(self) -> str:
+        """The size for a person: `12.3 MB` from a number of bytes, the answer's own text
+        otherwise, `unknown` when the answer has none."""
+        if self.size_bytes is not None:
+            return f"{self.size_bytes / 1e6:.1f} MB"
+        return self.size_text or "unknown"
 
 
 class OperationStep(Model):
@@ -355,7 +367,13 @@ class ConsoleClient(BearerClient):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api = HttpApi(
-            provider, base_url, client=http, timeout=timeout, retry=retry, on_call=on_call
+            provider,
+            base_url,
+            client=http,
+            timeout=timeout,
+            retry=retry,
+            on_call=on_call,
+            kind=ProviderKind.GRAPHENEDB,
         )
         self._client_id = client_id
         self._client_secret = client_secret
@@ -382,6 +400,7 @@ class ConsoleClient(BearerClient):
                 method="POST",
                 path=self.TOKEN_PATH,
                 provider=self.provider,
+                kind=self.kind,
             )
         return str(token), float(body.get("expires_in") or 3600)
 
@@ -551,6 +570,7 @@ class ConsoleClient(BearerClient):
                 method="POST",
                 path=path,
                 provider=self.provider,
+                kind=self.kind,
             ) from None
         if not source.name or any(c in source.name for c in '"\r\n'):
             raise BadRequest(
@@ -558,6 +578,7 @@ class ConsoleClient(BearerClient):
                 method="POST",
                 path=path,
                 provider=self.provider,
+                kind=self.kind,
             )
         boundary = uuid.uuid4().hex
         head = (
@@ -584,6 +605,7 @@ class ConsoleClient(BearerClient):
                 method="POST",
                 path=path,
                 provider=self.provider,
+                kind=self.kind,
             ) from None
 
     # -- operations -----------------------------------------------------------
@@ -644,8 +666,8 @@ class Archive:
     """A database archive to upload: its file name, its size in bytes, and its bytes.
 
     ``chunks`` is an async iterable of bytes that yields exactly ``size`` bytes;
-    :meth:`from_path` reads a file in 1 MiB chunks (and can be read again),
-    :meth:`spool` copies a stream of unknown size to a temporary file first.
+    :meth:`from_path` reads a file in 1 MiB chunks (and can be read again). A
+    stream of unknown size is written to a file first (commands/archives.py).
     """
 
     name: str
@@ -658,43 +680,19 @@ class Archive:
         file = Path(path)
         return cls(file.name, file.stat().st_size, _FileChunks(file))
 
-    @classmethod
-    async def spool(
-        cls, name: str, chunks: AsyncIterable[bytes], *, limit: int | None = None
-    ) -> Archive:
-        """A stream of unknown size, written to a temporary file (never to memory) so
-        its size is known; ``ValueError`` past ``limit`` bytes. The file is removed
-        once the archive has been read."""
-        handle = tempfile.NamedTemporaryFile(prefix="graphops-import-", delete=False)  # noqa: SIM115
-        size = 0
-        try:
-            with handle:
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if limit is not None and size > limit:
-                        raise ValueError(f"the archive is larger than {limit} bytes")
-                    await asyncio.to_thread(handle.write, chunk)
-        except BaseException:
-            Path(handle.name).unlink(missing_ok=True)
-            raise
-        return cls(name, size, _FileChunks(Path(handle.name), remove=True))
-
 
 class _FileChunks:
     """A file's bytes in 1 MiB chunks; iterable again (so a 401 can re-send it)."""
 
     CHUNK = 1024 * 1024
 
-    def __init__(self, path: Path, *, remove: bool = False) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.remove = remove
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         with self.path.open("rb") as handle:
             while chunk := await asyncio.to_thread(handle.read, self.CHUNK):
                 yield chunk
-        if self.remove:
-            self.path.unlink(missing_ok=True)
 
 
 class _Multipart:

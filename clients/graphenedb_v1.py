@@ -57,6 +57,7 @@ from clients.shapes import (
     status_word,
     valid_or_none,
 )
+from core.kinds import ProviderKind
 
 M = TypeVar("M", bound=Model)
 
@@ -401,6 +402,7 @@ class V1Client(ApiClient):
             retry=retry,
             on_call=on_call,
             parse_error=self._parse_error,
+            kind=ProviderKind.GRAPHENEDB_V1,
         )
 
     def __repr__(self) -> str:
@@ -458,6 +460,7 @@ class V1Client(ApiClient):
             raise NotFound(
                 f"a v1 account has only the environment {self.provider!r}",
                 provider=self.provider,
+                kind=self.kind,
             )
         return await self.list_databases()
 

@@ -107,8 +107,10 @@ class HttpApi:
         retry: RetryPolicy | None = None,
         on_call: CallHook | None = None,
         parse_error: ErrorParser = parse_error_body,
+        kind: str = "",
     ) -> None:
         self.provider = provider
+        self.kind = kind  # the provider kind (`graphenedb`...), named in every error
         self.base_url = base_url.rstrip("/")
         self._base_path = urlsplit(self.base_url).path
         self._own_client = client is None
@@ -148,6 +150,7 @@ class HttpApi:
             method=method,
             path=path,
             provider=self.provider,
+            kind=self.kind,
             code=code,
             nonce=nonce,
             outcome=outcome,
@@ -166,6 +169,7 @@ class HttpApi:
                 method=method,
                 path=path,
                 provider=self.provider,
+                kind=self.kind,
             ) from None
 
     def _retrying(self) -> AsyncRetrying:
@@ -244,6 +248,7 @@ class HttpApi:
                 method=method,
                 path=path,
                 provider=self.provider,
+                kind=self.kind,
             )
             raise _Failure(error, retryable=replayable) from None
         except httpx.TimeoutException:
@@ -253,6 +258,7 @@ class HttpApi:
                 method=method,
                 path=path,
                 provider=self.provider,
+                kind=self.kind,
                 outcome="not done" if method == "GET" else "unknown",
             )
             raise _Failure(error, retryable=may_retry and replayable) from None
@@ -263,6 +269,7 @@ class HttpApi:
                 method=method,
                 path=path,
                 provider=self.provider,
+                kind=self.kind,
                 outcome="not done" if method == "GET" else "unknown",
             )
             raise _Failure(error, retryable=may_retry and replayable) from None
@@ -395,6 +402,11 @@ class ApiClient:
     def provider(self) -> str:
         """The provider's name in graphops.toml."""
         return self.api.provider
+
+    @property
+    def kind(self) -> str:
+        """The provider's kind (`graphenedb`, `graphenedb-v1`, `typedb`)."""
+        return self.api.kind
 
     async def aclose(self) -> None:
         """Close the connection pool (if this client created it)."""

@@ -53,6 +53,7 @@ from clients.shapes import (
     parse,
     parse_items,
 )
+from core.kinds import ProviderKind
 
 M = TypeVar("M", bound=Model)
 TransactionType = Literal["read", "write", "schema"]
@@ -253,7 +254,13 @@ class TypeDBClient(BearerClient):
         token_lifetime: float = 3600.0,
     ) -> None:
         self.api = HttpApi(
-            provider, base_url, client=http, timeout=timeout, retry=retry, on_call=on_call
+            provider,
+            base_url,
+            client=http,
+            timeout=timeout,
+            retry=retry,
+            on_call=on_call,
+            kind=ProviderKind.TYPEDB,
         )
         self._username = username
         self._password = password
@@ -283,6 +290,7 @@ class TypeDBClient(BearerClient):
                 method="POST",
                 path=self.SIGNIN_PATH,
                 provider=self.provider,
+                kind=self.kind,
             )
         return token, token_lifetime_from_jwt(token) or self.token_lifetime
 
@@ -301,6 +309,7 @@ class TypeDBClient(BearerClient):
                 method=exc.method,
                 path=exc.path,
                 provider=exc.provider,
+                kind=exc.kind,
                 code=exc.code,
                 outcome=exc.outcome,
             ) from None
@@ -516,6 +525,7 @@ class TypeDBClient(BearerClient):
                 f"no environment {environment_id!r}: a TypeDB server has one, "
                 f"called {self.provider!r}",
                 provider=self.provider,
+                kind=self.kind,
             )
         return await self.list_databases()
 

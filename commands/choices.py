@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from commands.adapters import database_adapter
-from commands.adapters.base import DatabaseAdapter
+from commands.adapters.base import Catalog, DatabaseAdapter, catalog_value
 from commands.adapters.console import console_client
 from commands.adapters.v1 import v1_client
 from commands.context import Context
@@ -42,11 +42,7 @@ MAX_LISTED_DATABASES = 25  # databases whose snapshots are listed for one questi
 # Arguments of one verb that are another argument's kind of value.
 SAME_AS = {("delete-db", "name"): "db", ("switch", "target_db"): "db"}
 # How a catalog is asked for, and its columns (the first is the value typed).
-CATALOGS = {
-    "plan": ("plans", ["Name", "MemoryGb", "StorageGb"]),
-    "version": ("versions", ["Number", "Edition", "Vendor"]),
-    "region": ("regions", ["Id", "Label"]),
-}
+CATALOGS: dict[str, Catalog] = {"plan": "plans", "version": "versions", "region": "regions"}
 PROMPTS = {
     "db": "Which database",
     "snapshot": "Which snapshot",
@@ -162,7 +158,7 @@ async def _backups(ctx: Context, verb: Verb, parsed: ParsedCommand, role: Role) 
 
 
 def _catalog(argument: str) -> Source:
-    which, columns = CATALOGS[argument]
+    which = CATALOGS[argument]
 
     async def listing(ctx: Context, verb: Verb, parsed: ParsedCommand, role: Role) -> list[Value]:
         providers = providers_of(ctx, verb.kinds)
@@ -172,9 +168,11 @@ def _catalog(argument: str) -> Source:
             adapter = database_adapter(ctx.provider(name).kind)
             if not isinstance(adapter, DatabaseAdapter):
                 continue
-            for row in await adapter.catalog(ctx, name, which, columns):  # type: ignore[arg-type]
-                value = row[1]
-                details = ", ".join(str(c) for c in row[2:] if c)
+            for entry in await adapter.catalog(ctx, name, which):
+                value = catalog_value(entry)
+                if value is None:  # an entry without an identifying field cannot be picked
+                    continue
+                details = ", ".join(v for v in entry.values() if v and v not in ("-", value))
                 label = f"{value} ({name}{': ' + details if details else ''})"
                 found.append(Value(label, value))
         return found

@@ -6,17 +6,21 @@ and is what every verb function receives.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from clients.dryrun import RecordingTransport
+from clients.errors import ApiError
+from commands.archives import ArchiveStore, OpenedFile
 from commands.registry import Registry
 from commands.resolve import Resolver
 from commands.transactions import Transactions
 from core.errors import UserError
 from core.invocation import Invocation
 from core.provider import Provider
+from operations.follow import Backoff, FollowLimits
+from operations.notify import IncidentPort
 from operations.schedules import ScheduleStore
 from operations.store import OperationHistory, SwitchBacks
 from operations.watch import WatchStore
@@ -49,10 +53,13 @@ class RoleTooLow(Refused):
 
 
 class FileSource(Protocol):
-    """Opens a file named in a command (a local path in the shell, a shared file in Slack)."""
+    """Opens an archive named in a command (bot/files.py): an https URL from any
+    transport; a local path only from the shell (a path on the bot's server is never
+    readable from Slack)."""
 
-    def __call__(self, invocation: Invocation, reference: str) -> tuple[str, AsyncIterator[bytes]]:
-        """(file name, chunks) for `reference`; raises UserError when it cannot be read."""
+    def __call__(self, invocation: Invocation, reference: str) -> OpenedFile:
+        """`reference` opened for reading once (its size when known without reading);
+        UserError when it may not or cannot be read. Nothing is read yet."""
         ...
 
 
@@ -110,6 +117,7 @@ class Services:
     slash_command: str = "/gdb"
     approval_ttl_seconds: int = 900
     open_file: FileSource | None = None
+    archives: ArchiveStore | None = None  # where `import` keeps what it downloads
     history: OperationHistory | None = None  # what the tracker followed (v1 `ops`)
     # Builds providers whose clients record instead of sending (dry-runs, previews).
     dry_run_providers: DryRunProviders | None = None
@@ -123,6 +131,12 @@ class Services:
     memberships: Memberships | None = None
     # Channel membership from the transport (Slack sets its own; see `Membership`).
     membership: Membership = field(default_factory=CurrentChannelOnly)
+    # Waits inside a command (dr's clone, the safety snapshot): the same limits as the
+    # tracker's ([operations] max_poll_failures, deadline_minutes), and how often to poll.
+    follow_limits: FollowLimits = field(default_factory=FollowLimits)
+    wait_backoff: Backoff = field(default_factory=lambda: Backoff(first=1.0, factor=1.3, cap=10.0))
+    # Where a wait that gives up (or fails) is announced; None: nowhere (a bare test bot).
+    incidents: IncidentPort | None = None
 
 
 @dataclass
@@ -135,6 +149,10 @@ class Context:
     # True while a dry-run or an approval card's preview runs the verb's code against
     # recording clients: code with effects outside the API (stores, schedules) must skip them.
     dry_run: bool = False
+    # Providers (`console-eu`) or environments (`staging/console`) whose listing failed
+    # while this command looked for its targets, with the error; they were skipped, and
+    # the answer says so (commands/targets.py, `unreachable_lines`).
+    unreachable: dict[str, ApiError] = field(default_factory=dict)
 
     def policy(self) -> ChannelPolicy:
         """The permissions where this command was typed, resolved for the person acting

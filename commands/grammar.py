@@ -32,19 +32,25 @@ class ParsedCommand:
 
 
 def parse(line: str, slash_command: str = "/gdb") -> ParsedCommand:
-    """Split `line`; a leading slash command is optional. Raises GrammarError."""
+    """Split `line`; a leading slash command is optional, in any case. Raises GrammarError."""
     text = line.strip()
     if len(text) > MAX_LINE:
         raise GrammarError(f"the command is {len(text)} characters long; the limit is {MAX_LINE}")
     if "\x00" in text:
         raise GrammarError("the command contains a NUL character")
-    if text == slash_command or text.startswith(slash_command + " "):
-        text = text[len(slash_command) :].strip()
+    first = text.split(maxsplit=1)[0] if text else ""
+    if first.lower() == slash_command.lower():  # `/GDB list` is `/gdb list`
+        text = text[len(first) :].strip()
     try:
         words = shlex.split(text)
     except ValueError as exc:
+        problem = (
+            "a quote is not closed"
+            if "quotation" in str(exc)
+            else "it ends with a backslash that escapes nothing"
+        )
         raise GrammarError(
-            f"cannot split the command ({exc}); close the quote or escape it with a backslash"
+            f"{problem}: close the quote, or put a backslash before a quote meant literally"
         ) from None
     if not words:
         raise GrammarError(f"no verb given; try `{slash_command} help`")

@@ -1,8 +1,9 @@
 """The `key=value` options verbs share (pydantic models; an unknown key is refused).
 
 A verb's own options subclass these in its module; `commands.registry.Verb.bind`
-validates them and names the option in any error (`reset=: Input should be a
-valid boolean`, `unknown option colour= (options: env=)`).
+validates them and says in words what was wrong and what works (core.words.explain:
+`reset= takes true or false, not 'maybe'`, `unknown option colour= (options: env=)`);
+a field's `description` is what works for a text value.
 """
 
 from __future__ import annotations

@@ -35,12 +35,14 @@ from commands.plan import Plan, args_to_plan, env_names, plan_to_args, safety_ne
 from commands.preview import dry_run_form, plan_reply, preview
 from commands.registry import MissingArgument, Registry, UsageError, Verb
 from commands.resolve import eligible_bindings
+from commands.targets import unreachable_lines
 from core.audit_context import acting_as
 from core.errors import UserError, is_store_busy
 from core.invocation import Invocation
 from core.provider import Provider
 from core.refs import UserRef
 from core.reply import Action, Choice, Option, Reply, denied, error
+from core.words import environment_label
 from permissions.approvals import Approval
 from permissions.model import ChannelPolicy
 from permissions.policy import (
@@ -158,7 +160,7 @@ def precheck_reason(ctx: Context, verb: Verb, policy: ChannelPolicy) -> str:
     if not mine and withheld:
         first = withheld[0]
         return (
-            f"{channel} is bound to {first.environment} ({first.provider}) as "
+            f"{channel} is bound to {environment_label(first.provider, first.environment)} as "
             f"{first.role.label}, but {first.rule}, and {UserRef(policy.person)} is not among "
             "them; a bot admin can add you with `grant ... users=`"
         )
@@ -180,7 +182,8 @@ def precheck_reason(ctx: Context, verb: Verb, policy: ChannelPolicy) -> str:
             "a bot admin can grant one with `grant`"
         )
     roles = ", ".join(
-        f"{b.environment} ({b.provider}) {held(policy, b.role, b.rule)}" for b in mine
+        f"{environment_label(b.provider, b.environment)} {held(policy, b.role, b.rule)}"
+        for b in mine
     )
     return f"{channel} is bound to {roles}; {verb.name} needs {verb.role.label}"
 
@@ -388,8 +391,29 @@ async def governed(
     preapproved: bool = False,
     dry_run: bool = False,
 ) -> Reply:
-    """Decide a verb that acts on environments, then run it, ask for approval, or preview it."""
+    """Decide a verb that acts on environments, then run it, ask for approval, or preview it.
+
+    A provider or environment that could not be listed on the way (`ctx.unreachable`)
+    is named in the answer, one line each, beside what the others gave.
+    """
+    reply = await _govern(ctx, verb, values, preapproved=preapproved, dry_run=dry_run)
+    if ctx.unreachable:
+        lines = "\n".join(unreachable_lines(ctx.unreachable))
+        reply.text = f"{reply.text}\n{lines}".strip()
+    return reply
+
+
+async def _govern(
+    ctx: Context,
+    verb: Verb,
+    values: dict[str, object],
+    *,
+    preapproved: bool,
+    dry_run: bool,
+) -> Reply:
     invocation, services = ctx.invocation, ctx.services
+    if dry_run:
+        ctx.dry_run = True  # prepare reads (names) but fetches nothing it would keep
     if not providers_for(services, verb):
         kinds = ", ".join(sorted(verb.kinds))
         configured = ", ".join(sorted({p.kind for p in services.providers.values()}))
@@ -511,6 +535,8 @@ async def decide_approval(
         return error(f"To approve, type the database name exactly: `{plan.confirm_name}`{typed}.")
     claim = services.approvals.claim(approval_id, invocation.user, "approve" if approve else "deny")
     if not claim.claimed:
+        # No title: the Slack transport knows this answer by it (bot/slack/decisions.py);
+        # the shell shows its text as the head line.
         return Reply(status="info", text=claim.message, visibility="ephemeral")
     if not approve:
         return Reply(

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import AsyncIterator
 
 from clients.dryrun import RecordingTransport, describe_body
 from clients.errors import ApiError
 from commands.adapters import ADAPTERS
+from commands.archives import OpenedFile
 from commands.context import Context
 from commands.grammar import GrammarError, ParsedCommand
 from commands.plan import Plan, env_names, safety_nets
@@ -125,11 +125,6 @@ def dry_run_form(parsed: ParsedCommand) -> tuple[ParsedCommand, bool]:
     return ParsedCommand(parsed.verb, parsed.args, options, parsed.text), dry
 
 
-async def _nothing() -> AsyncIterator[bytes]:
-    return
-    yield b""
-
-
-def _no_file(invocation: Invocation, reference: str) -> tuple[str, AsyncIterator[bytes]]:
+def _no_file(invocation: Invocation, reference: str) -> OpenedFile:
     """Dry-runs never read the file they would upload."""
-    return reference.rsplit("/", 1)[-1] or "archive", _nothing()
+    raise UserError("a dry run reads no file")

@@ -8,6 +8,10 @@ environments and goes through the permission check of commands/pipeline.py;
 a verb without one (help, access, approve) decides its own rights. `help` and
 its summary come from here: the first paragraph of the function's docstring.
 
+Who may run a verb is declared with it too (`Rights`, one per form whose rights
+differ): help and the README's command tables show exactly these, and
+tests/commands/test_cmd_rights.py checks them against what the pipeline decides.
+
     @verb("pause", "<db>", role=Role.OPERATOR, prepare=prepare_pause, options=DbOptions,
           example="pause catalog-db", group="Databases")
     async def pause(ctx: Context, plan: Plan) -> Reply:
@@ -36,6 +40,7 @@ from commands.options import NoOptions
 from commands.plan import Plan
 from core.kinds import ProviderKind
 from core.reply import Reply
+from core.words import explain
 from permissions.roles import Role
 
 
@@ -66,6 +71,62 @@ CONSOLE_ONLY = frozenset({ProviderKind.GRAPHENEDB})
 
 
 @dataclass(frozen=True)
+class Rights:
+    """Who may run one form of a verb, as help and the README say it.
+
+    `role`: the role the channel needs on every environment the command acts on;
+    `approval`: it waits for an approval, always, or only `approval_if` (e.g. "in a
+    protected environment"); `who`: for rights that are not a role ("anyone",
+    "bot admins", "an approver"); `note`: a condition, shown in parentheses.
+    `form`: the words after the verb that pick this form (`<snapshot> into <db>`,
+    `add|passwd <name>`, `<db> time=`); "" for every form. `when`: what picks it
+    when the words do not (`read` for a read query).
+    """
+
+    role: Role | None = None
+    approval: bool = False
+    approval_if: str = ""
+    who: str = ""
+    note: str = ""
+    form: str = ""
+    when: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.role is None) == (not self.who):
+            raise TypeError("Rights: give a role or say who (`who=`), not both")
+
+    @property
+    def needs(self) -> str:
+        """`admin + approval`, `operator + approval in a protected environment`, `anyone`."""
+        text = self.role.label if self.role is not None else self.who
+        if self.approval:
+            text += " + approval" + (f" {self.approval_if}" if self.approval_if else "")
+        if self.note:
+            text += f" ({self.note})"
+        return text
+
+    @property
+    def label(self) -> str:
+        """What picks this form, in a word or two: `read`, `into`, `add|passwd`."""
+        typed = " ".join(token.strip("[]") for token in self.form.split() if "<" not in token)
+        return self.when or typed.replace("|", "/") or self.form
+
+
+def literal_groups(form: str) -> list[frozenset[str]]:
+    """The typed words of a form, each `a|b` a group of choices: `refresh <db> from <x>`
+    -> [{refresh}, {from}]; `<db> time=` -> [{time=}] (an option counts by its key)."""
+    groups = []
+    for token in form.split():
+        word = token.strip("[]")
+        if word.startswith("<") or word.startswith('"'):
+            continue
+        if "=" in word:
+            word = word.split("=", 1)[0] + "="
+        groups.append(frozenset(word.lower().split("|")))
+    return groups
+
+
+@dataclass(frozen=True)
 class Verb:
     """One verb: its syntax, rights, and the functions that carry it out."""
 
@@ -84,6 +145,37 @@ class Verb:
     direct: DirectFn | None = None
     bot_admin_only: bool = False
     grammars: tuple[str, ...] = field(default=())
+    rights: tuple[Rights, ...] = field(default=())
+
+    @property
+    def needs(self) -> str:
+        """Every form's rights in one line: `as: operator; into: admin + approval`."""
+        if len({r.needs for r in self.rights}) == 1:
+            return self.rights[0].needs
+        return "; ".join(f"{r.label}: {r.needs}" for r in self.rights)
+
+    def rights_for(self, words: str) -> list[Rights]:
+        """The rights of the forms `words` (what follows the verb, as docs write it) stand
+        for: those whose typed words are all there (an optional `[time=]` stands for the
+        forms with and without it), and of those the ones that use most of the words."""
+        required = " ".join(w for w in words.split() if not w.startswith("["))
+        typed = frozenset().union(*literal_groups(required))
+        every = frozenset().union(typed, *literal_groups(words))
+        matching = [
+            (sum(bool(group & typed) for group in literal_groups(r.form)), r)
+            for r in self.rights
+            if all(group & every for group in literal_groups(r.form))
+        ]
+        best = max((score for score, _ in matching), default=0)
+        return [r for score, r in matching if score == best]
+
+    @property
+    def positional(self) -> tuple[str, ...]:
+        """Each form's syntax without its options: `restore <snapshot> into <db>`."""
+        return tuple(
+            " ".join(part for part in (self.name, form) if part)
+            for form in (self.grammars or (self.grammar,))
+        )
 
     @property
     def usage(self) -> str:
@@ -124,17 +216,19 @@ class Verb:
             validated = self.options.model_validate(options)
         except ValidationError as exc:
             reasons = []
-            errors = exc.errors(include_url=False, include_input=False)
+            errors = exc.errors(include_url=False)
             for err in errors:
-                key = ".".join(str(p) for p in err["loc"]) or "options"
-                key = option_name(key)
+                name = ".".join(str(p) for p in err["loc"])
+                key = f"{option_name(name)}=" if name else ""
                 if err["type"] == "extra_forbidden":
-                    allowed = (
-                        ", ".join(f"{option_name(n)}=" for n in self.options.model_fields) or "none"
+                    allowed = ", ".join(f"{option_name(n)}=" for n in self.options.model_fields)
+                    reasons.append(
+                        f"unknown option {key} (options: {allowed})"
+                        if allowed
+                        else f"unknown option {key}: {self.name} takes no options"
                     )
-                    reasons.append(f"unknown option {key}= (options: {allowed})")
                 else:
-                    reasons.append(f"{key}=: {err['msg']}")
+                    reasons.append(explain(err, key, self.options.model_fields.get(name)))
             message = "; ".join(reasons) + f". Usage: {self.usage}"
             if errors and all(err["type"] == "missing" for err in errors):
                 first = str(errors[0]["loc"][0])
@@ -158,6 +252,12 @@ class WordsVerb(Verb):
     def usage(self) -> str:
         """The usage as written by the verb."""
         return self.usage_text or self.name
+
+    @property
+    def positional(self) -> tuple[str, ...]:
+        """Each form of the usage, without options and what follows a `;`."""
+        forms = (part.split(";")[0] for part in self.usage.split(" | "))
+        return tuple(" ".join(w for w in form.split() if "=" not in w) for form in forms)
 
     def bind(self, args: tuple[str, ...], options: dict[str, str]) -> dict[str, Any]:
         """Validate the options; pass the words through."""
@@ -186,6 +286,7 @@ def verb(
     bot_admin_only: bool = False,
     words: str | None = None,
     cls: type[Verb] = Verb,
+    rights: tuple[Rights, ...] = (),
 ) -> Callable[[Fn], Fn]:
     """Declare the decorated function as the verb `name` (see the module docstring).
 
@@ -194,9 +295,19 @@ def verb(
     called with `(ctx, values)` and checks its own rights. `words` is the usage
     of a verb that reads its positional words itself (`values["words"]`).
     `example` must bind (tests/commands/test_cmd_registry.py runs each one).
+    `rights` says who may run each form; without it, the rights are `role` (+
+    approval when `destructive`), or bot admins for `bot_admin_only`. A verb
+    without a role checks its own rights, so it must declare them.
     """
     if (role is None) != (prepare is None):
         raise TypeError(f"verb {name!r}: a role goes with a prepare function, and only then")
+    if not rights:
+        if bot_admin_only:
+            rights = (Rights(who="bot admin"),)
+        elif role is not None:
+            rights = (Rights(role=role, approval=destructive),)
+        else:
+            raise TypeError(f"verb {name!r} checks its own rights: declare them with rights=")
 
     def declare(fn: Fn) -> Fn:
         common: dict[str, Any] = {
@@ -215,6 +326,7 @@ def verb(
             "direct": fn if role is None else None,
             "bot_admin_only": bot_admin_only,
             "grammars": grammars,
+            "rights": rights,
         }
         declared = WordsVerb(**common, usage_text=words) if words is not None else cls(**common)
         setattr(fn, _DECLARED, declared)

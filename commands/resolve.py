@@ -5,6 +5,12 @@ role for the verb, so a name in an environment the channel may not touch is
 never found, and no request is sent when the channel has no such binding. The
 lists of environments and databases are cached briefly and dropped whenever a
 command changes them.
+
+One failing provider never breaks the others: when the caller passes an
+`unreachable` dict, a provider (or one environment) whose listing fails is
+recorded there with its error (`{"console-eu": ServerError(...)}`) and skipped,
+and the look-up goes on with the others. With `env=`, a provider none of whose
+bindings can name that environment is not asked at all.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from clients.errors import ApiError, ConnectionFailed, ServerError, Timeout, UnusableAnswer
 from core.errors import UserError
 from core.provider import EnvironmentInfo, Provider
-from permissions.model import Binding, ChannelPolicy, environment_matches
+from permissions.model import WILDCARD, Binding, ChannelPolicy, environment_matches
 from permissions.roles import Role
 
 
@@ -46,6 +53,20 @@ class Found:
 
     scope: Scope
     database: Any  # clients' Database: .id, .name, ...
+
+
+def why_unreachable(exc: ApiError) -> str:
+    """A few words on why a provider's listing failed: `unreachable (500)`,
+    `unreachable (timed out)`, `refused (401)`, `unusable answer`."""
+    if isinstance(exc, ServerError) or (exc.status or 0) >= 500:
+        return f"unreachable ({exc.status or 'server error'})"
+    if isinstance(exc, Timeout):
+        return "unreachable (timed out)"
+    if isinstance(exc, ConnectionFailed):
+        return "unreachable (no connection)"
+    if isinstance(exc, UnusableAnswer):
+        return "unusable answer"
+    return f"refused ({exc.status})" if exc.status else "failed"
 
 
 def eligible_bindings(
@@ -108,15 +129,30 @@ class Resolver:
                     del cache[key]
 
     async def scopes(
-        self, bindings: list[Binding], providers: list[Provider], env: str | None = None
+        self,
+        bindings: list[Binding],
+        providers: list[Provider],
+        env: str | None = None,
+        unreachable: dict[str, ApiError] | None = None,
     ) -> list[Scope]:
-        """The environments these bindings cover, optionally narrowed to `env` (name or id)."""
+        """The environments these bindings cover, optionally narrowed to `env` (name or id).
+
+        With `unreachable`, a provider whose environments cannot be listed is recorded
+        there (name -> its ApiError) and skipped; without it, the ApiError is raised.
+        """
         result: list[Scope] = []
         for provider in providers:
             mine = [b for b in bindings if b.provider == provider.name]
-            if not mine:
+            if not mine or not self._may_name(provider, mine, env):
                 continue
-            for environment in await self.environments(provider):
+            try:
+                environments = await self.environments(provider)
+            except ApiError as exc:
+                if unreachable is None:
+                    raise
+                unreachable[provider.name] = exc
+                continue
+            for environment in environments:
                 covered = any(
                     environment_matches(b.environment, environment.id, environment.name)
                     for b in mine
@@ -126,20 +162,53 @@ class Resolver:
                     result.append(Scope(provider, environment))
         return result
 
-    async def find_database(self, scopes: list[Scope], name: str) -> Found:
+    def _may_name(self, provider: Provider, bindings: list[Binding], env: str | None) -> bool:
+        """False when no binding can name `env` (no I/O): each binding is a name or id
+        other than `env`, and the provider's fresh cached environments (if any) show that
+        none of them is `env` under its other name. Unknown means True (ask)."""
+        if env is None:
+            return True
+        if any(
+            b.environment == WILDCARD or b.environment.casefold() == env.casefold()
+            for b in bindings
+        ):
+            return True
+        entry = self._cache.get((provider.name, ""))
+        if entry is None or self._clock() - entry[0] >= self.ttl:
+            return True
+        return any(
+            environment_matches(b.environment, e.id, e.name)
+            and environment_matches(env, e.id, e.name)
+            for b in bindings
+            for e in entry[1]
+        )
+
+    async def find_database(
+        self, scopes: list[Scope], name: str, unreachable: dict[str, ApiError] | None = None
+    ) -> Found:
         """The one database called `name` (or with that id) in these scopes.
 
         UserError when there is none, or more than one (naming where, so the
-        requester can add `env=`).
+        requester can add `env=`). With `unreachable`, an environment whose databases
+        cannot be listed is recorded there (`staging/console` -> its ApiError) and skipped.
         """
         matches: list[Found] = []
+        searched: list[Scope] = []
         for scope in scopes:
-            for database in await self.databases(scope.provider, scope.environment.id):
+            try:
+                databases = await self.databases(scope.provider, scope.environment.id)
+            except ApiError as exc:
+                if unreachable is None:
+                    raise
+                unreachable[scope.label] = exc
+                continue
+            searched.append(scope)
+            for database in databases:
                 if database.id == name or database.name.casefold() == name.casefold():
                     matches.append(Found(scope, database))
         if len(matches) == 1:
             return matches[0]
-        where = ", ".join(scope.label for scope in scopes) or "no environment"
+        where = ", ".join(scope.label for scope in searched) or "no environment"
         if not matches:
             raise NameNotFound(f"no database called {name!r} in the environments searched: {where}")
         places = ", ".join(m.scope.label for m in matches)

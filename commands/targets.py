@@ -9,18 +9,21 @@ view is never acted on.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from clients.errors import ApiError
 from commands.context import Context, NeedsChoice, RoleTooLow
 from commands.plan import Plan
-from commands.resolve import Found, NameNotFound, Scope, eligible_bindings
+from commands.resolve import Found, NameNotFound, Scope, eligible_bindings, why_unreachable
 from core.errors import UserError
 from core.kinds import ProviderKind
 from core.provider import Provider
 from core.refs import ChannelRef
 from core.reply import OperationRef, Reply
+from core.words import environment_label
 from permissions.policy import Target, effective_binding
 from permissions.roles import Role
 
@@ -35,6 +38,12 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]{2,39}$")
 T = TypeVar("T")
 
 
+def kinds_text(kinds: frozenset[ProviderKind]) -> str:
+    """`graphenedb and graphenedb-v1`: provider kinds in words, sorted."""
+    names = sorted(kinds)
+    return " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0]
+
+
 def providers_of(ctx: Context, kinds: frozenset[ProviderKind]) -> list[Provider]:
     """The configured providers of these kinds."""
     return [p for p in ctx.services.providers.values() if p.kind in kinds]
@@ -44,17 +53,65 @@ async def scopes(
     ctx: Context, kinds: frozenset[ProviderKind], role: Role, env: str | None = None
 ) -> list[Scope]:
     """Environments of these kinds where this channel holds at least `role`."""
+    return await _scopes(ctx, kinds, role, env, ctx.unreachable)
+
+
+async def _scopes(
+    ctx: Context,
+    kinds: frozenset[ProviderKind],
+    role: Role,
+    env: str | None,
+    unreachable: dict[str, ApiError],
+) -> list[Scope]:
     policy = ctx.policy()
     providers = providers_of(ctx, kinds)
     bindings = eligible_bindings(policy, role, providers)
-    found = await ctx.services.resolver.scopes(bindings, providers, env)
+    found = await ctx.services.resolver.scopes(bindings, providers, env, unreachable)
+    failed = {p.name: unreachable[p.name] for p in providers if p.name in unreachable}
+    if not found and failed:  # nothing answered: an error, not an empty answer
+        raise nothing_answered(failed)
     if env is not None and not found:
-        where = ", ".join(sorted({b.environment for b in bindings})) or "none"
+        where = (
+            ", ".join(sorted({environment_label(b.provider, b.environment) for b in bindings}))
+            or "none"
+        )
         raise UserError(
             f"environment {env!r} is not one this channel may use for that "
-            f"(its environments: {where})"
+            f"(its environments: {where}){not_searched(unreachable)}"
         )
     return found
+
+
+def unreachable_lines(unreachable: dict[str, ApiError]) -> list[str]:
+    """One line per provider or environment that could not be listed:
+    `console-eu: unreachable (500)`."""
+    return [f"{where}: {why_unreachable(exc)}" for where, exc in sorted(unreachable.items())]
+
+
+def nothing_answered(failed: dict[str, ApiError]) -> Exception:
+    """The error when nothing a command needed answered: the one ApiError itself (the
+    pipeline describes it), or for several, a UserError describing each."""
+    if len(failed) == 1:
+        return next(iter(failed.values()))
+    return UserError(
+        "nothing could be looked at: "
+        + "; ".join(f"{where}: {exc.describe()}" for where, exc in sorted(failed.items()))
+    )
+
+
+def not_searched(unreachable: dict[str, ApiError]) -> str:
+    """`; not searched: console-eu: unreachable (500)` (empty when all answered)."""
+    return f"; not searched: {', '.join(unreachable_lines(unreachable))}" if unreachable else ""
+
+
+async def databases_in(ctx: Context, scope: Scope) -> list[Any]:
+    """The databases of one environment (cached); [] when its listing fails, which is
+    recorded in `ctx.unreachable` (the answer says so) so the other environments go on."""
+    try:
+        return await ctx.services.resolver.databases(scope.provider, scope.environment.id)
+    except ApiError as exc:
+        ctx.unreachable[scope.label] = exc
+        return []
 
 
 def target_of(scope: Scope) -> Target:
@@ -73,16 +130,26 @@ async def find(
     found in one where the channel's role is below `role`, RoleTooLow naming the
     environment and the role. When the name is not there but is a database of
     another kind of provider, the error says that this command does not work on
-    that kind. Reads only (look-ups); the caller decides what runs.
+    that kind. An environment or provider whose listing failed is skipped and named
+    in a not-found answer (`ctx.unreachable`); when none answered, the error is
+    theirs. Reads only (look-ups); the caller decides what runs.
     """
     resolver = ctx.services.resolver
+    unreachable = ctx.unreachable
+    where = await scopes(ctx, kinds, Role.VIEWER, env)
     try:
-        found = await resolver.find_database(await scopes(ctx, kinds, Role.VIEWER, env), name)
-    except NameNotFound:
+        found = await resolver.find_database(where, name, unreachable)
+    except NameNotFound as exc:
+        failed = {s.label: unreachable[s.label] for s in where if s.label in unreachable}
+        if where and len(failed) == len(where):  # no environment could be searched
+            raise nothing_answered(failed) from None
         other = frozenset(p.kind for p in ctx.services.providers.values()) - kinds
+        aside: dict[str, ApiError] = {}  # failures of this extra search are not the command's
         try:
             elsewhere = (
-                await resolver.find_database(await scopes(ctx, other, Role.VIEWER), name)
+                await resolver.find_database(
+                    await _scopes(ctx, other, Role.VIEWER, None, aside), name, aside
+                )
                 if other
                 else None
             )
@@ -95,6 +162,8 @@ async def find(
                 f"{name!r} is a database of provider {provider.name} (kind {provider.kind}); "
                 f"this command does not work on {provider.kind} providers, only on {works_on}"
             ) from None
+        if unreachable:
+            raise NameNotFound(f"{exc}{not_searched(unreachable)}") from None
         raise
     require_role(ctx, found.scope, role, found.database.name)
     return found
@@ -125,7 +194,7 @@ async def single_scope(
     message = f"say which environment with env= (this channel may use: {names})"
     if len(found) > 1:
         raise NeedsChoice(message, "env", [(s.label, s.environment.name) for s in found])
-    raise UserError(message)
+    raise UserError(message + not_searched(ctx.unreachable))
 
 
 def client_of(ctx: Context, provider: str, cls: type[Any]) -> Any:
@@ -155,6 +224,46 @@ def db_plan(verb: str, found: Found, summary: str, **params: Any) -> Plan:
         },
         summary=summary,
     )
+
+
+async def database_named(ctx: Context, provider: str, environment_id: str, name: str) -> Any | None:
+    """The database called `name` in one environment, listed afresh (a command has just
+    created it), or None. For answers that name no new database (clone, restore as)."""
+    if ctx.dry_run:
+        return None
+    resolver = ctx.services.resolver
+    resolver.invalidate(provider, environment_id)
+    for database in await resolver.databases(ctx.provider(provider), environment_id):
+        if database.name == name:
+            return database
+    return None
+
+
+async def new_database_reply(ctx: Context, plan: Plan, title: str, started: Any) -> Reply:
+    """The answer to a command that creates a database (Console create, restore as).
+
+    Its operation runs under the new database: the answer's `database`, else the one of
+    that name in the plan's environment (`database_named`). When neither is known the
+    operation is not handed to the tracker (it would be polled under no database and
+    reported lost although the database is being made); the answer says so.
+    """
+    p = plan.params
+    new = getattr(started, "database", None) or await database_named(
+        ctx, plan.provider, p["environment_id"], p["database_name"]
+    )
+    operation_id = getattr(started, "operation_id", None)
+    if new is None and operation_id:
+        ctx.services.resolver.invalidate(plan.provider)
+        return Reply(
+            status="ok",
+            title=title,
+            text=f"Started (operation {operation_id}), but the answer named no new database "
+            f"and none called {p['database_name']} is listed yet, so its progress cannot be "
+            "followed here; `list` shows it once it appears.",
+            fields=[("Database", p["database_name"]), ("Operation", operation_id)],
+        )
+    p["database_id"] = new.id if new is not None else ""
+    return started_reply(ctx, plan, title, started)
 
 
 def started_reply(ctx: Context, plan: Plan, title: str, started: Any) -> Reply:
@@ -191,6 +300,16 @@ def started_reply(ctx: Context, plan: Plan, title: str, started: Any) -> Reply:
         fields=fields,
         operations=operations,
     )
+
+
+def fields_text(data: dict[str, Any]) -> dict[str, str]:
+    """An answer's fields as text for a table: numbers and words as they are, nested
+    values as compact JSON, absent (None) ones left out."""
+    return {
+        key: value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        for key, value in data.items()
+        if value is not None
+    }
 
 
 def flags(db: Any) -> str:

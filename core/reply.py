@@ -118,9 +118,9 @@ class Reply(BaseModel):
         return self.status in ("denied", "error")
 
 
-def error(text: str, *, title: str | None = None) -> Reply:
-    """An error only the requester sees."""
-    return Reply(status="error", title=title, text=text, visibility="ephemeral")
+def error(text: str, *, title: str = "Cannot do that") -> Reply:
+    """An error only the requester sees, under `title` (never empty)."""
+    return Reply(status="error", title=title or "Cannot do that", text=text, visibility="ephemeral")
 
 
 def denied(text: str) -> Reply:

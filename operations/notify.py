@@ -1,8 +1,10 @@
-"""The two ports of operations/: where messages go, and who follows operations.
+"""The ports of operations/: where messages go, who follows operations, who is told.
 
 A transport implements `Notifier` (Slack threads, the shell);
 operations/tracker.py's `Tracker` implements `TrackerPort`, which the
-Scheduler and the Slack transport hand started operations to.
+Scheduler and the Slack transport hand started operations to; its `Announcer`
+implements `IncidentPort`, through which commands that wait themselves (`dr`, the
+safety snapshot) tell an environment's incident channel when a wait gives up.
 """
 
 from __future__ import annotations
@@ -38,4 +40,22 @@ class TrackerPort(Protocol):
         origin: Reply | None = None,
     ) -> int:
         """Start following `ref`, reporting in `channel` under `thread_ts`; its tracking id."""
+        ...
+
+
+class IncidentPort(Protocol):
+    """Tells an environment's incident channel (operations/tracker.py's `Announcer`)."""
+
+    def announce(
+        self,
+        provider: str,
+        environment_id: str,
+        environment_name: str,
+        reply: Reply,
+        *,
+        tracked_id: int | None = None,
+        key: str = "incident",
+    ) -> bool:
+        """Queue `reply` for the environment's incident channel; False when it has none
+        (or, for a tracked operation, when this key was queued before)."""
         ...

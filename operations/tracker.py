@@ -79,6 +79,32 @@ class TrackerSettings:
     spread: float = 0.1
 
 
+@dataclass(frozen=True)
+class Announcer:
+    """The `IncidentPort`: queues a message in the outbox for an environment's incident
+    channel (`PermissionStore.incident_channel`); whichever tracker runs delivers it."""
+
+    outbox: Outbox
+    permissions: PermissionStore
+
+    def announce(
+        self,
+        provider: str,
+        environment_id: str,
+        environment_name: str,
+        reply: Reply,
+        *,
+        tracked_id: int | None = None,
+        key: str = "incident",
+    ) -> bool:
+        """Queue `reply` for the incident channel; False when the environment has none
+        (or, for a tracked operation, when this key was queued before)."""
+        channel = self.permissions.incident_channel(provider, environment_id, environment_name)
+        if channel is None:
+            return False
+        return self.outbox.put(tracked_id, key, channel, reply.model_dump())
+
+
 def thread_link(channel: str, thread_ts: str | None) -> str:
     """A link to a Slack thread (or the channel when there is no thread)."""
     if not thread_ts:
@@ -178,10 +204,9 @@ class Tracker:
         """Queue a message for the environment's incident channel, if one is set."""
         if self.permissions is None:
             return False
-        channel = self.permissions.incident_channel(provider, environment_id, environment_name)
-        if channel is None:
-            return False
-        queued = self.outbox.put(tracked_id, key, channel, reply.model_dump())
+        queued = Announcer(self.outbox, self.permissions).announce(
+            provider, environment_id, environment_name, reply, tracked_id=tracked_id, key=key
+        )
         self._delivery.wake()
         return queued
 
@@ -257,9 +282,9 @@ class Tracker:
         with polling("tracker"):
             try:
                 await self._poll(row)
-            except Exception as exc:  # one broken operation must not stop the others
+            except Exception:  # one broken operation must not stop the others
                 log.exception("tracking operation %s failed", row["operation_id"])
-                self._failed(row, f"{type(exc).__name__} while reading it")
+                self._failed(row, "an internal error while reading it (in the bot's log)")
 
     def _failed(self, row: dict[str, Any], reason: str) -> None:
         """Count a failed poll; after too many in a row, the operation is lost."""

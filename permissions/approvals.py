@@ -24,7 +24,8 @@ from typing import Any, Literal
 import sqlite_utils
 
 from core.refs import UserRef
-from permissions.audit import AuditLog, iso_time
+from core.words import utc_text
+from permissions.audit import AuditLog
 from permissions.migrations import migrate
 from permissions.roles import Role
 
@@ -232,12 +233,12 @@ class ApprovalStore:
 
     @staticmethod
     def _expired_message(approval: Approval) -> str:
-        return f"this approval expired at {iso_time(approval.expires_at)}"
+        return f"this approval expired at {utc_text(approval.expires_at)}"
 
     @staticmethod
     def _already(approval: Approval) -> ClaimResult:
         verb = "denied" if approval.state == "denied" else "approved"
-        when = iso_time(approval.decided_at) if approval.decided_at is not None else "?"
+        when = utc_text(approval.decided_at)
         message = f"already {verb} by {UserRef(approval.decided_by or '?')} at {when}"
         if approval.state in ("executed", "failed"):
             message += f" ({approval.state})"

@@ -12,6 +12,7 @@ on any error.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,6 +26,10 @@ from permissions.model import (
     specificity,
 )
 from permissions.roles import Role
+
+log = logging.getLogger("graphops.permissions")
+# What a person reads when deciding itself failed (the exception goes to the log only).
+UNDECIDED = "could not decide (an internal error, in the bot's log); denied to be safe"
 
 __all__ = [
     "SOURCE_ROLE",
@@ -420,8 +425,9 @@ def decide(
     """
     try:
         return _decide(policy, user, verb, required_role, destructive, target)
-    except Exception as exc:  # in doubt, deny
-        return Decision("denied", f"could not decide ({exc!r}); denied to be safe")
+    except Exception:  # in doubt, deny
+        log.exception("deciding failed")
+        return Decision("denied", UNDECIDED)
 
 
 def _decide(
@@ -515,8 +521,9 @@ def may_approve(
         return _may_approve(
             policy, approver, approver_groups, requester, verb, required_role, target
         )
-    except Exception as exc:  # in doubt, deny
-        return Decision("denied", f"could not decide ({exc!r}); denied to be safe")
+    except Exception:  # in doubt, deny
+        log.exception("deciding failed")
+        return Decision("denied", UNDECIDED)
 
 
 def _may_approve(

@@ -40,6 +40,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from core.words import explain
 from permissions.roles import Role
 from permissions.store import (
     PermissionStore,
@@ -129,9 +130,17 @@ class PolicyFile(BaseModel):
     incident_channel: list[IncidentChannelEntry] = []
 
 
+_ENTRIES: dict[str, type[BaseModel]] = {
+    "binding": BindingEntry,
+    "protected": ProtectedEntry,
+    "incident_channel": IncidentChannelEntry,
+}
+
+
 def _format_validation_error(exc: ValidationError) -> str:
+    """Each error in words (core.words.explain): the entry and key, what works."""
     parts = []
-    for error in exc.errors():
+    for error in exc.errors(include_url=False):
         loc = error["loc"]
         where = ""
         for item in loc:
@@ -139,10 +148,13 @@ def _format_validation_error(exc: ValidationError) -> str:
                 where += f"[{item}]"
             else:
                 where += f".{item}" if where else str(item)
-        message = error["msg"].removeprefix("Value error, ")
+        model = _ENTRIES.get(str(loc[0])) if len(loc) == 3 else None
         if error["type"] == "extra_forbidden":
-            message = "unknown key"
-        parts.append(f"{where or 'file'}: {message}")
+            known = ", ".join(model.model_fields) if model else ", ".join(_ENTRIES)
+            parts.append(f"{where or 'file'}: unknown key (keys: {known})")
+        else:
+            field = model.model_fields.get(str(loc[-1])) if model else None
+            parts.append(explain(error, where, field))
     return "; ".join(parts)
 
 

@@ -61,6 +61,8 @@ Variants of the uncertain shapes (``SHAPES``):
 - ``token-200``: the token is answered with 200 (an older observed client).
 - ``env-name``: environments carry ``name`` instead of ``label``.
 - ``restart-echo``: restart answers only ``{stationIds, reset}``.
+- ``copy-op-only``: clone and create-from-snapshot answer only ``{operationId}`` (no
+  ``database``): the new database is known by its name in the target environment.
 
 Behaviour where the seeds are silent:
 
@@ -395,6 +397,7 @@ class ConsoleSimulator(SimulatorServer):
             "token-200": "the token is answered with 200, not 201",
             "env-name": "environments carry name, not label",
             "restart-echo": "restart answers only {stationIds, reset}, no operationId",
+            "copy-op-only": "clone and create-from-snapshot answer only {operationId}",
         }
     )
 
@@ -956,7 +959,13 @@ class ConsoleSimulator(SimulatorServer):
         )
         new.extras = list(db.extras)
         op = self._start_op(db, "clone", "cloning", new_db_id=new.id)
-        return self._accepted({"database": self.database_json(new.id), "operationId": op.id})
+        return self._accepted(self._copy_answer(new, op))
+
+    def _copy_answer(self, new: Database, op: Operation) -> dict[str, Any]:
+        """What clone and create-from-snapshot answer (guess; variant ``copy-op-only``)."""
+        if self.shaped("copy-op-only"):
+            return {"operationId": op.id}
+        return {"database": self.database_json(new.id), "operationId": op.id}
 
     async def h_list_snapshots(self, request: web.Request) -> web.Response:
         """``GET .../{dbId}/snapshots/manual``."""
@@ -1005,7 +1014,7 @@ class ConsoleSimulator(SimulatorServer):
             edition=snap.edition,
         )
         op = self._start_op(db, "restore", "creating", snapshot_id=snap.id)
-        return self._accepted({"database": self.database_json(db.id), "operationId": op.id})
+        return self._accepted(self._copy_answer(db, op))
 
     async def h_restore(self, request: web.Request) -> web.Response:
         """``POST .../{dbId}/restore``: restore a snapshot into an existing database."""

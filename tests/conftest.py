@@ -83,12 +83,10 @@ async def console(console_sim: ConsoleSimulator) -> AsyncIterator[ConsoleClient]
 async def bot(console_sim: ConsoleSimulator, tmp_path: Path) -> AsyncIterator[Bot]:
     """A bot over the simulator with the demo policy (see bot/demo.py)."""
     from bot.demo import apply_demo_policy
-    from bot.files import open_local_or_url
 
     built = build_bot(
         make_config(console_sim.base_url, tmp_path / "bot.sqlite3"),
         environ=ENVIRON,
-        open_file=open_local_or_url,
     )
     apply_demo_policy(built)
     try:

@@ -22,6 +22,7 @@ from bot.slack.notifier import slack_error
 from bot.slack.runtime import SlackRuntime
 from core.invocation import Invocation
 from core.refs import ChannelRef, UserRef, person
+from core.words import environment_label
 from permissions.model import Binding
 from permissions.policy import Target, may_approve
 
@@ -56,7 +57,7 @@ async def member_channels(rt: SlackRuntime, user: str) -> set[str] | None:
 def _binding_line(binding: Binding) -> str:
     """One binding as reply text (references and data; rendered by `mrkdwn`)."""
     approvers = ", ".join(str(person(a)) for a in binding.approvers)
-    line = f"{binding.environment} ({binding.provider}) as {binding.role.label}"
+    line = f"{environment_label(binding.provider, binding.environment)} as {binding.role.label}"
     if binding.users:
         line += f" for {', '.join(str(person(u)) for u in binding.users)}"
     return line + (f", approvers {approvers}" if approvers else "")

@@ -53,6 +53,16 @@ class Adapter(Protocol):
         ...
 
 
+# Fields that identify a catalog entry (what `create plan=` / `version=` / `region=` take),
+# in the order they are preferred; `catalog_value` picks the first an entry has.
+ID_FIELDS = ("id", "name", "number", "version", "key", "slug", "code")
+
+
+def catalog_value(entry: dict[str, str]) -> str | None:
+    """The value `create` takes for a catalog entry (its first `ID_FIELDS` field), or None."""
+    return next((entry[k] for k in ID_FIELDS if entry.get(k) not in (None, "", "-")), None)
+
+
 @runtime_checkable
 class DatabaseAdapter(Adapter, Protocol):
     """A kind whose databases the shared database verbs act on (GrapheneDB Console and v1)."""
@@ -61,10 +71,9 @@ class DatabaseAdapter(Adapter, Protocol):
         """`show <db>`: the database's fields."""
         ...
 
-    async def catalog(
-        self, ctx: Context, provider: str, which: Catalog, columns: list[str]
-    ) -> list[list[str]]:
-        """Rows `[provider, *columns]` of the provider's versions, plans or regions."""
+    async def catalog(self, ctx: Context, provider: str, which: Catalog) -> list[dict[str, str]]:
+        """The provider's versions, plans or regions: each entry's fields as text, as the
+        API named them (the verb builds the table from whatever fields there are)."""
         ...
 
     async def operations(self, ctx: Context, plan: Plan) -> Reply:

@@ -7,22 +7,31 @@ operations with steps (`/operations/{id}`), which the client reads itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from pydantic import SecretStr
 
 from clients.graphenedb import Archive, ConsoleClient, Operation
 from commands.adapters.base import Catalog, ClientOptions
+from commands.archives import KeptArchive
 from commands.context import Context
 from commands.plan import Plan
 from commands.resolve import Found
 from commands.safety import safety_snapshot, wants_safety_snapshot, with_safety
-from commands.targets import client_of, db_plan, flags, started_reply
+from commands.targets import (
+    client_of,
+    db_plan,
+    fields_text,
+    flags,
+    new_database_reply,
+    started_reply,
+)
 from core.errors import UserError
 from core.kinds import ProviderKind
 from core.provider import OperationSource, ProviderClient
 from core.reply import Reply, Table
+from core.words import utc_text
 
 
 def console_client(ctx: Context, provider: str) -> ConsoleClient:
@@ -77,23 +86,17 @@ class ConsoleAdapter:
                     f"{health.status} ({health.last_check_seconds_ago}s ago)" if health else "?",
                 ),
                 ("Id", db.id),
-                ("Created", db.created_at or "?"),
+                ("Created", utc_text(db.created_at)),
             ],
         )
 
-    async def catalog(
-        self, ctx: Context, provider: str, which: Catalog, columns: list[str]
-    ) -> list[list[str]]:
-        """The catalog's items, each column read from the item's field of that name."""
+    async def catalog(self, ctx: Context, provider: str, which: Catalog) -> list[dict[str, str]]:
+        """The catalog's entries with every field they carry (no document names them)."""
         api = console_client(ctx, provider)
         items = await {"versions": api.versions, "plans": api.plans, "regions": api.regions}[
             which
         ]()
-        rows = []
-        for item in items:
-            data = item.model_dump()
-            rows.append([provider, *(str(data.get(c.lower(), "")) for c in columns)])
-        return rows
+        return [fields_text(item.model_dump()) for item in items]
 
     async def operations(self, ctx: Context, plan: Plan) -> Reply:
         """The database's operations as the API lists them, newest first, up to `limit`."""
@@ -107,7 +110,7 @@ class ConsoleAdapter:
                     op.operation_type or "?",
                     op.status,
                     _steps_text(op),
-                    str(op.started_at or ""),
+                    utc_text(op.started_at),
                 ]
             )
         if len(ops) > limit:
@@ -121,7 +124,8 @@ class ConsoleAdapter:
         return {}
 
     async def create(self, ctx: Context, plan: Plan) -> Reply:
-        """`POST` a new database; the plan learns its id when the API says it."""
+        """`POST` a new database; its operation is followed under it (its id from the
+        answer, else found by name in the environment)."""
         p = plan.params
         started = await console_client(ctx, plan.provider).create_database(
             p["environment_id"],
@@ -131,9 +135,7 @@ class ConsoleAdapter:
             p["edition"],
             p["extras"],
         )
-        if started.database:
-            p["database_id"] = started.database.id
-        return started_reply(ctx, plan, f"Creating {p['database_name']}", started)
+        return await new_database_reply(ctx, plan, f"Creating {p['database_name']}", started)
 
     def restart_params(self, values: dict[str, Any]) -> dict[str, Any]:
         """`reset` (true by default: drop connections at once)."""
@@ -161,30 +163,57 @@ class ConsoleAdapter:
         return with_safety(reply, safety)
 
     async def plan_import(self, ctx: Context, found: Found, values: dict[str, Any]) -> Plan:
-        """An archive the transport can read (a local path, a Slack file), checked now."""
-        if ctx.services.open_file is None:
-            raise UserError("this transport cannot read files for import")
-        ctx.services.open_file(ctx.invocation, values["file"])  # fail now if unreadable
+        """An archive the transport may read (an https URL; a local path in the shell),
+        read now (commands/archives.py): a download is spooled, a local file hashed, and
+        the plan (so the approval card) records its size and sha256. A dry run reads
+        nothing."""
+        open_file, archives = ctx.services.open_file, ctx.services.archives
+        if open_file is None or archives is None:
+            raise UserError("this bot cannot read archives for import")
+        opened = open_file(ctx.invocation, values["file"])
         plan = db_plan(
             "import",
             found,
-            f"import {values['file']} into {found.database.name} "
+            f"import {opened.name} from {opened.origin} into {found.database.name} "
             f"in {found.scope.label}, replacing its data",
-            file=values["file"],
+            archive={"name": opened.name},
         )
         plan.destructive = True
+        if ctx.dry_run:
+            plan.details = [("Archive", f"{opened.name} from {opened.origin} (not read: dry run)")]
+            return plan
+        kept = await archives.keep(opened)
+        plan.params["archive"] = kept.to_params()
+        plan.details = kept.details()
         return plan
 
     async def import_archive(self, ctx: Context, plan: Plan) -> Reply:
-        """Stream the archive to the import endpoint (multipart)."""
-        assert ctx.services.open_file is not None
-        # Sent with a Content-Length: the archive is spooled to a temporary file (never to
-        # memory) so its size is known before the upload starts.
-        archive = await Archive.spool(*ctx.services.open_file(ctx.invocation, plan.params["file"]))
-        started = await console_client(ctx, plan.provider).import_archive(
-            plan.params["database_id"], archive
-        )
-        return started_reply(ctx, plan, f"Importing into {plan.params['database_name']}", started)
+        """Check the archive is the one the plan recorded, then upload it (multipart, with
+        a Content-Length); a spooled download is removed afterwards, whatever the answer."""
+        database_id, name = plan.params["database_id"], plan.params["database_name"]
+        api = console_client(ctx, plan.provider)
+        if ctx.dry_run:  # a preview: the request is recorded, the file is not read
+            name_of = (plan.params.get("archive") or {}).get("name") or "archive"
+            dry = Archive(str(name_of), 0, _empty())
+            started = await api.import_archive(database_id, dry)
+            return started_reply(ctx, plan, f"Importing into {name}", started)
+        archives = ctx.services.archives
+        if archives is None:
+            raise UserError("this bot cannot read archives for import")
+        kept = KeptArchive.from_params(plan.params.get("archive"))
+        try:
+            archive = await archives.open(kept)
+            started = await api.import_archive(database_id, archive)
+        finally:
+            archives.release(kept)
+        reply = started_reply(ctx, plan, f"Importing into {name}", started)
+        reply.fields.append(("Archive", f"{kept.name}, {kept.size:,} bytes, sha256 {kept.sha256}"))
+        return reply
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    return
+    yield b""
 
 
 ADAPTER = ConsoleAdapter()

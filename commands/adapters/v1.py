@@ -9,7 +9,6 @@ from an S3 `https://` URL the API fetches itself.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlparse
@@ -18,15 +17,17 @@ from pydantic import SecretStr
 
 from clients.graphenedb_v1 import PLANS, REGIONS, V1Client
 from commands.adapters.base import Catalog, ClientOptions
+from commands.archives import url_origin
 from commands.context import Context, NeedsChoice
 from commands.plan import Plan
 from commands.resolve import Found
-from commands.targets import client_of, db_plan, started_reply
+from commands.targets import client_of, db_plan, fields_text, started_reply
 from core.errors import UserError
 from core.kinds import ProviderKind
 from core.provider import OperationSource, ProviderClient
 from core.refs import UserRef
 from core.reply import Reply, Table
+from core.words import utc_text
 
 
 def v1_client(ctx: Context, provider: str) -> V1Client:
@@ -85,19 +86,18 @@ class V1Adapter:
                 ),
                 ("Bolt host", db.domain_name or "?"),
                 ("Id", db.id),
-                ("Created", db.created_at or "?"),
+                ("Created", utc_text(db.created_at)),
             ],
         )
 
-    async def catalog(
-        self, ctx: Context, provider: str, which: Catalog, columns: list[str]
-    ) -> list[list[str]]:
-        """Versions from the API; plans and regions are the fixed lists v1 documents."""
+    async def catalog(self, ctx: Context, provider: str, which: Catalog) -> list[dict[str, str]]:
+        """Versions from the API (every field they carry); plans and regions are the fixed
+        lists v1 documents (`id`)."""
         if which == "versions":
             versions = await v1_client(ctx, provider).versions()
-            return [[provider, v.version, v.description] for v in versions]
+            return [fields_text(v.model_dump()) for v in versions]
         values = PLANS if which == "plans" else REGIONS
-        return [[provider, value, ""] for value in values]
+        return [{"id": value} for value in values]
 
     async def operations(self, ctx: Context, plan: Plan) -> Reply:
         """The API lists no operations, so the ones graphops started (the tracker's history)."""
@@ -105,7 +105,7 @@ class V1Adapter:
         rows = history.for_database(plan.provider, plan.params["database_id"]) if history else []
         table = Table(columns=["Operation", "What", "State", "By", "Started"])
         for op in rows:
-            started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(op.started_at))
+            started = utc_text(op.started_at)
             table.rows.append(
                 [op.operation_id, op.label, op.state, str(UserRef(op.requester)), started]
             )
@@ -159,7 +159,8 @@ class V1Adapter:
         plan = db_plan(
             "import",
             found,
-            f"import {url} into {found.database.name} in {found.scope.label}, replacing its data",
+            f"import {url_origin(url)} into {found.database.name} in {found.scope.label}, "
+            "replacing its data",
             file=url,
         )
         plan.destructive = True

@@ -1,8 +1,9 @@
 """Every verb, one module per concern; each verb is one `@verb`-decorated function.
 
 `MODULES` is the order of `help` (groups appear in the order their first verb
-does). Adding a verb to a concern is one decorated function in its module;
-adding a concern is a module here and its line in `MODULES`.
+does): what people run every day first, approvals and access last. Adding a verb
+to a concern is one decorated function in its module; adding a concern is a module
+here and its line in `MODULES`.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ from commands.verbs import (
 
 MODULES = (
     general,  # plan, help
-    access,  # access, grant, revoke, protect, approvers, incident-channel
-    approvals,  # approve, deny, pending
     listings,  # envs, list, versions, plans, regions
     databases,  # show, create, pause, resume, restart, clone, terminate, import, ops
     snapshots,  # snapshots, snapshot, restore
@@ -42,6 +41,8 @@ MODULES = (
     typedb_users,  # users, user
     schedules,  # schedule, schedule-activate
     schedule_changes,  # schedules, unschedule, schedule-skip, schedule-extend
+    approvals,  # approve, deny, pending (mostly the buttons of an approval card)
+    access,  # access, grant, revoke, protect, approvers, incident-channel (bot admins)
 )
 
 

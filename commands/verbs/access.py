@@ -17,9 +17,10 @@ from typing import Any
 from commands.context import Context
 from commands.options import ChannelOption, NoOptions
 from commands.pipeline import refuse
-from commands.registry import verb
+from commands.registry import Rights, verb
 from core.refs import ChannelRef, UserRef, person
 from core.reply import Reply, Table, error
+from core.words import WILDCARD, environment_label
 from permissions.model import Binding, ChannelPolicy, is_direct, is_person
 from permissions.policy import Target, protection, where
 from permissions.roles import Role
@@ -96,7 +97,13 @@ async def refuse_unless_visible(ctx: Context, verb_name: str, channel: str) -> R
     )
 
 
-@verb("access", options=ChannelOption, example="access", group="Access")
+@verb(
+    "access",
+    options=ChannelOption,
+    example="access",
+    group="Access",
+    rights=(Rights(who="anyone"),),
+)
 async def access(ctx: Context, values: dict[str, Any]) -> Reply:
     """What this channel may do, who holds each role, and why you hold yours
 
@@ -129,14 +136,14 @@ async def access(ctx: Context, values: dict[str, Any]) -> Reply:
         table.rows.append(
             [
                 b.provider,
-                b.environment,
+                "all environments" if b.environment == WILDCARD else b.environment,
                 b.role.label,
                 holders(b),
                 your_role(policy, b),
                 _people(b.approvers) or "admins of this binding",
                 protected.text
                 if protected.protected or protected.reason
-                else "if label production/prod or grantType red",
+                else "if it is a production environment",
             ]
         )
     place = where(policy)
@@ -245,10 +252,13 @@ async def protect(ctx: Context, values: dict[str, Any]) -> Reply:
     options=ApproversOptions,
     example="approvers console production users=U0LEAD,S0DBTEAM",
     group="Access",
+    rights=(
+        Rights(form="<provider> <environment>", who="anyone"),
+        Rights(form="<provider> <environment> users=", who="bot admins"),
+    ),
 )
 async def approvers(ctx: Context, values: dict[str, Any]) -> Reply:
-    """Show who approves a binding's destructive commands; with users=, set them
-    (bot admins; users=none clears)
+    """Who approves a binding's destructive commands; users= sets them (none clears)
 
     Without `users=` it only shows them (to whoever may see the channel's
     access). `users=U…,S…` sets users (`U…`) or user groups (`S…`);
@@ -320,7 +330,8 @@ def _grant_key(ctx: Context, v: dict[str, Any]) -> str:
 
 def _grant(ctx: Context, v: dict[str, Any]) -> str:
     if v["provider"] not in ctx.services.providers:
-        raise ValueError(f"no provider called {v['provider']!r}; see the bot's config")
+        known = ", ".join(ctx.services.providers) or "none"
+        raise ValueError(f"no provider called {v['provider']!r} (providers: {known})")
     store = ctx.services.permissions
     key = _grant_key(ctx, v)
     role = Role.parse(v["role"])
@@ -331,7 +342,7 @@ def _grant(ctx: Context, v: dict[str, Any]) -> str:
             users = _ids(v["users"]) if v.get("users") is not None else list(binding.users)
             kept = binding.fallback if v.get("fallback") is None else fallback
             binding = store.set_users(key, v["provider"], v["environment"], users, kept)
-    env = f"{binding.environment} ({binding.provider})"
+    env = environment_label(binding.provider, binding.environment)
     place = (
         f"the direct messages of {UserRef(key)} with graphops"
         if is_person(key)
@@ -348,11 +359,10 @@ def _grant(ctx: Context, v: dict[str, Any]) -> str:
 
 def _revoke(ctx: Context, v: dict[str, Any]) -> str:
     channel = _channel(ctx, v)
+    where = environment_label(v["provider"], v["environment"])
     if not ctx.services.permissions.revoke(channel, v["provider"], v["environment"]):
-        raise ValueError(
-            f"{ChannelRef(channel)} had no binding on {v['environment']} ({v['provider']})"
-        )
-    return f"{ChannelRef(channel)} no longer has access to {v['environment']} ({v['provider']})."
+        raise ValueError(f"{ChannelRef(channel)} had no binding on {where}")
+    return f"{ChannelRef(channel)} no longer has access to {where}."
 
 
 _PROTECT = {"on": True, "off": False, "default": None}
@@ -368,7 +378,7 @@ def _protect(ctx: Context, v: dict[str, Any]) -> str:
         "off": "not protected: requesters may confirm their own destructive commands",
         "default": "protected if it is a production environment",
     }[mode]
-    return f"{v['environment']} ({v['provider']}) is now {meaning}."
+    return f"{environment_label(v['provider'], v['environment'])} is now {meaning}."
 
 
 def _approvers(ctx: Context, v: dict[str, Any]) -> str:
@@ -384,7 +394,10 @@ def _approvers(ctx: Context, v: dict[str, Any]) -> str:
         _channel(ctx, v), v["provider"], v["environment"], users
     )
     who = _people(binding.approvers) or "the admins of this binding (default)"
-    where = f"{binding.environment} ({binding.provider}) in {ChannelRef(binding.channel)}"
+    where = (
+        f"{environment_label(binding.provider, binding.environment)} in "
+        f"{ChannelRef(binding.channel)}"
+    )
     return f"Approvers of {where}: {who}."
 
 
@@ -392,4 +405,4 @@ def _incident(ctx: Context, v: dict[str, Any]) -> str:
     channel = None if v["channel"].lower() == "none" else v["channel"]
     ctx.services.permissions.set_incident_channel(v["provider"], v["environment"], channel)
     where = str(ChannelRef(channel)) if channel else "nowhere"
-    return f"Incidents of {v['environment']} ({v['provider']}) now go to {where}."
+    return f"Incidents of {environment_label(v['provider'], v['environment'])} now go to {where}."

@@ -14,7 +14,7 @@ from typing import Any
 from commands.context import Context
 from commands.options import NoOptions
 from commands.pipeline import decide_approval
-from commands.registry import verb
+from commands.registry import Rights, verb
 from core.refs import UserRef
 from core.reply import Action, Reply, Table
 
@@ -31,6 +31,7 @@ class ConfirmOption(NoOptions):
     options=ConfirmOption,
     example="approve Xk2pQ9aZ confirm=sandbox-db",
     group="Approvals",
+    rights=(Rights(who="an approver", note="not one's own request in a protected environment"),),
 )
 async def approve(ctx: Context, values: dict[str, Any]) -> Reply:
     """Approve a waiting destructive command (runs it once)
@@ -43,13 +44,19 @@ async def approve(ctx: Context, values: dict[str, Any]) -> Reply:
     return await decide_approval(ctx, values["id"], True, values.get("confirm"))
 
 
-@verb("deny", "<id>", example="deny Xk2pQ9aZ", group="Approvals")
+@verb(
+    "deny",
+    "<id>",
+    example="deny Xk2pQ9aZ",
+    group="Approvals",
+    rights=(Rights(who="an approver, or the requester"),),
+)
 async def deny(ctx: Context, values: dict[str, Any]) -> Reply:
     """Deny a waiting command (the requester may also withdraw it)"""
     return await decide_approval(ctx, values["id"], False, None)
 
 
-@verb("pending", example="pending", group="Approvals")
+@verb("pending", example="pending", group="Approvals", rights=(Rights(who="anyone"),))
 async def pending(ctx: Context, values: dict[str, Any]) -> Reply:
     """List the approvals waiting in this channel
 

@@ -16,11 +16,12 @@ from commands.adapters.v1 import size_text, v1_client
 from commands.context import Context
 from commands.options import NoOptions
 from commands.plan import Plan
-from commands.registry import verb
+from commands.registry import Rights, verb
 from commands.resolve import Found
 from commands.targets import V1, db_plan, find, one_by_id, require_id_prefix, started_reply
 from core.errors import UserError
 from core.reply import Reply, Table
+from core.words import utc_text
 from permissions.roles import Role
 
 _TIME = re.compile(r"^([01]?\d|2[0-3]):[0-5]\d:[0-5]\d$")
@@ -61,7 +62,7 @@ async def backups(ctx: Context, plan: Plan) -> Reply:
                 b.id,
                 b.origin or "?",
                 b.state or "?",
-                b.timestamp or "?",
+                utc_text(b.timestamp),
                 size_text(b.size),
                 "yes" if b.downloadable else "no",
             ]
@@ -130,7 +131,7 @@ async def prepare_restore_backup(ctx: Context, values: dict[str, Any]) -> Plan:
     group="Backups (v1)",
 )
 async def restore_backup(ctx: Context, plan: Plan) -> Reply:
-    """Restore a backup into a v1 database (approval)"""
+    """Restore a backup into a v1 database, replacing its data"""
     accepted = await v1_client(ctx, plan.provider).restore_backup(
         plan.params["database_id"], plan.params["backup_id"]
     )
@@ -161,7 +162,7 @@ async def prepare_empty(ctx: Context, values: dict[str, Any]) -> Plan:
     group="Backups (v1)",
 )
 async def empty(ctx: Context, plan: Plan) -> Reply:
-    """Delete all data of a v1 database (approval, typed name)"""
+    """Delete all data of a v1 database (the approver types its name)"""
     accepted = await v1_client(ctx, plan.provider).empty(plan.params["database_id"])
     return started_reply(ctx, plan, f"Emptying {plan.params['database_name']}", accepted)
 
@@ -191,6 +192,10 @@ async def prepare_schedule(ctx: Context, values: dict[str, Any]) -> Plan:
     options=BackupScheduleOptions,
     example="backup-schedule legacy-orders time=3:30:00",
     group="Backups (v1)",
+    rights=(
+        Rights(form="<db>", when="to show", role=Role.VIEWER),
+        Rights(form="<db> time=", when="to set", role=Role.OPERATOR),
+    ),
 )
 async def backup_schedule(ctx: Context, plan: Plan) -> Reply:
     """Show or set (time=H:MM:SS UTC) the daily backup time"""

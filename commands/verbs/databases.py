@@ -20,7 +20,7 @@ from commands.context import Context
 from commands.offers import offered_actions, state_of
 from commands.options import EnvOption, NoOptions
 from commands.plan import Plan
-from commands.registry import verb
+from commands.registry import Rights, verb
 from commands.targets import (
     CONSOLE,
     GRAPHENEDB,
@@ -39,8 +39,8 @@ from permissions.roles import Role
 class CreateOptions(NoOptions):
     """`create`: plan, version (required), edition, extras; v1 also needs `region=`."""
 
-    plan: str
-    version: str
+    plan: str = Field(description="a plan name; `plans` lists them")
+    version: str = Field(description="a version; `versions` lists them")
     edition: str = "community"
     extras: str = ""
     env: str | None = None
@@ -252,6 +252,7 @@ async def prepare_clone(ctx: Context, values: dict[str, Any]) -> Plan:
     options=CloneOptions,
     example="clone sandbox-db sandbox-copy env=development",
     group="Databases",
+    rights=(Rights(role=Role.OPERATOR, note="source: operator"),),
 )
 async def clone(ctx: Context, plan: Plan) -> Reply:
     """Clone a database, into the same or another environment"""
@@ -286,7 +287,7 @@ async def prepare_terminate(ctx: Context, values: dict[str, Any]) -> Plan:
     group="Databases",
 )
 async def terminate(ctx: Context, plan: Plan) -> Reply:
-    """Delete a database for good (approval, typed name)
+    """Delete a database for good (the approver types its name)
 
     On Console, a safety snapshot first when policy asks (commands/safety.py).
     """
@@ -307,11 +308,17 @@ async def prepare_import(ctx: Context, values: dict[str, Any]) -> Plan:
     kinds=GRAPHENEDB,
     options=EnvOption,
     destructive=True,
-    example="import sandbox-db ./graph.dump",
+    example="import sandbox-db https://files.example.com/exports/graph.dump",
     group="Databases",
 )
 async def import_data(ctx: Context, plan: Plan) -> Reply:
-    """Replace a database's data with an archive (approval)"""
+    """Replace a database's data with an archive (approval)
+
+    Console: an https:// URL, downloaded when asked (its size and sha256 on
+    the approval card), or a local file from the shell; uploaded with a
+    Content-Length once approved (commands/archives.py). v1: an S3 https://
+    URL the API fetches itself.
+    """
     return await database_adapter(plan.params["kind"]).import_archive(ctx, plan)
 
 

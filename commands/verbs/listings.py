@@ -8,8 +8,9 @@ only in environments where the channel holds viewer (commands/targets.py,
 
 from __future__ import annotations
 
+from clients.errors import ApiError
 from commands.adapters import database_adapter
-from commands.adapters.base import Catalog
+from commands.adapters.base import ID_FIELDS, Catalog
 from commands.context import Context
 from commands.options import NoOptions
 from commands.plan import Plan
@@ -18,7 +19,9 @@ from commands.resolve import eligible_bindings
 from commands.targets import (
     EVERY_KIND,
     GRAPHENEDB,
+    databases_in,
     flags,
+    kinds_text,
     prepare_read,
     providers_of,
     scopes,
@@ -86,7 +89,7 @@ async def list_databases(ctx: Context, plan: Plan) -> Reply:
     """
     table = Table(columns=["Database", "Environment", "State", "Plan", "Version", "Flags"])
     for scope in await scopes(ctx, GRAPHENEDB, Role.VIEWER, plan.params.get("env")):
-        for db in await ctx.services.resolver.databases(scope.provider, scope.environment.id):
+        for db in await databases_in(ctx, scope):
             table.rows.append(
                 [
                     db.name,
@@ -102,21 +105,57 @@ async def list_databases(ctx: Context, plan: Plan) -> Reply:
     return Reply(title="Databases", tables=[table])
 
 
-async def _catalog(ctx: Context, plan: Plan, which: Catalog, columns: list[str]) -> Reply:
-    """One table of a catalog over the providers the channel may view (or `provider=`)."""
+def catalog_table(provider: str, entries: list[dict[str, str]]) -> Table:
+    """A table of one provider's catalog entries: the Provider column, then every field
+    the entries have, identifying fields first (`ID_FIELDS`), the others in the order
+    they first appear; a field an entry lacks reads `-`."""
+    keys: list[str] = []
+    for fields in entries:
+        keys.extend(k for k in fields if k not in keys)
+    keys.sort(key=lambda k: ID_FIELDS.index(k) if k in ID_FIELDS else len(ID_FIELDS))
+    table = Table(columns=["Provider", *keys])
+    for fields in entries:
+        table.rows.append([provider, *(fields.get(k, "-") for k in keys)])
+    return table
+
+
+async def _catalog(ctx: Context, plan: Plan, which: Catalog) -> Reply:
+    """A catalog over the providers the channel may view (or `provider=`), one table per
+    provider (each names its fields as its API does); a provider whose catalog cannot be
+    read is one line under them."""
     policy = ctx.policy()
     providers = providers_of(ctx, GRAPHENEDB)
     wanted = plan.params.get("provider")
     names = {b.provider for b in eligible_bindings(policy, Role.VIEWER, providers)}
     if wanted:
+        configured = ctx.services.providers
+        if wanted not in configured:
+            known = ", ".join(sorted(p.name for p in providers)) or "none"
+            raise UserError(f"no provider called {wanted!r} (providers: {known})")
+        kind = configured[wanted].kind
+        if kind not in GRAPHENEDB:
+            raise UserError(
+                f"{which} works on {kinds_text(GRAPHENEDB)} providers; {wanted} is a {kind} "
+                "provider"
+            )
         if wanted not in names:
-            raise UserError(f"this channel has no binding on provider {wanted!r}")
+            raise UserError(
+                f"this channel has no binding on provider {wanted}; `access` shows its bindings"
+            )
         names = {wanted}
-    table = Table(columns=["Provider", *columns])
+    tables: list[Table] = []
     for name in sorted(names):
         adapter = database_adapter(ctx.provider(name).kind)
-        table.rows.extend(await adapter.catalog(ctx, name, which, columns))
-    return Reply(title=which.capitalize(), tables=[table])
+        try:
+            entries = await adapter.catalog(ctx, name, which)
+        except ApiError as exc:
+            ctx.unreachable[name] = exc
+            continue
+        table = catalog_table(name, entries)
+        if not entries:
+            table.note = f"no {which}"
+        tables.append(table)
+    return Reply(title=which.capitalize(), tables=tables)
 
 
 @verb(
@@ -129,8 +168,11 @@ async def _catalog(ctx: Context, plan: Plan, which: Catalog, columns: list[str])
     group="Catalogs",
 )
 async def versions(ctx: Context, plan: Plan) -> Reply:
-    """List the versions the provider offers"""
-    return await _catalog(ctx, plan, "versions", ["Number", "Edition", "Vendor"])
+    """List the versions the provider offers
+
+    Every field the API gives, the version first (what `create version=` takes).
+    """
+    return await _catalog(ctx, plan, "versions")
 
 
 @verb(
@@ -143,8 +185,11 @@ async def versions(ctx: Context, plan: Plan) -> Reply:
     group="Catalogs",
 )
 async def plans(ctx: Context, plan: Plan) -> Reply:
-    """List the plans the provider offers"""
-    return await _catalog(ctx, plan, "plans", ["Name", "MemoryGb", "StorageGb"])
+    """List the plans the provider offers
+
+    Every field the API gives, the plan's id first (what `create plan=` takes).
+    """
+    return await _catalog(ctx, plan, "plans")
 
 
 @verb(
@@ -157,5 +202,8 @@ async def plans(ctx: Context, plan: Plan) -> Reply:
     group="Catalogs",
 )
 async def regions(ctx: Context, plan: Plan) -> Reply:
-    """List the regions the provider offers"""
-    return await _catalog(ctx, plan, "regions", ["Id", "Label"])
+    """List the regions the provider offers
+
+    Every field the API gives, the region's id first (what v1's `create region=` takes).
+    """
+    return await _catalog(ctx, plan, "regions")

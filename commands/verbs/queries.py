@@ -27,13 +27,14 @@ from clients.typedb import rows_to_table as concept_rows
 from commands.adapters.typedb import typedb_client
 from commands.context import Context, RoleTooLow
 from commands.plan import Plan
-from commands.registry import verb
+from commands.registry import Rights, verb
 from commands.targets import TYPEDB, db_plan, require_role, scopes, target_of
 from commands.typeql import QueryKind, classify
 from commands.verbs.typedb import ServerOption
 from core.errors import UserError
 from core.refs import ChannelRef
 from core.reply import Attachment, Reply, Table
+from core.words import plural
 from permissions.policy import Target, effective_binding, is_protected
 from permissions.roles import Role
 
@@ -43,6 +44,7 @@ INLINE_LINES = 30  # longer answers go into an attachment
 LONG_TABLE_CHARS = 2500  # a table longer than this goes into an attachment
 ATTACHED_TABLE_PREVIEW = 10  # rows still shown in the reply when the table is attached
 
+PROTECTED = "in a protected environment"
 QUERY_ROLE: dict[str, Role] = {"read": Role.VIEWER, "write": Role.OPERATOR, "schema": Role.ADMIN}
 
 
@@ -85,7 +87,7 @@ async def plan_on_db(
         raise RoleTooLow(f"{what} needs {role.label}; {channel} is {where}")
     # Looked up on every server the channel may see: a name on two is ambiguous for
     # every query, whatever the role on each (commands/targets.py `find`).
-    found = await ctx.services.resolver.find_database(visible, name)
+    found = await ctx.services.resolver.find_database(visible, name, ctx.unreachable)
     require_role(ctx, found.scope, role, found.database.name)
     plan = db_plan(verb, found, summary.format(db=found.database.name))
     plan.role = role
@@ -95,9 +97,10 @@ async def plan_on_db(
 def _limit_note(total: int, limit: int, warning: str | None) -> str | None:
     """The note under an answer cut at `limit` (we ask the server for `limit + 1`)."""
     if total > limit:
+        first = "only the first answer" if limit == 1 else f"the first {limit} answers"
         return (
-            f"showing the first {limit} answers; there are more "
-            f"(add limit=N, at most {MAX_LIMIT}, or narrow the query)"
+            f"showing {first}; there are more: add limit=N (at most {MAX_LIMIT}) "
+            "or narrow the query"
         )
     if warning:
         return f"the server warned: {warning}"
@@ -142,7 +145,7 @@ def render_answer(title: str, answer: QueryAnswer, limit: int, stem: str) -> Rep
 
 
 def _count(n: int) -> str:
-    return f"{n} answer{'' if n == 1 else 's'}"
+    return plural(n, "answer")
 
 
 def query_text(text: str) -> str:
@@ -182,9 +185,14 @@ async def prepare_query(ctx: Context, values: dict[str, Any]) -> Plan:
     options=QueryOptions,
     example="query social 'match $p isa person, has name $n;' limit=5",
     group="TypeDB",
+    rights=(
+        Rights(when="read", role=Role.VIEWER),
+        Rights(when="write", role=Role.OPERATOR, approval=True, approval_if=PROTECTED),
+        Rights(when="schema", role=Role.ADMIN, approval=True, approval_if=PROTECTED),
+    ),
 )
 async def query(ctx: Context, plan: Plan) -> Reply:
-    """Run one quoted TypeQL query: read (viewer), write (operator), schema (admin)
+    """Run one quoted TypeQL query; its kind (read, write, schema) sets the role
 
     Run the query once in a one-shot transaction of its kind (committed unless read).
     """

@@ -13,7 +13,7 @@ from typing import Any
 
 from commands.context import Context
 from commands.pipeline import decide_targets, refuse
-from commands.registry import verb
+from commands.registry import Rights, verb
 from commands.verbs.schedules import (
     EXAMPLE,
     ExtendOptions,
@@ -69,7 +69,7 @@ def _state(ctx: Context, store: ScheduleStore, schedule: Schedule) -> str | None
     return schedule.state
 
 
-@verb("schedules", example="schedules", group="Schedules")
+@verb("schedules", example="schedules", group="Schedules", rights=(Rights(who="anyone"),))
 async def list_schedules(ctx: Context, values: dict[str, Any]) -> Reply:
     """List this channel's schedules with their next run (local and UTC)
 
@@ -105,9 +105,15 @@ async def list_schedules(ctx: Context, values: dict[str, Any]) -> Reply:
     )
 
 
-@verb("unschedule", "<id>", example="unschedule 3", group="Schedules")
+@verb(
+    "unschedule",
+    "<id>",
+    example="unschedule 3",
+    group="Schedules",
+    rights=(Rights(who="its owner, an operator of its binding, or a bot admin"),),
+)
 async def unschedule(ctx: Context, values: dict[str, Any]) -> Reply:
-    """Cancel a schedule (its owner, an operator of its binding, or a bot admin)"""
+    """Cancel a schedule"""
     store = schedules_of(ctx)
     schedule = load_schedule(store, values["id"])
     refusal = refuse_change(ctx, schedule, "unschedule")
@@ -123,7 +129,13 @@ async def unschedule(ctx: Context, values: dict[str, Any]) -> Reply:
     )
 
 
-@verb("schedule-skip", "<id>", example="schedule-skip 3", group="Schedules")
+@verb(
+    "schedule-skip",
+    "<id>",
+    example="schedule-skip 3",
+    group="Schedules",
+    rights=(Rights(role=Role.OPERATOR),),
+)
 async def skip_run(ctx: Context, values: dict[str, Any]) -> Reply:
     """Skip the next run of a schedule (the heads-up's Skip button)
 
@@ -155,6 +167,7 @@ async def skip_run(ctx: Context, values: dict[str, Any]) -> Reply:
     options=ExtendOptions,
     example="schedule-extend 3 hours=2",
     group="Schedules",
+    rights=(Rights(role=Role.OPERATOR),),
 )
 async def extend_run(ctx: Context, values: dict[str, Any]) -> Reply:
     """Run the next run of a schedule later (the heads-up's Keep running button)

@@ -30,7 +30,7 @@ from commands.context import Context
 from commands.options import NoOptions
 from commands.pipeline import Pipeline, decide_targets, evaluate, refuse
 from commands.plan import Plan
-from commands.registry import verb
+from commands.registry import Rights, verb
 from commands.targets import CONSOLE, find, target_of
 from core.errors import UserError
 from core.refs import ChannelRef, UserRef
@@ -167,10 +167,25 @@ def schedules_of(ctx: Context) -> ScheduleStore:
     options=ScheduleOptions,
     example=EXAMPLE,
     group="Schedules",
+    rights=(
+        Rights(
+            form="pause|resume|snapshot <db> <when>",
+            role=Role.OPERATOR,
+            note="checked now and at every run",
+        ),
+        Rights(
+            form="refresh <db> from <source-db> <when>",
+            when="refresh",
+            role=Role.ADMIN,
+            approval=True,
+            note="one approval, through schedule-activate; operator on the source's environment, "
+            "checked at every run",
+        ),
+    ),
 )
 async def create_schedule(ctx: Context, values: dict[str, Any]) -> Reply:
-    """Run pause, resume, snapshot or refresh (restore the newest snapshot of another
-    database) on a schedule
+    """Run pause, resume, snapshot or refresh (from another database's newest snapshot)
+    on a schedule
 
     Checked now as if it ran now (the pipeline's `evaluate`); a refresh, which
     restores INTO a database, makes a pending schedule and an approval for
@@ -264,7 +279,7 @@ async def prepare_activate(ctx: Context, values: dict[str, Any]) -> Plan:
     group="Schedules",
 )
 async def activate(ctx: Context, plan: Plan) -> Reply:
-    """Approve-gated start of a schedule whose command needs approval (refresh)
+    """Start a refresh schedule once it is approved (its card's button)
 
     Run by the approval created with the schedule; activates it (nothing in a dry run).
     """

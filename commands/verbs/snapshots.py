@@ -11,18 +11,22 @@ from typing import Any
 
 from pydantic import Field
 
+from clients.errors import ApiError
 from commands.adapters.console import console_client
 from commands.context import Context
 from commands.options import EnvOption, NoOptions
 from commands.plan import Plan
-from commands.registry import verb
+from commands.registry import Rights, verb
 from commands.resolve import Found
 from commands.safety import safety_snapshot, wants_safety_snapshot, with_safety
 from commands.targets import (
     CONSOLE,
     check_database_name,
+    databases_in,
     db_plan,
     find,
+    new_database_reply,
+    not_searched,
     one_by_id,
     require_id_prefix,
     scopes,
@@ -32,6 +36,7 @@ from commands.targets import (
 )
 from commands.verbs.databases import prepare_operate
 from core.reply import Reply, Table
+from core.words import utc_text
 from permissions.policy import Target
 from permissions.roles import Role
 
@@ -66,8 +71,7 @@ async def snapshots(ctx: Context, plan: Plan) -> Reply:
     snaps = await console_client(ctx, plan.provider).snapshots(plan.params["database_id"])
     table = Table(columns=["Snapshot", "Created", "Status", "Size"])
     for snap in snaps:
-        size = f"{snap.size_bytes / 1e6:.1f} MB" if snap.size_bytes else "?"
-        table.rows.append([snap.id, snap.created_at or "?", snap.status or "?", size])
+        table.rows.append([snap.id, utc_text(snap.created_at), snap.status or "?", snap.size])
     if not snaps:
         table.note = "no manual snapshots"
     return Reply(title=f"Snapshots of {plan.params['database_name']}", tables=[table])
@@ -113,13 +117,21 @@ async def _find_snapshot(
     else:
         candidates = []
         for scope in await scopes(ctx, CONSOLE, Role.VIEWER, env):
-            for db in await ctx.services.resolver.databases(scope.provider, scope.environment.id):
-                candidates.append(Found(scope, db))
+            candidates.extend(Found(scope, db) for db in await databases_in(ctx, scope))
     snapshots: list[tuple[Found, Any]] = []
     for found in candidates:
         api = console_client(ctx, found.scope.provider.name)
-        snapshots.extend((found, snap) for snap in await api.snapshots(found.database.id))
-    return one_by_id(snapshots, lambda pair: str(pair[1].id), snapshot, "snapshot", "found")
+        try:
+            listed = await api.snapshots(found.database.id)
+        except ApiError as exc:
+            if source:
+                raise
+            where = f"snapshots of {found.database.name} ({found.scope.label})"
+            ctx.unreachable[where] = exc
+            continue
+        snapshots.extend((found, snap) for snap in listed)
+    where = "found" + not_searched(ctx.unreachable)
+    return one_by_id(snapshots, lambda pair: str(pair[1].id), snapshot, "snapshot", where)
 
 
 async def source_targets(ctx: Context, origin: Found, snapshot_env: str) -> list[Target]:
@@ -172,7 +184,8 @@ async def prepare_restore(ctx: Context, values: dict[str, Any]) -> Plan:
         provider=dest.provider.name,
         targets=[target_of(dest)],
         params={
-            "database_id": origin.database.id,
+            "database_id": "",  # the new database's, once the API says it (see `restore`)
+            "source_database_id": origin.database.id,
             "database_name": new_name,
             "environment_id": dest.environment.id,
             "snapshot_id": snap.id,
@@ -195,12 +208,27 @@ async def prepare_restore(ctx: Context, values: dict[str, Any]) -> Plan:
     options=RestoreOptions,
     example="restore 3f9c2a into orders-db env=staging",
     group="Snapshots",
+    rights=(
+        Rights(
+            form="<snapshot> as <new-name>",
+            role=Role.OPERATOR,
+            note="source: operator",
+        ),
+        Rights(
+            form="<snapshot> into <db>",
+            role=Role.ADMIN,
+            approval=True,
+            note="source: operator",
+        ),
+    ),
 )
 async def restore(ctx: Context, plan: Plan) -> Reply:
-    """Restore a snapshot into a database (approval) or as a new one
+    """Restore a snapshot as a new database, or into a database (replacing its data)
 
     Into: the safety snapshot first when planned, then `POST .../restore`;
-    as: `POST` a new database from the snapshot. The tracker follows either.
+    as: `POST` a new database from the snapshot, whose operation the tracker
+    follows under the new database (its id from the answer, else found by
+    name in the target environment).
     """
     p = plan.params
     api = console_client(ctx, plan.provider)
@@ -215,4 +243,7 @@ async def restore(ctx: Context, plan: Plan) -> Reply:
     started = await api.create_from_snapshot(
         p["snapshot_id"], p["snapshot_environment_id"], p["environment_id"], p["database_name"]
     )
-    return started_reply(ctx, plan, f"Creating {p['database_name']} from a snapshot", started)
+    # The operation runs on the new database: followed there, never under the source.
+    return await new_database_reply(
+        ctx, plan, f"Creating {p['database_name']} from a snapshot", started
+    )

@@ -19,21 +19,30 @@ from commands.options import EnvOption
 from commands.plan import Plan
 from commands.registry import verb
 from commands.safety import (
+    announce_stop,
+    ended_text,
     offer_switch_back,
     preflight,
     safety_snapshot,
+    wait_for,
+    wait_until_running,
     wants_safety_snapshot,
     with_safety,
 )
-from commands.targets import CONSOLE, check_database_name, db_plan, find, started_reply, target_of
+from commands.targets import (
+    CONSOLE,
+    check_database_name,
+    database_named,
+    db_plan,
+    find,
+    started_reply,
+    target_of,
+)
 from core.errors import UserError
 from core.kinds import ProviderKind
 from core.reply import Reply
-from operations.follow import Backoff, follow, no_progress
 from permissions.policy import Target
 from permissions.roles import Role
-
-DR_POLL = Backoff(first=1.0, factor=1.2, cap=10.0)
 
 
 class SwitchOptions(EnvOption):
@@ -105,7 +114,7 @@ async def _switch(ctx: Context, plan: Plan) -> Reply:
     group="Databases",
 )
 async def switch(ctx: Context, plan: Plan) -> Reply:
-    """Point a database's connection URL at another database (approval)
+    """Point a database's connection URL at another database
 
     `POST .../switch` (seeds: connection switch); the answer carries a
     "Switch back" button for `switch_back_minutes` (commands/safety.py).
@@ -162,7 +171,7 @@ async def prepare_switch_back(ctx: Context, values: dict[str, Any]) -> Plan:
     group="Databases",
 )
 async def switch_back(ctx: Context, plan: Plan) -> Reply:
-    """Undo a connection switch within its window (approval)
+    """Undo a connection switch within its window
 
     The same steps as `switch`, from the former target back to the origin.
     """
@@ -196,11 +205,14 @@ async def prepare_dr(ctx: Context, values: dict[str, Any]) -> Plan:
     group="Databases",
 )
 async def dr(ctx: Context, plan: Plan) -> Reply:
-    """Disaster recovery: clone, then switch the connection URL (approval)
+    """Disaster recovery: clone, then switch the connection URL to the clone
 
-    Clones the database, waits until the clone's operation finishes
-    (`DR_POLL`), checks it (pre-flight), then switches the connection URL to
-    it. If a step fails it stops and says how far it got; the original is
+    Clones the database, waits until the clone's operation ends and the clone
+    is running (each wait within the `[operations]` limits: it ends, never
+    hangs), checks it (pre-flight), then switches the connection URL to it.
+    The clone is the database the answer names, else the one of that name in
+    the environment. If a step fails or a wait gives up, it stops, says how far
+    it got and what is known, tells the incident channel, and the original is
     never switched to a clone that is not ready.
     """
     p = plan.params
@@ -208,28 +220,37 @@ async def dr(ctx: Context, plan: Plan) -> Reply:
     steps: list[str] = []
     try:
         clone = await api.clone(p["database_id"], p["clone_name"], p["environment_id"])
-        steps.append(f"clone started ({clone.operation_id})")
+        steps.append(f"clone started ({clone.operation_id or 'no operation to follow'})")
         if clone.operation_id:
-            outcome = await follow(
-                api, p["database_id"], clone.operation_id, no_progress, backoff=DR_POLL
-            )
+            outcome = await wait_for(ctx, plan, p["database_id"], clone.operation_id, "clone")
             if outcome.status != "finished":
-                raise UserError(f"the clone {outcome.status}: {outcome.error or 'no reason given'}")
-        if clone.database is None:
-            raise UserError("the API did not say which database the clone is")
-        steps.append(f"clone {clone.database.name} is ready")
-        await preflight(api, clone.database.id, clone.database.name)
-        switch = await api.switch_connection(p["database_id"], clone.database.id)
+                raise UserError(
+                    ended_text(f"the clone of {p['database_name']}", outcome, p["database_name"])
+                )
+        clone_db = clone.database or await database_named(
+            ctx, plan.provider, p["environment_id"], p["clone_name"]
+        )
+        if clone_db is None:
+            raise UserError(
+                f"the API did not say which database the clone is, and no database called "
+                f"{p['clone_name']} is listed in the environment"
+            )
+        running, why = await wait_until_running(ctx, plan, clone_db.id, clone_db.name)
+        if not running:
+            raise UserError(why)
+        steps.append(f"clone {clone_db.name} is ready")
+        await preflight(api, clone_db.id, clone_db.name)
+        switch = await api.switch_connection(p["database_id"], clone_db.id)
         steps.append(f"connection switch started ({switch.operation_id})")
     except (ApiError, UserError) as exc:
         ctx.services.resolver.invalidate(plan.provider)
         done = "; ".join(steps) or "nothing was started"
         text = exc.describe() if isinstance(exc, ApiError) else str(exc)
-        return Reply(
-            status="error",
-            title=f"Disaster recovery of {p['database_name']} stopped",
-            text=f"{text}\nState so far: {done}. The original database was not switched.",
-        )
+        text = f"{text}\nState so far: {done}. The original database was not switched."
+        title = f"Disaster recovery of {p['database_name']} stopped"
+        if steps:
+            announce_stop(ctx, plan, title, text)
+        return Reply(status="error", title=title, text=text)
     reply = started_reply(ctx, plan, f"Disaster recovery of {p['database_name']}", switch)
     reply.text = "; ".join(steps) + ". " + reply.text
     offer_switch_back(
@@ -238,7 +259,7 @@ async def dr(ctx: Context, plan: Plan) -> Reply:
         reply,
         p["database_id"],
         p["database_name"],
-        clone.database.id,
-        clone.database.name,
+        clone_db.id,
+        clone_db.name,
     )
     return reply

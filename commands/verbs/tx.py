@@ -26,7 +26,7 @@ from clients.typedb import TRANSACTION_TYPES, TransactionType
 from commands.adapters.typedb import typedb_client
 from commands.context import Context, Refused
 from commands.plan import Plan
-from commands.registry import verb
+from commands.registry import Rights, verb
 from commands.targets import TYPEDB
 from commands.transactions import Key, OpenTransaction
 from commands.typeql import classify
@@ -41,8 +41,11 @@ from commands.verbs.queries import (
 from commands.verbs.typedb import subcommand
 from core.errors import UserError
 from core.reply import Reply
+from core.words import plural
 from permissions.policy import Target
 from permissions.roles import Role
+
+NOT_PROTECTED = "not in a protected environment"
 
 
 async def prepare_tx(ctx: Context, values: dict[str, Any]) -> Plan:
@@ -128,6 +131,13 @@ def _refuse_writes_if_protected(
     grammars=("open <db> <type>", "query <query>", "commit", "rollback", "close"),
     example="tx open social write",
     group="TypeDB",
+    rights=(
+        Rights(form="open <db> read", when="read", role=Role.VIEWER),
+        Rights(form="open <db> write", when="write", role=Role.OPERATOR, note=NOT_PROTECTED),
+        Rights(form="open <db> schema", when="schema", role=Role.ADMIN, note=NOT_PROTECTED),
+        Rights(form="query|commit", who="as its `tx open`"),
+        Rights(form="rollback|close", role=Role.VIEWER),
+    ),
 )
 async def tx(ctx: Context, plan: Plan) -> Reply:
     """Multi-step transaction: open, query, commit, rollback, close
@@ -154,7 +164,7 @@ async def tx(ctx: Context, plan: Plan) -> Reply:
             txs.forget(key)
             return Reply(
                 title=f"Committed the transaction on {db}",
-                text=f"{len(tx.queries)} quer{'y' if len(tx.queries) == 1 else 'ies'} kept.",
+                text=f"{plural(len(tx.queries), 'query', 'queries')} kept.",
             )
         if action == "rollback":
             await api.rollback(tx.id)
@@ -162,7 +172,8 @@ async def tx(ctx: Context, plan: Plan) -> Reply:
             tx.queries.clear()
             return Reply(
                 title=f"Rolled back the transaction on {db}",
-                text=f"Dropped the changes of {dropped} queries; the transaction stays open.",
+                text=f"Dropped the changes of {plural(dropped, 'query', 'queries')}; "
+                "the transaction stays open.",
             )
         await api.close_transaction(tx.id)
         txs.forget(key)

@@ -25,7 +25,16 @@ from commands.grammar import parse
 from commands.options import NoOptions
 from commands.plan import Plan
 from commands.registry import verb
-from commands.targets import TYPEDB, db_plan, find, prepare_read, scopes, single_scope, target_of
+from commands.targets import (
+    TYPEDB,
+    databases_in,
+    db_plan,
+    find,
+    prepare_read,
+    scopes,
+    single_scope,
+    target_of,
+)
 from commands.typeql import count_types
 from core.errors import UserError
 from core.reply import Attachment, Reply, Table
@@ -111,7 +120,7 @@ async def dbs(ctx: Context, plan: Plan) -> Reply:
     """
     table = Table(columns=["Database", "Server"])
     for scope in await scopes(ctx, TYPEDB, Role.VIEWER, plan.params.get("env")):
-        for db in await ctx.services.resolver.databases(scope.provider, scope.environment.id):
+        for db in await databases_in(ctx, scope):
             table.rows.append([db.name, scope.provider.name])
     if not table.rows:
         table.note = "no databases"
@@ -174,7 +183,7 @@ async def prepare_delete_db(ctx: Context, values: dict[str, Any]) -> Plan:
     group="TypeDB",
 )
 async def delete_db(ctx: Context, plan: Plan) -> Reply:
-    """Delete a TypeDB database and its data (approval, typed name)"""
+    """Delete a TypeDB database and its data (the approver types its name)"""
     name = plan.params["database_name"]
     await typedb_client(ctx, plan.provider).delete_database(name)
     ctx.services.resolver.invalidate(plan.provider)

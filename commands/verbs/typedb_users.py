@@ -19,7 +19,7 @@ from pydantic_core import PydanticCustomError
 from commands.adapters.typedb import typedb_client
 from commands.context import Context
 from commands.plan import Plan
-from commands.registry import UsageError, Verb, verb
+from commands.registry import Rights, UsageError, Verb, verb
 from commands.targets import TYPEDB, single_scope, target_of
 from commands.verbs.typedb import ServerOption, check_name, subcommand
 from core.reply import Reply, SecretPrompt, Table, error
@@ -124,9 +124,13 @@ async def prepare_user(ctx: Context, values: dict[str, Any]) -> Plan:
     cls=UserVerb,
     example="user add reporting",
     group="TypeDB",
+    rights=(
+        Rights(form="add|passwd <name>", role=Role.ADMIN),
+        Rights(form="delete <name>", role=Role.ADMIN, approval=True),
+    ),
 )
 async def user(ctx: Context, plan: Plan) -> Reply:
-    """Add a user, change a password (asked privately), or delete a user (approval)
+    """Add a user, change a password (asked privately), or delete a user
 
     Add, re-password or delete a user; the password comes only from `Invocation.secret`.
     """

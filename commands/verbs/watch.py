@@ -11,11 +11,12 @@ from typing import Any
 from commands.context import Context
 from commands.options import EnvOption
 from commands.plan import Plan
-from commands.registry import verb
+from commands.registry import Rights, verb
 from commands.targets import GRAPHENEDB, db_plan, find, target_of
 from core.errors import UserError
 from core.refs import UserRef
 from core.reply import Reply, Table
+from core.words import plural
 from operations.watch import WatchStore
 from permissions.roles import Role
 
@@ -65,6 +66,7 @@ async def watch(ctx: Context, plan: Plan) -> Reply:
     if not added:
         return Reply(
             status="info",
+            title=f"Already watching {p['database_name']}",
             text=f"This channel already watches {p['database_name']}.",
             visibility="ephemeral",
         )
@@ -93,13 +95,20 @@ async def unwatch(ctx: Context, plan: Plan) -> Reply:
     if not _store(ctx).remove(ctx.invocation.channel, plan.provider, p["database_id"]):
         return Reply(
             status="info",
+            title=f"Not watching {p['database_name']}",
             text=f"This channel was not watching {p['database_name']}.",
             visibility="ephemeral",
         )
     return Reply(title=f"No longer watching {p['database_name']}")
 
 
-@verb("watches", kinds=GRAPHENEDB, example="watches", group="Watching")
+@verb(
+    "watches",
+    kinds=GRAPHENEDB,
+    example="watches",
+    group="Watching",
+    rights=(Rights(who="anyone"),),
+)
 async def watches(ctx: Context, values: dict[str, Any]) -> Reply:
     """The databases this channel watches
 
@@ -113,7 +122,7 @@ async def watches(ctx: Context, values: dict[str, Any]) -> Reply:
                 each.database_name,
                 f"{each.environment_name}/{each.provider}",
                 state,
-                f"{each.changes} change(s)",
+                plural(each.changes, "change"),
                 str(UserRef(each.created_by)),
             ]
         )

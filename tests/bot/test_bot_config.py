@@ -35,10 +35,33 @@ def test_good_config():
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (GOOD.replace('kind = "graphenedb"', 'kind = "neo"'), "providers[0]"),
-        (GOOD.replace("https://api.db.graphenedb.com/", "ftp://x"), "providers[0].base_url"),
-        (GOOD + "\n[bot.extra]\n", "bot"),
-        (GOOD.replace('client_secret_env = "GDB_SECRET"', ""), "client_secret_env: Field required"),
+        (
+            GOOD.replace('kind = "graphenedb"', 'kind = "neo"'),
+            "providers[0].kind takes graphenedb, graphenedb-v1 or typedb, not 'neo'",
+        ),
+        (
+            GOOD.replace("https://api.db.graphenedb.com/", "ftp://x"),
+            "providers[0].base_url: must start with http:// or https://",
+        ),
+        (GOOD + "\n[bot.extra]\n", "bot.extra is not a setting of [bot] (settings: slash_command"),
+        (GOOD + "\n[colours]\n", "[colours] is not a table of graphops.toml (tables: bot, slack"),
+        (GOOD.replace('client_secret_env = "GDB_SECRET"', ""), "client_secret_env is required"),
+        (
+            GOOD + "\n[slack]\nport = 70000\n",
+            "slack.port takes a whole number from 1 to 65535, not 70000",
+        ),
+        (
+            GOOD.replace("[bot]", "[bot]\napproval_ttl_minutes = 'soon'"),
+            "bot.approval_ttl_minutes takes a whole number from 1 to 1440, not 'soon'",
+        ),
+        (
+            GOOD + "\n[operations]\nsnapshot_before_destroy = 'sometimes'\n",
+            "snapshot_before_destroy takes protected, always or never, not 'sometimes'",
+        ),
+        (
+            GOOD.replace("[bot]", "[bot]\nslash_command = 'gdb'"),
+            "bot.slash_command takes a slash and 1-31 lower-case letters, digits, - or _",
+        ),
         (GOOD.replace('admins = ["U0ADMIN"]', 'admins = ["not an id"]'), "bot.admins"),
         ("[bot\n", "not valid TOML"),
         (GOOD + GOOD.split("[bot]")[1].split("\n", 2)[2], "two providers are named"),
@@ -49,6 +72,8 @@ def test_bad_config_names_the_key(text, expected):
         parse_config(text, "graphops.toml")
     assert expected in str(info.value)
     assert str(info.value).startswith("graphops.toml")
+    for pydantic_words in ("(top level)", "Input should", "Field required", "Value error", "Extra"):
+        assert pydantic_words not in str(info.value)
 
 
 def test_missing_env_var_is_named_and_values_never_printed():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from commands.grammar import parse
-from commands.registry import Registry, UsageError, Verb
+from commands.registry import Registry, Rights, UsageError, Verb
 
 
 def test_every_example_binds(bot):
@@ -61,7 +61,7 @@ def test_bind_errors_carry_usage(bot):
     with pytest.raises(UsageError, match=r"unknown option colour= \(options: env=\)"):
         pause.bind(("a",), {"colour": "x"})
     restart = bot.registry.get("restart")
-    with pytest.raises(UsageError, match=r"reset=: Input should be a valid boolean"):
+    with pytest.raises(UsageError, match=r"reset= takes true or false, not 'maybe'"):
         restart.bind(("a",), {"reset": "maybe"})
 
 
@@ -104,14 +104,14 @@ def test_collect_keeps_definition_order_and_wants_a_docstring():
 
     module = types.ModuleType("example_verbs")
 
-    @verb("zeta", example="zeta", group="Test")
+    @verb("zeta", example="zeta", group="Test", rights=(Rights(who="anyone"),))
     async def zeta(ctx, values):  # type: ignore[no-untyped-def]
         """Last letter first
 
         Developer notes are not part of the summary.
         """
 
-    @verb("alpha", "<db>", example="alpha x", group="Test")
+    @verb("alpha", "<db>", example="alpha x", group="Test", rights=(Rights(who="anyone"),))
     async def alpha(ctx, values):  # type: ignore[no-untyped-def]
         """First letter
         second."""
@@ -124,6 +124,6 @@ def test_collect_keeps_definition_order_and_wants_a_docstring():
     assert [v.summary for v in registry.all()] == ["Last letter first", "First letter second"]
     with pytest.raises(TypeError, match="needs a docstring"):
 
-        @verb("nodoc", example="nodoc", group="Test")
+        @verb("nodoc", example="nodoc", group="Test", rights=(Rights(who="anyone"),))
         async def nodoc(ctx, values):  # type: ignore[no-untyped-def]
             return None

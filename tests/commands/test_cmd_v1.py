@@ -99,9 +99,8 @@ async def test_list_shows_both_providers_labelled(both):
 async def test_shared_verbs_on_v1(both, v1_sim, clock):
     show = await run(both, "show legacy-orders")
     assert dict(show.fields)["Plan"] == "s1"
-    versions = await run(both, "versions")
-    assert any(row[0] == "legacy" for row in versions.tables[0].rows)
-    assert any(row[0] == "console" for row in versions.tables[0].rows)
+    versions = await run(both, "versions")  # one table per provider
+    assert [t.rows[0][0] for t in versions.tables] == ["console", "legacy"]
     plans = await run(both, "plans provider=legacy")
     assert [row[1] for row in plans.tables[0].rows][:2] == ["sandbox", "developer"]
     restart = await run(both, "restart legacy-orders")

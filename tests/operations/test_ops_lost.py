@@ -282,3 +282,24 @@ async def test_the_limits_come_from_the_config(tmp_path):
         await built.aclose()
     assert limits.max_failures == 3
     assert limits.deadline("import") == 300 and limits.deadline("restart") == 3600
+
+
+async def test_a_bug_while_reading_an_operation_is_not_shown_by_its_class_name(
+    bot, console, console_sim, monkeypatch
+):
+    """An exception inside the tracker ends in the words of the lost message, not its repr."""
+    notifier, clock = RecordingNotifier(), FakeClock()
+    tracker = tracker_for(bot, console, notifier, clock)
+    _, tracked = await start_restart(bot, tracker)
+
+    async def broken(row):  # type: ignore[no-untyped-def]
+        raise KeyError("database_id")
+
+    monkeypatch.setattr(tracker, "_poll", broken)
+    for _ in range(LIMITS.max_failures + 1):
+        await tracker.run_once()
+        clock.now += 1
+    assert tracker.state(tracked) == "lost"
+    (final,) = finals(notifier, "C0DEV")
+    assert "an internal error while reading it (in the bot's log)" in final.text
+    assert "KeyError" not in final.text and "database_id" not in final.text

@@ -211,13 +211,16 @@ def test_export_round_trips(db: sqlite_utils.Database, policy_file: Path, tmp_pa
             "binding[0].approvers: 'alice' is not a Slack user id",
         ),
         (POLICY + "\n[[bindings]]\n", "bindings: unknown key"),
-        (POLICY.replace('channel = "C0OPS"\n', ""), "binding[1].channel: Field required"),
+        (POLICY.replace('channel = "C0OPS"\n', ""), "binding[1].channel is required"),
         (
             POLICY + POLICY.split("[[binding]]")[1].join(["[[binding]]", ""]),
             "binding[2]: duplicate of binding[0]",
         ),
         ("[[binding]\n", "not valid TOML"),
-        (POLICY.replace("protected = true", 'protected = "maybe"'), "protected[0].protected"),
+        (
+            POLICY.replace("protected = true", 'protected = "maybe"'),
+            "protected[0].protected takes true or false, not 'maybe'",
+        ),
     ],
 )
 def test_bad_file_clear_error_nothing_applied(

@@ -175,6 +175,7 @@ def test_exception_inside_decide_denies() -> None:
     assert decision.outcome == "denied"
     assert decision.reason.startswith("could not decide (")
     assert decision.reason.endswith("); denied to be safe")
+    assert "Error" not in decision.reason  # the exception is logged, not shown
     approval = may_approve(broken, "U2", frozenset(), "U1", "x", Role.VIEWER, STAGING)
     assert approval.outcome == "denied"
 

@@ -122,7 +122,6 @@ class SlackStack:
         from slack_sdk.web.async_client import AsyncWebClient
 
         from bot.demo import apply_demo_policy
-        from bot.files import open_local_or_url
         from bot.slack.app import build_app, runtime
         from bot.slack.notifier import SlackNotifier
         from bot.slack.server import SlackServer
@@ -146,7 +145,7 @@ class SlackStack:
                 )
             }
         )
-        self.bot = build_bot(config, environ=self.environ or ENVIRON, open_file=open_local_or_url)
+        self.bot = build_bot(config, environ=self.environ or ENVIRON)
         apply_demo_policy(self.bot)
         self.standin = SlackStandIn(token=BOT_TOKEN, channels=["C0DEV", "C0ONCALL"])
         await self.standin.start()

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from bot.demo import apply_demo_policy
-from bot.files import open_local_or_url
 from bot.wiring import Bot, build_bot
 from simulators.base import ManualClock
 from tests.reliability.rel_support import (
@@ -116,7 +115,7 @@ async def sim() -> AsyncIterator[SlowConsole]:
 @pytest.fixture
 async def fbot(sim: SlowConsole, tmp_path: Path) -> AsyncIterator[Bot]:
     config = console_config(sim.base_url, tmp_path / "bot.sqlite3", timeout=CLIENT_TIMEOUT)
-    built = build_bot(config, environ=ENVIRON, open_file=open_local_or_url)
+    built = build_bot(config, environ=ENVIRON)
     apply_demo_policy(built)
     try:
         yield built

@@ -114,7 +114,6 @@ async def full_bot(
 ) -> AsyncIterator[Bot]:
     """A bot over a Console simulator (`console`) and a TypeDB one (`graph`), demo policy."""
     from bot.demo import apply_demo_policy
-    from bot.files import open_local_or_url
 
     config = Config(
         bot=BotSettings(admins=("U0ADMIN",), database=str(tmp_path / "full.sqlite3")),
@@ -137,7 +136,7 @@ async def full_bot(
         ),
     )
     environ = {**ENVIRON, "T_TDB_USER": "admin", "T_TDB_PASS": TDB_PASSWORD}
-    built = build_bot(config, environ=environ, open_file=open_local_or_url)
+    built = build_bot(config, environ=environ)
     apply_demo_policy(built)
     try:
         yield built
