@@ -89,6 +89,7 @@ async def child(ops: int, step: float, latency: float) -> None:
                     ],
                     "tokens_issued": self.tokens_issued,
                     "requests": len(self.requests),
+                    "cpu_s": time.process_time(),
                 }
             )
 
@@ -123,14 +124,22 @@ def open_sockets() -> int:
 
 
 async def main(
-    ops: int, step: float, latency: float, pool: int, concurrency: int | None, limit: float
+    ops: int,
+    step: float,
+    latency: float,
+    pool: int,
+    concurrency: int | None,
+    limit: float,
+    lean: bool = True,
 ) -> dict[str, Any]:
+    import aiohttp
     import httpx
     from slack_sdk.web.async_client import AsyncWebClient
 
     from bot.config import OperationsSettings
     from bot.slack.notifier import SlackNotifier
     from bot.wiring import build_bot, build_tracker
+    from clients.pool import lean_transport
     from core.reply import OperationRef, Reply
 
     proc = await asyncio.create_subprocess_exec(
@@ -152,9 +161,10 @@ async def main(
     try:
         # The provider's connection pool: `pool` connections (the clients' own pool holds
         # 20; the size per provider becomes a setting, issue 17).
+        limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(15.0, connect=5.0),
-            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+            transport=lean_transport(limits) if lean else httpx.AsyncHTTPTransport(limits=limits),
         )
         bot = build_bot(
             make_config(
@@ -168,7 +178,12 @@ async def main(
             environ=ENVIRON,
             http=http,
         )
-        notifier = SlackNotifier(AsyncWebClient(token=BOT_TOKEN, base_url=urls["slack"]))
+        # One aiohttp session for every Slack call, as `graphops serve` does
+        # (bot/slack/serve.py web_client).
+        slack_session = aiohttp.ClientSession()
+        notifier = SlackNotifier(
+            AsyncWebClient(token=BOT_TOKEN, base_url=urls["slack"], session=slack_session)
+        )
         tracker = build_tracker(bot, notifier)
         settings = tracker.settings
         client = bot.services.providers["console"].client
@@ -236,6 +251,7 @@ async def main(
         }
         await bot.aclose()
         await http.aclose()
+        await slack_session.close()
     finally:
         proc.stdin.close()
         try:
@@ -274,6 +290,7 @@ async def main(
         "step": step,
         "latency": latency,
         "pool": pool,
+        "lean": lean,
         "idle": idle,
         "settings": settings,
         "start_s": started_s,
@@ -285,6 +302,7 @@ async def main(
         "polls": polls,
         "tokens": dump["tokens_issued"],
         "sim_requests": dump["requests"],
+        "child_cpu": dump["cpu_s"],
         "finals": len(finals),
         "delays": delays,
         "poll_lags": poll_lags,
@@ -315,7 +333,8 @@ def report(r: dict[str, Any]) -> None:
     )
     print(
         f"settings: backoff first={b.first}s factor={b.factor} cap={b.cap}s, "
-        f"concurrency={s.concurrency}, pool={r['pool']} connections, "
+        f"concurrency={s.concurrency}, pool={r['pool']} connections "
+        f"({'LeanConnectionPool' if r['lean'] else 'httpcore pool'}), "
         f"tick={s.tick_seconds}s, batch={s.batch}; notifier: SlackNotifier over HTTP"
     )
     print(
@@ -331,6 +350,7 @@ def report(r: dict[str, Any]) -> None:
                 ["polls per operation", round(r["polls"] / r["ops"], 2), ""],
                 ["token requests", r["tokens"], "1"],
                 ["simulator requests", r["sim_requests"], ""],
+                ["simulator + stand-in CPU, whole run (s)", round(r["child_cpu"], 2), ""],
                 ["final messages", f"{r['finals']}/{r['ops']}", f"{r['ops']}"],
                 ["final-message delay p50 (s)", round(p50, 3), ""],
                 ["final-message delay p99 (s)", round(p99, 3), f"< {interval + 1:.2f}"],
@@ -361,6 +381,7 @@ def report(r: dict[str, Any]) -> None:
                 "poll_cap_s": b.cap,
                 "concurrency": s.concurrency,
                 "pool_connections": r["pool"],
+                "lean_pool": r["lean"],
                 "tick_s": s.tick_seconds,
                 "batch": s.batch,
             },
@@ -372,6 +393,7 @@ def report(r: dict[str, Any]) -> None:
             "polls_per_op": round(r["polls"] / r["ops"], 2),
             "token_requests": r["tokens"],
             "sim_requests": r["sim_requests"],
+            "child_cpu_s": round(r["child_cpu"], 2),
             "final_messages": r["finals"],
             "final_delay_p50_s": round(p50, 3),
             "final_delay_p99_s": round(p99, 3),
@@ -396,6 +418,11 @@ if __name__ == "__main__":
         "--concurrency", type=int, help="tracker polls in flight (default: the config's)"
     )
     parser.add_argument("--limit", type=float, default=90.0, help="max tracking time, s")
+    parser.add_argument(
+        "--stock-pool",
+        action="store_true",
+        help="httpcore's own pool instead of clients/pool.py's LeanConnectionPool",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -406,6 +433,14 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.ERROR)
     report(
         asyncio.run(
-            main(args.ops, args.step, args.latency, args.pool, args.concurrency, args.limit)
+            main(
+                args.ops,
+                args.step,
+                args.latency,
+                args.pool,
+                args.concurrency,
+                args.limit,
+                lean=not args.stock_pool,
+            )
         )
     )

@@ -54,6 +54,7 @@ from clients.errors import (
     UnusableAnswer,
     error_for_status,
 )
+from clients.pool import lean_transport
 from core.mutations import before_mutation
 from core.redaction import remember_answer
 
@@ -82,9 +83,11 @@ def connection_pool(timeout: float, max_connections: int) -> httpx.AsyncClient:
     `timeout` seconds per request (connecting: at most 5 s)."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-        limits=httpx.Limits(
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
+        transport=lean_transport(
+            httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+            )
         ),
     )
 

@@ -28,6 +28,7 @@ no type, or several that match, cannot tell: the work ends, nothing re-sent.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,8 +99,10 @@ def announce_stop(ctx: Context, plan: Plan, title: str, text: str) -> bool:
         title=f"Failed: {title}",
         text=f"Run by {who} from {where}.\n{text}",
     )
+    # A key of its own: an untracked message is queued once per key (operations/store.py)
+    key = f"stopped:{plan.params.get('database_id', '')}:{secrets.token_hex(6)}"
     return incidents.announce(
-        plan.provider, first.environment_id, first.environment_name, notice, key="stopped"
+        plan.provider, first.environment_id, first.environment_name, notice, key=key
     )
 
 

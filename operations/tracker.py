@@ -10,8 +10,10 @@ own, while fewer than `concurrency` are in flight, so a slow answer holds up
 nobody; each wait is shortened by a random part of up to `spread` of it, so
 operations started together drift apart instead of all polling at the same
 instant. Delivery runs in a loop of its own, woken as soon as a poll queued a
-message. Polls are background API requests: the audit log counts them per
-interval (core.audit_context.polling).
+message: it sends each thread as a task of its own (one at a time per thread, in
+order), so a new message never waits for other threads' sends. Polls are
+background API requests: the audit log counts them per interval
+(core.audit_context.polling).
 
 Every tracked operation ends: after `FollowLimits.max_failures` failed polls
 in a row (an unusable answer, 404, 5xx, no connection, or anything else that
@@ -124,9 +126,10 @@ class Tracker:
         self._sends = asyncio.Semaphore(self.settings.deliveries)
         self._random = random.Random()
         self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._sending: dict[tuple[str, str | None], asyncio.Task[int]] = {}
         self._loop = BackgroundLoop("graphops-tracker", self.dispatch, self.settings.tick_seconds)
         self._delivery = BackgroundLoop(
-            "graphops-tracker-delivery", self.deliver, self.settings.tick_seconds
+            "graphops-tracker-delivery", self.dispatch_deliveries, self.settings.tick_seconds
         )
         self.polls = 0
         migrate(db)
@@ -431,6 +434,33 @@ class Tracker:
         results = await asyncio.gather(*(self._deliver_thread(rows) for rows in threads.values()))
         return sum(results)
 
+    async def dispatch_deliveries(self) -> int:
+        """Start sending each thread that has pending messages and is not being sent
+        already, each thread as a task of its own; returns how many threads started.
+
+        Unlike `deliver`, this does not wait: a thread whose message arrives while
+        others are being sent (or wait out a 429's Retry-After) starts at once
+        instead of after the slowest thread of a pass. Each task, when it ends,
+        wakes this loop (its thread may have more by then).
+        """
+        threads: dict[tuple[str, str | None], list[OutboxRow]] = {}
+        for row in self.outbox.pending(limit=self.settings.batch):
+            key = (row.channel, row.thread_ts)
+            if key not in self._sending:
+                threads.setdefault(key, []).append(row)
+        for key, rows in threads.items():
+            self._sending[key] = asyncio.create_task(
+                self._send_task(key, rows), name="graphops-delivery"
+            )
+        return len(threads)
+
+    async def _send_task(self, key: tuple[str, str | None], rows: list[OutboxRow]) -> int:
+        try:
+            return await self._deliver_thread(rows)
+        finally:
+            self._sending.pop(key, None)
+            self._delivery.wake()
+
     async def _deliver_thread(self, pending: list[OutboxRow]) -> int:
         sent = index = 0
         while index < len(pending):
@@ -483,6 +513,11 @@ class Tracker:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._inflight.clear()
         await self._delivery.stop()
+        sending = list(self._sending.values())
+        for send in sending:
+            send.cancel()
+        await asyncio.gather(*sending, return_exceptions=True)
+        self._sending.clear()
 
     async def wait_idle(self, timeout: float = 3600.0) -> bool:
         """Wait until nothing is running and the outbox is empty; False on timeout."""

@@ -111,7 +111,8 @@ the next k calls of a method (or "*") with that status (`Retry-After` on 429) an
 after Slack stored the message). `latency` delays every call, `delays` one method.
 
 Inspection: `calls` (every Web API call, response_url post and upload, tokens never
-kept), `messages` (what the channels hold), `violations`, `wait_for(...)`, and
+kept), `connections` (the client address of each TCP connection that called the Web
+API), `messages` (what the channels hold), `violations`, `wait_for(...)`, and
 `GET /_standin/calls`. Construct it with `strict=False` only where a test needs the
 lenient path: then scopes and membership are not checked (everything else is).
 """
@@ -344,6 +345,8 @@ class SlackStandIn:
     team_enterprises: dict[str, str] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)  # extra latency per method
     calls: list[SlackCall] = field(default_factory=list)
+    # (host, port) of each client TCP connection that called the Web API
+    connections: set[tuple[str, int]] = field(default_factory=set)
     messages: list[Message] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     url: str = ""
@@ -1000,6 +1003,9 @@ class SlackStandIn:
 
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        if peer:
+            self.connections.add((str(peer[0]), int(peer[1])))
         body = await self._body(request)
         auth = request.headers.get("Authorization", "")
         given = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else ""

@@ -24,6 +24,7 @@ import signal
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Config, slack_secrets
@@ -54,10 +55,23 @@ STEP_SECONDS = 3.0  # each shutdown step; SIGTERM to exit stays well under 10 s
 
 
 def web_client(config: Config, token: str) -> AsyncWebClient:
-    """The Web API client: Slack's, or the stand-in at `slack.api_url`."""
+    """The Web API client: Slack's, or the stand-in at `slack.api_url`, over one aiohttp
+    session for every call (kept-alive connections; without `session=` slack_sdk opens
+    a session, hence a TCP and TLS connection, per call: async_internal_utils.py
+    `_request_with_session`). Call from the running loop; close it with
+    `close_web_client`."""
+    session = aiohttp.ClientSession()
     if config.slack.api_url:
-        return AsyncWebClient(token=token, base_url=config.slack.api_url.rstrip("/") + "/")
-    return AsyncWebClient(token=token)
+        return AsyncWebClient(
+            token=token, base_url=config.slack.api_url.rstrip("/") + "/", session=session
+        )
+    return AsyncWebClient(token=token, session=session)
+
+
+async def close_web_client(client: AsyncWebClient) -> None:
+    """Close the shared session of a client made by `web_client` (idempotent)."""
+    if client.session is not None and not client.session.closed:
+        await client.session.close()
 
 
 async def _bounded(what: str, step: Awaitable[Any], seconds: float = STEP_SECONDS) -> None:
@@ -94,6 +108,7 @@ async def serve(
     tracker: TrackerPort | None = None
     scheduler: Scheduler | None = None
     server: SlackServer | None = None
+    client: AsyncWebClient | None = None
     try:
         client = web_client(config, token)
         notifier = SlackNotifier(client)
@@ -158,3 +173,5 @@ async def serve(
         if callable(stop_tracker):
             await _bounded("the tracker", stop_tracker())
         await _bounded("the bot", bot.aclose())
+        if client is not None:  # last: the tracker and the listeners post through it
+            await _bounded("the Slack session", close_web_client(client))

@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.store import open_database
 from core.provider import Provider
-from core.reply import OperationRef
+from core.reply import OperationRef, Reply
 from operations.follow import Backoff
 from operations.tracker import Tracker, TrackerSettings
 from simulators.base import ManualClock
@@ -116,3 +116,46 @@ async def test_waits_are_spread_but_never_longer_than_the_backoff(tmp_path: Path
     ]
     assert all(8.0 <= wait <= 10.0 for wait in due)
     assert len({round(wait, 3) for wait in due}) > 10  # not all at the same instant
+
+
+class HeldNotifier(RecordingNotifier):
+    """Posts to a thread in `held` wait until the test lets them go."""
+
+    def __init__(self, held: str) -> None:
+        super().__init__()
+        self.held = held
+        self.holding = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def post(self, channel, reply, thread_ts=None):  # type: ignore[no-untyped-def]
+        if thread_ts == self.held:
+            self.holding.set()
+            await self.release.wait()
+        return await super().post(channel, reply, thread_ts)
+
+
+async def test_a_slow_thread_does_not_hold_up_a_message_queued_in_another(
+    tmp_path: Path,
+) -> None:
+    """Delivery sends each thread on its own: a message queued while another thread's
+    send is stuck (a 429's Retry-After, a slow Slack) goes out at once, not after it."""
+    notifier = HeldNotifier(held="1700000000.000001")
+    tracker = Tracker(
+        open_database(tmp_path / "store.sqlite3"),
+        {},
+        notifier,
+        settings=TrackerSettings(tick_seconds=0.02),
+    )
+    reply = Reply(status="info", text="step").model_dump()
+    tracker.outbox.put(None, "step:0", "C0DEV", reply, thread_ts="1700000000.000001")
+    tracker.start()
+    try:
+        await asyncio.wait_for(notifier.holding.wait(), 5)
+        tracker.outbox.put(None, "step:1", "C0DEV", reply, thread_ts="1700000000.000002")
+        await _until(lambda: [ts for _, ts, _ in notifier.posts] == ["1700000000.000002"])
+        notifier.release.set()
+        await _until(lambda: len(notifier.posts) == 2)
+        assert not tracker.outbox.pending()
+    finally:
+        notifier.release.set()
+        await tracker.stop()

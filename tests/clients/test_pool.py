@@ -1,0 +1,141 @@
+"""`clients.pool`: httpcore's pool decisions, in linear time, over real loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpcore
+import httpx
+import pytest
+from aiohttp import web
+
+from clients.http import HttpApi
+from clients.pool import LeanConnectionPool, lean_transport
+
+
+class Server:
+    """A loopback HTTP server that answers after `delay` and records each request's
+    client connection (host, port)."""
+
+    def __init__(self, delay: float = 0.02) -> None:
+        self.delay = delay
+        self.peers: list[tuple[str, int]] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.peers.append((str(peer[0]), int(peer[1])) if peer else ("?", 0))
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
+        return web.json_response({"ok": True})
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/ping", self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    s = Server()
+    await s.start()
+    yield s
+    await s.stop()
+
+
+def test_the_provider_pool_is_the_lean_one() -> None:
+    api = HttpApi("console", "http://127.0.0.1:1")
+    transport = api.client._transport
+    assert isinstance(transport, httpx.AsyncHTTPTransport)
+    assert type(transport._pool) is LeanConnectionPool
+
+
+async def test_requests_beyond_the_pool_queue_and_all_succeed_on_few_connections(
+    server: Server,
+) -> None:
+    limits = httpx.Limits(max_connections=3, max_keepalive_connections=3)
+    async with httpx.AsyncClient(transport=lean_transport(limits)) as client:
+        answers = await asyncio.gather(*(client.get(server.url + "/ping") for _ in range(30)))
+        assert [a.status_code for a in answers] == [200] * 30
+        assert server.most_in_flight <= 3
+        assert len(set(server.peers)) == 3  # kept alive and reused, never more than the pool
+        # later requests go over the same kept-alive connections
+        for _ in range(5):
+            assert (await client.get(server.url + "/ping")).status_code == 200
+        assert len(set(server.peers)) == 3
+
+
+async def test_surplus_idle_connections_are_closed_as_upstream(server: Server) -> None:
+    """Above max_keepalive_connections, idle connections are let go (httpcore's rule)."""
+    limits = httpx.Limits(max_connections=4, max_keepalive_connections=1)
+    async with httpx.AsyncClient(transport=lean_transport(limits)) as client:
+        await asyncio.gather(*(client.get(server.url + "/ping") for _ in range(4)))
+        assert len(set(server.peers)) == 4
+        pool = client._transport._pool  # type: ignore[attr-defined]
+        assert isinstance(pool, LeanConnectionPool)
+        await client.get(server.url + "/ping")
+        assert len(pool.connections) <= 1
+
+
+async def test_bookkeeping_is_linear_in_idle_connections(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With n idle connections httpcore's own pool calls `is_idle` n x n times per
+    request; the lean pool a few times n."""
+    n = 40
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    async with httpx.AsyncClient(transport=lean_transport(limits)) as client:
+        await asyncio.gather(*(client.get(server.url + "/ping") for _ in range(n)))
+        assert len(set(server.peers)) == n
+        calls = 0
+        is_idle = httpcore.AsyncHTTPConnection.is_idle
+
+        def counting(self: httpcore.AsyncHTTPConnection) -> bool:
+            nonlocal calls
+            calls += 1
+            return is_idle(self)
+
+        monkeypatch.setattr(httpcore.AsyncHTTPConnection, "is_idle", counting)
+        assert (await client.get(server.url + "/ping")).status_code == 200
+        assert 0 < calls <= 4 * n, calls
+
+
+async def test_a_burst_over_idle_connections_goes_round_the_pool_once_per_request(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each idle connection goes to one waiting request: no request is handed a
+    connection another took (ConnectionNotAvailable) and sent round the pool again."""
+    n = 30
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    async with httpx.AsyncClient(transport=lean_transport(limits)) as client:
+        await asyncio.gather(*(client.get(server.url + "/ping") for _ in range(n)))
+        passes = 0
+        assign = LeanConnectionPool._assign_requests_to_connections
+
+        def counting(self: LeanConnectionPool) -> list[httpcore.AsyncConnectionInterface]:
+            nonlocal passes
+            passes += 1
+            return assign(self)
+
+        monkeypatch.setattr(LeanConnectionPool, "_assign_requests_to_connections", counting)
+        answers = await asyncio.gather(*(client.get(server.url + "/ping") for _ in range(n)))
+        assert [a.status_code for a in answers] == [200] * n
+        assert passes == 2 * n  # one when queued, one when its response is closed
+        assert len(set(server.peers)) == n  # the burst reused the kept-alive connections
