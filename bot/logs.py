@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Any
 
 from core.redaction import redact
+from core.refs import plain
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 FORMATS = ("text", "json")
@@ -46,7 +47,7 @@ def redact_record(record: logging.LogRecord) -> logging.LogRecord:
         message = record.getMessage()
     except Exception:  # bad arguments: say so rather than print them
         message = f"{record.msg!s} (its arguments could not be formatted)"
-    record.msg = redact(message)
+    record.msg = redact(plain(message))  # references as @U123 / #C123, never markers
     record.args = ()
     if record.exc_info and not record.exc_text:
         record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")

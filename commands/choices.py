@@ -171,12 +171,20 @@ def _catalog(argument: str) -> Source:
             adapter = database_adapter(ctx.provider(name).kind)
             if not isinstance(adapter, DatabaseAdapter):
                 continue
+            # One line per value a pick can type: entries sharing it (a version in two
+            # editions) are one line naming what differs, never two lines that run the
+            # same command under different labels.
+            details: dict[str, list[str]] = {}
             for entry in await adapter.catalog(ctx, name, which):
                 value = catalog_value(entry)
                 if value is None:  # an entry without an identifying field cannot be picked
                     continue
-                details = ", ".join(v for v in entry.values() if v and v not in ("-", value))
-                label = f"{value} ({name}{': ' + details if details else ''})"
+                seen = details.setdefault(value, [])
+                text = ", ".join(v for v in entry.values() if v and v not in ("-", value))
+                if text and text not in seen:
+                    seen.append(text)
+            for value, texts in details.items():
+                label = f"{value} ({name}{': ' + ' | '.join(texts) if texts else ''})"
                 found.append(Value(label, value))
         return found
 

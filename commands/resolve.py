@@ -129,6 +129,20 @@ def why_unreachable(exc: ApiError) -> str:
     return f"refused ({exc.status})" if exc.status else "failed"
 
 
+def nothing_answered(failed: dict[str, ApiError]) -> Exception:
+    """The error when nothing a command needed answered: the one ApiError itself (the
+    pipeline describes it), or for several, a UserError describing each."""
+    if len(failed) == 1:
+        return next(iter(failed.values()))
+    return UserError(
+        "nothing could be looked at: "
+        + "; ".join(
+            exc.describe() if where == exc.provider else f"{where}: {exc.describe()}"
+            for where, exc in sorted(failed.items())
+        )
+    )
+
+
 def _retrieved(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()
@@ -459,6 +473,10 @@ class Resolver:
         cannot be listed is recorded there (`staging/console` -> its ApiError) and skipped.
         """
         listed = await self._listings(scopes, False, unreachable)
+        if scopes and not listed and unreachable:  # nothing could be searched: their error
+            failed = {s.label: unreachable[s.label] for s in scopes if s.label in unreachable}
+            if failed:
+                raise nothing_answered(failed)
         matches = self._matches([(scope, items) for scope, items, _ in listed], name)
         stale = [scope for scope, _, cached in listed if cached]
         if len(matches) != 1 and stale:  # missing or twice in cached lists: look again

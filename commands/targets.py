@@ -17,7 +17,14 @@ from typing import Any, TypeVar
 from clients.errors import ApiError
 from commands.context import Context, NeedsChoice, RoleTooLow
 from commands.plan import Plan
-from commands.resolve import Found, NameNotFound, Scope, eligible_bindings, why_unreachable
+from commands.resolve import (
+    Found,
+    NameNotFound,
+    Scope,
+    eligible_bindings,
+    nothing_answered,
+    why_unreachable,
+)
 from core.errors import UserError
 from core.kinds import ProviderKind
 from core.provider import Provider
@@ -95,20 +102,6 @@ def unreachable_lines(unreachable: dict[str, ApiError]) -> list[str]:
     ]
 
 
-def nothing_answered(failed: dict[str, ApiError]) -> Exception:
-    """The error when nothing a command needed answered: the one ApiError itself (the
-    pipeline describes it), or for several, a UserError describing each."""
-    if len(failed) == 1:
-        return next(iter(failed.values()))
-    return UserError(
-        "nothing could be looked at: "
-        + "; ".join(
-            exc.describe() if where == exc.provider else f"{where}: {exc.describe()}"
-            for where, exc in sorted(failed.items())
-        )
-    )
-
-
 def not_searched(unreachable: dict[str, ApiError]) -> str:
     """`; not searched: console-eu: unreachable (500)` (empty when all answered)."""
     return f"; not searched: {', '.join(unreachable_lines(unreachable))}" if unreachable else ""
@@ -154,9 +147,6 @@ async def find(
     try:
         found = await resolver.find_database(where, name, unreachable)
     except NameNotFound as exc:
-        failed = {s.label: unreachable[s.label] for s in where if s.label in unreachable}
-        if where and len(failed) == len(where):  # no environment could be searched
-            raise nothing_answered(failed) from None
         other = frozenset(p.kind for p in ctx.services.providers.values()) - kinds
         aside: dict[str, ApiError] = {}  # failures of this extra search are not the command's
         try:

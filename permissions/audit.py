@@ -38,6 +38,7 @@ import sqlite_utils
 from core.audit_context import current_invocation
 from core.errors import is_store_busy
 from core.redaction import REDACTOR, Redactor
+from core.refs import plain
 from permissions.migrations import migrate
 
 AuditKind = Literal["command", "decision", "approval", "api_call", "operation"]
@@ -118,11 +119,18 @@ class AuditLog:
         row: dict[str, Any] = {"ts": ts, "iso": iso_time(ts), "kind": kind}
         for column in _COLUMNS:
             value = values[column]
-            row[column] = None if value is None else self.redact(str(value))
-        row["detail"] = (
+            row[column] = None if value is None else self.redact(plain(str(value)))
+        row["detail"] = (  # references as @U123 / #C123 (core.refs.plain), never markers
             None
             if detail is None
-            else json.dumps(self.redactor.redact_data(detail), sort_keys=True, default=str)
+            else plain(
+                json.dumps(
+                    self.redactor.redact_data(detail),
+                    sort_keys=True,
+                    default=str,
+                    ensure_ascii=False,
+                )
+            )
         )
         try:
             row_id = self._insert(row)

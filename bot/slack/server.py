@@ -89,7 +89,12 @@ class SlackServer:
             raw = await request.text()
             timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
             signature = request.headers.get("X-Slack-Signature", "")
-            if self.verifier is None or not self.verifier.is_valid(raw, timestamp, signature):
+            if (
+                self.verifier is None
+                or not timestamp.isascii()
+                or not timestamp.isdigit()  # slack_sdk's int() would raise: a 500
+                or not self.verifier.is_valid(raw, timestamp, signature)
+            ):
                 log.info("refused a request with a bad or stale signature (%d bytes)", len(raw))
                 return web.json_response({"error": "invalid request"}, status=401)
             try:

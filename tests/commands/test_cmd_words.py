@@ -249,3 +249,34 @@ async def test_a_provider_error_names_the_providers_name_and_kind(
 async def test_a_grant_on_an_unknown_provider_lists_the_providers(demo: Demo):
     reply = await run(demo, "grant nosuch staging viewer", user=ADMIN)
     assert reply.text == "no provider called 'nosuch' (providers: console, legacy, graph)"
+
+
+@pytest.mark.parametrize(
+    ("provider", "path", "line"),
+    [
+        ("typedb", r"/v1/signin$", "query social 'match $p isa person;'"),
+        ("v1", r"/databases", "backups legacy-orders"),
+        ("v1", r"/databases", "list legacy"),
+    ],
+)
+async def test_a_provider_refusing_every_look_up_is_an_error_not_an_empty_answer(
+    demo: Demo, provider: str, path: str, line: str
+):
+    """Wrong credentials (401 on every look-up) answer with the provider's error, never
+    a success with nothing in it, nor "no database called ...: no environment"."""
+    simulator = getattr(demo.simulators, provider)
+    simulator.faults.fail_next("*", path, status=401, times=50, text="bad credentials")
+    reply = await run(demo, line)
+    assert reply.status == "error", everything(reply)
+    assert "(401)" in reply.text and "no environment" not in reply.text, reply.text
+
+
+async def test_a_version_menu_has_one_line_per_command(demo: Demo):
+    """Two editions of one version are one menu line (both named), not two lines that
+    run the same `version=` under different labels."""
+    reply = await run(demo, "create fresh-db plan=ds1 env=development")
+    assert reply.choice is not None and reply.title == "Which version to create?"
+    commands = [o.command for o in reply.choice.options]
+    assert len(commands) == len(set(commands)), commands
+    [line] = [o.label for o in reply.choice.options if o.value == "5.24.0"]
+    assert "enterprise" in line and "community" in line, line

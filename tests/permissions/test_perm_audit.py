@@ -156,3 +156,28 @@ def test_rows_are_redacted_again_when_read(db: sqlite_utils.Database) -> None:
     for secret in ("ab" * 32, "old-row-secret-value-77", "whatever-it-was"):
         assert secret not in shown, secret
     assert "b.s3.amazonaws.com/g.zip" in shown
+
+
+def test_audit_rows_and_log_lines_show_references_not_markers(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """A reason naming a channel reads `#C0DEV` in the audit and the log (core.refs.plain),
+    not the private-use markers replies carry."""
+    import logging
+
+    import sqlite_utils
+
+    from bot.logs import install_redaction
+    from core.refs import OPEN, ChannelRef, UserRef
+    from permissions.audit import AuditLog
+
+    audit = AuditLog(sqlite_utils.Database(tmp_path / "a.sqlite3"))
+    reason = f"{ChannelRef('C0DEV')} is bound to graph as admin; asked by {UserRef('U0BOB')}"
+    audit.record("decision", user="U0BOB", channel="C0DEV", outcome=reason, detail={"r": reason})
+    (row,) = audit.query(kind="decision")
+    assert row["outcome"] == "#C0DEV is bound to graph as admin; asked by @U0BOB"
+    assert row["detail"]["r"] == row["outcome"]
+    raw = audit.db.execute("SELECT outcome, detail FROM audit").fetchone()
+    assert OPEN not in raw[0] and OPEN not in raw[1]
+    install_redaction()
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("graphops.test").info("refused: %s", reason)
+    assert "refused: #C0DEV is bound" in caplog.text and OPEN not in caplog.text

@@ -245,6 +245,27 @@ async def test_bad_signatures_are_rejected(harness: SlackHarness, case: str) -> 
     assert [c.method for c in harness.standin.calls] == []
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Slack-Signature": "v0=00"},
+        {"X-Slack-Request-Timestamp": "abc", "X-Slack-Signature": "v0=00"},
+        {"X-Slack-Request-Timestamp": "", "X-Slack-Signature": "v0=00"},
+        {"X-Slack-Request-Timestamp": "1e9", "X-Slack-Signature": "v0=00"},
+    ],
+)
+async def test_a_request_without_a_usable_timestamp_is_refused_not_a_500(
+    harness: SlackHarness, headers: dict[str, str]
+) -> None:
+    """Missing or non-numeric X-Slack-Request-Timestamp: 401 like any bad signature."""
+    response = await harness.slack.http.post(
+        harness.slack.url + "/slack/events", content=b"x=1", headers=headers
+    )
+    assert response.status_code == 401, response.text
+    assert [c.method for c in harness.standin.calls] == []
+
+
 async def test_ack_arrives_before_a_slow_api_answers(
     harness: SlackHarness, console_sim: ConsoleSimulator
 ) -> None:
