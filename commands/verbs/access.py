@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from clients.errors import ApiError
 from commands.context import Context
 from commands.options import ChannelOption, NoOptions
 from commands.pipeline import refuse
@@ -21,7 +22,7 @@ from commands.registry import Rights, verb
 from core.refs import ChannelRef, UserRef, person
 from core.reply import Reply, Table, error
 from core.words import WILDCARD, environment_label
-from permissions.model import Binding, ChannelPolicy, is_direct, is_person
+from permissions.model import Binding, ChannelPolicy, environment_matches, is_direct, is_person
 from permissions.policy import Target, protection, where
 from permissions.roles import Role
 from permissions.store import fallback_label, normalize_binding_key, parse_fallback
@@ -210,21 +211,47 @@ async def grant(ctx: Context, values: dict[str, Any]) -> Reply:
     the role (people and user groups; `none`: the whole channel again) and
     `fallback=` what everyone else in the channel holds (default viewer; `none`).
     """
+    if ctx.invocation.user in ctx.services.permissions.admins:  # others send nothing
+        unknown = await unknown_environment(ctx, values["provider"], values["environment"])
+        if unknown is not None:
+            return error(unknown)
     return _change(ctx, "grant", values, _grant)
+
+
+async def unknown_environment(ctx: Context, provider: str, environment: str) -> str | None:
+    """Why `environment` names no environment of `provider` (a typo in a grant), or None:
+    it does, it is `*`, the provider is not configured (`_grant` says so), or its
+    environments cannot be listed now (the grant is not held up by an outage)."""
+    found = ctx.services.providers.get(provider)
+    if environment == WILDCARD or found is None:
+        return None
+    try:
+        known = await ctx.services.resolver.environments(found, fresh=True)
+    except ApiError:
+        return None
+    if any(environment_matches(environment, e.id, e.name) for e in known):
+        return None
+    names = ", ".join(sorted(e.name for e in known)) or "none"
+    return (
+        f"{provider} has no environment called {environment!r} (its environments: {names}); "
+        "nothing was granted. `envs` lists them"
+    )
 
 
 @verb(
     "revoke",
     "<provider> <environment>",
+    grammars=("<provider> <environment>", "<where> <provider> <environment>"),
     options=ChannelOption,
     bot_admin_only=True,
-    example="revoke console staging channel=C0DEV",
+    example="revoke #dev-db console staging",
     group="Access",
 )
 async def revoke(ctx: Context, values: dict[str, Any]) -> Reply:
-    """Take a channel's binding away
+    """Take a channel's (or a person's DMs') binding away
 
-    An error when the channel had no such binding.
+    `<where>` as in `grant`: a channel (default: this one, or `channel=`) or a
+    person. An error when there was no such binding.
     """
     return _change(ctx, "revoke", values, _revoke)
 
@@ -358,7 +385,7 @@ def _grant(ctx: Context, v: dict[str, Any]) -> str:
 
 
 def _revoke(ctx: Context, v: dict[str, Any]) -> str:
-    channel = _channel(ctx, v)
+    channel = normalize_binding_key(str(v.get("where") or _channel(ctx, v)))
     where = environment_label(v["provider"], v["environment"])
     if not ctx.services.permissions.revoke(channel, v["provider"], v["environment"]):
         raise ValueError(f"{ChannelRef(channel)} had no binding on {where}")

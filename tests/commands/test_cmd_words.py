@@ -280,3 +280,23 @@ async def test_a_version_menu_has_one_line_per_command(demo: Demo):
     assert len(commands) == len(set(commands)), commands
     [line] = [o.label for o in reply.choice.options if o.value == "5.24.0"]
     assert "enterprise" in line and "community" in line, line
+
+
+async def test_revoke_takes_the_channel_where_grant_does(demo: Demo):
+    """`revoke #prod-oncall console production` (as `grant` is typed), not a usage error."""
+    granted = await run(demo, "grant C0OTHER console staging viewer", user=ADMIN)
+    assert granted.status == "ok", granted.text
+    reply = await run(demo, "revoke C0OTHER console staging", user=ADMIN)
+    assert reply.status == "ok", reply.text
+    assert "no longer has access to staging (console)" in reply.text
+    again = await run(demo, "revoke C0OTHER console staging", user=ADMIN)
+    assert again.status == "error" and "had no binding" in again.text
+
+
+async def test_a_grant_on_an_environment_that_does_not_exist_is_refused(demo: Demo):
+    reply = await run(demo, "grant C0OTHER console nosuchenv admin", user=ADMIN)
+    assert reply.status == "error", reply.text
+    assert "console has no environment called 'nosuchenv'" in reply.text
+    assert "development" in reply.text and "nothing was granted" in reply.text
+    assert not [b for b in demo.bot.services.permissions.bindings("C0OTHER")]
+    assert (await run(demo, "grant C0OTHER console Staging viewer", user=ADMIN)).status == "ok"
