@@ -157,7 +157,7 @@ async def find(
                 if other
                 else None
             )
-        except UserError:
+        except (UserError, ApiError):  # only for a better message: its failures are not ours
             elsewhere = None
         if elsewhere is not None:
             provider = elsewhere.scope.provider

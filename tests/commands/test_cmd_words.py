@@ -300,3 +300,12 @@ async def test_a_grant_on_an_environment_that_does_not_exist_is_refused(demo: De
     assert "development" in reply.text and "nothing was granted" in reply.text
     assert not [b for b in demo.bot.services.permissions.bindings("C0OTHER")]
     assert (await run(demo, "grant C0OTHER console Staging viewer", user=ADMIN)).status == "ok"
+
+
+async def test_a_failing_provider_of_another_kind_does_not_answer_for_the_one_asked(demo: Demo):
+    """`show` of a name not found looks among the other kinds too, for a better message;
+    a TypeDB server refusing that look-up must not become the answer."""
+    demo.simulators.typedb.faults.fail_next("*", r"/v1/signin$", status=401, times=50)
+    reply = await run(demo, "show nowhere-db")
+    assert reply.status == "error" and "no database called 'nowhere-db'" in reply.text
+    assert "typedb" not in reply.text, reply.text
