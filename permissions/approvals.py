@@ -455,6 +455,10 @@ class ApprovalStore:
         )
         return cursor.rowcount
 
+    def now(self) -> float:
+        """The store's clock (epoch seconds): what `expires_at` is compared with."""
+        return self._clock()
+
     def pending(self, channel: str | None = None) -> list[Approval]:
         """Pending approvals (optionally of one channel), oldest first."""
         sql = "SELECT * FROM approvals WHERE state = 'pending'"

@@ -150,6 +150,23 @@ def _already_used(used_at: float | None) -> UserError:
     )
 
 
+def waiting_switch_back(ctx: Context, record_id: str) -> str | None:
+    """The id of a switch-back of switch `record_id` that waits for an approval (not
+    expired), or None: a switch is switched back once, so a second request would only
+    end "already switched back" after its approval."""
+    approvals = ctx.services.approvals
+    now = approvals.now()
+    for approval in approvals.pending():
+        params = approval.args.get("params") or {}
+        if (
+            approval.verb == "switch-back"
+            and params.get("switch_back_id") == record_id
+            and approval.expires_at > now
+        ):
+            return approval.id
+    return None
+
+
 async def prepare_switch_back(ctx: Context, values: dict[str, Any]) -> Plan:
     """The recorded switch (same channel, within its window, not used yet), reversed."""
     store = ctx.services.switch_backs
@@ -162,6 +179,12 @@ async def prepare_switch_back(ctx: Context, values: dict[str, Any]) -> Plan:
         raise _already_used(record.used_at)
     if store.expired(record):
         raise _closed_window()
+    waiting = waiting_switch_back(ctx, record.id)
+    if waiting is not None:
+        raise UserError(
+            f"a switch-back of this switch already waits for an approval ({waiting}); "
+            "approve or deny that one (`pending` lists it)"
+        )
     target = Target(
         record.provider, record.environment_id, record.environment_name, record.production
     )
