@@ -186,6 +186,41 @@ def _soak(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _ttfm(r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    acks = [row["ack_ms"] for row in get(r, "rows")]
+    rows.append(("ack (it says what is happening)", f"{num(max(acks))} ms at most", ""))
+    for latency in (0.5, 2.0):
+        for cache, target in (("warm", 1), ("cold", 2)):
+            found = [
+                row
+                for row in get(r, "rows")
+                if row["latency_s"] == latency and row["cache"] == cache and row["verb"] == "show"
+            ]
+            if not found:
+                continue
+            first = found[0]["first_s"]
+            extra_ms = (first - target * latency) * 1000
+            rows.append(
+                (
+                    f"`show`, API {num(latency)} s, ids {cache}: first message",
+                    f"{num(first, 3)} s ({num(target * latency)} s of round trips "
+                    f"+ {num(extra_ms, 0)} ms)",
+                    f"{target} round trip{'s' if target > 1 else ''} + 50 ms: "
+                    + verdict(extra_ms <= 50),
+                )
+            )
+    for burst in get(r, "bursts"):
+        rows.append(
+            (
+                f"burst of {num(burst['n'])}, API 2 s, ids {burst['cache']}: last answer",
+                f"{num(burst['last_s'])} s (p50 {num(burst['p50_s'])} s)",
+                f"≤ 3 s: {verdict(burst['last_s'] <= 3)}",
+            )
+        )
+    return rows
+
+
 def _storage(r: dict[str, Any]) -> list[Row]:
     days = get(r, "days")
     sizes = get(r, "store_mb_by_day")
@@ -238,7 +273,7 @@ BENCHES: list[tuple[str, str, Callable[[dict[str, Any]], list[Row]]]] = [
         "graphops against the bare Bolt and plain aiohttp floors",
         _ack,
     ),
-    ("ttfm", "`ttfm.py`: time from the slash command to the first message", _targets),
+    ("ttfm", "`ttfm.py`: time from the slash command to the first message", _ttfm),
     ("api_calls", "`api_calls.py`: a scripted command session", _api_calls),
     ("tracker", "`tracker.py`: 1,000 operations followed at once", _tracker),
     ("storage", "`storage.py`: the store after simulated days", _storage),
