@@ -93,3 +93,26 @@ async def bot(console_sim: ConsoleSimulator, tmp_path: Path) -> AsyncIterator[Bo
         yield built
     finally:
         await built.aclose()
+
+
+@pytest.fixture
+def fast_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Waits inside commands (dr, the safety snapshot) poll every 10 ms."""
+    from operations.follow import Backoff
+
+    monkeypatch.setattr("commands.context.WAIT_BACKOFF", Backoff(first=0.01, factor=1.0, cap=0.01))
+
+
+@pytest.fixture
+async def ticking(clock: ManualClock) -> AsyncIterator[None]:
+    """The simulators' clock advances 1 s every 5 ms while the test runs."""
+    import asyncio
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(0.005)
+            clock.advance(1)
+
+    task = asyncio.create_task(tick())
+    yield
+    task.cancel()

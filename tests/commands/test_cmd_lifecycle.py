@@ -22,7 +22,6 @@ from bot.wiring import Bot, build_bot
 from clients.graphenedb_v1 import V1Client
 from core.invocation import Invocation
 from core.reply import Reply
-from operations.follow import Backoff
 from operations.store import Outbox
 from permissions.approvals import ApprovalStore
 from permissions.roles import Role
@@ -39,21 +38,7 @@ class Killed(BaseException):
     """The process died here."""
 
 
-@pytest.fixture(autouse=True)
-def fast_safety_polls(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("commands.context.WAIT_BACKOFF", Backoff(first=0.01, factor=1.0, cap=0.01))
-
-
-@pytest.fixture
-async def ticking(clock) -> AsyncIterator[None]:  # type: ignore[no-untyped-def]
-    async def tick() -> None:
-        while True:
-            await asyncio.sleep(0.005)
-            clock.advance(1)
-
-    task = asyncio.create_task(tick())
-    yield
-    task.cancel()
+pytestmark = pytest.mark.usefixtures("fast_waits")
 
 
 def new_bot(sim: ConsoleSimulator, path: Path, **operations: Any) -> Bot:

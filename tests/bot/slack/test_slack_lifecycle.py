@@ -4,7 +4,6 @@ process left is taken up at start (bot/slack/recovery.py); SIGTERM drains."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +14,6 @@ from bot.demo import apply_demo_policy
 from bot.slack.recovery import recover
 from bot.wiring import Bot, build_bot, build_tracker
 from core.reply import OperationRef, Reply
-from operations.follow import Backoff
 from simulators.graphenedb import ConsoleSimulator
 from simulators.slack import SlackStandIn
 from tests.bot.slack.conftest import SlackHarness, make_standin, serving
@@ -27,21 +25,7 @@ ONCALL, INCIDENT = "C0ONCALL", "C0INCIDENT"
 GONE = "999999999:1"  # a runner whose process is not running
 
 
-@pytest.fixture(autouse=True)
-def fast_safety_polls(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("commands.context.WAIT_BACKOFF", Backoff(first=0.01, factor=1.0, cap=0.01))
-
-
-@pytest.fixture
-async def ticking(clock) -> AsyncIterator[None]:  # type: ignore[no-untyped-def]
-    async def tick() -> None:
-        while True:
-            await asyncio.sleep(0.005)
-            clock.advance(1)
-
-    task = asyncio.create_task(tick())
-    yield
-    task.cancel()
+pytestmark = pytest.mark.usefixtures("fast_waits")
 
 
 @pytest.fixture
