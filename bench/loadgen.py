@@ -22,7 +22,8 @@ Modes:
 Spec (JSON on the child's stdin): {"url", "path", "secret", "bodies": [str],
 "warmup": [str], "mode": "burst" | "paced", "rate": requests per second}.
 Answer (JSON on its stdout): {"latencies": [s], "statuses": [int], "wall": s,
-"send_lag_max_ms": ms, "warmup_statuses": [int]}.
+"started_at": epoch s when the first request was written, "send_lag_max_ms": ms,
+"warmup_statuses": [int]}.
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ async def fire(spec: dict[str, Any]) -> dict[str, Any]:
 
     lag = 0.0
     readers = []
+    started_at = time.time()  # epoch, to compare with other processes' records
     wall = time.perf_counter()
     if spec.get("mode", "burst") == "burst":
         for i, (request, (_, writer)) in enumerate(zip(requests, connections, strict=True)):
@@ -130,6 +132,7 @@ async def fire(spec: dict[str, Any]) -> dict[str, Any]:
         "latencies": [d - s for s, d in zip(sent, done, strict=True)],
         "statuses": statuses,
         "wall": round(wall, 3),
+        "started_at": started_at,
         "send_lag_max_ms": round(lag * 1000, 3),
         "warmup_statuses": warmup_statuses,
     }

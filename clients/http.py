@@ -57,6 +57,7 @@ from clients.errors import (
 from clients.pool import lean_transport
 from core.mutations import before_mutation
 from core.redaction import remember_answer
+from core.turns import take_turn
 
 log = logging.getLogger("graphops.http")
 
@@ -309,6 +310,7 @@ class HttpApi:
         pool = self.interactive_client if _INTERACTIVE.get() else self.client
         try:
             response = await pool.request(method, self.base_url + path, auth=signed, **kwargs)
+            await take_turn()  # what the answer starts (models, audit, reply) waits for acks
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # Never reached the server: safe to try again for any method.
             self._report(method, path, None, started)

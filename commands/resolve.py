@@ -53,6 +53,7 @@ from clients.errors import (
 from core.audit_context import polling
 from core.errors import UserError
 from core.provider import EnvironmentInfo, Provider
+from core.turns import take_turn
 from permissions.model import WILDCARD, Binding, ChannelPolicy, environment_matches
 from permissions.roles import Role
 
@@ -274,6 +275,8 @@ class Resolver:
             *(self._lookup((s.provider.name, s.environment.id), fetcher(s), fresh) for s in scopes),
             return_exceptions=True,
         )
+        # Every command waiting for these listings wakes up at once: each goes on in a turn.
+        await take_turn()
         result: list[tuple[Scope, list[Any], bool]] = []
         for scope, answer in zip(scopes, found, strict=True):
             if isinstance(answer, ApiError) and unreachable is not None:

@@ -51,7 +51,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote, quote_plus
 
@@ -133,10 +133,25 @@ def _replace_field(match: re.Match[str]) -> str:
     return f"{match.group('key')}{match.group('close')}{match.group('sep')}{replaced}"
 
 
-#: Substrings (of the lower-cased text) without which `_SECRET_FIELD` cannot match: each
-#: secret key word contains one. Only used on ASCII text, where lower-casing and the
-#: patterns' case-insensitive matching agree letter for letter.
-_SECRET_WORD_PARTS = ("key", "pw", "passw", "secret", "token", "credential")
+#: How every secret key word of `_SECRET_FIELD` ends; the pattern can only match where
+#: one of them is followed by `_FIELD_SEPARATOR` (an optional quote, then ``:`` or ``=``).
+#: Only used on ASCII text, where lower-casing and the patterns' case-insensitive
+#: matching agree letter for letter.
+_SECRET_WORD_ENDS = ("key", "password", "passwd", "pwd", "secret", "token", "credential")
+_FIELD_SEPARATOR = re.compile(r"s?[\"']?\s*[:=]")
+
+
+def _may_hold_secret_field(lower: str) -> bool:
+    """Whether lower-cased ASCII `lower` has a secret key word followed by a separator:
+    found with `str.find` (in C) where the pattern itself costs ~0.5 µs a character
+    (every Reply's JSON holds ``"secret_prompt":``, which it must not scan for)."""
+    for word in _SECRET_WORD_ENDS:
+        at = lower.find(word)
+        while at != -1:
+            if _FIELD_SEPARATOR.match(lower, at + len(word)):
+                return True
+            at = lower.find(word, at + 1)
+    return False
 
 
 def redact_shapes(text: str, *, private: bool = False) -> str:
@@ -161,7 +176,7 @@ def redact_shapes(text: str, *, private: bool = False) -> str:
             text = _USERINFO.sub(_replace_userinfo, text)
         if "=" in text:
             text = _URL_QUERY.sub(_replace_parameter, text)
-    if ("=" in text or ":" in text) and any(part in lower for part in _SECRET_WORD_PARTS):
+    if _may_hold_secret_field(lower):
         text = _SECRET_FIELD.sub(_replace_field, text)
     return text
 
@@ -213,6 +228,11 @@ def _plain(value: str | SecretStr | None) -> str | None:
     return text if isinstance(text, str) else None
 
 
+#: Texts up to this long are redacted once per table and remembered (a listing's cells,
+#: statuses, names: the same few texts pass three times per reply); at most
+#: `_REMEMBERED` of them, forgotten all at once when full.
+_REMEMBER_UP_TO = 256
+_REMEMBERED = 16384
 #: Up to this many distinct beginnings, each is searched for (`str.__contains__`, in C);
 #: beyond, one dictionary look-up per character of the text.
 _FIND_EACH = 64
@@ -225,6 +245,9 @@ class _Table:
 
     forms: tuple[tuple[str, bool], ...]
     index: Mapping[str, list[int]]
+    #: Short texts already redacted with this table: (text, private) -> result. A new
+    #: table (a secret learnt) starts empty, so a result never misses a newer secret.
+    done: dict[tuple[str, bool], str] = field(default_factory=dict, compare=False)
 
     def candidates(self, text: str) -> list[int]:
         """Positions (longest form first) of the forms whose beginning occurs in `text`:
@@ -317,7 +340,20 @@ class Redactor:
         if not text:
             return text
         text = str(text)
-        table = self._table  # one immutable snapshot
+        table = self._table  # one snapshot: its forms never change
+        if len(text) > _REMEMBER_UP_TO:
+            return self._redact(table, text, private)
+        key = (text, private)
+        shown = table.done.get(key)
+        if shown is None:
+            shown = self._redact(table, text, private)
+            if len(table.done) >= _REMEMBERED:
+                table.done.clear()
+            table.done[key] = shown
+        return shown
+
+    @staticmethod
+    def _redact(table: _Table, text: str, private: bool) -> str:
         for position in table.candidates(text):
             form, link = table.forms[position]
             if private and link:

@@ -52,6 +52,7 @@ from commands.registry import UsageError
 from core.invocation import Invocation
 from core.mutations import watching_mutations
 from core.reply import Reply
+from core.turns import taking_turns
 from operations.inbox import Inbox
 from operations.notify import TrackerPort
 from permissions.model import is_direct
@@ -90,7 +91,7 @@ class AckGate:
       under a steady stream of requests an ack waits for at most one step.
     """
 
-    def __init__(self, max_wait: float = 0.5, settle: float = 0.001) -> None:
+    def __init__(self, max_wait: float = 0.5, settle: int = 3) -> None:
         self.max_wait = max_wait
         self.settle = settle
         self._in_flight = 0
@@ -120,7 +121,8 @@ class AckGate:
         that follows (up to its next await that suspends) runs before any other
         waiter's turn, and after the acks of the requests that arrived before it."""
         async with self._lane:
-            await asyncio.sleep(self.settle)  # requests already on the sockets get read
+            for _ in range(self.settle):  # requests already on the sockets get read
+                await asyncio.sleep(0)
             await self.wait()
 
 
@@ -367,6 +369,7 @@ class SlackRuntime:
             if working is not None:
                 working.cancel()
         self.metrics.command(self.verb_label(text), reply.status)
+        await self.acks.turn()  # the answer came in a step of its own; its delivery takes another
         await self.delivery.deliver(reply, origin)
 
     async def run_invocation(self, invocation: Invocation) -> Reply:
@@ -453,7 +456,8 @@ class SlackRuntime:
                     row = self._keep(origin, keep)
                 token = _accepted.set(row)
                 try:
-                    await coroutine
+                    with taking_turns(self.acks.turn):
+                        await coroutine
                 finally:
                     with contextlib.suppress(ValueError):
                         _accepted.reset(token)

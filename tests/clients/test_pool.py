@@ -139,3 +139,63 @@ async def test_a_burst_over_idle_connections_goes_round_the_pool_once_per_reques
         assert [a.status_code for a in answers] == [200] * n
         assert passes == 2 * n  # one when queued, one when its response is closed
         assert len(set(server.peers)) == n  # the burst reused the kept-alive connections
+
+
+async def test_asking_sockets_whether_the_server_closed_them_is_bounded(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`has_expired` (a poll() of the socket for an idle connection) is asked of the
+    whole pool at most every SWEEP_SECONDS, and of a connection before it is handed
+    out: a request over n idle connections asks a few times, not 2 x n (issue 17)."""
+    n = 40
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    async with httpx.AsyncClient(transport=lean_transport(limits)) as client:
+        await asyncio.gather(*(client.get(server.url + "/ping") for _ in range(n)))
+        await client.get(server.url + "/ping")  # the sweep of this second is done
+        calls = 0
+        has_expired = httpcore.AsyncHTTPConnection.has_expired
+
+        def counting(self: httpcore.AsyncHTTPConnection) -> bool:
+            nonlocal calls
+            calls += 1
+            return has_expired(self)
+
+        monkeypatch.setattr(httpcore.AsyncHTTPConnection, "has_expired", counting)
+        monkeypatch.setattr("clients.pool.SWEEP_SECONDS", 3600.0)
+        for _ in range(5):
+            assert (await client.get(server.url + "/ping")).status_code == 200
+        assert 0 < calls <= 5 * 2, calls
+
+
+async def test_an_idle_connection_the_server_closed_is_never_handed_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Between sweeps, a kept-alive connection the server has closed meanwhile is
+    seen before use and replaced: the request succeeds on a new connection."""
+    monkeypatch.setattr("clients.pool.SWEEP_SECONDS", 3600.0)
+    closers: list[asyncio.StreamWriter] = []
+    peers: list[int] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peers.append(writer.get_extra_info("peername")[1])
+        closers.append(writer)
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head:
+                return
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+
+    srv = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
+    try:
+        async with httpx.AsyncClient(transport=lean_transport(limits)) as client:
+            assert (await client.get(f"http://127.0.0.1:{port}/")).text == "ok"
+            for writer in closers:  # the server closes the kept-alive connection
+                writer.close()
+                await writer.wait_closed()
+            assert (await client.get(f"http://127.0.0.1:{port}/")).text == "ok"
+            assert len(set(peers)) == 2  # a new connection, not the closed one
+    finally:
+        srv.close()

@@ -351,3 +351,14 @@ def test_each_secret_field_alone_meets_its_pattern() -> None:
             for private in (False, True):
                 text = f"{key}{sep}v4lue"
                 assert redact_shapes(text, private=private) == _all_shapes(text, private), text
+
+
+def test_a_text_redacted_before_its_secret_was_known_is_redacted_after() -> None:
+    """Short texts are remembered once redacted (issue 17), per table of known values:
+    learning a secret starts a new table, so the remembered answer never hides it."""
+    redactor = Redactor()
+    text = "status of sentinel-later-token-1 is RUNNING"
+    assert redactor.redact(text) == text
+    redactor.remember("sentinel-later-token-1", "token")
+    assert redactor.redact(text) == f"status of {REDACTED} is RUNNING"
+    assert redactor.redact(text, private=True) == f"status of {REDACTED} is RUNNING"
