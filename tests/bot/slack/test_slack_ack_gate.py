@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import pytest
 
 from bot.slack.runtime import AckGate
+from clients.http import HttpApi
 from simulators.graphenedb import ConsoleSimulator
 from tests.bot.slack.conftest import SlackHarness
-from tests.waiting import until
 
 
 async def test_work_waits_for_pending_acks_then_goes():
@@ -62,34 +65,54 @@ async def test_steps_of_work_take_turns_after_a_request_that_arrived_meanwhile()
     assert order == ["step 1", "ack", "step 2"]
 
 
-async def test_rendering_an_answer_waits_for_the_ack_in_flight(
-    harness: SlackHarness, console_sim: ConsoleSimulator
+async def test_the_work_after_an_api_answer_waits_for_the_ack_in_flight(
+    harness: SlackHarness, console_sim: ConsoleSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A command's answer is rendered (a long table takes milliseconds of the event loop)
-    only after the acks in flight: the Slack notifier takes its turn at the gate."""
+    """A command's work goes on after its API answer (the models, audit rows, the reply
+    and its rendering: milliseconds of the event loop) only after the acks in flight:
+    it takes its turn at the gate (core.turns, clients/http.py), and nothing is posted
+    before the ack."""
     rt = harness.rt
     rt.acks.max_wait = 30.0
-    rt.working_after = 60.0  # no "Working on …" notice rendered meanwhile
+    rt.working_after = 60.0  # no "Working on …" notice meanwhile
     order: list[str] = []
+    armed = False
     waiting = asyncio.Event()
-    take_turn = rt.notifier.turn
-    assert take_turn is not None
+    turn = rt.acks.turn
 
     async def watched_turn() -> None:
-        order.append("render waits")
+        if not armed or waiting.is_set():
+            await turn()
+            return
+        order.append("work waits")
         waiting.set()
-        await take_turn()
-        order.append("render goes")
+        await turn()
+        order.append("work goes")
 
-    rt.notifier.turn = watched_turn
+    rt.acks.turn = watched_turn  # type: ignore[method-assign]
+
+    def posted() -> bool:
+        return any(c.method == "chat.postMessage" for c in harness.standin.calls)
+
+    asked = asyncio.Event()
+    send_once = HttpApi._send_once
+
+    async def watched_send(self: HttpApi, method: str, path: str, **kwargs: Any) -> Any:
+        if path.endswith("/databases"):
+            asked.set()
+        return await send_once(self, method, path, **kwargs)
+
+    monkeypatch.setattr(HttpApi, "_send_once", watched_send)
     console_sim.faults.latency = 0.3
     response = await harness.slack.slash("list")
     assert response.status_code == 200
-    # The command's work is past its start (the API was asked): a request comes in now.
-    await until(lambda: bool(console_sim.requests), what="the list request reached the API")
+    # The command's work is past its start (the API is being asked): a request comes in.
+    await asyncio.wait_for(asked.wait(), 10)
     with rt.acks.pending():
+        armed = True
         await asyncio.wait_for(waiting.wait(), 10)
         order.append("ack sent")
+        assert not posted()
     assert await rt.idle()
-    assert order == ["render waits", "ack sent", "render goes"]
-    assert [c for c in harness.standin.calls if c.method == "chat.postMessage"]
+    assert order == ["work waits", "ack sent", "work goes"]
+    assert posted()
