@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpcore
 import httpx
@@ -50,6 +51,19 @@ class Server:
     async def stop(self) -> None:
         if self.runner is not None:
             await self.runner.cleanup()
+
+
+def counted(monkeypatch: pytest.MonkeyPatch, cls: type, name: str) -> list[int]:
+    """Count the calls of `cls.name` from now on (the list's one item)."""
+    calls = [0]
+    original = getattr(cls, name)
+
+    def counting(self: Any, *args: Any) -> Any:
+        calls[0] += 1
+        return original(self, *args)
+
+    monkeypatch.setattr(cls, name, counting)
+    return calls
 
 
 @pytest.fixture
@@ -104,17 +118,9 @@ async def test_bookkeeping_is_linear_in_idle_connections(
     async with httpx.AsyncClient(transport=lean_transport(limits)) as client:
         await asyncio.gather(*(client.get(server.url + "/ping") for _ in range(n)))
         assert len(set(server.peers)) == n
-        calls = 0
-        is_idle = httpcore.AsyncHTTPConnection.is_idle
-
-        def counting(self: httpcore.AsyncHTTPConnection) -> bool:
-            nonlocal calls
-            calls += 1
-            return is_idle(self)
-
-        monkeypatch.setattr(httpcore.AsyncHTTPConnection, "is_idle", counting)
+        calls = counted(monkeypatch, httpcore.AsyncHTTPConnection, "is_idle")
         assert (await client.get(server.url + "/ping")).status_code == 200
-        assert 0 < calls <= 4 * n, calls
+        assert 0 < calls[0] <= 4 * n, calls
 
 
 async def test_a_burst_over_idle_connections_goes_round_the_pool_once_per_request(
@@ -126,18 +132,10 @@ async def test_a_burst_over_idle_connections_goes_round_the_pool_once_per_reques
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
     async with httpx.AsyncClient(transport=lean_transport(limits)) as client:
         await asyncio.gather(*(client.get(server.url + "/ping") for _ in range(n)))
-        passes = 0
-        assign = LeanConnectionPool._assign_requests_to_connections
-
-        def counting(self: LeanConnectionPool) -> list[httpcore.AsyncConnectionInterface]:
-            nonlocal passes
-            passes += 1
-            return assign(self)
-
-        monkeypatch.setattr(LeanConnectionPool, "_assign_requests_to_connections", counting)
+        passes = counted(monkeypatch, LeanConnectionPool, "_assign_requests_to_connections")
         answers = await asyncio.gather(*(client.get(server.url + "/ping") for _ in range(n)))
         assert [a.status_code for a in answers] == [200] * n
-        assert passes == 2 * n  # one when queued, one when its response is closed
+        assert passes[0] == 2 * n  # one when queued, one when its response is closed
         assert len(set(server.peers)) == n  # the burst reused the kept-alive connections
 
 
@@ -152,19 +150,11 @@ async def test_asking_sockets_whether_the_server_closed_them_is_bounded(
     async with httpx.AsyncClient(transport=lean_transport(limits)) as client:
         await asyncio.gather(*(client.get(server.url + "/ping") for _ in range(n)))
         await client.get(server.url + "/ping")  # the sweep of this second is done
-        calls = 0
-        has_expired = httpcore.AsyncHTTPConnection.has_expired
-
-        def counting(self: httpcore.AsyncHTTPConnection) -> bool:
-            nonlocal calls
-            calls += 1
-            return has_expired(self)
-
-        monkeypatch.setattr(httpcore.AsyncHTTPConnection, "has_expired", counting)
+        calls = counted(monkeypatch, httpcore.AsyncHTTPConnection, "has_expired")
         monkeypatch.setattr("clients.pool.SWEEP_SECONDS", 3600.0)
         for _ in range(5):
             assert (await client.get(server.url + "/ping")).status_code == 200
-        assert 0 < calls <= 5 * 2, calls
+        assert 0 < calls[0] <= 5 * 2, calls
 
 
 async def test_an_idle_connection_the_server_closed_is_never_handed_out(
