@@ -24,7 +24,7 @@ Then a burst: 100 commands (show / restart / list mixed) written at once with th
 API at 2 s, warm and empty; the time from the first request written to the last
 answer at the stand-in, and the p50 of the answers. Targets (issue 17): first
 message with ids warm = 1 round trip + 50 ms, cold = 2 round trips; the burst's
-last answer <= 3 s (with the name cache empty its floor is 2 round trips: 4 s).
+last answer <= 3 s (with the name cache empty `show` needs 3 round trips: 6 s).
 Timings are medians of `--repeat` runs.
 
 Run from the repo root:  .venv/bin/python bench/ttfm.py [--repeat 3] [--burst 100]

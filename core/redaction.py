@@ -95,7 +95,7 @@ _SLACK_TOKEN = re.compile(r"\b(?:xox[abposre]|xapp)-[A-Za-z0-9\-]+")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]*")
 _SECRET_KEY_WORDS = (
     r"api[_\-]?key|apikey|password|passwd|pwd|client[_\-]?secret|secret|token|"
-    r"private[_\-]?key|credentials?"
+    r"private[_\-]?key|secret[_\-]?key|access[_\-]?key|credentials?"
 )
 # A key that ends with one of the secret words, e.g. password, db_password,
 # access_token, x-api-key; "token_type" does not match (word boundary).

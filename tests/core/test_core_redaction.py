@@ -270,6 +270,8 @@ SHAPE_PARTS = [
     "access_token",
     "X-Amz-Credential",
     "private_key",
+    "secret_key",
+    "aws_secret_access_key",
     "credentials",
     "sig",
     "token_type",
@@ -362,3 +364,11 @@ def test_a_text_redacted_before_its_secret_was_known_is_redacted_after() -> None
     redactor.remember("sentinel-later-token-1", "token")
     assert redactor.redact(text) == f"status of {REDACTED} is RUNNING"
     assert redactor.redact(text, private=True) == f"status of {REDACTED} is RUNNING"
+
+
+def test_secret_and_access_keys_are_secret_names() -> None:
+    """`secret_key=`, `aws_secret_access_key:` are secret-named fields (a new user's
+    attack: they were shown in menus and kept in audit rows)."""
+    for text in ("show secret_key=abcdefgh12345", "aws_secret_access_key: abcdefgh12345"):
+        assert "abcdefgh12345" not in Redactor().redact(text), text
+    assert Redactor().redact_data({"secret_key": "abcdefgh12345"}) == {"secret_key": REDACTED}
