@@ -97,7 +97,6 @@ async def child(restarts: int, burst: int) -> None:
                     ],
                     "ncalls": len(standin.calls),
                     "requests": [r.path for r in self.requests[requests:]],
-                    "requests_at": [r.at for r in self.requests[requests:]],
                     "nrequests": len(self.requests),
                 }
             )
@@ -254,7 +253,6 @@ class Rig:
             "answers": len(arrivals),
             "acks_200": sent["statuses"].count(200),
             "acks_last_s": max(sent["latencies"], default=float("nan")),
-            "started": started,
             "last_s": arrivals[-1] if arrivals else float("nan"),
             "p50_s": pct(arrivals, 50),
         }

@@ -50,7 +50,7 @@ import json
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote, quote_plus
@@ -154,45 +154,6 @@ def _may_hold_secret_field(lower: str) -> bool:
     return False
 
 
-def redact_shapes(text: str, *, private: bool = False) -> str:
-    """Remove what looks like a secret whatever its value (see the module docstring);
-    with `private`, credentials inside URLs are kept (the requester's own links).
-
-    Each pattern runs only when the text holds what it cannot match without (``eyJ`` for
-    a JWT, ``=`` for a URL parameter...): the patterns cost about 0.6 µs a character,
-    and most texts (a listing, a status) hold none of them. Non-ASCII text runs them all.
-    """
-    if not text.isascii():
-        return _all_shapes(text, private)
-    lower = text.lower()
-    if "bearer" in lower or "basic" in lower:
-        text = _AUTH_SCHEME.sub(_replace_scheme, text)
-    if "xox" in text or "xapp" in text:
-        text = _SLACK_TOKEN.sub(REDACTED, text)
-    if "eyJ" in text:
-        text = _JWT.sub(REDACTED, text)
-    if not private:
-        if "://" in text and "@" in text:
-            text = _USERINFO.sub(_replace_userinfo, text)
-        if "=" in text:
-            text = _URL_QUERY.sub(_replace_parameter, text)
-    if _may_hold_secret_field(lower):
-        text = _SECRET_FIELD.sub(_replace_field, text)
-    return text
-
-
-def _all_shapes(text: str, private: bool) -> str:
-    """Every shape pattern, run whatever the text holds (`redact_shapes` skips those
-    that cannot match)."""
-    text = _AUTH_SCHEME.sub(_replace_scheme, text)
-    text = _SLACK_TOKEN.sub(REDACTED, text)
-    text = _JWT.sub(REDACTED, text)
-    if not private:
-        text = _USERINFO.sub(_replace_userinfo, text)
-        text = _URL_QUERY.sub(_replace_parameter, text)
-    return _SECRET_FIELD.sub(_replace_field, text)
-
-
 def _replace_scheme(match: re.Match[str]) -> str:
     return f"{match.group(1)}{match.group(2)}{REDACTED}"
 
@@ -203,6 +164,60 @@ def _replace_userinfo(match: re.Match[str]) -> str:
 
 def _replace_parameter(match: re.Match[str]) -> str:
     return f"{match.group('lead')}{match.group('name')}={REDACTED}"
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """A secret-shape pattern, its replacement, whether it is kept in private text
+    (credentials inside URLs are), and what a text (and its lower-cased form) must
+    hold for the pattern to match at all."""
+
+    pattern: re.Pattern[str]
+    replace: str | Callable[[re.Match[str]], str]
+    public_only: bool
+    needs: Callable[[str, str], bool]
+
+
+#: In the order they run; `needs` is only asked of ASCII text.
+_SHAPES = (
+    _Shape(_AUTH_SCHEME, _replace_scheme, False, lambda t, low: "bearer" in low or "basic" in low),
+    _Shape(_SLACK_TOKEN, REDACTED, False, lambda t, low: "xox" in t or "xapp" in t),
+    _Shape(_JWT, REDACTED, False, lambda t, low: "eyJ" in t),
+    _Shape(_USERINFO, _replace_userinfo, True, lambda t, low: "://" in t and "@" in t),
+    _Shape(_URL_QUERY, _replace_parameter, True, lambda t, low: "=" in t),
+    _Shape(_SECRET_FIELD, _replace_field, False, lambda t, low: _may_hold_secret_field(low)),
+)
+
+
+def redact_shapes(text: str, *, private: bool = False) -> str:
+    """Remove what looks like a secret whatever its value (see the module docstring);
+    with `private`, credentials inside URLs are kept (the requester's own links).
+
+    Each pattern runs only when the text holds what it cannot match without (``eyJ`` for
+    a JWT, ``=`` for a URL parameter...): the patterns cost about 0.6 µs a character,
+    and most texts (a listing, a status) hold none of them. Non-ASCII text runs them all.
+    """
+    return _run_shapes(text, private, gated=text.isascii())
+
+
+def _all_shapes(text: str, private: bool) -> str:
+    """Every shape pattern, run whatever the text holds (`redact_shapes` skips those
+    that cannot match)."""
+    return _run_shapes(text, private, gated=False)
+
+
+def _run_shapes(text: str, private: bool, *, gated: bool) -> str:
+    # What a pattern needs is asked of the text as it came: a replacement only ever
+    # writes [REDACTED], which gives no later pattern anything to match.
+    lower = text.lower() if gated else ""
+    original = text
+    for shape in _SHAPES:
+        if private and shape.public_only:
+            continue
+        if gated and not shape.needs(original, lower):
+            continue
+        text = shape.pattern.sub(shape.replace, text)
+    return text
 
 
 def is_secret_key(key: str) -> bool:
@@ -251,7 +266,8 @@ class _Table:
 
     def candidates(self, text: str) -> list[int]:
         """Positions (longest form first) of the forms whose beginning occurs in `text`:
-        one look-up per character of `text` instead of one search per known form."""
+        each distinct beginning searched for when there are few (`_FIND_EACH`), else one
+        look-up per character of `text`; never one search per known form."""
         if not self.index or len(text) < MIN_LENGTH:
             return []
         found: set[int] = set()

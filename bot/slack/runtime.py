@@ -87,8 +87,9 @@ class AckGate:
     - `wait`: work waits until no request is in flight (at most `max_wait` seconds),
       so a burst of requests is acknowledged before its work starts.
     - `turn`: steps of work take turns, one at a time; each turn first lets the loop
-      read the sockets (`settle` seconds) and waits for the acks then in flight, so
-      under a steady stream of requests an ack waits for at most one step.
+      read the sockets (it yields to the loop `settle` times) and waits for the acks
+      then in flight, so under a steady stream of requests an ack waits for at most
+      one step.
     """
 
     def __init__(self, max_wait: float = 0.5, settle: int = 3) -> None:
@@ -369,7 +370,6 @@ class SlackRuntime:
             if working is not None:
                 working.cancel()
         self.metrics.command(self.verb_label(text), reply.status)
-        await self.acks.turn()  # the answer came in a step of its own; its delivery takes another
         await self.delivery.deliver(reply, origin)
 
     async def run_invocation(self, invocation: Invocation) -> Reply:
