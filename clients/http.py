@@ -310,7 +310,6 @@ class HttpApi:
         pool = self.interactive_client if _INTERACTIVE.get() else self.client
         try:
             response = await pool.request(method, self.base_url + path, auth=signed, **kwargs)
-            await take_turn()  # what the answer starts (models, audit, reply) waits for acks
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # Never reached the server: safe to try again for any method.
             self._report(method, path, None, started)
@@ -344,7 +343,8 @@ class HttpApi:
                 outcome="not done" if method == "GET" else "unknown",
             )
             raise _Failure(error, retryable=may_retry and replayable) from None
-        self._report(method, path, response.status_code, started)
+        self._report(method, path, response.status_code, started)  # its time: the API's alone
+        await take_turn()  # what the answer starts (models, audit, reply) waits for acks
         if response.is_success:
             return response
         transient = response.status_code >= 500 and response.status_code != 501

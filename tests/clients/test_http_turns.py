@@ -54,3 +54,20 @@ async def test_an_answer_is_handed_back_in_the_callers_turn(url: str) -> None:
         await take_turn()  # and take_turn alone does nothing there
     finally:
         await api.aclose()
+
+
+async def test_the_time_reported_for_a_call_is_the_apis_not_the_turns(url: str) -> None:
+    """The call is reported (audit, metrics: its duration) before the turn is asked, so
+    waiting for acks never counts as API latency."""
+    events: list[str] = []
+    api = HttpApi("console", url, on_call=lambda record: events.append("reported"))
+
+    async def turn() -> None:
+        events.append("turn")
+
+    try:
+        with taking_turns(turn):
+            assert (await api.request("GET", "/ok")).status_code == 200
+        assert events == ["reported", "turn"]
+    finally:
+        await api.aclose()
