@@ -6,9 +6,9 @@ answers after `--latency` seconds, 0.2 by default) and the Slack stand-in, so th
 figures of this process are the bot's alone. This process builds the bot, starts
 a restart on every database through the bot's ConsoleClient (16 at a time) while the
 tracker already runs, hands each to the
-real Tracker (realistic settings: the config defaults, backoff 1 s x1.5 capped at
-15 s, 64 polls at once, 0.2 s tick; `--pool` connections to the API, 128 by
-default) whose Notifier is the real SlackNotifier posting over HTTP to the
+real Tracker (the config defaults: backoff 1 s x1.5 capped at 15 s, 100 polls
+at once, 0.2 s tick; `--pool` connections to the API, by default a provider's
+`max_connections`, 100) whose Notifier is the real SlackNotifier posting over HTTP to the
 stand-in, and runs until every operation is finished
 and every message delivered (bounded). The delay of a final message is its
 arrival at the stand-in minus the operation's end in the simulator
@@ -42,6 +42,7 @@ from bench._common import (
     table,
     workdir,
 )
+from clients.http import DEFAULT_MAX_CONNECTIONS
 
 BOT_TOKEN = "xoxb-bench-token"
 
@@ -159,8 +160,8 @@ async def main(
     urls = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
     tmp = workdir()
     try:
-        # The provider's connection pool: `pool` connections (the clients' own pool holds
-        # 20; the size per provider becomes a setting, issue 17).
+        # The provider's connection pool: `pool` connections, as `[[providers]]
+        # max_connections` sizes each of the clients' own pools (100 by default).
         limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(15.0, connect=5.0),
@@ -412,7 +413,10 @@ if __name__ == "__main__":
     parser.add_argument("--step", type=float, default=5.0, help="simulator step_seconds")
     parser.add_argument("--latency", type=float, default=0.2, help="API latency, s")
     parser.add_argument(
-        "--pool", type=int, default=128, help="connections in the provider's HTTP pool"
+        "--pool",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help="connections in the provider's HTTP pool (default: max_connections's)",
     )
     parser.add_argument(
         "--concurrency", type=int, help="tracker polls in flight (default: the config's)"

@@ -115,7 +115,9 @@ class OperationsSettings(_Strict):
     poll_first_seconds: float = Field(default=1.0, gt=0, le=60)
     poll_factor: float = Field(default=1.5, ge=1, le=10)
     poll_cap_seconds: float = Field(default=15.0, gt=0, le=600)
-    concurrency: int = Field(default=64, ge=1, le=1024)
+    # Polls in flight at once, across all operations: more than a provider's
+    # max_connections only queue in its pool (bench/tracker.py: 1,000 operations).
+    concurrency: int = Field(default=100, ge=1, le=1024)
     # Take a manual snapshot (and wait for it) before terminate, restore-into and switch:
     # "protected" environments only (default), "always", or "never".
     snapshot_before_destroy: Literal["protected", "always", "never"] = "protected"

@@ -35,27 +35,24 @@ _EXPECTED = ("_connections", "_requests", "_max_keepalive_connections", "_max_co
 class LeanConnectionPool(httpcore.AsyncConnectionPool):
     """httpcore's pool, with `_assign_requests_to_connections` linear in connections."""
 
+    _swept_at = 0.0  # time.monotonic() of the last full sweep
+
     def _assign_requests_to_connections(self) -> list[httpcore.AsyncConnectionInterface]:
         closing: list[httpcore.AsyncConnectionInterface] = []
-        # Closed, expired, and surplus idle connections leave the pool (upstream's
-        # `len([... for connection in self._connections])` is `len(self._connections)`).
-        # `has_expired` asks the socket of each idle connection whether the server
-        # closed it (a poll() system call each): upstream does it for every connection
-        # twice per request, ~2.8 ms a call with 100 connections (bench/ack.py). Here
-        # the whole pool is checked at most every `SWEEP_SECONDS`, and a connection
-        # always just before it is handed out, so none is used expired.
+        # Closed, expired, and surplus idle connections leave the pool. Upstream looks
+        # at every connection on every call (twice per request), and `has_expired` asks
+        # each idle connection's socket whether the server closed it (a poll() system
+        # call each: ~2.8 ms a call with 100 connections, bench/ack.py). Here the whole
+        # pool is swept at most every `SWEEP_SECONDS`, when there are more connections
+        # than may be kept alive, or when a new connection is needed and the pool is
+        # full; a connection is always checked just before it is handed out, so none
+        # is used expired or closed.
         now = time.monotonic()
-        sweep = now - getattr(self, "_swept_at", 0.0) >= SWEEP_SECONDS
-        if sweep:
+        if now - self._swept_at >= SWEEP_SECONDS:
             self._swept_at = now
-        for connection in list(self._connections):
-            if connection.is_closed():
-                self._connections.remove(connection)
-            elif (sweep and connection.has_expired()) or (
-                connection.is_idle() and len(self._connections) > self._max_keepalive_connections
-            ):
-                self._connections.remove(connection)
-                closing.append(connection)
+            self._sweep(closing, expire=True)
+        elif len(self._connections) > self._max_keepalive_connections:
+            self._sweep(closing, expire=False)
         # Queued requests get a connection: a free one of their origin, a new one, or
         # one made in place of an idle one (as upstream), except that a connection
         # already given to a request that has not started yet is not given again.
@@ -66,10 +63,13 @@ class LeanConnectionPool(httpcore.AsyncConnectionPool):
         if not queued:
             return closing
         taken = {id(r.connection) for r in self._requests if r.connection is not None}
+        swept = False
         for pool_request in queued:
             origin = pool_request.request.url.origin
-            available = self._available(origin, taken, closing)
-            chosen = available
+            chosen = self._available(origin, taken, closing)
+            if chosen is None and len(self._connections) >= self._max_connections and not swept:
+                self._sweep(closing, expire=False)  # closed ones give up their place
+                swept = True
             if chosen is None and len(self._connections) < self._max_connections:
                 chosen = self.create_connection(origin)
                 self._connections.append(chosen)
@@ -78,7 +78,7 @@ class LeanConnectionPool(httpcore.AsyncConnectionPool):
                     (c for c in self._connections if id(c) not in taken and c.is_idle()), None
                 )
                 if idle is None:
-                    continue  # stays queued until a connection is released
+                    break  # the pool is full and busy: the rest stay queued until a release
                 self._connections.remove(idle)
                 closing.append(idle)
                 chosen = self.create_connection(origin)
@@ -86,6 +86,18 @@ class LeanConnectionPool(httpcore.AsyncConnectionPool):
             pool_request.assign_to_connection(chosen)
             taken.add(id(chosen))
         return closing
+
+    def _sweep(self, closing: list[httpcore.AsyncConnectionInterface], *, expire: bool) -> None:
+        """Drop closed connections; close surplus idle ones (beyond the keep-alive
+        limit) and, when `expire`, those the server closed or that idled too long."""
+        for connection in list(self._connections):
+            if connection.is_closed():
+                self._connections.remove(connection)
+            elif (expire and connection.has_expired()) or (
+                connection.is_idle() and len(self._connections) > self._max_keepalive_connections
+            ):
+                self._connections.remove(connection)
+                closing.append(connection)
 
     def _available(
         self,

@@ -16,6 +16,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import sqlite_utils
@@ -26,7 +27,9 @@ from operations.migrations import migrate
 
 @dataclass(frozen=True)
 class OutboxRow:
-    """One message waiting to be delivered."""
+    """One message waiting to be delivered; `reply` (the Reply's fields) is decoded from
+    `reply_json` when first read, so listing the outbox to see which threads have work
+    costs no JSON parsing."""
 
     id: int
     tracked_id: int | None
@@ -34,8 +37,14 @@ class OutboxRow:
     channel: str
     thread_ts: str | None
     action: str
-    reply: dict[str, Any]
+    reply_json: str
     attempts: int
+
+    @cached_property
+    def reply(self) -> dict[str, Any]:
+        """The queued Reply's fields (core.reply.Reply.model_dump())."""
+        value: dict[str, Any] = json.loads(self.reply_json)
+        return value
 
 
 class Outbox:
@@ -44,6 +53,7 @@ class Outbox:
     def __init__(self, db: sqlite_utils.Database, clock: Callable[[], float] = time.time):
         self.db = db
         self._clock = clock
+        self.queued = 0  # messages queued by this process (tells a poll whether to wake delivery)
         migrate(db)
 
     def put(
@@ -74,7 +84,9 @@ class Outbox:
                 key,
             ],
         )
-        return cursor.rowcount > 0
+        added = cursor.rowcount > 0
+        self.queued += added
+        return added
 
     def pending(self, limit: int = 200) -> list[OutboxRow]:
         """Unsent messages, oldest first."""
@@ -83,7 +95,7 @@ class Outbox:
             "WHERE sent_at IS NULL ORDER BY id LIMIT ?",
             [limit],
         ).fetchall()
-        return [OutboxRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7]) for r in rows]
+        return [OutboxRow(*row) for row in rows]
 
     def mark_sent(self, ids: list[int]) -> None:
         """Record that these messages were delivered."""
@@ -196,6 +208,7 @@ class SwitchBacks:
     def __init__(self, db: sqlite_utils.Database, clock: Callable[[], float] = time.time):
         self.db = db
         self._clock = clock
+        self.queued = 0  # messages queued by this process (tells a poll whether to wake delivery)
         migrate(db)
 
     def remember(self, minutes: int, **fields: Any) -> SwitchBack:

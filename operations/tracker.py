@@ -2,7 +2,8 @@
 
 Each tracked operation is a row in SQLite (provider, database, operation, who
 asked, where, the thread, how many steps were reported). Each operation is polled
-when it is due, with its own backoff (fast at first, slower later, capped),
+when it is due, with its own backoff (fast at first, slower later, capped; each
+interval counted from when the previous poll was due, so latency does not add up),
 through the shared provider clients: one token and one connection pool per
 provider however many operations are followed. In the background, a dispatch
 loop starts the polls of due operations in the order they fell due, each on its
@@ -73,8 +74,8 @@ class TrackerSettings:
     """
 
     backoff: Backoff = field(default_factory=Backoff)
-    concurrency: int = 64
-    deliveries: int = 16
+    concurrency: int = 100
+    deliveries: int = 64
     tick_seconds: float = 0.2
     limits: FollowLimits = field(default_factory=FollowLimits)
     batch: int = 500
@@ -261,12 +262,14 @@ class Tracker:
         return len(due)
 
     async def _poll_task(self, row: dict[str, Any]) -> None:
+        queued = self.outbox.queued
         try:
             await self._poll_guarded(row)
         finally:
             self._inflight.pop(row["id"], None)
             self._loop.wake()
-            self._delivery.wake()
+            if self.outbox.queued != queued:  # most polls see no new step: nothing to send
+                self._delivery.wake()
 
     async def _poll_guarded(self, row: dict[str, Any]) -> None:
         with polling("tracker"):
@@ -285,18 +288,22 @@ class Tracker:
             self._reschedule(row, errors=errors)
 
     def _reschedule(self, row: dict[str, Any], *, errors: int | None = None) -> None:
+        """Set the next poll one backoff interval after this one was *due* (not after its
+        answer came), so neither the API's latency nor a wait for a free slot pushes every
+        later poll back; but never sooner than `backoff.first` from now, so a poll that
+        was very late is not followed by a burst of catching up."""
         polls = row["polls"] + 1
         delay = self.settings.backoff.first
         for _ in range(min(polls, 50)):
             delay = min(self.settings.backoff.cap, delay * self.settings.backoff.factor)
+        now = self._clock()
+        next_poll_at = max(
+            row["next_poll_at"] + self._spread(delay),
+            now + min(delay, self.settings.backoff.first),
+        )
         self.db.execute(
             "UPDATE tracked_operations SET polls = ?, errors = ?, next_poll_at = ? WHERE id = ?",
-            [
-                polls,
-                row["errors"] if errors is None else errors,
-                self._clock() + self._spread(delay),
-                row["id"],
-            ],
+            [polls, row["errors"] if errors is None else errors, next_poll_at, row["id"]],
         )
 
     async def _poll(self, row: dict[str, Any]) -> None:

@@ -112,15 +112,20 @@ async def test_bookkeeping_is_linear_in_idle_connections(
     server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With n idle connections httpcore's own pool calls `is_idle` n x n times per
-    request; the lean pool a few times n."""
+    request; the lean pool looks at each connection a few times, even when the
+    request falls on a sweep of the whole pool."""
     n = 40
+    monkeypatch.setattr("clients.pool.SWEEP_SECONDS", 0.0)  # every pass sweeps
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
     async with httpx.AsyncClient(transport=lean_transport(limits)) as client:
         await asyncio.gather(*(client.get(server.url + "/ping") for _ in range(n)))
         assert len(set(server.peers)) == n
-        calls = counted(monkeypatch, httpcore.AsyncHTTPConnection, "is_idle")
+        looks = [
+            counted(monkeypatch, httpcore.AsyncHTTPConnection, name)
+            for name in ("is_idle", "is_closed", "is_available", "has_expired")
+        ]
         assert (await client.get(server.url + "/ping")).status_code == 200
-        assert 0 < calls[0] <= 4 * n, calls
+        assert 0 < sum(c[0] for c in looks) <= 8 * n, looks
 
 
 async def test_a_burst_over_idle_connections_goes_round_the_pool_once_per_request(
@@ -189,3 +194,26 @@ async def test_an_idle_connection_the_server_closed_is_never_handed_out(
             assert len(set(peers)) == 2  # a new connection, not the closed one
     finally:
         srv.close()
+
+
+async def test_requests_queued_behind_a_full_busy_pool_cost_linear_bookkeeping(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When every connection is busy and requests wait, a pass over the pool looks at
+    each connection a bounded number of times however many requests wait (it used to
+    sweep the pool once per waiting request: 2.6x the CPU a request under a tracker
+    whose polls outnumbered the connections, bench/tracker.py)."""
+    n, requests = 10, 60
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    async with httpx.AsyncClient(transport=lean_transport(limits), timeout=30) as client:
+        await asyncio.gather(*(client.get(server.url + "/ping") for _ in range(n)))
+        looks = counted(monkeypatch, httpcore.AsyncHTTPConnection, "is_closed")
+        searches = counted(monkeypatch, LeanConnectionPool, "_available")
+        passes = counted(monkeypatch, LeanConnectionPool, "_assign_requests_to_connections")
+        answers = await asyncio.gather(*(client.get(server.url + "/ping") for _ in range(requests)))
+        assert [a.status_code for a in answers] == [200] * requests
+        assert server.most_in_flight <= n
+        assert 0 < looks[0] <= 2 * n * passes[0], (looks, passes)
+        # a search for a free connection per request served, and one per pass that
+        # finds the pool busy (not one per waiting request)
+        assert searches[0] <= requests + passes[0], (searches, passes)

@@ -248,3 +248,37 @@ def test_the_outbox_keeps_no_secret(bot) -> None:
     [(stored,)] = bot.db.execute("SELECT reply FROM outbox").fetchall()
     assert "sentinel-outbox-secret-4e21" not in stored and "[REDACTED]" in stored
     assert outbox.pending()[0].reply["title"] == "failed"
+
+
+async def test_late_polls_do_not_push_the_schedule_back(bot, clock, console_sim):
+    """The next poll is one interval after the previous one was *due*, however late
+    it ran (API latency, a wait for a free slot), but never less than the first
+    interval after it ran (bench/tracker.py: 1,000 operations, issue 17)."""
+    tracker = Tracker(
+        bot.db,
+        bot.services.providers,
+        RecordingNotifier(),
+        settings=TrackerSettings(backoff=Backoff(first=1.0, factor=2.0, cap=100.0), spread=0),
+        clock=clock,
+    )
+    console_sim.step_seconds = 100.0  # still running at every poll below
+    reply = await start(bot, "restart sandbox-db")
+    tracked = await tracker.track(
+        reply.operations[0], channel="C0DEV", thread_ts="1.0", user="U0ALICE"
+    )
+
+    def next_poll_at() -> float:
+        row = bot.db.execute(
+            "SELECT next_poll_at FROM tracked_operations WHERE id = ?", [tracked]
+        ).fetchone()
+        return float(row[0])
+
+    due = next_poll_at()
+    assert due == clock() + 1.0
+    clock.advance(1.9)  # the first poll runs 0.9 s late
+    assert await tracker.poll_due() == 1
+    assert next_poll_at() == due + 2.0  # due + interval, not (ran at) + interval
+    clock.advance(next_poll_at() + 5.0 - clock())  # 5 s late: due + 4 s is past
+    assert await tracker.poll_due() == 1
+    assert next_poll_at() == clock() + 1.0  # so no burst of catching up
+    assert tracker.state(tracked) == "running"
