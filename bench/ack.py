@@ -152,6 +152,7 @@ async def main(
 ) -> dict[str, Any]:
     """`rounds` rounds of: burst (n at once), then paced (paced_n at `rate`/s), each sent
     to the plain aiohttp floor, the bare Bolt floor and graphops in turn."""
+    import aiohttp
     from slack_sdk.web.async_client import AsyncWebClient
 
     from bench import loadgen
@@ -171,7 +172,10 @@ async def main(
     await standin.start()
     tmp = workdir()
     bot = make_bot(sim, Path(tmp.name))
-    web_client = AsyncWebClient(token=BOT_TOKEN, base_url=standin.api_url)
+    # One aiohttp session for every Slack call, as `graphops serve` does
+    # (bot/slack/serve.py web_client; without it, a TCP connection per call).
+    slack_session = aiohttp.ClientSession()
+    web_client = AsyncWebClient(token=BOT_TOKEN, base_url=standin.api_url, session=slack_session)
     app = build_app(bot, signing_secret=SIGNING_SECRET, token=BOT_TOKEN, client=web_client)
     server = SlackServer(app, sweep_seconds=None)
     urls = {"graphops": await server.start()}
@@ -229,6 +233,7 @@ async def main(
         result["tokens"] = sim.tokens_issued
     finally:
         await server.stop()
+        await slack_session.close()
         await floor_runner.cleanup()
         await plain_runner.cleanup()
         await bot.aclose()

@@ -127,6 +127,7 @@ class Rig:
     """Bot + Bolt app + SlackServer here; simulator + stand-in in a child process."""
 
     async def start(self, restarts: int, burst: int) -> None:
+        import aiohttp
         import httpx
         from slack_sdk.web.async_client import AsyncWebClient
 
@@ -154,7 +155,12 @@ class Rig:
         )
         for env in ("development", "staging"):
             self.bot.services.permissions.grant(CHANNEL, "console", env, Role.OPERATOR, by="b")
-        web = AsyncWebClient(token=BOT_TOKEN, base_url=urls["slack"])
+        # One aiohttp session for every Slack call, as `graphops serve` does
+        # (bot/slack/serve.py web_client; without it, a TCP connection per call).
+        web = AsyncWebClient(
+            token=BOT_TOKEN, base_url=urls["slack"], session=aiohttp.ClientSession()
+        )
+        self.web = web
         app = build_app(self.bot, signing_secret=SIGNING_SECRET, token=BOT_TOKEN, client=web)
         self.server = SlackServer(app, sweep_seconds=None)
         self.url = await self.server.start() + "/slack/events"
@@ -166,6 +172,8 @@ class Rig:
     async def stop(self) -> None:
         await self.http.aclose()
         await self.server.stop()
+        if self.web.session is not None:
+            await self.web.session.close()
         await self.bot.aclose()
         self.tmp.cleanup()
         assert self.proc.stdin is not None

@@ -5,12 +5,12 @@ shares the event loop with the acks. An event loop cannot pause a step that has
 started, and answers that arrive together (a burst of API answers) would all be
 processed in one pass of the loop before it reads the next request. So the work
 of a Slack command takes turns (`bot.slack.runtime.AckGate.turn`: one step at a
-time, each after the acks then in flight), and the places that start a long
-synchronous step ask for a turn first with `take_turn`: the HTTP layer when an
-answer has come (clients/http.py: reading it, the models, the audit row, the reply
-and its rendering follow). Whoever runs the work sets the turn function for its
-asyncio task with `taking_turns`; elsewhere (the shell, the tracker, tests)
-`take_turn` does nothing.
+time, each after the acks then in flight, the oldest command's step first), and
+the places that start a long synchronous step ask for a turn first with
+`take_turn`: the HTTP layer when an answer has come (clients/http.py: reading it,
+the models, the audit row, the reply and its rendering follow). Whoever runs the
+work sets the turn function for its asyncio task with `taking_turns`; elsewhere
+(the shell, the tracker, tests) `take_turn` does nothing.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.slack.runtime import AckGate
+from bot.slack.runtime import AckGate, OldestFirst
 from clients.http import HttpApi
 from simulators.graphenedb import ConsoleSimulator
 from tests.bot.slack.conftest import SlackHarness
@@ -116,3 +116,86 @@ async def test_the_work_after_an_api_answer_waits_for_the_ack_in_flight(
     assert await rt.idle()
     assert order == ["work waits", "ack sent", "work goes"]
     assert posted()
+
+
+async def test_turns_go_to_the_oldest_work_first():
+    """Steps waiting for a turn get it oldest work first (then first come), not in the
+    order they asked: a command further along answers before newer ones."""
+    lane = OldestFirst()
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with lane.held(0):
+            await release.wait()
+
+    async def step(name: str, seniority: float) -> None:
+        async with lane.held(seniority):
+            order.append(name)
+
+    first = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    waiting = [
+        asyncio.create_task(step(name, seniority))
+        for name, seniority in (("new", 5), ("old", 1), ("background", float("inf")), ("new2", 5))
+    ]
+    await asyncio.sleep(0)
+    assert order == []  # all wait for the holder
+    release.set()
+    await asyncio.gather(first, *waiting)
+    assert order == ["old", "new", "new2", "background"]
+
+
+async def test_a_cancelled_waiter_neither_blocks_nor_loses_the_lane():
+    lane = OldestFirst()
+    release = asyncio.Event()
+    got: list[str] = []
+
+    async def holder() -> None:
+        async with lane.held(0):
+            await release.wait()
+
+    async def step(name: str, seniority: float) -> None:
+        async with lane.held(seniority):
+            got.append(name)
+
+    first = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    doomed = asyncio.create_task(step("cancelled", 1))
+    later = asyncio.create_task(step("later", 2))
+    await asyncio.sleep(0)
+    doomed.cancel()  # cancelled while waiting: skipped
+    release.set()
+    await first
+    await asyncio.wait_for(later, 1.0)
+    assert got == ["later"]
+    handed = asyncio.create_task(step("handed", 1))
+    async with lane.held(0):
+        await asyncio.sleep(0)  # `handed` waits
+    handed.cancel()  # handed the lane and cancelled before it ran: it gives it back
+    await asyncio.gather(handed, return_exceptions=True)
+    await asyncio.wait_for(step("after", 1), 1.0)
+    assert got == ["later", "after"]
+
+
+async def test_work_enlisted_first_takes_its_turn_first():
+    """Work ranks in the order it was enlisted (the order Slack requests were
+    accepted), whatever order its steps ask for a turn in."""
+    gate = AckGate(max_wait=5.0)
+    order: list[str] = []
+    asks = {name: asyncio.Event() for name in "abc"}
+
+    async def command(name: str) -> None:
+        gate.enlist()
+        await asks[name].wait()
+        await gate.turn()
+        order.append(name)
+
+    tasks = [asyncio.create_task(command(name)) for name in "abc"]
+    await asyncio.sleep(0)
+    async with gate._lane.held(-1):  # a step of other work runs meanwhile
+        for name in "cba":  # newest asks first
+            asks[name].set()
+            await asyncio.sleep(0)
+    await asyncio.gather(*tasks)
+    assert order == ["a", "b", "c"]  # first come (FIFO) would be c, b, a
