@@ -20,7 +20,7 @@ from bot.config import (
     TypeDBProvider,
     V1Provider,
 )
-from bot.shell import ShellSession, colour_wanted, interactive
+from bot.shell import EXIT_OUTPUT_CLOSED, OutputClosed, ShellSession, colour_wanted, interactive
 from bot.wiring import Bot, build_bot
 from permissions.roles import Role
 from simulators.suite import SimulatorSuite
@@ -144,6 +144,8 @@ async def run_demo(
                     continue
                 ok = await session.run(line) and ok
             return 0 if ok else 1
+        except OutputClosed:  # `| head` had enough
+            return EXIT_OUTPUT_CLOSED
         finally:
             await session.close()
     finally:

@@ -2,7 +2,9 @@
 
 `graphops shell -c "/gdb pause orders-db" --user U --channel C` runs one line,
 prints the reply, follows any operation it started to its end, and exits
-non-zero on error. Without `-c` it is an interactive prompt, where `:user U`
+non-zero on error (141 when the reader of its output went away, as `| head` does:
+the operation goes on and is followed at the next start). Without `-c` it is an
+interactive prompt, where `:user U`
 and `:channel C` change who is typing where, so a second person can approve
 from the same session (or from another `graphops shell -c`).
 
@@ -35,8 +37,10 @@ import contextlib
 import dataclasses
 import getpass
 import logging
+import os
 import re
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +81,38 @@ async def _getpass(label: str) -> str:
     return await asyncio.get_running_loop().run_in_executor(None, getpass.getpass, label)
 
 
+#: The exit status when the output was closed by its reader (128 + SIGPIPE, as a
+#: Unix tool killed by SIGPIPE reports it).
+EXIT_OUTPUT_CLOSED = 141
+
+
+class OutputClosed(Exception):
+    """Whoever read the shell's output went away (a closed pipe: `| head` had enough)."""
+
+
+class _Stdout:
+    """Lines printed on stdout at once. A closed pipe raises OutputClosed, then and on
+    every later line (nothing is taken as shown that nobody could read: the tracker
+    keeps it for the next session); stdout is pointed at /dev/null so that the
+    interpreter's own flush at exit stays quiet (the Python docs' advice for SIGPIPE,
+    library/signal.html#note-on-sigpipe)."""
+
+    closed = False
+
+    def write(self, text: str) -> None:
+        if self.closed:
+            raise OutputClosed
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:
+            self.closed = True
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise OutputClosed from None
+
+
+print_line = _Stdout().write
+
+
 class ShellNotifier:
     """Prints what the tracker reports: thread replies indented under their command."""
 
@@ -88,9 +124,11 @@ class ShellNotifier:
         self._count = 0
 
     def remember(self, reply: Reply) -> str:
-        """Give a printed command reply a thread id, as Slack would give it a ts."""
+        """Give a printed command reply a thread id, as Slack would give it a ts: unique
+        across sessions (the tracker follows an operation into the next session on the
+        same store, which prints what is left of it without the command's label)."""
         self._count += 1
-        ts = f"{self._count}.000000"
+        ts = f"{time.time():.0f}{self._count:06d}.{os.getpid() % 1_000_000:06d}"
         self._threads[ts] = reply.title or ""
         return ts
 
@@ -121,7 +159,7 @@ class ShellSession:
     channel: str
     names: Mapping[str, str] = field(default_factory=dict)
     colour: bool = False
-    write: Callable[[str], None] = field(default=lambda text: print(text, flush=True))
+    write: Callable[[str], None] = print_line  # raises OutputClosed once nobody reads
     tracker: Tracker | None = None
     notifier: ShellNotifier | None = None
     # Asks for a secret without echo; the interactive prompt replaces it with its own.
@@ -133,12 +171,35 @@ class ShellSession:
     last_choice: Choice | None = None
 
     def __post_init__(self) -> None:
-        self.notifier = ShellNotifier(lambda text: self.write(text), self.names, self.colour)
+        self.output_closed = asyncio.Event()
+        self.notifier = ShellNotifier(self._write, self.names, self.colour)
         self.tracker = build_tracker(self.bot, self.notifier)
         self.tracker.start()
         self.scheduler = build_scheduler(self.bot, self.notifier, self.tracker)
         self.watcher = build_watcher(self.bot)
         self.retention = build_retention(self.bot)
+
+    def _write(self, text: str) -> None:
+        """`write`, noting when the output was closed (the waits below then end)."""
+        try:
+            self.write(text)
+        except OutputClosed:
+            self.output_closed.set()
+            raise
+
+    async def wait_for_operations(self) -> None:
+        """Until every operation ended and was reported; OutputClosed when the output
+        is closed meanwhile (nobody would read the rest)."""
+        assert self.tracker is not None
+        idle = asyncio.ensure_future(self.tracker.wait_idle())
+        closed = asyncio.ensure_future(self.output_closed.wait())
+        try:
+            await asyncio.wait({idle, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            idle.cancel()
+            closed.cancel()
+        if self.output_closed.is_set():
+            raise OutputClosed
 
     def start_scheduler(self) -> None:
         """Run schedules, watches and the retention prune while this (interactive)
@@ -289,9 +350,8 @@ class ShellSession:
         self.last_choice = reply.choice
         if reply.secret_prompt is not None:
             reply = await self._with_secret(invocation, reply)
-        self.write(render(reply, self.names, self.colour))
-        if reply.attachment is not None:
-            self.write(f"--- {reply.attachment.filename} ---\n{reply.attachment.content}\n---")
+        # Followed first, then shown: an operation started is tracked even if nobody
+        # reads the reply (the output closed); `track` does not yield to the tracker.
         thread = self.notifier.remember(reply)
         tracked = [
             await self.tracker.track(
@@ -299,9 +359,12 @@ class ShellSession:
             )
             for ref in reply.operations
         ]
+        self.write(render(reply, self.names, self.colour))
+        if reply.attachment is not None:
+            self.write(f"--- {reply.attachment.filename} ---\n{reply.attachment.content}\n---")
         if not wait or not tracked:
             return not reply.failed
-        await self.tracker.wait_idle()
+        await self.wait_for_operations()
         states = [self.tracker.state(tracked_id) for tracked_id in tracked]
         return not reply.failed and all(state == "finished" for state in states)
 
@@ -461,7 +524,7 @@ async def _wait_for_operations(session: ShellSession) -> None:
     running = session.tracker.running() if session.tracker else 0
     if running and session.tracker is not None:
         session.write(f"waiting for {running} operation(s) to finish (Ctrl-C leaves now)")
-        await session.tracker.wait_idle()
+        await session.wait_for_operations()
 
 
 async def interactive(session: ShellSession, banner: str = "") -> int:
@@ -474,6 +537,8 @@ async def interactive(session: ShellSession, banner: str = "") -> int:
             await _interactive_pipe(session, banner)
     except KeyboardInterrupt:
         session.write("")
+    except OutputClosed:
+        return EXIT_OUTPUT_CLOSED
     finally:
         await session.close()
     return 0

@@ -35,8 +35,12 @@ class BackgroundLoop:
                 await self.step()
             except Exception:
                 log.exception("%s pass failed", self.name)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns normally
+            # when it is cancelled just as the event is set (a wake() right before
+            # stop()), and the cancellation is lost: stop() waited forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                async with asyncio.timeout(self.interval):
+                    await self._wake.wait()
 
     def start(self) -> None:
         """Start in the background (once)."""

@@ -128,6 +128,8 @@ class Tracker:
         self._random = random.Random()
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._sending: dict[tuple[str, str | None], asyncio.Task[int]] = {}
+        # Threads whose last send failed: (failures in a row, not before this time).
+        self._resend: dict[tuple[str, str | None], tuple[int, float]] = {}
         self._loop = BackgroundLoop("graphops-tracker", self.dispatch, self.settings.tick_seconds)
         self._delivery = BackgroundLoop(
             "graphops-tracker-delivery", self.dispatch_deliveries, self.settings.tick_seconds
@@ -451,9 +453,10 @@ class Tracker:
         wakes this loop (its thread may have more by then).
         """
         threads: dict[tuple[str, str | None], list[OutboxRow]] = {}
+        now = time.monotonic()
         for row in self.outbox.pending(limit=self.settings.batch):
             key = (row.channel, row.thread_ts)
-            if key not in self._sending:
+            if key not in self._sending and self._resend.get(key, (0, 0.0))[1] <= now:
                 threads.setdefault(key, []).append(row)
         for key, rows in threads.items():
             self._sending[key] = asyncio.create_task(
@@ -462,10 +465,17 @@ class Tracker:
         return len(threads)
 
     async def _send_task(self, key: tuple[str, str | None], rows: list[OutboxRow]) -> int:
+        sent = 0
         try:
-            return await self._deliver_thread(rows)
+            sent = await self._deliver_thread(rows)
+            return sent
         finally:
             self._sending.pop(key, None)
+            if sent < len(rows):  # a send failed: this thread waits before it tries again
+                failures = self._resend.get(key, (0, 0.0))[0] + 1
+                self._resend[key] = (failures, time.monotonic() + resend_delay(failures))
+            else:
+                self._resend.pop(key, None)
             self._delivery.wake()
 
     async def _deliver_thread(self, pending: list[OutboxRow]) -> int:
@@ -479,8 +489,9 @@ class Tracker:
             async with self._sends:
                 try:
                     await self._send(group)
-                except Exception:
-                    log.warning("delivery failed; will retry", exc_info=True)
+                except Exception as exc:  # the traceback only at debug: an outage repeats it
+                    log.warning("delivery failed (%s); will retry", type(exc).__name__)
+                    log.debug("delivery failure", exc_info=True)
                     self.outbox.mark_attempt(group[0].id)
                     return sent  # keep this thread's order: retry from here next time
             self.outbox.mark_sent([row.id for row in group])
@@ -534,6 +545,14 @@ class Tracker:
                 return True
             await asyncio.sleep(0.05)
         return False
+
+
+def resend_delay(failures: int) -> float:
+    """Seconds a thread waits after `failures` failed sends in a row before the next
+    try: 0.5 s, doubling, at most 30 s (a transport that keeps failing, a closed
+    terminal, is not tried thousands of times a second; Slack's 429s carry their own
+    Retry-After, which its client waits out first)."""
+    return float(min(30.0, 0.5 * 2 ** (failures - 1)))
 
 
 def _coalescable(first: OutboxRow, other: OutboxRow) -> bool:

@@ -169,8 +169,9 @@ class AckGate:
 
     async def wait(self) -> None:
         """Return once no ack is pending (or after `max_wait`)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), self.max_wait)
+        with contextlib.suppress(TimeoutError):  # not wait_for: operations/loop.py says why
+            async with asyncio.timeout(self.max_wait):
+                await self._idle.wait()
 
     async def turn(self) -> None:
         """Return when the caller may run its next step of work: the synchronous code

@@ -150,3 +150,70 @@ def test_interactive_demo_waits_for_running_operations_at_end_of_input(tmp_path:
     assert result.returncode == 0, result.stderr
     assert "waiting for 1 operation(s) to finish" in result.stdout
     assert "health-check" in result.stdout and "finished in" in result.stdout
+
+
+def _closing_after_one_line(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """Run graphops with its output read by something that stops after one line (as
+    `| head -1`); its exit status, that line and its stderr."""
+    proc = subprocess.Popen(
+        [*GRAPHOPS, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    try:
+        status = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    return status, first, proc.stderr.read()
+
+
+def test_a_closed_output_ends_demo_c_at_once(tmp_path: Path):
+    status, first, errors = _closing_after_one_line(
+        ["demo", "-c", "restart sandbox-db"], {**os.environ, "HOME": str(tmp_path)}
+    )
+    assert first.strip()
+    assert status == 141, errors  # 128 + SIGPIPE, as a Unix tool stopped by `head`
+    assert "Traceback" not in errors and "BrokenPipe" not in errors, errors
+
+
+def test_a_closed_output_ends_shell_c_and_the_next_run_reports_what_is_left(
+    simulator, tmp_path: Path
+):
+    """The operation goes on; the next `shell -c` on the same store follows it to its end
+    (no hang on messages nobody read, no step printed under the wrong command)."""
+    config = tmp_path / "graphops.toml"
+    config.write_text(
+        f"""
+[bot]
+admins = ["U0ADMIN"]
+database = "{tmp_path / "g.sqlite3"}"
+
+[[providers]]
+name = "console"
+kind = "graphenedb"
+base_url = "{simulator}"
+client_id_env = "GDB_ID"
+client_secret_env = "GDB_SECRET"
+"""
+    )
+    env = {
+        **os.environ,
+        "GRAPHOPS_CONFIG": str(config),
+        "GDB_ID": "demo-client",
+        "GDB_SECRET": "demo-secret",
+    }
+    assert _run("access", "grant", "C0DEV", "console", "development", "operator", env=env)
+    shell = ["shell", "--user", "U0ALICE", "--channel", "C0DEV", "-c"]
+    status, first, errors = _closing_after_one_line([*shell, "restart sandbox-db"], env)
+    assert "Restarting sandbox-db" in first
+    assert status == 141, errors
+    assert "Traceback" not in errors and "BrokenPipe" not in errors, errors
+    shown = _run(*shell, "show sandbox-db", env=env)  # starts nothing, waits for nothing
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    again = _run(*shell, "restart sandbox-db", env=env)  # follows what is left to its end
+    assert again.returncode == 0, again.stdout + again.stderr
+    said = shown.stdout + again.stdout
+    finals = [line for line in said.splitlines() if "finished in" in line]
+    assert len(finals) == 2, said  # the first run's restart (once), then this one's
+    assert "lost track" not in said
