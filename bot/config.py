@@ -18,7 +18,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -28,11 +28,13 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_core import ErrorDetails
 
 from core.refs import UserRef
 from core.words import explain
+from operations.follow import DEFAULT_DEADLINES
 
 CONFIG_ENV = "GRAPHOPS_CONFIG"
 DATABASE_ENV = "GRAPHOPS_DATABASE"
@@ -47,6 +49,17 @@ class ConfigError(Exception):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers_are_not_booleans(cls, data: Any) -> Any:
+        """TOML's `true`/`false` are not numbers (pydantic's lax mode reads them as 1/0)."""
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name)
+                if isinstance(value, bool) and field and field.annotation in (int, float):
+                    raise ValueError(f"{name} takes a number, not {str(value).lower()}")
+        return data
 
 
 class BotSettings(_Strict):
@@ -134,13 +147,33 @@ class OperationsSettings(_Strict):
     max_poll_failures: int = Field(default=10, ge=1, le=1000)
     deadline_minutes: dict[str, float] = Field(default_factory=dict)
 
-    @field_validator("deadline_minutes")
+    @field_validator("deadline_minutes", mode="before")
     @classmethod
-    def _positive_deadlines(cls, value: dict[str, float]) -> dict[str, float]:
+    def _known_positive_deadlines(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        kinds = sorted(DEFAULT_DEADLINES)
         for kind, minutes in value.items():
+            if kind not in DEFAULT_DEADLINES:
+                raise ValueError(f"{kind!r} is not a kind of operation; kinds: {', '.join(kinds)}")
+            if isinstance(minutes, bool) or not isinstance(minutes, int | float):
+                given = str(minutes).lower() if isinstance(minutes, bool) else repr(minutes)
+                raise ValueError(f"{kind}: a number of minutes, not {given}")
             if not 0 < minutes <= 7 * 24 * 60:
-                raise ValueError(f"{kind}: between 0 and 10080 minutes, not {minutes}")
+                raise ValueError(
+                    f"{kind}: more than 0 and at most 10080 minutes (a week), not {minutes}"
+                )
         return value
+
+    @model_validator(mode="after")
+    def _first_poll_within_the_cap(self) -> OperationsSettings:
+        if self.poll_first_seconds > self.poll_cap_seconds:
+            raise ValueError(
+                f"poll_first_seconds ({self.poll_first_seconds:g}) is above poll_cap_seconds "
+                f"({self.poll_cap_seconds:g}): the first wait cannot be longer than the "
+                "longest one"
+            )
+        return self
 
 
 class ImportSettings(_Strict):

@@ -116,10 +116,19 @@ print_line = _Stdout().write
 class ShellNotifier:
     """Prints what the tracker reports: thread replies indented under their command."""
 
-    def __init__(self, write: Callable[[str], None], names: Mapping[str, str], colour: bool):
+    def __init__(
+        self,
+        write: Callable[[str], None],
+        names: Mapping[str, str],
+        colour: bool,
+        label_of: Callable[[str, str], str | None] = lambda channel, thread: None,
+    ):
+        """`label_of(channel, thread)`: the label of an operation a past session started
+        in that thread (OperationHistory.label_of_thread), for what is left of it."""
         self.write = write
         self.names = names
         self.colour = colour
+        self.label_of = label_of
         self._threads: dict[str, str] = {}
         self._count = 0
 
@@ -134,6 +143,10 @@ class ShellNotifier:
 
     async def post(self, channel: str, reply: Reply, thread_ts: str | None = None) -> str | None:
         reply = redact_reply(reply)
+        if thread_ts is not None and thread_ts not in self._threads:
+            earlier = self.label_of(channel, thread_ts)  # started by an earlier session
+            if earlier is not None:
+                self._threads[thread_ts] = earlier
         if thread_ts in self._threads:
             label = self._threads[thread_ts]
             if reply.title:  # the final result
@@ -172,7 +185,13 @@ class ShellSession:
 
     def __post_init__(self) -> None:
         self.output_closed = asyncio.Event()
-        self.notifier = ShellNotifier(self._write, self.names, self.colour)
+        history = self.bot.services.history
+        self.notifier = ShellNotifier(
+            self._write,
+            self.names,
+            self.colour,
+            label_of=history.label_of_thread if history is not None else lambda c, t: None,
+        )
         self.tracker = build_tracker(self.bot, self.notifier)
         self.tracker.start()
         self.scheduler = build_scheduler(self.bot, self.notifier, self.tracker)

@@ -173,6 +173,16 @@ class OperationHistory:
         ).fetchall()
         return [TrackedOperation(*row) for row in rows]
 
+    def label_of_thread(self, channel: str, thread_ts: str) -> str | None:
+        """The label of the operation followed in this thread (`restart sandbox-db`), or
+        None when no tracked operation has this thread."""
+        row = self.db.execute(
+            "SELECT label FROM tracked_operations WHERE channel = ? AND thread_ts = ? "
+            "ORDER BY id DESC LIMIT 1",
+            [channel, thread_ts],
+        ).fetchone()
+        return str(row[0]) if row else None
+
 
 @dataclass(frozen=True)
 class SwitchBack:

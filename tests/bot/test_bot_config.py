@@ -64,6 +64,25 @@ def test_good_config():
         ),
         (GOOD.replace('admins = ["U0ADMIN"]', 'admins = ["not an id"]'), "bot.admins"),
         ("[bot\n", "not valid TOML"),
+        # TOML's booleans are not numbers (pydantic alone reads true as 1)
+        (GOOD + "\n[operations]\nconcurrency = true\n", "concurrency takes a number, not true"),
+        (GOOD + "\n[slack]\nport = false\n", "port takes a number, not false"),
+        (
+            GOOD.replace('kind = "graphenedb"', 'kind = "graphenedb"\nmax_connections = true'),
+            "providers[0]: max_connections takes a number, not true",
+        ),
+        (
+            GOOD + "\n[operations]\ndeadline_minutes = { imprt = 10 }\n",
+            "'imprt' is not a kind of operation; kinds: backup, clone",
+        ),
+        (
+            GOOD + "\n[operations]\ndeadline_minutes = { import = 0 }\n",
+            "import: more than 0 and at most 10080 minutes (a week), not 0",
+        ),
+        (
+            GOOD + "\n[operations]\npoll_first_seconds = 60\npoll_cap_seconds = 1\n",
+            "poll_first_seconds (60) is above poll_cap_seconds (1)",
+        ),
         (GOOD + GOOD.split("[bot]")[1].split("\n", 2)[2], "two providers are named"),
     ],
 )

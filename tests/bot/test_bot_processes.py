@@ -217,3 +217,8 @@ client_secret_env = "GDB_SECRET"
     finals = [line for line in said.splitlines() if "finished in" in line]
     assert len(finals) == 2, said  # the first run's restart (once), then this one's
     assert "lost track" not in said
+    leftovers = [line for line in said.splitlines() if "health-check" in line]
+    assert len(leftovers) == 2, said  # once each, each under its operation's label
+    assert all(
+        "[Restarting sandbox-db]" in line or "restart sandbox-db" in line for line in leftovers
+    ), said
