@@ -52,6 +52,7 @@ from pydantic import SecretStr
 
 from bot.text import humanize, render
 from bot.wiring import Bot, build_retention, build_scheduler, build_tracker, build_watcher
+from commands.context import reporting_progress
 from commands.grammar import GrammarError, parse
 from commands.registry import UsageError
 from commands.resolve import eligible_bindings
@@ -205,6 +206,10 @@ class ShellSession:
         except OutputClosed:
             self.output_closed.set()
             raise
+
+    async def _progress(self, text: str) -> None:
+        """A line of progress of a long wait inside a command (commands.context)."""
+        self._write(f"  ↳ {text}")
 
     async def wait_for_operations(self) -> None:
         """Until every operation ended and was reported; OutputClosed when the output
@@ -365,7 +370,8 @@ class ShellSession:
         assert self.tracker is not None and self.notifier is not None
         line = self.picked(line) or self.with_ids(line)
         invocation = Invocation(user=self.user, channel=self.channel, text=line)
-        reply = await self.bot.run(invocation)
+        with reporting_progress(self._progress):
+            reply = await self.bot.run(invocation)
         self.last_choice = reply.choice
         if reply.secret_prompt is not None:
             reply = await self._with_secret(invocation, reply)

@@ -6,7 +6,10 @@ and is what every verb function receives.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,6 +22,7 @@ from commands.transactions import Transactions
 from core.errors import UserError
 from core.invocation import Invocation
 from core.provider import Provider
+from core.redaction import redact
 from operations.follow import Backoff, FollowLimits
 from operations.notify import IncidentPort
 from operations.schedules import ScheduleStore
@@ -29,8 +33,26 @@ from permissions.audit import AuditLog
 from permissions.model import ChannelPolicy
 from permissions.store import PermissionStore
 
+log = logging.getLogger("graphops.commands")
+
 # How a command polls what it waits on itself (dr's clone, the safety snapshot), in seconds.
 WAIT_BACKOFF = Backoff(first=1.0, factor=1.3, cap=10.0)
+
+#: Says one line of progress of a long wait (`Context.progress`).
+Progress = Callable[[str], Awaitable[None]]
+
+_progress: ContextVar[Progress | None] = ContextVar("progress", default=None)
+
+
+@contextlib.contextmanager
+def reporting_progress(progress: Progress) -> Iterator[None]:
+    """Commands run inside (and the tasks they start) say how their long waits go
+    through `progress` (a transport: the approval card's thread, the shell)."""
+    token = _progress.set(progress)
+    try:
+        yield
+    finally:
+        _progress.reset(token)
 
 
 class Refused(UserError):
@@ -179,6 +201,20 @@ class Context:
     unreachable: dict[str, ApiError] = field(default_factory=dict)
     # Set while approved work runs (commands/execution.py): its steps survive a restart.
     journal: StepJournal | None = None
+    # Where a long wait inside the command (a safety snapshot, dr's clone) says how it
+    # goes (the approval card's thread, the shell); None: nowhere.
+    progress: Progress | None = field(default_factory=lambda: _progress.get())
+
+    async def report(self, text: str) -> None:
+        """Say how a long wait goes where the transport shows it (if anywhere), redacted
+        (step names are the API's words); a failure to say it is logged, never fatal to
+        the work."""
+        if self.progress is None or self.dry_run:  # a preview waits for nothing
+            return
+        try:
+            await self.progress(redact(text))
+        except Exception as exc:  # the work goes on; its end is reported anyway
+            log.warning("progress not shown: %s", type(exc).__name__)
 
     def policy(self) -> ChannelPolicy:
         """The permissions where this command was typed, resolved for the person acting

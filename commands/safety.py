@@ -42,7 +42,8 @@ from commands.targets import client_of, target_of
 from core.errors import UserError
 from core.refs import ChannelRef, UserRef
 from core.reply import Action, Reply
-from operations.follow import Outcome, follow, no_progress
+from core.words import duration
+from operations.follow import Outcome, StepEvent, follow, no_progress
 from permissions.policy import is_protected
 
 
@@ -56,19 +57,26 @@ def wants_safety_snapshot(ctx: Context, scope: Any) -> bool:
 
 
 async def wait_for(
-    ctx: Context, plan: Plan, database_id: str, operation_id: str, kind: str
+    ctx: Context, plan: Plan, database_id: str, operation_id: str, kind: str, what: str = ""
 ) -> Outcome:
     """Follow one operation a command waits on itself (the safety snapshot, dr's clone)
     to its end, within the configured limits (`Services.follow_limits`, deadline of
-    `kind`): it ends finished, failed, or lost, and never polls after that."""
+    `kind`): it ends finished, failed, or lost, and never polls after that. Each step
+    reached is said through `ctx.report` as `<what>: <step> · <elapsed>` (the approval
+    card's thread in Slack), so a wait of minutes is not silent."""
     source = ctx.provider(plan.provider).operations
     if source is None:
         raise UserError(f"provider {plan.provider!r} has no operations to wait on")
+
+    async def step_reached(event: StepEvent) -> None:
+        failed = " (failed)" if event.status == "failed" else ""
+        await ctx.report(f"{what or kind}: {event.name}{failed} · {duration(event.elapsed)}")
+
     return await follow(
         source,
         database_id,
         operation_id,
-        no_progress,
+        step_reached if ctx.progress is not None else no_progress,
         backoff=ctx.services.wait_backoff,
         limits=ctx.services.follow_limits,
         kind=kind,
@@ -215,7 +223,9 @@ async def safety_snapshot(ctx: Context, plan: Plan) -> str | None:
         provider=plan.provider,
     )
     if started.operation_id:
-        outcome = await wait_for(ctx, plan, database_id, started.operation_id, "snapshot")
+        await ctx.report(f"Taking a safety snapshot of {name} before {plan.summary}…")
+        what = f"safety snapshot of {name}"
+        outcome = await wait_for(ctx, plan, database_id, started.operation_id, "snapshot", what)
         if outcome.status != "finished":
             text = ended_text(f"the safety snapshot of {name}", outcome, name)
             text += f"; nothing else was done ({plan.summary} did not run)"

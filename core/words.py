@@ -32,6 +32,12 @@ def plural(count: int, singular: str, many: str | None = None) -> str:
     return f"{count} {singular if count == 1 else (many or singular + 's')}"
 
 
+def duration(seconds: float) -> str:
+    """A time taken, as progress lines say it: `42s`, `3m05s` (whole seconds)."""
+    whole = max(0, round(seconds))
+    return f"{whole // 60}m{whole % 60:02d}s" if whole >= 60 else f"{whole}s"
+
+
 def utc_text(value: float | str | None) -> str:
     """A moment as `YYYY-MM-DD HH:MM UTC`, from epoch seconds or ISO-8601 text.
 

@@ -49,6 +49,7 @@ from core.provider import Provider
 from core.redaction import redact, redact_reply
 from core.refs import ChannelRef, ThreadRef, UserRef
 from core.reply import OperationRef, Reply
+from core.words import duration
 from operations.follow import Backoff, FollowLimits, failed_polls, last_seen, past_deadline
 from operations.incidents import Incidents
 from operations.loop import BackgroundLoop
@@ -95,11 +96,6 @@ def who_ran(requester: str | None, approver: str | None) -> str:
     if approver:
         return f"Requested by {asked}, approved by {UserRef(approver)}"
     return f"Run by {asked}"
-
-
-def _duration(seconds: float) -> str:
-    whole = max(0, round(seconds))
-    return f"{whole // 60}m{whole % 60:02d}s" if whole >= 60 else f"{whole}s"
 
 
 class Tracker:
@@ -334,7 +330,7 @@ class Tracker:
                     row["id"],
                     f"step:{index}",
                     row["channel"],
-                    Reply(status="info", text=f"{text} · {_duration(elapsed)}").model_dump(),
+                    Reply(status="info", text=f"{text} · {duration(elapsed)}").model_dump(),
                     thread_ts=row["thread_ts"],
                 )
                 reported += 1
@@ -374,7 +370,7 @@ class Tracker:
         message is queued once, even if a restarted tracker finishes it again.
         """
         now = self._clock()
-        elapsed = _duration(now - row["started_at"])
+        elapsed = duration(now - row["started_at"])
         ok = state == "finished"
         error = None if error is None else redact(error)  # the API's words may echo a secret
         with self.db.atomic():

@@ -21,6 +21,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.slack.blocks import cut
 from bot.slack.edge import Origin
+from commands.context import reporting_progress
 from core.audit_context import acting_as
 from core.refs import UserRef
 from core.reply import Reply
@@ -118,7 +119,14 @@ async def settle_approval(
     async def claimed(approval: Approval) -> None:
         await update_card(rt, approvals.get(approval.id) or approval)
 
-    with acting_as(invocation):  # API calls are audited with the approver
+    async def progress(text: str) -> None:  # in the card's thread, as the tracker's steps
+        approval = approvals.get(approval_id)
+        if approval is not None and approval.message_ts:
+            await rt.notifier.post(
+                approval.channel, Reply(status="info", text=text), approval.message_ts
+            )
+
+    with acting_as(invocation), reporting_progress(progress):  # audited with the approver
         reply = await rt.bot.pipeline.decide_approval(
             invocation, approval_id, approve, confirm, on_claimed=claimed if approve else None
         )

@@ -306,8 +306,10 @@ async def dr(ctx: Context, plan: Plan) -> Reply:
             new_database=(p["environment_id"], p["clone_name"]),
         )
         steps.append(f"clone started ({clone.operation_id or 'no operation to follow'})")
+        await ctx.report(f"Cloning {p['database_name']} to {p['clone_name']}…")
         if clone.operation_id:
-            outcome = await wait_for(ctx, plan, p["database_id"], clone.operation_id, "clone")
+            what = f"clone of {p['database_name']}"
+            outcome = await wait_for(ctx, plan, p["database_id"], clone.operation_id, "clone", what)
             if outcome.status != "finished":
                 raise UserError(
                     ended_text(f"the clone of {p['database_name']}", outcome, p["database_name"])
@@ -320,10 +322,12 @@ async def dr(ctx: Context, plan: Plan) -> Reply:
                 f"the API did not say which database the clone is, and no database called "
                 f"{p['clone_name']} is listed in the environment"
             )
+        await ctx.report(f"Waiting for {clone_db.name} to be running…")
         running, why = await wait_until_running(ctx, plan, clone_db.id, clone_db.name)
         if not running:
             raise UserError(why)
         steps.append(f"clone {clone_db.name} is ready")
+        await ctx.report(f"{clone_db.name} is ready; switching the connection URL to it…")
         new = clone_db
 
         async def checked_switch() -> Started:

@@ -9,6 +9,7 @@ polls fast; the Console simulator answers operation polls with what each case ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 
 from bot.demo import apply_demo_policy
 from bot.wiring import Bot, build_bot
+from commands.context import reporting_progress
 from core.invocation import Invocation
 from core.reply import Reply
 from operations.follow import Backoff, FollowLimits
@@ -218,3 +220,58 @@ async def test_a_restart_whose_operation_cannot_be_found_says_so(bot, console_si
     assert reply.status == "ok" and not reply.operations
     assert "named no operation to follow" in reply.text and "ops sandbox-db" in reply.text
     assert "Done." not in reply.text
+
+
+@contextlib.asynccontextmanager
+async def time_passes(clock) -> AsyncIterator[None]:  # type: ignore[no-untyped-def]
+    """The simulator's operations move on: a second of its clock every 5 ms."""
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(0.005)
+            clock.advance(1)
+
+    ticking = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        ticking.cancel()
+
+
+async def test_long_waits_inside_approved_work_say_how_they_go(bot, console_sim, clock):
+    """dr's clone and a production terminate's safety snapshot report each step (the
+    approval card's thread in Slack, the shell), not only the end; the preview that
+    built the approval card reports nothing."""
+    said: list[str] = []
+
+    async def progress(text: str) -> None:
+        said.append(text)
+
+    async with time_passes(clock):
+        with reporting_progress(progress):
+            card = await run(bot, "dr orders-db", channel=ONCALL)
+            assert card.status == "pending" and said == []  # the preview waits for nothing
+            (approve,) = [a.command for a in card.actions if a.action_id == "approval.approve"]
+            done = await run(bot, approve, user=BOB, channel=ONCALL)
+    assert done.status != "error", done.text
+    assert said[0] == "Cloning orders-db to orders-db-dr…", said
+    assert any(line.startswith("clone of orders-db: ") and " · " in line for line in said), said
+    assert said[-1].endswith("is ready; switching the connection URL to it…"), said
+
+    said.clear()
+    async with time_passes(clock):
+        with reporting_progress(progress):
+            await approved(bot, "terminate orders-db-dr", channel=ONCALL)
+    assert said and said[0].startswith("Taking a safety snapshot of orders-db-dr before"), said
+    assert any(line.startswith("safety snapshot of orders-db-dr: ") for line in said), said
+
+
+async def test_progress_that_cannot_be_shown_does_not_stop_the_work(bot, console_sim, clock):
+    async def broken(text: str) -> None:
+        raise OSError("the thread is gone")
+
+    async with time_passes(clock):
+        with reporting_progress(broken):
+            done = await approved(bot, "dr orders-db")
+    assert done.status != "error", done.text
+    assert [r.path for r in console_sim.mutating_requests()][-1].endswith("/switch")

@@ -87,8 +87,12 @@ async def test_a_safety_snapshot_failing_after_approval_is_told_on_card_thread_a
     approval_id, ts = await _card(live, "switch orders-db to orders-replica")
     console_sim.fail_next_operation("snapshot")
     await live.slack.slash(f"approve {approval_id}", user="U0BOB", channel=ONCALL)
-    await until(lambda: bool(live.standin.thread(ONCALL, ts)))
-    [result] = live.standin.thread(ONCALL, ts)  # in the thread, for everyone to see
+    await until(
+        lambda: any("failed" in json.dumps(m.blocks) for m in live.standin.thread(ONCALL, ts))
+    )
+    *progress, result = live.standin.thread(ONCALL, ts)  # in the thread, for everyone to see
+    # how the wait went came first, in the same thread (commands/safety.py wait_for)
+    assert progress and "Taking a safety snapshot of orders-db" in json.dumps(progress[0].blocks)
     shown = json.dumps(result.blocks)
     assert "safety snapshot of orders-db failed" in shown
     assert "Requested by <@U0ALICE>, approved by <@U0BOB>" in shown
