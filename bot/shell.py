@@ -2,8 +2,9 @@
 
 `graphops shell -c "/gdb pause orders-db" --user U --channel C` runs one line,
 prints the reply, follows any operation it started to its end, and exits
-non-zero on error (141 when the reader of its output went away, as `| head` does:
-the operation goes on and is followed at the next start). Without `-c` it is an
+non-zero on error (141 when its output cannot be written: its reader went away, as
+`| head` does, or it is closed or full; an operation started goes on and is followed
+at the next start). Without `-c` it is an
 interactive prompt, where `:user U`
 and `:channel C` change who is typing where, so a second person can approve
 from the same session (or from another `graphops shell -c`).
@@ -82,13 +83,14 @@ async def _getpass(label: str) -> str:
     return await asyncio.get_running_loop().run_in_executor(None, getpass.getpass, label)
 
 
-#: The exit status when the output was closed by its reader (128 + SIGPIPE, as a
-#: Unix tool killed by SIGPIPE reports it).
+#: The exit status when the output could not be written: closed by its reader (128 +
+#: SIGPIPE, as a Unix tool killed by SIGPIPE reports it), closed, or full.
 EXIT_OUTPUT_CLOSED = 141
 
 
 class OutputClosed(Exception):
-    """Whoever read the shell's output went away (a closed pipe: `| head` had enough)."""
+    """The shell's output cannot be written any more: whoever read it went away (a
+    closed pipe: `| head` had enough), or it was closed or is full."""
 
 
 class _Stdout:
@@ -101,13 +103,14 @@ class _Stdout:
     closed = False
 
     def write(self, text: str) -> None:
-        if self.closed:
+        if self.closed or sys.stdout is None:  # closed (`>&-`): nothing can be shown
             raise OutputClosed
         try:
             print(text, flush=True)
-        except BrokenPipeError:
+        except OSError:  # a closed pipe (EPIPE), a full disk (`> /dev/full`: ENOSPC)
             self.closed = True
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise OutputClosed from None
 
 
@@ -206,6 +209,20 @@ class ShellSession:
         except OutputClosed:
             self.output_closed.set()
             raise
+
+    def _who_ran(self, line: str) -> tuple[str, str | None]:
+        """(requester, approver) of what `line` started: for `approve <id>`, who asked and
+        who approved (the incident channel names both, as in Slack); else who typed it."""
+        try:
+            parsed = parse(line, self.bot.services.slash_command)
+        except GrammarError:
+            return self.user, None
+        if parsed.verb != "approve" or not parsed.args:
+            return self.user, None
+        approval = self.bot.services.approvals.get(parsed.args[0])
+        if approval is None or not approval.decided_by:
+            return self.user, None
+        return approval.requester, approval.decided_by
 
     async def _progress(self, text: str) -> None:
         """A line of progress of a long wait inside a command (commands.context)."""
@@ -378,9 +395,15 @@ class ShellSession:
         # Followed first, then shown: an operation started is tracked even if nobody
         # reads the reply (the output closed); `track` does not yield to the tracker.
         thread = self.notifier.remember(reply)
+        requester, approver = self._who_ran(line)
         tracked = [
             await self.tracker.track(
-                ref, channel=self.channel, thread_ts=thread, user=self.user, origin=reply
+                ref,
+                channel=self.channel,
+                thread_ts=thread,
+                user=requester,
+                origin=reply,
+                approver=approver,
             )
             for ref in reply.operations
         ]
@@ -556,7 +579,7 @@ async def interactive(session: ShellSession, banner: str = "") -> int:
     """Prompt until Ctrl-D or :quit (exit 0); operations report in the background."""
     session.start_scheduler()
     try:
-        if sys.stdin.isatty() and sys.stdout.isatty():
+        if sys.stdin.isatty() and sys.stdout is not None and sys.stdout.isatty():
             await _interactive_terminal(session, banner)
         else:
             await _interactive_pipe(session, banner)
@@ -571,4 +594,4 @@ async def interactive(session: ShellSession, banner: str = "") -> int:
 
 def colour_wanted() -> bool:
     """Colour only on a terminal."""
-    return sys.stdout.isatty()
+    return sys.stdout is not None and sys.stdout.isatty()

@@ -57,7 +57,9 @@ def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*GRAPHOPS, *args], capture_output=True, text=True, env=env, timeout=60)
 
 
-def test_shell_pauses_and_refuses_without_the_role(simulator, tmp_path: Path):
+@pytest.fixture
+def env(simulator: str, tmp_path: Path) -> dict[str, str]:
+    """The environment of a graphops process whose config names the simulator."""
     config = tmp_path / "graphops.toml"
     config.write_text(
         f"""
@@ -73,12 +75,15 @@ client_id_env = "GDB_ID"
 client_secret_env = "GDB_SECRET"
 """
     )
-    env = {
+    return {
         **os.environ,
         "GRAPHOPS_CONFIG": str(config),
         "GDB_ID": "demo-client",
         "GDB_SECRET": "demo-secret",
     }
+
+
+def test_shell_pauses_and_refuses_without_the_role(simulator, env):
     granted = _run("access", "grant", "C0DEV", "console", "development", "operator", env=env)
     assert granted.returncode == 0, granted.stderr
     _run("access", "grant", "C0PROD", "console", "production", "viewer", env=env)
@@ -177,33 +182,11 @@ def test_a_closed_output_ends_demo_c_at_once(tmp_path: Path):
     assert "Traceback" not in errors and "BrokenPipe" not in errors, errors
 
 
-def test_a_closed_output_ends_shell_c_and_the_next_run_reports_what_is_left(
-    simulator, tmp_path: Path
-):
+def test_a_closed_output_ends_shell_c_and_the_next_run_reports_what_is_left(env):
     """The operation goes on; the next `shell -c` on the same store follows it to its end
     (no hang on messages nobody read, no step printed under the wrong command)."""
-    config = tmp_path / "graphops.toml"
-    config.write_text(
-        f"""
-[bot]
-admins = ["U0ADMIN"]
-database = "{tmp_path / "g.sqlite3"}"
-
-[[providers]]
-name = "console"
-kind = "graphenedb"
-base_url = "{simulator}"
-client_id_env = "GDB_ID"
-client_secret_env = "GDB_SECRET"
-"""
-    )
-    env = {
-        **os.environ,
-        "GRAPHOPS_CONFIG": str(config),
-        "GDB_ID": "demo-client",
-        "GDB_SECRET": "demo-secret",
-    }
-    assert _run("access", "grant", "C0DEV", "console", "development", "operator", env=env)
+    granted = _run("access", "grant", "C0DEV", "console", "development", "operator", env=env)
+    assert granted.returncode == 0, granted.stderr
     shell = ["shell", "--user", "U0ALICE", "--channel", "C0DEV", "-c"]
     status, first, errors = _closing_after_one_line([*shell, "restart sandbox-db"], env)
     assert "Restarting sandbox-db" in first
@@ -222,3 +205,20 @@ client_secret_env = "GDB_SECRET"
     assert all(
         "[Restarting sandbox-db]" in line or "restart sandbox-db" in line for line in leftovers
     ), said
+
+
+@pytest.mark.parametrize("redirect", [">&-", "> /dev/full"], ids=["closed", "full"])
+def test_an_output_that_cannot_be_written_ends_the_demo_without_a_traceback(
+    tmp_path: Path, redirect: str
+):
+    command = " ".join([*GRAPHOPS, "demo", "-c", "list"])
+    result = subprocess.run(
+        ["sh", "-c", f"exec {command} {redirect}"],
+        capture_output=False,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HOME": str(tmp_path)},
+        timeout=60,
+    )
+    assert result.returncode == 141, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr

@@ -18,6 +18,7 @@ from prompt_toolkit.document import Document
 
 from bot.demo import NAMES, start_demo
 from bot.shell import SafeHistory, ShellCompleter, ShellSession
+from core.invocation import Invocation
 
 ROWS, COLUMNS = 50, 140
 PROMPT = "@alice #dev-db › "
@@ -192,3 +193,28 @@ def test_safe_history_writes_only_kept_lines(tmp_path: Path):
     history.keep("envs")
     assert list(history.get_strings()) == ["envs"]
     assert "hunter2" not in (tmp_path / "h").read_text()
+
+
+async def test_an_approved_operation_is_announced_naming_requester_and_approver(tmp_path: Path):
+    """As in Slack: the incident channel names who asked and who approved (the shell
+    used to follow approved work as the approver's own: `Run by @bob`)."""
+    demo = await start_demo(step_seconds=0.05)
+    out: list[str] = []
+    session = ShellSession(demo.bot, user="U0ALICE", channel="C0ONCALL", names=NAMES)
+    session.write = out.append
+    try:
+        card = await demo.bot.run(
+            Invocation(
+                user="U0ALICE", channel="C0ONCALL", text="terminate orders-db env=production"
+            )
+        )
+        (approve,) = [a.command for a in card.actions if a.action_id == "approval.approve"]
+        session.meta(":user bob")
+        ok = await session.run(approve)  # the card's line names the database to confirm
+        said = "\n".join(out)
+        assert ok, said
+        assert "Requested by @alice, approved by @bob" in said, said
+        assert "Run by @bob" not in said
+    finally:
+        await session.close()
+        await demo.aclose()

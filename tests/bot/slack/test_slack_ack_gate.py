@@ -118,12 +118,9 @@ async def test_the_work_after_an_api_answer_waits_for_the_ack_in_flight(
     assert posted()
 
 
-async def test_turns_go_to_the_oldest_work_first():
-    """Steps waiting for a turn get it oldest work first (then first come), not in the
-    order they asked: a command further along answers before newer ones."""
-    lane = OldestFirst()
-    order: list[str] = []
-    release = asyncio.Event()
+def lane_users(lane: OldestFirst, release: asyncio.Event, order: list[str]) -> tuple[Any, Any]:
+    """A holder of `lane` until `release` is set, and steps that note their name in
+    `order` once they hold it."""
 
     async def holder() -> None:
         async with lane.held(0):
@@ -133,6 +130,14 @@ async def test_turns_go_to_the_oldest_work_first():
         async with lane.held(seniority):
             order.append(name)
 
+    return holder, step
+
+
+async def test_turns_go_to_the_oldest_work_first():
+    """Steps waiting for a turn get it oldest work first (then first come), not in the
+    order they asked: a command further along answers before newer ones."""
+    lane, release, order = OldestFirst(), asyncio.Event(), list[str]()
+    holder, step = lane_users(lane, release, order)
     first = asyncio.create_task(holder())
     await asyncio.sleep(0)
     waiting = [
@@ -147,18 +152,8 @@ async def test_turns_go_to_the_oldest_work_first():
 
 
 async def test_a_cancelled_waiter_neither_blocks_nor_loses_the_lane():
-    lane = OldestFirst()
-    release = asyncio.Event()
-    got: list[str] = []
-
-    async def holder() -> None:
-        async with lane.held(0):
-            await release.wait()
-
-    async def step(name: str, seniority: float) -> None:
-        async with lane.held(seniority):
-            got.append(name)
-
+    lane, release, got = OldestFirst(), asyncio.Event(), list[str]()
+    holder, step = lane_users(lane, release, got)
     first = asyncio.create_task(holder())
     await asyncio.sleep(0)
     doomed = asyncio.create_task(step("cancelled", 1))
