@@ -4,10 +4,9 @@
 prints the reply, follows any operation it started to its end, and exits
 non-zero on error (141 when its output cannot be written: its reader went away, as
 `| head` does, or it is closed or full; an operation started goes on and is followed
-at the next start). Without `-c` it is an
-interactive prompt, where `:user U`
-and `:channel C` change who is typing where, so a second person can approve
-from the same session (or from another `graphops shell -c`).
+at the next start). Without `-c` it is an interactive prompt, where `:user U` and
+`:channel C` change who is typing where, so a second person can approve from the
+same session (or from another `graphops shell -c`).
 
 On a terminal the prompt is prompt_toolkit's (https://python-prompt-toolkit.readthedocs.io):
 - history in ~/.graphops_history, holding only lines that fit a verb's syntax
