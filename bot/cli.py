@@ -181,29 +181,13 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 async def _shell(args: argparse.Namespace) -> int:
-    from bot.shell import (
-        EXIT_OUTPUT_CLOSED,
-        OutputClosed,
-        ShellSession,
-        colour_wanted,
-        interactive,
-    )
+    from bot.shell import ShellSession, colour_wanted, run_lines
     from bot.wiring import build_bot
 
     bot = build_bot(_load(args))
     try:
         session = ShellSession(bot, user=args.user, channel=args.channel, colour=colour_wanted())
-        try:
-            if not args.lines:
-                return await interactive(session)
-            ok = True
-            for line in args.lines:
-                ok = await session.run(line) and ok
-            return 0 if ok else 1
-        except OutputClosed:  # `| head` had enough: the operations go on in the store
-            return EXIT_OUTPUT_CLOSED
-        finally:
-            await session.close()
+        return await run_lines(session, args.lines)
     finally:
         await bot.aclose()
 

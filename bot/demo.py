@@ -20,7 +20,7 @@ from bot.config import (
     TypeDBProvider,
     V1Provider,
 )
-from bot.shell import EXIT_OUTPUT_CLOSED, OutputClosed, ShellSession, colour_wanted, interactive
+from bot.shell import ShellSession, colour_wanted, run_lines
 from bot.wiring import Bot, build_bot
 from permissions.roles import Role
 from simulators.suite import SimulatorSuite
@@ -134,19 +134,6 @@ async def run_demo(
         session = ShellSession(
             demo.bot, user=user, channel=channel, names=NAMES, colour=colour_wanted()
         )
-        try:
-            if not lines:
-                return await interactive(session, BANNER)
-            ok = True
-            for line in lines:
-                if line.startswith(":"):
-                    session.meta(line)
-                    continue
-                ok = await session.run(line) and ok
-            return 0 if ok else 1
-        except OutputClosed:  # `| head` had enough
-            return EXIT_OUTPUT_CLOSED
-        finally:
-            await session.close()
+        return await run_lines(session, lines, banner=BANNER, meta_lines=True)
     finally:
         await demo.aclose()

@@ -53,7 +53,7 @@ from pydantic import SecretStr
 from bot.text import humanize, render
 from bot.wiring import Bot, build_retention, build_scheduler, build_tracker, build_watcher
 from commands.context import reporting_progress
-from commands.grammar import GrammarError, parse
+from commands.grammar import GrammarError, approval_command, parse
 from commands.registry import UsageError
 from commands.resolve import eligible_bindings
 from core.audit_context import acting_as
@@ -213,12 +213,12 @@ class ShellSession:
         """(requester, approver) of what `line` started: for `approve <id>`, who asked and
         who approved (the incident channel names both, as in Slack); else who typed it."""
         try:
-            parsed = parse(line, self.bot.services.slash_command)
+            decision = approval_command(parse(line, self.bot.services.slash_command))
         except GrammarError:
             return self.user, None
-        if parsed.verb != "approve" or not parsed.args:
+        if decision is None or not decision[0]:
             return self.user, None
-        approval = self.bot.services.approvals.get(parsed.args[0])
+        approval = self.bot.services.approvals.get(decision[1])
         if approval is None or not approval.decided_by:
             return self.user, None
         return approval.requester, approval.decided_by
@@ -572,6 +572,29 @@ async def _wait_for_operations(session: ShellSession) -> None:
     if running and session.tracker is not None:
         session.write(f"waiting for {running} operation(s) to finish (Ctrl-C leaves now)")
         await session.wait_for_operations()
+
+
+async def run_lines(
+    session: ShellSession, lines: list[str], *, banner: str = "", meta_lines: bool = False
+) -> int:
+    """Run `lines` one by one (`-c`), each waiting for what it started, or the prompt
+    when there are none; the exit status: 0, 1 when a line failed, EXIT_OUTPUT_CLOSED
+    when the output could not be written. With `meta_lines`, a line starting with `:`
+    is a shell command (`:user bob`, the demo's). The session is closed at the end."""
+    try:
+        if not lines:
+            return await interactive(session, banner)
+        ok = True
+        for line in lines:
+            if meta_lines and line.startswith(":"):
+                session.meta(line)
+                continue
+            ok = await session.run(line) and ok
+        return 0 if ok else 1
+    except OutputClosed:  # `| head` had enough: what was started goes on in the store
+        return EXIT_OUTPUT_CLOSED
+    finally:
+        await session.close()
 
 
 async def interactive(session: ShellSession, banner: str = "") -> int:

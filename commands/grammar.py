@@ -31,6 +31,16 @@ class ParsedCommand:
     text: str = ""
 
 
+def approval_command(parsed: ParsedCommand) -> tuple[bool, str, str | None] | None:
+    """(approve?, approval id, confirm) when `parsed` is `approve <id>` or `deny <id>`."""
+    if parsed.verb not in ("approve", "deny") or len(parsed.args) != 1:
+        return None
+    extra = set(parsed.options) - ({"confirm"} if parsed.verb == "approve" else set())
+    if extra:
+        return None
+    return parsed.verb == "approve", parsed.args[0], parsed.options.get("confirm")
+
+
 def parse(line: str, slash_command: str = "/gdb") -> ParsedCommand:
     """Split `line`; a leading slash command is optional, in any case. Raises GrammarError."""
     text = line.strip()

@@ -76,7 +76,7 @@ async def wait_for(
         source,
         database_id,
         operation_id,
-        step_reached if ctx.progress is not None else no_progress,
+        step_reached,
         backoff=ctx.services.wait_backoff,
         limits=ctx.services.follow_limits,
         kind=kind,

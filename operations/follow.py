@@ -86,6 +86,13 @@ class Backoff:
             yield delay
             delay = min(self.cap, delay * self.factor)
 
+    def delay(self, n: int) -> float:
+        """The interval after `n` others (the n-th of `delays()`, counted from 0);
+        past 50 it stays the 50th (the cap long before, with any factor above 1)."""
+        if n <= 0:
+            return self.first
+        return min(self.cap, self.first * self.factor ** min(n, 50))
+
 
 @dataclass(frozen=True)
 class StepEvent:

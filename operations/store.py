@@ -218,7 +218,6 @@ class SwitchBacks:
     def __init__(self, db: sqlite_utils.Database, clock: Callable[[], float] = time.time):
         self.db = db
         self._clock = clock
-        self.queued = 0  # messages queued by this process (tells a poll whether to wake delivery)
         migrate(db)
 
     def remember(self, minutes: int, **fields: Any) -> SwitchBack:

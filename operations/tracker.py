@@ -60,6 +60,12 @@ from permissions.store import PermissionStore
 
 log = logging.getLogger("graphops.tracker")
 
+#: How long a thread waits after failed sends in a row before the next try: 0.5 s,
+#: doubling, at most 30 s (a transport that keeps failing, a closed terminal, is not
+#: tried thousands of times a second; Slack's 429s carry their own Retry-After, which
+#: its client waits out first).
+RESEND_BACKOFF = Backoff(first=0.5, factor=2.0, cap=30.0)
+
 # Verbs whose successful end is announced in the incident channel too.
 ANNOUNCED_VERBS = frozenset({"terminate", "switch", "switch-back", "dr", "restore", "import"})
 
@@ -291,9 +297,7 @@ class Tracker:
         later poll back; but never sooner than `backoff.first` from now, so a poll that
         was very late is not followed by a burst of catching up."""
         polls = row["polls"] + 1
-        delay = self.settings.backoff.first
-        for _ in range(min(polls, 50)):
-            delay = min(self.settings.backoff.cap, delay * self.settings.backoff.factor)
+        delay = self.settings.backoff.delay(polls)
         now = self._clock()
         next_poll_at = max(
             row["next_poll_at"] + self._spread(delay),
@@ -469,7 +473,8 @@ class Tracker:
             self._sending.pop(key, None)
             if sent < len(rows):  # a send failed: this thread waits before it tries again
                 failures = self._resend.get(key, (0, 0.0))[0] + 1
-                self._resend[key] = (failures, time.monotonic() + resend_delay(failures))
+                wait = RESEND_BACKOFF.delay(failures - 1)
+                self._resend[key] = (failures, time.monotonic() + wait)
             else:
                 self._resend.pop(key, None)
             self._delivery.wake()
@@ -541,14 +546,6 @@ class Tracker:
                 return True
             await asyncio.sleep(0.05)
         return False
-
-
-def resend_delay(failures: int) -> float:
-    """Seconds a thread waits after `failures` failed sends in a row before the next
-    try: 0.5 s, doubling, at most 30 s (a transport that keeps failing, a closed
-    terminal, is not tried thousands of times a second; Slack's 429s carry their own
-    Retry-After, which its client waits out first)."""
-    return float(min(30.0, 0.5 * 2 ** (failures - 1)))
 
 
 def _coalescable(first: OutboxRow, other: OutboxRow) -> bool:

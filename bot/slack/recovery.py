@@ -27,8 +27,8 @@ import time
 from bot.slack.decisions import report_outcome, update_card
 from bot.slack.delivery import approval_id_of
 from bot.slack.edge import Origin
-from bot.slack.runtime import SlackRuntime, approval_command
-from commands.grammar import GrammarError, parse
+from bot.slack.runtime import SlackRuntime
+from commands.grammar import GrammarError, approval_command, parse
 from core.reply import Reply
 from operations.inbox import AcceptedRequest
 from permissions.approvals import Approval

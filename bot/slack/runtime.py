@@ -49,7 +49,7 @@ from bot.slack.notifier import SlackNotifier
 from bot.slack.pages import PageStore
 from bot.store import no_busy_wait
 from bot.wiring import STORE_BUSY, Bot
-from commands.grammar import GrammarError, ParsedCommand, parse
+from commands.grammar import GrammarError, approval_command, parse
 from commands.registry import UsageError
 from core.invocation import Invocation
 from core.mutations import watching_mutations
@@ -209,16 +209,6 @@ class SocketModeStatus:
             "connections": self.connections,
             "last_error": self.last_error,
         }
-
-
-def approval_command(parsed: ParsedCommand) -> tuple[bool, str, str | None] | None:
-    """(approve?, approval id, confirm) when `parsed` is `approve <id>` or `deny <id>`."""
-    if parsed.verb not in ("approve", "deny") or len(parsed.args) != 1:
-        return None
-    extra = set(parsed.options) - ({"confirm"} if parsed.verb == "approve" else set())
-    if extra:
-        return None
-    return parsed.verb == "approve", parsed.args[0], parsed.options.get("confirm")
 
 
 # What a command that needs an API is doing, as its ack says it ("Restarting sandbox-db…").

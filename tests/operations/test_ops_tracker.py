@@ -282,3 +282,20 @@ async def test_late_polls_do_not_push_the_schedule_back(bot, clock, console_sim)
     assert await tracker.poll_due() == 1
     assert next_poll_at() == clock() + 1.0  # so no burst of catching up
     assert tracker.state(tracked) == "running"
+
+
+@pytest.mark.parametrize(
+    "backoff",
+    [
+        Backoff(),
+        Backoff(first=0.5, factor=2.0, cap=30.0),
+        Backoff(20.0, 1.5, 15.0),
+        Backoff(0, 1, 0),
+    ],
+)
+def test_the_nth_delay_is_the_nth_of_the_sequence(backoff):
+    """`Backoff.delay(n)` (the tracker's reschedule, its resend wait) is what `delays()`
+    (a command's own waits) yields n-th."""
+    sequence = backoff.delays()
+    for n in range(60):
+        assert backoff.delay(n) == pytest.approx(next(sequence)), n
