@@ -17,6 +17,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bot.config import BotSettings, Config, ConsoleProvider, OperationsSettings  # noqa: E402
+from bot.store import Checkpointer  # noqa: E402
 from bot.wiring import Bot, build_bot  # noqa: E402
 from permissions.roles import Role  # noqa: E402
 from simulators.graphenedb import ConsoleSimulator  # noqa: E402
@@ -62,10 +63,29 @@ def make_bot(
     operations: OperationsSettings | None = None,
 ) -> Bot:
     """A bot over `sim` whose channel CHANNEL has `role` on `envs`."""
-    bot = build_bot(make_config(sim.base_url, workdir / "bot.sqlite3", operations), environ=ENVIRON)
+    return bot_over(sim.base_url, workdir, role, envs, operations)
+
+
+def bot_over(
+    base_url: str,
+    workdir: Path,
+    role: Role = Role.OPERATOR,
+    envs: tuple[str, ...] = ("development", "staging"),
+    operations: OperationsSettings | None = None,
+) -> Bot:
+    """A bot over the Console at `base_url` whose channel CHANNEL has `role` on `envs`."""
+    bot = build_bot(make_config(base_url, workdir / "bot.sqlite3", operations), environ=ENVIRON)
     for env in envs:
         bot.services.permissions.grant(CHANNEL, "console", env, role, by="bench")
     return bot
+
+
+def checkpoints(bot: Bot) -> Checkpointer:
+    """As `graphops serve` does: the store's WAL checkpointed from a thread, not in the
+    loop's commits (bot/store.py); started. Stop it before `bot.aclose()`."""
+    checkpointer = Checkpointer(bot.db, bot.config.bot.database)
+    checkpointer.start()
+    return checkpointer
 
 
 def workdir() -> tempfile.TemporaryDirectory[str]:

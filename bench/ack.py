@@ -2,7 +2,9 @@
 
 Three servers on 127.0.0.1:0 in this process: graphops (build_bot over a Console
 simulator whose every request takes `--latency` seconds, build_app with the Slack
-stand-in as Web API, SlackServer), a bare Bolt AsyncApp whose slash handler only
+stand-in as Web API, SlackServer; the simulator and the stand-in run in a child
+process, bench/apart.py, as the API and Slack are other machines in production: their
+CPU is not charged to the bot's loop), a bare Bolt AsyncApp whose slash handler only
 acks (same aiohttp adapter, same signing secret: the floor), and an aiohttp
 handler answering 200 (what TCP and the generator cost). Each receives the same
 correctly signed `/gdb` slash commands (restart / list / show mixed, from a channel
@@ -23,7 +25,6 @@ import argparse
 import asyncio
 import gc
 import itertools
-import json
 import statistics
 import sys
 import time
@@ -37,17 +38,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import (
     CHANNEL,
     USER,
+    bot_over,
+    checkpoints,
     cpu_seconds,
     emit,
-    make_bot,
-    make_sim,
     summary_ms,
     table,
     workdir,
 )
+from bench.apart import BOT_TOKEN, Apart
 
 SIGNING_SECRET = "bench-signing-secret"
-BOT_TOKEN = "xoxb-bench-token"
 MESSAGE_METHODS = ("chat.postMessage", "chat.postEphemeral")
 
 
@@ -136,11 +137,12 @@ def commands(n: int, restarts: Iterator[int]) -> list[str]:
     return texts
 
 
-def messages(standin: Any) -> list[Any]:
+async def messages(world: Apart) -> list[dict[str, Any]]:
+    """The channel's messages posted so far, as the stand-in recorded them."""
     return [
         c
-        for c in standin.calls
-        if c.method in MESSAGE_METHODS and c.status == 200 and c.body.get("channel") == CHANNEL
+        for c in (await world.dump())["calls"]
+        if c["method"] in MESSAGE_METHODS and c["status"] == 200 and c["channel"] == CHANNEL
     ]
 
 
@@ -158,30 +160,25 @@ async def main(
     from bench import loadgen
     from bot.slack.app import build_app
     from bot.slack.server import SlackServer
-    from simulators.slack import SlackStandIn
 
     # A restart takes 3 steps of 0.2 s after its 2 s answer: with `dbs` databases taken
     # in turn, a database is restarted again only after its last restart ended (no 409).
-    sim = make_sim(step_seconds=0.2)
-    dev = sim.find_environment("development")
-    for i in range(dbs):
-        sim.add_database(dev.id, f"bench-{i:03d}")
+    names = [f"bench-{i:03d}" for i in range(dbs)]
+    world = await Apart({"step_seconds": 0.2, "databases": {"development": names}}).__aenter__()
     restarts = itertools.cycle(range(dbs))
-    await sim.start()
-    standin = SlackStandIn(token=BOT_TOKEN, channels=[CHANNEL])
-    await standin.start()
     tmp = workdir()
-    bot = make_bot(sim, Path(tmp.name))
+    bot = bot_over(world.sim_url, Path(tmp.name))
+    checkpointer = checkpoints(bot)
     # One aiohttp session for every Slack call, as `graphops serve` does
     # (bot/slack/serve.py web_client; without it, a TCP connection per call).
     slack_session = aiohttp.ClientSession()
-    web_client = AsyncWebClient(token=BOT_TOKEN, base_url=standin.api_url, session=slack_session)
+    web_client = AsyncWebClient(token=BOT_TOKEN, base_url=world.slack_url, session=slack_session)
     app = build_app(bot, signing_secret=SIGNING_SECRET, token=BOT_TOKEN, client=web_client)
     server = SlackServer(app, sweep_seconds=None)
     urls = {"graphops": await server.start()}
-    floor_runner, urls["bare_bolt"] = await start_floor(standin.api_url)
+    floor_runner, urls["bare_bolt"] = await start_floor(world.slack_url)
     plain_runner, urls["aiohttp"] = await start_plain()
-    sim.faults.latency = latency
+    await world.latency(latency)
     warmup = [slash_body("help", CHANNEL, USER, 0)]
     result: dict[str, Any] = {
         mode: {"n": count, "runs": {t: [] for t in TARGETS}, "messages": 0, "expected": 0}
@@ -191,9 +188,9 @@ async def main(
     try:
         for _ in range(rounds):
             # As `graphops serve` does after start-up (bot/slack/serve.py); again each
-            # round, for this harness's own growing records (the stand-in keeps every
-            # message): the servers share this process, and full collections that scan
-            # all of it would hold every target's acks alike.
+            # round, for this harness's own growing records (the floors share this
+            # process, and full collections that scan all of it would hold every
+            # target's acks alike).
             gc.freeze()
             for mode, phase in result.items():
                 bodies = [
@@ -207,7 +204,7 @@ async def main(
                     "mode": mode,
                     "rate": rate,
                 }
-                before = len(messages(standin))
+                before = len(await messages(world))
                 # The floors first, while the bot is idle; then graphops, whose answers
                 # (the API taking `latency` s) are awaited before the next run.
                 for target in TARGETS:
@@ -217,28 +214,28 @@ async def main(
                     phase["runs"][target].append(run)
                 expected = phase["n"] + len(warmup)
                 deadline = time.monotonic() + wait
-                while len(messages(standin)) - before < expected and time.monotonic() < deadline:
+                while (
+                    len(await messages(world)) - before < expected and time.monotonic() < deadline
+                ):
                     await asyncio.sleep(0.05)
-                got = messages(standin)[before:]
+                got = (await messages(world))[before:]
                 phase["messages"] += len(got)
                 phase["expected"] += expected
                 phase.setdefault("ephemeral_or_error", 0)
                 phase["ephemeral_or_error"] += sum(
-                    1
-                    for c in got
-                    if c.method == "chat.postEphemeral"
-                    or "error" in json.dumps(c.body.get("blocks") or "")
+                    1 for c in got if c["method"] == "chat.postEphemeral" or c["error"]
                 )
-        result["sim_requests"] = len(sim.requests)
-        result["tokens"] = sim.tokens_issued
+        final = await world.dump()
+        result["sim_requests"] = final["nrequests"]
+        result["tokens"] = final["tokens_issued"]
     finally:
         await server.stop()
         await slack_session.close()
         await floor_runner.cleanup()
         await plain_runner.cleanup()
+        await checkpointer.stop()
         await bot.aclose()
-        await standin.stop()
-        await sim.stop()
+        await world.__aexit__()
         tmp.cleanup()
     return result
 

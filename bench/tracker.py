@@ -34,6 +34,7 @@ from bench._common import (
     CLIENT_ID,
     CLIENT_SECRET,
     ENVIRON,
+    checkpoints,
     cpu_seconds,
     emit,
     make_config,
@@ -186,6 +187,7 @@ async def main(
             AsyncWebClient(token=BOT_TOKEN, base_url=urls["slack"], session=slack_session)
         )
         tracker = build_tracker(bot, notifier)
+        checkpointer = checkpoints(bot)
         settings = tracker.settings
         client = bot.services.providers["console"].client
         envs = await client.environments()
@@ -250,6 +252,7 @@ async def main(
                 "SELECT thread_ts, finished_at FROM tracked_operations"
             ).fetchall()
         }
+        await checkpointer.stop()
         await bot.aclose()
         await http.aclose()
         await slack_session.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import math
 import os
 import sys
 from collections.abc import Coroutine, Mapping, Sequence
@@ -66,6 +67,19 @@ def _add_global_options_everywhere(parser: argparse.ArgumentParser) -> None:
                 _add_global_options_everywhere(subparser)
 
 
+def _step_seconds(text: str) -> float:
+    """An argparse type: seconds per simulated step, a finite number from 0 to 3600."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 3600:  # NaN compares false: refused too
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds from 0 to 3600 (e.g. 1.5; 0: at once)"
+        )
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graphops",
@@ -85,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--channel", default="C0DEV")
     demo.add_argument(
         "--step-seconds",
-        type=float,
+        type=_step_seconds,
         default=1.5,
         help="how long each step of a simulated operation takes (default: 1.5)",
     )
@@ -119,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument(
         "--step-seconds",
-        type=float,
+        type=_step_seconds,
         default=1.0,
         help="how long each step of a simulated operation takes",
     )
@@ -346,6 +360,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             from bot.demo import run_demo
+
+            if args.config is not None:
+                print(
+                    "graphops demo runs on its built-in simulators and reads no config; "
+                    f"to use {args.config}: graphops shell --config {args.config} "
+                    "--user U… --channel C… (or graphops serve)",
+                    file=sys.stderr,
+                )
+                return 2
 
             return _run(run_demo(args.lines, args.user, args.channel, args.step_seconds))
         if args.command == "shell":

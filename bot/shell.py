@@ -587,7 +587,11 @@ async def run_lines(
         ok = True
         for line in lines:
             if meta_lines and line.startswith(":"):
-                session.meta(line)
+                valid = session.meta_is_valid(line)
+                if not session.meta(line):  # :quit
+                    break
+                if not valid:  # the lines after it would run as someone not meant
+                    return 1
                 continue
             ok = await session.run(line) and ok
         return 0 if ok else 1

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -44,6 +45,12 @@ from typing import IO
 
 import sqlite_utils
 
+from operations.loop import BackgroundLoop
+
+log = logging.getLogger("graphops.store")
+
+AUTOCHECKPOINT_PAGES = 1000  # SQLite's default `wal_autocheckpoint`
+CHECKPOINT_SECONDS = 1.0  # how often `Checkpointer` checkpoints while it runs
 BUSY_TIMEOUT_MS = 30_000  # command-line tools: wait for another process's write lock
 LOOP_BUSY_TIMEOUT_MS = 250  # the bot's connection, used from its event loop
 STORE_WAIT_SECONDS = 30.0  # how long listener work waits for the write lock (off the loop)
@@ -261,3 +268,70 @@ def backup_database(source: str | Path, target: str | Path) -> int:
         partial.unlink(missing_ok=True)
         raise StoreError(f"cannot write {target_path}: {exc.strerror}") from None
     return target_path.stat().st_size
+
+
+class Checkpointer:
+    """Checkpoints the store's write-ahead log from a thread, never from the event loop.
+
+    By default SQLite checkpoints inside the commit that takes the WAL past
+    `wal_autocheckpoint` pages (https://www.sqlite.org/wal.html#ckpt), and a checkpoint
+    syncs the database file to disk: 10-40 ms on a VM's disk, spent in whichever
+    command commits then, with every Slack ack waiting behind it (bench/ack.py). While
+    this runs, the bot's connection does not checkpoint (`PRAGMA wal_autocheckpoint=0`)
+    and every `interval` seconds a PASSIVE checkpoint runs in a thread on a connection
+    of its own: it copies what it can without waiting for any reader or writer
+    (https://www.sqlite.org/pragma.html#pragma_wal_checkpoint). A checkpoint that
+    fails hands the job back to SQLite (autocheckpoint on again, a warning logged), so
+    the WAL never grows unchecked; so does `stop()`, after a last checkpoint.
+    """
+
+    def __init__(
+        self, db: sqlite_utils.Database, path: str, interval: float = CHECKPOINT_SECONDS
+    ) -> None:
+        self.db = db
+        self.path = path
+        self.failed = False
+        self._conn: sqlite3.Connection | None = None
+        self._loop = BackgroundLoop("graphops-checkpoint", self.run_once, interval)
+
+    def start(self) -> None:
+        """Take checkpoints over from the bot's connection (nothing for `:memory:`)."""
+        if self.path == ":memory:":
+            return
+        self.db.execute("PRAGMA wal_autocheckpoint=0")
+        self._loop.start()
+
+    async def stop(self) -> None:
+        """A last checkpoint, then the bot's connection checkpoints by itself again."""
+        await self._loop.stop()
+        if self.path != ":memory:" and not self.failed:
+            await self.run_once()
+        self._hand_back()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def run_once(self) -> tuple[int, int, int] | None:
+        """One PASSIVE checkpoint in a thread: SQLite's (busy, WAL pages, pages
+        checkpointed), or None when it failed (then SQLite checkpoints again)."""
+        if self.failed:
+            return None
+        try:
+            return await asyncio.to_thread(self._checkpoint)
+        except sqlite3.Error as exc:
+            log.warning("store: checkpoint failed (%s); SQLite checkpoints by itself now", exc)
+            self.failed = True
+            self._hand_back()
+            return None
+
+    def _checkpoint(self) -> tuple[int, int, int]:
+        if self._conn is None:
+            self._conn = sqlite3.connect(
+                self.path, timeout=0, isolation_level=None, check_same_thread=False
+            )
+        busy, pages, done = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(busy), int(pages), int(done)
+
+    def _hand_back(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")

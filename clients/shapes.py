@@ -108,6 +108,8 @@ def _text(value: Any) -> Any:
 
 def optional_text(value: Any) -> Any:
     """Like ``_text``, but an empty string, a list or an object reads as absent."""
+    if type(value) is str:  # the common case, first (a listing reads ~10 per item)
+        return value or None
     value = _text(value)
     if value == "" or isinstance(value, (list, dict)):
         return None
@@ -116,7 +118,7 @@ def optional_text(value: Any) -> Any:
 
 def flag(value: Any) -> Any:
     """A boolean from true/false, 1/0, "true"/"false"; anything else reads as unknown."""
-    if isinstance(value, bool) or value is None:
+    if value is None or isinstance(value, bool):
         return value
     if isinstance(value, (int, float)) and value in (0, 1):
         return bool(value)
@@ -142,6 +144,8 @@ def _count(value: Any) -> Any:
 
 def _identifier(value: Any) -> Any:
     """An id as text: numbers accepted, empty text refused (ids are required)."""
+    if type(value) is str and value and not value[0].isspace():
+        return value
     value = _text(value)
     if isinstance(value, str) and not value.strip():
         return None
@@ -203,8 +207,8 @@ def status_word(value: Any) -> str | None:
 
 Id = Annotated[str, BeforeValidator(_identifier)]
 Text = Annotated[str | None, BeforeValidator(optional_text)]
-Label = Annotated[str, BeforeValidator(lambda v: optional_text(v) or "")]
-Flag = Annotated[bool, BeforeValidator(lambda v: bool(flag(v)))]
+Label = Annotated[str, BeforeValidator(lambda v: v if type(v) is str else optional_text(v) or "")]
+Flag = Annotated[bool, BeforeValidator(lambda v: v if type(v) is bool else bool(flag(v)))]
 Count = Annotated[int | None, BeforeValidator(_count)]
 Seconds = Annotated[float | None, BeforeValidator(_seconds)]
 Message = Annotated[str | None, BeforeValidator(_message)]

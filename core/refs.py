@@ -116,6 +116,10 @@ def person(ident: str) -> Ref:
 
 def segments(text: str) -> Iterator[str | Ref]:
     """The text as plain strings and references, in order (stray markers dropped)."""
+    if OPEN not in text and CLOSE not in text:  # most text: no reference (a table cell)
+        if text:
+            yield text
+        return
     position = 0
     for match in _MARKER.finditer(text):
         if match.start() > position:

@@ -565,12 +565,10 @@ class ConsoleSimulator(SimulatorServer):
     def state_dump(self) -> dict[str, Any]:
         """Environments, databases, snapshots, operations and token counts."""
         self.advance()
-        now = self.clock()
+        now, busy = self.clock(), self._busy_ids()
         return {
             "environments": [e.to_json() for e in self._envs.values()],
-            "databases": [
-                db.to_json(now, self._active_op(db.id) is not None) for db in self._dbs.values()
-            ],
+            "databases": [db.to_json(now, db.id in busy) for db in self._dbs.values()],
             "snapshots": [s.to_json() for s in self._snapshots.values()],
             "operations": [o.to_json() for o in self._ops.values()],
             "pendingOperationFailures": [vars(f) for f in self._op_failures],
@@ -580,6 +578,15 @@ class ConsoleSimulator(SimulatorServer):
         }
 
     # ---- operation engine -------------------------------------------------------
+
+    def _busy_ids(self) -> set[str]:
+        """Ids of the databases a started operation works on (one pass over the
+        operations, for a listing: not one per database)."""
+        busy: set[str] = set()
+        for op in self._ops.values():
+            if op.status == "started":
+                busy.update(i for i in (op.database_id, op.new_db_id, op.target_id) if i)
+        return busy
 
     def _active_op(self, db_id: str) -> Operation | None:
         for op in self._ops.values():
@@ -872,9 +879,14 @@ class ConsoleSimulator(SimulatorServer):
     async def h_env_databases(self, request: web.Request) -> web.Response:
         """``GET /deployments/environments/{envId}/databases``."""
         env = self._env(request.match_info["env_id"])
+        now, busy = self.clock(), self._busy_ids()
         return self.collection(
             "databases",
-            [self.database_json(d.id) for d in self._dbs.values() if d.environment_id == env.id],
+            [
+                d.to_json(now, d.id in busy)
+                for d in self._dbs.values()
+                if d.environment_id == env.id
+            ],
         )
 
     async def h_get_database(self, request: web.Request) -> web.Response:

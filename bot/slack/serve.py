@@ -36,6 +36,7 @@ from bot.slack.runtime import SocketModeStatus
 from bot.slack.server import SlackServer
 from bot.slack.socket import SocketModeHandler
 from bot.slack.sweep import DEFAULT_SWEEP_SECONDS
+from bot.store import Checkpointer
 from bot.wiring import (
     Bot,
     build_bot,
@@ -98,6 +99,7 @@ async def serve(
     bot = build_bot(config, environ=environ)
     watcher = build_watcher(bot)
     retention = build_retention(bot)
+    checkpointer = Checkpointer(bot.db, config.bot.database)  # WAL syncs off the loop
     setup_logging()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -127,6 +129,7 @@ async def serve(
             scheduler.start()  # runs (or reports skipped) what was missed while down
         watcher.start()
         retention.start()  # prunes past retention; audit rows of background polls
+        checkpointer.start()
         if app_token:
             status = SocketModeStatus()
             runtime(app).socket_mode = status
@@ -169,6 +172,7 @@ async def serve(
             await _bounded("the scheduler", scheduler.stop())
         await _bounded("the watcher", watcher.stop())
         await _bounded("the retention loop", retention.stop())
+        await _bounded("the store's checkpoints", checkpointer.stop())
         stop_tracker = getattr(tracker, "stop", None)
         if callable(stop_tracker):
             await _bounded("the tracker", stop_tracker())

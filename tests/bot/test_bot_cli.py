@@ -320,3 +320,39 @@ async def test_one_log_line_per_command_without_free_text(bot, caplog):
         "user": "U0ALICE",
         "channel": "C0DEV",
     }
+
+
+@pytest.mark.parametrize("command", ["demo", "simulate"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "3601", "soon"])
+def test_step_seconds_out_of_range_is_refused_with_the_range(command, value, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli._parser().parse_args([command, "--step-seconds", value])
+    assert exited.value.code == 2
+    assert f"{value!r} is not a number of seconds from 0 to 3600" in capsys.readouterr().err
+
+
+def test_step_seconds_in_range_is_taken():
+    assert cli._parser().parse_args(["demo", "--step-seconds", "0"]).step_seconds == 0
+    assert cli._parser().parse_args(["simulate", "--step-seconds", "2.5"]).step_seconds == 2.5
+
+
+def test_demo_refuses_a_config_it_would_not_read(tmp_path: Path):
+    """The demo runs on its own simulators: a --config given to it is refused, not
+    silently ignored, and the refusal says what would use it."""
+    done = _run("demo", "--config", str(tmp_path / "mine.toml"), "-c", "list")
+    assert done.returncode == 2
+    assert "reads no config" in done.stderr
+    assert f"graphops shell --config {tmp_path / 'mine.toml'}" in done.stderr
+    assert done.stdout == ""
+
+
+def test_demo_stops_at_a_user_it_cannot_switch_to():
+    """`-c ":user mallory" -c "approve 3"` must not approve as the previous user: the
+    lines after a refused :user are not run, and the exit status says so."""
+    done = _run("demo", "--step-seconds", "0", "-c", ":user mallory", "-c", "list")
+    assert done.returncode == 1
+    assert "`:user mallory`: not a Slack user id" in done.stdout
+    assert "sandbox-db" not in done.stdout  # `list` was not run
+    switched = _run("demo", "--step-seconds", "0", "-c", ":user bob", "-c", ":where")
+    assert switched.returncode == 0
+    assert "you are @bob" in switched.stdout

@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 import bot.slack.serve as serve_module
 from bot.config import Config, ConfigError, SlackSettings, slack_secrets
 from bot.slack.serve import serve
+from bot.store import AUTOCHECKPOINT_PAGES, Checkpointer
 from simulators.graphenedb import ConsoleSimulator
 from simulators.slack import SlackStandIn
 from tests.bot.slack.slack_support import BOT_TOKEN, SIGNING_SECRET, signed_headers
@@ -39,8 +40,22 @@ def _free_port() -> int:
 
 
 async def test_serve_in_http_mode_until_stopped(
-    console_sim: ConsoleSimulator, standin: SlackStandIn, tmp_path: Path
+    console_sim: ConsoleSimulator, standin: SlackStandIn, tmp_path: Path, monkeypatch
 ) -> None:
+    """...and while it serves, the store's WAL is checkpointed off the event loop
+    (`bot.store.Checkpointer`): the bot's connection does not checkpoint in a commit."""
+    seen: list[tuple[str, int]] = []
+
+    class Recorded(Checkpointer):
+        def start(self) -> None:
+            super().start()
+            seen.append(("start", _autocheckpoint(self)))
+
+        async def stop(self) -> None:
+            await super().stop()
+            seen.append(("stop", _autocheckpoint(self)))
+
+    monkeypatch.setattr(serve_module, "Checkpointer", Recorded)
     port = _free_port()
     base = make_config(console_sim.base_url, tmp_path / "bot.sqlite3")
     config = base.model_copy(update={"slack": SlackSettings(api_url=standin.api_url, port=port)})
@@ -62,6 +77,11 @@ async def test_serve_in_http_mode_until_stopped(
     await standin.wait_for("chat.postEphemeral")
     stop.set()
     await asyncio.wait_for(task, 10.0)
+    assert seen == [("start", 0), ("stop", AUTOCHECKPOINT_PAGES)]
+
+
+def _autocheckpoint(checkpointer: Checkpointer) -> int:
+    return int(checkpointer.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
 
 
 async def test_serve_sends_every_slack_call_over_one_session_closed_at_stop(

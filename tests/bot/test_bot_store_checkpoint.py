@@ -1,0 +1,82 @@
+"""`Checkpointer`: the WAL is checkpointed from a thread, never in a commit on the loop
+(a checkpoint syncs the file: tens of ms in whichever command commits then)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import sqlite_utils
+
+from bot.store import AUTOCHECKPOINT_PAGES, Checkpointer, open_database
+
+PAGE = 4096
+
+
+def _autocheckpoint(db: sqlite_utils.Database) -> int:
+    return int(db.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+
+
+def _write_pages(db: sqlite_utils.Database, pages: int) -> None:
+    """Commit `pages` WAL pages' worth of rows, one transaction each, as the bot does."""
+    db.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, body TEXT)")
+    for _ in range(pages):
+        with db.conn:
+            db.execute("INSERT INTO t (body) VALUES (?)", ["x" * 3000])
+
+
+def _wal_pages(path: Path) -> int:
+    wal = Path(f"{path}-wal")
+    return wal.stat().st_size // PAGE if wal.exists() else 0
+
+
+async def test_while_it_runs_no_commit_checkpoints_and_its_own_pass_does(tmp_path: Path):
+    path = tmp_path / "bot.sqlite3"
+    db = open_database(path)
+    checkpointer = Checkpointer(db, str(path), interval=3600)
+    checkpointer.start()
+    try:
+        assert _autocheckpoint(db) == 0
+        _write_pages(db, AUTOCHECKPOINT_PAGES + 300)
+        # SQLite alone would have checkpointed and reused the log at 1,000 pages
+        assert _wal_pages(path) > AUTOCHECKPOINT_PAGES + 200
+        busy, pages, done = await checkpointer.run_once() or (1, 0, -1)
+        assert busy == 0 and pages == done > AUTOCHECKPOINT_PAGES
+    finally:
+        await checkpointer.stop()
+    assert _autocheckpoint(db) == AUTOCHECKPOINT_PAGES  # SQLite's job again
+    db.close()
+
+
+async def test_without_it_sqlite_checkpoints_by_itself(tmp_path: Path):
+    """The control: the log stays near 1,000 pages when the connection checkpoints."""
+    path = tmp_path / "bot.sqlite3"
+    db = open_database(path)
+    _write_pages(db, AUTOCHECKPOINT_PAGES + 300)
+    assert _wal_pages(path) <= AUTOCHECKPOINT_PAGES + 10
+    db.close()
+
+
+async def test_a_failing_checkpoint_hands_the_job_back_to_sqlite(tmp_path: Path, caplog):
+    path = tmp_path / "bot.sqlite3"
+    db = open_database(path)
+    checkpointer = Checkpointer(db, str(tmp_path), interval=3600)  # a folder: cannot open
+    checkpointer.start()
+    assert _autocheckpoint(db) == 0
+    with caplog.at_level(logging.WARNING, "graphops.store"):
+        assert await checkpointer.run_once() is None
+    assert checkpointer.failed
+    assert _autocheckpoint(db) == AUTOCHECKPOINT_PAGES
+    assert "SQLite checkpoints by itself now" in caplog.text
+    await checkpointer.stop()
+    assert _autocheckpoint(db) == AUTOCHECKPOINT_PAGES
+    db.close()
+
+
+async def test_an_in_memory_store_has_nothing_to_checkpoint():
+    db = open_database(":memory:")
+    checkpointer = Checkpointer(db, ":memory:")
+    checkpointer.start()
+    await checkpointer.stop()
+    assert checkpointer.failed is False
+    db.close()
