@@ -34,7 +34,9 @@ def table_refs(reply: Reply) -> set[str]:
     for table in reply.tables:
         for row in table.rows:
             for cell in row:
-                found.update(p.id for p in refs.segments(str(cell)) if isinstance(p, refs.Ref))
+                text = str(cell)
+                if refs.OPEN in text:  # most cells hold no reference: skip the parse
+                    found.update(p.id for p in refs.segments(text) if isinstance(p, refs.Ref))
     return found
 
 
