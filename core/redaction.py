@@ -26,12 +26,13 @@ URL-encoded and form-encoded), then the shapes of secrets whatever their value:
 
 - ``Bearer``/``Basic`` credentials, Slack tokens (``xoxb-``, ``xapp-``...), JWTs (``eyJ…``);
 - fields named like a secret (``password``, ``api_key``, ``client_secret``,
-  ``access_token``, ``X-Amz-Credential``...) written ``key=value``, ``key: value`` or as
-  JSON / Python literals;
+  ``access_token``, ``X-Amz-Credential``, ``Authorization``...) written ``key=value``,
+  ``key: value``, ``key => value``, ``key := value`` or as JSON / Python literals, the
+  value bare, quoted, in backticks, brackets or parentheses;
 - credentials inside URLs: the userinfo (``https://user:pw@host``) and query parameters
   that carry a signature, a key or a token (``X-Amz-Signature``, ``X-Amz-Credential``,
   ``X-Amz-Security-Token``, ``sig``, ``signature``, ``token``, ``access_token``,
-  ``key``..., `URL_PARAMETER`).
+  ``key``..., `URL_PARAMETER`), also in a URL that is itself URL-encoded (``%3F…%3D``).
 
 ``redact(text, private=True)`` is for text shown to its requester alone
 (`Reply.private_text`): the one-time links and signed URLs they asked for stay whole;
@@ -95,7 +96,7 @@ _SLACK_TOKEN = re.compile(r"\b(?:xox[abposre]|xapp)-[A-Za-z0-9\-]+")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]*")
 _SECRET_KEY_WORDS = (
     r"api[_\-]?key|apikey|password|passwd|pwd|client[_\-]?secret|secret|token|"
-    r"private[_\-]?key|secret[_\-]?key|access[_\-]?key|credentials?"
+    r"private[_\-]?key|secret[_\-]?key|access[_\-]?key|credentials?|authorization"
 )
 # A key that ends with one of the secret words, e.g. password, db_password,
 # access_token, x-api-key; "token_type" does not match (word boundary).
@@ -104,9 +105,10 @@ _SECRET_FIELD = re.compile(
     rf"""(?ix)
     (?P<key>\b[\w.\-]*?(?:{_SECRET_KEY_WORDS})\b)
     (?P<close>["']?)
-    (?P<sep>\s*[:=]\s*)
-    (?!["']?\[REDACTED\])
-    (?P<value>"(?:[^"\\]|\\.)*"|'[^']*'|[^\s&,;"'}}\]\[)`{_MARKERS}]+)
+    (?P<sep>\s*(?:=>|:=|[:=])\s*)
+    (?!["'`]?\[REDACTED\]|(?:bearer|basic)\s)
+    (?P<value>"(?:[^"\\]|\\.)*"|'[^']*'|`[^`]*`|\[[^\]]*\]|\([^)]*\)
+      |[^\s&,;"'}}\]\[)(`{_MARKERS}]+)
     """
 )
 #: Names of URL query parameters whose value is a credential (matched as a name suffix).
@@ -120,16 +122,31 @@ _URL_QUERY = re.compile(
     (?P<value>[^&\s#"'<>`|){_MARKERS}]+)
     """
 )
+#: The same parameters inside a URL that is itself URL-encoded (a presigned link passed
+#: as a parameter of another: ``%3FX-Amz-Signature%3D…%26…``).
+_URL_QUERY_ENCODED = re.compile(
+    rf"""(?ix)
+    (?P<lead>%3F|%26)
+    (?P<name>[\w.\-]*?(?:{URL_PARAMETER}))
+    %3D
+    (?!\[REDACTED\])
+    (?P<value>(?:(?!%26)[^&\s#"'<>`|){_MARKERS}])+)
+    """
+)
 _USERINFO = re.compile(
     rf"(?i)\b(?P<scheme>[a-z][a-z0-9+.\-]*://)(?!\[REDACTED\]@)[^\s/?#@<>`'\"{_MARKERS}]+@"
 )
+
+
+#: What a field's value may be wrapped in; kept around the [REDACTED] that replaces it.
+_QUOTES = frozenset({'"', "'", "`", "[", "("})
 
 
 def _replace_field(match: re.Match[str]) -> str:
     if match.string[match.start() - 1 : match.start()] in ("/", "\\"):
         return match.group(0)  # a path segment (`POST /oauth/token: invalid_client`)
     value = match.group("value")
-    replaced = f"{value[0]}{REDACTED}{value[0]}" if value[:1] in {'"', "'"} else REDACTED
+    replaced = f"{value[0]}{REDACTED}{value[-1]}" if value[:1] in _QUOTES else REDACTED
     return f"{match.group('key')}{match.group('close')}{match.group('sep')}{replaced}"
 
 
@@ -137,7 +154,16 @@ def _replace_field(match: re.Match[str]) -> str:
 #: one of them is followed by `_FIELD_SEPARATOR` (an optional quote, then ``:`` or ``=``).
 #: Only used on ASCII text, where lower-casing and the patterns' case-insensitive
 #: matching agree letter for letter.
-_SECRET_WORD_ENDS = ("key", "password", "passwd", "pwd", "secret", "token", "credential")
+_SECRET_WORD_ENDS = (
+    "key",
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "credential",
+    "authorization",
+)
 _FIELD_SEPARATOR = re.compile(r"s?[\"']?\s*[:=]")
 
 
@@ -166,6 +192,10 @@ def _replace_parameter(match: re.Match[str]) -> str:
     return f"{match.group('lead')}{match.group('name')}={REDACTED}"
 
 
+def _replace_encoded(match: re.Match[str]) -> str:
+    return f"{match.group('lead')}{match.group('name')}%3D{REDACTED}"
+
+
 @dataclass(frozen=True)
 class _Shape:
     """A secret-shape pattern, its replacement, whether it is kept in private text
@@ -185,6 +215,7 @@ _SHAPES = (
     _Shape(_JWT, REDACTED, False, lambda t, low: "eyJ" in t),
     _Shape(_USERINFO, _replace_userinfo, True, lambda t, low: "://" in t and "@" in t),
     _Shape(_URL_QUERY, _replace_parameter, True, lambda t, low: "=" in t),
+    _Shape(_URL_QUERY_ENCODED, _replace_encoded, True, lambda t, low: "%3d" in low),
     _Shape(_SECRET_FIELD, _replace_field, False, lambda t, low: _may_hold_secret_field(low)),
 )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from urllib.parse import quote, quote_plus
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
@@ -189,6 +190,39 @@ def test_shapes_whatever_the_value() -> None:
     assert jwt not in shown and "abc.def" not in shown
 
 
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("password=`hunter2-secret`", "password=`[REDACTED]`"),
+        ("{password: [hunter2-secret]}", "{password: [[REDACTED]]}"),
+        ("secret=(hunter2-secret) ok", "secret=([REDACTED]) ok"),
+        (':password => "hunter2-secret"', ':password => "[REDACTED]"'),
+        ("api_key => hunter2-secret", "api_key => [REDACTED]"),
+        ("password := hunter2-secret", "password := [REDACTED]"),
+        ("Authorization: hunter2-secret", "Authorization: [REDACTED]"),
+        ("Authorization: Bearer hunter2-secret", "Authorization: Bearer [REDACTED]"),
+        ('{"authorization": "Basic aHVudGVyMg=="}', '{"authorization": "[REDACTED]"}'),
+        (
+            "next=https%3A%2F%2Fb.s3.example%2Fe.zip%3FX-Amz-Signature%3Dhunter2-secret"
+            "%26X-Amz-Credential%3DAKIA%252Fhunter2-secret%26v%3D1",
+            "next=https%3A%2F%2Fb.s3.example%2Fe.zip%3FX-Amz-Signature%3D[REDACTED]"
+            "%26X-Amz-Credential%3D[REDACTED]%26v%3D1",
+        ),
+    ],
+)
+def test_secret_fields_in_every_notation(text: str, shown: str) -> None:
+    """Backticks, brackets and parentheses around a value, Ruby's `=>` and Go's `:=`,
+    a bare Authorization header, and a presigned URL passed URL-encoded inside another
+    URL: the value goes, its place and wrapping stay."""
+    assert redact_shapes(text) == shown
+    assert "hunter2" not in redact_shapes(text)
+
+
+def test_an_encoded_presigned_url_stays_whole_for_its_requester() -> None:
+    text = "https%3A%2F%2Fb.example%2Fe.zip%3FX-Amz-Signature%3Dabc123def456"
+    assert redact_shapes(text, private=True) == text
+
+
 def test_a_reply_is_redacted_everywhere_and_keeps_its_references() -> None:
     redactor = Redactor(["sentinel-reply-secret"])
     link = "https://s3.example/e.zip?X-Amz-Signature=" + "cd" * 32
@@ -278,6 +312,18 @@ SHAPE_PARTS = [
     "abc123DEF",
     " ",
     "/",
+    "`",
+    "[",
+    "]",
+    "(",
+    ")",
+    " => ",
+    " := ",
+    "Authorization",
+    "%3F",
+    "%26",
+    "%3D",
+    "X-Amz-Signature",
 ]
 #: Non-ASCII text runs every pattern: "K" (Kelvin sign) matches "k" and "ſ" (long s)
 #: matches "s" case-insensitively, which lower-casing does not show.
@@ -290,7 +336,7 @@ FIELDS = st.builds(
     lambda lead, key, sep, value: f"{lead}{key}{sep}{value}",
     st.sampled_from(["", " ", "?", "&", '"', "{"]),
     st.sampled_from(FIELD_KEYS),
-    st.sampled_from(["=", ": ", '": "', ":", " = "]),
+    st.sampled_from(["=", ": ", '": "', ":", " = ", " => ", " := ", "=`", ": [", "=("]),
     st.text(alphabet="abcXYZ019-_.%", min_size=1, max_size=8),
 )
 
@@ -349,7 +395,7 @@ def test_each_secret_field_alone_meets_its_pattern() -> None:
     from core.redaction import _all_shapes
 
     for key in FIELD_KEYS:
-        for sep in ("=", ": ", '": "', ":", " = "):
+        for sep in ("=", ": ", '": "', ":", " = ", " => ", " := ", "=`", ": [", "=("):
             for private in (False, True):
                 text = f"{key}{sep}v4lue"
                 assert redact_shapes(text, private=private) == _all_shapes(text, private), text
