@@ -13,6 +13,7 @@ log line of `serve`.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -33,7 +34,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from core.refs import UserRef
-from core.words import explain
+from core.words import explain, what_works
 from operations.follow import DEFAULT_DEADLINES
 
 CONFIG_ENV = "GRAPHOPS_CONFIG"
@@ -50,16 +51,11 @@ class ConfigError(Exception):
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _numbers_are_not_booleans(cls, data: Any) -> Any:
-        """TOML's `true`/`false` are not numbers (pydantic's lax mode reads them as 1/0)."""
-        if isinstance(data, dict):
-            for name, value in data.items():
-                field = cls.model_fields.get(name)
-                if isinstance(value, bool) and field and field.annotation in (int, float):
-                    raise ValueError(f"{name} takes a number, not {str(value).lower()}")
-        return data
+
+def number(**field: Any) -> Any:
+    """A numeric setting: a TOML number only (`Field(strict=True)`): `true` and `"100"`,
+    which pydantic's lax mode reads as 1 and 100, are refused like a number out of range."""
+    return Field(strict=True, **field)
 
 
 class BotSettings(_Strict):
@@ -72,14 +68,14 @@ class BotSettings(_Strict):
     )
     admins: tuple[str, ...] = ()
     database: str = "graphops.sqlite3"
-    approval_ttl_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    approval_ttl_minutes: int = number(default=15, ge=1, le=24 * 60)
     # Names -> ids (stable): trusted this long, refreshed in the background every
     # name_refresh_seconds (0: never), and dropped on a 404 or the bot's own changes.
-    name_cache_seconds: float = Field(default=6 * 3600.0, ge=0, le=7 * 24 * 3600)
-    name_refresh_seconds: float = Field(default=900.0, ge=0, le=24 * 3600)
+    name_cache_seconds: float = number(default=6 * 3600.0, ge=0, le=7 * 24 * 3600)
+    name_refresh_seconds: float = number(default=900.0, ge=0, le=24 * 3600)
     # SIGTERM: stop taking work, let running work finish for at most this long, then exit
     # (what did not finish is resumed, or answered, at the next start).
-    drain_seconds: float = Field(default=30.0, ge=0, le=3600)
+    drain_seconds: float = number(default=30.0, ge=0, le=3600)
 
     @field_validator("admins")
     @classmethod
@@ -106,7 +102,7 @@ class SlackSettings(_Strict):
     signing_secret_env: str = "SLACK_SIGNING_SECRET"
     app_token_env: str = "SLACK_APP_TOKEN"
     api_url: str | None = None  # a stand-in Web API for tests; None means Slack's own
-    port: int = Field(default=3000, ge=1, le=65535)
+    port: int = number(default=3000, ge=1, le=65535)
     allowed_teams: tuple[str, ...] = ()
 
     @field_validator("allowed_teams")
@@ -125,26 +121,26 @@ class SlackSettings(_Strict):
 class OperationsSettings(_Strict):
     """The `[operations]` table: how async operations are polled."""
 
-    poll_first_seconds: float = Field(default=1.0, gt=0, le=60)
-    poll_factor: float = Field(default=1.5, ge=1, le=10)
-    poll_cap_seconds: float = Field(default=15.0, gt=0, le=600)
+    poll_first_seconds: float = number(default=1.0, gt=0, le=60)
+    poll_factor: float = number(default=1.5, ge=1, le=10)
+    poll_cap_seconds: float = number(default=15.0, gt=0, le=600)
     # Polls in flight at once, across all operations: more than a provider's
     # max_connections only queue in its pool (bench/tracker.py: 1,000 operations).
-    concurrency: int = Field(default=100, ge=1, le=1024)
+    concurrency: int = number(default=100, ge=1, le=1024)
     # Take a manual snapshot (and wait for it) before terminate, restore-into and switch:
     # "protected" environments only (default), "always", or "never".
     snapshot_before_destroy: Literal["protected", "always", "never"] = "protected"
-    switch_back_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
+    switch_back_minutes: int = number(default=60, ge=0, le=7 * 24 * 60)
     # Approved work a stopped bot left unfinished is resumed at the next start if it was
     # approved less than this long ago; older, it is ended with a clear failure.
-    resume_within_minutes: float = Field(default=60.0, ge=0, le=7 * 24 * 60)
+    resume_within_minutes: float = number(default=60.0, ge=0, le=7 * 24 * 60)
     # Schedules: a run missed by less than this (bot down) still runs; later ones are skipped.
-    schedule_grace_seconds: float = Field(default=900.0, ge=0, le=24 * 3600)
-    heads_up_minutes: float = Field(default=15.0, ge=0, le=24 * 60)
-    watch_interval_seconds: float = Field(default=30.0, ge=1, le=3600)
+    schedule_grace_seconds: float = number(default=900.0, ge=0, le=24 * 3600)
+    heads_up_minutes: float = number(default=15.0, ge=0, le=24 * 60)
+    watch_interval_seconds: float = number(default=30.0, ge=1, le=3600)
     # Every followed operation ends: lost after this many failed polls in a row, or after
     # deadline_minutes for its kind (verb), e.g. {import = 720}; unnamed kinds keep the defaults.
-    max_poll_failures: int = Field(default=10, ge=1, le=1000)
+    max_poll_failures: int = number(default=10, ge=1, le=1000)
     deadline_minutes: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("deadline_minutes", mode="before")
@@ -185,7 +181,7 @@ class ImportSettings(_Strict):
     and the demo).
     """
 
-    max_archive_mb: int = Field(default=10_000, ge=1, le=10_000_000)
+    max_archive_mb: int = number(default=10_000, ge=1, le=10_000_000)
     allow_http_loopback: bool = False
 
 
@@ -194,13 +190,13 @@ class RetentionSettings(_Strict):
     (operations/retention.py). Pending approvals, approved work in progress, unsent
     messages and running operations are kept whatever these say."""
 
-    audit_days: float = Field(default=180, gt=0, le=3650)
-    sent_messages_days: float = Field(default=7, gt=0, le=3650)
-    finished_operations_days: float = Field(default=30, gt=0, le=3650)
-    decided_approvals_days: float = Field(default=30, gt=0, le=3650)
+    audit_days: float = number(default=180, gt=0, le=3650)
+    sent_messages_days: float = number(default=7, gt=0, le=3650)
+    finished_operations_days: float = number(default=30, gt=0, le=3650)
+    decided_approvals_days: float = number(default=30, gt=0, le=3650)
     # Background polls (tracker, watches) are audited as one row of counts per interval.
-    poll_summary_minutes: float = Field(default=15, ge=1, le=24 * 60)
-    prune_every_minutes: float = Field(default=60, ge=1, le=7 * 24 * 60)
+    poll_summary_minutes: float = number(default=15, ge=1, le=24 * 60)
+    prune_every_minutes: float = number(default=60, ge=1, le=7 * 24 * 60)
 
 
 class _ProviderBase(_Strict):
@@ -209,10 +205,10 @@ class _ProviderBase(_Strict):
         description="1-40 lower-case letters, digits, - or _, starting with a letter",
     )
     base_url: str
-    timeout_seconds: float = Field(default=15.0, gt=0, le=600)
+    timeout_seconds: float = number(default=15.0, gt=0, le=600)
     # Connections to this provider at once, per pool: one pool answers people, one
     # serves polls and watches (clients/http.py).
-    max_connections: int = Field(
+    max_connections: int = number(
         default=100, ge=1, le=1000
     )  # = clients.http.DEFAULT_MAX_CONNECTIONS
 
@@ -345,10 +341,28 @@ def _problem(error: ErrorDetails) -> str:
             return f"[{key}] is not a table of graphops.toml (tables: {known})"
         where = f"[{loc[0]}]" if len(loc) == 2 else "[[providers]]"
         return f"{key} is not a setting of {where}" + (f" (settings: {known})" if known else "")
-    problem = explain(error, key, model.model_fields.get(str(loc[-1])) if model else None)
+    field = model.model_fields.get(str(loc[-1])) if model else None
+    given = error.get("input")
+    if error["type"] in ("int_type", "float_type") and isinstance(given, bool | str):
+        # as TOML spells them: `true`, and text in quotes (`number` refuses both)
+        spelled = str(given).lower() if isinstance(given, bool) else json.dumps(given)
+        hint = " (text: write the number without quotes)" if _numeric(given) else ""
+        return f"{key} takes {what_works(error, field)}, not {spelled}{hint}"
+    problem = explain(error, key, field)
     if error["type"] == "union_tag_not_found":
         problem += " (graphenedb, graphenedb-v1 or typedb)"
     return problem
+
+
+def _numeric(value: Any) -> bool:
+    """Whether `value` is text that reads as a number (`"100"`)."""
+    if not isinstance(value, str) or isinstance(value, bool):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_config(text: str, source: str = DEFAULT_CONFIG) -> Config:

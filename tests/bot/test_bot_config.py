@@ -52,7 +52,7 @@ def test_good_config():
         ),
         (
             GOOD.replace("[bot]", "[bot]\napproval_ttl_minutes = 'soon'"),
-            "bot.approval_ttl_minutes takes a whole number from 1 to 1440, not 'soon'",
+            'bot.approval_ttl_minutes takes a whole number from 1 to 1440, not "soon"',
         ),
         (
             GOOD + "\n[operations]\nsnapshot_before_destroy = 'sometimes'\n",
@@ -64,12 +64,28 @@ def test_good_config():
         ),
         (GOOD.replace('admins = ["U0ADMIN"]', 'admins = ["not an id"]'), "bot.admins"),
         ("[bot\n", "not valid TOML"),
-        # TOML's booleans are not numbers (pydantic alone reads true as 1)
-        (GOOD + "\n[operations]\nconcurrency = true\n", "concurrency takes a number, not true"),
-        (GOOD + "\n[slack]\nport = false\n", "port takes a number, not false"),
+        # TOML's booleans and quoted numbers are not numbers (pydantic alone reads true
+        # as 1 and "100" as 100); each is named at its key, with what works
+        (
+            GOOD + "\n[operations]\nconcurrency = true\n",
+            "operations.concurrency takes a whole number from 1 to 1024, not true",
+        ),
+        (
+            GOOD + "\n[slack]\nport = false\n",
+            "slack.port takes a whole number from 1 to 65535, not false",
+        ),
         (
             GOOD.replace('kind = "graphenedb"', 'kind = "graphenedb"\nmax_connections = true'),
-            "providers[0]: max_connections takes a number, not true",
+            "providers[0].max_connections takes a whole number from 1 to 1000, not true",
+        ),
+        (
+            GOOD + '\n[operations]\nconcurrency = "100"\n',
+            'operations.concurrency takes a whole number from 1 to 1024, not "100" '
+            "(text: write the number without quotes)",
+        ),
+        (
+            GOOD.replace("[bot]", '[bot]\ndrain_seconds = "5"'),
+            'bot.drain_seconds takes a number from 0 to 3600, not "5" (text: write the number',
         ),
         (
             GOOD + "\n[operations]\ndeadline_minutes = { imprt = 10 }\n",
@@ -118,3 +134,18 @@ def test_allowed_teams_are_workspace_or_organization_ids():
     assert config.slack.allowed_teams == ("T0PARTNER", "E0ORG")
     with pytest.raises(ConfigError, match=r"slack.allowed_teams: 'partner' is not a Slack"):
         parse_config(GOOD + '\n[slack]\nallowed_teams = ["partner"]\n')
+
+
+def test_every_numeric_setting_takes_toml_numbers_only():
+    """A numeric setting added without `number(...)` would read `true` as 1 again."""
+    import typing
+
+    from bot.config import _KINDS, _TABLES, Config, RetentionSettings
+
+    models = [Config, RetentionSettings, *_TABLES.values(), *_KINDS.values()]
+    for model in models:
+        for name, field in model.model_fields.items():
+            kinds = {field.annotation} | set(typing.get_args(field.annotation))
+            if kinds & {int, float} and not kinds - {int, float, type(None)}:
+                strict = any(getattr(item, "strict", False) for item in field.metadata)
+                assert strict, f"{model.__name__}.{name} is not `number(...)`"
