@@ -33,7 +33,7 @@ def humanize(text: str, names: Mapping[str, str]) -> str:
 
     def ref(r: refs.Ref) -> str:
         if isinstance(r, refs.ThreadRef):
-            return show("#", r.channel) + " (thread)"
+            return "thread"  # always written beside its channel (`in #ops (thread)`)
         return show("#" if r.kind == "channel" else "@", r.id)
 
     text = refs.render(text, ref)

@@ -123,8 +123,11 @@ class NotFound(ApiError):
 
 
 class Conflict(ApiError):
+    """409: the API says why (another operation in progress, the database locked):
+    the label does not say it again."""
+
     status = 409
-    label = "Busy: another operation is in progress"
+    label = "Busy"
 
 
 class Timeout(ApiError):

@@ -52,7 +52,7 @@ from core.invocation import Invocation
 from core.mutations import watching_mutations
 from core.provider import Provider
 from core.redaction import redact_reply, remember
-from core.refs import ChannelRef, ThreadRef, UserRef
+from core.refs import UserRef, posted_in
 from core.reply import Action, Choice, Option, Reply, denied, error
 from core.words import environment_label
 from permissions.approvals import Approval, LostRunner
@@ -727,17 +727,13 @@ def announce_failure(ctx: Context, approval: Approval, plan: Plan, reply: Reply)
     incidents = ctx.services.incidents
     if incidents is None:
         return
-    where = (
-        str(ThreadRef.of(approval.channel, approval.message_ts))
-        if approval.message_ts
-        else str(ChannelRef(approval.channel))
-    )
     first = plan.targets[0] if plan.targets else None
     notice = Reply(
         status="error",
         title=f"Failed after approval: {plan.summary}",
         text=f"Requested by {UserRef(approval.requester)}, approved by "
-        f"{UserRef(approval.decided_by or '')}, in {ChannelRef(approval.channel)}: {where}\n"
+        f"{UserRef(approval.decided_by or '')}, "
+        f"{posted_in(approval.channel, approval.message_ts)}\n"
         f"{reply.text}",
     )
     incidents.announce(

@@ -109,6 +109,14 @@ _KINDS: dict[str, type[Ref]] = {
 }
 
 
+def posted_in(channel: str, thread_ts: str | None) -> str:
+    """`in #ops (thread)`: the channel, and a link to the thread when there is one (Slack
+    shows the link as "thread"; the shell as the word)."""
+    if not thread_ts:
+        return f"in {ChannelRef(channel)}"
+    return f"in {ChannelRef(channel)} ({ThreadRef.of(channel, thread_ts)})"
+
+
 def person(ident: str) -> Ref:
     """A user or a user group, by the shape of its id (approvers may be either)."""
     return GroupRef(ident) if ident.startswith("S") else UserRef(ident)

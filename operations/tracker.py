@@ -47,7 +47,7 @@ from clients.errors import ApiError
 from core.audit_context import polling
 from core.provider import Provider
 from core.redaction import redact, redact_reply
-from core.refs import ChannelRef, ThreadRef, UserRef
+from core.refs import UserRef, posted_in
 from core.reply import OperationRef, Reply
 from core.words import duration
 from operations.follow import Backoff, FollowLimits, failed_polls, last_seen, past_deadline
@@ -87,13 +87,6 @@ class TrackerSettings:
     limits: FollowLimits = field(default_factory=FollowLimits)
     batch: int = 500
     spread: float = 0.1
-
-
-def thread_link(channel: str, thread_ts: str | None) -> str:
-    """A link to a Slack thread (or the channel when there is no thread)."""
-    if not thread_ts:
-        return str(ChannelRef(channel))
-    return str(ThreadRef.of(channel, thread_ts))
 
 
 def who_ran(requester: str | None, approver: str | None) -> str:
@@ -416,8 +409,7 @@ class Tracker:
                 notice = Reply(
                     status="ok" if ok else "error",
                     title=("" if ok else "Failed: ") + title,
-                    text=f"{who} from {ChannelRef(row['channel'])}: "
-                    f"{thread_link(row['channel'], row['thread_ts'])}"
+                    text=f"{who} {posted_in(row['channel'], row['thread_ts'])}"
                     + (f"\n{error}" if error else ""),
                 )
                 self.announce(

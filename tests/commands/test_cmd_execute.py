@@ -143,6 +143,7 @@ async def test_busy_database_is_a_clear_error(bot):
     assert reply.status == "error"
     assert "another operation is in progress" in reply.text
     assert "409" in reply.text
+    assert reply.text.count("in progress") == 1  # the API's words, not repeated
 
 
 async def test_clone_into_another_environment_checks_both(bot, console_sim):

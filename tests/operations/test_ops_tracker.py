@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.text import humanize
 from core.invocation import Invocation
 from core.refs import plain
 from operations.follow import Backoff
@@ -115,6 +116,12 @@ async def test_failure_is_reported_and_announced(bot, clock, console_sim):
     assert final.status == "error" and "failed at step starting-database" in final.text
     (incident,) = [r for c, _, r in notifier.posts if c == "C0INCIDENT"]
     assert incident.status == "error" and "(thread 1.0)" in plain(incident.text)
+    # the channel once, then the thread: in the shell `in #dev (thread)`, not
+    # `from #dev: #dev (thread)`
+    assert plain(incident.text).startswith("Run by @U0ALICE in #C0DEV (#C0DEV (thread 1.0))")
+    assert humanize(incident.text, {"C0DEV": "dev", "U0ALICE": "alice"}).startswith(
+        "Run by @alice in #dev (thread)"
+    )
 
 
 async def test_executed_terminate_is_announced(bot, clock):
