@@ -81,10 +81,11 @@ Source = Callable[[Context, Verb, ParsedCommand, Role], Awaitable[list[Value]]]
 
 
 def prompt(verb: Verb, argument: str) -> str:
-    """`Which database to restart?`"""
+    """`Which database for restart?`: the verb named as a command, since not every
+    verb reads as one in a sentence (`ops`, `status`, `snapshots`)."""
     kind = SAME_AS.get((verb.name, argument), argument)
     head = PROMPTS.get(kind, f"Which {option_name(argument)}")
-    return f"{head} to {verb.name}?"
+    return f"{head} for {verb.name}?"
 
 
 def command_line(slash: str, parsed: ParsedCommand, missing: Missing, value: Value) -> str:

@@ -355,6 +355,26 @@ def check_database_name(name: str) -> str:
     return name
 
 
+async def free_database_name(
+    ctx: Context, scope: Scope, name: str, option: str = "a new name"
+) -> str:
+    """`name` if it is a valid new database name and no database of `scope` is called
+    so; UserError saying what to do otherwise (`option`: how the command takes another
+    name, e.g. `name=`). Asked before any approval: the API refuses a name taken in the
+    environment (400 "a database named … already exists"), and a refusal found only
+    after the approval wastes the approver's click. From the name cache (refreshed in
+    the background, dropped on the bot's own creates): a database made elsewhere a
+    moment ago is still refused by the API, which nothing has changed by then."""
+    check_database_name(name)
+    for database in await ctx.services.resolver.databases(scope.provider, scope.environment.id):
+        if getattr(database, "name", None) == name:
+            raise UserError(
+                f"{scope.label} already has a database called {name}; pick another name "
+                f"({option}), or `show {name} env={scope.environment.name}` to see it"
+            )
+    return name
+
+
 ID_PREFIX = 6  # the fewest characters of an id (snapshot, backup) a command accepts
 
 

@@ -27,6 +27,7 @@ from commands.targets import (
     check_database_name,
     db_plan,
     find,
+    free_database_name,
     single_scope,
     started_reply,
     target_of,
@@ -98,8 +99,9 @@ async def show(ctx: Context, plan: Plan) -> Reply:
 
 async def prepare_create(ctx: Context, values: dict[str, Any]) -> Plan:
     """A new database in the one environment meant (`env=`, or the only one allowed)."""
-    name = check_database_name(values["name"])
+    check_database_name(values["name"])
     scope = await single_scope(ctx, GRAPHENEDB, Role.OPERATOR, values.get("env"))
+    name = await free_database_name(ctx, scope, values["name"], "create <another-name>")
     extras = [e.strip() for e in values.get("extras", "").split(",") if e.strip()]
     kind_params = database_adapter(scope.provider.kind).create_params(values)
     return Plan(
@@ -231,6 +233,7 @@ async def prepare_clone(ctx: Context, values: dict[str, Any]) -> Plan:
     )
     if dest.provider.name != source.scope.provider.name:
         raise UserError("a clone stays within one provider; pick an environment of the same one")
+    await free_database_name(ctx, dest, new_name, "clone <db> <another-name>")
     plan = db_plan(
         "clone",
         source,

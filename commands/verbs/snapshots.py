@@ -24,6 +24,7 @@ from commands.targets import (
     check_database_name,
     db_plan,
     find,
+    free_database_name,
     listed,
     new_database_reply,
     not_searched,
@@ -179,6 +180,7 @@ async def prepare_restore(ctx: Context, values: dict[str, Any]) -> Plan:
         if values.get("env")
         else origin.scope
     )
+    await free_database_name(ctx, dest, new_name, "restore <snapshot> as <another-name>")
     return Plan(
         verb="restore",
         provider=dest.provider.name,

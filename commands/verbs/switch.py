@@ -37,10 +37,10 @@ from commands.safety import (
 )
 from commands.targets import (
     CONSOLE,
-    check_database_name,
     database_named,
     db_plan,
     find,
+    free_database_name,
     started_reply,
     target_of,
 )
@@ -257,7 +257,7 @@ async def prepare_dr(ctx: Context, values: dict[str, Any]) -> Plan:
     """The database to recover (admin) and the name of its clone (`<db>-dr` by default)."""
     found = await find(ctx, CONSOLE, Role.ADMIN, values["db"], values.get("env"))
     clone_name = values.get("name") or f"{found.database.name}-dr"
-    check_database_name(clone_name)
+    await free_database_name(ctx, found.scope, clone_name, "name=<another-name>")
     plan = db_plan(
         "dr",
         found,

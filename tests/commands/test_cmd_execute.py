@@ -402,3 +402,28 @@ async def test_a_burst_of_commands_shares_one_lookup(bot, console_sim):
     assert all(r.status == "ok" for r in replies)
     assert len(console_sim.requests_to("GET", r"^/deployments/environments$")) == 1
     assert len(console_sim.requests_to("GET", r"^/deployments/environments/.*/databases$")) == 2
+
+
+@pytest.mark.parametrize(
+    ("line", "channel", "taken_in", "taken"),
+    [
+        ("dr orders-db", ONCALL, "production", "orders-db-dr"),
+        ("dr orders-db env=production name=billing-db", ONCALL, "", "billing-db"),
+        ("clone sandbox-db catalog-db env=staging", DEV, "", "catalog-db"),
+        ("create sandbox-db env=development plan=ds1 version=5.24.0", DEV, "", "sandbox-db"),
+    ],
+)
+async def test_a_taken_name_is_refused_before_any_approval_or_change(
+    bot, console_sim, line, channel, taken_in, taken
+):
+    """The API refuses a name taken in the environment (400) — found after an approval,
+    it wasted the approver's click at 3 a.m.: refused at once, naming what works."""
+    if taken_in:
+        console_sim.add_database(console_sim.find_environment(taken_in).id, taken)
+    bot.services.resolver.invalidate("console")
+    before = len(console_sim.mutating_requests())
+    reply = await run(bot, line, channel=channel)
+    assert reply.status == "error", text_of(reply)
+    assert f"already has a database called {taken}; pick another name" in reply.text
+    assert not reply.actions  # no approval card
+    assert len(console_sim.mutating_requests()) == before

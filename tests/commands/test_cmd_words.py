@@ -75,7 +75,7 @@ async def test_a_missing_plan_is_asked_for_in_words(demo: Demo):
     """A missing option with a finite set of values is asked for (a menu, issue 20), and
     the question says what is missing in the same words as a usage error would."""
     reply = await run(demo, "create fresh-db version=5.24.0")
-    assert reply.status == "info" and reply.title == "Which plan to create?", everything(reply)
+    assert reply.status == "info" and reply.title == "Which plan for create?", everything(reply)
     assert reply.choice is not None and all("plan=" in o.command for o in reply.choice.options)
     assert not any(words in everything(reply) for words in LIBRARY_WORDS), everything(reply)
 
@@ -275,7 +275,7 @@ async def test_a_version_menu_has_one_line_per_command(demo: Demo):
     """Two editions of one version are one menu line (both named), not two lines that
     run the same `version=` under different labels."""
     reply = await run(demo, "create fresh-db plan=ds1 env=development")
-    assert reply.choice is not None and reply.title == "Which version to create?"
+    assert reply.choice is not None and reply.title == "Which version for create?"
     commands = [o.command for o in reply.choice.options]
     assert len(commands) == len(set(commands)), commands
     [line] = [o.label for o in reply.choice.options if o.value == "5.24.0"]
