@@ -12,6 +12,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.redaction import looks_like_a_password
+
 MAX_LINE = 4000
 _KEY = re.compile(r"^([a-z][a-z0-9_-]{0,31})=(.*)$", re.DOTALL)
 _TOKEN = re.compile(r"^(\[)?<([a-z][a-z0-9-]*)>(\])?$")
@@ -94,6 +96,17 @@ class FormMismatch(ValueError):
         self.missing = missing
 
 
+def _repeatable(words: tuple[str, ...]) -> str:
+    """Extra words as they may be repeated back: one that looks like a password (a
+    password typed on the command line by mistake) is not, in the answer or anywhere
+    it is kept."""
+    shown = [w for w in words if not looks_like_a_password(w)]
+    hidden = len(words) - len(shown)
+    if hidden:
+        shown.append(f"(and {hidden} not repeated: it looks like a password)")
+    return " ".join(shown)
+
+
 def match_form(form: str, args: tuple[str, ...]) -> dict[str, Any]:
     """Bind `args` to a form such as `<snapshot> into <db>`: `<name>` takes one word,
     `[<name>]` takes one if there is one (None otherwise), a bare word must be typed as is.
@@ -119,6 +132,5 @@ def match_form(form: str, args: tuple[str, ...]) -> dict[str, Any]:
         else:
             raise FormMismatch(f"missing <{match.group(2)}>", position, missing=name)
     if position < len(args):
-        extra = " ".join(args[position:])
-        raise FormMismatch(f"unexpected extra words: {extra}", position)
+        raise FormMismatch(f"unexpected extra words: {_repeatable(args[position:])}", position)
     return values

@@ -105,10 +105,10 @@ _SECRET_FIELD = re.compile(
     rf"""(?ix)
     (?P<key>\b[\w.\-]*?(?:{_SECRET_KEY_WORDS})\b)
     (?P<close>["']?)
-    (?P<sep>\s*(?:=>|:=|[:=])\s*)
+    (?P<sep>\s*(?:=>|:=|:)\s*|\s+=\s*|=)
     (?!["'`]?\[REDACTED\]|(?:bearer|basic)\s)
     (?P<value>"(?:[^"\\]|\\.)*"|'[^']*'|`[^`]*`|\[[^\]]*\]|\([^)]*\)
-      |[^\s&,;"'}}\]\[)(`{_MARKERS}]+)
+      |[^\s&,;:"'}}\]\[)(`{_MARKERS}][^\s&,;"'}}\]\[)(`{_MARKERS}]*)
     """
 )
 #: Names of URL query parameters whose value is a credential (matched as a name suffix).
@@ -249,6 +249,18 @@ def _run_shapes(text: str, private: bool, *, gated: bool) -> str:
             continue
         text = shape.pattern.sub(shape.replace, text)
     return text
+
+
+def looks_like_a_password(word: str) -> bool:
+    """Whether a word typed where none was expected may be a password: 8 or more
+    characters mixing letters and digits, with upper and lower case or a symbol
+    (`Xq7pLm2Zr9Kw`, `hunter2!x`), unlike a name (`orders-db2`, `sandbox-dr`)."""
+    if len(word) < MIN_LENGTH or not any(c.isdigit() for c in word):
+        return False
+    if not any(c.isalpha() for c in word):
+        return False
+    mixed = any(c.isupper() for c in word) and any(c.islower() for c in word)
+    return mixed or any(not (c.isalnum() or c in "-_.") for c in word)
 
 
 def is_secret_key(key: str) -> bool:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
+from core.redaction import redact
 from operations.migrations import migrate
 from permissions.approvals import runner_alive, this_runner
 
@@ -54,11 +55,13 @@ class Inbox:
         migrate(db)
 
     def accept(self, user: str, channel: str, text: str, response_url: str | None) -> int:
-        """Keep a request before it is acknowledged; its row id."""
+        """Keep a request before it is acknowledged; its row id. The text is kept
+        redacted (a token pasted by mistake never reaches the file): after a restart it
+        is only shown, and read for an `approve`/`deny` id, never run again."""
         cursor = self.db.execute(
             "INSERT INTO accepted_requests (user, channel, text, response_url, received_at, "
             "runner) VALUES (?, ?, ?, ?, ?, ?)",
-            [user, channel, text, response_url, self._clock(), this_runner()],
+            [user, channel, redact(text), response_url, self._clock(), this_runner()],
         )
         return int(cursor.lastrowid or 0)
 

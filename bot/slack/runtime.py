@@ -53,6 +53,7 @@ from commands.grammar import GrammarError, approval_command, parse
 from commands.registry import UsageError
 from core.invocation import Invocation
 from core.mutations import watching_mutations
+from core.redaction import redact
 from core.reply import Reply
 from core.turns import taking_turns
 from operations.inbox import Inbox
@@ -249,7 +250,7 @@ def ack_notice(bot: Bot, text: str) -> str | None:
 
     Only for a command that reads as a known verb with valid arguments and needs an
     API (a governed verb: `prepare`/`execute`, not `help` or `access`); no I/O (parse
-    and registry only). Typed text is escaped for Slack (`&`, `<`, `>`) and cut.
+    and registry only). Typed text is redacted, escaped for Slack (`&`, `<`, `>`) and cut.
     """
     slash = bot.services.slash_command
     try:
@@ -273,7 +274,7 @@ def ack_notice(bot: Bot, text: str) -> str | None:
         notice = f"{DOING[parsed.verb]}{f' in {subject}' if subject else ''}…"
     else:
         notice = f"{DOING[parsed.verb]} {parsed.args[0] if parsed.args else ''}{where}…"
-    return escape(notice[:300])
+    return escape(redact(notice)[:300])  # typed text may hold a token pasted by mistake
 
 
 @dataclass

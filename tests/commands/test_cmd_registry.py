@@ -58,6 +58,10 @@ def test_bind_errors_carry_usage(bot):
         pause.bind((), {})
     with pytest.raises(UsageError, match=r"unexpected extra words: b"):
         pause.bind(("a", "b"), {})
+    # a password typed on the line by mistake is not repeated back
+    with pytest.raises(UsageError, match=r"extra words: now \(and 1 not repeated") as caught:
+        pause.bind(("a", "Xq7pLm2Zr9Kw", "now"), {})
+    assert "Xq7pLm2Zr9Kw" not in str(caught.value)
     with pytest.raises(UsageError, match=r"unknown option colour= \(options: env=\)"):
         pause.bind(("a",), {"colour": "x"})
     restart = bot.registry.get("restart")

@@ -218,6 +218,37 @@ def test_secret_fields_in_every_notation(text: str, shown: str) -> None:
     assert "hunter2" not in redact_shapes(text)
 
 
+@pytest.mark.parametrize(
+    "ours",
+    [
+        "unknown option password= (options: env=, reset=). Usage: show <db> [env=]",
+        "unknown option token=: restart takes no options",
+    ],
+)
+def test_our_own_usage_messages_are_not_taken_for_secret_fields(ours: str) -> None:
+    """`key= ` (an equals sign, then a space) is how graphops names an option; a secret
+    field is `key=value`, `key = value`, `key: value`."""
+    assert redact_shapes(ours) == ours
+
+
+@pytest.mark.parametrize(
+    ("word", "secret"),
+    [
+        ("Xq7pLm2Zr9Kw", True),
+        ("hunter2!x", True),
+        ("orders-db2", False),
+        ("sandbox-dr", False),
+        ("now", False),
+        ("Production", False),
+        ("2026-11-30", False),
+    ],
+)
+def test_a_word_that_looks_like_a_password(word: str, secret: bool) -> None:
+    from core.redaction import looks_like_a_password
+
+    assert looks_like_a_password(word) is secret
+
+
 def test_an_encoded_presigned_url_stays_whole_for_its_requester() -> None:
     text = "https%3A%2F%2Fb.example%2Fe.zip%3FX-Amz-Signature%3Dabc123def456"
     assert redact_shapes(text, private=True) == text

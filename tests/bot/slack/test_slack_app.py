@@ -487,6 +487,9 @@ async def test_the_ack_says_what_is_happening_when_the_answer_needs_the_api(
         ("frobnicate x", None),  # not a verb: the answer says so at once
         ("pause a b", None),  # invalid arguments
         ("approve 12345678", None),  # decided like the button
+        # a token pasted by mistake is not repeated back, even to the one who typed it
+        ("list xoxb-1234567890-abcdefghijkl", "Listing the databases in [REDACTED]…"),
+        ("terminate password=hunter2-x", None),  # not an option of terminate: no notice
     ],
 )
 async def test_ack_notice_wording(harness: SlackHarness, typed: str, said: str | None) -> None:
