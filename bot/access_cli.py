@@ -151,10 +151,12 @@ def run(
     out: TextIO | None = None,
     err: TextIO | None = None,
     retention: str | None = None,
+    providers: frozenset[str] | None = None,
 ) -> int:
     """Run ``access``/``audit`` per ``args.command``; print results; return the exit code.
 
     ``retention``: what the store keeps and for how long, printed under `audit`'s table.
+    ``providers``: the config's provider names; `grant` and `import` refuse any other.
     """
     from core.redaction import redact
     from permissions.audit import AuditLog
@@ -166,7 +168,7 @@ def run(
     try:
         if args.command == "access":
             printed = io.StringIO()
-            code = _run_access(args, PermissionStore(db, admins), printed)
+            code = _run_access(args, PermissionStore(db, admins), printed, providers)
             out.write(printed.getvalue())
             if code == 0 and _changes_policy(args):
                 AuditLog(db).record(
@@ -273,7 +275,25 @@ def _approvers(store: PermissionStore, args: argparse.Namespace) -> Binding:
     return store.set_approvers(args.channel, args.provider, args.environment, approvers)
 
 
-def _run_access(args: argparse.Namespace, store: PermissionStore, out: TextIO) -> int:
+def _configured(provider: str, providers: frozenset[str] | None, where: str) -> None:
+    """CliError when `provider` is not a `[[providers]]` name of the config (a typo would
+    bind nothing, or an import would drop every real binding); None: not checked."""
+    if providers is None or provider in providers:
+        return
+    known = ", ".join(sorted(providers)) or "none"
+    lead = f"{where} " if where else ""
+    raise CliError(
+        f"{lead}no provider called {provider!r} in the config (providers: {known}); "
+        "nothing was changed"
+    )
+
+
+def _run_access(
+    args: argparse.Namespace,
+    store: PermissionStore,
+    out: TextIO,
+    providers: frozenset[str] | None = None,
+) -> int:
     from permissions.policy_file import (
         apply_diff,
         diff_policy,
@@ -288,6 +308,8 @@ def _run_access(args: argparse.Namespace, store: PermissionStore, out: TextIO) -
         _list(store, out)
     elif action == "grant":
         from permissions.store import fallback_label, parse_fallback
+
+        _configured(args.provider, providers, "")
 
         with store.db.atomic():
             binding = store.grant(
@@ -350,6 +372,9 @@ def _run_access(args: argparse.Namespace, store: PermissionStore, out: TextIO) -
             out.write(text)
     elif action == "import":
         desired = load_policy_file(args.file)
+        named = [*desired.binding, *desired.protected, *desired.incident_channel]
+        for entry in named:
+            _configured(entry.provider, providers, f"{args.file} names")
         diff = diff_policy(policy_from_store(store), desired)
         for line in diff.lines:
             print(line, file=out)

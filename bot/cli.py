@@ -346,6 +346,7 @@ def _access(args: argparse.Namespace) -> int:
         open_database(database),
         frozenset(config.bot.admins),
         retention=retention_policy(config).describe(),
+        providers=frozenset(p.name for p in config.providers),
     )
 
 

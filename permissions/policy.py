@@ -205,8 +205,8 @@ def role_for(
     A binding naming no ``users`` gives its role to the whole channel (why: "").
     Otherwise its role goes to the users it names and the members of the user
     groups it names (``groups``: the groups ``user`` is in); everyone else holds
-    its ``fallback``. A group in ``unresolved`` (membership not known) does not
-    count, and the reason says so.
+    its ``fallback``, never more than the binding's role. A group in ``unresolved``
+    (membership not known) does not count, and the reason says so.
     """
     if not binding.users:
         return binding.role, ""
@@ -226,7 +226,9 @@ def role_for(
     )
     if fallback is None:
         return None, f"only {held_by} hold it (fallback none){note}"
-    return fallback, f"not among its users {held_by}: its fallback role{note}"
+    # Never more than the binding's role: `users=` narrows who holds it (the store refuses
+    # a higher fallback; a store or file written before that is read the same way).
+    return min(fallback, binding.role), f"not among its users {held_by}: its fallback role{note}"
 
 
 def resolve_for(

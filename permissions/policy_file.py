@@ -38,12 +38,13 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from core.words import explain
 from permissions.roles import Role
 from permissions.store import (
     PermissionStore,
+    check_fallback,
     fallback_label,
     normalize_approver,
     normalize_binding_key,
@@ -97,6 +98,13 @@ class BindingEntry(_Entry):
     @classmethod
     def _fallback(cls, value: str) -> str:
         return fallback_label(parse_fallback(value))
+
+    @model_validator(mode="after")
+    def _fallback_at_most_the_role(self) -> BindingEntry:
+        fallback = parse_fallback(self.fallback)
+        if self.users and fallback is not None:
+            check_fallback(Role.parse(self.role), fallback)
+        return self
 
 
 class ProtectedEntry(_Entry):

@@ -39,6 +39,7 @@ __all__ = [
     "IncidentChannel",
     "PermissionStore",
     "ProtectionOverride",
+    "check_fallback",
     "fallback_label",
     "migrate",
     "normalize_approver",
@@ -120,6 +121,17 @@ def parse_fallback(text: str | None) -> Role | None:
         ) from None
 
 
+def check_fallback(role: Role, fallback: Role) -> None:
+    """ValueError when `fallback` (everyone else's role) is above `role` (the role of the
+    users a binding names): `users=` narrows who holds a role, it never widens it."""
+    if fallback > role:
+        raise ValueError(
+            f"the fallback ({fallback.label}) would give everyone not named more than "
+            f"the role ({role.label}) the named users hold; use a fallback of at most "
+            f"{role.label}, or none"
+        )
+
+
 def fallback_label(role: Role | None) -> str:
     """The fallback as typed: a role name, or ``none``."""
     return role.label if role is not None else NONE
@@ -159,7 +171,7 @@ class PermissionStore:
 
         ``channel`` may be a user id: a personal binding, for that person's direct
         messages with the bot. Approvers, users and fallback of an existing binding
-        are kept.
+        are kept (a fallback above the new role is lowered to it).
         """
         channel = normalize_binding_key(channel)
         provider = _check_name("provider", provider)
@@ -178,6 +190,13 @@ class PermissionStore:
                     granted_at = excluded.granted_at
                 """,
                 [channel, provider, environment, int(role), by, self._clock()],
+            )
+            # A lower role lowers a fallback above it (`check_fallback`): everyone not
+            # named never holds more than the named users.
+            self.db.execute(
+                "UPDATE channel_bindings SET fallback = ? WHERE channel = ? AND provider = ? "
+                "AND environment = ? AND fallback > ?",
+                [int(role), channel, provider, environment, int(role)],
             )
             binding = self._binding(channel, provider, environment)
         assert binding is not None
@@ -249,10 +268,13 @@ class PermissionStore:
         (``fallback``; None: nothing).
 
         Raises ``KeyError`` when the binding does not exist and ``ValueError`` for an
-        id that is not a user or user group.
+        id that is not a user or user group, or a fallback above the binding's role.
         """
         channel = normalize_binding_key(channel)
         cleaned = tuple(dict.fromkeys(normalize_approver(u) for u in users))
+        current = self._binding(channel, provider, environment)
+        if current is not None and fallback is not None and cleaned:
+            check_fallback(current.role, fallback)
         cursor = self.db.execute(
             "UPDATE channel_bindings SET users = ?, fallback = ? "
             "WHERE channel = ? AND provider = ? AND environment = ?",

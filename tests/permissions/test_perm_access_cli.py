@@ -311,3 +311,43 @@ def test_grant_names_who_holds_the_role_and_list_shows_it(db: sqlite_utils.Datab
     assert code == 2 and "unknown fallback 'x'" in err
     [binding] = PermissionStore(db).bindings("C0PROD")
     assert binding.fallback is None  # the refused change changed nothing
+
+
+def _cli_with_providers(db: sqlite_utils.Database, *argv: str) -> tuple[int, str, str]:
+    parser = argparse.ArgumentParser(prog="graphops")
+    sub = parser.add_subparsers(dest="command")
+    add_parsers(sub)
+    out, err = io.StringIO(), io.StringIO()
+    args = parser.parse_args(list(argv))
+    code = run(args, db, ADMINS, out=out, err=err, providers=frozenset({"console", "legacy"}))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_a_provider_not_in_the_config_is_refused_and_nothing_changes(
+    db: sqlite_utils.Database, tmp_path: Path
+) -> None:
+    """A typo (`consle`) bound nothing in a grant, and in an import dropped every real
+    binding: both refused, naming the configured providers, like the chat `grant`."""
+    assert (
+        _cli_with_providers(db, "access", "grant", "C0DEV", "console", "staging", "viewer")[0] == 0
+    )
+    before = snapshot(db)
+    code, _, err = _cli_with_providers(db, "access", "grant", "C0DEV", "consle", "staging", "admin")
+    assert code == 2
+    assert "no provider called 'consle' in the config (providers: console, legacy)" in err
+    typo = tmp_path / "typo.toml"
+    typo.write_text(POLICY.replace('provider = "console"', 'provider = "consle"', 1))
+    for dry in ((), ("--dry-run",)):
+        code, out, err = _cli_with_providers(db, "access", "import", str(typo), *dry)
+        assert code == 2 and "names no provider called 'consle'" in err, err
+        assert out == ""
+    assert snapshot(db) == before
+
+
+def test_a_fallback_above_the_role_is_refused_atomically(db: sqlite_utils.Database) -> None:
+    code, _, err = cli(
+        db, "access", "grant", "C0DEV", "console", "staging", "viewer",
+        "--users", "U0ALICE", "--fallback", "admin",
+    )  # fmt: skip
+    assert code == 2 and "the fallback (admin) would give everyone not named" in err
+    assert snapshot(db)[0] == []  # not even the viewer grant

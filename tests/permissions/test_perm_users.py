@@ -151,3 +151,27 @@ def test_a_binding_key_is_a_channel_or_a_person() -> None:
     assert normalize_binding_key("@W0ALICE") == "W0ALICE"
     with pytest.raises(ValueError, match="neither a Slack channel id"):
         normalize_binding_key("alice")
+
+
+def test_a_fallback_is_never_above_the_role_it_narrows(tmp_path: Path) -> None:
+    """`users=` narrows who holds a role: a fallback above it would give everyone else
+    more than the named users. Refused where it is set (store, policy file), lowered
+    when the role is, and read as the role at most whatever the row says."""
+    store = _store(tmp_path)
+    store.grant("C0DEV", "console", "staging", Role.VIEWER)
+    with pytest.raises(ValueError, match=r"the fallback \(admin\) would give everyone not named"):
+        store.set_users("C0DEV", "console", "staging", ["U0ALICE"], Role.ADMIN)
+    store.grant("C0DEV", "console", "staging", Role.OPERATOR)
+    store.set_users("C0DEV", "console", "staging", ["U0ALICE"], Role.OPERATOR)
+    lowered = store.grant("C0DEV", "console", "staging", Role.VIEWER)
+    assert lowered.fallback == Role.VIEWER  # lowered with the role
+    with pytest.raises(ValueError, match="fallback"):
+        parse_policy(
+            '[[binding]]\nchannel = "C0DEV"\nprovider = "console"\nenvironment = "staging"\n'
+            'role = "viewer"\nusers = ["U0ALICE"]\nfallback = "admin"\n'
+        )
+    # a row written before the check (an old store): decided as the role at most
+    store.db.execute("UPDATE channel_bindings SET fallback = ?", [int(Role.ADMIN)])
+    (binding,) = store.bindings("C0DEV")
+    assert binding.fallback == Role.ADMIN
+    assert role_for(binding, "U0BOB")[0] == Role.VIEWER
