@@ -372,9 +372,13 @@ def _run_access(
             out.write(text)
     elif action == "import":
         desired = load_policy_file(args.file)
-        named = [*desired.binding, *desired.protected, *desired.incident_channel]
-        for entry in named:
-            _configured(entry.provider, providers, f"{args.file} names")
+        named = [
+            *(e.provider for e in desired.binding),
+            *(e.provider for e in desired.protected),
+            *(e.provider for e in desired.incident_channel),
+        ]
+        for provider in named:
+            _configured(provider, providers, f"{args.file} names")
         diff = diff_policy(policy_from_store(store), desired)
         for line in diff.lines:
             print(line, file=out)
