@@ -197,10 +197,17 @@ def _load(args: argparse.Namespace) -> Config:
 async def _shell(args: argparse.Namespace) -> int:
     from bot.shell import ShellSession, colour_wanted, run_lines
     from bot.wiring import build_bot
+    from core.errors import UserError
 
     bot = build_bot(_load(args))
     try:
-        session = ShellSession(bot, user=args.user, channel=args.channel, colour=colour_wanted())
+        try:
+            session = ShellSession(
+                bot, user=args.user, channel=args.channel, colour=colour_wanted()
+            )
+        except UserError as exc:
+            print(f"graphops shell: {exc}", file=sys.stderr)
+            return EXIT_ERROR
         return await run_lines(session, args.lines)
     finally:
         await bot.aclose()

@@ -8,6 +8,7 @@ channels different rights so every path can be tried in a minute.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from bot.config import (
 )
 from bot.shell import ShellSession, colour_wanted, run_lines
 from bot.wiring import Bot, build_bot
+from core.errors import UserError
 from permissions.roles import Role
 from simulators.suite import SimulatorSuite
 
@@ -131,9 +133,13 @@ async def run_demo(
     """Run the given lines (or an interactive prompt when there are none)."""
     demo = await start_demo(step_seconds)
     try:
-        session = ShellSession(
-            demo.bot, user=user, channel=channel, names=NAMES, colour=colour_wanted()
-        )
+        try:
+            session = ShellSession(
+                demo.bot, user=user, channel=channel, names=NAMES, colour=colour_wanted()
+            )
+        except UserError as exc:
+            print(f"graphops demo: {exc}", file=sys.stderr)
+            return 2
         return await run_lines(session, lines, banner=BANNER, meta_lines=True)
     finally:
         await demo.aclose()

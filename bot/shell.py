@@ -57,6 +57,7 @@ from commands.grammar import GrammarError, approval_command, parse
 from commands.registry import UsageError
 from commands.resolve import eligible_bindings
 from core.audit_context import acting_as
+from core.errors import UserError
 from core.invocation import Invocation
 from core.redaction import redact_reply
 from core.refs import ChannelRef, GroupRef, UserRef
@@ -187,6 +188,14 @@ class ShellSession:
     last_choice: Choice | None = None
 
     def __post_init__(self) -> None:
+        """UserError when `user` or `channel` is neither a Slack id nor a name this shell
+        knows (`--user alice` in the demo is U0ALICE; elsewhere an id is needed)."""
+        for word, ref in (("user", UserRef), ("channel", ChannelRef)):
+            typed = getattr(self, word)
+            ident = self._resolve(typed, ref)
+            if ident is None:
+                raise UserError(f"--{word} {typed}: {self._not_known(word, ref)}")
+            setattr(self, word, ident)
         self.output_closed = asyncio.Event()
         history = self.bot.services.history
         self.notifier = ShellNotifier(
@@ -268,6 +277,14 @@ class ShellSession:
                 return ident
         return wanted if ref(wanted).valid else None
 
+    def _not_known(self, word: str, ref: type[UserRef] | type[ChannelRef]) -> str:
+        """Why a `user`/`channel` was refused, naming what works."""
+        shape = "U… or W…" if word == "user" else "C…, G… or D…"
+        names = ", ".join(self.known(ref))
+        return f"not a Slack {word} id ({shape}, capitals and digits)" + (
+            f" nor a {word} this shell knows ({names})" if names else ""
+        )
+
     def known(self, ref: type[UserRef] | type[ChannelRef]) -> list[str]:
         """The names this shell knows for users or channels."""
         return sorted(name for ident, name in self.names.items() if ref(ident).valid)
@@ -311,12 +328,8 @@ class ShellSession:
             ref: type[UserRef] | type[ChannelRef] = UserRef if word == "user" else ChannelRef
             ident = self._resolve(rest, ref)
             if ident is None:
-                shape = "U… or W…" if word == "user" else "C…, G… or D…"
-                names = ", ".join(self.known(ref))
                 self.write(
-                    f"✖ `:{word} {rest}`: not a Slack {word} id ({shape}, capitals and digits)"
-                    + (f" nor a {word} this shell knows ({names})" if names else "")
-                    + f"; still {self.where()}"
+                    f"✖ `:{word} {rest}`: {self._not_known(word, ref)}; still {self.where()}"
                 )
                 return True
             if word == "user":

@@ -356,3 +356,29 @@ def test_demo_stops_at_a_user_it_cannot_switch_to():
     switched = _run("demo", "--step-seconds", "0", "-c", ":user bob", "-c", ":where")
     assert switched.returncode == 0
     assert "you are @bob" in switched.stdout
+
+
+def test_demo_takes_names_for_user_and_channel_and_refuses_unknown_ones():
+    """`--channel prod-db` is the demo's #prod-db (it was taken as a raw id: a channel
+    bound to nothing), `--user admin` its bot admin; unknown names are refused at once."""
+    named = _run(
+        "demo", "--step-seconds", "0", "--user", "bob", "--channel", "prod-db", "-c", "envs"
+    )
+    assert named.returncode == 0, named.stderr
+    assert "is not bound" not in named.stdout and "production" in named.stdout
+    for option, value in (("--user", "mallory"), ("--channel", "nowhere")):
+        refused = _run("demo", option, value, "-c", "envs")
+        assert refused.returncode == 2
+        assert f"{option} {value}: not a Slack" in refused.stderr
+        assert refused.stdout == ""
+
+
+def test_shell_refuses_a_user_that_is_not_a_slack_id(tmp_path: Path):
+    config = tmp_path / "graphops.toml"
+    config.write_text(
+        f'[bot]\nadmins = ["U0ADMIN"]\ndatabase = "{tmp_path}/g.sqlite3"\n' + PROVIDER
+    )
+    done = _run("shell", "--config", str(config), "--user", "alice", "--channel", "C0DEV",
+                "-c", "envs", env=ENV)  # fmt: skip
+    assert done.returncode == 2
+    assert "--user alice: not a Slack user id (U… or W…" in done.stderr
