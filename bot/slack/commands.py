@@ -4,7 +4,8 @@ The ack is sent before any database API call (the command runs as a separate tas
 `SlackRuntime.accept`, which keeps it in the inbox first), so Slack's 3-second limit
 holds however slow the API is. When the answer needs an API the ack says what is
 happening ("Restarting sandbox-db…", `runtime.ack_notice`, shown to the requester
-only); otherwise it is empty, and an answer slower than a moment is announced
+only; never while draining or to a person of a workspace that is not admitted);
+otherwise it is empty, and an answer slower than a moment is announced
 privately ("Working on …").
 The text is read at the edge (bot/slack/edge.py: mentions to ids, entities decoded
 once), whatever it contains. The answer then arrives through the Web API or the
@@ -26,7 +27,9 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
 
     async def on_command(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         origin = slash_origin(body, installation(context))
-        notice = ack_notice(rt.bot, origin.command)
+        # Nothing is promised that will not happen: not while draining (the answer is
+        # "restarting"), nor to someone the workspace check refuses.
+        notice = ack_notice(rt.bot, origin.command) if rt.will_run(origin) else None
         rt.accept(
             origin, origin.command or "help", rt.run_command(origin, acked=notice is not None)
         )

@@ -59,7 +59,7 @@ from core.turns import taking_turns
 from operations.inbox import Inbox
 from operations.notify import TrackerPort
 from permissions.model import is_direct
-from permissions.policy import Decision
+from permissions.policy import Decision, admit
 
 log = logging.getLogger("graphops.slack")
 
@@ -512,6 +512,14 @@ class SlackRuntime:
             self._forget(row)
 
         return self.spawn(run())
+
+    def will_run(self, origin: Origin) -> bool:
+        """Whether a request from `origin` is going to be run: not while draining, and
+        only for a person whose workspace is admitted (`permissions.policy.admit`)."""
+        if self.draining:
+            return False
+        allowed = self.bot.services.permissions.allowed_teams
+        return admit(origin.workspace, origin.home, allowed).outcome == "allowed"
 
     def accept(
         self, origin: Origin, text: str, coroutine: Coroutine[Any, Any, Any]

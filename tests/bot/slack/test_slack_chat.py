@@ -400,7 +400,10 @@ async def test_a_person_of_another_workspace_cannot_run_a_command(
     harness: SlackHarness, console_sim: ConsoleSimulator
 ) -> None:
     _share_oncall_with_a_partner(harness)
-    await harness.slack.slash("restart orders-db env=production", user=PARTNER, channel="C0ONCALL")
+    acked = await harness.slack.slash(
+        "restart orders-db env=production", user=PARTNER, channel="C0ONCALL"
+    )
+    assert acked.status_code == 200 and acked.content == b""  # no "Restarting…" promised
     [refusal] = await wait_private(harness.standin, PARTNER, contains="T0PARTNER")
     assert "allowed_teams" in texts(refusal)
     await harness.slack.send(

@@ -212,7 +212,8 @@ async def test_while_draining_new_requests_are_answered_not_run(
     harness: SlackHarness, console_sim: ConsoleSimulator
 ) -> None:
     harness.rt.draining = True
-    await harness.slack.slash("restart sandbox-db")
+    acked = await harness.slack.slash("restart sandbox-db")
+    assert acked.status_code == 200 and acked.content == b""  # no "Restarting…" promised
     [told] = await wait_private(harness.standin, "U0ALICE")
     assert "restarting" in texts(told)
     assert await harness.rt.idle()
