@@ -80,8 +80,13 @@ class Bot:
         """Run one command (see Pipeline.run); log one line for it (bot.logs.log_command)."""
         started = time.perf_counter()
         reply = await self.pipeline.run(invocation, preapproved=preapproved)
-        log_command(invocation, reply, self.registry, self.config.bot.slash_command, started)
+        self.log(invocation, reply, started)
         return reply
+
+    def log(self, invocation: Invocation, reply: Reply, started: float) -> None:
+        """The one log line of a command or a decision (a click on Approve/Deny) begun at
+        `started` (time.perf_counter): bot.logs.log_command."""
+        log_command(invocation, reply, self.registry, self.config.bot.slash_command, started)
 
     async def aclose(self) -> None:
         """Close provider connection pools and the store (audit rows kept while it was

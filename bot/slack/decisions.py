@@ -91,11 +91,13 @@ async def refusal(rt: SlackRuntime, approval_id: str, origin: Origin) -> Reply |
     """Why `origin`'s user may not approve now (None when they may), checked by the
     executor without claiming anything: `decide_approval` without the typed name
     checks the clicker's right first and stops at the name check."""
+    started = time.perf_counter()
     invocation = await rt.invocation(origin, f"approve {approval_id}")
     reply = await rt.bot.pipeline.decide_approval(invocation, approval_id, True, None)
     approval = rt.bot.services.approvals.get(approval_id)
     if reply.status == "denied" or approval is None or not is_live(approval):
         rt.metrics.approval("refused")
+        rt.bot.log(invocation, reply, started)  # the click's one line: refused
         return reply
     return None
 
@@ -111,6 +113,7 @@ async def settle_approval(
     """Approve (and run) or deny for `origin`'s user, then show the outcome in Slack: the
     card shows "running" (no buttons) once approved, then its end; the thread gets the
     outcome."""
+    started = time.perf_counter()
     approvals = rt.bot.services.approvals
     user = origin.user
     text = f"approve {approval_id}" if approve else f"deny {approval_id}"
@@ -130,6 +133,7 @@ async def settle_approval(
         reply = await rt.bot.pipeline.decide_approval(
             invocation, approval_id, approve, confirm, on_claimed=claimed if approve else None
         )
+    rt.bot.log(invocation, reply, started)  # one line per decision, as for a command
     after = approvals.get(approval_id)
     decided_here = (
         after is not None

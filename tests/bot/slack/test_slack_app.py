@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
 
+from bot.logs import COMMAND_LOGGER
 from simulators.graphenedb import ConsoleSimulator
 from tests.bot.slack.conftest import SlackHarness
 from tests.bot.slack.slack_support import texts, wait_private
@@ -122,8 +124,9 @@ async def test_full_approval_flow(harness: SlackHarness, console_sim: ConsoleSim
 
 
 async def test_requester_cannot_approve_own_in_protected_environment(
-    harness: SlackHarness, console_sim: ConsoleSimulator
+    harness: SlackHarness, console_sim: ConsoleSimulator, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger=COMMAND_LOGGER)
     approval_id, ts = await _terminate_card(
         harness, user="U0BOB", channel="C0ONCALL", db="orders-db env=production"
     )
@@ -133,6 +136,8 @@ async def test_requester_cannot_approve_own_in_protected_environment(
     [refusal] = await harness.standin.wait_for("views.update")  # the loading modal, filled
     assert "requester cannot approve" in texts(refusal)
     assert refusal.body["view"].get("submit") is None  # nothing to submit
+    lines = [r.getMessage() for r in caplog.records if r.name == COMMAND_LOGGER]
+    assert any(line.startswith("command approve by U0BOB") and "denied" in line for line in lines)
     assert await harness.rt.idle()
     assert harness.standin.calls_to("chat.update") == []
     assert console_sim.mutating_requests() == []
@@ -182,7 +187,10 @@ async def test_wrong_name_is_refused_on_the_field(
     assert approval is not None and approval.state == "pending"
 
 
-async def test_deny_updates_the_card(harness: SlackHarness, console_sim: ConsoleSimulator) -> None:
+async def test_deny_updates_the_card(
+    harness: SlackHarness, console_sim: ConsoleSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=COMMAND_LOGGER)
     approval_id, ts = await _terminate_card(harness)
     await harness.slack.click(
         "approval.deny", approval_id, user="U0BOB", channel="C0DEV", message_ts=ts
@@ -190,6 +198,10 @@ async def test_deny_updates_the_card(harness: SlackHarness, console_sim: Console
     [update] = await harness.standin.wait_for("chat.update")
     assert "Denied" in texts(update) and "U0BOB" in texts(update)
     assert console_sim.mutating_requests() == []
+    assert await harness.rt.idle()
+    # a click has its one log line, as a typed command does
+    lines = [r.getMessage() for r in caplog.records if r.name == COMMAND_LOGGER]
+    assert any(line.startswith("command deny by U0BOB in C0DEV") for line in lines), lines
 
 
 def _expire_now(harness: SlackHarness, approval_id: str) -> None:
