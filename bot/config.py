@@ -409,7 +409,12 @@ def load_config(path: Path, environ: Mapping[str, str] = os.environ) -> Config:
     if override:
         database, source = override, f"${DATABASE_ENV}"
     else:
-        database, source = config.bot.database, f"[bot] database in {path}"
+        database = config.bot.database
+        source = (
+            f"[bot] database in {path}"
+            if "database" in config.bot.model_fields_set
+            else f"the default, {database} beside {path}"
+        )
         if database != ":memory:" and not Path(database).is_absolute():
             database = str(path.absolute().parent / database)
     resolved = config.model_copy(

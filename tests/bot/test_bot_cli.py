@@ -142,6 +142,8 @@ def test_check_config_names_the_database_when_valid(tmp_path: Path):
     assert result.returncode == 0, result.stderr
     assert "valid for serve" in result.stdout
     assert f"database: {tmp_path / 'graphops.sqlite3'}" in result.stdout
+    # no `database` key: the source is the default, not a key the file does not have
+    assert "(from the default, graphops.sqlite3 beside" in result.stdout
 
 
 @pytest.mark.parametrize(
