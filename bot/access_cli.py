@@ -363,8 +363,10 @@ def _run_access(
         text = dump_policy(policy_from_store(store))
         if args.file:
             try:
-                with open(args.file, "w", encoding="utf-8") as handle:
+                with open(args.file, "x", encoding="utf-8") as handle:  # as backup: no overwrite
                     handle.write(text)
+            except FileExistsError:
+                raise CliError(f"{args.file} already exists; give a new file name") from None
             except OSError as exc:
                 raise CliError(f"cannot write {args.file}: {exc.strerror or exc}") from None
             print(f"wrote {args.file}", file=out)

@@ -68,6 +68,7 @@ def open_database(
     target = Path(path)
     if str(target) != ":memory:":
         target.parent.mkdir(parents=True, exist_ok=True)
+        private_file(target)
     conn = sqlite3.connect(
         str(target),
         timeout=busy_timeout_ms / 1000,
@@ -83,6 +84,15 @@ def open_database(
     db.execute("PRAGMA foreign_keys=ON")
     db.execute("PRAGMA synchronous=NORMAL")
     return db
+
+
+def private_file(path: Path) -> None:
+    """Create `path` readable by its owner only (0600) if it does not exist: the store
+    holds the audit log. SQLite gives its -wal and -shm files the database file's
+    permissions (https://www.sqlite.org/tempfiles.html); an existing file is left as
+    its owner set it."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def set_busy_timeout(db: sqlite_utils.Database, milliseconds: int) -> None:
@@ -248,6 +258,7 @@ def backup_database(source: str | Path, target: str | Path) -> int:
     partial = target_path.with_name(target_path.name + ".partial")
     try:
         partial.unlink(missing_ok=True)
+        private_file(partial)  # a copy of the audit log: its owner's only
         src = sqlite3.connect(str(source_path), timeout=30.0)
         try:
             dst = sqlite3.connect(str(partial))

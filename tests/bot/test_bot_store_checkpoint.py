@@ -80,3 +80,20 @@ async def test_an_in_memory_store_has_nothing_to_checkpoint():
     await checkpointer.stop()
     assert checkpointer.failed is False
     db.close()
+
+
+def test_the_store_and_its_copies_are_readable_by_their_owner_only(tmp_path: Path):
+    """The store holds the audit log: created 0600, its -wal and -shm likewise (SQLite
+    gives them the database file's mode), and so is a `graphops backup` copy."""
+    import stat
+
+    from bot.store import backup_database
+
+    path = tmp_path / "bot.sqlite3"
+    db = open_database(path)
+    _write_pages(db, 3)
+    for part in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        assert stat.S_IMODE(part.stat().st_mode) == 0o600, part.name
+    backup_database(path, tmp_path / "copy.sqlite3")
+    assert stat.S_IMODE((tmp_path / "copy.sqlite3").stat().st_mode) == 0o600
+    db.close()

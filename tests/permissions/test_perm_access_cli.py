@@ -178,6 +178,9 @@ def test_export_round_trips(db: sqlite_utils.Database, policy_file: Path, tmp_pa
     exported = tmp_path / "exported.toml"
     code, _, _ = cli(db, "access", "export", str(exported))
     assert exported.read_text() == stdout_text
+    code, _, err = cli(db, "access", "export", str(exported))  # as backup: never overwrites
+    assert code == 2 and "already exists; give a new file name" in err
+    assert exported.read_text() == stdout_text
 
     fresh = sqlite_utils.Database(tmp_path / "fresh.db")
     code, out, _ = cli(fresh, "access", "import", str(exported))
