@@ -106,9 +106,9 @@ _SECRET_FIELD = re.compile(
     (?P<key>\b[\w.\-]*?(?:{_SECRET_KEY_WORDS})\b)
     (?P<close>["']?)
     (?P<sep>\s*(?:=>|:=|:)\s*|\s+=\s*|=)
-    (?!["'`]?\[REDACTED\]|(?:bearer|basic)\s)
+    (?!["'`\[(]?\[REDACTED\]|(?:bearer|basic)\s)
     (?P<value>"(?:[^"\\]|\\.)*"|'[^']*'|`[^`]*`|\[[^\]]*\]|\([^)]*\)
-      |[^\s&,;:"'}}\]\[)(`{_MARKERS}][^\s&,;"'}}\]\[)(`{_MARKERS}]*)
+      |[^\s&,;:=>"'}}\]\[)(`{_MARKERS}][^\s&,;"'}}\]\[)(`{_MARKERS}]*)
     """
 )
 #: Names of URL query parameters whose value is a credential (matched as a name suffix).
@@ -228,13 +228,26 @@ def redact_shapes(text: str, *, private: bool = False) -> str:
     a JWT, ``=`` for a URL parameter...): the patterns cost about 0.6 µs a character,
     and most texts (a listing, a status) hold none of them. Non-ASCII text runs them all.
     """
-    return _run_shapes(text, private, gated=text.isascii())
+    return _settled(text, private, gated=text.isascii())
 
 
 def _all_shapes(text: str, private: bool) -> str:
     """Every shape pattern, run whatever the text holds (`redact_shapes` skips those
     that cannot match)."""
-    return _run_shapes(text, private, gated=False)
+    return _settled(text, private, gated=False)
+
+
+def _settled(text: str, private: bool, *, gated: bool) -> str:
+    """The patterns run again until nothing changes (at most 4 passes): a value taken
+    out can bring two parts of a secret together (`https://[REDACTED]…@` is userinfo
+    only once the `?` inside it went with a field's value), and redacting a redacted
+    text must change nothing."""
+    for _ in range(4):
+        done = _run_shapes(text, private, gated=gated)
+        if done == text:
+            break
+        text = done
+    return text
 
 
 def _run_shapes(text: str, private: bool, *, gated: bool) -> str:
@@ -254,9 +267,9 @@ def _run_shapes(text: str, private: bool, *, gated: bool) -> str:
 def looks_like_a_password(word: str) -> bool:
     """Whether a word typed where none was expected may be a password: 8 or more
     characters mixing letters and digits, with upper and lower case or a symbol
-    (`Xq7pLm2Zr9Kw`, `hunter2!x`), unlike a name (`orders-db2`, `sandbox-dr`)."""
-    if len(word) < MIN_LENGTH or not any(c.isdigit() for c in word):
-        return False
+    (`Xq7pLm2Zr9Kw`, `hunter2!x`), unlike a name (`orders-db2`, `sandbox-dr`) or a link."""
+    if len(word) < MIN_LENGTH or not any(c.isdigit() for c in word) or "://" in word:
+        return False  # a link keeps its place: the shapes take its credentials out
     if not any(c.isalpha() for c in word):
         return False
     mixed = any(c.isupper() for c in word) and any(c.islower() for c in word)
