@@ -363,8 +363,8 @@ async def free_database_name(
     name, e.g. `name=`). Asked before any approval: the API refuses a name taken in the
     environment (400 "a database named … already exists"), and a refusal found only
     after the approval wastes the approver's click. From the name cache (refreshed in
-    the background, dropped on the bot's own creates): a database made elsewhere a
-    moment ago is still refused by the API, which nothing has changed by then."""
+    the background, dropped on the bot's own creates): a database made elsewhere since
+    the last refresh is still refused by the API, before anything has changed."""
     check_database_name(name)
     for database in await ctx.services.resolver.databases(scope.provider, scope.environment.id):
         if getattr(database, "name", None) == name:
