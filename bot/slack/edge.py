@@ -295,12 +295,12 @@ def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _workspace(team: str, enterprise: str) -> Workspace | None:
-    """A workspace from a team field that may hold a `T…` or an `E…` id."""
+def _workspace(team: str, enterprise: str) -> Workspace:
+    """A workspace from a team field that may hold a `T…` or an `E…` id. A request from
+    Slack that names none is an empty Workspace, never None (None is a local transport,
+    which `permissions.policy.admit` admits): admit refuses it, in doubt."""
     if team.startswith("E"):
         team, enterprise = "", enterprise or team
-    if not team and not enterprise:
-        return None
     return Workspace(team_id=team, enterprise_id=enterprise)
 
 
@@ -313,12 +313,12 @@ def installation(context: Any) -> Workspace | None:
     return _workspace(_text(result.get("team_id")), _text(result.get("enterprise_id")))
 
 
-def slash_workspace(body: dict[str, Any]) -> Workspace | None:
+def slash_workspace(body: dict[str, Any]) -> Workspace:
     """The invoking user's workspace in a slash command (see the module docstring)."""
     return _workspace(_text(body.get("team_id")), _text(body.get("enterprise_id")))
 
 
-def interaction_workspace(body: dict[str, Any]) -> Workspace | None:
+def interaction_workspace(body: dict[str, Any]) -> Workspace:
     """The acting user's workspace in an interaction payload: `user.team_id`, with the
     organization of `team` when it is that same workspace."""
     user, team = _object(body.get("user")), _object(body.get("team"))
@@ -329,7 +329,7 @@ def interaction_workspace(body: dict[str, Any]) -> Workspace | None:
     return _workspace(theirs, enterprise)
 
 
-def event_workspace(body: dict[str, Any]) -> Workspace | None:
+def event_workspace(body: dict[str, Any]) -> Workspace:
     """The acting user's workspace in an Events API envelope (see the module docstring)."""
     event = _object(body.get("event"))
     team = _text(event.get("user_team")) or _text(event.get("team")) or _text(body.get("team_id"))

@@ -487,3 +487,20 @@ def _operator() -> Any:
     from permissions.roles import Role
 
     return Role.OPERATOR
+
+
+async def test_a_request_that_names_no_workspace_is_refused(
+    harness: SlackHarness, console_sim: ConsoleSimulator
+) -> None:
+    """No team_id (a forged or damaged request that is still signed): in doubt, deny. It
+    was read as a local transport (no workspace), which is admitted."""
+    payload = harness.standin.slash_payload("list", user="U0ALICE", channel="C0DEV")
+    payload["team_id"] = ""
+    payload.pop("enterprise_id", None)
+    acked = await harness.slack.send(payload)
+    assert acked.status_code == 200 and acked.content == b""
+    [refusal] = await wait_private(harness.standin, "U0ALICE")
+    assert "did not say which workspace you belong to" in texts(refusal)
+    assert await harness.rt.idle()
+    assert console_sim.requests == []
+    assert harness.standin.calls_to("chat.postMessage") == []
