@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from clients.graphenedb import Archive
@@ -150,7 +151,7 @@ class ArchiveStore:
             size, digest = await _digest(opened.chunks)
             return KeptArchive(opened.name, opened.origin, size, digest, str(opened.path), False)
         self.sweep()
-        await asyncio.to_thread(self.folder.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(_private_folder, self.folder)
         target = self.folder / f"{uuid.uuid4().hex}.archive"
         try:
             size, digest = await _digest(opened.chunks, target, self.max_bytes)
@@ -199,13 +200,25 @@ class ArchiveStore:
         return removed
 
 
+def _private_folder(folder: Path) -> None:
+    """The spool folder, its owner's only (0700): downloaded archives are database dumps."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder.chmod(0o700)  # made by an older version with the default mode
+
+
+def _private_file(path: Path) -> BinaryIO:
+    """A new file its owner alone may read (0600), open for writing; FileExistsError if
+    it exists."""
+    return os.fdopen(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb")
+
+
 async def _digest(
     chunks: AsyncIterable[bytes], copy_to: Path | None = None, limit: int | None = None
 ) -> tuple[int, str]:
     """(size, sha256 hex) of a stream, copied to `copy_to` if given; UserError past `limit`."""
     sha = hashlib.sha256()
     size = 0
-    handle = copy_to.open("xb") if copy_to is not None else None
+    handle = _private_file(copy_to) if copy_to is not None else None
     try:
         async for chunk in chunks:
             size += len(chunk)

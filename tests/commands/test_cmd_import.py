@@ -232,3 +232,13 @@ async def test_spool_files_of_abandoned_approvals_are_swept(bot, archives):
     assert store is not None and store.sweep() == 0  # still within the approval's life
     store._clock = lambda: left.stat().st_mtime + store.keep_seconds + 1
     assert store.sweep() == 1 and spooled(bot) == []
+
+
+async def test_a_spooled_archive_is_its_owners_only(bot, archives):
+    """A downloaded archive is a database dump: its folder 0700, the file 0600."""
+    import stat
+
+    await run(bot, f"import sandbox-db {url(archives, '/graph.dump')}")
+    (left,) = spooled(bot)
+    assert stat.S_IMODE(left.stat().st_mode) == 0o600
+    assert stat.S_IMODE(left.parent.stat().st_mode) == 0o700
