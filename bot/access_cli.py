@@ -127,6 +127,11 @@ def add_parsers(subparsers: Any) -> None:
     )
     imp.add_argument("file")
     imp.add_argument("--dry-run", action="store_true", help="show the diff, change nothing")
+    imp.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="accept a file with no [[binding]] (it removes every binding: all denied)",
+    )
 
     audit = subparsers.add_parser(
         "audit",
@@ -311,6 +316,17 @@ def _run_access(
 
         _configured(args.provider, providers, "")
 
+        existing = store.binding(args.channel, args.provider, args.environment)
+        named = (
+            [u for u in args.users.replace(" ", ",").split(",") if u and u != "none"]
+            if args.users is not None
+            else list(existing.users if existing else ())
+        )
+        if args.fallback is not None and not named:
+            raise CliError(
+                "--fallback is what everyone not named in --users holds: without --users the "
+                "whole channel holds the role, so it would change nothing; add --users"
+            )
         with store.db.atomic():
             binding = store.grant(
                 args.channel, args.provider, args.environment, Role.parse(args.role), by="cli"
@@ -342,6 +358,7 @@ def _run_access(
             raise CliError(f"{args.channel} has no binding for {args.provider}/{args.environment}")
         print(f"revoked {args.provider}/{args.environment} from {args.channel}", file=out)
     elif action == "protect":
+        _configured(args.provider, providers, "")
         state = {"on": True, "off": False, "default": None}[args.state]
         store.set_protected(args.provider, args.environment, state)
         print(f"protection of {args.provider}/{args.environment}: {args.state}", file=out)
@@ -353,6 +370,7 @@ def _run_access(
             file=out,
         )
     elif action == "incident-channel":
+        _configured(args.provider, providers, "")
         channel = None if args.channel.lower() == "none" else args.channel
         store.set_incident_channel(args.provider, args.environment, channel)
         print(
@@ -381,7 +399,14 @@ def _run_access(
         ]
         for provider in named:
             _configured(provider, providers, f"{args.file} names")
-        diff = diff_policy(policy_from_store(store), desired)
+        now = policy_from_store(store)
+        if not desired.binding and now.binding and not args.allow_empty:
+            raise CliError(
+                f"{args.file} has no [[binding]]: importing it would remove all "
+                f"{len(now.binding)} binding(s) and deny every channel; nothing was "
+                "changed (--allow-empty if that is what you mean)"
+            )
+        diff = diff_policy(now, desired)
         for line in diff.lines:
             print(line, file=out)
         if diff.empty:

@@ -220,6 +220,10 @@ class PermissionStore:
         sql += " ORDER BY channel, provider, environment"
         return [_row_to_binding(row) for row in self.db.query(sql, params)]
 
+    def binding(self, channel: str, provider: str, environment: str) -> Binding | None:
+        """The binding of `channel` for that environment (name, id or `*`), or None."""
+        return self._binding(normalize_binding_key(channel), provider, environment)
+
     def _binding(self, channel: str, provider: str, environment: str) -> Binding | None:
         rows = list(
             self.db.query(

@@ -211,11 +211,22 @@ async def grant(ctx: Context, values: dict[str, Any]) -> Reply:
     the role (people and user groups; `none`: the whole channel again) and
     `fallback=` what everyone else in the channel holds (default viewer; `none`).
     """
-    if ctx.invocation.user in ctx.services.permissions.admins:  # others send nothing
-        unknown = await unknown_environment(ctx, values["provider"], values["environment"])
-        if unknown is not None:
-            return error(unknown)
+    unknown = await unknown_place(ctx, values["provider"], values["environment"])
+    if unknown is not None:
+        return error(unknown)
     return _change(ctx, "grant", values, _grant)
+
+
+async def unknown_place(ctx: Context, provider: str, environment: str) -> str | None:
+    """Why `provider`/`environment` names nothing graphops knows (a typo in `grant`,
+    `protect`, `incident-channel`: the setting would apply to nothing), or None. Asked
+    only for a bot admin (for anyone else the change is refused without a request)."""
+    if ctx.invocation.user not in ctx.services.permissions.admins:
+        return None
+    if provider not in ctx.services.providers:
+        known = ", ".join(ctx.services.providers) or "none"
+        return f"no provider called {provider!r} (providers: {known}); nothing was changed"
+    return await unknown_environment(ctx, provider, environment)
 
 
 async def unknown_environment(ctx: Context, provider: str, environment: str) -> str | None:
@@ -234,7 +245,7 @@ async def unknown_environment(ctx: Context, provider: str, environment: str) -> 
     names = ", ".join(sorted(e.name for e in known)) or "none"
     return (
         f"{provider} has no environment called {environment!r} (its environments: {names}); "
-        "nothing was granted. `envs` lists them"
+        "nothing was changed. `envs` lists them"
     )
 
 
@@ -270,6 +281,9 @@ async def protect(ctx: Context, values: dict[str, Any]) -> Reply:
     In a protected environment the requester cannot approve their own
     destructive command (permissions/policy.py).
     """
+    unknown = await unknown_place(ctx, values["provider"], values["environment"])
+    if unknown is not None:
+        return error(unknown)
     return _change(ctx, "protect", values, _protect)
 
 
@@ -341,6 +355,9 @@ async def incident_channel(ctx: Context, values: dict[str, Any]) -> Reply:
 
     `none` stops announcing; operations/tracker.py and operations/watch.py post there.
     """
+    unknown = await unknown_place(ctx, values["provider"], values["environment"])
+    if unknown is not None:
+        return error(unknown)
     return _change(ctx, "incident-channel", values, _incident)
 
 
@@ -363,6 +380,13 @@ def _grant(ctx: Context, v: dict[str, Any]) -> str:
     key = _grant_key(ctx, v)
     role = Role.parse(v["role"])
     fallback = parse_fallback(v["fallback"]) if v.get("fallback") is not None else None
+    current = store.binding(key, v["provider"], v["environment"])
+    named = _ids(v["users"]) if v.get("users") is not None else (current.users if current else ())
+    if v.get("fallback") is not None and not named:
+        raise ValueError(
+            "fallback= is what everyone not named in users= holds: without users= the whole "
+            "channel holds the role, so it would change nothing; add users=…"
+        )
     with store.db.atomic():  # the role and who holds it change together, or not at all
         binding = store.grant(key, v["provider"], v["environment"], role, by=ctx.invocation.user)
         if v.get("users") is not None or v.get("fallback") is not None:

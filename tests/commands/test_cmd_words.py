@@ -248,7 +248,33 @@ async def test_a_provider_error_names_the_providers_name_and_kind(
 
 async def test_a_grant_on_an_unknown_provider_lists_the_providers(demo: Demo):
     reply = await run(demo, "grant nosuch staging viewer", user=ADMIN)
-    assert reply.text == "no provider called 'nosuch' (providers: console, legacy, graph)"
+    said = "no provider called 'nosuch' (providers: console, legacy, graph); nothing was changed"
+    assert reply.text == said
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "protect consol staging on",
+        "incident-channel consol * C0INCIDENT",
+        "protect console stagng on",
+        "incident-channel console prodution C0INCIDENT",
+    ],
+)
+async def test_protect_and_incident_channel_refuse_what_names_nothing(demo: Demo, line: str):
+    """A typo would protect (or announce) nothing while saying it did."""
+    before = demo.bot.services.permissions.bindings()
+    protections = demo.bot.db.execute("SELECT COUNT(*) FROM protected_environments").fetchone()
+    reply = await run(demo, line, user=ADMIN)
+    assert reply.status == "error" and "nothing was changed" in reply.text, reply.text
+    assert demo.bot.services.permissions.bindings() == before
+    after = demo.bot.db.execute("SELECT COUNT(*) FROM protected_environments").fetchone()
+    assert after == protections
+
+
+async def test_a_fallback_without_users_is_refused(demo: Demo):
+    reply = await run(demo, "grant C0DEV console staging viewer fallback=admin", user=ADMIN)
+    assert reply.status == "error" and "without users= the whole channel" in reply.text
 
 
 @pytest.mark.parametrize(
@@ -297,7 +323,7 @@ async def test_a_grant_on_an_environment_that_does_not_exist_is_refused(demo: De
     reply = await run(demo, "grant C0OTHER console nosuchenv admin", user=ADMIN)
     assert reply.status == "error", reply.text
     assert "console has no environment called 'nosuchenv'" in reply.text
-    assert "development" in reply.text and "nothing was granted" in reply.text
+    assert "development" in reply.text and "nothing was changed" in reply.text
     assert not [b for b in demo.bot.services.permissions.bindings("C0OTHER")]
     assert (await run(demo, "grant C0OTHER console Staging viewer", user=ADMIN)).status == "ok"
 

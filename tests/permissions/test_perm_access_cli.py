@@ -354,3 +354,39 @@ def test_a_fallback_above_the_role_is_refused_atomically(db: sqlite_utils.Databa
     )  # fmt: skip
     assert code == 2 and "the fallback (admin) would give everyone not named" in err
     assert snapshot(db)[0] == []  # not even the viewer grant
+
+
+def test_protect_and_incident_channel_refuse_a_provider_not_configured(
+    db: sqlite_utils.Database,
+) -> None:
+    cli(db, "access", "list")  # the tables exist
+    before = snapshot(db)
+    for argv in (
+        ("access", "protect", "consol", "staging", "on"),
+        ("access", "incident-channel", "consol", "*", "C0INCIDENT"),
+    ):
+        code, _, err = _cli_with_providers(db, *argv)
+        assert code == 2 and "no provider called 'consol'" in err, argv
+    assert snapshot(db) == before
+
+
+def test_a_fallback_without_users_is_refused(db: sqlite_utils.Database) -> None:
+    code, _, err = cli(db, "access", "grant", "C0DEV", "console", "staging", "viewer",
+                       "--fallback", "admin")  # fmt: skip
+    assert code == 2 and "without --users the whole channel holds the role" in err
+    assert snapshot(db)[0] == []
+
+
+def test_an_import_with_no_binding_is_refused_unless_meant(
+    db: sqlite_utils.Database, policy_file: Path, tmp_path: Path
+) -> None:
+    """A 0-byte (or binding-less) file would remove every binding: every channel denied."""
+    cli(db, "access", "import", str(policy_file))
+    before = snapshot(db)
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    code, out, err = cli(db, "access", "import", str(empty))
+    assert code == 2 and "would remove all 2 binding(s)" in err and out == ""
+    assert snapshot(db) == before
+    code, _, _ = cli(db, "access", "import", str(empty), "--allow-empty")
+    assert code == 0 and snapshot(db)[0] == []
