@@ -379,7 +379,7 @@ def _run_access(
         )
     elif action == "export":
         text = dump_policy(policy_from_store(store))
-        if args.file:
+        if args.file and args.file != "-":  # `-`: standard output, as without a file
             try:
                 with open(args.file, "x", encoding="utf-8") as handle:  # as backup: no overwrite
                     handle.write(text)

@@ -110,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="lines",
         action="append",
         default=[],
-        help="run this line and exit non-zero on error (repeatable)",
+        help="run this line and exit non-zero on error (repeatable; `:user U…` switches user)",
     )
     shell.add_argument("--user", required=True, help="Slack user id typing, e.g. U012AB")
     shell.add_argument("--channel", required=True, help="Slack channel id, e.g. C012AB")
@@ -208,6 +208,7 @@ async def _shell(args: argparse.Namespace) -> int:
         except UserError as exc:
             print(f"graphops shell: {exc}", file=sys.stderr)
             return EXIT_ERROR
+        # `:user U…` in -c lines as at the prompt: a line after a refused one never runs
         return await run_lines(session, args.lines)
     finally:
         await bot.aclose()

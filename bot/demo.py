@@ -140,6 +140,6 @@ async def run_demo(
         except UserError as exc:
             print(f"graphops demo: {exc}", file=sys.stderr)
             return 2
-        return await run_lines(session, lines, banner=BANNER, meta_lines=True)
+        return await run_lines(session, lines, banner=BANNER)
     finally:
         await demo.aclose()

@@ -587,19 +587,18 @@ async def _wait_for_operations(session: ShellSession) -> None:
         await session.wait_for_operations()
 
 
-async def run_lines(
-    session: ShellSession, lines: list[str], *, banner: str = "", meta_lines: bool = False
-) -> int:
+async def run_lines(session: ShellSession, lines: list[str], *, banner: str = "") -> int:
     """Run `lines` one by one (`-c`), each waiting for what it started, or the prompt
     when there are none; the exit status: 0, 1 when a line failed, EXIT_OUTPUT_CLOSED
-    when the output could not be written. With `meta_lines`, a line starting with `:`
-    is a shell command (`:user bob`, the demo's). The session is closed at the end."""
+    when the output could not be written. A line starting with `:` is a shell command
+    (`:user bob`), as at the prompt; after a refused one no line runs (it would run
+    as someone not meant). The session is closed at the end."""
     try:
         if not lines:
             return await interactive(session, banner)
         ok = True
         for line in lines:
-            if meta_lines and line.startswith(":"):
+            if line.startswith(":"):
                 valid = session.meta_is_valid(line)
                 if not session.meta(line):  # :quit
                     break

@@ -31,6 +31,13 @@ class ParsedCommand:
     args: tuple[str, ...] = ()
     options: dict[str, str] = field(default_factory=dict)
     text: str = ""
+    typed_verb: str = ""  # the verb as typed (`verb` is lower-cased)
+
+    @property
+    def verb_shown(self) -> str | None:
+        """The verb to repeat back (an unknown one too), or None when what was typed
+        looks like a password (pasted as the whole command by mistake)."""
+        return None if looks_like_a_password(self.typed_verb) else self.verb
 
 
 def approval_command(parsed: ParsedCommand) -> tuple[bool, str, str | None] | None:
@@ -78,7 +85,21 @@ def parse(line: str, slash_command: str = "/gdb") -> ParsedCommand:
             options[key] = value
         else:
             args.append(word)
-    return ParsedCommand(verb=verb, args=tuple(args), options=options, text=line.strip())
+    return ParsedCommand(
+        verb=verb, args=tuple(args), options=options, text=line.strip(), typed_verb=words[0]
+    )
+
+
+def password_like_words(text: str) -> list[str]:
+    """The words of `text` (or `key=` values) that look like a password typed by
+    mistake (`core.redaction.looks_like_a_password`)."""
+    found = []
+    for word in text.split():
+        match = _KEY.match(word)
+        candidate = match.group(2) if match else word
+        if looks_like_a_password(candidate):
+            found.append(candidate)
+    return found
 
 
 def option_name(field_name: str) -> str:
@@ -103,7 +124,8 @@ def _repeatable(words: tuple[str, ...]) -> str:
     shown = [w for w in words if not looks_like_a_password(w)]
     hidden = len(words) - len(shown)
     if hidden:
-        shown.append(f"(and {hidden} not repeated: it looks like a password)")
+        what = "one word" if hidden == 1 else f"{hidden} words"
+        shown.append(f"({'and ' if shown else ''}{what} not repeated: it looks like a password)")
     return " ".join(shown)
 
 

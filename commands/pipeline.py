@@ -40,7 +40,12 @@ from clients.http import interactive
 from commands.choices import Missing, has_source, options_for, prompt, with_option
 from commands.context import Context, NeedsChoice, Refused, Services
 from commands.execution import Journal, OutcomeUnknown
-from commands.grammar import GrammarError, ParsedCommand, parse
+from commands.grammar import (
+    GrammarError,
+    ParsedCommand,
+    parse,
+    password_like_words,
+)
 from commands.plan import Plan, args_to_plan, env_names, plan_to_args, safety_nets
 from commands.preview import dry_run_form, plan_reply, preview
 from commands.registry import MissingArgument, Registry, UsageError, Verb
@@ -249,6 +254,7 @@ class Pipeline:
         """
         if invocation.secret is not None:
             remember(invocation.secret, "password")
+        self.remember_typed_passwords(invocation.text)
         with acting_as(invocation), interactive():  # a person waits: the interactive pool
             return redact_reply(await self._answer(invocation, preapproved))
 
@@ -320,6 +326,27 @@ class Pipeline:
         plan = args_to_plan(approval) if approval else None
         return plan.confirm_name if plan else None
 
+    def remember_typed_passwords(self, text: str) -> int:
+        """In a line that does not fit a verb (an unknown verb, extra words, an unknown
+        option), make each word that looks like a password a secret the redactor knows
+        (kind password; as typed and lower-cased, as a verb is repeated): no reply,
+        audit row or log line shows it. A line that fits is left alone: its words are
+        arguments (an approval's or a switch's id looks like a password too). How many
+        words it found."""
+        try:
+            parsed = parse(text, self.services.slash_command)
+            verb = self.registry.get(parsed.verb)
+            if verb is not None:
+                verb.bind(parsed.args, parsed.options)
+                return 0
+        except (GrammarError, UsageError, ValueError):
+            pass
+        words = password_like_words(text)
+        for word in words:
+            remember(word, "password")
+            remember(word.lower(), "password")
+        return len(words)
+
     def loggable_text(self, text: str) -> str:
         """`text` as the audit keeps it: whole when it fits a verb's syntax, else the verb
         alone (a line that does not fit may hold a password typed by mistake)."""
@@ -329,7 +356,8 @@ class Pipeline:
             return "(unreadable)"
         verb = self.registry.get(parsed.verb)
         if verb is None:
-            return parsed.verb[:40]
+            shown = parsed.verb_shown
+            return shown[:40] if shown is not None else "(unknown command)"
         try:
             verb.bind(parsed.args, parsed.options)
         except UsageError:
@@ -356,7 +384,7 @@ class Pipeline:
             user=invocation.user,
             channel=invocation.channel,
             database=current_database.get(),
-            verb=parsed.verb,
+            verb=parsed.verb_shown or "(unknown command)",
             outcome=problem,
             detail=None if problem else {"text": parsed.text},
         )
@@ -377,8 +405,14 @@ class Pipeline:
             self._audit_command(invocation, parsed, "unknown verb")
             hints = self.registry.suggest(parsed.verb)
             maybe = f" Did you mean {' or '.join(f'`{h}`' for h in hints)}?" if hints else ""
+            shown = parsed.verb_shown
+            named = (
+                f"`{shown}`"
+                if shown is not None
+                else "like that (not repeated: it looks like a password)"
+            )
             return error(
-                f"There is no command `{parsed.verb}`.{maybe} `{slash} help` lists them.",
+                f"There is no command {named}.{maybe} `{slash} help` lists them.",
                 title="Unknown command",
             )
         try:

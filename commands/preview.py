@@ -124,8 +124,8 @@ def dry_run_form(parsed: ParsedCommand) -> tuple[ParsedCommand, bool]:
         if not parsed.args:
             raise GrammarError("plan needs a command to preview, e.g. `plan terminate sandbox-db`")
         verb, *rest = parsed.args
-        return ParsedCommand(verb.lower(), tuple(rest), options, parsed.text), True
-    return ParsedCommand(parsed.verb, parsed.args, options, parsed.text), dry
+        return ParsedCommand(verb.lower(), tuple(rest), options, parsed.text, verb), True
+    return ParsedCommand(parsed.verb, parsed.args, options, parsed.text, parsed.typed_verb), dry
 
 
 def _nothing_sent(provider: str, method: str, path: str) -> None:

@@ -384,3 +384,20 @@ def test_shell_refuses_a_user_that_is_not_a_slack_id(tmp_path: Path):
                 "-c", "envs", env=ENV)  # fmt: skip
     assert done.returncode == 2
     assert "--user alice: not a Slack user id (U… or W…" in done.stderr
+
+
+def test_shell_c_switches_user_and_stops_at_a_refused_switch(tmp_path: Path):
+    """`graphops shell -c ":user U0ADMIN" -c access` ran `access` as the first user
+    (`:user` was "no command"); now it switches, and a refused switch stops the lines."""
+    config = tmp_path / "graphops.toml"
+    config.write_text(
+        f'[bot]\nadmins = ["U0ADMIN"]\ndatabase = "{tmp_path}/g.sqlite3"\n' + PROVIDER
+    )
+    base = ["shell", "--config", str(config), "--user", "U0ALICE", "--channel", "C0DEV"]
+    switched = _run(*base, "-c", ":user U0ADMIN", "-c", ":where", env=ENV)
+    assert switched.returncode == 0, switched.stdout + switched.stderr
+    assert "you are @U0ADMIN" in switched.stdout
+    refused = _run(*base, "-c", ":user alice", "-c", "access", env=ENV)
+    assert refused.returncode == 1
+    assert "`:user alice`: not a Slack user id" in refused.stdout
+    assert "Access" not in refused.stdout  # `access` did not run

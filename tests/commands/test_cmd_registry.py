@@ -59,7 +59,7 @@ def test_bind_errors_carry_usage(bot):
     with pytest.raises(UsageError, match=r"unexpected extra words: b"):
         pause.bind(("a", "b"), {})
     # a password typed on the line by mistake is not repeated back
-    with pytest.raises(UsageError, match=r"extra words: now \(and 1 not repeated") as caught:
+    with pytest.raises(UsageError, match=r"extra words: now \(and one word not repeated") as caught:
         pause.bind(("a", "Xq7pLm2Zr9Kw", "now"), {})
     assert "Xq7pLm2Zr9Kw" not in str(caught.value)
     with pytest.raises(UsageError, match=r"unknown option colour= \(options: env=\)"):

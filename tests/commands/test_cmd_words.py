@@ -335,3 +335,30 @@ async def test_a_failing_provider_of_another_kind_does_not_answer_for_the_one_as
     reply = await run(demo, "show nowhere-db")
     assert reply.status == "error" and "no database called 'nowhere-db'" in reply.text
     assert "typedb" not in reply.text, reply.text
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Hunter2Pass!word9",  # a password pasted as the whole command
+        "help Xq7pLm2Zr9Kw!",
+        "list tz=Xq7pLm2Zr9Kw",  # the value of an option the verb does not take
+        "restart sandbox-db Xq7pLm2Zr9Kw",  # an extra word
+    ],
+)
+async def test_a_password_typed_by_mistake_is_neither_repeated_nor_kept(demo: Demo, line: str):
+    import json
+
+    secret = re.search(r"(Hunter2Pass!word9|Xq7pLm2Zr9Kw!?)", line)
+    assert secret is not None
+    reply = await run(demo, line)
+    kept = json.dumps(demo.bot.services.audit.query(limit=1000), default=str)
+    for place, text in (("reply", reply.model_dump_json()), ("audit", kept)):
+        assert secret.group(1).lower() not in text.lower(), place
+
+
+async def test_an_approval_id_is_kept_as_typed(demo: Demo):
+    """`approve <id>` is read back after a restart: its id is not taken for a password."""
+    await run(demo, "approve 7Hk2mQ9x")
+    rows = demo.bot.services.audit.query(kind="command", limit=10)
+    assert any("approve 7Hk2mQ9x" in str(row) for row in rows)
