@@ -182,7 +182,7 @@ class ImportSettings(_Strict):
     """
 
     max_archive_mb: int = number(default=10_000, ge=1, le=10_000_000)
-    allow_http_loopback: bool = False
+    allow_http_loopback: bool = Field(default=False, strict=True)  # true/false only
 
 
 class RetentionSettings(_Strict):

@@ -94,8 +94,12 @@ def _bounds(field: FieldInfo | None, error: Mapping[str, Any]) -> tuple[Any, Any
 
 
 def _limit(item: Any, name: str) -> Any:
-    """A bound (`ge`, `le`...) of an annotated-types constraint or of an error's ctx."""
-    return item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
+    """A bound (`ge`, `le`...) of an annotated-types constraint or of an error's ctx, as
+    a person writes it (`0`, not `0.0`)."""
+    value = item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _number(whole: bool, field: FieldInfo | None, error: Mapping[str, Any]) -> str:

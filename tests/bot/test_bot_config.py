@@ -137,7 +137,8 @@ def test_allowed_teams_are_workspace_or_organization_ids():
 
 
 def test_every_numeric_setting_takes_toml_numbers_only():
-    """A numeric setting added without `number(...)` would read `true` as 1 again."""
+    """A numeric setting added without `number(...)` would read `true` as 1 again, and
+    a flag without `strict=True` would read "yes" as true."""
     import typing
 
     from bot.config import _KINDS, _TABLES, Config, RetentionSettings
@@ -146,6 +147,6 @@ def test_every_numeric_setting_takes_toml_numbers_only():
     for model in models:
         for name, field in model.model_fields.items():
             kinds = {field.annotation} | set(typing.get_args(field.annotation))
-            if kinds & {int, float} and not kinds - {int, float, type(None)}:
+            if kinds & {int, float, bool} and not kinds - {int, float, bool, type(None)}:
                 strict = any(getattr(item, "strict", False) for item in field.metadata)
                 assert strict, f"{model.__name__}.{name} is not `number(...)`"
