@@ -79,7 +79,7 @@ def words(model: type[BaseModel], data: dict[str, object]) -> str:
         ({"hours": "99"}, "hours= takes a whole number from 1 to 12, not 99"),
         ({"hours": "two"}, "hours= takes a whole number from 1 to 12, not 'two'"),
         ({"hours": "1.5"}, "hours= takes a whole number from 1 to 12, not 1.5"),
-        ({"ratio": "-1"}, "ratio= takes a number above 0.0, not -1"),
+        ({"ratio": "-1"}, "ratio= takes a number above 0, not -1"),
         ({"mode": "sometimes"}, "mode= takes protected, always or never, not 'sometimes'"),
         ({"slash": "gdb"}, "slash= takes a slash and letters, not 'gdb'"),
         ({"code": "ABC"}, "code= cannot be 'ABC'"),
