@@ -245,6 +245,14 @@ NO_SUBJECT = frozenset(
 )
 
 
+def _literal(word: str | None) -> str | None:
+    """A typed word as it was typed: in code when it holds a mrkdwn marker (`*`, `_`,
+    `~`), which Slack would turn into formatting in the ack's text."""
+    if word and any(mark in word for mark in "*_~"):
+        return "`" + word.replace("`", "'") + "`"
+    return word
+
+
 def ack_notice(bot: Bot, text: str) -> str | None:
     """What the ack of the slash command `text` says, or None (an empty ack).
 
@@ -264,16 +272,17 @@ def ack_notice(bot: Bot, text: str) -> str | None:
         verb.bind(parsed.args, parsed.options)
     except (UsageError, ValueError):
         return None
-    env = parsed.options.get("env")
+    env = _literal(parsed.options.get("env"))
     where = f" in {env}" if env and verb.name not in NO_SUBJECT else ""
     if verb.destructive or parsed.verb not in DOING:
         shown = f"{slash} {parsed.text}".replace("`", "'")
         notice = f"{'Checking' if verb.destructive else 'Working on'} `{shown}`…"
     elif parsed.verb in NO_SUBJECT:
-        subject = parsed.args[0] if parsed.args else env
+        subject = _literal(parsed.args[0]) if parsed.args else env
         notice = f"{DOING[parsed.verb]}{f' in {subject}' if subject else ''}…"
     else:
-        notice = f"{DOING[parsed.verb]} {parsed.args[0] if parsed.args else ''}{where}…"
+        subject = _literal(parsed.args[0]) if parsed.args else ""
+        notice = f"{DOING[parsed.verb]} {subject}{where}…"
     return escape(redact(notice)[:300])  # typed text may hold a token pasted by mistake
 
 
@@ -514,12 +523,22 @@ class SlackRuntime:
         return self.spawn(run())
 
     def will_run(self, origin: Origin) -> bool:
-        """Whether a request from `origin` is going to be run: not while draining, and
-        only for a person whose workspace is admitted (`permissions.policy.admit`)."""
+        """Whether a request from `origin` may be run, as far as the ack can tell without
+        I/O: not while draining, only for a person whose workspace is admitted
+        (`permissions.policy.admit`), and only where some binding exists (the pipeline
+        then decides the verb and environment)."""
         if self.draining:
             return False
-        allowed = self.bot.services.permissions.allowed_teams
-        return admit(origin.workspace, origin.home, allowed).outcome == "allowed"
+        permissions = self.bot.services.permissions
+        if admit(origin.workspace, origin.home, permissions.allowed_teams).outcome != "allowed":
+            return False
+        # A channel bound to nothing (and no personal binding) is refused before any
+        # request: nothing to announce. SQLite reads only, as the rest of the ack path.
+        return (
+            origin.user in permissions.admins
+            or bool(permissions.bindings(origin.channel))
+            or bool(permissions.bindings(origin.user))
+        )
 
     def accept(
         self, origin: Origin, text: str, coroutine: Coroutine[Any, Any, Any]

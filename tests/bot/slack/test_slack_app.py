@@ -484,6 +484,19 @@ async def test_the_ack_says_what_is_happening_when_the_answer_needs_the_api(
     assert [c for c in harness.standin.calls if "Working on" in texts(c)] == []
 
 
+async def test_no_ack_notice_where_nothing_is_bound(
+    harness: SlackHarness, console_sim: ConsoleSimulator
+) -> None:
+    """A channel bound to nothing is refused before any request: the ack promises
+    nothing ("Listing the databases…" then a refusal read as a broken promise)."""
+    acked = await harness.slack.slash("list", channel="C0NOWHERE")
+    assert acked.status_code == 200 and acked.content == b""
+    [refusal] = await wait_private(harness.standin, "U0ALICE")
+    assert "not bound" in texts(refusal) or "denied" in texts(refusal).lower(), texts(refusal)
+    assert await harness.rt.idle()
+    assert console_sim.requests == []
+
+
 @pytest.mark.parametrize(
     ("typed", "said"),
     [
@@ -501,6 +514,9 @@ async def test_the_ack_says_what_is_happening_when_the_answer_needs_the_api(
         ("approve 12345678", None),  # decided like the button
         # a token pasted by mistake is not repeated back, even to the one who typed it
         ("list xoxb-1234567890-abcdefghijkl", "Listing the databases in [REDACTED]…"),
+        # typed text never turns into formatting: a word with a mrkdwn marker is code
+        ("list *bold*", "Listing the databases in `*bold*`…"),
+        ("show a_b_ env=~x~", "Looking up `a_b_` in `~x~`…"),
         ("terminate password=hunter2-x", None),  # not an option of terminate: no notice
     ],
 )
