@@ -220,6 +220,15 @@ class PermissionStore:
         sql += " ORDER BY channel, provider, environment"
         return [_row_to_binding(row) for row in self.db.query(sql, params)]
 
+    def any_binding(self, *keys: str) -> bool:
+        """Whether any of these channels (or people: personal bindings) has a binding: one
+        indexed read, for the Slack ack path."""
+        marks = ", ".join("?" for _ in keys)
+        row = self.db.execute(
+            f"SELECT 1 FROM channel_bindings WHERE channel IN ({marks}) LIMIT 1", list(keys)
+        ).fetchone()
+        return row is not None
+
     def binding(self, channel: str, provider: str, environment: str) -> Binding | None:
         """The binding of `channel` for that environment (name, id or `*`), or None."""
         return self._binding(normalize_binding_key(channel), provider, environment)

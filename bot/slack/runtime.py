@@ -534,10 +534,8 @@ class SlackRuntime:
             return False
         # A channel bound to nothing (and no personal binding) is refused before any
         # request: nothing to announce. SQLite reads only, as the rest of the ack path.
-        return (
-            origin.user in permissions.admins
-            or bool(permissions.bindings(origin.channel))
-            or bool(permissions.bindings(origin.user))
+        return origin.user in permissions.admins or permissions.any_binding(
+            origin.channel, origin.user
         )
 
     def accept(
