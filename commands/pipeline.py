@@ -331,8 +331,9 @@ class Pipeline:
         option), make each word that looks like a password a secret the redactor knows
         (kind password; as typed and lower-cased, as a verb is repeated): no reply,
         audit row or log line shows it. A line that fits is left alone: its words are
-        arguments (an approval's or a switch's id looks like a password too). How many
-        words it found."""
+        arguments (an approval's or a switch's id looks like a password too), and so is
+        the name of an environment or database the name cache holds. How many words it
+        found."""
         try:
             parsed = parse(text, self.services.slash_command)
             verb = self.registry.get(parsed.verb)
@@ -341,7 +342,8 @@ class Pipeline:
                 return 0
         except (GrammarError, UsageError, ValueError):
             pass
-        words = password_like_words(text)
+        known = self.services.resolver.known_names()  # `Prod-EU1` names an environment
+        words = [w for w in password_like_words(text) if w not in known]
         for word in words:
             remember(word, "password")
             remember(word.lower(), "password")

@@ -288,6 +288,18 @@ class Resolver:
             result.append((scope, items, cached))
         return result
 
+    def known_names(self) -> set[str]:
+        """Names (and labels) of every environment and database in the cache, however
+        old; no I/O."""
+        names: set[str] = set()
+        for entry in self._cache.values():
+            for item in entry.items:
+                for attribute in ("name", "label"):
+                    value = getattr(item, attribute, None)
+                    if isinstance(value, str):
+                        names.add(value)
+        return names
+
     def age(self, provider: str, environment_id: str = "") -> float | None:
         """Seconds since that list was fetched; None if it is not cached."""
         entry = self._cache.get((provider, environment_id))

@@ -17,6 +17,7 @@ from bot.text import render
 from core.invocation import Invocation
 from core.reply import Reply
 from operations.tracker import Tracker
+from permissions.roles import Role
 from tests.support import RecordingNotifier
 
 ALICE, ADMIN = "U0ALICE", "U0ADMIN"
@@ -362,3 +363,15 @@ async def test_an_approval_id_is_kept_as_typed(demo: Demo):
     await run(demo, "approve 7Hk2mQ9x")
     rows = demo.bot.services.audit.query(kind="command", limit=10)
     assert any("approve 7Hk2mQ9x" in str(row) for row in rows)
+
+
+async def test_a_known_name_is_never_taken_for_a_password(demo: Demo):
+    """`Prod-EU1` looks like a password (mixed case, a digit) but names an environment:
+    typed in a line that fits no command, it stays readable in every later answer."""
+    env = demo.simulators.console.add_environment("Prod-EU1", "red")
+    demo.simulators.console.add_database(env.id, "eu-orders")
+    demo.bot.services.permissions.grant("C0DEV", "console", "Prod-EU1", Role.VIEWER)
+    demo.bot.services.resolver.invalidate("console")
+    assert "Prod-EU1" in render(await run(demo, "list"))  # the name cache knows it
+    await run(demo, "list Prod-EU1 and more words")  # fits no command
+    assert "Prod-EU1" in render(await run(demo, "list"))
