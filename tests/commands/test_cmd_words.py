@@ -375,3 +375,12 @@ async def test_a_known_name_is_never_taken_for_a_password(demo: Demo):
     assert "Prod-EU1" in render(await run(demo, "list"))  # the name cache knows it
     await run(demo, "list Prod-EU1 and more words")  # fits no command
     assert "Prod-EU1" in render(await run(demo, "list"))
+
+
+async def test_an_approval_id_in_a_line_that_does_not_fit_stays_readable(demo: Demo):
+    """`approve 7Hk2mQ9x now` fits no form; its id looks like a password, but taking it
+    for one would blank it on its card and its buttons."""
+    from core.redaction import redact
+
+    await run(demo, "approve 7Hk2mQ9x now")
+    assert redact("approve 7Hk2mQ9x") == "approve 7Hk2mQ9x"
