@@ -259,7 +259,6 @@ class Pipeline:
         """
         if invocation.secret is not None:
             remember(invocation.secret, "password")
-        self.remember_typed_passwords(invocation.text)
         with acting_as(invocation), interactive():  # a person waits: the interactive pool
             return redact_reply(await self._answer(invocation, preapproved))
 
@@ -331,30 +330,21 @@ class Pipeline:
         plan = args_to_plan(approval) if approval else None
         return plan.confirm_name if plan else None
 
-    def remember_typed_passwords(self, text: str) -> int:
-        """In a line that does not fit a verb (an unknown verb, extra words, an unknown
-        option), make each word that looks like a password a secret the redactor knows
-        (kind password; as typed and lower-cased, as a verb is repeated): no reply,
-        audit row or log line shows it. A line that fits is left alone: its words are
-        arguments (an approval's or a switch's id looks like a password too), and so is
-        the name of an environment or database the name cache holds. How many words it
-        found."""
-        try:
-            parsed = parse(text, self.services.slash_command)
-            verb = self.registry.get(parsed.verb)
-            if verb is not None and any(i in verb.usage for i in _IDS):
-                return 0  # `approve 7Hk2mQ9x now`: its id would vanish from its card
-            if verb is not None:
-                verb.bind(parsed.args, parsed.options)
-                return 0
-        except (GrammarError, UsageError, ValueError):
-            pass
-        known = self.services.resolver.known_names()  # `Prod-EU1` names an environment
-        words = [w for w in password_like_words(text) if w not in known]
-        for word in words:
-            remember(word, "password")
-            remember(word.lower(), "password")
-        return len(words)
+    def _remember_typed_passwords(self, text: str, verb: Verb | None) -> None:
+        """For a line that does not fit `verb` (unknown: None; unreadable, extra words,
+        an unknown option), before anything repeats or keeps it: make each word that
+        looks like a password a secret the redactor knows (kind password; as typed and
+        lower-cased, as a verb is repeated), so no reply, audit row or log line shows it.
+        Not for a verb that takes an issued id (`approve 7Hk2mQ9x now`: the id would
+        vanish from its card), nor for a name the name cache holds (`Prod-EU1`). A line
+        that fits is never passed here: its words are arguments."""
+        if verb is not None and any(i in verb.usage for i in _IDS):
+            return
+        known = self.services.resolver.known_names()
+        for word in password_like_words(text):
+            if word not in known:
+                remember(word, "password")
+                remember(word.lower(), "password")
 
     def loggable_text(self, text: str) -> str:
         """`text` as the audit keeps it: whole when it fits a verb's syntax, else the verb
@@ -403,14 +393,17 @@ class Pipeline:
         try:
             parsed = parse(invocation.text, slash)
         except GrammarError as exc:
+            self._remember_typed_passwords(invocation.text, None)
             return error(f"{exc}.", title="Cannot read that command")
         try:
             parsed, dry_run = dry_run_form(parsed)
         except GrammarError as exc:
+            self._remember_typed_passwords(invocation.text, self.registry.get(parsed.verb))
             self._audit_command(invocation, parsed, "unreadable")
             return error(f"{exc}.", title="Cannot read that command")
         verb = self.registry.get(parsed.verb)
         if verb is None:
+            self._remember_typed_passwords(invocation.text, None)
             self._audit_command(invocation, parsed, "unknown verb")
             hints = self.registry.suggest(parsed.verb)
             maybe = f" Did you mean {' or '.join(f'`{h}`' for h in hints)}?" if hints else ""
@@ -427,6 +420,7 @@ class Pipeline:
         try:
             values = verb.bind(parsed.args, parsed.options)
         except UsageError as exc:
+            self._remember_typed_passwords(invocation.text, verb)
             if isinstance(exc, MissingArgument) and has_source(verb, exc.argument) and not dry_run:
                 return await self._ask(invocation, verb, parsed, Missing.of(exc))
             self._audit_command(invocation, parsed, "usage error")
