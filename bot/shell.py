@@ -589,13 +589,13 @@ async def _wait_for_operations(session: ShellSession) -> None:
 
 async def run_lines(session: ShellSession, lines: list[str], *, banner: str = "") -> int:
     """Run `lines` one by one (`-c`), each waiting for what it started, or the prompt
-    when there are none; the exit status: 0, 1 when a line failed, EXIT_OUTPUT_CLOSED
-    when the output could not be written. A line starting with `:` is a shell command
-    (`:user bob`), as at the prompt; after a refused one no line runs (it would run
-    as someone not meant). The session is closed at the end."""
+    (`interactive`) when there are none; the exit status: 0, 1 when a line failed,
+    EXIT_OUTPUT_CLOSED when the output could not be written. A line starting with `:`
+    is a shell command (`:user bob`), as at the prompt; after a refused one no line
+    runs (it would run as someone not meant). The session is closed at the end."""
+    if not lines:
+        return await interactive(session, banner)  # closes the session itself
     try:
-        if not lines:
-            return await interactive(session, banner)
         ok = True
         for line in lines:
             if line.startswith(":"):
