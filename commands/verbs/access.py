@@ -231,7 +231,7 @@ async def unknown_place(ctx: Context, provider: str, environment: str) -> str | 
 
 async def unknown_environment(ctx: Context, provider: str, environment: str) -> str | None:
     """Why `environment` names no environment of `provider` (a typo in a grant), or None:
-    it does, it is `*`, the provider is not configured (`_grant` says so), or its
+    it does, it is `*`, the provider is not configured (`unknown_place` says so), or its
     environments cannot be listed now (the grant is not held up by an outage)."""
     found = ctx.services.providers.get(provider)
     if environment == WILDCARD or found is None:
@@ -373,9 +373,7 @@ def _grant_key(ctx: Context, v: dict[str, Any]) -> str:
 
 
 def _grant(ctx: Context, v: dict[str, Any]) -> str:
-    if v["provider"] not in ctx.services.providers:
-        known = ", ".join(ctx.services.providers) or "none"
-        raise ValueError(f"no provider called {v['provider']!r} (providers: {known})")
+    """The grant itself; `unknown_place` has checked the provider and environment."""
     store = ctx.services.permissions
     key = _grant_key(ctx, v)
     role = Role.parse(v["role"])
