@@ -45,6 +45,7 @@ from typing import IO
 
 import sqlite_utils
 
+from core.files import create_private
 from operations.loop import BackgroundLoop
 
 log = logging.getLogger("graphops.store")
@@ -92,7 +93,7 @@ def private_file(path: Path) -> None:
     permissions (https://www.sqlite.org/tempfiles.html); an existing file is left as
     its owner set it."""
     with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        create_private(path).close()
 
 
 def set_busy_timeout(db: sqlite_utils.Database, milliseconds: int) -> None:

@@ -27,17 +27,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import urlsplit
 
 from clients.graphenedb import Archive
 from core.errors import UserError
+from core.files import create_private
 
 CHUNK = 1024 * 1024
 
@@ -206,19 +206,13 @@ def _private_folder(folder: Path) -> None:
     folder.chmod(0o700)  # made by an older version with the default mode
 
 
-def _private_file(path: Path) -> BinaryIO:
-    """A new file its owner alone may read (0600), open for writing; FileExistsError if
-    it exists."""
-    return os.fdopen(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb")
-
-
 async def _digest(
     chunks: AsyncIterable[bytes], copy_to: Path | None = None, limit: int | None = None
 ) -> tuple[int, str]:
     """(size, sha256 hex) of a stream, copied to `copy_to` if given; UserError past `limit`."""
     sha = hashlib.sha256()
     size = 0
-    handle = _private_file(copy_to) if copy_to is not None else None
+    handle = create_private(copy_to) if copy_to is not None else None
     try:
         async for chunk in chunks:
             size += len(chunk)
