@@ -55,17 +55,6 @@ def make_sim(step_seconds: float = 1.0) -> ConsoleSimulator:
     )
 
 
-def make_bot(
-    sim: ConsoleSimulator,
-    workdir: Path,
-    role: Role = Role.OPERATOR,
-    envs: tuple[str, ...] = ("development", "staging"),
-    operations: OperationsSettings | None = None,
-) -> Bot:
-    """A bot over `sim` whose channel CHANNEL has `role` on `envs`."""
-    return bot_over(sim.base_url, workdir, role, envs, operations)
-
-
 def bot_over(
     base_url: str,
     workdir: Path,

@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import CHANNEL, USER, emit, make_bot, make_sim, summary_ms, table, workdir
+from bench._common import CHANNEL, USER, bot_over, emit, make_sim, summary_ms, table, workdir
 from bench.ack import BOT_TOKEN, SIGNING_SECRET, commands, messages, slash_body
 
 HOLDER = r"""
@@ -101,7 +101,7 @@ async def main(hold: float, waves: int, per_wave: int, old: bool) -> dict[str, A
     standin = SlackStandIn(token=BOT_TOKEN, channels=[CHANNEL])
     await standin.start()
     tmp = workdir()
-    bot = make_bot(sim, Path(tmp.name))
+    bot = bot_over(sim.base_url, Path(tmp.name))
     if old:  # as before the fix: long busy timeout on the loop, no wait off the loop
         set_busy_timeout(bot.db, BUSY_TIMEOUT_MS)
         bot.store = StoreGate(":memory:")

@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import CHANNEL, USER, emit, make_bot, make_sim, table, workdir
+from bench._common import CHANNEL, USER, bot_over, emit, make_sim, table, workdir
 from core.invocation import Invocation
 from permissions.roles import Role
 
@@ -112,7 +112,7 @@ async def main(pace: float = 0.0) -> dict[str, Any]:
     sim = make_sim(step_seconds=0.0)
     await sim.start()
     tmp = workdir()
-    bot = make_bot(sim, Path(tmp.name), role=Role.ADMIN)
+    bot = bot_over(sim.base_url, Path(tmp.name), role=Role.ADMIN)
     resolver = bot.services.resolver
     now = [0.0]
     resolver.clock = lambda: now[0]  # simulated time: nothing sleeps
