@@ -356,7 +356,7 @@ def _problem(error: ErrorDetails) -> str:
 
 def _numeric(value: Any) -> bool:
     """Whether `value` is text that reads as a number (`"100"`)."""
-    if not isinstance(value, str) or isinstance(value, bool):
+    if not isinstance(value, str):
         return False
     try:
         float(value)
