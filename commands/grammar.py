@@ -17,6 +17,10 @@ from core.redaction import looks_like_a_password
 MAX_LINE = 4000
 _KEY = re.compile(r"^([a-z][a-z0-9_-]{0,31})=(.*)$", re.DOTALL)
 _TOKEN = re.compile(r"^(\[)?<([a-z][a-z0-9-]*)>(\])?$")
+# shlex.split in POSIX mode with whitespace_split splits on these four characters only;
+# without a quote or a backslash in the line it does nothing else (no comments).
+_SHLEX_SPACE = re.compile(r"[ \t\r\n]+")
+_SHLEX_SPECIAL = frozenset("'\"\\")
 
 
 class GrammarError(ValueError):
@@ -61,7 +65,7 @@ def parse(line: str, slash_command: str = "/gdb") -> ParsedCommand:
     if first.lower() == slash_command.lower():  # `/GDB list` is `/gdb list`
         text = text[len(first) :].strip()
     try:
-        words = shlex.split(text)
+        words = split_words(text)
     except ValueError as exc:
         problem = (
             "a quote is not closed"
@@ -88,6 +92,16 @@ def parse(line: str, slash_command: str = "/gdb") -> ParsedCommand:
     return ParsedCommand(
         verb=verb, args=tuple(args), options=options, text=line.strip(), typed_verb=words[0]
     )
+
+
+def split_words(text: str) -> list[str]:
+    """`shlex.split(text)`: words split on spaces, tabs and newlines, with shell quoting
+    and backslash escapes. Lines without a quote or a backslash (nearly all) take a
+    regular expression instead of shlex's character-by-character reader, with the same
+    result. ValueError as shlex raises it (an open quote, a trailing backslash)."""
+    if _SHLEX_SPECIAL.isdisjoint(text):
+        return [word for word in _SHLEX_SPACE.split(text) if word]
+    return shlex.split(text)
 
 
 def password_like_words(text: str) -> list[str]:

@@ -20,6 +20,8 @@ reply's private text (one-time links) is never kept.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,12 +60,28 @@ class Inbox:
         """Keep a request before it is acknowledged; its row id. The text is kept
         redacted (a token pasted by mistake never reaches the file): after a restart it
         is only shown, and read for an `approve`/`deny` id, never run again."""
-        cursor = self.db.execute(
-            "INSERT INTO accepted_requests (user, channel, text, response_url, received_at, "
-            "runner) VALUES (?, ?, ?, ?, ?, ?)",
-            [user, channel, redact(text), response_url, self._clock(), this_runner()],
-        )
-        return int(cursor.lastrowid or 0)
+        return self.accept_many([(user, channel, text, response_url)])[0]
+
+    def accept_many(self, requests: list[tuple[str, str, str, str | None]]) -> list[int]:
+        """`accept` for several requests (user, channel, text, response_url) in one
+        transaction: all rows or none (sqlite3.Error); their row ids, in order."""
+        now, runner = self._clock(), this_runner()
+        ids = []
+        self.db.execute("BEGIN IMMEDIATE")  # fails here when another process holds the lock
+        try:
+            for user, channel, text, response_url in requests:
+                cursor = self.db.execute(
+                    "INSERT INTO accepted_requests (user, channel, text, response_url, "
+                    "received_at, runner) VALUES (?, ?, ?, ?, ?, ?)",
+                    [user, channel, redact(text), response_url, now, runner],
+                )
+                ids.append(int(cursor.lastrowid or 0))
+            self.db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+            raise
+        return ids
 
     def mark_sent(self, row_id: int, what: str) -> None:
         """The request's first request that changes something is about to go out."""

@@ -59,6 +59,14 @@ def build_app(
         logger=logging.getLogger("graphops.slack.bolt"),
         name="graphops",
         raise_error_for_unhandled_request=True,
+        # Every listener starts its work as a task and acks at once (rt.accept /
+        # rt.work), so the HTTP response can go out as soon as the listener returns;
+        # by default Bolt runs the listener as a task and polls for its ack every 10 ms
+        # (slack_bolt/listener/asyncio_runner.py), which is the floor of every ack.
+        process_before_response=True,
+        # The signature is checked once, by SlackServer (bot/slack/server.py), the only
+        # HTTP entry, before the body is read; Socket Mode requests carry none.
+        request_verification_enabled=False,
     )
     for module in (commands, actions, views, home, secret_prompt, messages):
         module.register(app, rt)

@@ -30,7 +30,7 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
         # Nothing is promised that will not happen: not while draining (the answer is
         # "restarting"), nor to someone the workspace check refuses.
         notice = ack_notice(rt.bot, origin.command) if rt.will_run(origin) else None
-        rt.accept(
+        await rt.accept(
             origin, origin.command or "help", rt.run_command(origin, acked=notice is not None)
         )
         await ack(text=notice) if notice is not None else await ack()

@@ -42,12 +42,12 @@ from bot.slack.delivery import Delivery
 from bot.slack.directory import Directory
 from bot.slack.edge import Origin
 from bot.slack.groups import UserGroups
+from bot.slack.intake import Intake
 from bot.slack.membership import ChannelMembers
 from bot.slack.menus import MenuStore
 from bot.slack.metrics import Metrics
 from bot.slack.notifier import SlackNotifier
 from bot.slack.pages import PageStore
-from bot.store import no_busy_wait
 from bot.wiring import STORE_BUSY, Bot
 from commands.grammar import GrammarError, approval_command, parse
 from commands.registry import UsageError
@@ -309,10 +309,12 @@ class SlackRuntime:
     acks: AckGate = field(default_factory=AckGate)
     draining: bool = False  # SIGTERM: new requests are answered "restarting", not run
     inbox: Inbox = field(init=False)
+    intake: Intake = field(init=False)
     _refresher: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self.inbox = Inbox(self.bot.db)
+        self.intake = Intake(self.inbox)
         self.groups = UserGroups(self.client)
         self.directory = Directory(self.client)
         # `access channel=` and `approvers` ask Slack who is in the channel they show.
@@ -538,25 +540,21 @@ class SlackRuntime:
             origin.channel, origin.user
         )
 
-    def accept(
-        self, origin: Origin, text: str, coroutine: Coroutine[Any, Any, Any]
-    ) -> asyncio.Task[Any]:
+    async def accept(self, origin: Origin, text: str, coroutine: Coroutine[Any, Any, Any]) -> None:
         """Take a request from a listener before it acks: keep it in the inbox (the text
-        as the audit would keep it) and run `coroutine` after the ack; while draining, do
-        not run it and tell the requester."""
+        as the audit would keep it; bot/slack/intake.py writes the rows of one moment
+        together) and run `coroutine` after the ack; while draining, do not run it and
+        tell the requester."""
         if self.draining:
             coroutine.close()
-            return self.spawn(self.delivery.say(origin, RESTARTING))
+            self.spawn(self.delivery.say(origin, RESTARTING))
+            return
         line = self.bot.pipeline.loggable_text(text)
-        try:  # on the ack path: never wait for another process's lock (kept later then)
-            with no_busy_wait(self.bot.db):
-                row = self.inbox.accept(
-                    origin.user, origin.channel, line, origin.response_url or None
-                )
-        except sqlite3.Error as exc:
-            log.warning("accepted request kept once the store can be written: %s", exc)
-            return self.work(origin, coroutine, keep=line)
-        return self.work(origin, coroutine, accepted=row)
+        row = await self.intake.keep(origin.user, origin.channel, line, origin.response_url or None)
+        if row is None:  # the store was locked: kept once it can be written
+            self.work(origin, coroutine, keep=line)
+        else:
+            self.work(origin, coroutine, accepted=row)
 
     def _keep(self, origin: Origin, line: str) -> int | None:
         """Write the inbox row of a request after its ack (None if that fails too: the

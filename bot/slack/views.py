@@ -195,7 +195,7 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
         if name_is_right(body):
             origin = origin_of(body, context)
             _, _, approval_id, _ = submitted(body)
-            rt.accept(origin, f"approve {approval_id}", approve(origin, body))
+            await rt.accept(origin, f"approve {approval_id}", approve(origin, body))
             await ack()
             return
         _, _, approval_id, _ = submitted(body)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from commands.grammar import MAX_LINE, GrammarError, parse
+from commands.grammar import MAX_LINE, GrammarError, parse, split_words
 
 
 def test_slash_command_is_optional_and_verb_lowercased():
@@ -49,3 +51,28 @@ def test_no_input_crashes_the_parser(text):
         assert str(exc)
     else:
         assert parsed.verb and parsed.verb == parsed.verb.lower()
+
+
+# -- splitting: the fast path is shlex's split ------------------------------------------------
+
+# Characters that matter to shlex (quotes, escapes, its whitespace) and to str.split (other
+# Unicode spaces), mixed with word characters.
+_TRICKY = st.text(alphabet=" \t\r\n\x0b\x0c\xa0\u2003'\"\\#=aZ9-_.<>|@&;", max_size=30)
+
+
+@given(_TRICKY)
+def test_split_words_is_shlex_split_for_any_line(line: str) -> None:
+    try:
+        expected: list[str] | str = shlex.split(line)
+    except ValueError as exc:
+        expected = f"ValueError: {exc}"
+    try:
+        got: list[str] | str = split_words(line)
+    except ValueError as exc:
+        got = f"ValueError: {exc}"
+    assert got == expected
+
+
+def test_split_words_keeps_unicode_spaces_inside_words_as_shlex_does() -> None:
+    # str.split() would cut at a no-break space; shlex (and so the command line) does not.
+    assert split_words("show a\xa0b env=x\u2003y") == ["show", "a\xa0b", "env=x\u2003y"]

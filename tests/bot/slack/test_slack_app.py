@@ -288,6 +288,31 @@ async def test_ack_arrives_before_a_slow_api_answers(
     await harness.standin.wait_for("chat.postMessage", timeout=30.0)
 
 
+@pytest.mark.parametrize("via", ["slash", "button", "mention"])
+async def test_every_listener_answers_slack_before_its_work_is_done(
+    harness: SlackHarness, console_sim: ConsoleSimulator, via: str
+) -> None:
+    """Bolt sends the HTTP response once the listener returns (process_before_response,
+    bot/slack/app.py): a listener that awaited its work would hold the ack for as long
+    as the API takes. Each kind of listener returns while its API call is outstanding."""
+    console_sim.faults.latency = 1.0
+    if via == "slash":
+        response = await harness.slack.slash("list")
+    elif via == "button":
+        response = await harness.slack.click(
+            "command", "/gdb list", user="U0ALICE", channel="C0DEV"
+        )
+    else:
+        response = await harness.slack.send(
+            harness.standin.mention_event("list", user="U0ALICE", channel="C0DEV")
+        )
+    assert response.status_code == 200
+    assert harness.rt.tasks, "no work is running: the ack waited for it"
+    assert harness.standin.calls_to("chat.postMessage") == []  # the ack came first
+    [answer] = await harness.standin.wait_for("chat.postMessage", timeout=30.0)
+    assert "sandbox-db" in str(answer.body)
+
+
 async def test_healthz_and_metrics(harness: SlackHarness, monkeypatch: pytest.MonkeyPatch) -> None:
     http, url = harness.slack.http, harness.slack.url
     await harness.slack.slash("list")
