@@ -79,6 +79,16 @@ def _ack(r: dict[str, Any]) -> list[Row]:
                 f"≤ 1.5: {verdict(get(r, f'targets.{mode}_p99_ratio_le_1_5'))}",
             )
         )
+        if "p99_ratio_like_for_like" in m:
+            rows.append(
+                (
+                    f"{mode}: p99 ratio graphops / bare Bolt with process_before_response "
+                    "(as graphops runs Bolt: no 10 ms ack poll)",
+                    f"{num(m['p99_ratio_like_for_like'], 2)} "
+                    f"({num(m['bare_bolt_prompt']['median_round_p99_ms'])} ms)",
+                    "",
+                )
+            )
         rows.append(
             (
                 f"{mode}: answers delivered (incl. a warm-up `help` per round)",
