@@ -26,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import CHANNEL, USER, bot_over, emit, make_sim, summary_ms, table, workdir
-from bench.ack import BOT_TOKEN, SIGNING_SECRET, commands, messages, slash_body
+from bench.ack import BOT_TOKEN, MESSAGE_METHODS, SIGNING_SECRET, commands, slash_body
 
 HOLDER = r"""
 import sqlite3, sys, time
@@ -53,7 +53,7 @@ async def client_main(spec: dict[str, Any]) -> dict[str, Any]:
         ts = str(int(time.time()))
         headers = {
             "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": verifier.generate_signature(timestamp=ts, body=body),
+            "X-Slack-Signature": str(verifier.generate_signature(timestamp=ts, body=body)),
             "Content-Type": "application/x-www-form-urlencoded",
         }
         started = time.monotonic()
@@ -82,6 +82,15 @@ async def run_client(spec: dict[str, Any]) -> dict[str, Any]:
     if proc.returncode != 0:
         raise RuntimeError(f"load generator failed ({proc.returncode})")
     return json.loads(out)
+
+
+def messages(standin: Any) -> list[Any]:
+    """The channel's messages posted so far (the stand-in runs in this process here)."""
+    return [
+        c
+        for c in standin.calls
+        if c.method in MESSAGE_METHODS and c.status == 200 and c.body.get("channel") == CHANNEL
+    ]
 
 
 async def main(hold: float, waves: int, per_wave: int, old: bool) -> dict[str, Any]:

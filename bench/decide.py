@@ -58,7 +58,9 @@ def main(channels: int, n: int) -> None:
         (f"C{rng.randrange(channels):08d}", rng.choice(targets), rng.choice(verbs))
         for _ in range(n)
     ]
-    end_to_end, alone, outcomes = [], [], {}
+    end_to_end: list[float] = []
+    alone: list[float] = []
+    outcomes: dict[str, int] = {}
     people = [
         Invocation(user=user, channel="", text="", user_groups=groups)
         for user, groups in (("U0BENCH", frozenset()), ("U0OTHER", frozenset({"S0TEAM"})))

@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -70,7 +71,7 @@ def main(n: int) -> None:
         ],
     )
     rows = []
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for label, fill in (
         ("empty (shapes only)", (0, 0, 0, 0)),
         ("typical: 10 credentials, 4 tokens", (10, 4, 0, 0)),
@@ -111,7 +112,7 @@ def main(n: int) -> None:
         )
     )
     empty = results["empty (shapes only)"]["render"]["p50_ms"]
-    full = results[rows[-1][0]]["render"]["p50_ms"]
+    full = results[str(rows[-1][0])]["render"]["p50_ms"]
     met = full - empty < 5.0
     print(
         f"target: a full redactor adds < 5 ms to rendering a 100-row reply: "

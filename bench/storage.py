@@ -28,7 +28,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         summary="restart orders-db",
                         required_role=Role.OPERATOR,
                     )
-                    decision = "deny" if n % 250 == 0 else "approve"
+                    decision: Literal["approve", "deny"] = "deny" if n % 250 == 0 else "approve"
                     approvals.claim(approval.id, "U0LEAD", decision)
                     if decision == "approve":
                         approvals.mark_executed(approval.id, "ok")

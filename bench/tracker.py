@@ -174,7 +174,7 @@ async def main(
                 Path(tmp.name) / "bot.sqlite3",
                 OperationsSettings(
                     snapshot_before_destroy="never",
-                    **({} if concurrency is None else {"concurrency": concurrency}),
+                    **({} if concurrency is None else {"concurrency": concurrency}),  # type: ignore[arg-type]
                 ),
             ),
             environ=ENVIRON,
@@ -189,7 +189,7 @@ async def main(
         tracker = build_tracker(bot, notifier)
         checkpointer = checkpoints(bot)
         settings = tracker.settings
-        client = bot.services.providers["console"].client
+        client: Any = bot.services.providers["console"].client  # a Console client
         envs = await client.environments()
         fleet = next(e for e in envs if e.name == "fleet")
         dbs = await client.databases(fleet.id)
@@ -268,7 +268,7 @@ async def main(
         for op in dump["ops"]
         if op["database_id"] in set(threads.values())
     }
-    finals = {}
+    finals: dict[str, float] = {}
     for call in dump["calls"]:
         if (
             call["method"] == "chat.postMessage"

@@ -124,7 +124,8 @@ class Rig:
         payload = await self.world.slash(text)
         body, content_type = SlackStandIn.form_body(payload)
         ts = str(int(time.time()))
-        signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=ts, body=body)
+        verifier = SignatureVerifier(SIGNING_SECRET)
+        signature = str(verifier.generate_signature(timestamp=ts, body=body))
         return body, {
             "X-Slack-Request-Timestamp": ts,
             "X-Slack-Signature": signature,
