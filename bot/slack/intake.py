@@ -50,15 +50,19 @@ class Intake:
 
     def _write(self) -> None:
         queued, self._queued = self._queued, []
-        rows: list[int | None]
+        rows: list[int | None] = [None] * len(queued)
         try:
             with no_busy_wait(self.inbox.db):
                 rows = list(self.inbox.accept_many([request for request, _ in queued]))
-        except sqlite3.Error as exc:
-            log.warning(
-                "%d accepted request(s) kept once the store can be written: %s", len(queued), exc
+        except Exception as exc:  # sqlite3.Error above all; never a listener left waiting
+            level = logging.WARNING if isinstance(exc, sqlite3.Error) else logging.ERROR
+            log.log(
+                level,
+                "%d accepted request(s) kept once the store can be written: %r",
+                len(queued),
+                exc,
             )
-            rows = [None] * len(queued)
-        for (_, written), row in zip(queued, rows, strict=True):
-            if not written.done():  # its listener may have been cancelled meanwhile
-                written.set_result(row)
+        finally:
+            for (_, written), row in zip(queued, rows, strict=True):
+                if not written.done():  # its listener may have been cancelled meanwhile
+                    written.set_result(row)

@@ -76,3 +76,22 @@ async def test_a_request_cancelled_while_waiting_neither_loses_nor_blocks_the_ot
     first.cancel()
     assert await second is not None
     assert _texts(db) == ["list", "envs"]  # the cancelled one is kept: a restart answers it
+
+
+async def test_an_unexpected_failure_leaves_no_listener_waiting(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "bot.sqlite3")
+    inbox = Inbox(db)
+    intake = Intake(inbox)
+
+    def broken(requests: object) -> list[int]:
+        raise RuntimeError("a bug, not the store")
+
+    inbox.accept_many = broken  # type: ignore[method-assign]
+    rows = await asyncio.wait_for(
+        asyncio.gather(
+            intake.keep("U0ALICE", "C0DEV", "list", None),
+            intake.keep("U0BOB", "C0DEV", "envs", None),
+        ),
+        timeout=10,
+    )
+    assert rows == [None, None]  # kept later by the caller, as with a locked store
