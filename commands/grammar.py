@@ -21,6 +21,11 @@ _TOKEN = re.compile(r"^(\[)?<([a-z][a-z0-9-]*)>(\])?$")
 # without a quote or a backslash in the line it does nothing else (no comments).
 _SHLEX_SPACE = re.compile(r"[ \t\r\n]+")
 _SHLEX_SPECIAL = frozenset("'\"\\")
+# Other spaces (a no-break space from Slack's composer or a paste, an em space, a
+# vertical tab...) separate words as a space does, here as people read them.
+OTHER_SPACES = "\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
+OTHER_SPACES += "\u2028\u2029\u202f\u205f\u3000"  # every other str.isspace() character
+_OTHER_SPACES = str.maketrans(OTHER_SPACES, " " * len(OTHER_SPACES))
 
 
 class GrammarError(ValueError):
@@ -61,6 +66,7 @@ def parse(line: str, slash_command: str = "/gdb") -> ParsedCommand:
         raise GrammarError(f"the command is {len(text)} characters long; the limit is {MAX_LINE}")
     if "\x00" in text:
         raise GrammarError("the command contains a NUL character")
+    text = text.translate(_OTHER_SPACES)
     first = text.split(maxsplit=1)[0] if text else ""
     if first.lower() == slash_command.lower():  # `/GDB list` is `/gdb list`
         text = text[len(first) :].strip()

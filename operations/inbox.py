@@ -13,6 +13,15 @@ the next `graphops serve` (bot/slack/recovery.py): "nothing was done" for
 `accepted`, "its outcome is unknown" for `sent`, and the kept reply for
 `answered`. A command is never run again.
 
+When another process holds the store's write lock at the ack (a backup, `graphops
+access` in another shell), the row cannot be written without waiting for it, and the
+ack cannot wait: the request is then appended to the spool, a file beside the store
+(`<store>.inbox-spool`, owner-only, synced to disk before the ack: `spool_many`).
+Once the store can be written its row is written with the spool entry's key and the
+entry is dropped (`accept(spool_key=)`, `unspool`); a stopped process's entries are
+moved into the table by the next start (`left_over`), never twice (the key is kept in
+the row).
+
 The text kept is what the audit keeps (a line that fits a verb's syntax, else the
 verb alone); the response_url (valid 30 minutes) lives only as long as the row; a
 reply's private text (one-time links) is never kept.
@@ -21,13 +30,19 @@ reply's private text (one-time links) is never kept.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import secrets
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
+from core.files import append_private, create_private
 from core.redaction import redact
 from operations.migrations import migrate
 from permissions.approvals import runner_alive, this_runner
@@ -48,21 +63,50 @@ class AcceptedRequest:
     reply: str | None  # the reply's JSON, once answered
 
 
-class Inbox:
-    """The `accepted_requests` table."""
+Request = tuple[str, str, str, str | None]  # user, channel, text, response_url
+SPOOL_SUFFIX = ".inbox-spool"
 
-    def __init__(self, db: sqlite_utils.Database, clock: Callable[[], float] = time.time):
+
+def spool_path(database: str | Path) -> Path | None:
+    """Where the spool of the store at `database` lives (None for an in-memory store)."""
+    return None if str(database) == ":memory:" else Path(f"{database}{SPOOL_SUFFIX}")
+
+
+class Inbox:
+    """The `accepted_requests` table, and its spool (None: requests that met a locked
+    store are kept in memory only)."""
+
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        clock: Callable[[], float] = time.time,
+        spool: Path | None = None,
+    ):
         self.db = db
         self._clock = clock
+        self.spool = spool
         migrate(db)
 
-    def accept(self, user: str, channel: str, text: str, response_url: str | None) -> int:
+    def accept(
+        self,
+        user: str,
+        channel: str,
+        text: str,
+        response_url: str | None,
+        *,
+        spool_key: str | None = None,
+    ) -> int:
         """Keep a request before it is acknowledged; its row id. The text is kept
         redacted (a token pasted by mistake never reaches the file): after a restart it
-        is only shown, and read for an `approve`/`deny` id, never run again."""
-        return self.accept_many([(user, channel, text, response_url)])[0]
+        is only shown, and read for an `approve`/`deny` id, never run again. With
+        `spool_key`, the request was spooled at its ack: its entry is dropped."""
+        [row] = self.accept_many([(user, channel, text, response_url)], spool_key)
+        if spool_key is not None:
+            with contextlib.suppress(OSError):  # tried again when its work ends
+                self.unspool([spool_key])
+        return row
 
-    def accept_many(self, requests: list[tuple[str, str, str, str | None]]) -> list[int]:
+    def accept_many(self, requests: list[Request], spool_key: str | None = None) -> list[int]:
         """`accept` for several requests (user, channel, text, response_url) in one
         transaction: all rows or none (sqlite3.Error); their row ids, in order."""
         now, runner = self._clock(), this_runner()
@@ -72,8 +116,8 @@ class Inbox:
             for user, channel, text, response_url in requests:
                 cursor = self.db.execute(
                     "INSERT INTO accepted_requests (user, channel, text, response_url, "
-                    "received_at, runner) VALUES (?, ?, ?, ?, ?, ?)",
-                    [user, channel, redact(text), response_url, now, runner],
+                    "received_at, runner, spool_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [user, channel, redact(text), response_url, now, runner, spool_key],
                 )
                 ids.append(int(cursor.lastrowid or 0))
             self.db.execute("COMMIT")
@@ -82,6 +126,98 @@ class Inbox:
                 self.db.execute("ROLLBACK")
             raise
         return ids
+
+    # -- the spool ---------------------------------------------------------------------
+
+    def spool_many(self, requests: list[Request]) -> list[str] | None:
+        """Keep requests in the spool (the store could not be written): appended as JSON
+        lines, the text redacted, synced to disk; their keys in order, or None without a
+        spool. OSError when the file cannot be written."""
+        if self.spool is None:
+            return None
+        now, runner = self._clock(), this_runner()
+        entries = [
+            {
+                "key": secrets.token_hex(8),
+                "user": user,
+                "channel": channel,
+                "text": redact(text),
+                "response_url": response_url,
+                "received_at": now,
+                "runner": runner,
+            }
+            for user, channel, text, response_url in requests
+        ]
+        with append_private(self.spool) as spool:
+            spool.write(b"".join(json.dumps(entry).encode() + b"\n" for entry in entries))
+            spool.flush()
+            os.fsync(spool.fileno())
+        return [str(entry["key"]) for entry in entries]
+
+    def unspool(self, keys: Iterable[str]) -> None:
+        """Drop these entries from the spool (its file is removed once empty). OSError
+        when it cannot be rewritten."""
+        drop = set(keys)
+        entries = self._spooled()
+        kept = [entry for entry in entries if entry["key"] not in drop]
+        if self.spool is None or len(kept) == len(entries):
+            return
+        if not kept:
+            self.spool.unlink(missing_ok=True)
+            return
+        fresh = self.spool.with_name(self.spool.name + ".new")
+        fresh.unlink(missing_ok=True)
+        with create_private(fresh) as out:
+            out.write(b"".join(json.dumps(entry).encode() + b"\n" for entry in kept))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(fresh, self.spool)
+
+    def _spooled(self) -> list[dict[str, Any]]:
+        """The spool's entries (a line cut short by a kill mid-write is skipped: its
+        request was never acknowledged)."""
+        if self.spool is None or not self.spool.exists():
+            return []
+        entries = []
+        for line in self.spool.read_bytes().splitlines():
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if isinstance(entry, dict) and isinstance(entry.get("key"), str):
+                    entries.append(entry)
+        return entries
+
+    def _take_spool(self) -> None:
+        """Move the entries of processes that are gone into the table (those already
+        there by their key are not added again), then drop them from the spool. Left
+        for the next start when the store or the file cannot be written now."""
+        gone = [e for e in self._spooled() if not runner_alive(str(e.get("runner") or ""))]
+        if not gone:
+            return
+        with contextlib.suppress(sqlite3.Error, OSError, ValueError, TypeError):
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for entry in gone:
+                    self.db.execute(
+                        "INSERT INTO accepted_requests (user, channel, text, response_url, "
+                        "received_at, runner, spool_key) SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT "
+                        "EXISTS (SELECT 1 FROM accepted_requests WHERE spool_key = ?)",
+                        [
+                            str(entry.get("user") or ""),
+                            str(entry.get("channel") or ""),
+                            redact(str(entry.get("text") or "")),
+                            entry.get("response_url") or None,
+                            float(entry.get("received_at") or 0.0),
+                            str(entry.get("runner") or ""),
+                            entry["key"],
+                            entry["key"],
+                        ],
+                    )
+                self.db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
+                raise
+            self.unspool(entry["key"] for entry in gone)
 
     def mark_sent(self, row_id: int, what: str) -> None:
         """The request's first request that changes something is about to go out."""
@@ -103,7 +239,8 @@ class Inbox:
         self.db.execute("DELETE FROM accepted_requests WHERE id = ?", [row_id])
 
     def left_over(self) -> list[AcceptedRequest]:
-        """Requests of processes that are gone, oldest first."""
+        """Requests of processes that are gone, oldest first (the spool's included)."""
+        self._take_spool()
         rows = self.db.execute(
             "SELECT id, user, channel, text, response_url, received_at, stage, sent, reply, "
             "runner FROM accepted_requests ORDER BY id"

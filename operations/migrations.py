@@ -240,3 +240,10 @@ def m010_retention_index(db: sqlite_utils.Database) -> None:
     db.execute(
         "CREATE INDEX IF NOT EXISTS tracked_finished ON tracked_operations (state, finished_at)"
     )
+
+
+@migrations()
+def m011_spooled_requests(db: sqlite_utils.Database) -> None:
+    """The spool entry a request was first kept in, when the store was locked at its ack
+    (operations/inbox.py): a restart never takes it up twice."""
+    db.execute("ALTER TABLE accepted_requests ADD COLUMN spool_key TEXT")

@@ -150,10 +150,10 @@ def _id_of(value: Any) -> str | None:
 
 
 def _slash_problem(body: dict[str, Any]) -> str | None:
-    for name in ("command", "user_id"):
+    for name in ("command", "user_id", "channel_id"):  # Slack always sends all three
         if not isinstance(body.get(name), str) or not body[name]:
             return f"a slash command needs `{name}`"
-    for name in ("text", "channel_id", "response_url", "trigger_id"):
+    for name in ("text", "response_url", "trigger_id"):
         if not isinstance(body.get(name, ""), str):
             return f"`{name}` must be a string"
     return None

@@ -25,7 +25,7 @@ import logging
 import time
 
 from bot.slack.decisions import report_outcome, update_card
-from bot.slack.delivery import approval_id_of
+from bot.slack.delivery import approval_id_of, requester_line
 from bot.slack.edge import Origin
 from bot.slack.runtime import SlackRuntime
 from commands.grammar import GrammarError, approval_command, parse
@@ -144,7 +144,8 @@ async def _answer(rt: SlackRuntime, request: AcceptedRequest) -> None:
     elif request.stage == "answered" and request.reply:
         reply = Reply.model_validate_json(request.reply)
         if not _delivered(rt, reply):
-            note = f"Answer to {shown} (at {at}), delivered after graphops restarted."
+            asked = requester_line(origin, rt.bot.services.slash_command)
+            note = f"{asked} at {at}; answer delivered after graphops restarted."
             await rt.delivery.deliver(reply.model_copy(update={"context": note}), origin)
     elif request.stage == "sent":
         await rt.delivery.say(

@@ -56,7 +56,7 @@ from core.mutations import watching_mutations
 from core.redaction import redact
 from core.reply import Reply
 from core.turns import taking_turns
-from operations.inbox import Inbox
+from operations.inbox import Inbox, spool_path
 from operations.notify import TrackerPort
 from permissions.model import is_direct
 from permissions.policy import Decision, admit
@@ -313,7 +313,7 @@ class SlackRuntime:
     _refresher: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
-        self.inbox = Inbox(self.bot.db)
+        self.inbox = Inbox(self.bot.db, spool=spool_path(self.bot.config.bot.database))
         self.intake = Intake(self.inbox)
         self.groups = UserGroups(self.client)
         self.directory = Directory(self.client)
@@ -486,6 +486,7 @@ class SlackRuntime:
         accepted: int | None = None,
         *,
         keep: str | None = None,
+        spooled: str | None = None,
     ) -> asyncio.Task[Any]:
         """`spawn` the work of a listener, shielded for `origin`.
 
@@ -495,7 +496,9 @@ class SlackRuntime:
         `accepted` is its inbox row, forgotten once the work ended (not when it is
         cancelled at shutdown: the next start answers it); `keep` is the text of a
         request whose row could not be written before the ack (the store was
-        locked): it is written once the store can be, before the work runs.
+        locked): it is written once the store can be, before the work runs, and
+        `spooled` is the key of its entry in the inbox's spool (operations/inbox.py),
+        dropped once the row is written or the work ended.
         """
 
         async def run() -> None:
@@ -510,9 +513,10 @@ class SlackRuntime:
                     if origin is not None and origin.user:
                         await self.delivery.say(origin, STORE_BUSY, status="error")
                     self._forget(row)  # told; nothing ran
+                    self._unspool(spooled)
                     return
                 if row is None and keep is not None and origin is not None:
-                    row = self._keep(origin, keep)
+                    row = self._keep(origin, keep, spooled)
                 token = _accepted.set(row)
                 try:
                     with taking_turns(self.acks.turn):
@@ -521,6 +525,7 @@ class SlackRuntime:
                     with contextlib.suppress(ValueError):
                         _accepted.reset(token)
             self._forget(row)
+            self._unspool(spooled)
 
         return self.spawn(run())
 
@@ -550,20 +555,33 @@ class SlackRuntime:
             self.spawn(self.delivery.say(origin, RESTARTING))
             return
         line = self.bot.pipeline.loggable_text(text)
-        row = await self.intake.keep(origin.user, origin.channel, line, origin.response_url or None)
-        if row is None:  # the store was locked: kept once it can be written
-            self.work(origin, coroutine, keep=line)
-        else:
-            self.work(origin, coroutine, accepted=row)
+        kept = await self.intake.keep(
+            origin.user, origin.channel, line, origin.response_url or None
+        )
+        if isinstance(kept, int):
+            self.work(origin, coroutine, accepted=kept)
+        else:  # the store was locked: spooled (a key) or in memory; its row written later
+            self.work(origin, coroutine, keep=line, spooled=kept)
 
-    def _keep(self, origin: Origin, line: str) -> int | None:
+    def _keep(self, origin: Origin, line: str, spooled: str | None = None) -> int | None:
         """Write the inbox row of a request after its ack (None if that fails too: the
-        request still runs, only its crash safety is lost)."""
+        request still runs; its spool entry, if any, is its crash safety meanwhile)."""
         try:
-            return self.inbox.accept(origin.user, origin.channel, line, origin.response_url or None)
-        except sqlite3.Error as exc:
+            return self.inbox.accept(
+                origin.user, origin.channel, line, origin.response_url or None, spool_key=spooled
+            )
+        except (sqlite3.Error, OSError) as exc:
             log.warning("could not keep an accepted request: %s", exc)
             return None
+
+    def _unspool(self, key: str | None) -> None:
+        """Drop a request's spool entry (left for the next start if that fails)."""
+        if key is None:
+            return
+        try:
+            self.inbox.unspool([key])
+        except OSError as exc:
+            log.warning("an answered request stays in the inbox's spool: %s", exc)
 
     def _forget(self, row: int | None) -> None:
         """Delete an answered request's inbox row (left for the next start if that fails)."""

@@ -4,8 +4,9 @@ Routes:
 - `POST /slack/events`: slash commands, interactivity and events. The signature is
   checked here first (v0 HMAC-SHA256 of `v0:{timestamp}:{body}`, at most 5 minutes
   old: docs.slack.dev/authentication/verifying-requests-from-slack): 401 otherwise,
-  logged in one line without the body (Bolt's own check would log the whole body).
-  The body is then read by bot/slack/edge.py: 400 with the reason for anything Slack
+  logged in one line without the body (Bolt's own check would log the whole body;
+  it is off, bot/slack/app.py). Slack's `ssl_check=1` probe is answered 200 with
+  nothing done. The body is then read by bot/slack/edge.py: 400 with the reason for anything Slack
   would not send; the rest is dispatched to the Bolt app.
 - `GET /healthz`: 200 `{"status": "ok", "store": true, ...}`; 503 when the SQLite
   store does not answer within a second (another process holding its write lock
@@ -22,6 +23,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
@@ -38,6 +40,17 @@ log = logging.getLogger("graphops.slack")
 
 EVENTS_PATH = "/slack/events"
 STORE_SECONDS = 1.0
+
+
+def _is_ssl_check(body: bytes) -> bool:
+    """Slack's check of the certificate of a slash command's URL: a form with
+    `ssl_check=1` and no command, answered 200 with nothing done (Slack's slash command
+    docs: "you may ignore these requests, but please do respond with a HTTP 200 OK";
+    Bolt's SslCheck middleware answers it before its signature check too)."""
+    if len(body) > 1024 or b"ssl_check=1" not in body:
+        return False
+    fields = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    return fields.get("ssl_check") == "1" and "command" not in fields
 
 
 def store_answers(path: str, seconds: float = STORE_SECONDS) -> bool:
@@ -86,16 +99,12 @@ class SlackServer:
     async def events(self, request: web.Request) -> web.Response:
         """Everything Slack sends: signature, then shape, then the Bolt app."""
         with self.rt.acks.pending():
-            raw = await request.text()
-            timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
-            signature = request.headers.get("X-Slack-Signature", "")
-            if (
-                self.verifier is None
-                or not timestamp.isascii()
-                or not timestamp.isdigit()  # slack_sdk's int() would raise: a 500
-                or not self.verifier.is_valid(raw, timestamp, signature)
-            ):
-                log.info("refused a request with a bad or stale signature (%d bytes)", len(raw))
+            data = await request.read()
+            if _is_ssl_check(data):
+                return web.Response(status=200)
+            raw = self._signed_text(data, request.headers)
+            if raw is None:
+                log.info("refused a request with a bad or stale signature (%d bytes)", len(data))
                 return web.json_response({"error": "invalid request"}, status=401)
             try:
                 bolt_request = SlackRequest(
@@ -110,6 +119,24 @@ class SlackServer:
                 return web.Response(status=400, text=f"malformed request: {problem}")
             bolt_response = await self.app.async_dispatch(bolt_request)
             return await to_aiohttp_response(bolt_response)
+
+    def _signed_text(self, body: bytes, headers: Any) -> str | None:
+        """`body` as text when it carries a valid v0 signature at most 5 minutes old,
+        else None. What could not have come from Slack is refused before slack_sdk
+        reads it, as its `int()`, float clock and `compare_digest` raise on it (a 500):
+        a timestamp that is not a short number, a signature that is not ASCII, a body
+        that is not UTF-8 (Slack's are; slack_sdk signs text)."""
+        timestamp = headers.get("X-Slack-Request-Timestamp", "")
+        signature = headers.get("X-Slack-Signature", "")
+        if self.verifier is None or not signature.isascii():
+            return None
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+            return None
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        return text if self.verifier.is_valid(text, timestamp, signature) else None
 
     async def healthz(self, request: web.Request) -> web.Response:
         """200 when the store answers within a second (and Socket Mode, if on, is

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from commands.grammar import MAX_LINE, GrammarError, parse, split_words
+from commands.grammar import MAX_LINE, OTHER_SPACES, GrammarError, parse, split_words
 
 
 def test_slash_command_is_optional_and_verb_lowercased():
@@ -76,3 +76,17 @@ def test_split_words_is_shlex_split_for_any_line(line: str) -> None:
 def test_split_words_keeps_unicode_spaces_inside_words_as_shlex_does() -> None:
     # str.split() would cut at a no-break space; shlex (and so the command line) does not.
     assert split_words("show a\xa0b env=x\u2003y") == ["show", "a\xa0b", "env=x\u2003y"]
+
+
+def test_every_other_unicode_space_separates_words_as_a_space_does() -> None:
+    # Slack's composer and pastes bring no-break spaces; `show\u00a0sandbox-db` is two words.
+    others = {chr(c) for c in range(0x110000) if chr(c).isspace()} - set(" \t\r\n")
+    assert set(OTHER_SPACES) == others
+    for space in sorted(others):
+        parsed = parse(f"show{space}sandbox-db env=dev{space}x")
+        assert (parsed.verb, parsed.args, parsed.options) == (
+            "show",
+            ("sandbox-db", "x"),
+            {"env": "dev"},
+        ), repr(space)
+    assert parse('show "a\u00a0b"').args == ("a b",)  # inside quotes too: names hold none

@@ -46,6 +46,7 @@ STEPS = [
     "m008_approver_and_used_switch_backs",
     "m009_accepted_requests",
     "m010_retention_index",
+    "m011_spooled_requests",
 ]
 
 

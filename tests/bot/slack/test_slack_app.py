@@ -11,7 +11,7 @@ import pytest
 from bot.logs import COMMAND_LOGGER
 from simulators.graphenedb import ConsoleSimulator
 from tests.bot.slack.conftest import SlackHarness
-from tests.bot.slack.slack_support import texts, wait_private
+from tests.bot.slack.slack_support import signed_headers, texts, wait_private
 from tests.waiting import until
 
 
@@ -265,16 +265,55 @@ async def test_bad_signatures_are_rejected(harness: SlackHarness, case: str) -> 
         {"X-Slack-Request-Timestamp": "abc", "X-Slack-Signature": "v0=00"},
         {"X-Slack-Request-Timestamp": "", "X-Slack-Signature": "v0=00"},
         {"X-Slack-Request-Timestamp": "1e9", "X-Slack-Signature": "v0=00"},
+        {"X-Slack-Request-Timestamp": "9" * 400, "X-Slack-Signature": "v0=00"},
+        {"X-Slack-Request-Timestamp": "NOW", "X-Slack-Signature": "v0=é".encode()},
     ],
 )
 async def test_a_request_without_a_usable_timestamp_is_refused_not_a_500(
     harness: SlackHarness, headers: dict[str, str]
 ) -> None:
-    """Missing or non-numeric X-Slack-Request-Timestamp: 401 like any bad signature."""
+    """Missing, non-numeric or huge X-Slack-Request-Timestamp, a signature that is not
+    ASCII: 401 like any bad signature, never a 500 (slack_sdk raises on them)."""
+    if headers.get("X-Slack-Request-Timestamp") == "NOW":
+        headers = {**headers, "X-Slack-Request-Timestamp": str(int(time.time()))}
     response = await harness.slack.http.post(
         harness.slack.url + "/slack/events", content=b"x=1", headers=headers
     )
     assert response.status_code == 401, response.text
+    assert [c.method for c in harness.standin.calls] == []
+
+
+async def test_a_body_that_is_not_utf8_is_refused_not_a_500(harness: SlackHarness) -> None:
+    body = b"command=%2Fgdb&text=\xff\xfe&user_id=U0ALICE"
+    for secret_known in (False, True):
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if secret_known:  # signed as slack_sdk would sign the text, if it could be text
+            headers |= signed_headers(body.decode("latin-1"))
+        response = await harness.slack.http.post(
+            harness.slack.url + "/slack/events", content=body, headers=headers
+        )
+        assert response.status_code == 401, response.text
+    assert harness.rt.tasks == set()
+    assert [c.method for c in harness.standin.calls] == []
+
+
+async def test_slacks_ssl_check_is_answered_200_and_runs_nothing(harness: SlackHarness) -> None:
+    """Slack checks a slash command URL's certificate with a form holding `ssl_check=1`
+    (unsigned, as Bolt's SslCheck middleware assumes): 200, nothing run."""
+    response = await harness.slack.http.post(
+        harness.slack.url + "/slack/events",
+        content="ssl_check=1&token=abc",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 200 and response.text == ""
+    assert harness.rt.tasks == set()
+    # a slash command that says ssl_check=1 is still a command, and still needs a signature
+    forged = await harness.slack.http.post(
+        harness.slack.url + "/slack/events",
+        content="ssl_check=1&command=%2Fgdb&text=list&user_id=U0ALICE&channel_id=C0DEV",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert forged.status_code == 401
     assert [c.method for c in harness.standin.calls] == []
 
 

@@ -10,7 +10,7 @@ import sqlite_utils
 
 from bot.slack.intake import Intake
 from bot.store import open_database
-from operations.inbox import Inbox
+from operations.inbox import Inbox, spool_path
 from tests.bot.slack.test_slack_store import LockHolder
 
 
@@ -63,6 +63,28 @@ async def test_a_locked_store_keeps_nothing_and_says_so_to_every_request(
     assert _texts(db) == []  # all or nothing: no half-written moment
     assert not db.conn.in_transaction
     assert await intake.keep("U0ALICE", "C0DEV", "list", None) is not None  # free again
+
+
+async def test_with_a_spool_a_locked_store_spools_the_requests_before_their_acks(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bot.sqlite3"
+    db = open_database(path)
+    intake = Intake(Inbox(db, spool=spool_path(path)))
+    holder = LockHolder(str(path))
+    try:
+        await holder.locked()
+        kept = await asyncio.gather(
+            intake.keep("U0ALICE", "C0DEV", "list", None),
+            intake.keep("U0BOB", "C0DEV", "show sandbox-db", None),
+        )
+        assert holder.holding()
+        assert all(isinstance(key, str) for key in kept)  # spool keys, not row ids
+        spooled = Path(f"{path}.inbox-spool").read_text()
+        assert all(key in spooled for key in kept) and "show sandbox-db" in spooled
+    finally:
+        await holder.release()
+    assert _texts(db) == []
 
 
 async def test_a_request_cancelled_while_waiting_neither_loses_nor_blocks_the_others(

@@ -194,6 +194,7 @@ async def test_requests_accepted_by_a_stopped_process_are_answered(
     assert "still waits for a decision" in texts(click)
     [posted] = [c for c in live.standin.ok_calls("chat.postMessage") if "Restarting" in texts(c)]
     assert "delivered after graphops restarted" in texts(posted)
+    assert "<@U0DAVE> ran `/gdb restart sandbox-db`" in texts(posted)  # who asked, as always
     [message] = [m for m in live.standin.messages if "Restarting" in json.dumps(m.blocks)]
     tracked = rt.bot.db.execute("SELECT thread_ts, requester FROM tracked_operations").fetchall()
     assert tracked == [(message.ts, "U0DAVE")]  # its operation is followed under it
