@@ -17,15 +17,15 @@ from core.redaction import looks_like_a_password
 MAX_LINE = 4000
 _KEY = re.compile(r"^([a-z][a-z0-9_-]{0,31})=(.*)$", re.DOTALL)
 _TOKEN = re.compile(r"^(\[)?<([a-z][a-z0-9-]*)>(\])?$")
-# shlex.split in POSIX mode with whitespace_split splits on these four characters only;
-# without a quote or a backslash in the line it does nothing else (no comments).
-_SHLEX_SPACE = re.compile(r"[ \t\r\n]+")
-_SHLEX_SPECIAL = frozenset("'\"\\")
 # Other spaces (a no-break space from Slack's composer or a paste, an em space, a
-# vertical tab...) separate words as a space does, here as people read them.
+# vertical tab...) separate words as a space does, here as people read them; inside
+# quotes they stay what they are.
 OTHER_SPACES = "\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B)))
 OTHER_SPACES += "\u2028\u2029\u202f\u205f\u3000"  # every other str.isspace() character
-_OTHER_SPACES = str.maketrans(OTHER_SPACES, " " * len(OTHER_SPACES))
+SPACES = " \t\r\n" + OTHER_SPACES
+# Without a quote or a backslash in the line, splitting does nothing but split.
+_SPACE_RUN = re.compile("[" + re.escape(SPACES) + "]+")
+_QUOTING = frozenset("'\"\\")
 
 
 class GrammarError(ValueError):
@@ -66,7 +66,6 @@ def parse(line: str, slash_command: str = "/gdb") -> ParsedCommand:
         raise GrammarError(f"the command is {len(text)} characters long; the limit is {MAX_LINE}")
     if "\x00" in text:
         raise GrammarError("the command contains a NUL character")
-    text = text.translate(_OTHER_SPACES)
     first = text.split(maxsplit=1)[0] if text else ""
     if first.lower() == slash_command.lower():  # `/GDB list` is `/gdb list`
         text = text[len(first) :].strip()
@@ -101,13 +100,18 @@ def parse(line: str, slash_command: str = "/gdb") -> ParsedCommand:
 
 
 def split_words(text: str) -> list[str]:
-    """`shlex.split(text)`: words split on spaces, tabs and newlines, with shell quoting
-    and backslash escapes. Lines without a quote or a backslash (nearly all) take a
-    regular expression instead of shlex's character-by-character reader, with the same
-    result. ValueError as shlex raises it (an open quote, a trailing backslash)."""
-    if _SHLEX_SPECIAL.isdisjoint(text):
-        return [word for word in _SHLEX_SPACE.split(text) if word]
-    return shlex.split(text)
+    """Words as a POSIX shell splits them (`shlex`: quotes group, a backslash escapes),
+    on any space (`SPACES`: a no-break space too, outside quotes). Lines without a
+    quote or a backslash (nearly all) take a regular expression instead of shlex's
+    character-by-character reader, with the same result. ValueError as shlex raises it
+    (an open quote, a trailing backslash)."""
+    if _QUOTING.isdisjoint(text):
+        return [word for word in _SPACE_RUN.split(text) if word]
+    lexer = shlex.shlex(text, posix=True)
+    lexer.whitespace = SPACES
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    return list(lexer)
 
 
 def password_like_words(text: str) -> list[str]:

@@ -32,8 +32,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -70,6 +72,38 @@ SPOOL_SUFFIX = ".inbox-spool"
 def spool_path(database: str | Path) -> Path | None:
     """Where the spool of the store at `database` lives (None for an in-memory store)."""
     return None if str(database) == ":memory:" else Path(f"{database}{SPOOL_SUFFIX}")
+
+
+_SLACK_ID = re.compile(r"^[A-Z0-9]{2,32}$")
+
+
+def _well_formed(entry: Any) -> bool:
+    """Whether a spool line holds what `spool_many` writes (types and Slack ids)."""
+    if not isinstance(entry, dict):
+        return False
+    for name in ("key", "user", "text", "runner"):
+        if not isinstance(entry.get(name), str) or not entry[name]:
+            return False
+    if not _SLACK_ID.match(entry["user"]) or not isinstance(entry.get("channel"), str):
+        return False
+    if entry["channel"] and not _SLACK_ID.match(entry["channel"]):
+        return False
+    url = entry.get("response_url")
+    if url is not None and not (isinstance(url, str) and url.startswith(("https://", "http://"))):
+        return False
+    at = entry.get("received_at")
+    return isinstance(at, int | float) and not isinstance(at, bool) and 0 <= at < 1e11
+
+
+def _regular_or_absent(path: Path) -> None:
+    """OSError unless `path` is a regular file or does not exist (a directory or a
+    FIFO there would fail or block every read and write)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise OSError(f"{path} is not a regular file")
 
 
 class Inbox:
@@ -135,6 +169,7 @@ class Inbox:
         spool. OSError when the file cannot be written."""
         if self.spool is None:
             return None
+        _regular_or_absent(self.spool)
         now, runner = self._clock(), this_runner()
         entries = [
             {
@@ -174,15 +209,21 @@ class Inbox:
         os.replace(fresh, self.spool)
 
     def _spooled(self) -> list[dict[str, Any]]:
-        """The spool's entries (a line cut short by a kill mid-write is skipped: its
-        request was never acknowledged)."""
-        if self.spool is None or not self.spool.exists():
+        """The spool's well-formed entries. A line that is not one is skipped (a line
+        cut short by a kill mid-write: its request was never acknowledged; anything
+        else was not written by graphops); so is a spool that is not a regular file."""
+        if self.spool is None:
+            return []
+        try:
+            _regular_or_absent(self.spool)
+            data = self.spool.read_bytes() if self.spool.exists() else b""
+        except OSError:
             return []
         entries = []
-        for line in self.spool.read_bytes().splitlines():
+        for line in data.splitlines():
             with contextlib.suppress(ValueError):
                 entry = json.loads(line)
-                if isinstance(entry, dict) and isinstance(entry.get("key"), str):
+                if _well_formed(entry):
                     entries.append(entry)
         return entries
 
@@ -190,10 +231,18 @@ class Inbox:
         """Move the entries of processes that are gone into the table (those already
         there by their key are not added again), then drop them from the spool. Left
         for the next start when the store or the file cannot be written now."""
-        gone = [e for e in self._spooled() if not runner_alive(str(e.get("runner") or ""))]
+        spooled = self._spooled()
+        with contextlib.suppress(sqlite3.Error):  # done rows whose entry is gone at last
+            keys = json.dumps([entry["key"] for entry in spooled])
+            self.db.execute(
+                "DELETE FROM accepted_requests WHERE stage = 'done' "
+                "AND spool_key NOT IN (SELECT value FROM json_each(?))",
+                [keys],
+            )
+        gone = [e for e in spooled if not runner_alive(e["runner"])]
         if not gone:
             return
-        with contextlib.suppress(sqlite3.Error, OSError, ValueError, TypeError):
+        with contextlib.suppress(sqlite3.Error, OSError):
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 for entry in gone:
@@ -202,12 +251,12 @@ class Inbox:
                         "received_at, runner, spool_key) SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT "
                         "EXISTS (SELECT 1 FROM accepted_requests WHERE spool_key = ?)",
                         [
-                            str(entry.get("user") or ""),
-                            str(entry.get("channel") or ""),
-                            redact(str(entry.get("text") or "")),
-                            entry.get("response_url") or None,
-                            float(entry.get("received_at") or 0.0),
-                            str(entry.get("runner") or ""),
+                            entry["user"],
+                            entry["channel"],
+                            redact(entry["text"]),
+                            entry["response_url"],
+                            entry["received_at"],
+                            entry["runner"],
                             entry["key"],
                             entry["key"],
                         ],
@@ -238,12 +287,18 @@ class Inbox:
         """Delivered (or answered after a restart): forget it."""
         self.db.execute("DELETE FROM accepted_requests WHERE id = ?", [row_id])
 
+    def done_but_spooled(self, row_id: int) -> None:
+        """Delivered, but its spool entry could not be dropped: the row stays, marked
+        `done`, so that the entry is never taken up as unanswered (`left_over` skips
+        it, and deletes it once the entry is gone)."""
+        self.db.execute("UPDATE accepted_requests SET stage = 'done' WHERE id = ?", [row_id])
+
     def left_over(self) -> list[AcceptedRequest]:
         """Requests of processes that are gone, oldest first (the spool's included)."""
         self._take_spool()
         rows = self.db.execute(
             "SELECT id, user, channel, text, response_url, received_at, stage, sent, reply, "
-            "runner FROM accepted_requests ORDER BY id"
+            "runner FROM accepted_requests WHERE stage != 'done' ORDER BY id"
         ).fetchall()
         return [AcceptedRequest(*row[:9]) for row in rows if not runner_alive(row[9])]
 

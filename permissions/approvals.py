@@ -79,14 +79,20 @@ class Approval:
     reported_at: float | None = None
 
 
-def _process_start(pid: int) -> str:
-    """The start time of process `pid` in clock ticks since boot (Linux `/proc`), or "0"."""
+def _stat_fields(pid: int) -> list[str]:
+    """The fields of `/proc/<pid>/stat` after the command name (field 3 on), or []."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
             # the command name (field 2) may hold spaces: count fields after its ")"
-            return stat.read().rsplit(")", 1)[1].split()[19]
+            return stat.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return "0"
+        return []
+
+
+def _process_start(pid: int) -> str:
+    """The start time of process `pid` in clock ticks since boot (Linux `/proc`), or "0"."""
+    fields = _stat_fields(pid)
+    return fields[19] if len(fields) > 19 else "0"
 
 
 _runner: dict[int, str] = {}
@@ -117,7 +123,10 @@ def runner_alive(runner: str | None) -> bool:
         return False
     except PermissionError:
         pass  # another user's process: it exists
-    return started in ("", "0") or _process_start(pid) == started
+    fields = _stat_fields(pid)
+    if fields and fields[0] == "Z":  # killed, not yet reaped by its parent: gone
+        return False
+    return started in ("", "0") or (len(fields) > 19 and fields[19] == started)
 
 
 class LostRunner(RuntimeError):

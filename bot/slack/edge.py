@@ -206,6 +206,8 @@ def payload_problem(body: dict[str, Any]) -> str | None:
     if "command" in body and "type" not in body:
         return _slash_problem(body)
     kind = body.get("type")
+    if kind is None:
+        return "a slash command needs `command`; an interaction or an event needs `type`"
     if kind not in HANDLED_TYPES:
         return f"unsupported payload type {str(kind)[:40]!r}"
     if kind == "url_verification":

@@ -310,6 +310,7 @@ class SlackRuntime:
     draining: bool = False  # SIGTERM: new requests are answered "restarting", not run
     inbox: Inbox = field(init=False)
     intake: Intake = field(init=False)
+    _unforgotten: set[int] = field(default_factory=set)  # answered; their rows to delete
     _refresher: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
@@ -438,7 +439,10 @@ class SlackRuntime:
             reply = await self.bot.run(invocation)
         if accepted is not None:
             kept = reply.model_copy(update={"private_text": None, "secret_prompt": None})
-            self.inbox.answered(accepted, self.bot.redact(kept.model_dump_json()))
+            try:
+                self.inbox.answered(accepted, self.bot.redact(kept.model_dump_json()))
+            except sqlite3.Error as exc:  # another process took the lock: answer anyway
+                log.warning("an answer was not kept in the inbox before delivery: %s", exc)
         return reply
 
     def _sent_hook(self, accepted: int | None) -> Any:
@@ -512,8 +516,7 @@ class SlackRuntime:
                     log.warning("the store stayed locked; a Slack request was not run")
                     if origin is not None and origin.user:
                         await self.delivery.say(origin, STORE_BUSY, status="error")
-                    self._forget(row)  # told; nothing ran
-                    self._unspool(spooled)
+                    self._finish(row, spooled)  # told; nothing ran
                     return
                 if row is None and keep is not None and origin is not None:
                     row = self._keep(origin, keep, spooled)
@@ -524,8 +527,7 @@ class SlackRuntime:
                 finally:
                     with contextlib.suppress(ValueError):
                         _accepted.reset(token)
-            self._forget(row)
-            self._unspool(spooled)
+            self._finish(row, spooled)
 
         return self.spawn(run())
 
@@ -574,23 +576,38 @@ class SlackRuntime:
             log.warning("could not keep an accepted request: %s", exc)
             return None
 
-    def _unspool(self, key: str | None) -> None:
-        """Drop a request's spool entry (left for the next start if that fails)."""
-        if key is None:
-            return
-        try:
-            self.inbox.unspool([key])
-        except OSError as exc:
-            log.warning("an answered request stays in the inbox's spool: %s", exc)
+    def _finish(self, row: int | None, spooled: str | None) -> None:
+        """A request is answered: drop its spool entry, if any, then its row; when the
+        entry cannot be dropped, the row stays marked done, so that a restart never
+        takes the entry up as unanswered."""
+        if spooled is not None:
+            try:
+                self.inbox.unspool([spooled])
+            except OSError as exc:
+                log.warning("an answered request stays in the inbox's spool: %s", exc)
+                if row is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        self.inbox.done_but_spooled(row)
+                        return
+        self._forget(row)
 
     def _forget(self, row: int | None) -> None:
-        """Delete an answered request's inbox row (left for the next start if that fails)."""
-        if row is None:
-            return
-        try:
-            self.inbox.done(row)
-        except sqlite3.Error as exc:
-            log.warning("an answered request stays in the inbox: %s", exc)
+        """Delete an answered request's inbox row. One that cannot be deleted now (the
+        store is locked) is tried again with each later one and by the approval sweep
+        (`forget_later`), so that a later restart does not answer it again."""
+        if row is not None:
+            self._unforgotten.add(row)
+        self.forget_later()
+
+    def forget_later(self) -> None:
+        """Delete the rows of answered requests that could not be deleted before."""
+        for row in sorted(self._unforgotten):
+            try:
+                self.inbox.done(row)
+            except sqlite3.Error as exc:
+                log.warning("an answered request stays in the inbox for now: %s", exc)
+                return
+            self._unforgotten.discard(row)
 
     async def idle(self, timeout: float = 30.0) -> bool:
         """Wait until no listener work is running (work may start more work); False

@@ -190,6 +190,7 @@ class SlackServer:
         if not await self.rt.idle(seconds if idle_seconds is None else idle_seconds):
             for task in list(self.rt.tasks):
                 task.cancel()
+        self.rt.forget_later()  # answered requests whose rows met a locked store
         await self.rt.directory.aclose()
         await self.rt.stop_background()
         if self._runner is not None:

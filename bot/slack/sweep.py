@@ -19,9 +19,11 @@ DEFAULT_SWEEP_SECONDS = 30.0
 
 async def sweep_once(rt: SlackRuntime) -> list[Approval]:
     """Expire due approvals (atomically, in the store) and update their cards; resume
-    approved work whose process is gone."""
+    approved work whose process is gone; delete the inbox rows of answered requests
+    that met a locked store."""
     if not rt.draining:
         resume_orphans(rt)
+    rt.forget_later()  # answered requests whose inbox rows met a locked store
     expired = rt.bot.services.approvals.expire_due()
     for approval in expired:
         rt.metrics.approval("expired")

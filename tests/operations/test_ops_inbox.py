@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
+
+import pytest
 
 from bot.store import open_database
 from operations.inbox import Inbox, spool_path
@@ -72,3 +76,62 @@ def test_a_row_written_later_drops_its_spool_entry(tmp_path: Path) -> None:
     inbox.unspool([keys[1]])
     assert not spool.exists()
     assert Inbox(inbox.db).spool_many([("U0ALICE", "C0DEV", "list", None)]) is None  # no file
+
+
+def _entry(key: str, **changes: object) -> str:
+    entry = {
+        "key": key,
+        "user": "U0ALICE",
+        "channel": "C0DEV",
+        "text": f"show {key}",
+        "response_url": None,
+        "received_at": 1_700_000_000.0,
+        "runner": GONE,
+        **changes,
+    }
+    return json.dumps(entry)
+
+
+def test_a_bad_spool_line_is_skipped_and_the_others_are_taken_up(tmp_path: Path) -> None:
+    inbox, spool = _spooled_inbox(tmp_path)
+    bad = [
+        _entry("b1", received_at="yesterday"),
+        _entry("b2", received_at=float("nan")),
+        _entry("b3", received_at=1e308),
+        _entry("b4", user=123),
+        _entry("b5", channel=True),
+        _entry("b6", text={"a": 1}),
+        _entry("b7", response_url="file:///etc/passwd"),
+        _entry("b8", user="U0ALICE; DROP"),
+        "[1, 2]",
+        "not json",
+    ]
+    good = [_entry("g1"), _entry("g2", response_url="https://hooks.slack.com/x")]
+    spool.write_text("\n".join([good[0], *bad, good[1]]) + "\n")
+    assert [r.text for r in inbox.left_over()] == ["show g1", "show g2"]
+    assert not spool.exists()  # the good ones taken, the bad ones never will be
+
+
+def test_a_spool_path_that_is_not_a_file_neither_blocks_nor_stops_a_start(tmp_path: Path) -> None:
+    inbox, spool = _spooled_inbox(tmp_path)
+    spool.mkdir()
+    assert inbox.left_over() == []
+    with pytest.raises(OSError):
+        inbox.spool_many([("U0ALICE", "C0DEV", "list", None)])
+    spool.rmdir()
+    os.mkfifo(spool)  # reading a FIFO with no writer would block forever
+    assert inbox.left_over() == []
+    with pytest.raises(OSError):
+        inbox.spool_many([("U0ALICE", "C0DEV", "list", None)])
+
+
+def test_an_answered_request_whose_entry_stayed_is_never_answered_again(tmp_path: Path) -> None:
+    inbox, spool = _spooled_inbox(tmp_path)
+    [key] = inbox.spool_many([("U0ALICE", "C0DEV", "list", None)]) or []
+    row = inbox.accept_many([("U0ALICE", "C0DEV", "list", None)], key)[0]
+    inbox.done_but_spooled(row)  # answered; dropping its entry failed (a full disk)
+    spool.write_text(spool.read_text().replace(this_runner(), GONE))
+    inbox.db.execute("UPDATE accepted_requests SET runner = ?", [GONE])
+    assert inbox.left_over() == []  # not "nothing was done" for what was done
+    assert not spool.exists()
+    assert inbox.left_over() == [] and inbox.pending() == 0  # and the row goes too

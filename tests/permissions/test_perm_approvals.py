@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -256,3 +257,28 @@ def test_only_work_of_a_dead_runner_is_taken_over(approvals: ApprovalStore) -> N
     approvals.db.execute("UPDATE approvals SET runner = ? WHERE id = ?", [gone, approval_id])
     with pytest.raises(LostRunner):  # taken over elsewhere: this process must stop
         approvals.save_step(approval_id, "switch", {})
+
+
+def test_a_killed_process_not_yet_reaped_is_not_a_live_runner() -> None:
+    """A SIGKILLed `graphops serve` stays a zombie until its parent reaps it: a restart
+    within that moment must still take its work up."""
+    import signal
+    import subprocess
+    import sys
+
+    from permissions.approvals import _process_start, runner_alive
+    from tests.waiting import wait_until
+
+    def state(pid: int) -> str:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        runner = f"{child.pid}:{_process_start(child.pid)}"
+        assert runner_alive(runner)
+        os.kill(child.pid, signal.SIGKILL)  # not reaped: a zombie
+        wait_until(lambda: state(child.pid) == "Z", 10, "a zombie")
+        assert not runner_alive(runner)
+    finally:
+        child.kill()
+        child.wait(10)

@@ -348,16 +348,20 @@ async def test_case10_malformed_payloads_get_400(
     assert harness.rt.tasks == set() and harness.standin.calls == []
 
 
+@pytest.mark.parametrize("absent", [False, True])
 @pytest.mark.parametrize("missing", ["command", "user_id", "channel_id"])
 async def test_case10_a_slash_command_without_what_slack_always_sends_gets_400(
-    harness: SlackHarness, missing: str
+    harness: SlackHarness, missing: str, absent: bool
 ) -> None:
     """Slack's slash commands always name the command, the user and the channel; one
     without is not Slack's, and is not run (it was answered in a DM, channel '')."""
     from urllib.parse import urlencode
 
     fields = {"command": "/gdb", "text": "list", "user_id": "U0ALICE", "channel_id": "C0DEV"}
-    fields[missing] = ""
+    if absent:
+        del fields[missing]
+    else:
+        fields[missing] = ""
     response = await harness.slack.post(urlencode(fields), "application/x-www-form-urlencoded")
     assert response.status_code == 400 and missing in response.text
     assert harness.rt.tasks == set() and harness.standin.calls == []

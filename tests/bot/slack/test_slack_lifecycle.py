@@ -304,3 +304,30 @@ async def test_a_request_acked_while_the_store_is_locked_is_kept_once_it_is_free
     assert await harness.rt.idle()
     kept = harness.rt.bot.db.execute("SELECT text, stage FROM accepted_requests ORDER BY id")
     assert kept.fetchall() == [("list", "answered"), ("restart sandbox-db", "answered")]
+
+
+async def test_a_lock_on_the_inbox_after_the_answer_neither_breaks_it_nor_repeats_it(
+    harness: SlackHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holds the lock when the answer is kept and when its row is
+    deleted: the answer is still delivered (not "Something went wrong"), and the row is
+    deleted once the store is free (a later restart would answer it again)."""
+    import sqlite3
+
+    inbox = harness.rt.inbox
+    locked = sqlite3.OperationalError("database is locked")
+    done = inbox.done
+
+    def busy(*args: object) -> None:
+        raise locked
+
+    monkeypatch.setattr(inbox, "answered", busy)
+    monkeypatch.setattr(inbox, "done", busy)
+    await harness.slack.slash("list")
+    [answer] = await harness.standin.wait_for("chat.postMessage")
+    assert "sandbox-db" in texts(answer) and "went wrong" not in texts(answer)
+    assert await harness.rt.idle()
+    assert inbox.pending() == 1  # the lock is still "held"
+    monkeypatch.setattr(inbox, "done", done)
+    harness.rt.forget_later()  # as the approval sweep does
+    assert inbox.pending() == 0
