@@ -254,7 +254,7 @@ class Inbox:
                             entry["user"],
                             entry["channel"],
                             redact(entry["text"]),
-                            entry["response_url"],
+                            entry.get("response_url"),
                             entry["received_at"],
                             entry["runner"],
                             entry["key"],

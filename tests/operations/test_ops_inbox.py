@@ -106,9 +106,15 @@ def test_a_bad_spool_line_is_skipped_and_the_others_are_taken_up(tmp_path: Path)
         "[1, 2]",
         "not json",
     ]
-    good = [_entry("g1"), _entry("g2", response_url="https://hooks.slack.com/x")]
-    spool.write_text("\n".join([good[0], *bad, good[1]]) + "\n")
-    assert [r.text for r in inbox.left_over()] == ["show g1", "show g2"]
+    no_url = json.loads(_entry("g3"))
+    del no_url["response_url"]  # a line without one is still well-formed
+    good = [
+        _entry("g1"),
+        json.dumps(no_url),
+        _entry("g2", response_url="https://hooks.slack.com/x"),
+    ]
+    spool.write_text("\n".join([good[0], *bad, good[1], good[2]]) + "\n")
+    assert [r.text for r in inbox.left_over()] == ["show g1", "show g3", "show g2"]
     assert not spool.exists()  # the good ones taken, the bad ones never will be
 
 
