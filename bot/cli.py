@@ -400,6 +400,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except Exception as exc:
+        from core.errors import is_store_busy
+
+        if not is_store_busy(exc):
+            raise
+        print(
+            "error: another process holds the store's write lock (a backup, another "
+            "graphops?) and kept it; nothing was changed. Try again once it is free.",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
     print(f"unknown command {args.command!r}", file=sys.stderr)

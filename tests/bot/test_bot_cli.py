@@ -401,3 +401,26 @@ def test_shell_c_switches_user_and_stops_at_a_refused_switch(tmp_path: Path):
     assert refused.returncode == 1
     assert "`:user alice`: not a Slack user id" in refused.stdout
     assert "Access" not in refused.stdout  # `access` did not run
+
+
+def test_a_store_locked_by_another_process_is_said_plainly_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQLite's "database is locked" (another process kept the write lock past the busy
+    timeout, e.g. `graphops serve` starting during a backup) is one line and the error exit code."""
+    import bot.cli
+
+    def locked(args: object) -> int:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(bot.cli, "_access", locked)
+    assert bot.cli.main(["audit"]) == bot.cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "another process holds the store's write lock" in err and "Traceback" not in err
+
+    def other(args: object) -> int:
+        raise sqlite3.OperationalError("no such table: x")  # a bug: not hidden
+
+    monkeypatch.setattr(bot.cli, "_access", other)
+    with pytest.raises(sqlite3.OperationalError):
+        bot.cli.main(["audit"])
