@@ -38,6 +38,7 @@ import errno
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -304,6 +305,11 @@ class Checkpointer:
         self.path = path
         self.failed = False
         self._conn: sqlite3.Connection | None = None
+        # A thread of `asyncio.to_thread` runs on when its task is cancelled (a stop in the
+        # middle of a checkpoint): the connection is used and closed under this lock, or
+        # a close under a running checkpoint crashes the process (SQLite, use after free).
+        self._conn_lock = threading.Lock()
+        self._closed = False
         self._loop = BackgroundLoop("graphops-checkpoint", self.run_once, interval)
 
     def start(self) -> None:
@@ -319,9 +325,14 @@ class Checkpointer:
         if self.path != ":memory:" and not self.failed:
             await self.run_once()
         self._hand_back()
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        await asyncio.to_thread(self._close)  # after any checkpoint still running
+
+    def _close(self) -> None:
+        with self._conn_lock:
+            self._closed = True
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     async def run_once(self) -> tuple[int, int, int] | None:
         """One PASSIVE checkpoint in a thread: SQLite's (busy, WAL pages, pages
@@ -337,12 +348,15 @@ class Checkpointer:
             return None
 
     def _checkpoint(self) -> tuple[int, int, int]:
-        if self._conn is None:
-            self._conn = sqlite3.connect(
-                self.path, timeout=0, isolation_level=None, check_same_thread=False
-            )
-        busy, pages, done = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        return int(busy), int(pages), int(done)
+        with self._conn_lock:
+            if self._closed:
+                raise sqlite3.OperationalError("the checkpointer is stopped")
+            if self._conn is None:
+                self._conn = sqlite3.connect(
+                    self.path, timeout=0, isolation_level=None, check_same_thread=False
+                )
+            busy, pages, done = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            return int(busy), int(pages), int(done)
 
     def _hand_back(self) -> None:
         with contextlib.suppress(sqlite3.Error):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from pathlib import Path
 
@@ -108,4 +109,73 @@ def test_the_store_and_its_copies_are_readable_by_their_owner_only(tmp_path: Pat
         assert stat.S_IMODE(part.stat().st_mode) == 0o600, part.name
     backup_database(path, tmp_path / "copy.sqlite3")
     assert stat.S_IMODE((tmp_path / "copy.sqlite3").stat().st_mode) == 0o600
+    db.close()
+
+
+async def test_a_stop_during_a_checkpoint_waits_for_it_before_closing(tmp_path: Path) -> None:
+    """`asyncio.to_thread` runs on when its task is cancelled: a stop in the middle of a
+    checkpoint closed the connection under it, and SQLite crashed the process (seen in
+    CI: a segmentation fault in `_checkpoint`). Now the close waits for it."""
+    import threading
+
+    path = tmp_path / "bot.sqlite3"
+    db = open_database(path)
+    checkpointer = Checkpointer(db, str(path), interval=3600)
+    order: list[str] = []
+    inside, release, straggler_done = threading.Event(), threading.Event(), threading.Event()
+
+    class Slow:
+        """The checkpointer's connection: its first checkpoint is held until released."""
+
+        def __init__(self, real: sqlite3.Connection) -> None:
+            self.real = real
+            self.calls = 0
+
+        def execute(self, sql: str) -> sqlite3.Cursor:
+            self.calls += 1
+            first = self.calls == 1
+            if first:
+                inside.set()
+                release.wait(10)
+            order.append("checkpoint")
+            if first:
+                straggler_done.set()
+            return self.real.execute(sql)
+
+        def close(self) -> None:
+            order.append("close")
+            self.real.close()
+
+    class Watched:
+        """The connection's lock, saying when a second user waits for it."""
+
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+            self.users = 0
+            self.second_waits = threading.Event()
+
+        def __enter__(self) -> None:
+            self.users += 1
+            if self.users == 2:
+                self.second_waits.set()
+            self.lock.acquire()
+
+        def __exit__(self, *exc: object) -> None:
+            self.lock.release()
+
+    watched = Watched()
+    checkpointer._conn_lock = watched  # type: ignore[assignment]
+    checkpointer._conn = Slow(sqlite3.connect(str(path), check_same_thread=False))  # type: ignore[assignment]
+    running = asyncio.ensure_future(checkpointer.run_once())
+    await asyncio.to_thread(inside.wait, 10)
+    running.cancel()  # its thread goes on, inside the checkpoint
+    stopping = asyncio.ensure_future(checkpointer.stop())
+    # stop's own checkpoint waits for the connection instead of using it alongside
+    assert await asyncio.to_thread(watched.second_waits.wait, 10)
+    assert order == [] and not stopping.done()
+    release.set()
+    await asyncio.wait_for(stopping, 10)
+    await asyncio.to_thread(straggler_done.wait, 10)
+    # the held checkpoint ended, then stop's own, then the close (not a close under it)
+    assert order == ["checkpoint", "checkpoint", "close"]
     db.close()
