@@ -37,10 +37,10 @@ import secrets
 import sqlite3
 import stat
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import sqlite_utils
 
@@ -95,6 +95,13 @@ def _well_formed(entry: Any) -> bool:
     return isinstance(at, int | float) and not isinstance(at, bool) and 0 <= at < 1e11
 
 
+def _write_synced(file: BinaryIO, entries: list[dict[str, Any]]) -> None:
+    """`entries` as JSON lines, on the disk (not only in its cache) when this returns."""
+    file.write(b"".join(json.dumps(entry).encode() + b"\n" for entry in entries))
+    file.flush()
+    os.fsync(file.fileno())
+
+
 def _regular_or_absent(path: Path) -> None:
     """OSError unless `path` is a regular file or does not exist (a directory or a
     FIFO there would fail or block every read and write)."""
@@ -145,8 +152,7 @@ class Inbox:
         transaction: all rows or none (sqlite3.Error); their row ids, in order."""
         now, runner = self._clock(), this_runner()
         ids = []
-        self.db.execute("BEGIN IMMEDIATE")  # fails here when another process holds the lock
-        try:
+        with self._transaction():
             for user, channel, text, response_url in requests:
                 cursor = self.db.execute(
                     "INSERT INTO accepted_requests (user, channel, text, response_url, "
@@ -154,12 +160,20 @@ class Inbox:
                     [user, channel, redact(text), response_url, now, runner, spool_key],
                 )
                 ids.append(int(cursor.lastrowid or 0))
+        return ids
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction: committed at the end, rolled back on any exception.
+        sqlite3.Error at once when another process holds the lock past the busy timeout."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
             self.db.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 self.db.execute("ROLLBACK")
             raise
-        return ids
 
     # -- the spool ---------------------------------------------------------------------
 
@@ -184,9 +198,7 @@ class Inbox:
             for user, channel, text, response_url in requests
         ]
         with append_private(self.spool) as spool:
-            spool.write(b"".join(json.dumps(entry).encode() + b"\n" for entry in entries))
-            spool.flush()
-            os.fsync(spool.fileno())
+            _write_synced(spool, entries)
         return [str(entry["key"]) for entry in entries]
 
     def unspool(self, keys: Iterable[str]) -> None:
@@ -203,9 +215,7 @@ class Inbox:
         fresh = self.spool.with_name(self.spool.name + ".new")
         fresh.unlink(missing_ok=True)
         with create_private(fresh) as out:
-            out.write(b"".join(json.dumps(entry).encode() + b"\n" for entry in kept))
-            out.flush()
-            os.fsync(out.fileno())
+            _write_synced(out, kept)
         os.replace(fresh, self.spool)
 
     def _spooled(self) -> list[dict[str, Any]]:
@@ -243,8 +253,7 @@ class Inbox:
         if not gone:
             return
         with contextlib.suppress(sqlite3.Error, OSError):
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 for entry in gone:
                     self.db.execute(
                         "INSERT INTO accepted_requests (user, channel, text, response_url, "
@@ -261,11 +270,6 @@ class Inbox:
                             entry["key"],
                         ],
                     )
-                self.db.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    self.db.execute("ROLLBACK")
-                raise
             self.unspool(entry["key"] for entry in gone)
 
     def mark_sent(self, row_id: int, what: str) -> None:

@@ -89,9 +89,10 @@ def _stat_fields(pid: int) -> list[str]:
         return []
 
 
-def _process_start(pid: int) -> str:
-    """The start time of process `pid` in clock ticks since boot (Linux `/proc`), or "0"."""
-    fields = _stat_fields(pid)
+def _process_start(pid: int, fields: list[str] | None = None) -> str:
+    """The start time of process `pid` in clock ticks since boot (Linux `/proc`), or "0";
+    from its stat `fields` when already read."""
+    fields = _stat_fields(pid) if fields is None else fields
     return fields[19] if len(fields) > 19 else "0"
 
 
@@ -126,7 +127,7 @@ def runner_alive(runner: str | None) -> bool:
     fields = _stat_fields(pid)
     if fields and fields[0] == "Z":  # killed, not yet reaped by its parent: gone
         return False
-    return started in ("", "0") or (len(fields) > 19 and fields[19] == started)
+    return started in ("", "0") or _process_start(pid, fields) == started
 
 
 class LostRunner(RuntimeError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -134,7 +133,9 @@ def pauses(console_sim) -> int:  # type: ignore[no-untyped-def]
 
 async def test_a_due_pause_runs_once_and_is_tracked_in_its_thread(bot, console_sim, clock):
     schedule = await make(bot, "schedule pause sandbox-db daily 20:00 tz=Europe/Paris")
-    wall = ManualClock(time.time())
+    # Two hours before the run: outside the heads-up window whatever the real time is
+    # (starting at time.time() failed CI between 18:45 and 19:00 UTC).
+    wall = ManualClock(schedule.next_run_at - 2 * HOUR)
     notifier = RecordingNotifier()
     tracker = Tracker(
         bot.db,
@@ -285,7 +286,8 @@ def _viewer():  # type: ignore[no-untyped-def]
 
 async def test_missed_run_inside_grace_runs_once_after_a_restart(bot, console_sim):
     schedule = await make(bot, "schedule pause sandbox-db daily 20:00")
-    await scheduler(bot, RecordingNotifier(), ManualClock(time.time())).run_once()
+    before = ManualClock(schedule.next_run_at - 2 * HOUR)
+    await scheduler(bot, RecordingNotifier(), before).run_once()
     notifier = RecordingNotifier()
     later = ManualClock(schedule.next_run_at + 5 * 60)
     restarted = scheduler(bot, notifier, later, grace_seconds=900)
