@@ -114,6 +114,7 @@ def build_tracker(bot: Bot, notifier: Notifier) -> Tracker:
             concurrency=settings.concurrency,
             limits=bot.services.follow_limits,
         ),
+        ready=bot.store.ready,
     )
 
 

@@ -20,7 +20,11 @@ ack cannot wait: the request is then appended to the spool, a file beside the st
 Once the store can be written its row is written with the spool entry's key and the
 entry is dropped (`accept(spool_key=)`, `unspool`); a stopped process's entries are
 moved into the table by the next start (`left_over`), never twice (the key is kept in
-the row).
+the row). A request answered while the store is locked cannot have its row deleted
+then: a "done" mark naming the row goes to the spool (`spool_done`), so that a kill
+before the row is deleted never has the next start answer it a second time. Lines the
+spool should not hold (cut short, not JSON, nested past Python's limits, strings that
+are not UTF-8, ids out of range) are skipped, never a failed start.
 
 The text kept is what the audit keeps (a line that fits a verb's syntax, else the
 verb alone); the response_url (valid 30 minutes) lives only as long as the row; a
@@ -75,15 +79,34 @@ def spool_path(database: str | Path) -> Path | None:
 
 
 _SLACK_ID = re.compile(r"^[A-Z0-9]{2,32}$")
+_RUNNER = re.compile(r"^[1-9][0-9]{0,9}:[0-9]{1,20}$")  # permissions.approvals.this_runner
+
+
+def _utf8(value: Any) -> bool:
+    """Whether every string in `value` (a JSON value) can be written as UTF-8 (JSON's
+    `\\ud800` escapes decode to lone surrogates, which SQLite cannot store)."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_utf8(k) and _utf8(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_utf8(item) for item in value)
+    return True
 
 
 def _well_formed(entry: Any) -> bool:
     """Whether a spool line holds what `spool_many` writes (types and Slack ids)."""
-    if not isinstance(entry, dict):
+    if not isinstance(entry, dict) or not _utf8(entry):
         return False
     for name in ("key", "user", "text", "runner"):
         if not isinstance(entry.get(name), str) or not entry[name]:
             return False
+    if not _RUNNER.match(entry["runner"]):
+        return False
     if not _SLACK_ID.match(entry["user"]) or not isinstance(entry.get("channel"), str):
         return False
     if entry["channel"] and not _SLACK_ID.match(entry["channel"]):
@@ -93,6 +116,18 @@ def _well_formed(entry: Any) -> bool:
         return False
     at = entry.get("received_at")
     return isinstance(at, int | float) and not isinstance(at, bool) and 0 <= at < 1e11
+
+
+def _done_mark(entry: Any) -> bool:
+    """Whether a spool line is what `spool_done` writes: {"key": str, "done": row id}."""
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("key"), str)
+        and bool(entry["key"])
+        and _utf8(entry["key"])
+        and type(entry.get("done")) is int
+        and 0 < entry["done"] < 2**63
+    )
 
 
 def _write_synced(file: BinaryIO, entries: list[dict[str, Any]]) -> None:
@@ -201,11 +236,24 @@ class Inbox:
             _write_synced(spool, entries)
         return [str(entry["key"]) for entry in entries]
 
+    def spool_done(self, row_ids: Iterable[int]) -> list[str] | None:
+        """Mark these rows answered in the spool (their rows could not be deleted: the
+        store is locked), synced to disk; the marks' keys, or None without a spool.
+        The next start deletes the rows (`left_over`); drop the marks (`unspool`) once
+        the rows are deleted. OSError when the file cannot be written."""
+        if self.spool is None:
+            return None
+        _regular_or_absent(self.spool)
+        marks = [{"key": secrets.token_hex(8), "done": int(row)} for row in row_ids]
+        with append_private(self.spool) as spool:
+            _write_synced(spool, marks)
+        return [str(mark["key"]) for mark in marks]
+
     def unspool(self, keys: Iterable[str]) -> None:
         """Drop these entries from the spool (its file is removed once empty). OSError
         when it cannot be rewritten."""
         drop = set(keys)
-        entries = self._spooled()
+        entries = [e for e in self._lines() if _well_formed(e) or _done_mark(e)]
         kept = [entry for entry in entries if entry["key"] not in drop]
         if self.spool is None or len(kept) == len(entries):
             return
@@ -218,10 +266,11 @@ class Inbox:
             _write_synced(out, kept)
         os.replace(fresh, self.spool)
 
-    def _spooled(self) -> list[dict[str, Any]]:
-        """The spool's well-formed entries. A line that is not one is skipped (a line
-        cut short by a kill mid-write: its request was never acknowledged; anything
-        else was not written by graphops); so is a spool that is not a regular file."""
+    def _lines(self) -> list[Any]:
+        """The spool's lines that parse as JSON. A line that does not (cut short by a
+        kill mid-write: its request was never acknowledged; anything else was not
+        written by graphops; nested deeper than Python parses) is skipped; a spool that
+        is not a regular file reads as empty."""
         if self.spool is None:
             return []
         try:
@@ -231,16 +280,27 @@ class Inbox:
             return []
         entries = []
         for line in data.splitlines():
-            with contextlib.suppress(ValueError):
-                entry = json.loads(line)
-                if _well_formed(entry):
-                    entries.append(entry)
+            with contextlib.suppress(ValueError, RecursionError):
+                entries.append(json.loads(line))
         return entries
 
+    def _spooled(self) -> list[dict[str, Any]]:
+        """The spool's requests (lines as `spool_many` writes them)."""
+        return [entry for entry in self._lines() if _well_formed(entry)]
+
     def _take_spool(self) -> None:
-        """Move the entries of processes that are gone into the table (those already
-        there by their key are not added again), then drop them from the spool. Left
-        for the next start when the store or the file cannot be written now."""
+        """Delete the rows the spool marks answered; move the requests of processes that
+        are gone into the table (those already there by their key are not added again);
+        drop both from the spool. Left for the next start when the store or the file
+        cannot be written now."""
+        marks = [entry for entry in self._lines() if _done_mark(entry)]
+        if marks:
+            with contextlib.suppress(sqlite3.Error, OSError):
+                self.db.execute(
+                    "DELETE FROM accepted_requests WHERE id IN (SELECT value FROM json_each(?))",
+                    [json.dumps([mark["done"] for mark in marks])],
+                )
+                self.unspool(mark["key"] for mark in marks)
         spooled = self._spooled()
         with contextlib.suppress(sqlite3.Error):  # done rows whose entry is gone at last
             keys = json.dumps([entry["key"] for entry in spooled])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,6 +34,8 @@ class BackgroundLoop:
             self._wake.clear()  # a wake() during the pass runs the next one at once
             try:
                 await self.step()
+            except sqlite3.OperationalError as exc:  # another process holds the lock
+                log.warning("%s pass met a busy store (%s); the next tries again", self.name, exc)
             except Exception:
                 log.exception("%s pass failed", self.name)
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns normally

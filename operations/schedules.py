@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -380,6 +381,8 @@ class Scheduler:
         for schedule in self.store.active():
             try:
                 ran += await self._visit(schedule)
+            except sqlite3.OperationalError as exc:  # another process holds the lock
+                log.warning("schedule %s waits for the store: %s", schedule.id, exc)
             except Exception:  # one broken schedule must not stop the others
                 log.exception("schedule %s failed", schedule.id)
         return ran

@@ -36,8 +36,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sqlite3
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,7 @@ from core.reply import OperationRef, Reply
 from core.words import duration
 from operations.follow import Backoff, FollowLimits, failed_polls, last_seen, past_deadline
 from operations.incidents import Incidents
+from operations.locked import pause_a_second, write_when_free
 from operations.loop import BackgroundLoop
 from operations.migrations import migrate
 from operations.notify import Notifier
@@ -109,8 +111,10 @@ class Tracker:
         permissions: PermissionStore | None = None,
         settings: TrackerSettings | None = None,
         clock: Callable[[], float] = time.time,
+        ready: Callable[[], Awaitable[bool]] = pause_a_second,
     ) -> None:
         self.db = db
+        self._ready = ready  # waits for another process's write lock (operations/locked.py)
         self.providers = providers
         self.notifier = notifier
         self.permissions = permissions
@@ -148,6 +152,24 @@ class Tracker:
 
         `approver` is who approved the command that started it (named in incident posts).
         """
+        tracked = await write_when_free(
+            lambda: self._record(ref, channel, thread_ts, user, origin, approver),
+            f"following operation {ref.operation_id} of {ref.label or ref.database_id}",
+            self._ready,
+        )
+        self._loop.wake()
+        return tracked
+
+    def _record(
+        self,
+        ref: OperationRef,
+        channel: str,
+        thread_ts: str | None,
+        user: str,
+        origin: Reply | None,
+        approver: str | None,
+    ) -> int:
+        """Write the row of a followed operation (once: same id if it is there); its id."""
         now = self._clock()
         self.db.execute(
             "INSERT OR IGNORE INTO tracked_operations (provider, database_id, root_operation_id, "
@@ -176,7 +198,6 @@ class Tracker:
             "SELECT id FROM tracked_operations WHERE provider = ? AND root_operation_id = ?",
             [ref.provider, ref.operation_id],
         ).fetchone()
-        self._loop.wake()
         return int(row[0])
 
     def announce(
@@ -272,6 +293,8 @@ class Tracker:
         with polling("tracker"):
             try:
                 await self._poll(row)
+            except sqlite3.OperationalError as exc:  # another process holds the lock
+                log.warning("operation %s waits for the store: %s", row["operation_id"], exc)
             except Exception:  # one broken operation must not stop the others
                 log.exception("tracking operation %s failed", row["operation_id"])
                 self._failed(row, "an internal error while reading it (in the bot's log)")

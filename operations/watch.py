@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -253,6 +254,9 @@ class Watcher:
         async with self._semaphore:
             try:
                 return await self._poll(watch)
+            except sqlite3.OperationalError as exc:  # another process holds the lock
+                log.warning("watching %s waits for the store: %s", watch.database_name, exc)
+                return 0
             except Exception as exc:  # one broken watch must not stop the others
                 log.exception("watching %s failed", watch.database_name)
                 return self._failed(watch, type(exc).__name__)

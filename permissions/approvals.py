@@ -97,6 +97,7 @@ def _process_start(pid: int, fields: list[str] | None = None) -> str:
 
 
 _runner: dict[int, str] = {}
+PID_MAX_LIMIT = 4_194_304  # Linux's highest pid_max (include/linux/threads.h)
 
 
 def this_runner() -> str:
@@ -115,6 +116,8 @@ def runner_alive(runner: str | None) -> bool:
     try:
         pid = int(pid_text)
     except ValueError:
+        return False
+    if not 0 < pid <= PID_MAX_LIMIT:  # 0 and -n name process groups, -1 every process
         return False
     if runner == this_runner():
         return True

@@ -14,7 +14,10 @@
   uploaded with files upload v2 in the message's thread (its root: Slack says "Never
   use a reply's ts value; use its parent instead"), or, for private answers, to the
   requester's DM with the app.
-- Operations are handed to the tracker under the root of the thread they belong to.
+- Operations are handed to the tracker under the root of the thread they belong to;
+  the write that follows one, and the one that keeps an approval card's ts, wait for a
+  store another process has locked (operations/locked.py): the operation started, the
+  card was posted. An operation still not followed after that is told to the requester.
 - A mention (`@graphops restart x`) is answered in its thread; private answers there are
   ephemeral in that thread. In a direct message with the bot every answer is a plain
   message of that DM (only the person is in it).
@@ -25,7 +28,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Awaitable, Callable
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
@@ -35,7 +39,8 @@ from bot.slack.edge import Origin
 from bot.slack.menus import MenuStore
 from bot.slack.notifier import SlackNotifier, Uncertain, slack_error
 from core.refs import ChannelRef, UserRef
-from core.reply import Action, Reply
+from core.reply import Action, OperationRef, Reply
+from operations.locked import pause_a_second, write_when_free
 from operations.notify import TrackerPort
 from permissions.approvals import ApprovalStore
 
@@ -95,6 +100,16 @@ def why_not_posted(reason: str, channel: str) -> str:
     return f"Slack refused the post ({reason})."
 
 
+def not_followed(ref: OperationRef, slash_command: str) -> str:
+    """What the requester is told when an operation that started cannot be followed."""
+    name = ref.label or ref.database_id
+    return (
+        f"The operation `{ref.operation_id}` on {name} started, but I cannot follow it: "
+        "another process has held graphops' store for minutes. Its progress will not be "
+        f"posted; check it with `{slash_command} ops {name}`."
+    )
+
+
 class Delivery:
     """Sends Replies to a channel or to their requester (see the module docstring)."""
 
@@ -106,6 +121,7 @@ class Delivery:
         slash_command: str = "/gdb",
         tracker: Callable[[], TrackerPort | None] = lambda: None,
         menus: MenuStore | None = None,
+        ready: Callable[[], Awaitable[bool]] = pause_a_second,
     ) -> None:
         self.notifier = notifier
         self.client = notifier.client
@@ -113,6 +129,7 @@ class Delivery:
         self.slash_command = slash_command
         self.tracker = tracker
         self.menus = menus if menus is not None else MenuStore()
+        self.ready = ready  # waits for another process's write lock (operations/locked.py)
 
     async def render(self, reply: Reply, origin: Origin, *, private: bool = False) -> Rendered:
         """`reply` rendered for `origin`: its Choice, if any, kept as a menu for them
@@ -162,18 +179,26 @@ class Delivery:
             await self.to_requester(private, origin, private=True)
         approval_id = approval_id_of(reply)
         if approval_id and ts:
-            self.approvals.set_message_ts(approval_id, ts)
+            await write_when_free(
+                lambda: self.approvals.set_message_ts(approval_id, ts),
+                f"the card of approval {approval_id}",
+                self.ready,
+            )
         tracker = self.tracker()
         if tracker is not None:
             for ref in reply.operations:
-                await tracker.track(
-                    ref,
-                    channel=origin.channel,
-                    thread_ts=root,
-                    user=requester or origin.user,
-                    origin=reply if ts and thread_ts is None else None,
-                    approver=approver,
-                )
+                try:
+                    await tracker.track(
+                        ref,
+                        channel=origin.channel,
+                        thread_ts=root,
+                        user=requester or origin.user,
+                        origin=reply if ts and thread_ts is None else None,
+                        approver=approver,
+                    )
+                except sqlite3.OperationalError as exc:
+                    log.error("operation %s is not followed: %s", ref.operation_id, exc)
+                    await self.say(origin, not_followed(ref, self.slash_command), "error")
         return ts
 
     async def to_channel(self, reply: Reply, origin: Origin, thread_ts: str | None) -> str | None:

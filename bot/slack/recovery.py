@@ -162,4 +162,4 @@ async def _answer(rt: SlackRuntime, request: AcceptedRequest) -> None:
             "Run it again if it is still needed.",
             status="error",
         )
-    rt.inbox.done(request.id)
+    rt.forget(request.id)

@@ -310,7 +310,8 @@ class SlackRuntime:
     draining: bool = False  # SIGTERM: new requests are answered "restarting", not run
     inbox: Inbox = field(init=False)
     intake: Intake = field(init=False)
-    _unforgotten: set[int] = field(default_factory=set)  # answered; their rows to delete
+    # answered requests whose rows are still to delete -> their "done" mark in the spool
+    _unforgotten: dict[int, str | None] = field(default_factory=dict)
     _refresher: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
@@ -334,6 +335,7 @@ class SlackRuntime:
             slash_command=self.bot.services.slash_command,
             tracker=lambda: self.tracker,
             menus=self.menus,
+            ready=self.bot.store.ready,
         )
 
     # -- building invocations ---------------------------------------------------------------
@@ -589,25 +591,42 @@ class SlackRuntime:
                     with contextlib.suppress(sqlite3.Error):
                         self.inbox.done_but_spooled(row)
                         return
-        self._forget(row)
+        self.forget(row)
 
-    def _forget(self, row: int | None) -> None:
+    def forget(self, row: int | None) -> None:
         """Delete an answered request's inbox row. One that cannot be deleted now (the
-        store is locked) is tried again with each later one and by the approval sweep
-        (`forget_later`), so that a later restart does not answer it again."""
-        if row is not None:
-            self._unforgotten.add(row)
+        store is locked) is marked answered in the spool (so that a restart does not
+        answer it again, even after a kill) and tried again with each later one and by
+        the approval sweep (`forget_later`)."""
+        if row is not None and row not in self._unforgotten:
+            try:
+                self.inbox.done(row)
+            except sqlite3.Error:
+                self._unforgotten[row] = self._mark_done(row)
         self.forget_later()
 
+    def _mark_done(self, row: int) -> str | None:
+        """Mark `row` answered in the inbox's spool; the mark's key (None: not marked)."""
+        try:
+            keys = self.inbox.spool_done([row])
+        except OSError as exc:
+            log.warning("an answered request could not be marked in the spool: %s", exc)
+            return None
+        return keys[0] if keys else None
+
     def forget_later(self) -> None:
-        """Delete the rows of answered requests that could not be deleted before."""
-        for row in sorted(self._unforgotten):
+        """Delete the rows of answered requests that could not be deleted before, then
+        their marks in the spool."""
+        for row, mark in sorted(self._unforgotten.items()):
             try:
                 self.inbox.done(row)
             except sqlite3.Error as exc:
                 log.warning("an answered request stays in the inbox for now: %s", exc)
                 return
-            self._unforgotten.discard(row)
+            del self._unforgotten[row]
+            if mark is not None:
+                with contextlib.suppress(OSError):  # a stale mark deletes nothing
+                    self.inbox.unspool([mark])
 
     async def idle(self, timeout: float = 30.0) -> bool:
         """Wait until no listener work is running (work may start more work); False

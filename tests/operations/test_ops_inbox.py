@@ -105,6 +105,19 @@ def test_a_bad_spool_line_is_skipped_and_the_others_are_taken_up(tmp_path: Path)
         _entry("b8", user="U0ALICE; DROP"),
         "[1, 2]",
         "not json",
+        # each of these stopped `serve` at every start (RecursionError, OverflowError in
+        # os.kill, UnicodeEncodeError in SQLite), found by an attack:
+        "[" * 100_000 + "]" * 100_000,
+        '{"key": ' + "[" * 50_000 + "]" * 50_000 + "}",
+        _entry("b9", runner="99999999999999999999999:1"),
+        _entry("b10", runner="-1:0"),
+        _entry("b11", runner="0:0"),
+        _entry("b12", text="show \ud800"),
+        _entry("k\udfff"),
+        _entry("b14", response_url="https://x/\udc80"),
+        json.dumps({"key": "m1", "done": "1"}),
+        json.dumps({"key": "m2", "done": 10**30}),
+        json.dumps({"key": "m3", "done": True}),
     ]
     no_url = json.loads(_entry("g3"))
     del no_url["response_url"]  # a line without one is still well-formed
@@ -141,3 +154,28 @@ def test_an_answered_request_whose_entry_stayed_is_never_answered_again(tmp_path
     assert inbox.left_over() == []  # not "nothing was done" for what was done
     assert not spool.exists()
     assert inbox.left_over() == [] and inbox.pending() == 0  # and the row goes too
+
+
+def test_a_row_marked_answered_in_the_spool_is_never_answered_again(tmp_path: Path) -> None:
+    """An answer was delivered while the store was locked: its row could not be deleted,
+    so a mark went to the spool; a kill then leaves the row, and the next start deletes
+    it instead of answering the request a second time."""
+    inbox, spool = _spooled_inbox(tmp_path)
+    row = inbox.accept("U0ALICE", "C0DEV", "list", None)
+    other = inbox.accept("U0BOB", "C0DEV", "show sandbox-db", None)
+    [mark] = inbox.spool_done([row]) or []
+    inbox.db.execute("UPDATE accepted_requests SET runner = ?", [GONE])  # killed
+    restarted = Inbox(inbox.db, spool=spool)
+    assert [r.id for r in restarted.left_over()] == [other]  # only the unanswered one
+    assert not spool.exists() and restarted.pending() == 1
+    inbox.unspool([mark])  # the old process's late cleanup finds nothing to drop
+
+
+def test_marks_and_requests_share_the_spool(tmp_path: Path) -> None:
+    inbox, spool = _spooled_inbox(tmp_path)
+    [key] = inbox.spool_many([("U0ALICE", "C0DEV", "list", None)]) or []
+    [mark] = inbox.spool_done([41]) or []
+    inbox.unspool([key])
+    assert [json.loads(line)["key"] for line in spool.read_text().splitlines()] == [mark]
+    inbox.unspool([mark])
+    assert not spool.exists()

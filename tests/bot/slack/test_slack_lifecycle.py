@@ -331,3 +331,31 @@ async def test_a_lock_on_the_inbox_after_the_answer_neither_breaks_it_nor_repeat
     monkeypatch.setattr(inbox, "done", done)
     harness.rt.forget_later()  # as the approval sweep does
     assert inbox.pending() == 0
+
+
+async def test_an_answer_delivered_while_the_store_is_locked_is_not_repeated_after_a_kill(
+    harness: SlackHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer was delivered, its row could not be deleted (locked), and the process
+    is killed before the lock goes: the next start must not answer it again ("nothing
+    was done" for what was done). The row is marked answered in the spool."""
+    import sqlite3
+
+    from operations.inbox import Inbox
+
+    inbox = harness.rt.inbox
+    assert inbox.spool is not None
+
+    def busy(*args: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(inbox, "done", busy)
+    await harness.slack.slash("list")
+    await harness.standin.wait_for("chat.postMessage")
+    assert await harness.rt.idle()
+    assert inbox.pending() == 1
+    # killed here; the next start finds the row of a process that is gone
+    harness.rt.bot.db.execute("UPDATE accepted_requests SET runner = ?", [GONE])
+    restarted = Inbox(harness.rt.bot.db, spool=inbox.spool)
+    assert restarted.left_over() == []
+    assert restarted.pending() == 0 and not inbox.spool.exists()

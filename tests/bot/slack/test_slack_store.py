@@ -124,3 +124,41 @@ async def test_a_lock_taken_mid_command_fails_fast_and_loses_no_audit_row(
     restart_rows = [r for r in audit if r["verb"] == "restart"]
     assert {r["kind"] for r in restart_rows} == {"command", "decision", "operation"}
     assert any(r["kind"] == "api_call" and "restart" in r["verb"] for r in audit)
+
+
+async def test_an_operation_started_while_the_store_is_locked_is_followed_once_it_is_free(
+    harness: SlackHarness, console_sim: ConsoleSimulator
+) -> None:
+    """Another process took the lock after the restart's API call (found by an attack:
+    the answer said "Something went wrong" and the operation was never followed). The
+    answer is delivered, and the operation is followed once the store is free."""
+    from bot.slack.edge import Origin
+    from bot.wiring import build_tracker
+
+    rt = harness.rt
+    rt.tracker = tracker = build_tracker(rt.bot, rt.notifier)
+    tracker.start()
+    holder = LockHolder(str(rt.bot.config.bot.database))
+    tracked = "SELECT COUNT(*) FROM tracked_operations"
+    try:
+        await holder.locked()
+        origin = Origin(user="U0ALICE", channel="C0DEV", command="restart sandbox-db")
+        # past the gate, as if the lock was taken just after it
+        running = asyncio.ensure_future(rt.run_command(origin, acked=True))
+        [answer] = await harness.standin.wait_for("chat.postMessage")
+        assert "Restarting sandbox-db" in texts(answer), texts(answer)
+        assert holder.holding() and not running.done()  # following it waits for the store
+        assert rt.bot.db.execute(tracked).fetchone() == (0,)
+    finally:
+        await holder.release()
+    try:
+        await running
+        [(root,)] = rt.bot.db.execute("SELECT thread_ts FROM tracked_operations").fetchall()
+        assert root  # under the answer: its progress is posted in that thread
+        assert await harness.standin.wait_for(
+            "chat.postMessage", where=lambda c: c.body.get("thread_ts") == root
+        )
+    finally:
+        await tracker.stop()
+    assert len(console_sim.requests_to("POST", r"/restart$")) == 1
+    assert not [c for c in harness.standin.calls if "went wrong" in texts(c)]
