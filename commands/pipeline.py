@@ -558,11 +558,12 @@ async def _govern(
 
 
 async def execute(ctx: Context, verb: Verb, plan: Plan) -> Reply:
-    """Run an allowed (or approved) plan and audit its outcome; the reply is redacted
-    before anything keeps it (an approval's result, the tracker's origin)."""
+    """Run an allowed (or approved) plan and audit its outcome. The reply is not redacted
+    here: whatever keeps it redacts it (the audit, an approval's result, the outbox, the
+    tracker's origin), and the Pipeline's entry points redact every answer once."""
     assert verb.execute is not None
     concerning(str(plan.params.get("database_name") or ""))
-    reply = redact_reply(await verb.execute(ctx, plan))
+    reply = await verb.execute(ctx, plan)
     ctx.services.audit.record(
         "operation",
         user=ctx.invocation.user,
