@@ -4,10 +4,11 @@ typed in a direct message with the bot.
 Events API (docs.slack.dev/reference/events/app_mention, .../message.im): an
 `app_mention` event (scope `app_mentions:read`) carries the message with the bot's
 mention, `<@U…>`, in its `text`; a `message` event with `channel_type: "im"` (scope
-`im:history`) a message of a DM with the bot. Both are acked at once (Bolt acks events
-before the listener's work, which runs in `SlackRuntime.work`); the text after the
-mention is read like slash-command text (bot/slack/edge.py `command_text`) and runs
-through the same pipeline.
+`im:history`) a message of a DM with the bot. Both are acked at once and kept in the
+inbox like a slash command (`SlackRuntime.accept`, operations/inbox.py: a kill before
+the answer is answered by the next start, privately, the mention's thread not being
+kept); the text after the mention is read like slash-command text (bot/slack/edge.py
+`command_text`) and runs through the same pipeline.
 
 A mention is answered in its thread (its progress too); a DM is answered in the DM,
 with the rights of the person's personal bindings (`grant @alice ...`,
@@ -98,7 +99,7 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
         if not seen.first_time(str(body.get("event_id") or "")):
             return
         origin = origin_of(body, event, context, "mention")
-        rt.work(origin, rt.run_command(origin))
+        await rt.accept(origin, origin.command or "help", rt.run_command(origin))
 
     async def direct(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
@@ -108,7 +109,7 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
         if not seen.first_time(str(body.get("event_id") or "")):
             return
         origin = origin_of(body, event, context, "dm")
-        rt.work(origin, rt.run_command(origin))
+        await rt.accept(origin, origin.command or "help", rt.run_command(origin))
 
     app.event("app_mention")(mentioned)
     app.event("message")(direct)

@@ -504,3 +504,17 @@ async def test_a_request_that_names_no_workspace_is_refused(
     assert await harness.rt.idle()
     assert console_sim.requests == []
     assert harness.standin.calls_to("chat.postMessage") == []
+
+
+async def test_mentions_and_direct_messages_are_kept_in_the_inbox_until_answered(
+    harness: SlackHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a slash command is: a kill between the ack and the answer is answered by the
+    next start (operations/inbox.py), not lost."""
+    inbox = harness.rt.inbox
+    monkeypatch.setattr(inbox, "done", lambda row_id: None)  # keep the rows to look at them
+    await harness.slack.send(harness.standin.mention_event("list", user=ALICE, channel="C0DEV"))
+    await harness.slack.send(harness.standin.dm_event("show sandbox-db", user=ALICE))
+    assert await harness.rt.idle()
+    kept = harness.rt.bot.db.execute("SELECT user, text, stage FROM accepted_requests ORDER BY id")
+    assert kept.fetchall() == [(ALICE, "list", "answered"), (ALICE, "show sandbox-db", "answered")]
