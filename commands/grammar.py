@@ -1,4 +1,5 @@
-"""The command grammar: `[/gdb] verb [args] [key=value ...]` with shell-style quoting.
+"""The command grammar: `[/gdb] verb [args] [key=value ...]` with shell-style quoting
+(a quoted word is never an option: `query db 'x=1'` has the argument `x=1`).
 
 `parse` splits a line; `match_form` binds its positional words to one form of
 a verb's grammar (commands/registry.py's `Verb.bind` tries each form and
@@ -70,7 +71,7 @@ def parse(line: str, slash_command: str = "/gdb") -> ParsedCommand:
     if first.lower() == slash_command.lower():  # `/GDB list` is `/gdb list`
         text = text[len(first) :].strip()
     try:
-        words = split_words(text)
+        words = split_marked(text)
     except ValueError as exc:
         problem = (
             "a quote is not closed"
@@ -82,11 +83,12 @@ def parse(line: str, slash_command: str = "/gdb") -> ParsedCommand:
         ) from None
     if not words:
         raise GrammarError(f"no verb given; try `{slash_command} help`")
-    verb = words[0].lower()
+    typed_verb = words[0][0]
+    verb = typed_verb.lower()
     args: list[str] = []
     options: dict[str, str] = {}
-    for word in words[1:]:
-        match = _KEY.match(word)
+    for word, bare in words[1:]:
+        match = _KEY.match(word) if bare else None  # a quoted `'a=b'` is a word
         if match:
             key, value = match.group(1).replace("-", "_"), match.group(2)
             if key in options:
@@ -95,7 +97,7 @@ def parse(line: str, slash_command: str = "/gdb") -> ParsedCommand:
         else:
             args.append(word)
     return ParsedCommand(
-        verb=verb, args=tuple(args), options=options, text=line.strip(), typed_verb=words[0]
+        verb=verb, args=tuple(args), options=options, text=line.strip(), typed_verb=typed_verb
     )
 
 
@@ -105,13 +107,26 @@ def split_words(text: str) -> list[str]:
     quote or a backslash (nearly all) take a regular expression instead of shlex's
     character-by-character reader, with the same result. ValueError as shlex raises it
     (an open quote, a trailing backslash)."""
+    return [word for word, _bare in split_marked(text)]
+
+
+def split_marked(text: str) -> list[tuple[str, bool]]:
+    """`split_words`, each word with whether it was typed bare: False when it begins
+    with a quote or a backslash (`'a=b'` is a word, never the option `a=`)."""
     if _QUOTING.isdisjoint(text):
-        return [word for word in _SPACE_RUN.split(text) if word]
+        return [(word, True) for word in _SPACE_RUN.split(text) if word]
     lexer = shlex.shlex(text, posix=True)
     lexer.whitespace = SPACES
     lexer.whitespace_split = True
     lexer.commenters = ""
-    return list(lexer)
+    marked = []
+    start = 0
+    for word in lexer:
+        end = lexer.instream.tell()  # shlex reads its StringIO one character at a time
+        typed = text[start:end].lstrip(SPACES)
+        marked.append((word, typed[:1] not in _QUOTING))
+        start = end
+    return marked
 
 
 def password_like_words(text: str) -> list[str]:

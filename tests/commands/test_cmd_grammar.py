@@ -91,3 +91,27 @@ def test_every_other_unicode_space_separates_words_as_a_space_does() -> None:
             {"env": "dev"},
         ), repr(space)
     assert parse('show "a\u00a0b"').args == ("a\u00a0b",)  # inside quotes it stays
+
+
+@pytest.mark.parametrize(
+    ("line", "args", "options"),
+    [
+        ("query graph 'x=1'", ("graph", "x=1"), {}),
+        ('query graph "match $p has age=3;"', ("graph", "match $p has age=3;"), {}),
+        ("query graph \\x=1", ("graph", "x=1"), {}),
+        ("query graph  'x=1' limit=5", ("graph", "x=1"), {"limit": "5"}),
+        ('query graph x="1 2"', ("graph",), {"x": "1 2"}),  # a quoted value stays an option
+        ("query graph x=1", ("graph",), {"x": "1"}),
+    ],
+)
+def test_a_quoted_word_is_never_an_option(
+    line: str, args: tuple[str, ...], options: dict[str, str]
+) -> None:
+    parsed = parse(line)
+    assert (parsed.args, parsed.options) == (args, options)
+
+
+@given(st.from_regex(r"[a-z]{1,8}=[a-z0-9 ]{0,8}", fullmatch=True), st.sampled_from("'\""))
+def test_any_quoted_key_value_is_an_argument(word: str, quote: str) -> None:
+    parsed = parse(f"query graph {quote}{word}{quote}")
+    assert parsed.args == ("graph", word) and parsed.options == {}
