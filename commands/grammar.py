@@ -8,6 +8,7 @@ validates the options with the verb's pydantic model).
 
 from __future__ import annotations
 
+import io
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -115,14 +116,15 @@ def split_marked(text: str) -> list[tuple[str, bool]]:
     with a quote or a backslash (`'a=b'` is a word, never the option `a=`)."""
     if _QUOTING.isdisjoint(text):
         return [(word, True) for word in _SPACE_RUN.split(text) if word]
-    lexer = shlex.shlex(text, posix=True)
+    stream = io.StringIO(text)
+    lexer = shlex.shlex(stream, posix=True)
     lexer.whitespace = SPACES
     lexer.whitespace_split = True
     lexer.commenters = ""
     marked = []
     start = 0
     for word in lexer:
-        end = lexer.instream.tell()  # shlex reads its StringIO one character at a time
+        end = stream.tell()  # shlex reads the stream one character at a time
         typed = text[start:end].lstrip(SPACES)
         marked.append((word, typed[:1] not in _QUOTING))
         start = end
