@@ -312,37 +312,28 @@ def _run_access(
     if action == "list":
         _list(store, out)
     elif action == "grant":
-        from permissions.store import fallback_label, parse_fallback
+        from permissions.store import KEEP, FallbackWithoutUsers, fallback_label, parse_fallback
 
         _configured(args.provider, providers, "")
-
-        existing = store.binding(args.channel, args.provider, args.environment)
-        named = (
-            [u for u in args.users.replace(" ", ",").split(",") if u and u != "none"]
-            if args.users is not None
-            else list(existing.users if existing else ())
-        )
-        if args.fallback is not None and not named:
+        try:
+            binding = store.grant_held(
+                args.channel,
+                args.provider,
+                args.environment,
+                Role.parse(args.role),
+                by="cli",
+                users=(
+                    [u for u in args.users.replace(" ", ",").split(",") if u and u != "none"]
+                    if args.users is not None
+                    else None
+                ),
+                fallback=parse_fallback(args.fallback) if args.fallback is not None else KEEP,
+            )
+        except FallbackWithoutUsers:
             raise CliError(
                 "--fallback is what everyone not named in --users holds: without --users the "
                 "whole channel holds the role, so it would change nothing; add --users"
-            )
-        with store.db.atomic():
-            binding = store.grant(
-                args.channel, args.provider, args.environment, Role.parse(args.role), by="cli"
-            )
-            if args.users is not None or args.fallback is not None:
-                users = (
-                    [u for u in args.users.replace(" ", ",").split(",") if u and u != "none"]
-                    if args.users is not None
-                    else list(binding.users)
-                )
-                fallback = (
-                    parse_fallback(args.fallback) if args.fallback is not None else binding.fallback
-                )
-                binding = store.set_users(
-                    binding.channel, binding.provider, binding.environment, users, fallback
-                )
+            ) from None
         held = (
             f" held by {' '.join(binding.users)}, others {fallback_label(binding.fallback)}"
             if binding.users

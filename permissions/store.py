@@ -144,6 +144,14 @@ def _check_name(kind: str, value: str) -> str:
     return value
 
 
+class FallbackWithoutUsers(ValueError):
+    """A fallback was given for a binding held by the whole channel (nobody named): it
+    would change nothing. The caller says so in its own spelling (`users=`, `--users`)."""
+
+
+KEEP = "keep"  # `grant_held`: leave the binding's fallback as it is
+
+
 class PermissionStore:
     """Channel bindings and related settings stored in the shared SQLite file."""
 
@@ -200,6 +208,37 @@ class PermissionStore:
             )
             binding = self._binding(channel, provider, environment)
         assert binding is not None
+        return binding
+
+    def grant_held(
+        self,
+        channel: str,
+        provider: str,
+        environment: str,
+        role: Role,
+        *,
+        by: str | None,
+        users: Iterable[str] | None = None,
+        fallback: Role | str | None = KEEP,
+    ) -> Binding:
+        """`grant`, and who holds the role (`set_users`) when `users` (None: kept) or a
+        `fallback` (KEEP: kept; None: nothing) is given: together or not at all.
+
+        Raises FallbackWithoutUsers for a fallback when nobody is named (given or kept),
+        and what `grant` and `set_users` raise.
+        """
+        current = self.binding(channel, provider, environment)
+        named = list(users) if users is not None else list(current.users if current else ())
+        if fallback != KEEP and not named:
+            raise FallbackWithoutUsers("a fallback without users changes nothing")
+        with self.db.atomic():
+            binding = self.grant(channel, provider, environment, role, by=by)
+            if users is not None or fallback != KEEP:
+                kept = binding.fallback if fallback == KEEP else fallback
+                assert kept is None or isinstance(kept, Role)
+                binding = self.set_users(
+                    binding.channel, binding.provider, binding.environment, named, kept
+                )
         return binding
 
     def revoke(self, channel: str, provider: str, environment: str) -> bool:

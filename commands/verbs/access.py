@@ -25,7 +25,13 @@ from core.words import WILDCARD, environment_label
 from permissions.model import Binding, ChannelPolicy, environment_matches, is_direct, is_person
 from permissions.policy import Target, protection, where
 from permissions.roles import Role
-from permissions.store import fallback_label, normalize_binding_key, parse_fallback
+from permissions.store import (
+    KEEP,
+    FallbackWithoutUsers,
+    fallback_label,
+    normalize_binding_key,
+    parse_fallback,
+)
 
 CLEAR = "none"  # `approvers ... users=none` clears the approvers of a binding
 
@@ -376,21 +382,21 @@ def _grant(ctx: Context, v: dict[str, Any]) -> str:
     """The grant itself; `unknown_place` has checked the provider and environment."""
     store = ctx.services.permissions
     key = _grant_key(ctx, v)
-    role = Role.parse(v["role"])
-    fallback = parse_fallback(v["fallback"]) if v.get("fallback") is not None else None
-    current = store.binding(key, v["provider"], v["environment"])
-    named = _ids(v["users"]) if v.get("users") is not None else (current.users if current else ())
-    if v.get("fallback") is not None and not named:
+    try:  # the role and who holds it change together, or not at all
+        binding = store.grant_held(
+            key,
+            v["provider"],
+            v["environment"],
+            Role.parse(v["role"]),
+            by=ctx.invocation.user,
+            users=_ids(v["users"]) if v.get("users") is not None else None,
+            fallback=parse_fallback(v["fallback"]) if v.get("fallback") is not None else KEEP,
+        )
+    except FallbackWithoutUsers:
         raise ValueError(
             "fallback= is what everyone not named in users= holds: without users= the whole "
             "channel holds the role, so it would change nothing; add users=…"
-        )
-    with store.db.atomic():  # the role and who holds it change together, or not at all
-        binding = store.grant(key, v["provider"], v["environment"], role, by=ctx.invocation.user)
-        if v.get("users") is not None or v.get("fallback") is not None:
-            users = _ids(v["users"]) if v.get("users") is not None else list(binding.users)
-            kept = binding.fallback if v.get("fallback") is None else fallback
-            binding = store.set_users(key, v["provider"], v["environment"], users, kept)
+        ) from None
     env = environment_label(binding.provider, binding.environment)
     place = (
         f"the direct messages of {UserRef(key)} with graphops"
