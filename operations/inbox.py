@@ -236,6 +236,18 @@ class Inbox:
             _write_synced(spool, entries)
         return [str(entry["key"]) for entry in entries]
 
+    def spool_problem(self) -> str | None:
+        """Why the spool cannot be used (its path is a directory, a FIFO...), or None:
+        `graphops serve` logs it at start, since requests acked while the store is
+        locked are then kept in memory only (a kill loses them)."""
+        if self.spool is None:
+            return None
+        try:
+            _regular_or_absent(self.spool)
+        except OSError as exc:
+            return str(exc)
+        return None
+
     def spool_done(self, row_ids: Iterable[int]) -> list[str] | None:
         """Mark these rows answered in the spool (their rows could not be deleted: the
         store is locked), synced to disk; the marks' keys, or None without a spool.

@@ -125,6 +125,13 @@ async def serve(
         if callable(start_tracker):
             start_tracker()  # picks up operations left unfinished by a previous run
         recover(rt)  # approved work, cards and accepted requests a previous run left
+        problem = rt.inbox.spool_problem()
+        if problem is not None:
+            log.error(
+                "%s: requests acked while another process holds the store's lock are kept "
+                "in memory only (a kill loses them); remove it",
+                problem,
+            )
         if scheduler is not None:
             scheduler.start()  # runs (or reports skipped) what was missed while down
         watcher.start()

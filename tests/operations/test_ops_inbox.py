@@ -133,7 +133,9 @@ def test_a_bad_spool_line_is_skipped_and_the_others_are_taken_up(tmp_path: Path)
 
 def test_a_spool_path_that_is_not_a_file_neither_blocks_nor_stops_a_start(tmp_path: Path) -> None:
     inbox, spool = _spooled_inbox(tmp_path)
+    assert inbox.spool_problem() is None
     spool.mkdir()
+    assert "is not a regular file" in (inbox.spool_problem() or "")  # serve logs it
     assert inbox.left_over() == []
     with pytest.raises(OSError):
         inbox.spool_many([("U0ALICE", "C0DEV", "list", None)])
