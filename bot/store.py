@@ -79,9 +79,12 @@ def open_database(
     )
     db = sqlite_utils.Database(conn)
     # Takes effect only on a new file (before its first table); existing stores are
-    # converted once by operations.retention.enable_incremental_vacuum.
-    db.execute("PRAGMA auto_vacuum=INCREMENTAL")
-    db.execute("PRAGMA journal_mode=WAL")
+    # converted once by operations.retention.enable_incremental_vacuum. Set only on a
+    # new file: on an existing one it waits for another process's write lock.
+    if db.execute("PRAGMA page_count").fetchone()[0] == 0:
+        db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        db.execute("PRAGMA journal_mode=WAL")
     set_busy_timeout(db, busy_timeout_ms)
     db.execute("PRAGMA foreign_keys=ON")
     db.execute("PRAGMA synchronous=NORMAL")

@@ -16,12 +16,14 @@
    the card still waits; one that was is answered by the card itself (1).
 
 The work runs in the background as listener work (`SlackRuntime.work`), so a
-SIGTERM drains it like any other.
+SIGTERM drains it like any other; `graphops serve` starts it once the store can be
+written (`recover_when_free`), listening meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 
 from bot.slack.decisions import report_outcome, update_card
@@ -64,6 +66,23 @@ def recover(rt: SlackRuntime) -> int:
     if count:
         log.info("taking up %d item(s) left unfinished by the last run", count)
     return count
+
+
+async def recover_when_free(rt: SlackRuntime) -> int:
+    """`recover` once the store can be written: `graphops serve` listens at once, even
+    while another process holds the store's write lock (a backup), and takes up what
+    the last run left when the lock is let go (waiting as long as it is held, until a
+    SIGTERM). Taken up once: a lock taken again in the middle leaves the rest for the
+    next start (logged). How many items (0 when it did not run)."""
+    while not await rt.bot.store.ready():
+        if rt.draining:
+            return 0
+        log.warning("taking up what the last run left waits for the store (locked)")
+    try:
+        return recover(rt)
+    except sqlite3.OperationalError as exc:
+        log.error("taking up what the last run left stopped (%s); the next start goes on", exc)
+        return 0
 
 
 async def _resume(rt: SlackRuntime, approval_id: str) -> None:

@@ -7,7 +7,10 @@ otherwise Slack posts to `POST /slack/events` on `slack.port`. Either way the
 same port serves `/healthz` and `/metrics`.
 
 At start, what a stopped process left unfinished is taken up (bot/slack/recovery.py:
-approved work resumed or ended, cards and threads told, accepted requests answered).
+approved work resumed or ended, cards and threads told, accepted requests answered),
+once the store can be written. Start-up itself writes nothing when the store is
+up to date, so `serve` listens (and `/healthz` answers 503) while another process
+holds the store's write lock; a new store or a migration waits for it (up to 30 s).
 On SIGTERM the bot stops taking work (new requests are answered "restarting") and
 lets running work finish for at most `[bot] drain_seconds` (30 by default); what is
 still running then is left for the next start. Every other step of the shutdown is
@@ -31,7 +34,7 @@ from bot.config import Config, slack_secrets
 from bot.logs import setup_logging
 from bot.slack.app import build_app, runtime
 from bot.slack.notifier import SlackNotifier
-from bot.slack.recovery import recover
+from bot.slack.recovery import recover_when_free
 from bot.slack.runtime import SocketModeStatus
 from bot.slack.server import SlackServer
 from bot.slack.socket import SocketModeHandler
@@ -124,7 +127,6 @@ async def serve(
         start_tracker = getattr(tracker, "start", None)
         if callable(start_tracker):
             start_tracker()  # picks up operations left unfinished by a previous run
-        recover(rt)  # approved work, cards and accepted requests a previous run left
         problem = rt.inbox.spool_problem()
         if problem is not None:
             log.error(
@@ -147,6 +149,9 @@ async def serve(
             socket_healthy=socket_mode.healthy if socket_mode else None,
         )
         url = await server.start(host, config.slack.port)
+        # approved work, cards and accepted requests a previous run left (once the store
+        # can be written: another process may hold it; Slack is answered meanwhile)
+        rt.work(None, recover_when_free(rt))
         bot.services.resolver.start_refresh(  # names -> ids warm from the start
             bot.config.bot.name_refresh_seconds, list(bot.services.providers.values())
         )

@@ -142,7 +142,10 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 class Serve:
     """`graphops serve` in HTTP mode; stderr goes to a file (checked for secrets)."""
 
-    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], port: int, log: Path, *, health: int = 200
+    ) -> None:
+        """Start it and wait until /healthz answers `health` (503: the store is locked)."""
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
@@ -156,7 +159,8 @@ class Serve:
 
         def healthy() -> bool:
             try:
-                return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
+                # /healthz takes up to 1.5 s to say 503 (it waits a second for the lock)
+                return httpx.get(self.url + "/healthz", timeout=3).status_code == health
             except httpx.HTTPError:
                 assert self.proc.poll() is None, "serve exited: " + log.read_text()[-2000:]
                 return False

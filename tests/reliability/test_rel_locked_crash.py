@@ -2,8 +2,9 @@
 acks slash commands without waiting for the lock (Slack's 3 s), so their inbox rows
 cannot be written yet; they go to the inbox's spool (operations/inbox.py), synced to
 disk before each ack. SIGKILL the bot while the lock is still held, let the lock go,
-start the bot again: every acknowledged command is answered ("nothing was done"),
-once, and none of them ran.
+start the bot again while the lock is still held (it listens and acks), let the lock
+go: every command the killed bot acknowledged is answered ("nothing was done"), once,
+none of them ran, and the one the new bot acknowledged runs.
 """
 
 from __future__ import annotations
@@ -50,10 +51,15 @@ def test_commands_acked_while_the_store_is_locked_survive_a_kill(tmp_path: Path)
         assert spool.stat().st_mode & 0o777 == 0o600
         serve.kill()  # while the lock is still held: no row was ever written
 
+        # Started again while the lock is still held: it listens (health 503, found by an
+        # attack: it waited 30 s without listening, then exited), and acks at once.
+        serve = Serve(env, port, tmp_path / "serve.log", health=503)
+        assert serve.slash("list").status_code == 200
+        said, _, _ = select.select([holder.stdout], [], [], 0)
+        assert not said, "the lock was let go before the second start: nothing was tested"
         assert holder.stdin is not None
         holder.stdin.close()  # let go
         assert holder.wait(30) == 0
-        serve = Serve(env, port, tmp_path / "serve.log")
         for line in LINES:
             wait_until(
                 lambda line=line: _told(sim.calls(), "nothing was done", line),
@@ -63,7 +69,8 @@ def test_commands_acked_while_the_store_is_locked_survive_a_kill(tmp_path: Path)
         wait_until(lambda: not spool.exists(), 10, "the spool emptied")
         assert rows(db, "SELECT COUNT(*) FROM accepted_requests") == [(0,)]
         told = [c for c in sim.calls() if "nothing was done" in str(c["body"])]
-        assert len(told) == len(LINES)  # each once
+        assert len(told) == len(LINES)  # each once; `list`, acked by the new process, ran
+        wait_until(lambda: _told(sim.calls(), "ran `/gdb list`", ""), 20, "list answered")
         assert [r for r in sim.mutating() if r["path"].endswith(("/restart", "/pause"))] == []
     finally:
         if holder is not None and holder.poll() is None:
