@@ -142,9 +142,7 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 class Serve:
     """`graphops serve` in HTTP mode; stderr goes to a file (checked for secrets)."""
 
-    def __init__(
-        self, env: dict[str, str], port: int, log: Path, *, health: int = 200
-    ) -> None:
+    def __init__(self, env: dict[str, str], port: int, log: Path, *, health: int = 200) -> None:
         """Start it and wait until /healthz answers `health` (503: the store is locked)."""
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
