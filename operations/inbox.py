@@ -20,11 +20,18 @@ ack cannot wait: the request is then appended to the spool, a file beside the st
 Once the store can be written its row is written with the spool entry's key and the
 entry is dropped (`accept(spool_key=)`, `unspool`); a stopped process's entries are
 moved into the table by the next start (`left_over`), never twice (the key is kept in
-the row). A request answered while the store is locked cannot have its row deleted
-then: a "done" mark naming the row goes to the spool (`spool_done`), so that a kill
-before the row is deleted never has the next start answer it a second time. Lines the
-spool should not hold (cut short, not JSON, nested past Python's limits, strings that
-are not UTF-8, ids out of range) are skipped, never a failed start.
+the row). What the store cannot take later on goes to the spool too, so that a kill
+before the store is free never has the next start answer a request wrongly: the
+reply of a request answered under the lock (`spool_answered`: delivered again after a
+restart, its operations followed, not "its outcome is unknown") and the end of one
+delivered under it (`spool_done`: not answered a second time).
+
+Every line is signed (HMAC-SHA256 with a random key kept in the store, migration
+m012): a line graphops did not write is never acted on (a forged one could otherwise
+make the bot post to any URL, message anyone, or drop a real request). Lines the
+spool should not hold (unsigned, cut short, not JSON, nested past Python's limits,
+strings that are not UTF-8, ids out of range) are skipped, never a failed start,
+and dropped with the next rewrite.
 
 The text kept is what the audit keeps (a line that fits a verb's syntax, else the
 verb alone); the response_url (valid 30 minutes) lives only as long as the row; a
@@ -34,6 +41,8 @@ reply's private text (one-time links) is never kept.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -118,16 +127,21 @@ def _well_formed(entry: Any) -> bool:
     return isinstance(at, int | float) and not isinstance(at, bool) and 0 <= at < 1e11
 
 
-def _done_mark(entry: Any) -> bool:
-    """Whether a spool line is what `spool_done` writes: {"key": str, "done": row id}."""
-    return (
-        isinstance(entry, dict)
-        and isinstance(entry.get("key"), str)
-        and bool(entry["key"])
-        and _utf8(entry["key"])
-        and type(entry.get("done")) is int
-        and 0 < entry["done"] < 2**63
-    )
+def _row_id(value: Any) -> bool:
+    return type(value) is int and 0 < value < 2**63
+
+
+def _kind(entry: Any) -> str | None:
+    """What a spool line holds: a `request` (`spool_many`), an `answered` mark
+    (`spool_answered`), a `done` mark (`spool_done`), or None (not one of them)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("key"), str) or not entry["key"]:
+        return None
+    if "done" in entry:
+        return "done" if _row_id(entry["done"]) else None
+    if "answered" in entry:
+        ok = _row_id(entry["answered"]) and isinstance(entry.get("reply"), str)
+        return "answered" if ok else None
+    return "request" if _well_formed(entry) else None
 
 
 def _write_synced(file: BinaryIO, entries: list[dict[str, Any]]) -> None:
@@ -161,6 +175,8 @@ class Inbox:
         self.db = db
         self._clock = clock
         self.spool = spool
+        self._key: bytes | None = None  # the spool's MAC key, read once
+        self._all_signed = True  # whether the spool's last read found only signed lines
         migrate(db)
 
     def accept(
@@ -216,9 +232,6 @@ class Inbox:
         """Keep requests in the spool (the store could not be written): appended as JSON
         lines, the text redacted, synced to disk; their keys in order, or None without a
         spool. OSError when the file cannot be written."""
-        if self.spool is None:
-            return None
-        _regular_or_absent(self.spool)
         now, runner = self._clock(), this_runner()
         entries = [
             {
@@ -232,9 +245,21 @@ class Inbox:
             }
             for user, channel, text, response_url in requests
         ]
-        with append_private(self.spool) as spool:
-            _write_synced(spool, entries)
-        return [str(entry["key"]) for entry in entries]
+        return self._append(entries)
+
+    def spool_answered(self, row_id: int, reply_json: str) -> list[str] | None:
+        """`answered`, in the spool (the store is locked): a kill before the row is
+        updated leaves the next start the reply to deliver, not "its outcome is unknown"
+        for a request that was answered. Keys as `spool_many`."""
+        return self._append(
+            [{"key": secrets.token_hex(8), "answered": row_id, "reply": reply_json}]
+        )
+
+    def spool_done(self, row_ids: Iterable[int]) -> list[str] | None:
+        """`done`, in the spool (the store is locked): the next start deletes the rows
+        (`left_over`) instead of answering them again; drop the marks (`unspool`) once
+        the rows are deleted. Keys as `spool_many`."""
+        return self._append([{"key": secrets.token_hex(8), "done": int(row)} for row in row_ids])
 
     def spool_problem(self) -> str | None:
         """Why the spool cannot be used (its path is a directory, a FIFO...), or None:
@@ -248,26 +273,13 @@ class Inbox:
             return str(exc)
         return None
 
-    def spool_done(self, row_ids: Iterable[int]) -> list[str] | None:
-        """Mark these rows answered in the spool (their rows could not be deleted: the
-        store is locked), synced to disk; the marks' keys, or None without a spool.
-        The next start deletes the rows (`left_over`); drop the marks (`unspool`) once
-        the rows are deleted. OSError when the file cannot be written."""
-        if self.spool is None:
-            return None
-        _regular_or_absent(self.spool)
-        marks = [{"key": secrets.token_hex(8), "done": int(row)} for row in row_ids]
-        with append_private(self.spool) as spool:
-            _write_synced(spool, marks)
-        return [str(mark["key"]) for mark in marks]
-
     def unspool(self, keys: Iterable[str]) -> None:
-        """Drop these entries from the spool (its file is removed once empty). OSError
-        when it cannot be rewritten."""
+        """Drop these entries from the spool (its file is removed once empty; lines it
+        should not hold go too). OSError when it cannot be rewritten."""
         drop = set(keys)
-        entries = [e for e in self._lines() if _well_formed(e) or _done_mark(e)]
+        entries = self._lines()
         kept = [entry for entry in entries if entry["key"] not in drop]
-        if self.spool is None or len(kept) == len(entries):
+        if self.spool is None or (len(kept) == len(entries) and self._all_signed):
             return
         if not kept:
             self.spool.unlink(missing_ok=True)
@@ -275,14 +287,41 @@ class Inbox:
         fresh = self.spool.with_name(self.spool.name + ".new")
         fresh.unlink(missing_ok=True)
         with create_private(fresh) as out:
-            _write_synced(out, kept)
+            _write_synced(out, [self._signed(entry) for entry in kept])
         os.replace(fresh, self.spool)
 
-    def _lines(self) -> list[Any]:
-        """The spool's lines that parse as JSON. A line that does not (cut short by a
-        kill mid-write: its request was never acknowledged; anything else was not
-        written by graphops; nested deeper than Python parses) is skipped; a spool that
-        is not a regular file reads as empty."""
+    def _append(self, entries: list[dict[str, Any]]) -> list[str] | None:
+        """Append signed entries, synced to disk; their keys (None without a spool)."""
+        if self.spool is None:
+            return None
+        _regular_or_absent(self.spool)
+        signed = [self._signed(entry) for entry in entries]
+        with append_private(self.spool) as spool:
+            _write_synced(spool, signed)
+        return [str(entry["key"]) for entry in entries]
+
+    def _mac_key(self) -> bytes:
+        """The store's key for the spool's MACs (migration m012; read, so a lock held by
+        another process does not stop it)."""
+        if self._key is None:
+            row = self.db.execute("SELECT key FROM inbox_spool_key LIMIT 1").fetchone()
+            self._key = bytes.fromhex(row[0])
+        return self._key
+
+    def _mac(self, entry: dict[str, Any]) -> str:
+        canonical = json.dumps(entry, sort_keys=True, separators=(",", ":"))
+        return hmac.new(self._mac_key(), canonical.encode(), hashlib.sha256).hexdigest()
+
+    def _signed(self, entry: dict[str, Any]) -> dict[str, Any]:
+        return {**entry, "mac": self._mac(entry)}
+
+    def _lines(self) -> list[dict[str, Any]]:
+        """The spool's entries (without their MAC), in order. A line that is not one is
+        skipped: cut short by a kill mid-write (its request was never acknowledged),
+        not JSON, nested deeper than Python parses, or not signed with this store's key
+        (graphops did not write it: a forged line is never acted on); so is a spool
+        that is not a regular file. `_all_signed` says whether every line was one."""
+        self._all_signed = True
         if self.spool is None:
             return []
         try:
@@ -292,26 +331,45 @@ class Inbox:
             return []
         entries = []
         for line in data.splitlines():
+            entry: Any = None
             with contextlib.suppress(ValueError, RecursionError):
-                entries.append(json.loads(line))
+                entry = json.loads(line)
+            mac = entry.pop("mac", None) if isinstance(entry, dict) else None
+            if (
+                isinstance(mac, str)
+                and _utf8(entry)
+                and hmac.compare_digest(mac, self._mac(entry))
+                and _kind(entry) is not None
+            ):
+                entries.append(entry)
+            else:
+                self._all_signed = False
         return entries
 
     def _spooled(self) -> list[dict[str, Any]]:
         """The spool's requests (lines as `spool_many` writes them)."""
-        return [entry for entry in self._lines() if _well_formed(entry)]
+        return [entry for entry in self._lines() if _kind(entry) == "request"]
 
     def _take_spool(self) -> None:
         """Delete the rows the spool marks answered; move the requests of processes that
         are gone into the table (those already there by their key are not added again);
         drop both from the spool. Left for the next start when the store or the file
         cannot be written now."""
-        marks = [entry for entry in self._lines() if _done_mark(entry)]
+        marks = [entry for entry in self._lines() if _kind(entry) in ("answered", "done")]
         if marks:
             with contextlib.suppress(sqlite3.Error, OSError):
-                self.db.execute(
-                    "DELETE FROM accepted_requests WHERE id IN (SELECT value FROM json_each(?))",
-                    [json.dumps([mark["done"] for mark in marks])],
-                )
+                with self._transaction():
+                    for mark in marks:
+                        if "answered" in mark:
+                            self.db.execute(
+                                "UPDATE accepted_requests SET stage = 'answered', reply = ? "
+                                "WHERE id = ? AND stage IN ('accepted', 'sent')",
+                                [mark["reply"], mark["answered"]],
+                            )
+                        else:
+                            self.db.execute(
+                                "DELETE FROM accepted_requests WHERE id = ?", [mark["done"]]
+                            )
                 self.unspool(mark["key"] for mark in marks)
         spooled = self._spooled()
         with contextlib.suppress(sqlite3.Error):  # done rows whose entry is gone at last

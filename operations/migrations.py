@@ -11,6 +11,8 @@ function at the end, never an edit of an old one.
 
 from __future__ import annotations
 
+import secrets
+
 import sqlite_utils
 from sqlite_utils import Migrations
 
@@ -247,3 +249,11 @@ def m011_spooled_requests(db: sqlite_utils.Database) -> None:
     """The spool entry a request was first kept in, when the store was locked at its ack
     (operations/inbox.py): a restart never takes it up twice."""
     db.execute("ALTER TABLE accepted_requests ADD COLUMN spool_key TEXT")
+
+
+@migrations()
+def m012_spool_mac_key(db: sqlite_utils.Database) -> None:
+    """The key that signs the inbox spool's lines (operations/inbox.py): a line graphops
+    did not write is never taken up. Random, one per store, never shown."""
+    db.execute("CREATE TABLE inbox_spool_key (key TEXT NOT NULL)")
+    db.execute("INSERT INTO inbox_spool_key (key) VALUES (?)", [secrets.token_hex(32)])

@@ -29,7 +29,7 @@ import logging
 import sqlite3
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -310,8 +310,9 @@ class SlackRuntime:
     draining: bool = False  # SIGTERM: new requests are answered "restarting", not run
     inbox: Inbox = field(init=False)
     intake: Intake = field(init=False)
-    # answered requests whose rows are still to delete -> their "done" mark in the spool
-    _unforgotten: dict[int, str | None] = field(default_factory=dict)
+    _unforgotten: set[int] = field(default_factory=set)  # answered; their rows to delete
+    # rows written to the spool instead of the store (it was locked) -> those lines' keys
+    _marks: dict[int, list[str]] = field(default_factory=dict)
     _refresher: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
@@ -441,10 +442,12 @@ class SlackRuntime:
             reply = await self.bot.run(invocation)
         if accepted is not None:
             kept = reply.model_copy(update={"private_text": None, "secret_prompt": None})
+            answer = self.bot.redact(kept.model_dump_json())
             try:
-                self.inbox.answered(accepted, self.bot.redact(kept.model_dump_json()))
+                self.inbox.answered(accepted, answer)
             except sqlite3.Error as exc:  # another process took the lock: answer anyway
-                log.warning("an answer was not kept in the inbox before delivery: %s", exc)
+                log.warning("an answer is kept in the spool, not the store, for now: %s", exc)
+                self._mark(accepted, lambda: self.inbox.spool_answered(accepted, answer))
         return reply
 
     def _sent_hook(self, accepted: int | None) -> Any:
@@ -602,31 +605,40 @@ class SlackRuntime:
             try:
                 self.inbox.done(row)
             except sqlite3.Error:
-                self._unforgotten[row] = self._mark_done(row)
+                self._unforgotten.add(row)
+                self._mark(row, lambda: self.inbox.spool_done([row]))
+            else:
+                self._unmark(row)
         self.forget_later()
 
-    def _mark_done(self, row: int) -> str | None:
-        """Mark `row` answered in the inbox's spool; the mark's key (None: not marked)."""
+    def _mark(self, row: int, spool: Callable[[], list[str] | None]) -> None:
+        """Write what the store could not take about `row` to the spool (`spool`), and
+        remember the lines' keys to drop once the row is deleted."""
         try:
-            keys = self.inbox.spool_done([row])
+            keys = spool() or []
         except OSError as exc:
             log.warning("an answered request could not be marked in the spool: %s", exc)
-            return None
-        return keys[0] if keys else None
+            return
+        self._marks.setdefault(row, []).extend(keys)
+
+    def _unmark(self, row: int) -> None:
+        """The row is deleted: its lines in the spool say nothing any more."""
+        keys = self._marks.pop(row, [])
+        if keys:
+            with contextlib.suppress(OSError):  # a stale mark changes nothing
+                self.inbox.unspool(keys)
 
     def forget_later(self) -> None:
         """Delete the rows of answered requests that could not be deleted before, then
         their marks in the spool."""
-        for row, mark in sorted(self._unforgotten.items()):
+        for row in sorted(self._unforgotten):
             try:
                 self.inbox.done(row)
             except sqlite3.Error as exc:
                 log.warning("an answered request stays in the inbox for now: %s", exc)
                 return
-            del self._unforgotten[row]
-            if mark is not None:
-                with contextlib.suppress(OSError):  # a stale mark deletes nothing
-                    self.inbox.unspool([mark])
+            self._unforgotten.discard(row)
+            self._unmark(row)
 
     async def idle(self, timeout: float = 30.0) -> bool:
         """Wait until no listener work is running (work may start more work); False

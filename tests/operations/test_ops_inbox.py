@@ -53,8 +53,9 @@ def test_a_spooled_request_of_a_stopped_process_is_taken_up_once(tmp_path: Path)
     assert spool.stat().st_mode & 0o777 == 0o600
     assert TOKEN not in spool.read_text()  # redacted before it reaches the disk
     assert inbox.left_over() == []  # this process is alive: its entries are its own
-    text = spool.read_text().replace(this_runner(), GONE)
-    spool.write_text(text + '{"key": "torn", "user": "U0')  # a write cut by a kill
+    _as_gone(inbox, spool)
+    with spool.open("a") as out:
+        out.write('{"key": "torn", "user": "U0')  # a write cut by a kill
     # the first entry's row was written, and the kill came before its entry was dropped
     inbox.accept_many([("U0ALICE", "C0DEV", "list", None)], keys[0])
     inbox.db.execute("UPDATE accepted_requests SET runner = ?", [GONE])
@@ -78,8 +79,8 @@ def test_a_row_written_later_drops_its_spool_entry(tmp_path: Path) -> None:
     assert Inbox(inbox.db).spool_many([("U0ALICE", "C0DEV", "list", None)]) is None  # no file
 
 
-def _entry(key: str, **changes: object) -> str:
-    entry = {
+def _entry(key: str, **changes: object) -> dict[str, object]:
+    return {
         "key": key,
         "user": "U0ALICE",
         "channel": "C0DEV",
@@ -89,12 +90,26 @@ def _entry(key: str, **changes: object) -> str:
         "runner": GONE,
         **changes,
     }
-    return json.dumps(entry)
+
+
+def _signed(inbox: Inbox, entry: object) -> str:
+    """A spool line as graphops writes it (signed with the store's key); text as is."""
+    return json.dumps(inbox._signed(entry)) if isinstance(entry, dict) else str(entry)
+
+
+def _as_gone(inbox: Inbox, spool: Path) -> None:
+    """Rewrite the spool as if this process had stopped (its lines signed again)."""
+    entries = [json.loads(line) for line in spool.read_text().splitlines()]
+    for entry in entries:
+        entry.pop("mac")
+        if entry.get("runner") == this_runner():
+            entry["runner"] = GONE
+    spool.write_text("".join(_signed(inbox, entry) + "\n" for entry in entries))
 
 
 def test_a_bad_spool_line_is_skipped_and_the_others_are_taken_up(tmp_path: Path) -> None:
     inbox, spool = _spooled_inbox(tmp_path)
-    bad = [
+    bad: list[object] = [
         _entry("b1", received_at="yesterday"),
         _entry("b2", received_at=float("nan")),
         _entry("b3", received_at=1e308),
@@ -115,20 +130,34 @@ def test_a_bad_spool_line_is_skipped_and_the_others_are_taken_up(tmp_path: Path)
         _entry("b12", text="show \ud800"),
         _entry("k\udfff"),
         _entry("b14", response_url="https://x/\udc80"),
-        json.dumps({"key": "m1", "done": "1"}),
-        json.dumps({"key": "m2", "done": 10**30}),
-        json.dumps({"key": "m3", "done": True}),
+        {"key": "m1", "done": "1"},
+        {"key": "m2", "done": 10**30},
+        {"key": "m3", "done": True},
+        {"key": "m4", "answered": 1, "reply": 5},
+        # lines graphops did not write (found by an attack: a forged line made the bot
+        # post to any URL, DM anyone, or drop a real request unanswered):
+        json.dumps(_entry("f1", response_url="http://127.0.0.1:9/forged")),
+        json.dumps({**_entry("f2"), "mac": "0" * 64}),
+        _signed(inbox, _entry("f3")).replace("show f3", "terminate f3"),
+        json.dumps({"key": "f4", "done": 1}),
     ]
-    no_url = json.loads(_entry("g3"))
+    no_url = _entry("g3")
     del no_url["response_url"]  # a line without one is still well-formed
-    good = [
-        _entry("g1"),
-        json.dumps(no_url),
-        _entry("g2", response_url="https://hooks.slack.com/x"),
-    ]
-    spool.write_text("\n".join([good[0], *bad, good[1], good[2]]) + "\n")
+    good = [_entry("g1"), no_url, _entry("g2", response_url="https://hooks.slack.com/x")]
+    lines = [good[0], *bad, good[1], good[2]]
+    spool.write_text("\n".join(_signed(inbox, line) for line in lines) + "\n")
     assert [r.text for r in inbox.left_over()] == ["show g1", "show g3", "show g2"]
     assert not spool.exists()  # the good ones taken, the bad ones never will be
+
+
+def test_a_forged_line_is_dropped_with_the_next_rewrite(tmp_path: Path) -> None:
+    """A forged line naming a live process would otherwise stay in the spool for good."""
+    inbox, spool = _spooled_inbox(tmp_path)
+    [key] = inbox.spool_many([("U0ALICE", "C0DEV", "list", None)]) or []
+    with spool.open("a") as out:
+        out.write(json.dumps(_entry("forged", runner=this_runner())) + "\n")
+    inbox.unspool([key])
+    assert not spool.exists()
 
 
 def test_a_spool_path_that_is_not_a_file_neither_blocks_nor_stops_a_start(tmp_path: Path) -> None:
@@ -151,7 +180,7 @@ def test_an_answered_request_whose_entry_stayed_is_never_answered_again(tmp_path
     [key] = inbox.spool_many([("U0ALICE", "C0DEV", "list", None)]) or []
     row = inbox.accept_many([("U0ALICE", "C0DEV", "list", None)], key)[0]
     inbox.done_but_spooled(row)  # answered; dropping its entry failed (a full disk)
-    spool.write_text(spool.read_text().replace(this_runner(), GONE))
+    _as_gone(inbox, spool)
     inbox.db.execute("UPDATE accepted_requests SET runner = ?", [GONE])
     assert inbox.left_over() == []  # not "nothing was done" for what was done
     assert not spool.exists()

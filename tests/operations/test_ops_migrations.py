@@ -34,6 +34,7 @@ TABLES = {
     "schedules",
     "schedule_runs",
     "accepted_requests",
+    "inbox_spool_key",
 }
 STEPS = [
     "m001_tracked_and_outbox",
@@ -47,6 +48,7 @@ STEPS = [
     "m009_accepted_requests",
     "m010_retention_index",
     "m011_spooled_requests",
+    "m012_spool_mac_key",
 ]
 
 

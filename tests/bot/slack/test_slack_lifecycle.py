@@ -359,3 +359,31 @@ async def test_an_answer_delivered_while_the_store_is_locked_is_not_repeated_aft
     restarted = Inbox(harness.rt.bot.db, spool=inbox.spool)
     assert restarted.left_over() == []
     assert restarted.pending() == 0 and not inbox.spool.exists()
+
+
+async def test_an_answer_kept_while_the_store_is_locked_survives_a_kill(
+    harness: SlackHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The restart's answer could not be written to the store (locked), and the process
+    was killed before its row was deleted (found by an attack: the next start said
+    "whether it was carried out is unknown" to a requester who had the answer, and the
+    operation was never followed). The answer is kept in the spool: the next start has
+    it, to deliver with its operation followed."""
+    import sqlite3
+
+    from operations.inbox import Inbox
+
+    inbox = harness.rt.inbox
+
+    def busy(*args: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(inbox, "answered", busy)
+    monkeypatch.setattr(harness.rt, "forget", lambda row: None)  # killed before the row went
+    await harness.slack.slash("restart sandbox-db")
+    await harness.standin.wait_for("chat.postMessage")
+    assert await harness.rt.idle()
+    harness.rt.bot.db.execute("UPDATE accepted_requests SET runner = ?", [GONE])
+    [left] = Inbox(harness.rt.bot.db, spool=inbox.spool).left_over()
+    assert left.stage == "answered" and left.reply is not None
+    assert Reply.model_validate_json(left.reply).operations  # to be followed after it
