@@ -131,11 +131,14 @@ def test_shell_blocks_run_in_order_in_an_empty_folder(tmp_path: Path):
     parts = output.split(MARK + "\n")[1:]
     assert code == 0, f"block {len(parts)} failed:\n{runnable[len(parts) - 1].text}\n---\n{output}"
     assert len(parts) == len(runnable)
-    by_heading = {block.heading: part for block, part in zip(runnable, parts, strict=True)}
+    by_heading: dict[str, str] = {}  # the output of every block under a heading
+    for block, part in zip(runnable, parts, strict=True):
+        by_heading[block.heading] = by_heading.get(block.heading, "") + part
     assert "granted admin on console/production to C0123PROD" in by_heading["Managing access"]
     slack = by_heading["Trying the Slack transport without Slack"]
     assert "valid for serve" in slack and '"status": "ok"' in slack
     assert "finished in" in slack  # what the last curl printed: the final message
+    assert '"latency": 2' in slack and '"error_status": 503' in slack  # faults, then reset
     assert "Pausing sandbox-db" in by_heading["The shell and the simulators"]
     assert "copied" in by_heading["Operating graphops"]
 

@@ -127,6 +127,14 @@ def _delivered(rt: SlackRuntime, reply: Reply) -> bool:
     )
 
 
+def when_received(at: float, now: float | None = None) -> str:
+    """`14:02:11 UTC` for a request of the last 20 hours, else with its date
+    (`2026-11-28 14:02:11 UTC`): a time alone would read as today's."""
+    now = time.time() if now is None else now
+    shown = iso_time(at)
+    return (shown[11:19] if 0 <= now - at < 20 * 3600 else shown[:19].replace("T", " ")) + " UTC"
+
+
 def _origin(request: AcceptedRequest) -> Origin:
     age = max(0.0, time.time() - request.received_at)
     return Origin(
@@ -150,7 +158,7 @@ async def _answer(rt: SlackRuntime, request: AcceptedRequest) -> None:
     """Answer one request a stopped process had accepted, then forget it."""
     origin = _origin(request)
     shown = f"`{rt.bot.services.slash_command} {request.text}`".replace("\n", " ")
-    at = iso_time(request.received_at)[11:19] + " UTC"
+    at = when_received(request.received_at)
     approval = _approval_of(rt, request.text)
     if approval is not None:
         if approval.state == "pending":

@@ -387,3 +387,12 @@ async def test_an_answer_kept_while_the_store_is_locked_survives_a_kill(
     [left] = Inbox(harness.rt.bot.db, spool=inbox.spool).left_over()
     assert left.stage == "answered" and left.reply is not None
     assert Reply.model_validate_json(left.reply).operations  # to be followed after it
+
+
+def test_a_request_of_another_day_is_named_with_its_date() -> None:
+    from bot.slack.recovery import when_received
+
+    now = 1_764_511_200.0  # 2025-11-30 14:00:00 UTC
+    assert when_received(now - 60, now) == "13:59:00 UTC"
+    assert when_received(now - 3 * 86400, now) == "2025-11-27 14:00:00 UTC"
+    assert when_received(now + 86400 * 365, now).startswith("2026-11-30 ")  # a clock ahead
