@@ -288,7 +288,13 @@ def report(result: dict[str, Any]) -> None:
                     b["answers"],
                     b["p50_s"],
                     b["last_s"],
-                    "met" if b["last_s"] <= 3.0 and b["answers"] >= b["n"] else "MISSED",
+                    (
+                        "- (floor: 3 round trips, 6 s)"
+                        if b["cache"] != "warm"
+                        else "met"
+                        if b["last_s"] <= 3.0 and b["answers"] >= b["n"]
+                        else "MISSED"
+                    ),
                 ]
                 for b in result["bursts"]
             ],
