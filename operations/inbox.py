@@ -28,10 +28,15 @@ delivered under it (`spool_done`: not answered a second time).
 
 Every line is signed (HMAC-SHA256 with a random key kept in the store, migration
 m012): a line graphops did not write is never acted on (a forged one could otherwise
-make the bot post to any URL, message anyone, or drop a real request). Lines the
-spool should not hold (unsigned, cut short, not JSON, nested past Python's limits,
-strings that are not UTF-8, ids out of range) are skipped, never a failed start,
-and dropped with the next rewrite.
+make the bot post to any URL, message anyone, or drop a real request), and a mark
+names whose request its row is (user, channel, time), so a genuine line moved into a
+copy of the store (a backup shares the key and the row numbers) changes nothing
+there. Lines the spool should not hold (unsigned, cut short, not JSON, nested past
+Python's limits, strings that are not UTF-8, ids out of range) are skipped and
+logged, never a failed start, and dropped with the next rewrite. Not defended: a
+genuine request line put back after it was answered is answered again ("nothing was
+done"); lines of a version before m012 are unsigned, so skipped (an upgrade right
+after a kill under a lock loses those requests' late answers).
 
 The text kept is what the audit keeps (a line that fits a verb's syntax, else the
 verb alone); the response_url (valid 30 minutes) lives only as long as the row; a
@@ -44,6 +49,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -61,6 +67,8 @@ from core.files import append_private, create_private
 from core.redaction import redact
 from operations.migrations import migrate
 from permissions.approvals import runner_alive, this_runner
+
+log = logging.getLogger("graphops.inbox")
 
 
 @dataclass(frozen=True)
@@ -131,10 +139,23 @@ def _row_id(value: Any) -> bool:
     return type(value) is int and 0 < value < 2**63
 
 
+def _names_a_row(entry: dict[str, Any]) -> bool:
+    """Whether a mark says whose request its row is (`Inbox._row_mark`)."""
+    at = entry.get("at")
+    return (
+        isinstance(entry.get("user"), str)
+        and isinstance(entry.get("channel"), str)
+        and isinstance(at, int | float)
+        and not isinstance(at, bool)
+    )
+
+
 def _kind(entry: Any) -> str | None:
     """What a spool line holds: a `request` (`spool_many`), an `answered` mark
     (`spool_answered`), a `done` mark (`spool_done`), or None (not one of them)."""
     if not isinstance(entry, dict) or not isinstance(entry.get("key"), str) or not entry["key"]:
+        return None
+    if ("done" in entry or "answered" in entry) and not _names_a_row(entry):
         return None
     if "done" in entry:
         return "done" if _row_id(entry["done"]) else None
@@ -176,7 +197,7 @@ class Inbox:
         self._clock = clock
         self.spool = spool
         self._key: bytes | None = None  # the spool's MAC key, read once
-        self._all_signed = True  # whether the spool's last read found only signed lines
+        self._skipped = 0  # lines of the spool's last read that were not entries
         migrate(db)
 
     def accept(
@@ -251,15 +272,26 @@ class Inbox:
         """`answered`, in the spool (the store is locked): a kill before the row is
         updated leaves the next start the reply to deliver, not "its outcome is unknown"
         for a request that was answered. Keys as `spool_many`."""
-        return self._append(
-            [{"key": secrets.token_hex(8), "answered": row_id, "reply": reply_json}]
-        )
+        mark = self._row_mark(row_id)
+        return self._append([{**mark, "answered": row_id, "reply": reply_json}] if mark else [])
 
     def spool_done(self, row_ids: Iterable[int]) -> list[str] | None:
         """`done`, in the spool (the store is locked): the next start deletes the rows
         (`left_over`) instead of answering them again; drop the marks (`unspool`) once
         the rows are deleted. Keys as `spool_many`."""
-        return self._append([{"key": secrets.token_hex(8), "done": int(row)} for row in row_ids])
+        marks = [(row, self._row_mark(row)) for row in row_ids]
+        return self._append([{**mark, "done": row} for row, mark in marks if mark])
+
+    def _row_mark(self, row_id: int) -> dict[str, Any] | None:
+        """What a mark says of its row besides its id (who, where, when: a mark applies
+        to that request only, never to a row of the same id in a copy of the store);
+        None when there is no such row. A read: another process's lock does not stop it."""
+        row = self.db.execute(
+            "SELECT user, channel, received_at FROM accepted_requests WHERE id = ?", [row_id]
+        ).fetchone()
+        if row is None:
+            return None
+        return {"key": secrets.token_hex(8), "user": row[0], "channel": row[1], "at": row[2]}
 
     def spool_problem(self) -> str | None:
         """Why the spool cannot be used (its path is a directory, a FIFO...), or None:
@@ -279,7 +311,7 @@ class Inbox:
         drop = set(keys)
         entries = self._lines()
         kept = [entry for entry in entries if entry["key"] not in drop]
-        if self.spool is None or (len(kept) == len(entries) and self._all_signed):
+        if self.spool is None or (len(kept) == len(entries) and not self._skipped):
             return
         if not kept:
             self.spool.unlink(missing_ok=True)
@@ -320,8 +352,8 @@ class Inbox:
         skipped: cut short by a kill mid-write (its request was never acknowledged),
         not JSON, nested deeper than Python parses, or not signed with this store's key
         (graphops did not write it: a forged line is never acted on); so is a spool
-        that is not a regular file. `_all_signed` says whether every line was one."""
-        self._all_signed = True
+        that is not a regular file. `_skipped` counts the lines that were not."""
+        self._skipped = 0
         if self.spool is None:
             return []
         try:
@@ -343,7 +375,7 @@ class Inbox:
             ):
                 entries.append(entry)
             else:
-                self._all_signed = False
+                self._skipped += 1
         return entries
 
     def _spooled(self) -> list[dict[str, Any]]:
@@ -355,20 +387,32 @@ class Inbox:
         are gone into the table (those already there by their key are not added again);
         drop both from the spool. Left for the next start when the store or the file
         cannot be written now."""
-        marks = [entry for entry in self._lines() if _kind(entry) in ("answered", "done")]
+        lines = self._lines()
+        if self._skipped:
+            log.warning(
+                "%d line(s) of %s are skipped: not written by this store's graphops (an "
+                "older version's, a copy's, an edited or forged line), or cut short by a kill",
+                self._skipped,
+                self.spool,
+            )
+        marks = [entry for entry in lines if _kind(entry) in ("answered", "done")]
         if marks:
             with contextlib.suppress(sqlite3.Error, OSError):
                 with self._transaction():
                     for mark in marks:
+                        same = [mark["user"], mark["channel"], mark["at"]]
                         if "answered" in mark:
                             self.db.execute(
                                 "UPDATE accepted_requests SET stage = 'answered', reply = ? "
-                                "WHERE id = ? AND stage IN ('accepted', 'sent')",
-                                [mark["reply"], mark["answered"]],
+                                "WHERE id = ? AND user = ? AND channel = ? AND received_at = ? "
+                                "AND stage IN ('accepted', 'sent')",
+                                [mark["reply"], mark["answered"], *same],
                             )
                         else:
                             self.db.execute(
-                                "DELETE FROM accepted_requests WHERE id = ?", [mark["done"]]
+                                "DELETE FROM accepted_requests WHERE id = ? AND user = ? "
+                                "AND channel = ? AND received_at = ?",
+                                [mark["done"], *same],
                             )
                 self.unspool(mark["key"] for mark in marks)
         spooled = self._spooled()

@@ -107,7 +107,9 @@ def _as_gone(inbox: Inbox, spool: Path) -> None:
     spool.write_text("".join(_signed(inbox, entry) + "\n" for entry in entries))
 
 
-def test_a_bad_spool_line_is_skipped_and_the_others_are_taken_up(tmp_path: Path) -> None:
+def test_a_bad_spool_line_is_skipped_and_the_others_are_taken_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     inbox, spool = _spooled_inbox(tmp_path)
     bad: list[object] = [
         _entry("b1", received_at="yesterday"),
@@ -148,6 +150,7 @@ def test_a_bad_spool_line_is_skipped_and_the_others_are_taken_up(tmp_path: Path)
     spool.write_text("\n".join(_signed(inbox, line) for line in lines) + "\n")
     assert [r.text for r in inbox.left_over()] == ["show g1", "show g3", "show g2"]
     assert not spool.exists()  # the good ones taken, the bad ones never will be
+    assert f"{len(bad)} line(s) of" in caplog.text  # said, not dropped silently
 
 
 def test_a_forged_line_is_dropped_with_the_next_rewrite(tmp_path: Path) -> None:
@@ -205,8 +208,38 @@ def test_a_row_marked_answered_in_the_spool_is_never_answered_again(tmp_path: Pa
 def test_marks_and_requests_share_the_spool(tmp_path: Path) -> None:
     inbox, spool = _spooled_inbox(tmp_path)
     [key] = inbox.spool_many([("U0ALICE", "C0DEV", "list", None)]) or []
-    [mark] = inbox.spool_done([41]) or []
+    row = inbox.accept("U0BOB", "C0DEV", "envs", None)
+    [mark] = inbox.spool_done([row]) or []
+    assert inbox.spool_done([row + 1000]) == []  # no such row: nothing to mark
     inbox.unspool([key])
     assert [json.loads(line)["key"] for line in spool.read_text().splitlines()] == [mark]
     inbox.unspool([mark])
     assert not spool.exists()
+
+
+def test_a_mark_moved_into_a_copy_of_the_store_changes_nothing_there(tmp_path: Path) -> None:
+    """Found by an attack: a backup copy shares the spool key and the row numbers; an
+    "answered" mark of Bob's `list` in the live store, copied into the copy's spool,
+    delivered Bob's production table as the answer to Alice's request of the same
+    row number. A mark names whose request it is."""
+    import shutil
+
+    live, live_spool = _spooled_inbox(tmp_path)
+    copy_path = tmp_path / "copy.sqlite3"
+    live.db.execute("SELECT 1")  # the copy is made before either takes a request
+    shutil.copy(tmp_path / "bot.sqlite3", copy_path)
+    for suffix in ("-wal", "-shm"):
+        if Path(f"{tmp_path / 'bot.sqlite3'}{suffix}").exists():
+            shutil.copy(f"{tmp_path / 'bot.sqlite3'}{suffix}", f"{copy_path}{suffix}")
+    copy_spool = spool_path(copy_path)
+    assert copy_spool is not None
+    copy = Inbox(open_database(copy_path), spool=copy_spool)
+    bob = live.accept("U0BOB", "C0PROD", "list", None)
+    alice = copy.accept("U0ALICE", "C0DEV", "show sandbox-db", None)
+    assert bob == alice  # the same row number in both
+    live.spool_answered(bob, '{"status": "ok", "title": "production databases"}')
+    live.spool_done([bob])
+    copy_spool.write_bytes(live_spool.read_bytes())  # genuine lines, the wrong store
+    copy.db.execute("UPDATE accepted_requests SET runner = ?", [GONE])
+    [left] = Inbox(copy.db, spool=copy_spool).left_over()
+    assert (left.user, left.stage, left.reply) == ("U0ALICE", "accepted", None)
