@@ -75,7 +75,7 @@ SHELL_HELP = """Shell commands (everything else goes to the bot):
   :user bob | U0BOB     type as another user (a name shown here, or a Slack user id)
   :channel prod-db      type in another channel (a name shown here, or a channel id C…)
   :where                who and where you are
-  :quit                 leave (Ctrl-D works too; Ctrl-C clears the line)
+  :quit                 leave (`exit`, `quit` and Ctrl-D work too; Ctrl-C clears the line)
   Tab                   complete verbs, names of databases and environments"""
 
 
@@ -544,6 +544,7 @@ async def _interactive_terminal(session: ShellSession, banner: str) -> None:
                 break
             if not line:
                 continue
+            line = as_meta(line)
             if line.startswith(":"):
                 if session.meta_is_valid(line):
                     history.keep(line)
@@ -559,6 +560,12 @@ async def _interactive_terminal(session: ShellSession, banner: str) -> None:
             task.cancel()
 
 
+def as_meta(line: str) -> str:
+    """`exit` or `quit` alone, as people type to leave a shell, is `:quit` (neither is a
+    command); any other line as it is."""
+    return ":quit" if line.strip().lower() in ("exit", "quit") else line
+
+
 async def _interactive_pipe(session: ShellSession, banner: str) -> None:
     """Plain lines from a pipe: no prompt_toolkit, no history."""
     if banner:
@@ -569,7 +576,7 @@ async def _interactive_pipe(session: ShellSession, banner: str) -> None:
         if not line:
             session.write("")
             break
-        line = line.strip()
+        line = as_meta(line.strip())
         if not line:
             continue
         if line.startswith(":"):
@@ -597,7 +604,7 @@ async def run_lines(session: ShellSession, lines: list[str], *, banner: str = ""
         return await interactive(session, banner)  # closes the session itself
     try:
         ok = True
-        for line in lines:
+        for line in map(as_meta, lines):
             if line.startswith(":"):
                 valid = session.meta_is_valid(line)
                 if not session.meta(line):  # :quit

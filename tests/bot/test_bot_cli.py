@@ -424,3 +424,22 @@ def test_a_store_locked_by_another_process_is_said_plainly_not_a_traceback(
     monkeypatch.setattr(bot.cli, "_access", other)
     with pytest.raises(sqlite3.OperationalError):
         bot.cli.main(["audit"])
+
+
+def test_exit_or_quit_typed_alone_leaves_the_demo():
+    """A new user types `exit` to leave (it was "no command `exit`; did you mean
+    `export`?"); piped, as from a terminal, and in -c lines."""
+    piped = subprocess.run(
+        [*GRAPHOPS, "demo", "--step-seconds", "0"],
+        input="envs\nexit\nlist\n",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+        timeout=60,
+    )
+    assert piped.returncode == 0, piped.stdout + piped.stderr
+    assert "development" in piped.stdout  # envs ran
+    listed = "staging/console"  # a row of `list`
+    assert listed not in piped.stdout and "no command" not in piped.stdout  # list did not run
+    done = _run("demo", "--step-seconds", "0", "-c", "QUIT", "-c", "list")
+    assert done.returncode == 0 and listed not in done.stdout
