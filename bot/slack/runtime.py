@@ -616,7 +616,7 @@ class SlackRuntime:
         remember the lines' keys to drop once the row is deleted."""
         try:
             keys = spool() or []
-        except OSError as exc:
+        except (OSError, sqlite3.Error) as exc:  # the file, or the read of its row
             log.warning("an answered request could not be marked in the spool: %s", exc)
             return
         self._marks.setdefault(row, []).extend(keys)
