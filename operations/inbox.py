@@ -116,8 +116,9 @@ def _utf8(value: Any) -> bool:
 
 
 def _well_formed(entry: Any) -> bool:
-    """Whether a spool line holds what `spool_many` writes (types and Slack ids)."""
-    if not isinstance(entry, dict) or not _utf8(entry):
+    """Whether a spool line holds what `spool_many` writes (types and Slack ids; its
+    strings are UTF-8, as `Inbox._read` checked)."""
+    if not isinstance(entry, dict):
         return False
     for name in ("key", "user", "text", "runner"):
         if not isinstance(entry.get(name), str) or not entry[name]:
@@ -197,7 +198,6 @@ class Inbox:
         self._clock = clock
         self.spool = spool
         self._key: bytes | None = None  # the spool's MAC key, read once
-        self._skipped = 0  # lines of the spool's last read that were not entries
         migrate(db)
 
     def accept(
@@ -309,9 +309,9 @@ class Inbox:
         """Drop these entries from the spool (its file is removed once empty; lines it
         should not hold go too). OSError when it cannot be rewritten."""
         drop = set(keys)
-        entries = self._lines()
+        entries, skipped = self._read()
         kept = [entry for entry in entries if entry["key"] not in drop]
-        if self.spool is None or (len(kept) == len(entries) and not self._skipped):
+        if self.spool is None or (len(kept) == len(entries) and not skipped):
             return
         if not kept:
             self.spool.unlink(missing_ok=True)
@@ -347,21 +347,21 @@ class Inbox:
     def _signed(self, entry: dict[str, Any]) -> dict[str, Any]:
         return {**entry, "mac": self._mac(entry)}
 
-    def _lines(self) -> list[dict[str, Any]]:
-        """The spool's entries (without their MAC), in order. A line that is not one is
-        skipped: cut short by a kill mid-write (its request was never acknowledged),
-        not JSON, nested deeper than Python parses, or not signed with this store's key
-        (graphops did not write it: a forged line is never acted on); so is a spool
-        that is not a regular file. `_skipped` counts the lines that were not."""
-        self._skipped = 0
+    def _read(self) -> tuple[list[dict[str, Any]], int]:
+        """The spool's entries (without their MAC), in order, and how many lines were not
+        one: cut short by a kill mid-write (its request was never acknowledged), not
+        JSON, nested deeper than Python parses, or not signed with this store's key
+        (graphops did not write it: a forged line is never acted on). A spool that is
+        not a regular file reads as empty."""
         if self.spool is None:
-            return []
+            return [], 0
         try:
             _regular_or_absent(self.spool)
             data = self.spool.read_bytes() if self.spool.exists() else b""
         except OSError:
-            return []
+            return [], 0
         entries = []
+        skipped = 0
         for line in data.splitlines():
             entry: Any = None
             with contextlib.suppress(ValueError, RecursionError):
@@ -375,24 +375,20 @@ class Inbox:
             ):
                 entries.append(entry)
             else:
-                self._skipped += 1
-        return entries
-
-    def _spooled(self) -> list[dict[str, Any]]:
-        """The spool's requests (lines as `spool_many` writes them)."""
-        return [entry for entry in self._lines() if _kind(entry) == "request"]
+                skipped += 1
+        return entries, skipped
 
     def _take_spool(self) -> None:
         """Delete the rows the spool marks answered; move the requests of processes that
         are gone into the table (those already there by their key are not added again);
         drop both from the spool. Left for the next start when the store or the file
         cannot be written now."""
-        lines = self._lines()
-        if self._skipped:
+        lines, skipped = self._read()
+        if skipped:
             log.warning(
                 "%d line(s) of %s are skipped: not written by this store's graphops (an "
                 "older version's, a copy's, an edited or forged line), or cut short by a kill",
-                self._skipped,
+                skipped,
                 self.spool,
             )
         marks = [entry for entry in lines if _kind(entry) in ("answered", "done")]
@@ -415,7 +411,7 @@ class Inbox:
                                 [mark["done"], *same],
                             )
                 self.unspool(mark["key"] for mark in marks)
-        spooled = self._spooled()
+        spooled = [entry for entry in lines if _kind(entry) == "request"]  # one read
         with contextlib.suppress(sqlite3.Error):  # done rows whose entry is gone at last
             keys = json.dumps([entry["key"] for entry in spooled])
             self.db.execute(
