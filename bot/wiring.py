@@ -304,6 +304,7 @@ def build_bot(
         admins=frozenset(config.bot.admins),
         allowed_teams=frozenset(config.slack.allowed_teams),
     )
+    store = StoreGate(str(config.bot.database))
     services = Services(
         providers=providers,
         permissions=permissions,
@@ -326,6 +327,7 @@ def build_bot(
         follow_limits=follow_limits(config.operations),
         incidents=Incidents(database, permissions),
         resume_within_seconds=config.operations.resume_within_minutes * 60,
+        store_ready=store.ready,
     )
     registry = build_registry()
     pipeline = Pipeline(registry, services)
@@ -341,5 +343,5 @@ def build_bot(
         redact,
         closers,
         listeners,
-        store=StoreGate(str(config.bot.database)),
+        store=store,
     )

@@ -274,7 +274,7 @@ class HttpApi:
         method = method.upper()
         may_retry = (method == "GET") if retry is None else retry
         if method not in ("GET", "HEAD") and retry is not True:
-            before_mutation(self.provider, method, path)  # may refuse: then nothing is sent
+            await before_mutation(self.provider, method, path)  # may refuse: then nothing is sent
         try:
             async for attempt in self._retrying():
                 with attempt:

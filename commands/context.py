@@ -24,6 +24,7 @@ from core.invocation import Invocation
 from core.provider import Provider
 from core.redaction import redact
 from operations.follow import Backoff, FollowLimits
+from operations.locked import pause_a_second
 from operations.notify import IncidentPort
 from operations.schedules import ScheduleStore
 from operations.store import OperationHistory, SwitchBacks
@@ -183,6 +184,9 @@ class Services:
     # The environment's incident channel (through the outbox): a wait that gives up (or
     # fails), failures of approved work. None: nowhere (a bare test bot).
     incidents: IncidentPort | None = None
+    # Waits (off the loop) until another process lets go of the store's write lock; what
+    # approved work awaits before it writes its next step again (operations/locked.py).
+    store_ready: Callable[[], Awaitable[bool]] = pause_a_second
 
 
 @dataclass

@@ -21,6 +21,13 @@ to do before every request that changes something:
 
 A resumed run reads everything again (pre-flights included) except what its
 done steps answered, so it acts on the API's state of now, never twice.
+
+Another process may hold the store's write lock (a backup) when a step is to be
+written: the request waits, unsent, for the store (operations/locked.py,
+`write_when_free`, about 5 minutes), then the work is paused (`StorePaused`):
+it stays executing for this process, nothing more is sent, and the expiry
+sweep resumes it once the store is free (bot/slack/recovery.py; `running_here`
+tells paused work from work that runs).
 Outside approved work (a command allowed at once, a preview) `step` just sends.
 """
 
@@ -33,6 +40,8 @@ from contextvars import ContextVar
 from typing import Any
 
 from commands.context import Context, StepResult
+from core.errors import is_store_busy
+from operations.locked import pause_a_second, write_when_free
 from permissions.approvals import Approval, ApprovalStore
 
 log = logging.getLogger("graphops.commands")
@@ -46,30 +55,85 @@ class OutcomeUnknown(Exception):
     is sent. The message says what was being sent and what to check."""
 
 
+class StorePaused(Exception):
+    """Approved work could not write its next step (another process held the store's
+    write lock through every try); nothing more was sent, and it stays executing for
+    this process until the sweep resumes it."""
+
+
+# Approvals whose work runs in this process now (asyncio: checked and added with no
+# await between). Work that is executing for this process but not in here was paused.
+_running: set[str] = set()
+
+
+def running_here(approval_id: str) -> bool:
+    """Whether this process runs the work of `approval_id` now (not paused, not ended)."""
+    return approval_id in _running
+
+
+@contextlib.contextmanager
+def running(approval_id: str) -> Iterator[bool]:
+    """Hold `approval_id` as running in this process while inside; yields False (and
+    holds nothing) when it already runs here."""
+    if approval_id in _running:
+        yield False
+        return
+    _running.add(approval_id)
+    try:
+        yield True
+    finally:
+        _running.discard(approval_id)
+
+
 class Journal:
     """The steps of one approved run, kept in its approval row (`StepJournal`).
 
     `key` is the approval id; `interrupted` the request (`METHOD path`) outside any
-    step that a stopped run had sent, if any.
+    step that a stopped run had sent, if any. A write that meets another process's
+    lock waits for `ready()` and is tried again, `attempts` times, then raises
+    `StorePaused` (the request it precedes is not sent).
     """
 
-    def __init__(self, approvals: ApprovalStore, approval: Approval) -> None:
+    def __init__(
+        self,
+        approvals: ApprovalStore,
+        approval: Approval,
+        ready: Callable[[], Awaitable[bool]] = pause_a_second,
+        attempts: int | None = None,
+    ) -> None:
         self.approvals = approvals
         self.key = approval.id
+        self.ready = ready
+        self.attempts = attempts
         saved = approval.journal or {}
         self.steps: dict[str, dict[str, Any]] = dict(saved.get("steps") or {})
         self.sent: list[str] = list(saved.get("sent") or [])
         self.interrupted = self.sent[-1] if self.sent else None
 
-    def _save(self, step: str) -> None:
-        self.approvals.save_step(self.key, step, {"steps": self.steps, "sent": self.sent})
+    async def _save(self, step: str) -> None:
+        journal = {"steps": self.steps, "sent": self.sent}
+        try:
+            await write_when_free(
+                lambda: self.approvals.save_step(self.key, step, journal),
+                f"approval {self.key}'s next step",
+                self.ready,
+                self.attempts,
+            )
+        except Exception as exc:
+            if is_store_busy(exc):
+                raise StorePaused(str(exc)) from None
+            raise
 
-    def before_mutation(self, provider: str, method: str, path: str) -> None:
+    async def before_mutation(self, provider: str, method: str, path: str) -> None:
         """core.mutations hook: write down a request outside any step before it is sent."""
         if _inside_step.get():
             return  # the step was written down as begun
         self.sent.append(f"{method} {path}")
-        self._save(f"{method} {path}")
+        try:
+            await self._save(f"{method} {path}")
+        except StorePaused:
+            self.sent.pop()  # not sent: a resumed run may send it
+            raise
 
     async def step(
         self,
@@ -94,16 +158,16 @@ class Journal:
             if found is not None:
                 log.info("approval %s: step %r had reached the API; taking it", self.key, name)
                 self.steps[name] = {"state": "done", "result": found}
-                self._save(name)
+                await self._save(name)
                 return found
             log.info("approval %s: step %r had not reached the API; sending it", self.key, name)
         base = await baseline() if baseline is not None else None
         self.steps[name] = {"state": "begun", "baseline": base}
-        self._save(name)
+        await self._save(name)
         with _covered():
             result = await send()
         self.steps[name] = {"state": "done", "result": result}
-        self._save(name)
+        await self._save(name)
         return result
 
 

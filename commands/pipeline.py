@@ -39,7 +39,7 @@ from clients.errors import ApiError
 from clients.http import interactive
 from commands.choices import Missing, has_source, options_for, prompt, with_option
 from commands.context import Context, NeedsChoice, Refused, Services
-from commands.execution import Journal, OutcomeUnknown
+from commands.execution import Journal, OutcomeUnknown, StorePaused, running
 from commands.grammar import (
     GrammarError,
     ParsedCommand,
@@ -60,6 +60,7 @@ from core.redaction import redact_reply, remember
 from core.refs import UserRef, posted_in
 from core.reply import Action, Choice, Option, Reply, denied, error
 from core.words import environment_label
+from operations.locked import write_when_free
 from permissions.approvals import Approval, LostRunner
 from permissions.audit import iso_time
 from permissions.model import ChannelPolicy
@@ -311,9 +312,12 @@ class Pipeline:
             )
             return redact_reply(reply)
 
-    async def resume_approved(self, approval: Approval, transport: str = "slack") -> Reply:
+    async def resume_approved(
+        self, approval: Approval, transport: str = "slack", *, paused: bool = False
+    ) -> Reply:
         """Resume (or end) approved work a stopped process left, as its approver in its
-        channel; the caller took it over (`ApprovalStore.take_over`). See `resume_approved`.
+        channel; the caller took it over (`ApprovalStore.take_over`), or it is this
+        process's own work `paused` by a locked store. See `resume_approved`.
         The answer holds no secret."""
         invocation = Invocation(
             user=approval.decided_by or approval.requester,
@@ -322,7 +326,8 @@ class Pipeline:
             transport=transport,
         )
         with acting_as(invocation):
-            return redact_reply(await resume_approved(self.context(invocation), approval))
+            resumed = await resume_approved(self.context(invocation), approval, paused=paused)
+            return redact_reply(resumed)
 
     def confirmation_needed(self, approval_id: str) -> str | None:
         """The name an approver must type to approve this approval (terminate), if any."""
@@ -658,24 +663,51 @@ async def decide_approval(
     if approve and plan.confirm_name and (confirm or "").strip() != plan.confirm_name:
         typed = f" (you typed {confirm!r})" if confirm else ""
         return error(f"To approve, type the database name exactly: `{plan.confirm_name}`{typed}.")
-    claim = services.approvals.claim(approval_id, invocation.user, "approve" if approve else "deny")
-    if not claim.claimed:
-        # No title: the Slack transport knows this answer by it (bot/slack/decisions.py);
-        # the shell shows its text as the head line.
-        return Reply(status="info", text=claim.message, visibility="ephemeral")
-    if not approve:
-        return Reply(
-            status="info",
-            title=f"Denied: {plan.summary}",
-            text=f"{UserRef(invocation.user)} denied the request of {UserRef(approval.requester)}.",
+    # Held from the claim to the end: the sweep resumes only this process's paused work.
+    with running(approval_id) as mine:
+        claim = services.approvals.claim(
+            approval_id, invocation.user, "approve" if approve else "deny"
         )
-    claimed = claim.approval or approval
-    if on_claimed is not None:
-        await on_claimed(claimed)
-    reply = await run_approved(ctx, verb, plan, claimed)
+        if not claim.claimed:
+            # No title: the Slack transport knows this answer by it (bot/slack/decisions.py);
+            # the shell shows its text as the head line.
+            return Reply(status="info", text=claim.message, visibility="ephemeral")
+        if not mine:  # cannot be: work runs here only after a claim, which this one won
+            return _already_running()
+        if not approve:
+            return Reply(
+                status="info",
+                title=f"Denied: {plan.summary}",
+                text=f"{UserRef(invocation.user)} denied the request of "
+                f"{UserRef(approval.requester)}.",
+            )
+        claimed = claim.approval or approval
+        if on_claimed is not None:
+            await on_claimed(claimed)
+        reply = await run_approved(ctx, verb, plan, claimed)
     header = f"{UserRef(invocation.user)} approved the request of {UserRef(approval.requester)}."
     reply.text = f"{header}\n{reply.text}".strip()
     return reply
+
+
+def _already_running() -> Reply:
+    """The answer to a decision on an approval whose work runs in this process now."""
+    return Reply(
+        status="info",
+        text="This approval's work is running now; its outcome will be in the card's thread.",
+        visibility="ephemeral",
+    )
+
+
+def _paused(plan: Plan) -> Reply:
+    """The answer to approved work paused by another process's lock on the store."""
+    return Reply(
+        status="info",
+        title=f"Approved, paused: {plan.summary}",
+        text="Another process has held graphops' store (its SQLite file) for minutes, so "
+        "the next step could not be written down; nothing more was sent. The work goes on "
+        "by itself once the store is free, and its outcome will be in the card's thread.",
+    )
 
 
 def _no_longer(decision: Decision) -> Decision:
@@ -696,32 +728,50 @@ def _failure(plan: Plan, what: str, reason: str) -> Reply:
 async def run_approved(
     ctx: Context, verb: Verb, plan: Plan, approval: Approval, *, resumed: bool = False
 ) -> Reply:
-    """Run approved work as a persisted state machine (commands/execution.py) and end it.
+    """Run approved work as a persisted state machine (commands/execution.py) and end it;
+    the caller holds it as `running` in this process.
 
     approved -> executing (each step written before its request) -> executed | failed,
     with the reply kept in the approval row for the card and its thread. A failure
     (the API, a refusal at execution, an unknown outcome after a restart, anything
     unexpected) is also queued for the environment's incident channel. `resumed`:
-    this process took the work over from a stopped one. LostRunner (another process
-    took it over) and cancellation (shutdown) leave it unfinished for the next start.
+    this process took the work over from a stopped one, or goes on with its own
+    paused work. LostRunner (another process took it over) and cancellation
+    (shutdown) leave it unfinished for the next start; a store locked by another
+    process through every try leaves it paused (`_paused`), for the sweep to resume.
     """
     approvals = ctx.services.approvals
-    if not approvals.start(approval.id):
+    journal = Journal(approvals, approval, ctx.services.store_ready)
+    try:
+        started = await write_when_free(
+            lambda: approvals.start(approval.id),
+            f"approval {approval.id}'s start",
+            journal.ready,
+            journal.attempts,
+        )
+    except Exception as exc:
+        if is_store_busy(exc):
+            return _paused(plan)
+        raise
+    if not started:
         return Reply(
             status="info",
             text="Another graphops process is running this approval; it reports in the thread.",
             visibility="ephemeral",
         )
-    journal = Journal(approvals, approval)
     run_ctx = dataclasses.replace(ctx, journal=journal)
     try:
         if resumed and journal.interrupted:
             raise OutcomeUnknown(
-                f"graphops stopped just after sending `{journal.interrupted}` for it, so "
-                "whether it was carried out is unknown"
+                f"graphops stopped just after sending `{journal.interrupted}` for it (a "
+                "restart, or a store locked by another process), so whether it was carried "
+                "out is unknown; it is not sent again"
             )
         with watching_mutations(journal.before_mutation):
             reply = await execute(run_ctx, verb, plan)
+    except StorePaused:
+        log.warning("approved work %s paused: the store is locked", approval.id)
+        return _paused(plan)
     except OutcomeUnknown as exc:
         ctx.services.resolver.invalidate(plan.provider)
         reply = _failure(
@@ -748,12 +798,25 @@ async def run_approved(
         reply.visibility = "channel"
     kept = reply.model_copy(update={"private_text": None, "secret_prompt": None})
     result = reply.text if failed else (reply.title or plan.summary)
-    finished = approvals.finish(
-        approval.id,
-        "failed" if failed else "executed",
-        ctx.services.audit.redact(result),
-        ctx.services.audit.redact(kept.model_dump_json()),
-    )
+    try:
+        finished = await write_when_free(
+            lambda: approvals.finish(
+                approval.id,
+                "failed" if failed else "executed",
+                ctx.services.audit.redact(result),
+                ctx.services.audit.redact(kept.model_dump_json()),
+            ),
+            f"approval {approval.id}'s outcome",
+            journal.ready,
+            journal.attempts,
+        )
+    except Exception as exc:
+        if not is_store_busy(exc):
+            raise
+        # Still executing for this process: the sweep runs it again from its journal
+        # (done steps are not sent again) and keeps the outcome then.
+        log.warning("approved work %s ended, but its outcome waits for the store", approval.id)
+        return _paused(plan)
     if failed and finished:
         announce_failure(ctx, approval, plan, reply)
     return reply
@@ -783,20 +846,30 @@ def announce_failure(ctx: Context, approval: Approval, plan: Plan, reply: Reply)
     )
 
 
-async def resume_approved(ctx: Context, approval: Approval) -> Reply:
+async def resume_approved(ctx: Context, approval: Approval, *, paused: bool = False) -> Reply:
     """Finish approved work a stopped process left unfinished (this process took it over:
-    `ApprovalStore.take_over`), or end it with a clear failure; the reply to show.
+    `ApprovalStore.take_over`), or this process's own work `paused` by a locked store,
+    or end it with a clear failure; the reply to show.
 
     Ended without any request: work approved with a version that did not record its
     steps (no runner), work approved more than `resume_within_seconds` ago, and work
     whose channel lost the rights it needs.
     """
+    with running(approval.id) as mine:
+        if not mine:
+            return _already_running()
+        return await _resume(ctx, approval, paused)
+
+
+async def _resume(ctx: Context, approval: Approval, paused: bool) -> Reply:
     verb = ctx.registry.get(approval.verb)
     plan = args_to_plan(approval)
     when = iso_time(approval.decided_at) if approval.decided_at else "?"
+    who = f"approved by {UserRef(approval.decided_by or '')} for {UserRef(approval.requester)}"
     header = (
-        f"graphops restarted while running this (approved by "
-        f"{UserRef(approval.decided_by or '')} for {UserRef(approval.requester)} at {when})."
+        f"The store was locked by another process while this ran ({who} at {when}); it goes on now."
+        if paused
+        else f"graphops restarted while running this ({who} at {when})."
     )
     reason: str | None = None
     if verb is None or plan is None:

@@ -6,28 +6,33 @@ changes something was already sent for them. The HTTP layer
 (clients/http.py) calls `before_mutation` before each such request: any
 method but GET and HEAD, except those its caller marks safe to repeat (signing
 in for a token). Whoever runs the work sets a hook for its asyncio task with
-`watching_mutations`; the hook writes down what is about to be sent, and may
-raise to stop it: then nothing is sent.
+`watching_mutations`; the hook writes down what is about to be sent (it may be a
+coroutine function: approved work waits there while another process holds the
+store's lock, operations/locked.py), and may raise to stop it: then nothing is sent.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import inspect
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 
-# (provider, method, path) of the request about to be sent
-MutationHook = Callable[[str, str, str], None]
+# (provider, method, path) of the request about to be sent; the request waits for an
+# awaitable it returns
+MutationHook = Callable[[str, str, str], Awaitable[None] | None]
 
 _hook: ContextVar[MutationHook | None] = ContextVar("mutation_hook", default=None)
 
 
-def before_mutation(provider: str, method: str, path: str) -> None:
+async def before_mutation(provider: str, method: str, path: str) -> None:
     """Tell the hook of this task (if any) that `method path` to `provider` is about to
-    be sent; what it raises stops the request."""
+    be sent, and wait for it; what it raises stops the request."""
     hook = _hook.get()
     if hook is not None:
-        hook(provider, method, path)
+        done = hook(provider, method, path)
+        if inspect.isawaitable(done):
+            await done
 
 
 @contextlib.contextmanager

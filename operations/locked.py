@@ -35,12 +35,13 @@ async def write_when_free(
     write: Callable[[], T],
     what: str,
     ready: Callable[[], Awaitable[bool]] = pause_a_second,
-    attempts: int = WRITE_ATTEMPTS,
+    attempts: int | None = None,
 ) -> T:
     """`write()`'s result; while it fails with sqlite3.OperationalError (another process
     holds the lock past the connection's busy timeout), wait for `ready()` and try
-    again, `attempts` times in all. `what` names the write in the log (one line a try,
-    no traceback). Raises the last sqlite3.OperationalError."""
+    again, `attempts` times in all (default `WRITE_ATTEMPTS`). `what` names the write in
+    the log (one line a try, no traceback). Raises the last sqlite3.OperationalError."""
+    attempts = attempts or WRITE_ATTEMPTS
     for attempt in range(1, attempts + 1):
         try:
             return write()

@@ -14,6 +14,8 @@ here and by the expiry sweep.
 from __future__ import annotations
 
 import contextlib
+import logging
+import sqlite3
 import time
 from typing import TYPE_CHECKING
 
@@ -25,11 +27,14 @@ from commands.context import reporting_progress
 from core.audit_context import acting_as
 from core.refs import UserRef
 from core.reply import Reply
+from operations.locked import write_when_free
 from permissions.approvals import UNFINISHED, Approval
 from permissions.audit import iso_time
 
 if TYPE_CHECKING:
     from bot.slack.runtime import SlackRuntime
+
+log = logging.getLogger("graphops.slack")
 
 
 def decided_card(approval: Approval) -> Reply:
@@ -148,13 +153,13 @@ async def settle_approval(
         )
         if expired and after is not None:
             await update_card(rt, after)
-            approvals.mark_reported(after.id)
+            await mark_reported(rt, after.id)
         await rt.delivery.to_requester(reply, origin)
         return
     rt.metrics.approval("approved" if approve else "denied")
     if not approve:
         await update_card(rt, after)
-        approvals.mark_reported(after.id)
+        await mark_reported(rt, after.id)
         return
     await report_outcome(rt, after, reply, origin)
 
@@ -166,7 +171,6 @@ async def report_outcome(
     (naming requester and approver; its operations followed there), then recorded as
     reported. `reply` defaults to the one kept in the approval row (after a restart).
     Work not ended yet (another process runs it) is only told to the clicker."""
-    approvals = rt.bot.services.approvals
     if approval.state not in ("executed", "failed"):
         if reply is not None and origin is not None:
             await rt.delivery.to_requester(reply, origin)
@@ -202,4 +206,19 @@ async def report_outcome(
         requester=approval.requester,
         approver=approval.decided_by,
     )
-    approvals.mark_reported(approval.id)
+    await mark_reported(rt, approval.id)
+
+
+async def mark_reported(rt: SlackRuntime, approval_id: str) -> None:
+    """Record that the card and its thread show the approval's end, waiting for a store
+    another process holds (operations/locked.py); a lock held through every try leaves it
+    for the next start, which tells the card again (logged)."""
+    approvals = rt.bot.services.approvals
+    try:
+        await write_when_free(
+            lambda: approvals.mark_reported(approval_id),
+            f"approval {approval_id}'s report",
+            rt.bot.store.ready,
+        )
+    except sqlite3.OperationalError as exc:
+        log.warning("approval %s: its report is not recorded (%s)", approval_id, exc)

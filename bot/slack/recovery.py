@@ -26,14 +26,15 @@ import logging
 import sqlite3
 import time
 
-from bot.slack.decisions import report_outcome, update_card
+from bot.slack.decisions import mark_reported, report_outcome, update_card
 from bot.slack.delivery import approval_id_of, requester_line
 from bot.slack.edge import Origin
 from bot.slack.runtime import SlackRuntime
+from commands.execution import running_here
 from commands.grammar import GrammarError, approval_command, parse
 from core.reply import Reply
 from operations.inbox import AcceptedRequest
-from permissions.approvals import Approval
+from permissions.approvals import Approval, this_runner
 from permissions.audit import iso_time
 
 log = logging.getLogger("graphops.slack")
@@ -42,13 +43,15 @@ log = logging.getLogger("graphops.slack")
 def resume_orphans(rt: SlackRuntime) -> int:
     """Take over approved work whose process is gone and resume it in the background (at
     start, and from the expiry sweep: a `graphops shell` killed while running an
-    approval); how many."""
+    approval), and go on with this process's own work that a locked store paused
+    (commands/execution.py, `StorePaused`) once the store is free; how many."""
     approvals = rt.bot.services.approvals
     count = 0
     for approval in approvals.unfinished():
-        if approvals.take_over(approval):
+        paused = approval.runner == this_runner() and not running_here(approval.id)
+        if paused or approvals.take_over(approval):
             log.info("resuming approved work %s (%s)", approval.id, approval.verb)
-            rt.work(None, _resume(rt, approval.id))
+            rt.work(None, _resume(rt, approval.id, paused))
             count += 1
     return count
 
@@ -85,12 +88,12 @@ async def recover_when_free(rt: SlackRuntime) -> int:
         return 0
 
 
-async def _resume(rt: SlackRuntime, approval_id: str) -> None:
+async def _resume(rt: SlackRuntime, approval_id: str, paused: bool) -> None:
     approvals = rt.bot.services.approvals
     approval = approvals.get(approval_id)
     if approval is None:
         return
-    reply = await rt.bot.pipeline.resume_approved(approval)
+    reply = await rt.bot.pipeline.resume_approved(approval, paused=paused)
     after = approvals.get(approval_id) or approval
     rt.metrics.approval("resumed")
     await report_outcome(rt, after, reply)
@@ -105,7 +108,7 @@ async def _report(rt: SlackRuntime, approval_id: str) -> None:
         return
 
     await update_card(rt, approval)
-    rt.bot.services.approvals.mark_reported(approval.id)
+    await mark_reported(rt, approval.id)
 
 
 def _delivered(rt: SlackRuntime, reply: Reply) -> bool:

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import traceback
 
-from bot.slack.decisions import update_card
+from bot.slack.decisions import mark_reported, update_card
 from bot.slack.recovery import resume_orphans
 from bot.slack.runtime import SlackRuntime
 from permissions.approvals import Approval
@@ -28,7 +28,7 @@ async def sweep_once(rt: SlackRuntime) -> list[Approval]:
     for approval in expired:
         rt.metrics.approval("expired")
         await update_card(rt, approval)
-        rt.bot.services.approvals.mark_reported(approval.id)
+        await mark_reported(rt, approval.id)
     return expired
 
 

@@ -5,6 +5,7 @@ process left is taken up at start (bot/slack/recovery.py); SIGTERM drains."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from bot.demo import apply_demo_policy
 from bot.slack.recovery import recover
 from bot.wiring import Bot, build_bot, build_tracker
 from core.reply import OperationRef, Reply
+from permissions.approvals import _process_start
 from simulators.graphenedb import ConsoleSimulator
 from simulators.slack import SlackStandIn
 from tests.bot.slack.conftest import SlackHarness, make_standin, serving
@@ -231,7 +233,10 @@ async def test_the_sweep_takes_over_work_of_a_process_that_died_while_serve_runs
     approvals = live.rt.bot.services.approvals
     approval_id, ts = await _card(live, "switch orders-db to orders-replica")
     approvals.claim(approval_id, "U0BOB", "approve")
-    await sweep_once(live.rt)  # its runner (this process) is alive: left alone
+    parent = os.getppid()  # a live process that is not this one (this one's own work
+    alive = f"{parent}:{_process_start(parent)}"  # is resumed when paused, not taken)
+    live.rt.bot.db.execute("UPDATE approvals SET runner = ? WHERE id = ?", [alive, approval_id])
+    await sweep_once(live.rt)  # its runner is alive: left alone
     assert await live.rt.idle()
     assert approvals.get(approval_id).state == "approved"  # type: ignore[union-attr]
     live.rt.bot.db.execute("UPDATE approvals SET runner = ? WHERE id = ?", [GONE, approval_id])

@@ -12,18 +12,28 @@ import asyncio
 import select
 import subprocess
 import sys
+from collections.abc import Callable
 
+import pytest
+from aiohttp import web
+
+from bot.slack.edge import Origin
+from bot.slack.sweep import sweep_once
 from commands.pipeline import STORE_BUSY_MIDWAY
 from core.invocation import Invocation
+from operations import locked
 from simulators.graphenedb import ConsoleSimulator
 from tests.bot.slack.conftest import SlackHarness
 from tests.bot.slack.slack_support import texts, wait_private
+from tests.waiting import until
 
 HOLD_SECONDS = 15.0  # longer than any ack may take, shorter than the old 30 s busy timeout
 
 HOLDER = r"""
 import select, sqlite3, sys
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+if sys.argv[3] == "on-cue":
+    sys.stdin.readline()  # "lock"
 conn.execute("BEGIN IMMEDIATE")
 print("locked", flush=True)
 select.select([sys.stdin], [], [], float(sys.argv[2]))  # until told, or the time is up
@@ -36,13 +46,24 @@ conn.close()
 class LockHolder:
     """A real second process holding the SQLite write lock of `path`."""
 
-    def __init__(self, path: str, hold_seconds: float = HOLD_SECONDS) -> None:
+    def __init__(
+        self, path: str, hold_seconds: float = HOLD_SECONDS, *, on_cue: bool = False
+    ) -> None:
+        """`on_cue`: the lock is taken only when `cue()` says so (the process is ready)."""
+        when = "on-cue" if on_cue else "now"
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", HOLDER, path, str(hold_seconds)],
+            [sys.executable, "-c", HOLDER, path, str(hold_seconds), when],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
+
+    async def cue(self) -> None:
+        """Take the lock now (an `on_cue` holder) and return once it is held."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("lock\n")
+        self.proc.stdin.flush()
+        await self.locked()
 
     async def locked(self) -> None:
         assert self.proc.stdout is not None
@@ -162,3 +183,113 @@ async def test_an_operation_started_while_the_store_is_locked_is_followed_once_i
         await tracker.stop()
     assert len(console_sim.requests_to("POST", r"/restart$")) == 1
     assert not [c for c in harness.standin.calls if "went wrong" in texts(c)]
+
+
+async def _terminate_card(harness: SlackHarness) -> tuple[str, str]:
+    """`terminate sandbox-db` asked by alice in #dev-db: (approval id, card ts)."""
+    await harness.slack.slash("terminate sandbox-db")
+    [card] = await harness.standin.wait_for("chat.postMessage")
+    [actions] = [b for b in card.body["blocks"] if b["type"] == "actions"]
+    approval_id = str(actions["elements"][0]["value"])
+    approvals = harness.rt.bot.services.approvals
+
+    def card_ts() -> str | None:
+        approval = approvals.get(approval_id)
+        return approval.message_ts if approval else None
+
+    await until(lambda: card_ts() is not None)
+    return approval_id, str(card_ts())
+
+
+def _lock_at_the_first_read(
+    console_sim: ConsoleSimulator, holder: LockHolder, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[], None]:
+    """Another process takes the store's lock when the API sees the first read after
+    `arm()`: approved work has started and reads before its DELETE, whose journal
+    write then meets the lock."""
+    original = console_sim.before_handler
+    state = {"armed": False, "cued": False}
+
+    async def before_handler(request: web.Request) -> None:
+        if state["armed"] and not state["cued"] and request.method == "GET":
+            state["cued"] = True
+            await holder.cue()
+        await original(request)
+
+    monkeypatch.setattr(console_sim, "before_handler", before_handler)
+    return lambda: state.update(armed=True)
+
+
+async def test_approved_work_meeting_a_lock_waits_unsent_and_goes_on_once_it_is_free(
+    harness: SlackHarness,
+    console_sim: ConsoleSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by an attack: the approver saw "Something went wrong" and the approval
+    stayed executing until a restart, which then ran it."""
+    rt = harness.rt
+    approval_id, _ = await _terminate_card(harness)
+    holder = LockHolder(str(rt.bot.config.bot.database), on_cue=True)
+    arm = _lock_at_the_first_read(console_sim, holder, monkeypatch)
+
+    async def claimed(_: object) -> None:
+        arm()
+
+    invocation = await rt.invocation(Origin(user="U0BOB", channel="C0DEV"), "approve")
+    deciding = asyncio.ensure_future(
+        rt.bot.pipeline.decide_approval(invocation, approval_id, True, "sandbox-db", claimed)
+    )
+    try:
+        await until(lambda: "next step waits for the store" in caplog.text)
+        assert holder.holding() and not deciding.done()
+        assert console_sim.requests_to("DELETE") == []  # its journal write comes first
+    finally:
+        await holder.release()
+    reply = await deciding
+    assert reply.status == "ok", reply.text
+    approval = rt.bot.services.approvals.get(approval_id)
+    assert approval is not None and approval.state == "executed"
+    assert len(console_sim.requests_to("DELETE")) == 1
+
+
+async def test_approved_work_paused_by_a_long_lock_is_resumed_by_the_sweep_once(
+    harness: SlackHarness, console_sim: ConsoleSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lock held through every try: the approver is told it is paused (nothing more
+    was sent); the sweep goes on with it once the store is free, its outcome in the
+    card's thread; a second sweep does nothing."""
+    rt = harness.rt
+    monkeypatch.setattr(locked, "WRITE_ATTEMPTS", 1)
+    approval_id, ts = await _terminate_card(harness)
+    holder = LockHolder(str(rt.bot.config.bot.database), on_cue=True)
+    arm = _lock_at_the_first_read(console_sim, holder, monkeypatch)
+
+    async def claimed(_: object) -> None:
+        arm()
+
+    invocation = await rt.invocation(Origin(user="U0BOB", channel="C0DEV"), "approve")
+    try:
+        reply = await rt.bot.pipeline.decide_approval(
+            invocation, approval_id, True, "sandbox-db", claimed
+        )
+        assert holder.holding()
+    finally:
+        await holder.release()
+    assert reply.title and reply.title.startswith("Approved, paused"), reply
+    assert "nothing more was sent" in reply.text
+    approvals = rt.bot.services.approvals
+    paused = approvals.get(approval_id)
+    assert paused is not None and paused.state == "executing"
+    assert console_sim.requests_to("DELETE") == []
+
+    await sweep_once(rt)
+    assert await rt.idle()
+    done = approvals.get(approval_id)
+    assert done is not None and done.state == "executed" and done.reported_at
+    assert len(console_sim.requests_to("DELETE")) == 1
+    thread = [m.text for m in harness.standin.thread("C0DEV", ts)]
+    assert any("store was locked" in t and "goes on now" in t for t in thread), thread
+    await sweep_once(rt)
+    assert await rt.idle()
+    assert len(console_sim.requests_to("DELETE")) == 1
