@@ -23,8 +23,10 @@ moved into the table by the next start (`left_over`), never twice (the key is ke
 the row). What the store cannot take later on goes to the spool too, so that a kill
 before the store is free never has the next start answer a request wrongly: the
 reply of a request answered under the lock (`spool_answered`: delivered again after a
-restart, its operations followed, not "its outcome is unknown") and the end of one
-delivered under it (`spool_done`: not answered a second time).
+restart, its operations followed, not "its outcome is unknown"), the message its
+answer was posted as (`spool_posted`: a restart follows its operations under it, and
+does not post it again) and the end of one delivered under it (`spool_done`: not
+answered a second time).
 
 Every line is signed (HMAC-SHA256 with a random key kept in the store, migration
 m012): a line graphops did not write is never acted on (a forged one could otherwise
@@ -84,6 +86,7 @@ class AcceptedRequest:
     stage: str  # accepted | sent | answered
     sent: str | None  # `METHOD path` of the first request that changes something
     reply: str | None  # the reply's JSON, once answered
+    posted_ts: str | None = None  # the channel message it was posted as, once posted
 
 
 Request = tuple[str, str, str, str | None]  # user, channel, text, response_url
@@ -151,15 +154,24 @@ def _names_a_row(entry: dict[str, Any]) -> bool:
     )
 
 
+_TS = re.compile(r"^[0-9]{1,12}\.[0-9]{1,9}$")  # a Slack message ts
+
+
 def _kind(entry: Any) -> str | None:
     """What a spool line holds: a `request` (`spool_many`), an `answered` mark
-    (`spool_answered`), a `done` mark (`spool_done`), or None (not one of them)."""
+    (`spool_answered`), a `posted` mark (`spool_posted`), a `done` mark (`spool_done`),
+    or None (not one of them)."""
     if not isinstance(entry, dict) or not isinstance(entry.get("key"), str) or not entry["key"]:
         return None
-    if ("done" in entry or "answered" in entry) and not _names_a_row(entry):
+    marks = ("done", "answered", "posted")
+    if any(name in entry for name in marks) and not _names_a_row(entry):
         return None
     if "done" in entry:
         return "done" if _row_id(entry["done"]) else None
+    if "posted" in entry:
+        ts = entry.get("ts")
+        ok = _row_id(entry["posted"]) and isinstance(ts, str) and bool(_TS.match(ts))
+        return "posted" if ok else None
     if "answered" in entry:
         ok = _row_id(entry["answered"]) and isinstance(entry.get("reply"), str)
         return "answered" if ok else None
@@ -274,6 +286,13 @@ class Inbox:
         for a request that was answered. Keys as `spool_many`."""
         mark = self._row_mark(row_id)
         return self._append([{**mark, "answered": row_id, "reply": reply_json}] if mark else [])
+
+    def spool_posted(self, row_id: int, ts: str) -> list[str] | None:
+        """`posted`, in the spool (the store is locked): a kill before the row is
+        deleted has the next start follow the answer's operations under message `ts`
+        instead of posting it again. Keys as `spool_many`."""
+        mark = self._row_mark(row_id)
+        return self._append([{**mark, "posted": row_id, "ts": ts}] if mark else [])
 
     def spool_done(self, row_ids: Iterable[int]) -> list[str] | None:
         """`done`, in the spool (the store is locked): the next start deletes the rows
@@ -391,7 +410,7 @@ class Inbox:
                 skipped,
                 self.spool,
             )
-        marks = [entry for entry in lines if _kind(entry) in ("answered", "done")]
+        marks = [entry for entry in lines if _kind(entry) in ("answered", "posted", "done")]
         if marks:
             with contextlib.suppress(sqlite3.Error, OSError):
                 with self._transaction():
@@ -403,6 +422,12 @@ class Inbox:
                                 "WHERE id = ? AND user = ? AND channel = ? AND received_at = ? "
                                 "AND stage IN ('accepted', 'sent')",
                                 [mark["reply"], mark["answered"], *same],
+                            )
+                        elif "posted" in mark:
+                            self.db.execute(
+                                "UPDATE accepted_requests SET posted_ts = ? WHERE id = ? "
+                                "AND user = ? AND channel = ? AND received_at = ?",
+                                [mark["ts"], mark["posted"], *same],
                             )
                         else:
                             self.db.execute(
@@ -457,6 +482,11 @@ class Inbox:
             [reply_json, row_id],
         )
 
+    def posted(self, row_id: int, ts: str) -> None:
+        """The reply was posted in the channel as message `ts` (its operations are about
+        to be followed under it)."""
+        self.db.execute("UPDATE accepted_requests SET posted_ts = ? WHERE id = ?", [ts, row_id])
+
     def done(self, row_id: int) -> None:
         """Delivered (or answered after a restart): forget it."""
         self.db.execute("DELETE FROM accepted_requests WHERE id = ?", [row_id])
@@ -472,9 +502,9 @@ class Inbox:
         self._take_spool()
         rows = self.db.execute(
             "SELECT id, user, channel, text, response_url, received_at, stage, sent, reply, "
-            "runner FROM accepted_requests WHERE stage != 'done' ORDER BY id"
+            "posted_ts, runner FROM accepted_requests WHERE stage != 'done' ORDER BY id"
         ).fetchall()
-        return [AcceptedRequest(*row[:9]) for row in rows if not runner_alive(row[9])]
+        return [AcceptedRequest(*row[:10]) for row in rows if not runner_alive(row[10])]
 
     def pending(self) -> int:
         """How many rows there are (for tests and /metrics)."""

@@ -257,3 +257,10 @@ def m012_spool_mac_key(db: sqlite_utils.Database) -> None:
     did not write is never taken up. Random, one per store, never shown."""
     db.execute("CREATE TABLE inbox_spool_key (key TEXT NOT NULL)")
     db.execute("INSERT INTO inbox_spool_key (key) VALUES (?)", [secrets.token_hex(32)])
+
+
+@migrations()
+def m013_posted_answers(db: sqlite_utils.Database) -> None:
+    """The ts of the message an accepted request's answer was posted as (operations/
+    inbox.py): a restart follows its operations under it instead of posting it again."""
+    db.execute("ALTER TABLE accepted_requests ADD COLUMN posted_ts TEXT")

@@ -122,8 +122,10 @@ class Delivery:
         tracker: Callable[[], TrackerPort | None] = lambda: None,
         menus: MenuStore | None = None,
         ready: Callable[[], Awaitable[bool]] = pause_a_second,
+        posted: Callable[[str], None] = lambda ts: None,
     ) -> None:
         self.notifier = notifier
+        self.posted = posted  # told the ts of an answer posted as a new channel message
         self.client = notifier.client
         self.approvals = approvals
         self.slash_command = slash_command
@@ -166,6 +168,8 @@ class Delivery:
                 reply = reply.model_copy(update={"context": line})
             ts = await self.to_channel(reply, origin, thread_ts)
             root = thread_ts or ts
+            if ts and thread_ts is None:
+                self.posted(ts)  # a restart follows its operations under it, never re-posts
         else:
             await self.to_requester(reply, origin)
         if reply.attachment is not None:
@@ -177,6 +181,33 @@ class Delivery:
         if reply.private_text:
             private = Reply(status="info", text=reply.private_text, visibility="ephemeral")
             await self.to_requester(private, origin, private=True)
+        await self.follow(
+            reply,
+            origin,
+            ts=ts,
+            root=root,
+            first=ts is not None and thread_ts is None,
+            requester=requester,
+            approver=approver,
+        )
+        return ts
+
+    async def follow(
+        self,
+        reply: Reply,
+        origin: Origin,
+        *,
+        ts: str | None,
+        root: str | None,
+        first: bool,
+        requester: str | None = None,
+        approver: str | None = None,
+    ) -> None:
+        """What follows a delivered `reply`: its approval card known by `ts` (the channel
+        message, if any), its operations handed to the tracker under `root`, reporting to
+        `requester` (default the origin's user); `first`: `ts` is the reply's own new
+        message, which the tracker edits to the operation's end. Also after a restart,
+        for an answer posted before the kill (bot/slack/recovery.py)."""
         approval_id = approval_id_of(reply)
         if approval_id and ts:
             await write_when_free(
@@ -185,21 +216,21 @@ class Delivery:
                 self.ready,
             )
         tracker = self.tracker()
-        if tracker is not None:
-            for ref in reply.operations:
-                try:
-                    await tracker.track(
-                        ref,
-                        channel=origin.channel,
-                        thread_ts=root,
-                        user=requester or origin.user,
-                        origin=reply if ts and thread_ts is None else None,
-                        approver=approver,
-                    )
-                except sqlite3.OperationalError as exc:
-                    log.error("operation %s is not followed: %s", ref.operation_id, exc)
-                    await self.say(origin, not_followed(ref, self.slash_command), "error")
-        return ts
+        if tracker is None:
+            return
+        for ref in reply.operations:
+            try:
+                await tracker.track(
+                    ref,
+                    channel=origin.channel,
+                    thread_ts=root,
+                    user=requester or origin.user,
+                    origin=reply if first else None,
+                    approver=approver,
+                )
+            except sqlite3.OperationalError as exc:
+                log.error("operation %s is not followed: %s", ref.operation_id, exc)
+                await self.say(origin, not_followed(ref, self.slash_command), "error")
 
     async def to_channel(self, reply: Reply, origin: Origin, thread_ts: str | None) -> str | None:
         """Post in the origin's channel; on refusal answer the requester (None)."""

@@ -7,7 +7,8 @@
    (failures also go to the environment's incident channel).
 2. Approvals that ended while their card and thread were not told yet (a kill
    between the two): told now.
-3. Slack requests acknowledged but not finished (operations/inbox.py): each
+3. Slack requests acknowledged but not finished (operations/inbox.py): an answer
+   that was posted has its operations followed under its message; every other
    requester is answered in the command's place (its response_url while it
    lasts, else privately in the channel, else a DM). A command is never run
    again: "nothing was done" when it had sent nothing that changes anything,
@@ -173,7 +174,12 @@ async def _answer(rt: SlackRuntime, request: AcceptedRequest) -> None:
         # decided: the card and its thread tell the outcome (recover, step 1)
     elif request.stage == "answered" and request.reply:
         reply = Reply.model_validate_json(request.reply)
-        if not _delivered(rt, reply):
+        if request.posted_ts and not _delivered(rt, reply):
+            # posted before the kill: its operations are followed under that message
+            # (which the tracker edits to their end), never posted a second time
+            ts = request.posted_ts
+            await rt.delivery.follow(reply, origin, ts=ts, root=ts, first=True)
+        elif not _delivered(rt, reply):
             asked = requester_line(origin, rt.bot.services.slash_command)
             note = f"{asked} at {at}; answer delivered after graphops restarted."
             await rt.delivery.deliver(reply.model_copy(update={"context": note}), origin)

@@ -337,6 +337,7 @@ class SlackRuntime:
             tracker=lambda: self.tracker,
             menus=self.menus,
             ready=self.bot.store.ready,
+            posted=self._posted,
         )
 
     # -- building invocations ---------------------------------------------------------------
@@ -610,6 +611,19 @@ class SlackRuntime:
             else:
                 self._unmark(row)
         self.forget_later()
+
+    def _posted(self, ts: str) -> None:
+        """Delivery posted the answer of the current task's request as message `ts`: kept
+        in its inbox row (or the spool, the store locked), so that a kill before the row is
+        deleted has the next start follow its operations under it, not post it again."""
+        row = _accepted.get()
+        if row is None:
+            return
+        try:
+            self.inbox.posted(row, ts)
+        except sqlite3.Error as exc:
+            log.warning("where an answer was posted is kept in the spool for now: %s", exc)
+            self._mark(row, lambda: self.inbox.spool_posted(row, ts))
 
     def _mark(self, row: int, spool: Callable[[], list[str] | None]) -> None:
         """Write what the store could not take about `row` to the spool (`spool`), and

@@ -49,6 +49,7 @@ STEPS = [
     "m010_retention_index",
     "m011_spooled_requests",
     "m012_spool_mac_key",
+    "m013_posted_answers",
 ]
 
 

@@ -394,6 +394,55 @@ async def test_an_answer_kept_while_the_store_is_locked_survives_a_kill(
     assert Reply.model_validate_json(left.reply).operations  # to be followed after it
 
 
+async def test_an_answer_posted_before_a_kill_is_followed_under_its_message_not_posted_again(
+    harness: SlackHarness,
+    console_sim: ConsoleSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    ticking: None,
+) -> None:
+    """Found by an attack: killed while a started operation waited for a locked store,
+    the next start posted the answer again ("delivered after graphops restarted") and
+    the first message said "Started" forever. Where the answer was posted is kept (in
+    the spool while the store is locked): the next start follows the operation under
+    that message, which ends edited to the operation's end."""
+    import sqlite3
+
+    rt = harness.rt
+
+    def busy(*args: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(rt.inbox, "posted", busy, raising=False)  # to the spool, then
+    monkeypatch.setattr(rt, "forget", lambda row: None)  # killed before the row went
+    assert rt.tracker is None  # killed while following it waited for the store
+    await harness.slack.slash("restart sandbox-db")
+    await harness.standin.wait_for("chat.postMessage")
+    assert await rt.idle()
+    [answer] = [m for m in harness.standin.messages if m.thread_ts is None]
+    ts = answer.ts
+    rt.bot.db.execute("UPDATE accepted_requests SET runner = ?", [GONE])
+    monkeypatch.undo()
+
+    rt.tracker = tracker = build_tracker(rt.bot, rt.notifier)
+    tracker.start()
+    try:
+        assert recover(rt) == 1
+        assert await rt.idle()
+        [(thread_ts,)] = rt.bot.db.execute("SELECT thread_ts FROM tracked_operations").fetchall()
+        assert thread_ts == ts
+        [ended] = await harness.standin.wait_for(
+            "chat.update", where=lambda c: c.body.get("ts") == ts, timeout=20
+        )
+        assert "Started" not in texts(ended)
+    finally:
+        await tracker.stop()
+    roots = [c for c in harness.standin.calls_to("chat.postMessage") if not c.body.get("thread_ts")]
+    assert len(roots) == 1, [texts(c) for c in roots]  # never posted a second time
+    assert not [c for c in harness.standin.calls if "after graphops restarted" in texts(c)]
+    assert rt.inbox.pending() == 0
+    assert len(console_sim.requests_to("POST", r"/restart$")) == 1
+
+
 def test_a_request_of_another_day_is_named_with_its_date() -> None:
     from bot.slack.recovery import when_received
 
