@@ -16,8 +16,9 @@ install: $(BIN)/graphops
 demo: install
 	$(BIN)/graphops demo
 
+# In parallel (pytest-xdist), one worker per core, at most 4: about 7 minutes on 2 cores.
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --maxprocesses 4
 
 lint: install
 	$(BIN)/ruff check .

@@ -32,7 +32,7 @@ HOLD_SECONDS = 15.0  # longer than any ack may take, shorter than the old 30 s b
 HOLDER = r"""
 import select, sqlite3, sys
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-if sys.argv[3] == "on-cue":
+if sys.argv[3:] == ["on-cue"]:
     sys.stdin.readline()  # "lock"
 conn.execute("BEGIN IMMEDIATE")
 print("locked", flush=True)
