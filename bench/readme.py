@@ -89,6 +89,16 @@ def _ack(r: dict[str, Any]) -> list[Row]:
                     "",
                 )
             )
+        if "cpu_ratio" in m:
+            rows.append(
+                (
+                    f"{mode}: server CPU per request graphops / bare Bolt (graphops' "
+                    "includes the commands' work that ran meanwhile)",
+                    f"{num(m['cpu_ratio'], 2)} ({num(ours['cpu_ms_per_request'], 2)} / "
+                    f"{num(bolt['cpu_ms_per_request'], 2)} ms)",
+                    "",
+                )
+            )
         rows.append(
             (
                 f"{mode}: answers delivered (incl. a warm-up `help` per round)",
