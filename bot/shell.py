@@ -39,6 +39,7 @@ import getpass
 import logging
 import os
 import re
+import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -53,6 +54,7 @@ from pydantic import SecretStr
 from bot.text import humanize, render
 from bot.wiring import Bot, build_retention, build_scheduler, build_tracker, build_watcher
 from commands.context import reporting_progress
+from commands.execution import paused_here
 from commands.grammar import GrammarError, approval_command, parse
 from commands.registry import UsageError
 from commands.resolve import eligible_bindings
@@ -397,6 +399,7 @@ class ShellSession:
     async def run(self, line: str, *, wait: bool = True) -> bool:
         """Run one command line; True when it (and, if waiting, what it started) succeeded."""
         assert self.tracker is not None and self.notifier is not None
+        await self.go_on_with_paused_work()
         line = self.picked(line) or self.with_ids(line)
         invocation = Invocation(user=self.user, channel=self.channel, text=line)
         with reporting_progress(self._progress):
@@ -427,6 +430,30 @@ class ShellSession:
         await self.wait_for_operations()
         states = [self.tracker.state(tracked_id) for tracked_id in tracked]
         return not reply.failed and all(state == "finished" for state in states)
+
+    async def go_on_with_paused_work(self) -> None:
+        """Approved work this shell ran that a locked store paused (commands/execution.py):
+        gone on with, and its outcome shown, before the next command."""
+        approvals = self.bot.services.approvals
+        try:
+            paused = paused_here(approvals)
+        except sqlite3.Error:
+            return
+        for approval in paused:
+            self.write(f"Going on with approval {approval.id} ({approval.summary})…")
+            reply = await self.bot.pipeline.resume_approved(approval, "shell", paused=True)
+            assert self.tracker is not None and self.notifier is not None
+            thread = self.notifier.remember(reply)
+            for ref in reply.operations:
+                await self.tracker.track(
+                    ref,
+                    channel=approval.channel,
+                    thread_ts=thread,
+                    user=approval.requester,
+                    origin=reply,
+                    approver=approval.decided_by,
+                )
+            self.write(render(reply, self.names, self.colour))
 
     async def _with_secret(self, invocation: Invocation, prompt_reply: Reply) -> Reply:
         """Collect the secret a command asked for (no echo) and run the command again."""

@@ -42,7 +42,7 @@ from typing import Any
 from commands.context import Context, StepResult
 from core.errors import is_store_busy
 from operations.locked import pause_a_second, write_when_free
-from permissions.approvals import Approval, ApprovalStore
+from permissions.approvals import Approval, ApprovalStore, this_runner
 
 log = logging.getLogger("graphops.commands")
 
@@ -69,6 +69,17 @@ _running: set[str] = set()
 def running_here(approval_id: str) -> bool:
     """Whether this process runs the work of `approval_id` now (not paused, not ended)."""
     return approval_id in _running
+
+
+def paused_here(approvals: ApprovalStore) -> list[Approval]:
+    """This process's approved work that a locked store paused (`StorePaused`): not ended,
+    run by this process, not running now; oldest decision first. What `graphops serve`'s
+    sweep and the shell (before its next command) go on with."""
+    return [
+        approval
+        for approval in approvals.unfinished()
+        if approval.runner == this_runner() and not running_here(approval.id)
+    ]
 
 
 @contextlib.contextmanager

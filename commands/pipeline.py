@@ -699,14 +699,19 @@ def _already_running() -> Reply:
     )
 
 
-def _paused(plan: Plan) -> Reply:
+def _paused(ctx: Context, plan: Plan) -> Reply:
     """The answer to approved work paused by another process's lock on the store."""
+    goes_on = (
+        "The shell goes on with it before your next command, once the store is free."
+        if ctx.invocation.transport == "shell"
+        else "It goes on by itself once the store is free (within 30 s), and its outcome "
+        "will be in the card's thread."
+    )
     return Reply(
         status="info",
         title=f"Approved, paused: {plan.summary}",
         text="Another process has held graphops' store (its SQLite file) for minutes, so "
-        "the next step could not be written down; nothing more was sent. The work goes on "
-        "by itself once the store is free, and its outcome will be in the card's thread.",
+        f"the next step could not be written down; nothing more was sent. {goes_on}",
     )
 
 
@@ -751,7 +756,7 @@ async def run_approved(
         )
     except Exception as exc:
         if is_store_busy(exc):
-            return _paused(plan)
+            return _paused(ctx, plan)
         raise
     if not started:
         return Reply(
@@ -771,7 +776,7 @@ async def run_approved(
             reply = await execute(run_ctx, verb, plan)
     except StorePaused:
         log.warning("approved work %s paused: the store is locked", approval.id)
-        return _paused(plan)
+        return _paused(ctx, plan)
     except OutcomeUnknown as exc:
         ctx.services.resolver.invalidate(plan.provider)
         reply = _failure(
@@ -816,7 +821,7 @@ async def run_approved(
         # Still executing for this process: the sweep runs it again from its journal
         # (done steps are not sent again) and keeps the outcome then.
         log.warning("approved work %s ended, but its outcome waits for the store", approval.id)
-        return _paused(plan)
+        return _paused(ctx, plan)
     if failed and finished:
         announce_failure(ctx, approval, plan, reply)
     return reply

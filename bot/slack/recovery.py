@@ -31,11 +31,11 @@ from bot.slack.decisions import mark_reported, report_outcome, update_card
 from bot.slack.delivery import approval_id_of, requester_line
 from bot.slack.edge import Origin
 from bot.slack.runtime import SlackRuntime
-from commands.execution import running_here
+from commands.execution import paused_here
 from commands.grammar import GrammarError, approval_command, parse
 from core.reply import Reply
 from operations.inbox import AcceptedRequest
-from permissions.approvals import Approval, this_runner
+from permissions.approvals import Approval
 from permissions.audit import iso_time
 
 log = logging.getLogger("graphops.slack")
@@ -48,8 +48,9 @@ def resume_orphans(rt: SlackRuntime) -> int:
     (commands/execution.py, `StorePaused`) once the store is free; how many."""
     approvals = rt.bot.services.approvals
     count = 0
+    mine = {approval.id for approval in paused_here(approvals)}
     for approval in approvals.unfinished():
-        paused = approval.runner == this_runner() and not running_here(approval.id)
+        paused = approval.id in mine
         if paused or approvals.take_over(approval):
             log.info("resuming approved work %s (%s)", approval.id, approval.verb)
             rt.work(None, _resume(rt, approval.id, paused))

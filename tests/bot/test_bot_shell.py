@@ -218,3 +218,47 @@ async def test_an_approved_operation_is_announced_naming_requester_and_approver(
     finally:
         await session.close()
         await demo.aclose()
+
+
+async def test_approved_work_paused_by_a_locked_store_goes_on_before_the_next_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The shell has no sweep: what a locked store paused goes on before the next line
+    (the answer said it would go on "by itself", which only `graphops serve` does)."""
+    from operations import locked
+    from tests.bot.slack.test_slack_store import LockHolder, _lock_at_the_first_read
+
+    monkeypatch.setattr(locked, "WRITE_ATTEMPTS", 1)
+    demo = await start_demo(step_seconds=0.05)
+    out: list[str] = []
+    session = ShellSession(demo.bot, user="U0ALICE", channel="C0ONCALL", names=NAMES)
+    session.write = out.append
+    holder = LockHolder(str(demo.bot.config.bot.database), on_cue=True)
+    try:
+        card = await demo.bot.run(
+            Invocation(
+                user="U0ALICE", channel="C0ONCALL", text="terminate orders-db env=production"
+            )
+        )
+        (approve,) = [a.command for a in card.actions if a.action_id == "approval.approve"]
+        arm = _lock_at_the_first_read(demo.simulators.console, holder, monkeypatch)
+        session.meta(":user bob")
+        arm()
+        try:
+            await session.run(approve)
+        finally:
+            await holder.release()
+        said = "\n".join(out)
+        assert "Approved, paused" in said and "before your next command" in said, said
+        assert demo.simulators.console.requests_to("DELETE") == []
+        out.clear()
+        await session.run("help")
+        said = "\n".join(out)
+        assert "Going on with approval" in said and "store was locked" in said, said
+        assert len(demo.simulators.console.requests_to("DELETE")) == 1
+        out.clear()
+        await session.run("help")  # gone on with once
+        assert "Going on" not in "\n".join(out)
+    finally:
+        await session.close()
+        await demo.aclose()
