@@ -21,6 +21,7 @@ from bot.slack.edge import Origin
 from bot.slack.sweep import sweep_once
 from commands.pipeline import STORE_BUSY_MIDWAY
 from core.invocation import Invocation
+from core.reply import Reply
 from operations import locked
 from simulators.graphenedb import ConsoleSimulator
 from tests.bot.slack.conftest import SlackHarness
@@ -220,16 +221,14 @@ def _lock_at_the_first_read(
     return lambda: state.update(armed=True)
 
 
-async def test_approved_work_meeting_a_lock_waits_unsent_and_goes_on_once_it_is_free(
-    harness: SlackHarness,
-    console_sim: ConsoleSimulator,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Found by an attack: the approver saw "Something went wrong" and the approval
-    stayed executing until a restart, which then ran it."""
+async def _approved_as_a_lock_is_taken(
+    harness: SlackHarness, console_sim: ConsoleSimulator, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, str, LockHolder, asyncio.Future[Reply]]:
+    """bob approves alice's `terminate sandbox-db`, and another process takes the store's
+    lock once the work has started (its first read): (approval id, card ts, the lock's
+    holder, the decision running)."""
     rt = harness.rt
-    approval_id, _ = await _terminate_card(harness)
+    approval_id, ts = await _terminate_card(harness)
     holder = LockHolder(str(rt.bot.config.bot.database), on_cue=True)
     arm = _lock_at_the_first_read(console_sim, holder, monkeypatch)
 
@@ -239,6 +238,21 @@ async def test_approved_work_meeting_a_lock_waits_unsent_and_goes_on_once_it_is_
     invocation = await rt.invocation(Origin(user="U0BOB", channel="C0DEV"), "approve")
     deciding = asyncio.ensure_future(
         rt.bot.pipeline.decide_approval(invocation, approval_id, True, "sandbox-db", claimed)
+    )
+    return approval_id, ts, holder, deciding
+
+
+async def test_approved_work_meeting_a_lock_waits_unsent_and_goes_on_once_it_is_free(
+    harness: SlackHarness,
+    console_sim: ConsoleSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by an attack: the approver saw "Something went wrong" and the approval
+    stayed executing until a restart, which then ran it."""
+    rt = harness.rt
+    approval_id, _, holder, deciding = await _approved_as_a_lock_is_taken(
+        harness, console_sim, monkeypatch
     )
     try:
         await until(lambda: "next step waits for the store" in caplog.text)
@@ -261,18 +275,11 @@ async def test_approved_work_paused_by_a_long_lock_is_resumed_by_the_sweep_once(
     card's thread; a second sweep does nothing."""
     rt = harness.rt
     monkeypatch.setattr(locked, "WRITE_ATTEMPTS", 1)
-    approval_id, ts = await _terminate_card(harness)
-    holder = LockHolder(str(rt.bot.config.bot.database), on_cue=True)
-    arm = _lock_at_the_first_read(console_sim, holder, monkeypatch)
-
-    async def claimed(_: object) -> None:
-        arm()
-
-    invocation = await rt.invocation(Origin(user="U0BOB", channel="C0DEV"), "approve")
+    approval_id, ts, holder, deciding = await _approved_as_a_lock_is_taken(
+        harness, console_sim, monkeypatch
+    )
     try:
-        reply = await rt.bot.pipeline.decide_approval(
-            invocation, approval_id, True, "sandbox-db", claimed
-        )
+        reply = await deciding
         assert holder.holding()
     finally:
         await holder.release()
