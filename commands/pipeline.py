@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -823,7 +824,15 @@ async def run_approved(
         log.warning("approved work %s ended, but its outcome waits for the store", approval.id)
         return _paused(ctx, plan)
     if failed and finished:
-        announce_failure(ctx, approval, plan, reply)
+        try:
+            await write_when_free(
+                lambda: announce_failure(ctx, approval, plan, reply),
+                f"the incident notice of approval {approval.id}",
+                journal.ready,
+                journal.attempts,
+            )
+        except sqlite3.OperationalError as exc:  # the card's thread still tells it
+            log.error("approval %s: its failure is not announced (%s)", approval.id, exc)
     return reply
 
 
