@@ -23,6 +23,7 @@ written (`recover_when_free`), listening meanwhile.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import time
@@ -71,6 +72,20 @@ def recover(rt: SlackRuntime) -> int:
     if count:
         log.info("taking up %d item(s) left unfinished by the last run", count)
     return count
+
+
+def start_recovery(rt: SlackRuntime) -> asyncio.Task[int]:
+    """`recover_when_free` in the background, for `graphops serve` once it listens. Not
+    listener work (`SlackRuntime.work` gives up after one wait for the store): it waits
+    as long as the store stays locked (found by an attack: a lock held past 30 s at
+    start, and nothing the last run left was taken up until the next restart)."""
+
+    async def recovering() -> int:
+        async with rt.shielded(None):  # anything unexpected: logged, never lost silently
+            return await recover_when_free(rt)
+        return 0
+
+    return rt.spawn(recovering())
 
 
 async def recover_when_free(rt: SlackRuntime) -> int:

@@ -34,7 +34,7 @@ from bot.config import Config, slack_secrets
 from bot.logs import setup_logging
 from bot.slack.app import build_app, runtime
 from bot.slack.notifier import SlackNotifier
-from bot.slack.recovery import recover_when_free
+from bot.slack.recovery import start_recovery
 from bot.slack.runtime import SocketModeStatus
 from bot.slack.server import SlackServer
 from bot.slack.socket import SocketModeHandler
@@ -151,7 +151,7 @@ async def serve(
         url = await server.start(host, config.slack.port)
         # approved work, cards and accepted requests a previous run left (once the store
         # can be written: another process may hold it; Slack is answered meanwhile)
-        rt.work(None, recover_when_free(rt))
+        start_recovery(rt)
         bot.services.resolver.start_refresh(  # names -> ids warm from the start
             bot.config.bot.name_refresh_seconds, list(bot.services.providers.values())
         )

@@ -300,3 +300,32 @@ async def test_approved_work_paused_by_a_long_lock_is_resumed_by_the_sweep_once(
     await sweep_once(rt)
     assert await rt.idle()
     assert len(console_sim.requests_to("DELETE")) == 1
+
+
+async def test_what_the_last_run_left_is_taken_up_after_a_lock_held_past_one_wait(
+    harness: SlackHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by an attack: `serve` started under a lock held past the store gate's wait
+    (30 s) dropped its recovery for good; nothing the last run left was answered until
+    the next restart. The gate waits 0.2 s here: the lock outlasts several waits."""
+    from bot.slack.recovery import start_recovery
+    from bot.store import StoreGate
+
+    rt = harness.rt
+    path = str(rt.bot.config.bot.database)
+    rt.bot.store = StoreGate(path, wait_seconds=0.2)
+    rt.inbox.accept("U0ALICE", "C0DEV", "restart sandbox-db", None)
+    rt.bot.db.execute("UPDATE accepted_requests SET runner = ?", ["999999999:1"])  # gone
+    holder = LockHolder(path)
+    try:
+        await holder.locked()
+        recovering = start_recovery(rt)
+        await until(lambda: caplog.text.count("waits for the store (locked)") >= 3)
+        assert holder.holding() and not recovering.done()
+    finally:
+        await holder.release()
+    assert await recovering == 1
+    assert await rt.idle()
+    [told] = await wait_private(harness.standin, "U0ALICE", contains="restart sandbox-db")
+    assert "nothing was done" in texts(told)
+    assert rt.inbox.pending() == 0
