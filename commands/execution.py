@@ -23,11 +23,13 @@ A resumed run reads everything again (pre-flights included) except what its
 done steps answered, so it acts on the API's state of now, never twice.
 
 Another process may hold the store's write lock (a backup) when a step is to be
-written: the request waits, unsent, for the store (operations/locked.py,
-`write_when_free`, about 5 minutes), then the work is paused (`StorePaused`):
-it stays executing for this process, nothing more is sent, and the expiry
-sweep resumes it once the store is free (bot/slack/recovery.py; `running_here`
-tells paused work from work that runs).
+written: before a request, the request waits, unsent, for the store
+(operations/locked.py, `write_when_free`, about 5 minutes), then the work is
+paused (`StorePaused`): it stays executing for this process, nothing more is
+sent, and `graphops serve`'s sweep (the shell: its next command) goes on with it
+once the store is free (`paused_here`). After a request, what it answered is
+only in this process: that write waits as long as the lock is held
+(`UNTIL_FREE`), never pauses.
 Outside approved work (a command allowed at once, a preview) `step` just sends.
 """
 
@@ -41,7 +43,7 @@ from typing import Any
 
 from commands.context import Context, StepResult
 from core.errors import is_store_busy
-from operations.locked import pause_a_second, write_when_free
+from operations.locked import UNTIL_FREE, pause_a_second, write_when_free
 from permissions.approvals import Approval, ApprovalStore, this_runner
 
 log = logging.getLogger("graphops.commands")
@@ -121,14 +123,16 @@ class Journal:
         self.sent: list[str] = list(saved.get("sent") or [])
         self.interrupted = self.sent[-1] if self.sent else None
 
-    async def _save(self, step: str) -> None:
+    async def _save(self, step: str, *, answered: bool = False) -> None:
+        """Write the journal; `answered`: it records what a request sent in this run
+        answered (waits as long as the store is locked, never pauses)."""
         journal = {"steps": self.steps, "sent": self.sent}
         try:
             await write_when_free(
                 lambda: self.approvals.save_step(self.key, step, journal),
-                f"approval {self.key}'s next step",
+                f"approval {self.key}'s {'step answered' if answered else 'next step'}",
                 self.ready,
-                self.attempts,
+                UNTIL_FREE if answered else self.attempts,
             )
         except Exception as exc:
             if is_store_busy(exc):
@@ -178,7 +182,7 @@ class Journal:
         with _covered():
             result = await send()
         self.steps[name] = {"state": "done", "result": result}
-        await self._save(name)
+        await self._save(name, answered=True)
         return result
 
 

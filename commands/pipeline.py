@@ -61,7 +61,7 @@ from core.redaction import redact_reply, remember
 from core.refs import UserRef, posted_in
 from core.reply import Action, Choice, Option, Reply, denied, error
 from core.words import environment_label
-from operations.locked import write_when_free
+from operations.locked import UNTIL_FREE, write_when_free
 from permissions.approvals import Approval, LostRunner
 from permissions.audit import iso_time
 from permissions.model import ChannelPolicy
@@ -804,25 +804,20 @@ async def run_approved(
         reply.visibility = "channel"
     kept = reply.model_copy(update={"private_text": None, "secret_prompt": None})
     result = reply.text if failed else (reply.title or plan.summary)
-    try:
-        finished = await write_when_free(
-            lambda: approvals.finish(
-                approval.id,
-                "failed" if failed else "executed",
-                ctx.services.audit.redact(result),
-                ctx.services.audit.redact(kept.model_dump_json()),
-            ),
-            f"approval {approval.id}'s outcome",
-            journal.ready,
-            journal.attempts,
-        )
-    except Exception as exc:
-        if not is_store_busy(exc):
-            raise
-        # Still executing for this process: the sweep runs it again from its journal
-        # (done steps are not sent again) and keeps the outcome then.
-        log.warning("approved work %s ended, but its outcome waits for the store", approval.id)
-        return _paused(ctx, plan)
+    # The outcome is known to this process only: kept however long the store is locked
+    # (a pause would have a later run call the outcome unknown, or send nothing more
+    # for work that had sent its request: found by an attack).
+    finished = await write_when_free(
+        lambda: approvals.finish(
+            approval.id,
+            "failed" if failed else "executed",
+            ctx.services.audit.redact(result),
+            ctx.services.audit.redact(kept.model_dump_json()),
+        ),
+        f"approval {approval.id}'s outcome",
+        journal.ready,
+        UNTIL_FREE,
+    )
     if failed and finished:
         try:
             await write_when_free(

@@ -23,6 +23,10 @@ log = logging.getLogger("graphops.store")
 T = TypeVar("T")
 
 WRITE_ATTEMPTS = 10  # with bot.store.StoreGate's 30 s a wait: about 5 minutes in all
+# For a write that records what already happened outside (a request's answer): it
+# waits as long as the lock is held (until shutdown cancels it), since giving up
+# would lose what only this process knows.
+UNTIL_FREE = 1_000_000
 
 
 async def pause_a_second() -> bool:

@@ -203,16 +203,20 @@ async def _terminate_card(harness: SlackHarness) -> tuple[str, str]:
 
 
 def _lock_at_the_first_read(
-    console_sim: ConsoleSimulator, holder: LockHolder, monkeypatch: pytest.MonkeyPatch
+    console_sim: ConsoleSimulator,
+    holder: LockHolder,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str = "GET",
 ) -> Callable[[], None]:
-    """Another process takes the store's lock when the API sees the first read after
-    `arm()`: approved work has started and reads before its DELETE, whose journal
-    write then meets the lock."""
+    """Another process takes the store's lock when the API sees the first `method`
+    request after `arm()` (GET: approved work has started and reads before its DELETE,
+    whose journal write then meets the lock; DELETE: the request is sent, and what
+    records its answer meets the lock)."""
     original = console_sim.before_handler
     state = {"armed": False, "cued": False}
 
     async def before_handler(request: web.Request) -> None:
-        if state["armed"] and not state["cued"] and request.method == "GET":
+        if state["armed"] and not state["cued"] and request.method == method:
             state["cued"] = True
             await holder.cue()
         await original(request)
@@ -222,7 +226,10 @@ def _lock_at_the_first_read(
 
 
 async def _approved_as_a_lock_is_taken(
-    harness: SlackHarness, console_sim: ConsoleSimulator, monkeypatch: pytest.MonkeyPatch
+    harness: SlackHarness,
+    console_sim: ConsoleSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    at: str = "GET",
 ) -> tuple[str, str, LockHolder, asyncio.Future[Reply]]:
     """bob approves alice's `terminate sandbox-db`, and another process takes the store's
     lock once the work has started (its first read): (approval id, card ts, the lock's
@@ -230,7 +237,7 @@ async def _approved_as_a_lock_is_taken(
     rt = harness.rt
     approval_id, ts = await _terminate_card(harness)
     holder = LockHolder(str(rt.bot.config.bot.database), on_cue=True)
-    arm = _lock_at_the_first_read(console_sim, holder, monkeypatch)
+    arm = _lock_at_the_first_read(console_sim, holder, monkeypatch, at)
 
     async def claimed(_: object) -> None:
         arm()
@@ -329,3 +336,31 @@ async def test_what_the_last_run_left_is_taken_up_after_a_lock_held_past_one_wai
     [told] = await wait_private(harness.standin, "U0ALICE", contains="restart sandbox-db")
     assert "nothing was done" in texts(told)
     assert rt.inbox.pending() == 0
+
+
+async def test_approved_work_whose_request_was_sent_waits_for_the_store_and_never_pauses(
+    harness: SlackHarness,
+    console_sim: ConsoleSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by an attack: the lock came after the DELETE went out; the approver was told
+    "paused, nothing more was sent", and the run that went on later called the outcome
+    unknown although this process had the API's answer. What records an answer waits
+    however long the lock lasts (here past every try a write before a request gets)."""
+    monkeypatch.setattr(locked, "WRITE_ATTEMPTS", 1)
+    rt = harness.rt
+    approval_id, _, holder, deciding = await _approved_as_a_lock_is_taken(
+        harness, console_sim, monkeypatch, at="DELETE"
+    )
+    try:
+        await until(lambda: "waits for the store" in caplog.text)  # one try was all before
+        assert holder.holding() and not deciding.done()
+        assert len(console_sim.requests_to("DELETE")) == 1
+    finally:
+        await holder.release()
+    reply = await deciding
+    assert reply.status == "ok" and "paused" not in (reply.title or ""), reply
+    approval = rt.bot.services.approvals.get(approval_id)
+    assert approval is not None and approval.state == "executed"
+    assert len(console_sim.requests_to("DELETE")) == 1
