@@ -409,19 +409,8 @@ class ShellSession:
             reply = await self._with_secret(invocation, reply)
         # Followed first, then shown: an operation started is tracked even if nobody
         # reads the reply (the output closed); `track` does not yield to the tracker.
-        thread = self.notifier.remember(reply)
         requester, approver = self._who_ran(line)
-        tracked = [
-            await self.tracker.track(
-                ref,
-                channel=self.channel,
-                thread_ts=thread,
-                user=requester,
-                origin=reply,
-                approver=approver,
-            )
-            for ref in reply.operations
-        ]
+        tracked = await self._follow(reply, self.channel, requester, approver)
         self.write(render(reply, self.names, self.colour))
         if reply.attachment is not None:
             self.write(f"--- {reply.attachment.filename} ---\n{reply.attachment.content}\n---")
@@ -434,26 +423,34 @@ class ShellSession:
     async def go_on_with_paused_work(self) -> None:
         """Approved work this shell ran that a locked store paused (commands/execution.py):
         gone on with, and its outcome shown, before the next command."""
-        approvals = self.bot.services.approvals
         try:
-            paused = paused_here(approvals)
+            paused = [a for a in self.bot.services.approvals.unfinished() if paused_here(a)]
         except sqlite3.Error:
             return
         for approval in paused:
             self.write(f"Going on with approval {approval.id} ({approval.summary})…")
             reply = await self.bot.pipeline.resume_approved(approval, "shell", paused=True)
-            assert self.tracker is not None and self.notifier is not None
-            thread = self.notifier.remember(reply)
-            for ref in reply.operations:
-                await self.tracker.track(
-                    ref,
-                    channel=approval.channel,
-                    thread_ts=thread,
-                    user=approval.requester,
-                    origin=reply,
-                    approver=approval.decided_by,
-                )
+            await self._follow(reply, approval.channel, approval.requester, approval.decided_by)
             self.write(render(reply, self.names, self.colour))
+
+    async def _follow(
+        self, reply: Reply, channel: str, requester: str, approver: str | None
+    ) -> list[int]:
+        """Track `reply`'s operations (reported to `requester`, naming `approver`); their
+        tracking ids."""
+        assert self.tracker is not None and self.notifier is not None
+        thread = self.notifier.remember(reply)
+        return [
+            await self.tracker.track(
+                ref,
+                channel=channel,
+                thread_ts=thread,
+                user=requester,
+                origin=reply,
+                approver=approver,
+            )
+            for ref in reply.operations
+        ]
 
     async def _with_secret(self, invocation: Invocation, prompt_reply: Reply) -> Reply:
         """Collect the secret a command asked for (no echo) and run the command again."""

@@ -37,9 +37,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 from commands.context import Context, StepResult
 from core.errors import is_store_busy
@@ -47,6 +48,8 @@ from operations.locked import UNTIL_FREE, pause_a_second, write_when_free
 from permissions.approvals import Approval, ApprovalStore, this_runner
 
 log = logging.getLogger("graphops.commands")
+
+T = TypeVar("T")
 
 _inside_step: ContextVar[bool] = ContextVar("inside_step", default=False)
 
@@ -73,15 +76,11 @@ def running_here(approval_id: str) -> bool:
     return approval_id in _running
 
 
-def paused_here(approvals: ApprovalStore) -> list[Approval]:
-    """This process's approved work that a locked store paused (`StorePaused`): not ended,
-    run by this process, not running now; oldest decision first. What `graphops serve`'s
-    sweep and the shell (before its next command) go on with."""
-    return [
-        approval
-        for approval in approvals.unfinished()
-        if approval.runner == this_runner() and not running_here(approval.id)
-    ]
+def paused_here(approval: Approval) -> bool:
+    """Whether `approval` (one of `ApprovalStore.unfinished`) is this process's work that a
+    locked store paused (`StorePaused`): run by this process, not running now. What
+    `graphops serve`'s sweep and the shell (before its next command) go on with."""
+    return approval.runner == this_runner() and not running_here(approval.id)
 
 
 @contextlib.contextmanager
@@ -123,21 +122,33 @@ class Journal:
         self.sent: list[str] = list(saved.get("sent") or [])
         self.interrupted = self.sent[-1] if self.sent else None
 
+    async def write_or_pause(self, write: Callable[[], T], what: str) -> T:
+        """`write()`'s result, waiting for a store another process holds (`attempts`
+        tries); `StorePaused` when it stays locked. For a write made before a request:
+        pausing then leaves nothing half sent. `what` names it in the log."""
+        try:
+            return await write_when_free(
+                write, f"approval {self.key}'s {what}", self.ready, self.attempts
+            )
+        except sqlite3.OperationalError as exc:
+            if is_store_busy(exc):
+                raise StorePaused(str(exc)) from None
+            raise
+
     async def _save(self, step: str, *, answered: bool = False) -> None:
         """Write the journal; `answered`: it records what a request sent in this run
         answered (waits as long as the store is locked, never pauses)."""
         journal = {"steps": self.steps, "sent": self.sent}
-        try:
+
+        def save() -> None:
+            self.approvals.save_step(self.key, step, journal)
+
+        if answered:
             await write_when_free(
-                lambda: self.approvals.save_step(self.key, step, journal),
-                f"approval {self.key}'s {'step answered' if answered else 'next step'}",
-                self.ready,
-                UNTIL_FREE if answered else self.attempts,
+                save, f"approval {self.key}'s step answered", self.ready, UNTIL_FREE
             )
-        except Exception as exc:
-            if is_store_busy(exc):
-                raise StorePaused(str(exc)) from None
-            raise
+        else:
+            await self.write_or_pause(save, "next step")
 
     async def before_mutation(self, provider: str, method: str, path: str) -> None:
         """core.mutations hook: write down a request outside any step before it is sent."""

@@ -749,16 +749,9 @@ async def run_approved(
     approvals = ctx.services.approvals
     journal = Journal(approvals, approval, ctx.services.store_ready)
     try:
-        started = await write_when_free(
-            lambda: approvals.start(approval.id),
-            f"approval {approval.id}'s start",
-            journal.ready,
-            journal.attempts,
-        )
-    except Exception as exc:
-        if is_store_busy(exc):
-            return _paused(ctx, plan)
-        raise
+        started = await journal.write_or_pause(lambda: approvals.start(approval.id), "start")
+    except StorePaused:
+        return _paused(ctx, plan)
     if not started:
         return Reply(
             status="info",

@@ -162,13 +162,15 @@ class Delivery:
         thread_ts = thread_ts or origin.thread_ts  # a mention is answered in its thread
         root = thread_ts
         ts: str | None = None
+        first = False  # the reply is a new channel message of its own
         if reply.visibility == "channel":
             if origin.command and not reply.context and thread_ts is None and not origin.direct:
                 line = requester_line(origin, self.slash_command)
                 reply = reply.model_copy(update={"context": line})
             ts = await self.to_channel(reply, origin, thread_ts)
             root = thread_ts or ts
-            if ts and thread_ts is None:
+            first = ts is not None and thread_ts is None
+            if first and ts is not None:
                 self.posted(ts)  # a restart follows its operations under it, never re-posts
         else:
             await self.to_requester(reply, origin)
@@ -186,7 +188,7 @@ class Delivery:
             origin,
             ts=ts,
             root=root,
-            first=ts is not None and thread_ts is None,
+            first=first,
             requester=requester,
             approver=approver,
         )

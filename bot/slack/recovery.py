@@ -49,9 +49,8 @@ def resume_orphans(rt: SlackRuntime) -> int:
     (commands/execution.py, `StorePaused`) once the store is free; how many."""
     approvals = rt.bot.services.approvals
     count = 0
-    mine = {approval.id for approval in paused_here(approvals)}
     for approval in approvals.unfinished():
-        paused = approval.id in mine
+        paused = paused_here(approval)
         if paused or approvals.take_over(approval):
             log.info("resuming approved work %s (%s)", approval.id, approval.verb)
             rt.work(None, _resume(rt, approval.id, paused))
