@@ -236,6 +236,25 @@ async def evaluate(ctx: Context, verb: Verb, values: dict[str, object]) -> Evalu
 
 
 @dataclass(frozen=True)
+class Reading:
+    """A typed line as `Pipeline.read` reads it.
+
+    `loggable`: the line as the audit (and the inbox) keeps it: whole when it fits a
+    verb's syntax, else the verb alone (a line that does not fit may hold a password
+    typed by mistake), `(unreadable)` or `(unknown command)`. `parsed`: its words (a
+    dry run's as the command previewed; None when unreadable); `verb`: the registry's
+    verb (None when unknown); `fits`: its arguments and options bind; `dry`: a dry
+    run (`plan …`, `dry-run=true`), which changes nothing.
+    """
+
+    loggable: str
+    parsed: ParsedCommand | None = None
+    verb: Verb | None = None
+    fits: bool = False
+    dry: bool = False
+
+
+@dataclass(frozen=True)
 class Pipeline:
     """Runs commands over one registry of verbs and one set of services."""
 
@@ -352,22 +371,22 @@ class Pipeline:
                 remember(word, "password")
                 remember(word.lower(), "password")
 
-    def loggable_text(self, text: str) -> str:
-        """`text` as the audit keeps it: whole when it fits a verb's syntax, else the verb
-        alone (a line that does not fit may hold a password typed by mistake)."""
+    def read(self, text: str) -> Reading:
+        """`text` read once, with no I/O (parse and registry only): what the Slack ack path
+        needs of it (`Reading`). The command itself is read again when it runs."""
         try:
-            parsed, _ = dry_run_form(parse(text, self.services.slash_command))
+            parsed, dry = dry_run_form(parse(text, self.services.slash_command))
         except GrammarError:
-            return "(unreadable)"
+            return Reading("(unreadable)")
         verb = self.registry.get(parsed.verb)
         if verb is None:
             shown = parsed.verb_shown
-            return shown[:40] if shown is not None else "(unknown command)"
+            return Reading(shown[:40] if shown is not None else "(unknown command)", parsed)
         try:
             verb.bind(parsed.args, parsed.options)
         except UsageError:
-            return f"{parsed.verb} …"
-        return parsed.text
+            return Reading(f"{parsed.verb} …", parsed, verb)
+        return Reading(parsed.text, parsed, verb, fits=True, dry=dry)
 
     def _audit_outcome(self, invocation: Invocation, outcome: str, text: str) -> None:
         self.services.audit.record(

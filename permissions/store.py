@@ -150,6 +150,7 @@ class FallbackWithoutUsers(ValueError):
 
 
 KEEP = "keep"  # `grant_held`: leave the binding's fallback as it is
+BOUND_MEMORY = 10_000  # any_binding answers kept at most (one per channel and person asking)
 
 
 class PermissionStore:
@@ -168,6 +169,8 @@ class PermissionStore:
         self.admins = frozenset(admins)
         self.allowed_teams = frozenset(allowed_teams)
         self._clock = clock
+        self._bound: dict[tuple[str, ...], bool] = {}  # any_binding's answers
+        self._bound_stamp: tuple[int, int] | None = None
         migrate(db)
 
     # bindings ------------------------------------------------------------
@@ -260,13 +263,28 @@ class PermissionStore:
         return [_row_to_binding(row) for row in self.db.query(sql, params)]
 
     def any_binding(self, *keys: str) -> bool:
-        """Whether any of these channels (or people: personal bindings) has a binding: one
-        indexed read, for the Slack ack path."""
-        marks = ", ".join("?" for _ in keys)
-        row = self.db.execute(
-            f"SELECT 1 FROM channel_bindings WHERE channel IN ({marks}) LIMIT 1", list(keys)
-        ).fetchone()
-        return row is not None
+        """Whether any of these channels (or people: personal bindings) has a binding.
+
+        For the Slack ack path, which asks it for every request: answered from memory
+        while the store is unchanged since it was read, else by one indexed read. Unchanged
+        means the same `PRAGMA data_version` (it moves when another connection, such as
+        `graphops access` in another process, commits: sqlite.org/pragma.html#pragma_data_version)
+        and the same `total_changes` of this connection (its own writes)."""
+        stamp = (
+            self.db.execute("PRAGMA data_version").fetchone()[0],
+            self.db.conn.total_changes,
+        )
+        if stamp != self._bound_stamp or len(self._bound) >= BOUND_MEMORY:
+            self._bound.clear()
+            self._bound_stamp = stamp
+        known = self._bound.get(keys)
+        if known is None:
+            marks = ", ".join("?" for _ in keys)
+            row = self.db.execute(
+                f"SELECT 1 FROM channel_bindings WHERE channel IN ({marks}) LIMIT 1", list(keys)
+            ).fetchone()
+            known = self._bound[keys] = row is not None
+        return known
 
     def binding(self, channel: str, provider: str, environment: str) -> Binding | None:
         """The binding of `channel` for that environment (name, id or `*`), or None."""

@@ -48,7 +48,7 @@ def acknowledge_then(
         origin, value = action_origin(body, installation(context))
         line = kept(value) if kept is not None else None
         if line is not None:
-            await rt.accept(origin, line, work(origin, value))
+            await rt.accept(origin, rt.bot.pipeline.read(line), work(origin, value))
         else:
             rt.work(origin, work(origin, value))
         await ack()

@@ -27,12 +27,11 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
 
     async def on_command(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         origin = slash_origin(body, installation(context))
+        reading = rt.bot.pipeline.read(origin.command or "help")  # once, for both below
         # Nothing is promised that will not happen: not while draining (the answer is
         # "restarting"), nor to someone the workspace check refuses.
-        notice = ack_notice(rt.bot, origin.command) if rt.will_run(origin) else None
-        await rt.accept(
-            origin, origin.command or "help", rt.run_command(origin, acked=notice is not None)
-        )
+        notice = ack_notice(rt.bot, reading) if rt.will_run(origin) else None
+        await rt.accept(origin, reading, rt.run_command(origin, acked=notice is not None))
         await ack(text=notice) if notice is not None else await ack()
 
     app.command(rt.bot.config.bot.slash_command)(on_command)

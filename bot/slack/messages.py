@@ -99,7 +99,9 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
         if not seen.first_time(str(body.get("event_id") or "")):
             return
         origin = origin_of(body, event, context, "mention")
-        await rt.accept(origin, origin.command or "help", rt.run_command(origin))
+        await rt.accept(
+            origin, rt.bot.pipeline.read(origin.command or "help"), rt.run_command(origin)
+        )
 
     async def direct(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
@@ -109,7 +111,9 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
         if not seen.first_time(str(body.get("event_id") or "")):
             return
         origin = origin_of(body, event, context, "dm")
-        await rt.accept(origin, origin.command or "help", rt.run_command(origin))
+        await rt.accept(
+            origin, rt.bot.pipeline.read(origin.command or "help"), rt.run_command(origin)
+        )
 
     app.event("app_mention")(mentioned)
     app.event("message")(direct)

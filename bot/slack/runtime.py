@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import heapq
 import inspect
@@ -50,7 +51,7 @@ from bot.slack.notifier import SlackNotifier
 from bot.slack.pages import PageStore
 from bot.wiring import STORE_BUSY, Bot
 from commands.grammar import GrammarError, approval_command, parse
-from commands.registry import UsageError
+from commands.pipeline import Reading
 from core.invocation import Invocation
 from core.mutations import watching_mutations
 from core.redaction import redact
@@ -140,6 +141,9 @@ class AckGate:
       (`OldestFirst`); each turn first lets the loop read the sockets (it yields to
       the loop `settle` times) and waits for the acks then in flight, so under a
       steady stream of requests an ack waits for at most one step.
+    - `after_acks`: the work a listener starts is not even started (its task made, its
+      first steps run) until the requests in flight are acknowledged (at most
+      `max_wait` seconds): under a burst, the acks go out first.
     """
 
     def __init__(self, max_wait: float = 0.5, settle: int = 3) -> None:
@@ -150,6 +154,32 @@ class AckGate:
         self._idle.set()
         self._lane = OldestFirst()
         self._accepted = itertools.count()
+        self._deferred: list[Callable[[], object]] = []
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def after_acks(self, start: Callable[[], object]) -> None:
+        """Call `start` once no request is in flight: now when none is, else just after
+        the last one in flight is answered (its response written), or after `max_wait`
+        seconds, whichever comes first; in the order given."""
+        if self._in_flight == 0:
+            start()
+            return
+        self._deferred.append(start)
+        if self._deadline is None:
+            self._deadline = asyncio.get_running_loop().call_later(self.max_wait, self._start)
+
+    def _start(self, unless_in_flight: bool = False) -> None:
+        if unless_in_flight and self._in_flight:
+            return  # another request came meanwhile: at its end, or at the deadline
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        deferred, self._deferred = self._deferred, []
+        for start in deferred:
+            try:
+                start()
+            except Exception:  # one failing start must not keep the others from theirs
+                log.exception("could not start the work of a Slack request")
 
     def enlist(self) -> None:
         """Rank the current task's work (and the tasks it starts) after all the work
@@ -167,6 +197,8 @@ class AckGate:
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
+                if self._deferred:  # after this request's response is written
+                    asyncio.get_running_loop().call_soon(self._start, True)
 
     async def wait(self) -> None:
         """Return once no ack is pending (or after `max_wait`)."""
@@ -253,24 +285,19 @@ def _literal(word: str | None) -> str | None:
     return word
 
 
-def ack_notice(bot: Bot, text: str) -> str | None:
-    """What the ack of the slash command `text` says, or None (an empty ack).
+def ack_notice(bot: Bot, reading: Reading) -> str | None:
+    """What the ack of a slash command (read once, `Pipeline.read`) says, or None (an
+    empty ack).
 
     Only for a command that reads as a known verb with valid arguments and needs an
-    API (a governed verb: `prepare`/`execute`, not `help` or `access`); no I/O (parse
-    and registry only). Typed text is redacted, escaped for Slack (`&`, `<`, `>`) and cut.
+    API (a governed verb: `prepare`/`execute`, not `help` or `access`), and not for a
+    dry run; no I/O. Typed text is redacted, escaped for Slack (`&`, `<`, `>`) and cut.
     """
     slash = bot.services.slash_command
-    try:
-        parsed = parse(text or "help", slash)
-    except GrammarError:
+    parsed, verb = reading.parsed, reading.verb
+    if parsed is None or verb is None or not reading.fits or reading.dry:
         return None
-    verb = bot.registry.get(parsed.verb)
-    if verb is None or verb.execute is None or approval_command(parsed) is not None:
-        return None
-    try:
-        verb.bind(parsed.args, parsed.options)
-    except (UsageError, ValueError):
+    if verb.execute is None or approval_command(parsed) is not None:
         return None
     env = _literal(parsed.options.get("env"))
     where = f" in {env}" if env and verb.name not in NO_SUBJECT else ""
@@ -497,8 +524,9 @@ class SlackRuntime:
         *,
         keep: str | None = None,
         spooled: str | None = None,
-    ) -> asyncio.Task[Any]:
-        """`spawn` the work of a listener, shielded for `origin`.
+    ) -> None:
+        """`spawn` the work of a listener, shielded for `origin`, once the requests in
+        flight are acknowledged (`AckGate.after_acks`).
 
         The work starts once the store can be written (`Bot.store`, waited for in a
         thread: a lock held by another process never holds up the event loop, so
@@ -535,7 +563,8 @@ class SlackRuntime:
                         _accepted.reset(token)
             self._finish(row, spooled)
 
-        return self.spawn(run())
+        context = contextvars.copy_context()  # the listener's: as if started now
+        self.acks.after_acks(lambda: context.run(self.spawn, run()))
 
     def will_run(self, origin: Origin) -> bool:
         """Whether a request from `origin` may be run, as far as the ack can tell without
@@ -553,16 +582,18 @@ class SlackRuntime:
             origin.channel, origin.user
         )
 
-    async def accept(self, origin: Origin, text: str, coroutine: Coroutine[Any, Any, Any]) -> None:
-        """Take a request from a listener before it acks: keep it in the inbox (the text
-        as the audit would keep it; bot/slack/intake.py writes the rows of one moment
-        together) and run `coroutine` after the ack; while draining, do not run it and
-        tell the requester."""
+    async def accept(
+        self, origin: Origin, reading: Reading, coroutine: Coroutine[Any, Any, Any]
+    ) -> None:
+        """Take a request from a listener before it acks: keep it in the inbox (its line
+        as the audit would keep it, `reading.loggable` from `Pipeline.read`;
+        bot/slack/intake.py writes the rows of one moment together) and run `coroutine`
+        after the ack; while draining, do not run it and tell the requester."""
         if self.draining:
             coroutine.close()
             self.spawn(self.delivery.say(origin, RESTARTING))
             return
-        line = self.bot.pipeline.loggable_text(text)
+        line = reading.loggable
         kept = await self.intake.keep(
             origin.user, origin.channel, line, origin.response_url or None
         )

@@ -85,7 +85,7 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
                 workspace=interaction_workspace(body),
                 home=installation(context),
             )
-            await rt.accept(origin, command, run(origin, command, secret))
+            await rt.accept(origin, rt.bot.pipeline.read(command), run(origin, command, secret))
         await ack()
 
     async def clicked(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:

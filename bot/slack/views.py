@@ -195,7 +195,9 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
         if name_is_right(body):
             origin = origin_of(body, context)
             _, _, approval_id, _ = submitted(body)
-            await rt.accept(origin, f"approve {approval_id}", approve(origin, body))
+            await rt.accept(
+                origin, rt.bot.pipeline.read(f"approve {approval_id}"), approve(origin, body)
+            )
             await ack()
             return
         _, _, approval_id, _ = submitted(body)

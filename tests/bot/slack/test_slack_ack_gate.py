@@ -40,6 +40,56 @@ async def test_no_pending_ack_means_no_wait():
     await asyncio.wait_for(gate.wait(), 0.5)
 
 
+async def test_work_started_while_acks_are_in_flight_starts_after_them_in_order():
+    """`after_acks`: under a burst, the tasks of the work (and their first steps) come
+    after the acks, not between them."""
+    gate = AckGate(max_wait=30.0)
+    started: list[str] = []
+    done = asyncio.Event()
+
+    def start(name: str) -> None:
+        started.append(name)
+        if len(started) == 3:
+            done.set()
+
+    with gate.pending():
+        with gate.pending():
+            gate.after_acks(lambda: start("a"))
+        gate.after_acks(lambda: start("b"))
+        gate.after_acks(lambda: start("c"))
+        await asyncio.sleep(0)
+        assert started == []  # one request is still in flight
+    assert started == []  # not before this request's response is written
+    await asyncio.wait_for(done.wait(), 5.0)
+    assert started == ["a", "b", "c"]
+    gate.after_acks(lambda: started.append("now"))  # nothing in flight: at once
+    assert started[-1] == "now"
+
+
+async def test_work_starts_after_the_bound_while_requests_keep_arriving():
+    gate = AckGate(max_wait=0.05)
+    done = asyncio.Event()
+    with gate.pending():  # never answered within the bound
+        gate.after_acks(done.set)
+        await asyncio.wait_for(done.wait(), 5.0)
+
+
+async def test_a_listeners_work_is_not_started_while_its_ack_is_in_flight(
+    harness: SlackHarness,
+) -> None:
+    rt = harness.rt
+    ran = asyncio.Event()
+
+    async def work() -> None:
+        ran.set()
+
+    with rt.acks.pending():
+        rt.work(None, work())
+        await asyncio.sleep(0)
+        assert not rt.tasks and not ran.is_set()
+    await asyncio.wait_for(ran.wait(), 5.0)
+
+
 async def test_steps_of_work_take_turns_after_a_request_that_arrived_meanwhile():
     """Two steps ready together: the second runs after the ack of a request read during
     the first, not straight after it (as `wait` alone would let it)."""

@@ -582,9 +582,11 @@ async def test_no_ack_notice_where_nothing_is_bound(
         ("list *bold*", "Listing the databases in `*bold*`…"),
         ("show a_b_ env=~x~", "Looking up `a_b_` in `~x~`…"),
         ("terminate password=hunter2-x", None),  # not an option of terminate: no notice
+        ("restart sandbox-db dry-run=true", None),  # a dry run restarts nothing
+        ("plan restart sandbox-db", None),
     ],
 )
 async def test_ack_notice_wording(harness: SlackHarness, typed: str, said: str | None) -> None:
     from bot.slack.runtime import ack_notice
 
-    assert ack_notice(harness.rt.bot, typed) == said
+    assert ack_notice(harness.rt.bot, harness.rt.bot.pipeline.read(typed)) == said
