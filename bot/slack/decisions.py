@@ -23,6 +23,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.slack.blocks import cut
 from bot.slack.edge import Origin
+from bot.slack.notifier import Uncertain
 from commands.context import reporting_progress
 from core.audit_context import acting_as
 from core.refs import UserRef
@@ -169,12 +170,15 @@ async def report_outcome(
 ) -> None:
     """Show the end of approved work: the card edited in place, the outcome in its thread
     (naming requester and approver; its operations followed there), then recorded as
-    reported. `reply` defaults to the one kept in the approval row (after a restart).
+    reported. `reply` defaults to the one kept in the approval row (after a restart):
+    then an outcome a killed process had posted (its message carries the key
+    `outcome_key`) is found in the thread and followed, not posted again.
     Work not ended yet (another process runs it) is only told to the clicker."""
     if approval.state not in ("executed", "failed"):
         if reply is not None and origin is not None:
             await rt.delivery.to_requester(reply, origin)
         return
+    after_restart = reply is None
     if reply is None:
         reply = (
             Reply.model_validate_json(approval.reply)
@@ -199,14 +203,47 @@ async def report_outcome(
         workspace=origin.workspace if origin else None,
         home=origin.home if origin else None,
     )
-    await rt.delivery.deliver(
-        reply,
-        in_channel,
-        thread_ts=approval.message_ts,
-        requester=approval.requester,
-        approver=approval.decided_by,
-    )
+    key = outcome_key(approval.id)
+    posted = await _posted_before(rt, approval, key) if after_restart else None
+    if posted is not None:
+        await rt.delivery.follow(
+            reply,
+            in_channel,
+            ts=posted,
+            root=approval.message_ts,
+            first=False,
+            requester=approval.requester,
+            approver=approval.decided_by,
+        )
+    else:
+        await rt.delivery.deliver(
+            reply,
+            in_channel,
+            thread_ts=approval.message_ts,
+            requester=approval.requester,
+            approver=approval.decided_by,
+            key=key,
+        )
     await mark_reported(rt, approval.id)
+
+
+def outcome_key(approval_id: str) -> str:
+    """The key the outcome message of an approval carries in its metadata."""
+    return f"approval-outcome:{approval_id}"
+
+
+async def _posted_before(rt: SlackRuntime, approval: Approval, key: str) -> str | None:
+    """The ts of the approval's outcome message in its card's thread, when a process
+    killed before recording it as reported had posted it (conversations.replies,
+    channels:history / groups:history); None when it is not there or the history cannot
+    tell (then it is posted: a repeat rather than nothing)."""
+    if not approval.message_ts:
+        return None
+    since = approval.decided_at or approval.created_at
+    try:
+        return await rt.notifier.find(approval.channel, approval.message_ts, key, since)
+    except Uncertain:
+        return None
 
 
 async def mark_reported(rt: SlackRuntime, approval_id: str) -> None:

@@ -151,12 +151,14 @@ class Delivery:
         thread_ts: str | None = None,
         requester: str | None = None,
         approver: str | None = None,
+        key: str | None = None,
     ) -> str | None:
         """Send `reply` where it belongs; return the ts of a channel message, if any.
 
         `thread_ts` is the root message to answer under; operations are handed to the
         tracker under that root (or the new message); `requester` (default the origin's
-        user) is who the tracker reports to, `approver` who approved it (approved work).
+        user) is who the tracker reports to, `approver` who approved it (approved work);
+        `key`: the channel message's key in its metadata (SlackNotifier.find).
         """
         reply = with_secret_button(reply)
         thread_ts = thread_ts or origin.thread_ts  # a mention is answered in its thread
@@ -167,7 +169,7 @@ class Delivery:
             if origin.command and not reply.context and thread_ts is None and not origin.direct:
                 line = requester_line(origin, self.slash_command)
                 reply = reply.model_copy(update={"context": line})
-            ts = await self.to_channel(reply, origin, thread_ts)
+            ts = await self.to_channel(reply, origin, thread_ts, key)
             root = thread_ts or ts
             first = ts is not None and thread_ts is None
             if first and ts is not None:
@@ -234,13 +236,16 @@ class Delivery:
                 log.error("operation %s is not followed: %s", ref.operation_id, exc)
                 await self.say(origin, not_followed(ref, self.slash_command), "error")
 
-    async def to_channel(self, reply: Reply, origin: Origin, thread_ts: str | None) -> str | None:
-        """Post in the origin's channel; on refusal answer the requester (None)."""
+    async def to_channel(
+        self, reply: Reply, origin: Origin, thread_ts: str | None, key: str | None = None
+    ) -> str | None:
+        """Post in the origin's channel (carrying `key`, see SlackNotifier.post_rendered);
+        on refusal answer the requester (None)."""
         rendered = await self.render(reply, origin)
         reason = "channel_not_found"
         if origin.channel:
             try:
-                ts = await self.notifier.post_rendered(origin.channel, rendered, thread_ts)
+                ts = await self.notifier.post_rendered(origin.channel, rendered, thread_ts, key)
             except SlackApiError as exc:
                 reason = slack_error(exc)
             except Uncertain:

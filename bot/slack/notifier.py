@@ -215,14 +215,17 @@ class SlackNotifier:
 
     # -- posting once -------------------------------------------------------------------------
 
-    async def post_rendered(self, channel: str, rendered: Rendered, thread_ts: str | None) -> str:
+    async def post_rendered(
+        self, channel: str, rendered: Rendered, thread_ts: str | None, key: str | None = None
+    ) -> str:
         """Post once; return the ts. SlackApiError for a refusal or a 429/5xx that
         persists (nothing stored, or checked not stored); Uncertain when it may have
-        landed and the history cannot tell."""
-        key = post_key(channel, thread_ts, rendered)
+        landed and the history cannot tell. The message carries `key` (default
+        `post_key`: its place and content) in its metadata, for `find`."""
+        key = key or post_key(channel, thread_ts, rendered)
         for attempt in range(POST_ATTEMPTS):
             if key in self._uncertain:
-                found = await self._find(channel, thread_ts, key, self._uncertain[key])
+                found = await self.find(channel, thread_ts, key, self._uncertain[key])
                 if found:
                     self._uncertain.pop(key, None)
                     return found
@@ -252,9 +255,7 @@ class SlackNotifier:
             await asyncio.sleep(0.2 * (attempt + 1))
         raise Uncertain("no attempt left")  # pragma: no cover (the loop returns or raises)
 
-    async def _find(
-        self, channel: str, thread_ts: str | None, key: str, since: float
-    ) -> str | None:
+    async def find(self, channel: str, thread_ts: str | None, key: str, since: float) -> str | None:
         """The ts of a message carrying `key` posted since `since` (epoch seconds, with a
         minute's margin for clocks), in the channel or the thread; Uncertain when the
         history cannot be read. (The key is made from the content: an identical message

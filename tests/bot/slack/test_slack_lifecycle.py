@@ -163,6 +163,46 @@ async def test_an_ended_approval_whose_card_was_not_told_is_told_at_start(
     assert console_sim.mutating_requests() == []
 
 
+async def test_an_outcome_posted_before_a_kill_is_not_posted_again_in_the_card_thread(
+    live: SlackHarness,
+    console_sim: ConsoleSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    ticking: None,
+) -> None:
+    """Killed between posting an approval's outcome in its card's thread and recording
+    it as reported (a store locked by another process widens that moment), the next
+    start found nothing recorded and posted the outcome a second time. The outcome
+    message carries a key (its metadata); the next start finds it in the thread and
+    follows it instead."""
+    from bot.slack import decisions
+
+    approvals = live.rt.bot.services.approvals
+    approval_id, ts = await _card(live, "switch orders-db to orders-replica")
+
+    async def killed_before_recording(rt: object, approval_id: str) -> None:
+        return None
+
+    monkeypatch.setattr(decisions, "mark_reported", killed_before_recording)
+    await live.slack.slash(f"approve {approval_id}", user="U0BOB", channel=ONCALL)
+
+    def outcomes() -> list[object]:
+        return [m for m in live.standin.thread(ONCALL, ts) if "approved by" in json.dumps(m.blocks)]
+
+    await until(lambda: len(outcomes()) == 1)
+    assert await live.rt.idle()
+    ended = approvals.get(approval_id)
+    assert ended is not None and ended.state == "executed" and ended.reported_at is None
+    monkeypatch.undo()
+
+    assert recover(live.rt) == 1
+    assert await live.rt.idle()
+    assert len(outcomes()) == 1  # never posted a second time
+    assert approvals.get(approval_id).reported_at  # type: ignore[union-attr]
+    assert "Done" in texts(_edits(live.standin, ts)[-1])
+    assert len(console_sim.requests_to("POST", r".*/connections/switch$")) == 1
+    assert recover(live.rt) == 0
+
+
 async def test_requests_accepted_by_a_stopped_process_are_answered(
     live: SlackHarness, console_sim: ConsoleSimulator
 ) -> None:
