@@ -51,7 +51,7 @@ from commands.plan import Plan, args_to_plan, env_names, plan_to_args, safety_ne
 from commands.preview import dry_run_form, plan_reply, preview
 from commands.registry import MissingArgument, Registry, UsageError, Verb
 from commands.resolve import eligible_bindings
-from commands.targets import unreachable_lines
+from commands.targets import how_to_check, unreachable_lines
 from core.audit_context import acting_as, concerning, current_database
 from core.errors import UserError, is_store_busy
 from core.invocation import Invocation
@@ -81,8 +81,8 @@ log = logging.getLogger("graphops.commands")
 
 STORE_BUSY_MIDWAY = (
     "Another process took the bot's SQLite write lock while this command ran, so graphops "
-    "stopped it there. Check with `show` or `ops` whether anything started before trying "
-    "again."
+    "stopped it there. Check with `show` or `ops` (on a TypeDB server: `dbs`, `users`) "
+    "whether anything started before trying again."
 )
 
 
@@ -795,8 +795,8 @@ async def run_approved(
         reply = _failure(
             plan,
             "its outcome is unknown",
-            f"{exc}. Nothing more was sent; check the database (`ops`, `show`) before "
-            "asking again.",
+            f"{exc}. Nothing more was sent; "
+            f"{how_to_check(ctx.services.providers, plan.provider)} before asking again.",
         )
     except ApiError as exc:
         reply = _failure(plan, "it failed", exc.describe())
@@ -920,7 +920,8 @@ async def _resume(ctx: Context, approval: Approval, paused: bool) -> Reply:
         reply = Reply(
             status="error",
             title=f"Approved, but not resumed: {plan.summary if plan else approval.summary}",
-            text=f"{reason}. Nothing more was sent; check the database (`ops`, `show`) "
+            text=f"{reason}. Nothing more was sent; "
+            f"{how_to_check(ctx.services.providers, plan.provider if plan else None)} "
             "before asking again.",
         )
         if _end_unrun(ctx, approval, reply) and plan is not None:

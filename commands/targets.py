@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from clients.errors import ApiError
@@ -53,6 +53,16 @@ def kinds_text(kinds: frozenset[ProviderKind]) -> str:
     """`graphenedb and graphenedb-v1`: provider kinds in words, sorted."""
     names = sorted(kinds)
     return " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0]
+
+
+def how_to_check(providers: Mapping[str, Provider], provider: str | None) -> str:
+    """What to look at before asking again after an unknown outcome, in words: a TypeDB
+    server's databases and users (`dbs`, `users`), else a database's operations and state
+    (`ops`, `show`; also when the provider is not known)."""
+    known = providers.get(provider) if provider else None
+    if known is not None and known.kind == ProviderKind.TYPEDB:
+        return "check the server (`dbs`, `users`)"
+    return "check the database (`ops`, `show`)"
 
 
 def providers_of(ctx: Context, kinds: frozenset[ProviderKind]) -> list[Provider]:

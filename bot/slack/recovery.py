@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sqlite3
 import time
 
@@ -34,6 +35,7 @@ from bot.slack.edge import Origin
 from bot.slack.runtime import SlackRuntime
 from commands.execution import paused_here
 from commands.grammar import GrammarError, approval_command, parse
+from commands.targets import how_to_check
 from core.reply import Reply
 from operations.inbox import AcceptedRequest
 from permissions.approvals import Approval
@@ -203,7 +205,7 @@ async def _answer(rt: SlackRuntime, request: AcceptedRequest) -> None:
             origin,
             f"graphops restarted while it ran {shown} (at {at}). It had sent "
             f"`{request.sent}`, and its answer was lost: whether it was carried out is "
-            "unknown. Check the database (`ops`, `show`) before running it again.",
+            f"unknown. {_check(rt, request.sent)} before running it again.",
             status="error",
         )
     else:
@@ -214,3 +216,10 @@ async def _answer(rt: SlackRuntime, request: AcceptedRequest) -> None:
             status="error",
         )
     rt.forget(request.id)
+
+
+def _check(rt: SlackRuntime, sent: str | None) -> str:
+    """How to check the outcome of a request the inbox kept as `METHOD path (provider)`."""
+    named = re.search(r"\(([^()]+)\)$", sent or "")
+    check = how_to_check(rt.bot.services.providers, named.group(1) if named else None)
+    return check[:1].upper() + check[1:]

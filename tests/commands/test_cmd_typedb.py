@@ -716,3 +716,22 @@ async def test_a_database_on_two_bound_servers_is_ambiguous_for_every_query(tdb_
     finally:
         await bot.aclose()
         await second.stop()
+
+
+def test_an_unknown_outcome_on_a_typedb_server_names_typedb_verbs() -> None:
+    """After an unknown outcome, the answer says what to look at: on a TypeDB server its
+    databases and users, never the Console's `ops` (which it does not have)."""
+    from commands.targets import how_to_check
+    from core.kinds import ProviderKind
+    from core.provider import Provider
+
+    providers = {
+        "tdb": Provider("tdb", ProviderKind.TYPEDB, client=None),  # type: ignore[arg-type]
+        "console": Provider("console", ProviderKind.GRAPHENEDB, client=None),  # type: ignore[arg-type]
+    }
+    assert "`dbs`" in how_to_check(providers, "tdb") and "`ops`" not in how_to_check(
+        providers, "tdb"
+    )
+    assert "`ops`" in how_to_check(providers, "console")
+    assert "`ops`" in how_to_check(providers, None)  # not known: the usual verbs
+    assert "`ops`" in how_to_check(providers, "gone")
