@@ -258,8 +258,9 @@ class SlackNotifier:
     async def find(self, channel: str, thread_ts: str | None, key: str, since: float) -> str | None:
         """The ts of a message carrying `key` posted since `since` (epoch seconds, with a
         minute's margin for clocks), in the channel or the thread; Uncertain when the
-        history cannot be read. (The key is made from the content: an identical message
-        posted in the same place within that minute would be taken for this one.)"""
+        history cannot be read. (`post_key` is made from the content: an identical
+        message posted in the same place within that minute would be taken for this one;
+        an approval's outcome carries a key of its own, bot/slack/decisions.py.)"""
         oldest = f"{since - 60:.6f}"
         try:
             if thread_ts:
