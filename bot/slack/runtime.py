@@ -168,6 +168,10 @@ class AckGate:
         if self._deadline is None:
             self._deadline = asyncio.get_running_loop().call_later(self.max_wait, self._start)
 
+    def start_held(self) -> None:
+        """Start the work `after_acks` holds back, now (a drain waits for it)."""
+        self._start()
+
     def _start(self, unless_in_flight: bool = False) -> None:
         if unless_in_flight and self._in_flight:
             return  # another request came meanwhile: at its end, or at the deadline
@@ -686,12 +690,16 @@ class SlackRuntime:
             self._unmark(row)
 
     async def idle(self, timeout: float = 30.0) -> bool:
-        """Wait until no listener work is running (work may start more work); False
-        after `timeout` seconds."""
+        """Wait until no listener work is running (work may start more work), starting
+        the work still held back for the acks in flight (`AckGate.after_acks`): a
+        drain waits for it too (found by an attack: SIGTERM closed the store under a
+        restart that started during the drain); False after `timeout` seconds."""
         deadline = time.monotonic() + timeout
-        while self.tasks:
+        while True:
+            self.acks.start_held()
+            if not self.tasks:
+                return True
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
             await asyncio.wait(list(self.tasks), timeout=left)
-        return True

@@ -90,6 +90,44 @@ async def test_a_listeners_work_is_not_started_while_its_ack_is_in_flight(
     await asyncio.wait_for(ran.wait(), 5.0)
 
 
+async def test_a_stalled_connection_that_is_not_slack_holds_back_no_work(
+    harness: SlackHarness,
+) -> None:
+    """Found by an attack: a POST that stalls before its body is read counted as an ack
+    in flight, so every command waited the gate's bound at each step. Only a signed
+    request counts: with the bound out of reach, a command is still answered."""
+    rt = harness.rt
+    rt.acks.max_wait = 600.0  # were the stalled POST counted, nothing would run
+    assert harness.server.url is not None
+    host, port = harness.server.url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
+        await writer.drain()
+        await harness.slack.slash("help")
+        await harness.standin.wait_for("response_url", timeout=20)
+        assert await rt.idle(20)
+    finally:
+        writer.close()
+
+
+async def test_a_drain_waits_for_work_held_back_for_the_acks(harness: SlackHarness) -> None:
+    """Found by an attack: SIGTERM's drain (`idle`) saw no task for work that
+    `after_acks` still held back, and the store was closed under it once it started."""
+    rt = harness.rt
+    rt.acks.max_wait = 600.0
+    ran = asyncio.Event()
+
+    async def work() -> None:
+        ran.set()
+
+    with rt.acks.pending():  # a request still in flight when the drain begins
+        rt.work(None, work())
+        drained = asyncio.create_task(rt.idle(20))
+    assert await drained
+    assert ran.is_set()  # waited for, not found idle before it started
+
+
 async def test_steps_of_work_take_turns_after_a_request_that_arrived_meanwhile():
     """Two steps ready together: the second runs after the ack of a request read during
     the first, not straight after it (as `wait` alone would let it)."""
