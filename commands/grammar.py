@@ -93,7 +93,7 @@ def parse(line: str, slash_command: str = "/gdb") -> ParsedCommand:
         if match:
             key, value = match.group(1).replace("-", "_"), match.group(2)
             if key in options:
-                raise GrammarError(f"option {key}= is given twice")
+                raise GrammarError(f"option {match.group(1)}= is given twice")  # as typed
             options[key] = value
         else:
             args.append(word)

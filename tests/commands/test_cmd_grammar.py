@@ -115,3 +115,8 @@ def test_a_quoted_word_is_never_an_option(
 def test_any_quoted_key_value_is_an_argument(word: str, quote: str) -> None:
     parsed = parse(f"query graph {quote}{word}{quote}")
     assert parsed.args == ("graph", word) and parsed.options == {}
+
+
+def test_an_option_given_twice_is_named_as_typed() -> None:
+    with pytest.raises(GrammarError, match=r"option dry-run= is given twice"):
+        parse("restart sandbox-db dry-run=true dry-run=false")
