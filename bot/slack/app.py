@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.error import BoltUnhandledRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -56,6 +59,7 @@ def build_app(
     app = AsyncApp(
         signing_secret=signing_secret,
         client=web,
+        authorize=one_auth_test(web),
         logger=logging.getLogger("graphops.slack.bolt"),
         name="graphops",
         raise_error_for_unhandled_request=True,
@@ -91,6 +95,29 @@ def build_app(
     app.error(on_error)
     setattr(app, RUNTIME_KEY, rt)
     return app
+
+
+def one_auth_test(client: AsyncWebClient) -> Callable[[], Awaitable[AuthorizeResult]]:
+    """Bolt's `authorize` for graphops' one workspace: the bot token, and who installed it
+    from one `auth.test` (docs.slack.dev/reference/methods/auth.test), shared by every
+    request that arrives before it answers, then kept. Bolt's own single-workspace
+    authorization calls `auth.test` for each request until one call has answered, so the
+    first burst after a start made one call per request and every ack waited for its own
+    (found by an attack: with Slack answering 429, acks took 3.1-4.0 s, past Slack's 3 s).
+    A failed call is not kept: the next request asks again. (A function, not an object:
+    Bolt passes an `authorize` the arguments its signature names.)"""
+    answer: asyncio.Future[Any] | None = None
+
+    async def authorize() -> AuthorizeResult:
+        nonlocal answer
+        if answer is None or (answer.done() and (answer.cancelled() or answer.exception())):
+            answer = asyncio.ensure_future(client.auth_test())
+        response = await asyncio.shield(answer)
+        return AuthorizeResult.from_auth_test_response(
+            bot_token=client.token, auth_test_response=response
+        )
+
+    return authorize
 
 
 def runtime(app: AsyncApp) -> SlackRuntime:

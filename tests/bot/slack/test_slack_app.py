@@ -26,6 +26,18 @@ async def test_help_is_ephemeral(harness: SlackHarness) -> None:
     assert harness.standin.calls_to("chat.postMessage") == []
 
 
+async def test_the_first_burst_after_a_start_asks_auth_test_once(harness: SlackHarness) -> None:
+    """Found by an attack: Bolt's single-workspace authorization called auth.test for every
+    request that came before its first answer, and each ack waited for its own call (with
+    Slack slow or answering 429, past Slack's 3 s). One call now serves them all."""
+    harness.standin.delays["auth.test"] = 0.5  # Slack slow to answer the first one
+    responses = await asyncio.gather(*(harness.slack.slash("help") for _ in range(10)))
+    assert [r.status_code for r in responses] == [200] * 10
+    assert len(harness.standin.calls_to("auth.test")) == 1
+    await harness.slack.slash("help")  # kept: not asked again
+    assert len(harness.standin.calls_to("auth.test")) == 1
+
+
 async def test_empty_command_shows_help(harness: SlackHarness) -> None:
     await harness.slack.slash("")
     [call] = await wait_private(harness.standin, "U0ALICE")
