@@ -56,10 +56,13 @@ def build_app(
         page_rows=page_rows,
         signing_secret=signing_secret,
     )
+    # The token reaches Bolt through `authorize` (one_auth_test), not through the client:
+    # given both, Bolt ignores the client's and logs a warning at every start.
+    bot_token, web.token = web.token, None
     app = AsyncApp(
         signing_secret=signing_secret,
         client=web,
-        authorize=one_auth_test(web),
+        authorize=one_auth_test(web, bot_token),
         logger=logging.getLogger("graphops.slack.bolt"),
         name="graphops",
         raise_error_for_unhandled_request=True,
@@ -72,6 +75,7 @@ def build_app(
         # HTTP entry, before the body is read; Socket Mode requests carry none.
         request_verification_enabled=False,
     )
+    web.token = bot_token
     for module in (commands, actions, views, home, secret_prompt, messages):
         module.register(app, rt)
     # Scheduled runs learn their owner's user groups from the same cache.
@@ -97,7 +101,9 @@ def build_app(
     return app
 
 
-def one_auth_test(client: AsyncWebClient) -> Callable[[], Awaitable[AuthorizeResult]]:
+def one_auth_test(
+    client: AsyncWebClient, token: str | None
+) -> Callable[[], Awaitable[AuthorizeResult]]:
     """Bolt's `authorize` for graphops' one workspace: the bot token, and who installed it
     from one `auth.test` (docs.slack.dev/reference/methods/auth.test), shared by every
     request that arrives before it answers, then kept. Bolt's own single-workspace
@@ -111,11 +117,9 @@ def one_auth_test(client: AsyncWebClient) -> Callable[[], Awaitable[AuthorizeRes
     async def authorize() -> AuthorizeResult:
         nonlocal answer
         if answer is None or (answer.done() and (answer.cancelled() or answer.exception())):
-            answer = asyncio.ensure_future(client.auth_test())
+            answer = asyncio.ensure_future(client.auth_test(token=token))
         response = await asyncio.shield(answer)
-        return AuthorizeResult.from_auth_test_response(
-            bot_token=client.token, auth_test_response=response
-        )
+        return AuthorizeResult.from_auth_test_response(bot_token=token, auth_test_response=response)
 
     return authorize
 
