@@ -62,7 +62,8 @@ def build_app(
     app = AsyncApp(
         signing_secret=signing_secret,
         client=web,
-        authorize=one_auth_test(web, bot_token),
+        authorize=one_auth_test(web, bot_token),  # type: ignore[arg-type]  # None: refused
+        user_facing_authorize_error_message=AUTHORIZE_FAILED,
         logger=logging.getLogger("graphops.slack.bolt"),
         name="graphops",
         raise_error_for_unhandled_request=True,
@@ -101,24 +102,42 @@ def build_app(
     return app
 
 
+AUTH_TEST_SECONDS = 2.0  # how long a request waits for auth.test (Slack wants an ack in 3 s)
+AUTHORIZE_FAILED = (
+    "graphops could not confirm its Slack installation just now (Slack's auth.test failed "
+    "or was slow); nothing was done. Try again in a moment."
+)
+
+
 def one_auth_test(
     client: AsyncWebClient, token: str | None
-) -> Callable[[], Awaitable[AuthorizeResult]]:
+) -> Callable[[], Awaitable[AuthorizeResult | None]]:
     """Bolt's `authorize` for graphops' one workspace: the bot token, and who installed it
     from one `auth.test` (docs.slack.dev/reference/methods/auth.test), shared by every
     request that arrives before it answers, then kept. Bolt's own single-workspace
     authorization calls `auth.test` for each request until one call has answered, so the
     first burst after a start made one call per request and every ack waited for its own
     (found by an attack: with Slack answering 429, acks took 3.1-4.0 s, past Slack's 3 s).
-    A failed call is not kept: the next request asks again. (A function, not an object:
+    A failed call is not kept: the next request asks again. A request waits at most
+    `AUTH_TEST_SECONDS`, then is refused with `AUTHORIZE_FAILED` (the call goes on for
+    the next ones). (A function, not an object:
     Bolt passes an `authorize` the arguments its signature names.)"""
     answer: asyncio.Future[Any] | None = None
 
-    async def authorize() -> AuthorizeResult:
+    async def authorize() -> AuthorizeResult | None:
         nonlocal answer
         if answer is None or (answer.done() and (answer.cancelled() or answer.exception())):
             answer = asyncio.ensure_future(client.auth_test(token=token))
-        response = await asyncio.shield(answer)
+        try:  # bounded: the ack must leave within Slack's 3 s (the call itself goes on)
+            response = await asyncio.wait_for(asyncio.shield(answer), AUTH_TEST_SECONDS)
+        except TimeoutError:
+            log.warning(
+                "auth.test gave no answer within %.1f s; request refused", AUTH_TEST_SECONDS
+            )
+            return None  # Bolt answers AUTHORIZE_FAILED
+        except Exception as exc:  # SlackApiError, a connection error
+            log.warning("auth.test failed; request refused: %s", type(exc).__name__)
+            return None
         return AuthorizeResult.from_auth_test_response(bot_token=token, auth_test_response=response)
 
     return authorize

@@ -38,6 +38,27 @@ async def test_the_first_burst_after_a_start_asks_auth_test_once(harness: SlackH
     assert len(harness.standin.calls_to("auth.test")) == 1
 
 
+async def test_a_slow_auth_test_refuses_within_slacks_limit_with_a_clear_answer(
+    harness: SlackHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by an attack: with auth.test slow, every ack waited for it (5 s, past Slack's
+    3 s), and a failing one told people to reinstall the app. A request now waits at most
+    AUTH_TEST_SECONDS, is told that nothing was done, and a later one goes through."""
+    from bot.slack import app as slack_app
+
+    monkeypatch.setattr(slack_app, "AUTH_TEST_SECONDS", 0.1)
+    harness.standin.delays["auth.test"] = 1.0  # later than the bound
+    response = await harness.slack.slash("list")
+    assert response.status_code == 200
+    [told] = await harness.standin.wait_for("response_url")
+    assert "nothing was done" in texts(told) and "reinstall" not in texts(told).lower()
+    assert harness.standin.calls_to("chat.postMessage") == []  # nothing ran
+    harness.standin.delays.clear()
+    monkeypatch.setattr(slack_app, "AUTH_TEST_SECONDS", 30.0)
+    await harness.slack.slash("help")  # the first call goes on; a later request uses it
+    await wait_private(harness.standin, "U0ALICE", contains="terminate")
+
+
 async def test_empty_command_shows_help(harness: SlackHarness) -> None:
     await harness.slack.slash("")
     [call] = await wait_private(harness.standin, "U0ALICE")
