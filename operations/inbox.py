@@ -93,6 +93,20 @@ Request = tuple[str, str, str, str | None]  # user, channel, text, response_url
 SPOOL_SUFFIX = ".inbox-spool"
 
 
+def sent_line(method: str, path: str, provider: str) -> str:
+    """What `mark_sent` keeps of a request that changes something: `METHOD path (provider)`."""
+    return f"{method} {path} ({provider})"
+
+
+def sent_provider(sent: str | None) -> str | None:
+    """The provider named by a `sent_line` (None when there is none, or it was cut)."""
+    named = _SENT_PROVIDER.search(sent or "")
+    return named.group(1) if named else None
+
+
+_SENT_PROVIDER = re.compile(r"\(([^()]+)\)$")
+
+
 def spool_path(database: str | Path) -> Path | None:
     """Where the spool of the store at `database` lives (None for an in-memory store)."""
     return None if str(database) == ":memory:" else Path(f"{database}{SPOOL_SUFFIX}")

@@ -59,24 +59,26 @@ def build_app(
     # The token reaches Bolt through `authorize` (one_auth_test), not through the client:
     # given both, Bolt ignores the client's and logs a warning at every start.
     bot_token, web.token = web.token, None
-    app = AsyncApp(
-        signing_secret=signing_secret,
-        client=web,
-        authorize=one_auth_test(web, bot_token),  # type: ignore[arg-type]  # None: refused
-        user_facing_authorize_error_message=AUTHORIZE_FAILED,
-        logger=logging.getLogger("graphops.slack.bolt"),
-        name="graphops",
-        raise_error_for_unhandled_request=True,
-        # Every listener starts its work as a task and acks at once (rt.accept /
-        # rt.work), so the HTTP response can go out as soon as the listener returns;
-        # by default Bolt runs the listener as a task and polls for its ack every 10 ms
-        # (slack_bolt/listener/asyncio_runner.py), which is the floor of every ack.
-        process_before_response=True,
-        # The signature is checked once, by SlackServer (bot/slack/server.py), the only
-        # HTTP entry, before the body is read; Socket Mode requests carry none.
-        request_verification_enabled=False,
-    )
-    web.token = bot_token
+    try:
+        app = AsyncApp(
+            signing_secret=signing_secret,
+            client=web,
+            authorize=one_auth_test(web, bot_token),  # type: ignore[arg-type]  # None: refused
+            user_facing_authorize_error_message=AUTHORIZE_FAILED,
+            logger=logging.getLogger("graphops.slack.bolt"),
+            name="graphops",
+            raise_error_for_unhandled_request=True,
+            # Every listener starts its work as a task and acks at once (rt.accept /
+            # rt.work), so the HTTP response can go out as soon as the listener returns;
+            # by default Bolt runs the listener as a task and polls for its ack every 10 ms
+            # (slack_bolt/listener/asyncio_runner.py), which is the floor of every ack.
+            process_before_response=True,
+            # The signature is checked once, by SlackServer (bot/slack/server.py), the only
+            # HTTP entry, before the body is read; Socket Mode requests carry none.
+            request_verification_enabled=False,
+        )
+    finally:
+        web.token = bot_token
     for module in (commands, actions, views, home, secret_prompt, messages):
         module.register(app, rt)
     # Scheduled runs learn their owner's user groups from the same cache.
@@ -120,8 +122,8 @@ def one_auth_test(
     (found by an attack: with Slack answering 429, acks took 3.1-4.0 s, past Slack's 3 s).
     A failed call is not kept: the next request asks again. A request waits at most
     `AUTH_TEST_SECONDS`, then is refused with `AUTHORIZE_FAILED` (the call goes on for
-    the next ones). (A function, not an object:
-    Bolt passes an `authorize` the arguments its signature names.)"""
+    the next ones). (A function, not an object: Bolt passes an `authorize` the
+    arguments its signature names.)"""
     answer: asyncio.Future[Any] | None = None
 
     async def authorize() -> AuthorizeResult | None:

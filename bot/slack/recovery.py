@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import sqlite3
 import time
 
@@ -37,7 +36,7 @@ from commands.execution import paused_here
 from commands.grammar import GrammarError, approval_command, parse
 from commands.targets import how_to_check
 from core.reply import Reply
-from operations.inbox import AcceptedRequest
+from operations.inbox import AcceptedRequest, sent_provider
 from permissions.approvals import Approval
 from permissions.audit import iso_time
 
@@ -219,7 +218,6 @@ async def _answer(rt: SlackRuntime, request: AcceptedRequest) -> None:
 
 
 def _check(rt: SlackRuntime, sent: str | None) -> str:
-    """How to check the outcome of a request the inbox kept as `METHOD path (provider)`."""
-    named = re.search(r"\(([^()]+)\)$", sent or "")
-    check = how_to_check(rt.bot.services.providers, named.group(1) if named else None)
+    """How to check the outcome of a request the inbox kept as sent (`sent_line`)."""
+    check = how_to_check(rt.bot.services.providers, sent_provider(sent))
     return check[:1].upper() + check[1:]

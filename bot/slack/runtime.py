@@ -57,7 +57,7 @@ from core.mutations import watching_mutations
 from core.redaction import redact
 from core.reply import Reply
 from core.turns import taking_turns
-from operations.inbox import Inbox, spool_path
+from operations.inbox import Inbox, sent_line, spool_path
 from operations.notify import TrackerPort
 from permissions.model import is_direct
 from permissions.policy import Decision, admit
@@ -487,7 +487,7 @@ class SlackRuntime:
 
         def hook(provider: str, method: str, path: str) -> None:
             if accepted is not None:
-                self.inbox.mark_sent(accepted, f"{method} {path} ({provider})")
+                self.inbox.mark_sent(accepted, sent_line(method, path, provider))
 
         return hook
 

@@ -243,3 +243,13 @@ def test_a_mark_moved_into_a_copy_of_the_store_changes_nothing_there(tmp_path: P
     copy.db.execute("UPDATE accepted_requests SET runner = ?", [GONE])
     [left] = Inbox(copy.db, spool=copy_spool).left_over()
     assert (left.user, left.stage, left.reply) == ("U0ALICE", "accepted", None)
+
+
+def test_the_provider_of_a_request_kept_as_sent_is_read_back() -> None:
+    """Recovery names the verbs that check an unknown outcome on that provider (a TypeDB
+    server or not) from the line `mark_sent` kept: written and read in one module."""
+    from operations.inbox import sent_line, sent_provider
+
+    line = sent_line("POST", "/v1/databases/social", "tdb-prod")
+    assert sent_provider(line) == "tdb-prod"
+    assert sent_provider(None) is None and sent_provider("POST /x") is None
