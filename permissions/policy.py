@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.invocation import Workspace
 from core.refs import ChannelRef, UserRef, person
 from permissions.model import (
+    WILDCARD,
     Binding,
     ChannelPolicy,
     environment_matches,
@@ -36,6 +37,7 @@ __all__ = [
     "ChannelPolicy",
     "Decision",
     "EffectiveBinding",
+    "Foresight",
     "Protection",
     "Target",
     "admit",
@@ -43,6 +45,7 @@ __all__ = [
     "decide_source",
     "default_protection",
     "effective_binding",
+    "foresee",
     "held",
     "is_protected",
     "may_approve",
@@ -264,6 +267,69 @@ def resolve_for(
         allowed_teams=policy.allowed_teams,
         granted=granted,
     )
+
+
+Foresight = Literal["likely", "maybe", "refused"]
+
+
+def foresee(
+    bindings: Sequence[Binding],
+    user: str,
+    role: Role,
+    providers: Collection[str],
+    env: str | None = None,
+) -> Foresight:
+    """What a Slack ack may promise about a command needing `role`, before any I/O.
+
+    `bindings`: the place's, as granted (`PermissionStore.bindings_at`); `providers`:
+    the names of those the verb works on; `env`: the environment as typed (`env=`),
+    or None. `decide` has the last word once the command has found its target; this
+    only keeps the ack from promising work that will be refused:
+
+    - "refused": no binding that could match gives `user` the role, even counting
+      every user group it names as one `user` is in (their membership needs I/O);
+    - "likely": one that surely matches gives it to `user` without any group (with
+      `env`: the one named as typed, else `*`, and no binding that may be that
+      environment by its id gives less);
+    - "maybe": neither (a group membership, or a binding by an id we cannot match
+      to the typed name): the ack says only that the command is being checked.
+    """
+    # What the person holds in each binding: without any group, and with every group it
+    # names (membership needs I/O); one that gives nothing either way is as if absent
+    # (`resolve_for` withholds it).
+    held = {
+        b: (role_for(b, user)[0], role_for(b, user, _groups_named(b))[0])
+        for b in bindings
+        if b.provider in providers
+    }
+    present = {b: span for b, span in held.items() if span[1] is not None}
+    if not any(_at_least(most, role) for _, most in present.values()):
+        return "refused"
+    if env is None:  # the database may be anywhere: one binding that surely reaches
+        return "likely" if any(_at_least(least, role) for least, _ in present.values()) else "maybe"
+    named = [b for b in present if b.environment.casefold() == env.casefold()]
+    if any(_at_least(held[b][0], role) for b in named):
+        return "likely"  # equally specific bindings by id can only add (highest wins)
+    wild = [b for b in present if b.environment == WILDCARD]
+    # `*` counts only where nothing more specific (named, or this environment's id)
+    # may be present with less: the most specific wins (`effective_binding`).
+    lowering = any(
+        not (_at_least(most, role) and (least is None or least >= role))
+        for b, (least, most) in present.items()
+        if b.environment != WILDCARD
+    )
+    if any(_at_least(held[b][0], role) for b in wild) and not lowering:
+        return "likely"
+    return "maybe"
+
+
+def _at_least(held_role: Role | None, role: Role) -> bool:
+    return held_role is not None and held_role >= role
+
+
+def _groups_named(binding: Binding) -> frozenset[str]:
+    """The user groups (`S…`) among a binding's users."""
+    return frozenset(u for u in binding.users if u.startswith("S"))
 
 
 def where(policy: ChannelPolicy) -> str:

@@ -150,7 +150,7 @@ class FallbackWithoutUsers(ValueError):
 
 
 KEEP = "keep"  # `grant_held`: leave the binding's fallback as it is
-BOUND_MEMORY = 10_000  # any_binding answers kept at most (one per channel and person asking)
+PLACES_REMEMBERED = 10_000  # `bindings_at` keeps the bindings of at most this many places
 
 
 class PermissionStore:
@@ -169,8 +169,8 @@ class PermissionStore:
         self.admins = frozenset(admins)
         self.allowed_teams = frozenset(allowed_teams)
         self._clock = clock
-        self._bound: dict[tuple[str, ...], bool] = {}  # any_binding's answers
-        self._bound_stamp: tuple[int, int] | None = None
+        self._remembered: dict[str, tuple[Binding, ...]] = {}  # `bindings_at`, per place
+        self._remembered_stamp: tuple[int, int] | None = None
         migrate(db)
 
     # bindings ------------------------------------------------------------
@@ -262,28 +262,27 @@ class PermissionStore:
         sql += " ORDER BY channel, provider, environment"
         return [_row_to_binding(row) for row in self.db.query(sql, params)]
 
-    def any_binding(self, *keys: str) -> bool:
-        """Whether any of these channels (or people: personal bindings) has a binding.
+    def bindings_at(self, place: str) -> tuple[Binding, ...]:
+        """The bindings of one place: a channel id, or a user id for a person's direct
+        messages (their personal bindings), as granted (`resolve_for` gives a person's
+        role in each).
 
         For the Slack ack path, which asks it for every request: answered from memory
         while the store is unchanged since it was read, else by one indexed read. Unchanged
         means the same `PRAGMA data_version` (it moves when another connection, such as
         `graphops access` in another process, commits: sqlite.org/pragma.html#pragma_data_version)
-        and the same `total_changes` of this connection (its own writes)."""
+        and the same `total_changes` of this connection (its own writes). At most
+        `PLACES_REMEMBERED` places are kept."""
         stamp = (
             self.db.execute("PRAGMA data_version").fetchone()[0],
             self.db.conn.total_changes,
         )
-        if stamp != self._bound_stamp or len(self._bound) >= BOUND_MEMORY:
-            self._bound.clear()
-            self._bound_stamp = stamp
-        known = self._bound.get(keys)
+        if stamp != self._remembered_stamp or len(self._remembered) >= PLACES_REMEMBERED:
+            self._remembered.clear()
+            self._remembered_stamp = stamp
+        known = self._remembered.get(place)
         if known is None:
-            marks = ", ".join("?" for _ in keys)
-            row = self.db.execute(
-                f"SELECT 1 FROM channel_bindings WHERE channel IN ({marks}) LIMIT 1", list(keys)
-            ).fetchone()
-            known = self._bound[keys] = row is not None
+            known = self._remembered[place] = tuple(self.bindings(place))
         return known
 
     def binding(self, channel: str, provider: str, environment: str) -> Binding | None:

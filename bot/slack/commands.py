@@ -29,8 +29,8 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
         origin = slash_origin(body, installation(context))
         reading = rt.bot.pipeline.read(origin.command or "help")  # once, for both below
         # Nothing is promised that will not happen: not while draining (the answer is
-        # "restarting"), nor to someone the workspace check refuses.
-        notice = ack_notice(rt.bot, reading) if rt.will_run(origin) else None
+        # "restarting"), nor to someone refused by the workspace check or the bindings.
+        notice = ack_notice(rt.bot, reading, rt.foresee(origin, reading))
         await rt.accept(origin, reading, rt.run_command(origin, acked=notice is not None))
         await ack(text=notice) if notice is not None else await ack()
 

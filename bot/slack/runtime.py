@@ -60,7 +60,7 @@ from core.turns import taking_turns
 from operations.inbox import Inbox, sent_line, spool_path
 from operations.notify import TrackerPort
 from permissions.model import is_direct
-from permissions.policy import Decision, admit
+from permissions.policy import Decision, Foresight, admit, foresee
 
 log = logging.getLogger("graphops.slack")
 
@@ -289,25 +289,28 @@ def _literal(word: str | None) -> str | None:
     return word
 
 
-def ack_notice(bot: Bot, reading: Reading) -> str | None:
+def ack_notice(bot: Bot, reading: Reading, foresight: Foresight = "likely") -> str | None:
     """What the ack of a slash command (read once, `Pipeline.read`) says, or None (an
     empty ack).
 
     Only for a command that reads as a known verb with valid arguments and needs an
     API (a governed verb: `prepare`/`execute`, not `help` or `access`), and not for a
-    dry run; no I/O. Typed text is redacted, escaped for Slack (`&`, `<`, `>`) and cut.
+    dry run; no I/O. `foresight` (`SlackRuntime.foresee`): nothing when "refused" (the
+    refusal follows), "Checking `…`" when only "maybe", what is done when "likely".
+    Typed text is redacted, escaped for Slack (`&`, `<`, `>`) and cut.
     """
     slash = bot.services.slash_command
     parsed, verb = reading.parsed, reading.verb
     if parsed is None or verb is None or not reading.fits or reading.dry:
         return None
-    if verb.execute is None or approval_command(parsed) is not None:
+    if foresight == "refused" or verb.execute is None or approval_command(parsed) is not None:
         return None
     env = _literal(parsed.options.get("env"))
     where = f" in {env}" if env and verb.name not in NO_SUBJECT else ""
-    if verb.destructive or parsed.verb not in DOING:
+    if verb.destructive or parsed.verb not in DOING or foresight == "maybe":
         shown = f"{slash} {parsed.text}".replace("`", "'")
-        notice = f"{'Checking' if verb.destructive else 'Working on'} `{shown}`…"
+        checking = verb.destructive or foresight == "maybe"
+        notice = f"{'Checking' if checking else 'Working on'} `{shown}`…"
     elif parsed.verb in NO_SUBJECT:
         subject = _literal(parsed.args[0]) if parsed.args else env
         notice = f"{DOING[parsed.verb]}{f' in {subject}' if subject else ''}…"
@@ -570,21 +573,28 @@ class SlackRuntime:
         context = contextvars.copy_context()  # the listener's: as if started now
         self.acks.after_acks(lambda: context.run(self.spawn, run()))
 
-    def will_run(self, origin: Origin) -> bool:
-        """Whether a request from `origin` may be run, as far as the ack can tell without
-        I/O: not while draining, only for a person whose workspace is admitted
-        (`permissions.policy.admit`), and only where some binding exists (the pipeline
-        then decides the verb and environment)."""
-        if self.draining:
-            return False
+    def foresee(self, origin: Origin, reading: Reading) -> Foresight:
+        """What the ack of `reading` from `origin` may promise, without I/O
+        (`permissions.policy.foresee`): "refused" while draining, for a person whose
+        workspace is not admitted (`admit`), and where no binding of the place (the
+        channel; in a DM the person's own) could give the verb's role; "likely" where
+        one surely does; else "maybe"."""
         permissions = self.bot.services.permissions
-        if admit(origin.workspace, origin.home, permissions.allowed_teams).outcome != "allowed":
-            return False
-        # A channel bound to nothing (and no personal binding) is refused before any
-        # request: nothing to announce. SQLite reads only, as the rest of the ack path.
-        return origin.user in permissions.admins or permissions.any_binding(
-            origin.channel, origin.user
-        )
+        if self.draining or (
+            admit(origin.workspace, origin.home, permissions.allowed_teams).outcome != "allowed"
+        ):
+            return "refused"
+        verb, parsed = reading.verb, reading.parsed
+        if verb is None or verb.role is None or parsed is None:
+            return "likely"  # not a governed verb: nothing is promised (`ack_notice`)
+        providers = {p.name for p in self.bot.services.providers.values() if p.kind in verb.kinds}
+        env = parsed.options.get("env")
+        if env is None and verb.name in NO_SUBJECT and parsed.args:
+            env = parsed.args[0]  # `list staging`
+        if env is not None and env in providers:  # a TypeDB server is named by its provider
+            providers, env = {env}, None
+        place = origin.user if is_direct(origin.channel) else origin.channel
+        return foresee(permissions.bindings_at(place), origin.user, verb.role, providers, env)
 
     async def accept(
         self, origin: Origin, reading: Reading, coroutine: Coroutine[Any, Any, Any]

@@ -9,10 +9,13 @@ import time
 import pytest
 
 from bot.logs import COMMAND_LOGGER
+from permissions.roles import Role
 from simulators.graphenedb import ConsoleSimulator
 from tests.bot.slack.conftest import SlackHarness
 from tests.bot.slack.slack_support import signed_headers, texts, wait_private
 from tests.waiting import until
+
+SAID = ("chat.postMessage", "chat.postEphemeral", "response_url")  # answers, any way
 
 
 async def test_help_is_ephemeral(harness: SlackHarness) -> None:
@@ -592,6 +595,67 @@ async def test_no_ack_notice_where_nothing_is_bound(
     assert "not bound" in texts(refusal) or "denied" in texts(refusal).lower(), texts(refusal)
     assert await harness.rt.idle()
     assert console_sim.requests == []
+
+
+@pytest.mark.parametrize(
+    ("typed", "user", "channel", "said"),
+    [
+        # C0PROD is bound as viewer: restarting is refused, so nothing is promised
+        ("restart sandbox-db", "U0ALICE", "C0PROD", None),
+        ("show sandbox-db", "U0ALICE", "C0PROD", "Looking up sandbox-db…"),
+        # C0DEV is not bound to production by that name; a binding by id cannot be
+        # told apart without I/O, so the ack only says it is checking
+        (
+            "restart sandbox-db env=production",
+            "U0ALICE",
+            "C0DEV",
+            "Checking `/gdb restart sandbox-db env=production`…",
+        ),
+        (
+            "restart sandbox-db env=development",
+            "U0ALICE",
+            "C0DEV",
+            "Restarting sandbox-db in development…",
+        ),
+        # a personal binding is for the person's direct messages, not other channels
+        ("list", "U0CAROL", "C0NOWHERE", None),
+        ("list", "U0CAROL", "D0CAROLBOT", "Listing the databases…"),
+        # a bot admin holds no role where nothing is bound
+        ("list", "U0ADMIN", "C0NOWHERE", None),
+        # held by named users: the others hold the fallback only
+        ("restart sandbox-db", "U0ALICE", "C0HELD", None),
+        ("restart sandbox-db", "U0BOB", "C0HELD", "Restarting sandbox-db…"),
+        # a user group's membership needs I/O: checking, no promise
+        ("restart sandbox-db", "U0ALICE", "C0GROUP", "Checking `/gdb restart sandbox-db`…"),
+    ],
+)
+async def test_the_ack_promises_only_what_the_bindings_allow(
+    harness: SlackHarness,
+    console_sim: ConsoleSimulator,
+    typed: str,
+    user: str,
+    channel: str,
+    said: str | None,
+) -> None:
+    """The ack's "Restarting …" then "Not allowed" read as a broken promise: the ack
+    says what is done only where a binding surely gives the person the verb's role."""
+    store = harness.rt.bot.services.permissions
+    store.grant("U0CAROL", "console", "*", Role.VIEWER)
+    store.grant_held(
+        "C0HELD", "console", "*", Role.OPERATOR, by="test", users=["U0BOB"], fallback=None
+    )
+    store.grant_held(
+        "C0GROUP", "console", "*", Role.OPERATOR, by="test", users=["S0ONCALL"], fallback=None
+    )
+    acked = await harness.slack.slash(typed, user=user, channel=channel)
+    assert acked.status_code == 200
+    assert (acked.text or None) == said
+    await harness.rt.idle()
+    answers = [texts(c) for c in harness.standin.calls if c.method in SAID]
+    assert answers, "the command is answered, whatever its ack said"
+    if said is None:  # refused: told why, and no API request was sent
+        assert any("not" in a.lower() for a in answers), answers
+        assert console_sim.requests == [], answers
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""`PermissionStore.any_binding`: asked by the Slack ack path for every request, so it
+"""`PermissionStore.bindings_at`: asked by the Slack ack path for every request, so it
 answers from memory while the store is unchanged, and never from a stale memory."""
 
 from __future__ import annotations
@@ -21,23 +21,25 @@ def test_a_repeated_question_reads_no_binding_while_the_store_is_unchanged(
     store: PermissionStore,
 ) -> None:
     store.grant("C0OPS", "console", "development", Role.OPERATOR)
-    assert store.any_binding("C0OPS", "U0ALICE")
+    assert [b.environment for b in store.bindings_at("C0OPS")] == ["development"]
     seen = _statements(store)
-    assert store.any_binding("C0OPS", "U0ALICE")
-    assert not store.any_binding("C0NOWHERE", "U0ALICE")
-    assert not store.any_binding("C0NOWHERE", "U0ALICE")
+    assert [b.environment for b in store.bindings_at("C0OPS")] == ["development"]
+    assert store.bindings_at("C0NOWHERE") == ()
+    assert store.bindings_at("C0NOWHERE") == ()
     reads = [s for s in seen if "channel_bindings" in s]
     assert len(reads) == 1, seen  # the new question only
 
 
 def test_its_own_grant_and_revoke_are_seen_at_once(store: PermissionStore) -> None:
-    assert not store.any_binding("C0OPS", "U0ALICE")
+    assert store.bindings_at("C0OPS") == ()
     store.grant("C0OPS", "console", "development", Role.OPERATOR)
-    assert store.any_binding("C0OPS", "U0ALICE")
+    assert [b.role for b in store.bindings_at("C0OPS")] == [Role.OPERATOR]
+    store.set_users("C0OPS", "console", "development", ["U0BOB"], None)
+    assert [b.users for b in store.bindings_at("C0OPS")] == [("U0BOB",)]
     store.revoke("C0OPS", "console", "development")
-    assert not store.any_binding("C0OPS", "U0ALICE")
+    assert store.bindings_at("C0OPS") == ()
     store.grant("U0ALICE", "console", "development", Role.VIEWER)  # a personal binding
-    assert store.any_binding("C0OPS", "U0ALICE")
+    assert [b.role for b in store.bindings_at("U0ALICE")] == [Role.VIEWER]
 
 
 def test_a_change_committed_by_another_connection_is_seen_at_once(
@@ -47,10 +49,12 @@ def test_a_change_committed_by_another_connection_is_seen_at_once(
     other_db = sqlite_utils.Database(db_path)
     other = PermissionStore(other_db)
     try:
-        assert not store.any_binding("C0OPS", "U0ALICE")
+        assert store.bindings_at("C0OPS") == ()
         other.grant("C0OPS", "console", "development", Role.OPERATOR)
-        assert store.any_binding("C0OPS", "U0ALICE")
+        assert [b.role for b in store.bindings_at("C0OPS")] == [Role.OPERATOR]
+        other.grant("C0OPS", "console", "development", Role.VIEWER)
+        assert [b.role for b in store.bindings_at("C0OPS")] == [Role.VIEWER]
         other.revoke("C0OPS", "console", "development")
-        assert not store.any_binding("C0OPS", "U0ALICE")
+        assert store.bindings_at("C0OPS") == ()
     finally:
         other_db.close()
