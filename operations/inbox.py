@@ -98,6 +98,14 @@ def sent_line(method: str, path: str, provider: str) -> str:
     return f"{method} {path} ({provider})"
 
 
+def answer_key(row_id: int) -> str:
+    """The key the channel message answering the request of row `row_id` carries (in its
+    Slack metadata): a restart that finds the row answered but not known as posted looks
+    for it before posting the answer again (bot/slack/recovery.py). Row ids are never
+    reused (AUTOINCREMENT)."""
+    return f"request:{row_id}"
+
+
 def sent_provider(sent: str | None) -> str | None:
     """The provider named by a `sent_line` (None when there is none, or it was cut)."""
     named = _SENT_PROVIDER.search(sent or "")

@@ -90,6 +90,13 @@ under `docs.slack.dev/methods/`):
   (docs.slack.dev/reference/block-kit/block-elements/select-menu-element); an answer
   to `suggestion_payload` (block_suggestion) is checked with `options_problems`.
   `pick_payload` is what a pick sends (the value as given, so tests can forge one).
+- conversations.history / conversations.replies (docs.slack.dev/reference/methods/
+  conversations.history, …/conversations.replies): top-level messages newest first /
+  a thread oldest first, those after `oldest` (a message at exactly `oldest` only with
+  `inclusive`), metadata only with `include_all_metadata`; cursor-paginated with `limit`
+  (default 100 / 1000, "under 1000"; at most `history_page` per page), `has_more` and
+  `response_metadata.next_cursor`. GUESS: a limit past 1000 or not a number is
+  `invalid_limit`, as for conversations.members.
 - conversations.members (docs.slack.dev/reference/methods/conversations.members): the
   member ids of a conversation, `{"members": [...], "response_metadata": {"next_cursor":
   ""}}`, cursor-paginated with `limit` (default 100; "Fewer than the requested number of
@@ -334,6 +341,7 @@ class SlackStandIn:
     blocks_measure: str = "text"  # or "json"
     update_burst: int = 5
     members_page: int = 1000  # the most members conversations.members returns per page
+    history_page: int = 1000  # the most messages conversations.history / replies return per page
     burst_window: float = 1.0
     bot_user_id: str = "U0GRAPHOPS"
     team_id: str = "T0STANDIN"
@@ -1209,7 +1217,14 @@ class SlackStandIn:
         channel = str(body.get("channel") or "")
         self._readable(channel, HISTORY_SCOPE)
         oldest = float(body.get("oldest") or 0)
+        inclusive = str(body.get("inclusive", "")).lower() in ("1", "true")
         with_metadata = str(body.get("include_all_metadata", "")).lower() in ("1", "true")
+        try:
+            limit = int(str(body.get("limit") or (1000 if replies else 100)))
+        except ValueError:
+            raise SlackError("invalid_limit") from None
+        if not 1 <= limit <= 1000:
+            raise SlackError("invalid_limit")
         if replies:
             root = str(body.get("ts") or "")
             if self.message(channel, root) is None:
@@ -1221,7 +1236,7 @@ class SlackStandIn:
             found = [m for m in self.messages if m.channel == channel and not m.thread_ts]
         out = []
         for message in found:
-            if float(message.ts) < oldest:
+            if float(message.ts) < oldest or (float(message.ts) == oldest and not inclusive):
                 continue
             item: dict[str, Any] = {"type": "message", "ts": message.ts, "text": message.text}
             if message.thread_ts:
@@ -1233,7 +1248,20 @@ class SlackStandIn:
             out.append(item)
         if not replies:
             out.reverse()  # newest first
-        return {"messages": out, "has_more": False, "response_metadata": {"next_cursor": ""}}
+        cursor = str(body.get("cursor") or "")
+        start = 0
+        if cursor:
+            match = re.fullmatch(r"history:(\d+)", _unb64(cursor))
+            if match is None:
+                raise SlackError("invalid_cursor")
+            start = int(match.group(1))
+        end = start + min(limit, self.history_page)
+        more = end < len(out)
+        return {
+            "messages": out[start:end],
+            "has_more": more,
+            "response_metadata": {"next_cursor": _b64(f"history:{end}") if more else ""},
+        }
 
     def _conversation_info(self, body: dict[str, Any]) -> dict[str, Any]:
         conversation = self._readable(str(body.get("channel") or ""), READ_SCOPE)

@@ -54,6 +54,11 @@ RATE_LIMIT_RETRIES = 10
 SERVER_ERROR_RETRIES = 3
 POST_ATTEMPTS = 3
 METADATA_EVENT = "graphops_post"
+# `find` reads the history since a post in pages of FIND_PAGE messages ("we recommend no
+# more than 200", docs.slack.dev/reference/methods/conversations.history), at most
+# FIND_PAGES of them: 2,000 messages in a channel since the post is past looking for it.
+FIND_PAGE = 200
+FIND_PAGES = 10
 # Calls whose effect may have happened before a 5xx or a dropped connection: never
 # retried by the HTTP client (posts are checked against the history instead).
 NOT_IDEMPOTENT = (
@@ -257,38 +262,54 @@ class SlackNotifier:
 
     async def find(self, channel: str, thread_ts: str | None, key: str, since: float) -> str | None:
         """The ts of a message carrying `key` posted since `since` (epoch seconds, with a
-        minute's margin for clocks), in the channel or the thread; Uncertain when the
-        history cannot be read. (`post_key` is made from the content: an identical
-        message posted in the same place within that minute would be taken for this one;
-        an approval's outcome carries a key of its own, bot/slack/decisions.py.)"""
+        minute's margin for clocks), in the channel (its top-level messages,
+        conversations.history) or the thread (conversations.replies), read page by page
+        (`FIND_PAGE` messages, cursor-paginated) up to `FIND_PAGES` pages; Uncertain when
+        the history cannot be read or goes on past that. (`post_key` is made from the
+        content: an identical message posted in the same place within that minute would
+        be taken for this one; an approval's outcome and a request's answer carry keys of
+        their own.)"""
         oldest = f"{since - 60:.6f}"
-        try:
-            if thread_ts:
-                response = await self.client.conversations_replies(
-                    channel=channel,
-                    ts=thread_ts,
-                    oldest=oldest,
-                    limit=200,
-                    include_all_metadata=True,
+        cursor = ""
+        for _ in range(FIND_PAGES):
+            try:
+                if thread_ts:
+                    response = await self.client.conversations_replies(
+                        channel=channel,
+                        ts=thread_ts,
+                        oldest=oldest,
+                        limit=FIND_PAGE,
+                        include_all_metadata=True,
+                        cursor=cursor or None,
+                    )
+                else:
+                    response = await self.client.conversations_history(
+                        channel=channel,
+                        oldest=oldest,
+                        limit=FIND_PAGE,
+                        include_all_metadata=True,
+                        cursor=cursor or None,
+                    )
+            except SlackApiError as exc:
+                log.warning(
+                    "whether a post to %s landed is unknown: its history cannot be read (%s)",
+                    channel,
+                    slack_error(exc),
                 )
-            else:
-                response = await self.client.conversations_history(
-                    channel=channel, oldest=oldest, limit=100, include_all_metadata=True
-                )
-        except SlackApiError as exc:
-            log.warning(
-                "a post to %s may have landed; the history cannot tell (%s): not re-sent",
-                channel,
-                slack_error(exc),
-            )
-            raise Uncertain(slack_error(exc)) from None
-        for message in response.get("messages") or []:
-            metadata: dict[str, Any] = message.get("metadata") or {}
-            payload = metadata.get("event_payload") or {}
-            if metadata.get("event_type") == METADATA_EVENT and payload.get("key") == key:
-                log.info("a post to %s had landed despite the error; not re-sent", channel)
-                return str(message.get("ts") or "")
-        return None
+                raise Uncertain(slack_error(exc)) from None
+            for message in response.get("messages") or []:
+                metadata: dict[str, Any] = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == METADATA_EVENT and payload.get("key") == key:
+                    log.info("a post to %s had landed before; not sent again", channel)
+                    return str(message.get("ts") or "")
+            cursor = str((response.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                return None
+        log.warning(
+            "the history of %s goes on past %d pages: not searched further", channel, FIND_PAGES
+        )
+        raise Uncertain("history too long to search")
 
     # -- files ---------------------------------------------------------------------------------
 

@@ -8,7 +8,9 @@
 2. Approvals that ended while their card and thread were not told yet (a kill
    between the two): told now.
 3. Slack requests acknowledged but not finished (operations/inbox.py): an answer
-   that was posted has its operations followed under its message; every other
+   that was posted has its operations followed under its message (its ts kept in
+   the row, or found in the channel's history by the key it carries,
+   `answer_key`: a kill between the post and keeping its ts); every other
    requester is answered in the command's place (its response_url while it
    lasts, else privately in the channel, else a DM). A command is never run
    again: "nothing was done" when it had sent nothing that changes anything,
@@ -31,12 +33,13 @@ import time
 from bot.slack.decisions import mark_reported, report_outcome, update_card
 from bot.slack.delivery import approval_id_of, requester_line
 from bot.slack.edge import Origin
+from bot.slack.notifier import Uncertain
 from bot.slack.runtime import SlackRuntime
 from commands.execution import paused_here
 from commands.grammar import GrammarError, approval_command, parse
 from commands.targets import how_to_check
 from core.reply import Reply
-from operations.inbox import AcceptedRequest, sent_provider
+from operations.inbox import AcceptedRequest, answer_key, sent_provider
 from permissions.approvals import Approval
 from permissions.audit import iso_time
 
@@ -147,6 +150,23 @@ def _delivered(rt: SlackRuntime, reply: Reply) -> bool:
     )
 
 
+async def _posted_before(
+    rt: SlackRuntime, request: AcceptedRequest, reply: Reply, key: str
+) -> str | None:
+    """The ts of the channel message that answered `request`, when a process killed
+    between posting it and recording it (`Inbox.posted`) had posted it: looked for by
+    its key in the channel's history since the request (SlackNotifier.find). None when
+    the answer was not for the channel, is not there, or the history cannot tell (then it
+    is delivered: a repeat rather than nothing). Not found: an answer in a mention's
+    thread (the inbox does not keep the thread)."""
+    if reply.visibility != "channel" or not request.channel:
+        return None
+    try:
+        return await rt.notifier.find(request.channel, None, key, request.received_at)
+    except Uncertain:
+        return None
+
+
 def when_received(at: float, now: float | None = None) -> str:
     """`14:02:11 UTC` for a request of the last 20 hours, else with its date
     (`2026-11-28 14:02:11 UTC`): a time alone would read as today's."""
@@ -190,15 +210,18 @@ async def _answer(rt: SlackRuntime, request: AcceptedRequest) -> None:
         # decided: the card and its thread tell the outcome (recover, step 1)
     elif request.stage == "answered" and request.reply:
         reply = Reply.model_validate_json(request.reply)
-        if request.posted_ts and not _delivered(rt, reply):
-            # posted before the kill: its operations are followed under that message
-            # (which the tracker edits to their end), never posted a second time
-            ts = request.posted_ts
-            await rt.delivery.follow(reply, origin, ts=ts, root=ts, first=True)
-        elif not _delivered(rt, reply):
-            asked = requester_line(origin, rt.bot.services.slash_command)
-            note = f"{asked} at {at}; answer delivered after graphops restarted."
-            await rt.delivery.deliver(reply.model_copy(update={"context": note}), origin)
+        key = answer_key(request.id)
+        if not _delivered(rt, reply):
+            ts = request.posted_ts or await _posted_before(rt, request, reply, key)
+            if ts:
+                # posted before the kill: its operations are followed under that message
+                # (which the tracker edits to their end), never posted a second time
+                await rt.delivery.follow(reply, origin, ts=ts, root=ts, first=True)
+            else:
+                asked = requester_line(origin, rt.bot.services.slash_command)
+                note = f"{asked} at {at}; answer delivered after graphops restarted."
+                late = reply.model_copy(update={"context": note})
+                await rt.delivery.deliver(late, origin, key=key)
     elif request.stage == "sent":
         await rt.delivery.say(
             origin,

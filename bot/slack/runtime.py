@@ -57,7 +57,7 @@ from core.mutations import watching_mutations
 from core.redaction import redact
 from core.reply import Reply
 from core.turns import taking_turns
-from operations.inbox import Inbox, sent_line, spool_path
+from operations.inbox import Inbox, answer_key, sent_line, spool_path
 from operations.notify import TrackerPort
 from permissions.model import is_direct
 from permissions.policy import Decision, Foresight, admit, foresee
@@ -467,7 +467,8 @@ class SlackRuntime:
             if working is not None:
                 working.cancel()
         self.metrics.command(self.verb_label(text), reply.status)
-        await self.delivery.deliver(reply, origin)
+        row = _accepted.get()
+        await self.delivery.deliver(reply, origin, key=None if row is None else answer_key(row))
 
     async def run_invocation(self, invocation: Invocation) -> Reply:
         """Run a command for an accepted request: its inbox row says when it sends something

@@ -203,6 +203,53 @@ async def test_an_outcome_posted_before_a_kill_is_not_posted_again_in_the_card_t
     assert recover(live.rt) == 0
 
 
+async def test_an_answer_posted_before_a_kill_is_not_posted_again(
+    live: SlackHarness, console_sim: ConsoleSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed between posting a command's answer in the channel and recording it (a kill
+    -9 during a burst: the post was in flight, no ts was kept), the next start found the
+    request answered but not posted and posted it a second time. The answer carries its
+    request's key (its metadata); the next start finds it in the channel's history, page
+    by page, and posts nothing."""
+    rt, standin = live.rt, live.standin
+    standin.history_page = 2  # the history is read page by page
+    monkeypatch.setattr(rt.inbox, "posted", lambda row_id, ts: None)  # killed before these
+    monkeypatch.setattr(rt.inbox, "done", lambda row_id: None)
+    for typed in ("list", "list development", "list staging", "envs", "list"):
+        await live.slack.slash(typed)
+    assert await rt.idle()
+
+    def answers() -> list[str]:
+        return [texts(c) for c in standin.ok_calls("chat.postMessage") if "ran `/gdb" in texts(c)]
+
+    assert len(answers()) == 5
+    monkeypatch.undo()
+    rt.bot.db.execute("UPDATE accepted_requests SET runner = ?", [GONE])
+    assert recover(rt) == 5
+    assert await rt.idle()
+    assert len(answers()) == 5, answers()  # none posted a second time
+    assert not any("delivered after graphops restarted" in a for a in answers())
+    assert rt.inbox.pending() == 0
+    assert recover(rt) == 0
+
+
+async def test_an_answer_not_posted_before_a_kill_is_posted_once_with_its_key(
+    live: SlackHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other side: an answer computed but not posted is delivered after the restart,
+    carrying the same key, so that a kill during that post is not followed by a third."""
+    rt, standin = live.rt, live.standin
+    row = rt.inbox.accept("U0DAVE", "C0DEV", "list", None)
+    answer = Reply(status="ok", title="Databases", text="sandbox-db")
+    rt.inbox.answered(row, answer.model_dump_json())
+    rt.bot.db.execute("UPDATE accepted_requests SET runner = ?", [GONE])
+    assert recover(rt) == 1
+    assert await rt.idle()
+    [late] = [c for c in standin.ok_calls("chat.postMessage") if "sandbox-db" in texts(c)]
+    assert "delivered after graphops restarted" in texts(late)
+    assert late.body["metadata"]["event_payload"]["key"] == f"request:{row}"
+
+
 async def test_requests_accepted_by_a_stopped_process_are_answered(
     live: SlackHarness, console_sim: ConsoleSimulator
 ) -> None:

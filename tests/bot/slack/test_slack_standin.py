@@ -239,6 +239,33 @@ async def test_a_stored_5xx_is_injected_after_the_effect(standin: SlackStandIn) 
     assert [m["text"] for m in history["messages"]] == ["landed anyway"]
 
 
+async def test_history_is_paginated_newest_first_after_oldest(standin: SlackStandIn) -> None:
+    """conversations.history: newest first, `oldest` exclusive unless `inclusive`, a page
+    at most `limit` (and `history_page`) long, `next_cursor` until the end."""
+    client = _client(standin)
+    stamps = [
+        (await client.chat_postMessage(channel="C0DEV", text=f"m{i}"))["ts"] for i in range(5)
+    ]
+    standin.history_page = 2
+    seen, cursor = [], None
+    while True:
+        page = await client.conversations_history(channel="C0DEV", oldest=stamps[0], cursor=cursor)
+        assert len(page["messages"]) <= 2
+        seen += [m["text"] for m in page["messages"]]
+        cursor = page["response_metadata"]["next_cursor"]
+        assert page["has_more"] == bool(cursor)
+        if not cursor:
+            break
+    assert seen == ["m4", "m3", "m2", "m1"]  # m0 is at `oldest`: not included
+    standin.history_page = 1000
+    whole = await client.conversations_history(
+        channel="C0DEV", oldest=stamps[0], inclusive=True, limit=3
+    )
+    assert [m["text"] for m in whole["messages"]] == ["m4", "m3", "m2"]
+    with pytest.raises(SlackApiError):
+        await client.conversations_history(channel="C0DEV", cursor="bm90IGEgY3Vyc29y")
+
+
 async def test_server_errors_are_injected(standin: SlackStandIn) -> None:
     ts = (await _client(standin).chat_postMessage(channel="C0DEV", text="a"))["ts"]
     standin.fail_next("chat.update", status=503)
