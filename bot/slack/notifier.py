@@ -261,16 +261,31 @@ class SlackNotifier:
         raise Uncertain("no attempt left")  # pragma: no cover (the loop returns or raises)
 
     async def find(self, channel: str, thread_ts: str | None, key: str, since: float) -> str | None:
-        """The ts of a message carrying `key` posted since `since` (epoch seconds, with a
-        minute's margin for clocks), in the channel (its top-level messages,
+        """The ts of a message carrying `key` posted since `since` (epoch seconds), in the
+        channel or the thread (`posted_keys`); Uncertain when the history cannot tell.
+        (`post_key` is made from the content: an identical message posted in the same
+        place within a minute would be taken for this one; an approval's outcome and a
+        request's answer carry keys of their own.)"""
+        keys, whole = await self.posted_keys(channel, thread_ts, since)
+        if key in keys:
+            log.info("a post to %s had landed before; not sent again", channel)
+            return keys[key]
+        if not whole:
+            raise Uncertain("history too long to search")
+        return None
+
+    async def posted_keys(
+        self, channel: str, thread_ts: str | None, since: float
+    ) -> tuple[dict[str, str], bool]:
+        """The keys (`post_rendered`) of graphops' messages posted since `since` (epoch
+        seconds, with a minute's margin for clocks) and their ts, and whether that is the
+        whole history since then: in the channel (its top-level messages,
         conversations.history) or the thread (conversations.replies), read page by page
-        (`FIND_PAGE` messages, cursor-paginated) up to `FIND_PAGES` pages; Uncertain when
-        the history cannot be read or goes on past that. (`post_key` is made from the
-        content: an identical message posted in the same place within that minute would
-        be taken for this one; an approval's outcome and a request's answer carry keys of
-        their own.)"""
+        (`FIND_PAGE` messages, cursor-paginated), at most `FIND_PAGES` pages (not whole
+        past that). Uncertain when the history cannot be read."""
         oldest = f"{since - 60:.6f}"
         cursor = ""
+        keys: dict[str, str] = {}
         for _ in range(FIND_PAGES):
             try:
                 if thread_ts:
@@ -298,18 +313,20 @@ class SlackNotifier:
                 )
                 raise Uncertain(slack_error(exc)) from None
             for message in response.get("messages") or []:
-                metadata: dict[str, Any] = message.get("metadata") or {}
-                payload = metadata.get("event_payload") or {}
-                if metadata.get("event_type") == METADATA_EVENT and payload.get("key") == key:
-                    log.info("a post to %s had landed before; not sent again", channel)
-                    return str(message.get("ts") or "")
+                metadata = message.get("metadata") if isinstance(message, dict) else None
+                if not isinstance(metadata, dict) or metadata.get("event_type") != METADATA_EVENT:
+                    continue
+                payload = metadata.get("event_payload")
+                key = payload.get("key") if isinstance(payload, dict) else None
+                if isinstance(key, str):
+                    keys.setdefault(key, str(message.get("ts") or ""))
             cursor = str((response.get("response_metadata") or {}).get("next_cursor") or "")
             if not cursor:
-                return None
+                return keys, True
         log.warning(
             "the history of %s goes on past %d pages: not searched further", channel, FIND_PAGES
         )
-        raise Uncertain("history too long to search")
+        return keys, False
 
     # -- files ---------------------------------------------------------------------------------
 

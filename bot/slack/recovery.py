@@ -69,8 +69,10 @@ def recover(rt: SlackRuntime) -> int:
     for approval in approvals.unreported():
         rt.work(None, _report(rt, approval.id))
         count += 1
-    for request in rt.inbox.left_over():
-        rt.work(None, _answer(rt, request))
+    requests = rt.inbox.left_over()
+    landed = Landed(rt, requests)
+    for request in requests:
+        rt.work(None, _answer(rt, request, landed))
         count += 1
     if count:
         log.info("taking up %d item(s) left unfinished by the last run", count)
@@ -150,21 +152,40 @@ def _delivered(rt: SlackRuntime, reply: Reply) -> bool:
     )
 
 
-async def _posted_before(
-    rt: SlackRuntime, request: AcceptedRequest, reply: Reply, key: str
-) -> str | None:
-    """The ts of the channel message that answered `request`, when a process killed
-    between posting it and recording it (`Inbox.posted`) had posted it: looked for by
-    its key in the channel's history since the request (SlackNotifier.find). None when
-    the answer was not for the channel, is not there, or the history cannot tell (then it
-    is delivered: a repeat rather than nothing). Not found: an answer in a mention's
-    thread (the inbox does not keep the thread)."""
-    if reply.visibility != "channel" or not request.channel:
-        return None
-    try:
-        return await rt.notifier.find(request.channel, None, key, request.received_at)
-    except Uncertain:
-        return None
+class Landed:
+    """Which answers of left-over requests were posted in their channel before the kill
+    (their key, `answer_key`, found in the channel's history since the oldest of them):
+    each channel's history is read once for all of them (conversations.history is
+    rate-limited), when the first asks."""
+
+    def __init__(self, rt: SlackRuntime, requests: list[AcceptedRequest]) -> None:
+        self._rt = rt
+        self._since: dict[str, float] = {}
+        for request in requests:
+            if request.stage == "answered" and not request.posted_ts and request.channel:
+                since = self._since.get(request.channel, request.received_at)
+                self._since[request.channel] = min(since, request.received_at)
+        self._read: dict[str, asyncio.Task[tuple[dict[str, str], bool] | None]] = {}
+
+    async def ts_of(self, request: AcceptedRequest, reply: Reply) -> str | None:
+        """The ts of the channel message that answered `request` (posted by a process
+        killed before keeping its ts, `Inbox.posted`). None when the answer was not for
+        the channel, is not there, or the history cannot tell (then it is delivered: a
+        repeat rather than nothing). Not found: an answer in a mention's thread (the
+        inbox does not keep the thread)."""
+        channel = request.channel
+        if reply.visibility != "channel" or channel not in self._since:
+            return None
+        if channel not in self._read:
+            self._read[channel] = asyncio.ensure_future(self._keys(channel))
+        found = await asyncio.shield(self._read[channel])
+        return None if found is None else found[0].get(answer_key(request.id))
+
+    async def _keys(self, channel: str) -> tuple[dict[str, str], bool] | None:
+        try:
+            return await self._rt.notifier.posted_keys(channel, None, self._since[channel])
+        except Uncertain:
+            return None
 
 
 def when_received(at: float, now: float | None = None) -> str:
@@ -194,7 +215,7 @@ def _approval_of(rt: SlackRuntime, text: str) -> Approval | None:
     return rt.bot.services.approvals.get(decision[1]) if decision else None
 
 
-async def _answer(rt: SlackRuntime, request: AcceptedRequest) -> None:
+async def _answer(rt: SlackRuntime, request: AcceptedRequest, landed: Landed) -> None:
     """Answer one request a stopped process had accepted, then forget it."""
     origin = _origin(request)
     shown = f"`{rt.bot.services.slash_command} {request.text}`".replace("\n", " ")
@@ -212,7 +233,7 @@ async def _answer(rt: SlackRuntime, request: AcceptedRequest) -> None:
         reply = Reply.model_validate_json(request.reply)
         key = answer_key(request.id)
         if not _delivered(rt, reply):
-            ts = request.posted_ts or await _posted_before(rt, request, reply, key)
+            ts = request.posted_ts or await landed.ts_of(request, reply)
             if ts:
                 # posted before the kill: its operations are followed under that message
                 # (which the tracker edits to their end), never posted a second time

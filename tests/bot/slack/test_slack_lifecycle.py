@@ -229,6 +229,8 @@ async def test_an_answer_posted_before_a_kill_is_not_posted_again(
     assert await rt.idle()
     assert len(answers()) == 5, answers()  # none posted a second time
     assert not any("delivered after graphops restarted" in a for a in answers())
+    # the channel's history read once for all five (it is rate-limited): 3 pages of 2
+    assert len(standin.calls_to("conversations.history")) == 3
     assert rt.inbox.pending() == 0
     assert recover(rt) == 0
 
