@@ -57,7 +57,7 @@ from core.errors import UserError, is_store_busy
 from core.invocation import Invocation
 from core.mutations import watching_mutations
 from core.provider import Provider
-from core.redaction import redact_reply, remember
+from core.redaction import looks_like_a_password, redact_reply, remember
 from core.refs import UserRef, posted_in
 from core.reply import Action, Choice, Option, Reply, denied, error
 from core.words import environment_label
@@ -386,7 +386,15 @@ class Pipeline:
             verb.bind(parsed.args, parsed.options)
         except UsageError:
             return Reading(f"{parsed.verb} …", parsed, verb)
+        if verb.name == "help" and parsed.args and self._secret_topic(parsed.args[0]):
+            return Reading(f"{parsed.verb} …", parsed, verb, fits=True)
         return Reading(parsed.text, parsed, verb, fits=True, dry=dry)
+
+    def _secret_topic(self, topic: str) -> bool:
+        """Whether `help <topic>` names no verb and looks like a password (the help verb
+        does not repeat it, commands/verbs/general.py): not kept before it runs either."""
+        known = self.registry.topic(topic, self.services.slash_command) is not None
+        return not known and looks_like_a_password(topic)
 
     def _audit_outcome(self, invocation: Invocation, outcome: str, text: str) -> None:
         self.services.audit.record(

@@ -383,6 +383,11 @@ class Registry:
         canonical = self._names.get(name.lower())
         return self._verbs[canonical] if canonical else None
 
+    def topic(self, name: str, slash: str) -> Verb | None:
+        """The verb `help <name>` is about (`name` may carry the slash command, as in
+        `help /gdb restart`), or None."""
+        return self.get(name.removeprefix(slash).strip() or name)
+
     def suggest(self, name: str) -> list[str]:
         """Close matches for a mistyped verb."""
         found = difflib.get_close_matches(name.lower(), list(self._names), n=3, cutoff=0.6)

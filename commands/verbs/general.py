@@ -98,7 +98,7 @@ async def help_command(ctx: Context, values: dict[str, Any]) -> Reply:
     slash = ctx.services.slash_command
     name = values.get("verb")
     if name:
-        found = registry.get(name.removeprefix(slash).strip() or name)
+        found = registry.topic(name, slash)
         if found is None:
             hints = registry.suggest(name)
             maybe = f" Did you mean {' or '.join(f'`{h}`' for h in hints)}?" if hints else ""

@@ -293,6 +293,28 @@ async def test_requests_accepted_by_a_stopped_process_are_answered(
     assert console_sim.mutating_requests() == []  # nothing was run again
 
 
+@pytest.mark.parametrize(
+    ("typed", "kept"),
+    [
+        ("help Xq7pLm2Zr9Kw!", "help …"),  # not a verb, looks like a password
+        ("help /gdb Xq7pLm2Zr9Kw!", "help …"),
+        ("help restart", "help restart"),
+        ("help orders-db2", "help orders-db2"),  # a name, not a password
+    ],
+)
+async def test_a_help_topic_that_looks_like_a_password_is_not_kept(
+    harness: SlackHarness, monkeypatch: pytest.MonkeyPatch, typed: str, kept: str
+) -> None:
+    """`help <word>` fits the help verb's syntax, so its line was kept whole in the
+    inbox before it ran (and repeated by a restart), although the answer says a word
+    like that is not repeated."""
+    monkeypatch.setattr(harness.rt.inbox, "done", lambda row_id: None)  # keep the row
+    await harness.slack.slash(typed)
+    assert await harness.rt.idle()
+    rows = harness.rt.bot.db.execute("SELECT text FROM accepted_requests").fetchall()
+    assert rows == [(kept,)]
+
+
 async def test_a_finished_command_leaves_nothing_in_the_inbox(harness: SlackHarness) -> None:
     await harness.slack.slash("restart sandbox-db")
     await harness.standin.wait_for("chat.postMessage")
