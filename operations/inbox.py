@@ -61,7 +61,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import sqlite_utils
 
@@ -87,10 +87,24 @@ class AcceptedRequest:
     sent: str | None  # `METHOD path` of the first request that changes something
     reply: str | None  # the reply's JSON, once answered
     posted_ts: str | None = None  # the channel message it was posted as, once posted
+    thread_ts: str | None = None  # the thread it was asked in (a mention)
 
 
-Request = tuple[str, str, str, str | None]  # user, channel, text, response_url
+class Request(NamedTuple):
+    """A request as the inbox keeps it (a plain 4-tuple is read as one without a thread)."""
+
+    user: str
+    channel: str
+    text: str
+    response_url: str | None
+    thread_ts: str | None = None  # the thread it was asked in (a mention), answered there
+
+
 SPOOL_SUFFIX = ".inbox-spool"
+
+
+def _request(request: Request | tuple[Any, ...]) -> Request:
+    return request if isinstance(request, Request) else Request(*request)
 
 
 def sent_line(method: str, path: str, provider: str) -> str:
@@ -140,6 +154,9 @@ def _utf8(value: Any) -> bool:
     return True
 
 
+_TS = re.compile(r"^[0-9]{1,12}\.[0-9]{1,9}$")  # a Slack message ts
+
+
 def _well_formed(entry: Any) -> bool:
     """Whether a spool line holds what `spool_many` writes (types and Slack ids; its
     strings are UTF-8, as `Inbox._read` checked)."""
@@ -153,6 +170,9 @@ def _well_formed(entry: Any) -> bool:
     if not _SLACK_ID.match(entry["user"]) or not isinstance(entry.get("channel"), str):
         return False
     if entry["channel"] and not _SLACK_ID.match(entry["channel"]):
+        return False
+    thread = entry.get("thread_ts")  # absent from lines written before it was kept
+    if thread is not None and not (isinstance(thread, str) and _TS.match(thread)):
         return False
     url = entry.get("response_url")
     if url is not None and not (isinstance(url, str) and url.startswith(("https://", "http://"))):
@@ -174,9 +194,6 @@ def _names_a_row(entry: dict[str, Any]) -> bool:
         and isinstance(at, int | float)
         and not isinstance(at, bool)
     )
-
-
-_TS = re.compile(r"^[0-9]{1,12}\.[0-9]{1,9}$")  # a Slack message ts
 
 
 def _kind(entry: Any) -> str | None:
@@ -242,28 +259,31 @@ class Inbox:
         response_url: str | None,
         *,
         spool_key: str | None = None,
+        thread_ts: str | None = None,
     ) -> int:
         """Keep a request before it is acknowledged; its row id. The text is kept
         redacted (a token pasted by mistake never reaches the file): after a restart it
         is only shown, and read for an `approve`/`deny` id, never run again. With
         `spool_key`, the request was spooled at its ack: its entry is dropped."""
-        [row] = self.accept_many([(user, channel, text, response_url)], spool_key)
+        [row] = self.accept_many([Request(user, channel, text, response_url, thread_ts)], spool_key)
         if spool_key is not None:
             with contextlib.suppress(OSError):  # tried again when its work ends
                 self.unspool([spool_key])
         return row
 
-    def accept_many(self, requests: list[Request], spool_key: str | None = None) -> list[int]:
-        """`accept` for several requests (user, channel, text, response_url) in one
-        transaction: all rows or none (sqlite3.Error); their row ids, in order."""
+    def accept_many(
+        self, requests: Iterable[Request | tuple[Any, ...]], spool_key: str | None = None
+    ) -> list[int]:
+        """`accept` for several requests (`Request`) in one transaction: all rows or none
+        (sqlite3.Error); their row ids, in order."""
         now, runner = self._clock(), this_runner()
         ids = []
         with self._transaction():
-            for user, channel, text, response_url in requests:
+            for user, channel, text, response_url, thread_ts in map(_request, requests):
                 cursor = self.db.execute(
                     "INSERT INTO accepted_requests (user, channel, text, response_url, "
-                    "received_at, runner, spool_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [user, channel, redact(text), response_url, now, runner, spool_key],
+                    "received_at, runner, spool_key, thread_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [user, channel, redact(text), response_url, now, runner, spool_key, thread_ts],
                 )
                 ids.append(int(cursor.lastrowid or 0))
         return ids
@@ -283,7 +303,7 @@ class Inbox:
 
     # -- the spool ---------------------------------------------------------------------
 
-    def spool_many(self, requests: list[Request]) -> list[str] | None:
+    def spool_many(self, requests: Iterable[Request | tuple[Any, ...]]) -> list[str] | None:
         """Keep requests in the spool (the store could not be written): appended as JSON
         lines, the text redacted, synced to disk; their keys in order, or None without a
         spool. OSError when the file cannot be written."""
@@ -297,8 +317,9 @@ class Inbox:
                 "response_url": response_url,
                 "received_at": now,
                 "runner": runner,
+                "thread_ts": thread_ts,
             }
-            for user, channel, text, response_url in requests
+            for user, channel, text, response_url, thread_ts in map(_request, requests)
         ]
         return self._append(entries)
 
@@ -474,8 +495,8 @@ class Inbox:
                 for entry in gone:
                     self.db.execute(
                         "INSERT INTO accepted_requests (user, channel, text, response_url, "
-                        "received_at, runner, spool_key) SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT "
-                        "EXISTS (SELECT 1 FROM accepted_requests WHERE spool_key = ?)",
+                        "received_at, runner, spool_key, thread_ts) SELECT ?, ?, ?, ?, ?, ?, ?, ? "
+                        "WHERE NOT EXISTS (SELECT 1 FROM accepted_requests WHERE spool_key = ?)",
                         [
                             entry["user"],
                             entry["channel"],
@@ -484,6 +505,7 @@ class Inbox:
                             entry["received_at"],
                             entry["runner"],
                             entry["key"],
+                            entry.get("thread_ts"),
                             entry["key"],
                         ],
                     )
@@ -524,9 +546,10 @@ class Inbox:
         self._take_spool()
         rows = self.db.execute(
             "SELECT id, user, channel, text, response_url, received_at, stage, sent, reply, "
-            "posted_ts, runner FROM accepted_requests WHERE stage != 'done' ORDER BY id"
+            "posted_ts, thread_ts, runner FROM accepted_requests WHERE stage != 'done' "
+            "ORDER BY id"
         ).fetchall()
-        return [AcceptedRequest(*row[:10]) for row in rows if not runner_alive(row[10])]
+        return [AcceptedRequest(*row[:11]) for row in rows if not runner_alive(row[11])]
 
     def pending(self) -> int:
         """How many rows there are (for tests and /metrics)."""

@@ -264,3 +264,10 @@ def m013_posted_answers(db: sqlite_utils.Database) -> None:
     """The ts of the message an accepted request's answer was posted as (operations/
     inbox.py): a restart follows its operations under it instead of posting it again."""
     db.execute("ALTER TABLE accepted_requests ADD COLUMN posted_ts TEXT")
+
+
+@migrations()
+def m014_request_threads(db: sqlite_utils.Database) -> None:
+    """The thread an accepted request was asked in (a mention; operations/inbox.py): a
+    restart answers it there, and looks there for an answer posted before the kill."""
+    db.execute("ALTER TABLE accepted_requests ADD COLUMN thread_ts TEXT")

@@ -38,13 +38,18 @@ class Intake:
         self._queued: list[tuple[Request, asyncio.Future[int | str | None]]] = []
 
     async def keep(
-        self, user: str, channel: str, text: str, response_url: str | None
+        self,
+        user: str,
+        channel: str,
+        text: str,
+        response_url: str | None,
+        thread_ts: str | None = None,
     ) -> int | str | None:
         """Once the request is on disk: its inbox row id, or its spool key when the store
         could not be written now, or None when neither could."""
         loop = asyncio.get_running_loop()
         written: asyncio.Future[int | str | None] = loop.create_future()
-        self._queued.append(((user, channel, text, response_url), written))
+        self._queued.append((Request(user, channel, text, response_url, thread_ts), written))
         if len(self._queued) == 1:
             loop.call_soon(self._write)
         return await written

@@ -42,6 +42,7 @@ from core.reply import Reply
 from operations.inbox import AcceptedRequest, answer_key, sent_provider
 from permissions.approvals import Approval
 from permissions.audit import iso_time
+from permissions.model import is_direct
 
 log = logging.getLogger("graphops.slack")
 
@@ -153,39 +154,42 @@ def _delivered(rt: SlackRuntime, reply: Reply) -> bool:
 
 
 class Landed:
-    """Which answers of left-over requests were posted in their channel before the kill
-    (their key, `answer_key`, found in the channel's history since the oldest of them):
-    each channel's history is read once for all of them (conversations.history is
-    rate-limited), when the first asks."""
+    """Which answers of left-over requests were posted before the kill (their key,
+    `answer_key`, found in the history since the oldest of them): each place's history
+    (a channel, or a mention's thread) is read once for all of them
+    (conversations.history and .replies are rate-limited), when the first asks."""
 
     def __init__(self, rt: SlackRuntime, requests: list[AcceptedRequest]) -> None:
         self._rt = rt
-        self._since: dict[str, float] = {}
+        self._since: dict[tuple[str, str | None], float] = {}
         for request in requests:
             if request.stage == "answered" and not request.posted_ts and request.channel:
-                since = self._since.get(request.channel, request.received_at)
-                self._since[request.channel] = min(since, request.received_at)
-        self._read: dict[str, asyncio.Task[tuple[dict[str, str], bool] | None]] = {}
+                place = (request.channel, request.thread_ts)
+                self._since[place] = min(
+                    self._since.get(place, request.received_at), request.received_at
+                )
+        self._read: dict[tuple[str, str | None], asyncio.Task[dict[str, str] | None]] = {}
 
     async def ts_of(self, request: AcceptedRequest, reply: Reply) -> str | None:
-        """The ts of the channel message that answered `request` (posted by a process
-        killed before keeping its ts, `Inbox.posted`). None when the answer was not for
-        the channel, is not there, or the history cannot tell (then it is delivered: a
-        repeat rather than nothing). Not found: an answer in a mention's thread (the
-        inbox does not keep the thread)."""
-        channel = request.channel
-        if reply.visibility != "channel" or channel not in self._since:
+        """The ts of the message that answered `request` in its channel or thread
+        (posted by a process killed before keeping its ts, `Inbox.posted`). None when
+        the answer was not for the channel, is not there, or the history cannot tell
+        (then it is delivered: a repeat rather than nothing)."""
+        place = (request.channel, request.thread_ts)
+        if reply.visibility != "channel" or place not in self._since:
             return None
-        if channel not in self._read:
-            self._read[channel] = asyncio.ensure_future(self._keys(channel))
-        found = await asyncio.shield(self._read[channel])
-        return None if found is None else found[0].get(answer_key(request.id))
+        if place not in self._read:
+            self._read[place] = asyncio.ensure_future(self._keys(place))
+        found = await asyncio.shield(self._read[place])
+        return None if found is None else found.get(answer_key(request.id))
 
-    async def _keys(self, channel: str) -> tuple[dict[str, str], bool] | None:
+    async def _keys(self, place: tuple[str, str | None]) -> dict[str, str] | None:
+        channel, thread_ts = place
         try:
-            return await self._rt.notifier.posted_keys(channel, None, self._since[channel])
+            keys, _ = await self._rt.notifier.posted_keys(channel, thread_ts, self._since[place])
         except Uncertain:
             return None
+        return keys
 
 
 def when_received(at: float, now: float | None = None) -> str:
@@ -198,12 +202,15 @@ def when_received(at: float, now: float | None = None) -> str:
 
 def _origin(request: AcceptedRequest) -> Origin:
     age = max(0.0, time.time() - request.received_at)
+    thread = request.thread_ts
     return Origin(
         user=request.user,
         channel=request.channel,
         response_url=request.response_url or "",
         command=request.text,
         received_at=time.monotonic() - age,
+        thread_ts=thread,  # a mention is answered in its thread
+        via="dm" if is_direct(request.channel) else "mention" if thread else "slash",
     )
 
 
@@ -236,8 +243,10 @@ async def _answer(rt: SlackRuntime, request: AcceptedRequest, landed: Landed) ->
             ts = request.posted_ts or await landed.ts_of(request, reply)
             if ts:
                 # posted before the kill: its operations are followed under that message
-                # (which the tracker edits to their end), never posted a second time
-                await rt.delivery.follow(reply, origin, ts=ts, root=ts, first=True)
+                # (which the tracker edits to their end; in a mention's thread, under the
+                # thread), never posted a second time
+                root, first = request.thread_ts or ts, request.thread_ts is None
+                await rt.delivery.follow(reply, origin, ts=ts, root=root, first=first)
             else:
                 asked = requester_line(origin, rt.bot.services.slash_command)
                 note = f"{asked} at {at}; answer delivered after graphops restarted."

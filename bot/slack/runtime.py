@@ -610,7 +610,7 @@ class SlackRuntime:
             return
         line = reading.loggable
         kept = await self.intake.keep(
-            origin.user, origin.channel, line, origin.response_url or None
+            origin.user, origin.channel, line, origin.response_url or None, origin.thread_ts
         )
         if isinstance(kept, int):
             self.work(origin, coroutine, accepted=kept)
@@ -622,7 +622,12 @@ class SlackRuntime:
         request still runs; its spool entry, if any, is its crash safety meanwhile)."""
         try:
             return self.inbox.accept(
-                origin.user, origin.channel, line, origin.response_url or None, spool_key=spooled
+                origin.user,
+                origin.channel,
+                line,
+                origin.response_url or None,
+                spool_key=spooled,
+                thread_ts=origin.thread_ts,
             )
         except sqlite3.Error as exc:  # (a spool entry left behind is dropped when it ends)
             log.warning("could not keep an accepted request: %s", exc)

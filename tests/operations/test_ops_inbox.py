@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.store import open_database
-from operations.inbox import Inbox, spool_path
+from operations.inbox import Inbox, Request, spool_path
 from permissions.approvals import this_runner
 
 TOKEN = "xoxb-1234567890-abcdefghijkl"
@@ -105,6 +105,27 @@ def _as_gone(inbox: Inbox, spool: Path) -> None:
         if entry.get("runner") == this_runner():
             entry["runner"] = GONE
     spool.write_text("".join(_signed(inbox, entry) + "\n" for entry in entries))
+
+
+def test_the_thread_of_a_request_is_kept_in_the_table_and_the_spool(tmp_path: Path) -> None:
+    """A mention is answered in its thread after a restart: the thread is kept with the
+    request, whether its row was written or it was spooled; a spool line written before
+    it was kept (no `thread_ts`) is still taken up; a malformed one is not."""
+    inbox, spool = _spooled_inbox(tmp_path)
+    inbox.accept("U0ALICE", "C0DEV", "list", None, thread_ts="1700000000.000100")
+    inbox.spool_many([Request("U0BOB", "C0DEV", "envs", None, "1700000000.000200")])
+    inbox.spool_many([("U0CAROL", "C0DEV", "list", None)])
+    _as_gone(inbox, spool)
+    bob, carol = [json.loads(line) for line in spool.read_text().splitlines()]
+    bob.pop("mac"), carol.pop("mac"), carol.pop("thread_ts")  # carol's: an older line
+    forged = {**bob, "key": "x1", "thread_ts": "not a ts"}
+    spool.write_text("".join(_signed(inbox, e) + "\n" for e in (bob, carol, forged)))
+    inbox.db.execute("UPDATE accepted_requests SET runner = ?", [GONE])
+    assert [(r.user, r.thread_ts) for r in inbox.left_over()] == [
+        ("U0ALICE", "1700000000.000100"),
+        ("U0BOB", "1700000000.000200"),
+        ("U0CAROL", None),
+    ]
 
 
 def test_a_bad_spool_line_is_skipped_and_the_others_are_taken_up(

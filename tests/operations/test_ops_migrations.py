@@ -50,6 +50,7 @@ STEPS = [
     "m011_spooled_requests",
     "m012_spool_mac_key",
     "m013_posted_answers",
+    "m014_request_threads",
 ]
 
 

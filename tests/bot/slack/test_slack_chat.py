@@ -518,3 +518,35 @@ async def test_mentions_and_direct_messages_are_kept_in_the_inbox_until_answered
     assert await harness.rt.idle()
     kept = harness.rt.bot.db.execute("SELECT user, text, stage FROM accepted_requests ORDER BY id")
     assert kept.fetchall() == [(ALICE, "list", "answered"), (ALICE, "show sandbox-db", "answered")]
+
+
+@pytest.mark.parametrize("posted_before_the_kill", [False, True])
+async def test_a_mention_is_answered_in_its_thread_after_a_restart(
+    harness: SlackHarness, monkeypatch: pytest.MonkeyPatch, posted_before_the_kill: bool
+) -> None:
+    """A mention answered (or about to be) when graphops was killed: the next start
+    answers in the mention's thread, not in the channel, and does not answer a second
+    time when the answer had landed there (the inbox keeps the thread)."""
+    from bot.slack.recovery import recover
+
+    rt, standin = harness.rt, harness.standin
+    monkeypatch.setattr(rt.inbox, "done", lambda row_id: None)  # killed before these
+    if not posted_before_the_kill:
+        monkeypatch.setattr(rt.delivery, "deliver", _never_delivered)
+    payload = standin.mention_event("list", user=ALICE, channel="C0DEV")
+    await harness.slack.send(payload)
+    assert await rt.idle()
+    monkeypatch.undo()
+    thread = payload["event"]["ts"]
+    rt.bot.db.execute("UPDATE accepted_requests SET runner = '999999999:1'")
+    assert recover(rt) == 1
+    assert await rt.idle()
+    answers = [c for c in standin.ok_calls("chat.postMessage") if "sandbox-db" in texts(c)]
+    assert len(answers) == 1, [texts(c) for c in answers]
+    assert answers[0].body["channel"] == "C0DEV" and answers[0].body["thread_ts"] == thread
+    assert ("delivered after graphops restarted" in texts(answers[0])) != posted_before_the_kill
+    assert rt.inbox.pending() == 0
+
+
+async def _never_delivered(*args: Any, **kwargs: Any) -> None:
+    return None
