@@ -56,7 +56,6 @@ from bot.wiring import Bot, build_retention, build_scheduler, build_tracker, bui
 from commands.context import reporting_progress
 from commands.execution import paused_here
 from commands.grammar import GrammarError, approval_command, parse
-from commands.registry import UsageError
 from commands.resolve import eligible_bindings
 from core.audit_context import acting_as
 from core.errors import UserError
@@ -354,20 +353,10 @@ class ShellSession:
         return word in ("where", "help", "quit", "q", "exit")
 
     def fits_a_verb(self, line: str) -> bool:
-        """Whether `line` reads as a known verb with valid arguments: only such lines
-        are kept in history (the audit keeps a command's text by the same rule)."""
-        try:
-            parsed = parse(line, self.bot.services.slash_command)
-        except GrammarError:
-            return False
-        verb = self.bot.registry.get(parsed.verb)
-        if verb is None:
-            return False
-        try:
-            verb.bind(parsed.args, parsed.options)
-        except (UsageError, ValueError):
-            return False
-        return True
+        """Whether `line` reads as a known verb with valid arguments and is kept whole
+        (`Pipeline.read`: not `help <a word that looks like a password>`): only such
+        lines are kept in history (the audit keeps a command's text by the same rule)."""
+        return self.bot.pipeline.read(line).whole
 
     async def refresh_names(self, *, look_up: bool = True) -> None:
         """Look up the databases and environments this channel may see (for completion).

@@ -244,7 +244,8 @@ class Reading:
     typed by mistake), `(unreadable)` or `(unknown command)`. `parsed`: its words (a
     dry run's as the command previewed; None when unreadable); `verb`: the registry's
     verb (None when unknown); `fits`: its arguments and options bind; `dry`: a dry
-    run (`plan …`, `dry-run=true`), which changes nothing.
+    run (`plan …`, `dry-run=true`), which changes nothing; `whole`: `loggable` is the
+    whole line (a shell's history may keep it).
     """
 
     loggable: str
@@ -252,6 +253,7 @@ class Reading:
     verb: Verb | None = None
     fits: bool = False
     dry: bool = False
+    whole: bool = False  # `loggable` is the whole line (it may be kept as typed)
 
 
 @dataclass(frozen=True)
@@ -386,15 +388,20 @@ class Pipeline:
             verb.bind(parsed.args, parsed.options)
         except UsageError:
             return Reading(f"{parsed.verb} …", parsed, verb)
-        if verb.name == "help" and parsed.args and self._secret_topic(parsed.args[0]):
+        if self._secret_topic(verb, parsed) is not None:
             return Reading(f"{parsed.verb} …", parsed, verb, fits=True)
-        return Reading(parsed.text, parsed, verb, fits=True, dry=dry)
+        return Reading(parsed.text, parsed, verb, fits=True, dry=dry, whole=True)
 
-    def _secret_topic(self, topic: str) -> bool:
-        """Whether `help <topic>` names no verb and looks like a password (the help verb
-        does not repeat it, commands/verbs/general.py): not kept before it runs either."""
+    def _secret_topic(self, verb: Verb, parsed: ParsedCommand) -> str | None:
+        """The word of `help <word>` when it names no verb and looks like a password
+        (a password typed after `help` by mistake): the help verb does not repeat it
+        (commands/verbs/general.py), `_run` makes it a secret the redactor knows before
+        the audit row is written, and `read` keeps the line without it."""
+        if verb.name != "help" or not parsed.args:
+            return None
+        topic = parsed.args[0]
         known = self.registry.topic(topic, self.services.slash_command) is not None
-        return not known and looks_like_a_password(topic)
+        return topic if not known and looks_like_a_password(topic) else None
 
     def _audit_outcome(self, invocation: Invocation, outcome: str, text: str) -> None:
         self.services.audit.record(
@@ -459,6 +466,10 @@ class Pipeline:
             self._audit_command(invocation, parsed, "usage error")
             return error(f"{exc}\nExample: `{slash} {verb.example}`", title=f"Usage of {verb.name}")
         concerning(database_named(values))
+        secret = self._secret_topic(verb, parsed)
+        if secret is not None:  # before the audit row is written (and anything else)
+            remember(secret, "password")
+            remember(secret.lower(), "password")
         self._audit_command(invocation, parsed, None)
         ctx = self.context(invocation)
         if verb.direct is not None:

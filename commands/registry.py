@@ -80,7 +80,8 @@ class Rights:
     "bot admins", "an approver"); `note`: a condition, shown in parentheses.
     `form`: the words after the verb that pick this form (`<snapshot> into <db>`,
     `add|passwd <name>`, `<db> time=`); "" for every form. `when`: what picks it
-    when the words do not (`read` for a read query).
+    when the words do not (`read` for a read query). `source`: the role needed on
+    the environment data is copied out of (clone, restore), shown as a note.
     """
 
     role: Role | None = None
@@ -90,6 +91,7 @@ class Rights:
     note: str = ""
     form: str = ""
     when: str = ""
+    source: Role | None = None
 
     def __post_init__(self) -> None:
         if (self.role is None) == (not self.who):
@@ -101,6 +103,8 @@ class Rights:
         text = self.role.label if self.role is not None else self.who
         if self.approval:
             text += " + approval" + (f" {self.approval_if}" if self.approval_if else "")
+        if self.source is not None:
+            text += f" (source: {self.source.label})"
         if self.note:
             text += f" ({self.note})"
         return text
@@ -153,6 +157,19 @@ class Verb:
         if len({r.needs for r in self.rights}) == 1:
             return self.rights[0].needs
         return "; ".join(f"{r.label}: {r.needs}" for r in self.rights)
+
+    @property
+    def most_role(self) -> Role | None:
+        """The role every form of the verb may be run with (the highest any form needs;
+        `role` is the lowest): what a Slack ack needs to foresee before the form is read."""
+        roles = [r.role for r in self.rights if r.role is not None]
+        return max([*roles, self.role]) if self.role is not None else None
+
+    @property
+    def source_role(self) -> Role | None:
+        """The role needed where data is copied out of (clone, restore), or None."""
+        sources = [r.source for r in self.rights if r.source is not None]
+        return max(sources) if sources else None
 
     def rights_for(self, words: str) -> list[Rights]:
         """The rights of the forms `words` (what follows the verb, as docs write it) stand

@@ -38,7 +38,7 @@ import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -180,6 +180,7 @@ class Resolver:
         self.ttl = ttl_seconds
         self.clock = clock
         self._cache: dict[tuple[str, str], _Entry] = {}
+        self._homes: dict[str, set[tuple[str, str]]] | None = None  # `homes`' index
         self._inflight: dict[tuple[str, str], asyncio.Future[Any]] = {}
         self._fetchers: dict[tuple[str, str], Callable[[], Awaitable[Any]]] = {}
         self._limit = asyncio.Semaphore(max(1, concurrency))
@@ -222,6 +223,7 @@ class Resolver:
             if self._inflight.get(key) is task:
                 del self._inflight[key]
         self._cache[key] = _Entry(self.clock(), value)
+        self._homes = None  # `homes` indexes the cache afresh
         return value, False
 
     async def _fetch(self, fetch: Callable[[], Awaitable[Any]]) -> Any:
@@ -300,6 +302,34 @@ class Resolver:
                         names.add(value)
         return names
 
+    def homes(self, providers: Collection[str], name: str) -> list[tuple[str, str, str]] | None:
+        """Where the cache, however old, holds a database called `name` (any case) or with
+        that id, in these providers: (provider, environment id, environment name) of
+        each; None when it holds none (not known). No I/O, and an index rebuilt only when
+        the cache changed: for the Slack ack, which must not wait."""
+        if self._homes is None:
+            index: dict[str, set[tuple[str, str]]] = {}
+            for (provider, environment_id), entry in self._cache.items():
+                for item in entry.items if environment_id else []:
+                    for word in (getattr(item, "id", None), getattr(item, "name", None)):
+                        if isinstance(word, str) and word:
+                            index.setdefault(word.casefold(), set()).add((provider, environment_id))
+            self._homes = index
+        found = sorted(
+            (provider, environment_id, self._environment_name(provider, environment_id))
+            for provider, environment_id in self._homes.get(name.casefold(), ())
+            if provider in providers
+        )
+        return found or None
+
+    def _environment_name(self, provider: str, environment_id: str) -> str:
+        """The cached name of an environment (its id when not cached)."""
+        entry = self._cache.get((provider, ""))
+        for environment in entry.items if entry else []:
+            if getattr(environment, "id", None) == environment_id:
+                return str(getattr(environment, "name", "") or environment_id)
+        return environment_id
+
     def age(self, provider: str, environment_id: str = "") -> float | None:
         """Seconds since that list was fetched; None if it is not cached."""
         entry = self._cache.get((provider, environment_id))
@@ -311,6 +341,7 @@ class Resolver:
         for key in list(self._cache):
             if key[0] == provider and (environment_id is None or key[1] == environment_id):
                 del self._cache[key]
+                self._homes = None
 
     def forget(self, provider: str, environment_ids: list[str]) -> None:
         """After the bot added or removed databases in these environments (empty: every

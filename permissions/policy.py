@@ -38,6 +38,7 @@ __all__ = [
     "Decision",
     "EffectiveBinding",
     "Foresight",
+    "Need",
     "Protection",
     "Target",
     "admit",
@@ -270,57 +271,106 @@ def resolve_for(
 
 
 Foresight = Literal["likely", "maybe", "refused"]
+# An environment a command acts on, as far as the ack knows it: (provider, environment
+# id or None when only typed, environment name as typed or cached).
+Place = tuple[str, str | None, str]
+_Span = tuple[Role | None, Role | None]  # a person's role in a binding: surely, at most
+
+
+@dataclass(frozen=True)
+class Need:
+    """What a command needs, as the ack can read it without I/O: `least`, the role its
+    cheapest form needs (less is refused at once); `most`, the role every form of it
+    may be run with (a query's kind, a restore's form are read later); `source`, the
+    role needed where data is copied out of (clone, restore), or None."""
+
+    least: Role
+    most: Role
+    source: Role | None = None
 
 
 def foresee(
     bindings: Sequence[Binding],
     user: str,
-    role: Role,
     providers: Collection[str],
+    need: Need,
     env: str | None = None,
+    homes: Sequence[Place] | None = None,
 ) -> Foresight:
-    """What a Slack ack may promise about a command needing `role`, before any I/O.
+    """What a Slack ack may promise about a command, before any I/O.
 
     `bindings`: the place's, as granted (`PermissionStore.bindings_at`); `providers`:
-    the names of those the verb works on; `env`: the environment as typed (`env=`),
-    or None. `decide` has the last word once the command has found its target; this
-    only keeps the ack from promising work that will be refused:
+    the names of those the verb works on; `env`: the environment as typed (`env=`), or
+    None; `homes`: where the database the command names is, as the resolver's cache
+    knows it (None: not known). `decide` has the last word once the command has found
+    its target; this only keeps the ack from promising work that will be refused:
 
-    - "refused": no binding that could match gives `user` the role, even counting
+    - "refused": no binding that could match gives `user` `need.least`, even counting
       every user group it names as one `user` is in (their membership needs I/O);
-    - "likely": one that surely matches gives it to `user` without any group (with
-      `env`: the one named as typed, else `*`, and no binding that may be that
-      environment by its id gives less);
-    - "maybe": neither (a group membership, or a binding by an id we cannot match
-      to the typed name): the ack says only that the command is being checked.
+    - "likely": `user` surely holds `need.most` (and `need.source` where the data comes
+      from) wherever the command may act: in `env`; else where the cache puts the
+      database; else, not knowing where, in every binding of the verb's providers. The
+      most specific binding wins (`effective_binding`), so a binding that may be that
+      environment (by an id the ack cannot match to a typed name) must not give less.
+      What it cannot foresee: a database that does not exist, or was moved;
+    - "maybe": neither: the ack says only that the command is being checked.
     """
     # What the person holds in each binding: without any group, and with every group it
     # names (membership needs I/O); one that gives nothing either way is as if absent
     # (`resolve_for` withholds it).
-    held = {
-        b: (role_for(b, user)[0], role_for(b, user, _groups_named(b))[0])
-        for b in bindings
-        if b.provider in providers
-    }
-    present = {b: span for b, span in held.items() if span[1] is not None}
-    if not any(_at_least(most, role) for _, most in present.values()):
+    present: dict[Binding, _Span] = {}
+    for b in bindings:
+        if b.provider in providers:
+            span = (role_for(b, user)[0], role_for(b, user, _groups_named(b))[0])
+            if span[1] is not None:
+                present[b] = span
+    if not any(_at_least(most, need.least) for _, most in present.values()):
         return "refused"
-    if env is None:  # the database may be anywhere: one binding that surely reaches
-        return "likely" if any(_at_least(least, role) for least, _ in present.values()) else "maybe"
-    named = [b for b in present if b.environment.casefold() == env.casefold()]
-    if any(_at_least(held[b][0], role) for b in named):
-        return "likely"  # equally specific bindings by id can only add (highest wins)
+    by_provider = {
+        name: {b: span for b, span in present.items() if b.provider == name} for name in providers
+    }
+
+    def holds(role: Role, places: Sequence[Place] | None) -> bool:
+        if places is None:  # anywhere: every binding of every provider must give it
+            return all(_holds(mine, role, None) for mine in by_provider.values() if mine)
+        return all(_holds(by_provider.get(p, {}), role, (i, n)) for p, i, n in places)
+
+    typed = [(name, None, env) for name, mine in by_provider.items() if mine] if env else None
+    target = holds(need.most, typed if typed is not None else homes)
+    source = need.source is None or holds(max(need.source, need.most), homes)
+    return "likely" if target and source else "maybe"
+
+
+def _holds(present: dict[Binding, _Span], role: Role, where: tuple[str | None, str] | None) -> bool:
+    """Whether the person surely holds `role` through these bindings (of one provider)
+    in the environment `where` (its id when known, its name), or, None, in whichever
+    environment the command acts on (then every binding must give it)."""
+    if not present:
+        return False
+    if where is None:
+        return all(_at_least(least, role) for least, _ in present.values())
+    env_id, name = where
+
+    def named(b: Binding) -> bool:
+        return b.environment.casefold() == name.casefold() or b.environment == env_id
+
+    exact = [b for b in present if b.environment != WILDCARD and named(b)]
+    if any(_at_least(present[b][0], role) for b in exact):
+        return True  # equally specific ones can only add (the highest role wins)
+    if any(present[b][0] is not None for b in exact):
+        return False  # surely there, and below
     wild = [b for b in present if b.environment == WILDCARD]
-    # `*` counts only where nothing more specific (named, or this environment's id)
-    # may be present with less: the most specific wins (`effective_binding`).
-    lowering = any(
-        not (_at_least(most, role) and (least is None or least >= role))
-        for b, (least, most) in present.items()
-        if b.environment != WILDCARD
+    if not any(_at_least(present[b][0], role) for b in wild):
+        return False
+    # `*` holds unless a more specific binding that may be there gives less: one named
+    # so that only a user group brings in, or (the id not known) one by another word.
+    maybe_here = exact + (
+        [b for b in present if b.environment != WILDCARD and not named(b)] if env_id is None else []
     )
-    if any(_at_least(held[b][0], role) for b in wild) and not lowering:
-        return "likely"
-    return "maybe"
+    return all(
+        _at_least(most, role) and (least is None or least >= role)
+        for least, most in (present[b] for b in maybe_here)
+    )
 
 
 def _at_least(held_role: Role | None, role: Role) -> bool:

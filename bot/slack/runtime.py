@@ -53,6 +53,7 @@ from bot.wiring import STORE_BUSY, Bot
 from commands.grammar import GrammarError, approval_command, parse
 from commands.pipeline import Reading
 from core.invocation import Invocation
+from core.kinds import ProviderKind
 from core.mutations import watching_mutations
 from core.redaction import redact
 from core.reply import Reply
@@ -60,7 +61,7 @@ from core.turns import taking_turns
 from operations.inbox import Inbox, answer_key, sent_line, spool_path
 from operations.notify import TrackerPort
 from permissions.model import is_direct
-from permissions.policy import Decision, Foresight, admit, foresee
+from permissions.policy import Decision, Foresight, Need, admit, foresee
 
 log = logging.getLogger("graphops.slack")
 
@@ -576,26 +577,32 @@ class SlackRuntime:
 
     def foresee(self, origin: Origin, reading: Reading) -> Foresight:
         """What the ack of `reading` from `origin` may promise, without I/O
-        (`permissions.policy.foresee`): "refused" while draining, for a person whose
-        workspace is not admitted (`admit`), and where no binding of the place (the
-        channel; in a DM the person's own) could give the verb's role; "likely" where
-        one surely does; else "maybe"."""
-        permissions = self.bot.services.permissions
+        (`permissions.policy.foresee` over the place's bindings: the channel's, in a DM
+        the person's own): "refused" also while draining and for a person whose
+        workspace is not admitted (`admit`). Where the database named is, the resolver's
+        cache tells (`Resolver.homes`); a TypeDB server is named by its provider."""
+        services = self.bot.services
+        permissions = services.permissions
         if self.draining or (
             admit(origin.workspace, origin.home, permissions.allowed_teams).outcome != "allowed"
         ):
             return "refused"
         verb, parsed = reading.verb, reading.parsed
-        if verb is None or verb.role is None or parsed is None:
+        if verb is None or verb.role is None or verb.most_role is None or parsed is None:
             return "likely"  # not a governed verb: nothing is promised (`ack_notice`)
-        providers = {p.name for p in self.bot.services.providers.values() if p.kind in verb.kinds}
+        kinds = {p.name: p.kind for p in services.providers.values() if p.kind in verb.kinds}
+        providers = set(kinds)
         env = parsed.options.get("env")
         if env is None and verb.name in NO_SUBJECT and parsed.args:
             env = parsed.args[0]  # `list staging`
-        if env is not None and env in providers:  # a TypeDB server is named by its provider
-            providers, env = {env}, None
+        if env is not None and kinds.get(env) == ProviderKind.TYPEDB:
+            providers = {env}  # its one environment is named after it (clients/typedb.py)
+        homes = None
+        if verb.name not in NO_SUBJECT and parsed.args:
+            homes = services.resolver.homes(providers, parsed.args[0])
+        need = Need(verb.role, verb.most_role, verb.source_role)
         place = origin.user if is_direct(origin.channel) else origin.channel
-        return foresee(permissions.bindings_at(place), origin.user, verb.role, providers, env)
+        return foresee(permissions.bindings_at(place), origin.user, providers, need, env, homes)
 
     async def accept(
         self, origin: Origin, reading: Reading, coroutine: Coroutine[Any, Any, Any]

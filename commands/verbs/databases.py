@@ -34,6 +34,7 @@ from commands.targets import (
 )
 from core.errors import UserError
 from core.reply import Reply
+from permissions.policy import SOURCE_ROLE
 from permissions.roles import Role
 
 
@@ -255,7 +256,7 @@ async def prepare_clone(ctx: Context, values: dict[str, Any]) -> Plan:
     options=CloneOptions,
     example="clone sandbox-db sandbox-copy env=development",
     group="Databases",
-    rights=(Rights(role=Role.OPERATOR, note="source: operator"),),
+    rights=(Rights(role=Role.OPERATOR, source=SOURCE_ROLE),),
 )
 async def clone(ctx: Context, plan: Plan) -> Reply:
     """Clone a database, into the same or another environment"""

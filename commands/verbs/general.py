@@ -8,7 +8,7 @@ from typing import Any
 from commands.context import Context
 from commands.options import AnyOptions
 from commands.registry import Rights, Verb, verb
-from core.redaction import looks_like_a_password, remember
+from core.redaction import looks_like_a_password
 from core.reply import Reply, Table, error
 
 
@@ -103,9 +103,7 @@ async def help_command(ctx: Context, values: dict[str, Any]) -> Reply:
             hints = registry.suggest(name)
             maybe = f" Did you mean {' or '.join(f'`{h}`' for h in hints)}?" if hints else ""
             named = f"`{name}`"
-            if looks_like_a_password(name):  # kept nowhere either (the audit row follows)
-                remember(name, "password")
-                remember(name.lower(), "password")
+            if looks_like_a_password(name):  # the pipeline made it a secret before anything
                 named = "like that (not repeated: it looks like a password)"
             return error(
                 f"There is no command {named}.{maybe} `{slash} help` lists them.",

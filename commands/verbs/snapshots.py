@@ -38,7 +38,7 @@ from commands.targets import (
 from commands.verbs.databases import prepare_operate
 from core.reply import Reply, Table
 from core.words import utc_text
-from permissions.policy import Target
+from permissions.policy import SOURCE_ROLE, Target
 from permissions.roles import Role
 
 
@@ -214,13 +214,13 @@ async def prepare_restore(ctx: Context, values: dict[str, Any]) -> Plan:
         Rights(
             form="<snapshot> as <new-name>",
             role=Role.OPERATOR,
-            note="source: operator",
+            source=SOURCE_ROLE,
         ),
         Rights(
             form="<snapshot> into <db>",
             role=Role.ADMIN,
             approval=True,
-            note="source: operator",
+            source=SOURCE_ROLE,
         ),
     ),
 )

@@ -132,6 +132,8 @@ def test_history_keeps_no_secret(terminal: Terminal, tmp_path: Path):
     terminal.until(lambda: any("erin" in line and "✔" in line for line in terminal.lines()), "ok")
     terminal.send(":user nobody\r")
     terminal.until(lambda: any("`:user nobody`" in line for line in terminal.lines()), "refusal")
+    terminal.send("help Xq7pLm2Zr9Kw!\r")  # a password typed after help by mistake
+    terminal.until(lambda: any("not repeated" in line for line in terminal.lines()), "unknown")
     terminal.send(":quit\r")
     terminal.child.expect(pexpect.EOF)
     terminal.child.close()
@@ -139,6 +141,7 @@ def test_history_keeps_no_secret(terminal: Terminal, tmp_path: Path):
     history = (tmp_path / ".graphops_history").read_text()
     assert "envs" in history and "user add erin" in history and ":quit" in history
     assert "hunter2" not in history and "s3cret-pw-77" not in history
+    assert "Xq7pLm2Zr9Kw" not in history
     assert "nobody" not in history
     assert not any("s3cret-pw-77" in line for line in terminal.lines())
 

@@ -131,3 +131,22 @@ def test_collect_keeps_definition_order_and_wants_a_docstring():
         @verb("nodoc", example="nodoc", group="Test", rights=(Rights(who="anyone"),))
         async def nodoc(ctx, values):  # type: ignore[no-untyped-def]
             return None
+
+
+def test_the_roles_an_ack_foresees_with(bot):
+    """`most_role`: every form may be run with it (a query's kind is read later);
+    `source_role`: where a clone or restore copies data out of."""
+    from permissions.roles import Role
+
+    query, clone, restart = (bot.registry.get(name) for name in ("query", "clone", "restart"))
+    assert (query.role, query.most_role, query.source_role) == (Role.VIEWER, Role.ADMIN, None)
+    assert (clone.role, clone.most_role, clone.source_role) == (
+        Role.OPERATOR,
+        Role.OPERATOR,
+        Role.OPERATOR,
+    )
+    assert (restart.most_role, restart.source_role) == (Role.OPERATOR, None)
+    for verb in bot.registry.all():
+        declared = [r.role for r in verb.rights if r.role is not None]
+        if verb.role is not None:
+            assert verb.most_role == max([*declared, verb.role]), verb.name

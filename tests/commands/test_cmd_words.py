@@ -354,7 +354,10 @@ async def test_a_password_typed_by_mistake_is_neither_repeated_nor_kept(demo: De
     assert secret is not None
     reply = await run(demo, line)
     kept = json.dumps(demo.bot.services.audit.query(limit=1000), default=str)
-    for place, text in (("reply", reply.model_dump_json()), ("audit", kept)):
+    # as stored: `graphops audit` in another process does not know what this one redacts
+    stored = json.dumps(demo.bot.db.execute("SELECT * FROM audit").fetchall(), default=str)
+    assert "help" not in line or "help" in stored  # the row is there
+    for place, text in (("reply", reply.model_dump_json()), ("audit", kept), ("file", stored)):
         assert secret.group(1).lower() not in text.lower(), place
 
 

@@ -627,6 +627,16 @@ async def test_no_ack_notice_where_nothing_is_bound(
         ("restart sandbox-db", "U0BOB", "C0HELD", "Restarting sandbox-db…"),
         # a user group's membership needs I/O: checking, no promise
         ("restart sandbox-db", "U0ALICE", "C0GROUP", "Checking `/gdb restart sandbox-db`…"),
+        # operator on `*` but viewer on production, and where billing-db is not known yet
+        ("restart billing-db", "U0ALICE", "C0MIXED", "Checking `/gdb restart billing-db`…"),
+        ("snapshot billing-db", "U0ALICE", "C0MIXED", "Checking `/gdb snapshot billing-db`…"),
+        # `env=` names an environment, not a GrapheneDB provider
+        (
+            "restart sandbox-db env=console",
+            "U0ALICE",
+            "C0DEV",
+            "Checking `/gdb restart sandbox-db env=console`…",
+        ),
     ],
 )
 async def test_the_ack_promises_only_what_the_bindings_allow(
@@ -647,6 +657,8 @@ async def test_the_ack_promises_only_what_the_bindings_allow(
     store.grant_held(
         "C0GROUP", "console", "*", Role.OPERATOR, by="test", users=["S0ONCALL"], fallback=None
     )
+    store.grant("C0MIXED", "console", "*", Role.OPERATOR)
+    store.grant("C0MIXED", "console", "production", Role.VIEWER)
     acked = await harness.slack.slash(typed, user=user, channel=channel)
     assert acked.status_code == 200
     assert (acked.text or None) == said
@@ -656,6 +668,27 @@ async def test_the_ack_promises_only_what_the_bindings_allow(
     if said is None:  # refused: told why, and no API request was sent
         assert any("not" in a.lower() for a in answers), answers
         assert console_sim.requests == [], answers
+
+
+async def test_the_ack_knows_where_a_database_is_from_the_name_cache(
+    harness: SlackHarness, console_sim: ConsoleSimulator
+) -> None:
+    """Operator on `*` but viewer on production: once a listing has shown where each
+    database is (no request at the ack), the ack promises the restart of one in staging
+    and only checks the restart of one in production."""
+    store = harness.rt.bot.services.permissions
+    store.grant("C0MIXED", "console", "*", Role.OPERATOR)
+    store.grant("C0MIXED", "console", "production", Role.VIEWER)
+    await harness.slack.slash("list", channel="C0MIXED")
+    assert await harness.rt.idle()
+    allowed = await harness.slack.slash("show catalog-db", channel="C0MIXED")
+    assert allowed.text == "Looking up catalog-db…"
+    resume = await harness.slack.slash("resume catalog-db", channel="C0MIXED")
+    assert resume.text == "Resuming catalog-db…"
+    refused = await harness.slack.slash("pause billing-db", channel="C0MIXED")
+    assert refused.text == "Checking `/gdb pause billing-db`…"
+    assert await harness.rt.idle()
+    assert any("where <#C0MIXED> is viewer" in texts(c) for c in harness.standin.calls)
 
 
 @pytest.mark.parametrize(
