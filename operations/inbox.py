@@ -112,14 +112,6 @@ def sent_line(method: str, path: str, provider: str) -> str:
     return f"{method} {path} ({provider})"
 
 
-def answer_key(row_id: int) -> str:
-    """The key the channel message answering the request of row `row_id` carries (in its
-    Slack metadata): a restart that finds the row answered but not known as posted looks
-    for it before posting the answer again (bot/slack/recovery.py). Row ids are never
-    reused (AUTOINCREMENT)."""
-    return f"request:{row_id}"
-
-
 def sent_provider(sent: str | None) -> str | None:
     """The provider named by a `sent_line` (None when there is none, or it was cut)."""
     named = _SENT_PROVIDER.search(sent or "")
@@ -393,6 +385,15 @@ class Inbox:
         with append_private(self.spool) as spool:
             _write_synced(spool, signed)
         return [str(entry["key"]) for entry in entries]
+
+    def answer_key(self, row_id: int) -> str:
+        """The key the channel message answering the request of row `row_id` carries (in
+        its Slack metadata): a restart that finds the row answered but not known as
+        posted looks for it before posting the answer again (bot/slack/recovery.py).
+        Row ids are never reused (AUTOINCREMENT); the store's tag (from its spool key)
+        keeps another graphops posting in the same channel from matching."""
+        tag = hashlib.sha256(b"answer-key:" + self._mac_key()).hexdigest()[:12]
+        return f"request:{tag}:{row_id}"
 
     def _mac_key(self) -> bytes:
         """The store's key for the spool's MACs (migration m012; read, so a lock held by

@@ -10,7 +10,8 @@
 3. Slack requests acknowledged but not finished (operations/inbox.py): an answer
    that was posted has its operations followed under its message (its ts kept in
    the row, or found in the channel's history by the key it carries,
-   `answer_key`: a kill between the post and keeping its ts); every other
+   `Inbox.answer_key`: a kill between the post and keeping its ts; when the history
+   cannot be read, it is shown to the requester alone); every other
    requester is answered in the command's place (its response_url while it
    lasts, else privately in the channel, else a DM). A command is never run
    again: "nothing was done" when it had sent nothing that changes anything,
@@ -39,7 +40,7 @@ from commands.execution import paused_here
 from commands.grammar import GrammarError, approval_command, parse
 from commands.targets import how_to_check
 from core.reply import Reply
-from operations.inbox import AcceptedRequest, answer_key, sent_provider
+from operations.inbox import AcceptedRequest, sent_provider
 from permissions.approvals import Approval
 from permissions.audit import iso_time
 from permissions.model import is_direct
@@ -155,7 +156,7 @@ def _delivered(rt: SlackRuntime, reply: Reply) -> bool:
 
 class Landed:
     """Which answers of left-over requests were posted before the kill (their key,
-    `answer_key`, found in the history since the oldest of them): each place's history
+    `Inbox.answer_key`, found in the history since the oldest of them): each place's history
     (a channel, or a mention's thread) is read once for all of them
     (conversations.history and .replies are rate-limited), when the first asks."""
 
@@ -168,28 +169,32 @@ class Landed:
                 self._since[place] = min(
                     self._since.get(place, request.received_at), request.received_at
                 )
-        self._read: dict[tuple[str, str | None], asyncio.Task[dict[str, str] | None]] = {}
+        self._read: dict[
+            tuple[str, str | None], asyncio.Task[tuple[dict[str, str], bool] | None]
+        ] = {}
 
-    async def ts_of(self, request: AcceptedRequest, reply: Reply) -> str | None:
-        """The ts of the message that answered `request` in its channel or thread
-        (posted by a process killed before keeping its ts, `Inbox.posted`). None when
-        the answer was not for the channel, is not there, or the history cannot tell
-        (then it is delivered: a repeat rather than nothing)."""
+    async def look(self, request: AcceptedRequest, reply: Reply) -> tuple[str | None, bool]:
+        """(the ts of the message that answered `request` in its channel or thread, posted
+        by a process killed before keeping its ts (`Inbox.posted`), or None; whether the
+        history could tell). An answer that was not for the channel: (None, True)."""
         place = (request.channel, request.thread_ts)
         if reply.visibility != "channel" or place not in self._since:
-            return None
+            return None, True
         if place not in self._read:
             self._read[place] = asyncio.ensure_future(self._keys(place))
         found = await asyncio.shield(self._read[place])
-        return None if found is None else found.get(answer_key(request.id))
+        if found is None:
+            return None, False
+        keys, whole = found
+        ts = keys.get(self._rt.inbox.answer_key(request.id))
+        return ts, ts is not None or whole
 
-    async def _keys(self, place: tuple[str, str | None]) -> dict[str, str] | None:
+    async def _keys(self, place: tuple[str, str | None]) -> tuple[dict[str, str], bool] | None:
         channel, thread_ts = place
         try:
-            keys, _ = await self._rt.notifier.posted_keys(channel, thread_ts, self._since[place])
+            return await self._rt.notifier.posted_keys(channel, thread_ts, self._since[place])
         except Uncertain:
             return None
-        return keys
 
 
 def when_received(at: float, now: float | None = None) -> str:
@@ -238,9 +243,12 @@ async def _answer(rt: SlackRuntime, request: AcceptedRequest, landed: Landed) ->
         # decided: the card and its thread tell the outcome (recover, step 1)
     elif request.stage == "answered" and request.reply:
         reply = Reply.model_validate_json(request.reply)
-        key = answer_key(request.id)
         if not _delivered(rt, reply):
-            ts = request.posted_ts or await landed.ts_of(request, reply)
+            ts, told = (
+                (request.posted_ts, True)
+                if request.posted_ts
+                else await landed.look(request, reply)
+            )
             if ts:
                 # posted before the kill: its operations are followed under that message
                 # (which the tracker edits to their end; in a mention's thread, under the
@@ -251,6 +259,12 @@ async def _answer(rt: SlackRuntime, request: AcceptedRequest, landed: Landed) ->
                 asked = requester_line(origin, rt.bot.services.slash_command)
                 note = f"{asked} at {at}; answer delivered after graphops restarted."
                 late = reply.model_copy(update={"context": note})
+                if not told:
+                    # It may be in the channel already: shown to the requester alone
+                    # rather than posted there twice (nor lost).
+                    note += " It may already be in the channel (its history could not be read)."
+                    late = reply.model_copy(update={"context": note, "visibility": "ephemeral"})
+                key = rt.inbox.answer_key(request.id)
                 await rt.delivery.deliver(late, origin, key=key)
     elif request.stage == "sent":
         await rt.delivery.say(

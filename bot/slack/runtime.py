@@ -58,7 +58,7 @@ from core.mutations import watching_mutations
 from core.redaction import redact
 from core.reply import Reply
 from core.turns import taking_turns
-from operations.inbox import Inbox, answer_key, sent_line, spool_path
+from operations.inbox import Inbox, sent_line, spool_path
 from operations.notify import TrackerPort
 from permissions.model import is_direct
 from permissions.policy import Decision, Foresight, Need, admit, foresee
@@ -469,7 +469,9 @@ class SlackRuntime:
                 working.cancel()
         self.metrics.command(self.verb_label(text), reply.status)
         row = _accepted.get()
-        await self.delivery.deliver(reply, origin, key=None if row is None else answer_key(row))
+        await self.delivery.deliver(
+            reply, origin, key=None if row is None else self.inbox.answer_key(row)
+        )
 
     async def run_invocation(self, invocation: Invocation) -> Reply:
         """Run a command for an accepted request: its inbox row says when it sends something

@@ -235,6 +235,39 @@ async def test_an_answer_posted_before_a_kill_is_not_posted_again(
     assert recover(rt) == 0
 
 
+async def test_an_answer_whose_channel_history_cannot_be_read_is_shown_privately(
+    live: SlackHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the restart cannot tell whether the answer landed (the history keeps failing,
+    or the bot may post in a public channel it cannot read), the answer is neither posted
+    in the channel a second time nor lost: the requester alone sees it, told why."""
+    rt, standin = live.rt, live.standin
+    monkeypatch.setattr(rt.inbox, "posted", lambda row_id, ts: None)  # killed before these
+    monkeypatch.setattr(rt.inbox, "done", lambda row_id: None)
+    await live.slack.slash("list")
+    assert await rt.idle()
+    monkeypatch.undo()
+    rt.bot.db.execute("UPDATE accepted_requests SET runner = ?", [GONE])
+    standin.fail_next("conversations.history", status=500, times=20, retry_after=0)
+    assert recover(rt) == 1
+    assert await rt.idle()
+    posted = [c for c in standin.ok_calls("chat.postMessage") if "sandbox-db" in texts(c)]
+    assert len(posted) == 1  # the one before the kill
+    [private] = await wait_private(standin, "U0ALICE", contains="history could not be read")
+    assert "sandbox-db" in texts(private)
+    assert rt.inbox.pending() == 0
+
+
+def test_the_key_of_an_answer_is_this_stores_own(live: SlackHarness, tmp_path: Path) -> None:
+    """Another graphops (its own store) posting in the same channel never matches."""
+    from bot.store import open_database
+    from operations.inbox import Inbox
+
+    other = Inbox(open_database(tmp_path / "other.sqlite3"))
+    assert other.answer_key(1) != live.rt.inbox.answer_key(1)
+    assert live.rt.inbox.answer_key(1) == live.rt.inbox.answer_key(1)
+
+
 async def test_an_answer_not_posted_before_a_kill_is_posted_once_with_its_key(
     live: SlackHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -249,7 +282,7 @@ async def test_an_answer_not_posted_before_a_kill_is_posted_once_with_its_key(
     assert await rt.idle()
     [late] = [c for c in standin.ok_calls("chat.postMessage") if "sandbox-db" in texts(c)]
     assert "delivered after graphops restarted" in texts(late)
-    assert late.body["metadata"]["event_payload"]["key"] == f"request:{row}"
+    assert late.body["metadata"]["event_payload"]["key"] == rt.inbox.answer_key(row)
 
 
 async def test_requests_accepted_by_a_stopped_process_are_answered(
