@@ -316,18 +316,16 @@ def foresee(
     - "maybe": neither: the ack says only that the command is being checked.
     """
     # What the person holds in each binding: without any group, and with every group it
-    # names (membership needs I/O); one that gives nothing either way is as if absent
-    # (`resolve_for` withholds it).
-    present: dict[Binding, _Span] = {}
-    for b in bindings:
-        if b.provider in providers:
-            span = (role_for(b, user)[0], role_for(b, user, _groups_named(b))[0])
-            if span[1] is not None:
-                present[b] = span
-    if not any(_at_least(most, need.least) for _, most in present.values()):
+    # names (membership needs I/O).
+    spans: dict[Binding, _Span] = {
+        b: (role_for(b, user)[0], role_for(b, user, _groups_named(b))[0])
+        for b in bindings
+        if b.provider in providers
+    }
+    if not any(_at_least(most, need.least) for _, most in spans.values()):
         return "refused"
     by_provider = {
-        name: {b: span for b, span in present.items() if b.provider == name} for name in providers
+        name: {b: span for b, span in spans.items() if b.provider == name} for name in providers
     }
 
     def holds(role: Role, places: Sequence[Place] | None) -> bool:
@@ -341,14 +339,18 @@ def foresee(
     return "likely" if target and source else "maybe"
 
 
-def _holds(present: dict[Binding, _Span], role: Role, where: tuple[str | None, str] | None) -> bool:
+def _holds(spans: dict[Binding, _Span], role: Role, where: tuple[str | None, str] | None) -> bool:
     """Whether the person surely holds `role` through these bindings (of one provider)
     in the environment `where` (its id when known, its name), or, None, in whichever
-    environment the command acts on (then every binding must give it)."""
-    if not present:
+    environment the command acts on: then every binding must give it (one that gives
+    the person nothing may cover that environment too, and it would not be searched)."""
+    if not spans:
         return False
     if where is None:
-        return all(_at_least(least, role) for least, _ in present.values())
+        return all(_at_least(least, role) for least, _ in spans.values())
+    # One that gives the person nothing either way is as if absent (`resolve_for`
+    # withholds it), so the next most specific decides.
+    present = {b: span for b, span in spans.items() if span[1] is not None}
     env_id, name = where
 
     def named(b: Binding) -> bool:

@@ -30,6 +30,8 @@ import asyncio
 import logging
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 from bot.slack.decisions import mark_reported, report_outcome, update_card
 from bot.slack.delivery import approval_id_of, requester_line
@@ -64,21 +66,37 @@ def resume_orphans(rt: SlackRuntime) -> int:
     return count
 
 
+# Cards told and requests answered at once after a restart: each edits or posts in Slack,
+# whose chat.update and chat.postMessage are rate-limited (Tier 3, "50+ per minute";
+# docs.slack.dev/apis/web-api/rate-limits): a hundred at once is a storm of 429s.
+RECOVERY_AT_ONCE = 4
+
+
 def recover(rt: SlackRuntime) -> int:
-    """Start taking up what a stopped process left (in the background); how many items."""
+    """Start taking up what a stopped process left (in the background); how many items.
+    Approved work resumes at once; the cards and requests to tell go `RECOVERY_AT_ONCE`
+    at a time."""
     approvals = rt.bot.services.approvals
     count = resume_orphans(rt)
+    at_once = asyncio.Semaphore(RECOVERY_AT_ONCE)
     for approval in approvals.unreported():
-        rt.work(None, _report(rt, approval.id))
+        rt.work(None, _paced(at_once, partial(_report, rt, approval.id)))
         count += 1
     requests = rt.inbox.left_over()
     landed = Landed(rt, requests)
     for request in requests:
-        rt.work(None, _answer(rt, request, landed))
+        rt.work(None, _paced(at_once, partial(_answer, rt, request, landed)))
         count += 1
     if count:
         log.info("taking up %d item(s) left unfinished by the last run", count)
     return count
+
+
+async def _paced(at_once: asyncio.Semaphore, work: Callable[[], Awaitable[None]]) -> None:
+    """`work()` once one of `at_once` is free (made only then: nothing is left unawaited
+    when the task is dropped at shutdown before it starts)."""
+    async with at_once:
+        await work()
 
 
 def start_recovery(rt: SlackRuntime) -> asyncio.Task[int]:

@@ -594,3 +594,34 @@ def test_a_request_of_another_day_is_named_with_its_date() -> None:
     assert when_received(now - 60, now) == "13:59:00 UTC"
     assert when_received(now - 3 * 86400, now) == "2025-11-27 14:00:00 UTC"
     assert when_received(now + 86400 * 365, now).startswith("2026-11-30 ")  # a clock ahead
+
+
+async def test_after_a_restart_requests_are_answered_a_few_at_a_time(
+    live: SlackHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hundred answers at once after a restart were a storm of 429s from Slack (its
+    posting methods are rate-limited): they go `RECOVERY_AT_ONCE` at a time, all of them."""
+    import asyncio
+
+    from bot.slack import recovery
+
+    rt = live.rt
+    for n in range(12):
+        rt.inbox.accept(f"U0USER{n:02d}", "C0DEV", "restart sandbox-db", None)
+    rt.bot.db.execute("UPDATE accepted_requests SET runner = ?", [GONE])
+    in_flight, most, told = 0, 0, []
+    say = rt.delivery.say
+
+    async def counted(origin: object, text: str, *args: object, **kwargs: object) -> None:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.01)
+        await say(origin, text, *args, **kwargs)  # type: ignore[arg-type]
+        told.append(origin)
+        in_flight -= 1
+
+    monkeypatch.setattr(rt.delivery, "say", counted)
+    assert recover(rt) == 12
+    assert await rt.idle()
+    assert len(told) == 12 and most == recovery.RECOVERY_AT_ONCE
