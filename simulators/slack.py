@@ -1219,12 +1219,7 @@ class SlackStandIn:
         oldest = float(body.get("oldest") or 0)
         inclusive = str(body.get("inclusive", "")).lower() in ("1", "true")
         with_metadata = str(body.get("include_all_metadata", "")).lower() in ("1", "true")
-        try:
-            limit = int(str(body.get("limit") or (1000 if replies else 100)))
-        except ValueError:
-            raise SlackError("invalid_limit") from None
-        if not 1 <= limit <= 1000:
-            raise SlackError("invalid_limit")
+        start, limit = _window(body, "history", 1000 if replies else 100, 1000)
         if replies:
             root = str(body.get("ts") or "")
             if self.message(channel, root) is None:
@@ -1248,13 +1243,6 @@ class SlackStandIn:
             out.append(item)
         if not replies:
             out.reverse()  # newest first
-        cursor = str(body.get("cursor") or "")
-        start = 0
-        if cursor:
-            match = re.fullmatch(r"history:(\d+)", _unb64(cursor))
-            if match is None:
-                raise SlackError("invalid_cursor")
-            start = int(match.group(1))
         end = start + min(limit, self.history_page)
         more = end < len(out)
         return {
@@ -1278,19 +1266,7 @@ class SlackStandIn:
 
     def _conversation_members(self, body: dict[str, Any]) -> dict[str, Any]:
         conversation = self._readable(str(body.get("channel") or ""), READ_SCOPE)
-        try:
-            limit = int(str(body.get("limit") or 100))
-        except ValueError:
-            raise SlackError("invalid_limit") from None
-        if not 1 <= limit <= 999:
-            raise SlackError("invalid_limit")
-        cursor = str(body.get("cursor") or "")
-        start = 0
-        if cursor:
-            match = re.fullmatch(r"members:(\d+)", _unb64(cursor))
-            if match is None:
-                raise SlackError("invalid_cursor")
-            start = int(match.group(1))
+        start, limit = _window(body, "members", 100, 999)
         everyone = conversation.members if conversation.members is not None else self.users
         members = sorted(everyone)
         end = start + min(limit, self.members_page)
@@ -1541,6 +1517,25 @@ class SlackStandIn:
 def _b64(text: str) -> str:
     """An opaque cursor, as Slack's look (base64)."""
     return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def _window(body: dict[str, Any], kind: str, default: int, most: int) -> tuple[int, int]:
+    """(where a cursor-paginated page starts, the `limit` asked) of a request; SlackError
+    `invalid_limit` for a limit that is not a number from 1 to `most`, `invalid_cursor`
+    for a cursor this stand-in did not give for `kind`."""
+    try:
+        limit = int(str(body.get("limit") or default))
+    except ValueError:
+        raise SlackError("invalid_limit") from None
+    if not 1 <= limit <= most:
+        raise SlackError("invalid_limit")
+    cursor = str(body.get("cursor") or "")
+    if not cursor:
+        return 0, limit
+    match = re.fullmatch(rf"{kind}:(\d+)", _unb64(cursor))
+    if match is None:
+        raise SlackError("invalid_cursor")
+    return int(match.group(1)), limit
 
 
 def _unb64(cursor: str) -> str:
