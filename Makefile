@@ -16,7 +16,7 @@ install: $(BIN)/graphops
 demo: install
 	$(BIN)/graphops demo
 
-# In parallel (pytest-xdist), one worker per core, at most 4: about 7 minutes on 2 cores.
+# In parallel (pytest-xdist), one worker per core, at most 4: about 4-5 minutes on 2 cores.
 test: install
 	$(BIN)/pytest -n auto --maxprocesses 4
 

@@ -166,6 +166,14 @@ class Verb:
         return max([*roles, self.role]) if self.role is not None else None
 
     @property
+    def conditional(self) -> bool:
+        """Whether some form may wait for an approval (destructive, or `approval` in its
+        rights: a write query in a protected environment) or has a condition (a note:
+        `tx open … write` not in a protected environment): a Slack ack then promises
+        nothing but a check."""
+        return self.destructive or any(r.approval or r.note for r in self.rights)
+
+    @property
     def source_role(self) -> Role | None:
         """The role needed where data is copied out of (clone, restore), or None."""
         sources = [r.source for r in self.rights if r.source is not None]

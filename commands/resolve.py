@@ -180,7 +180,8 @@ class Resolver:
         self.ttl = ttl_seconds
         self.clock = clock
         self._cache: dict[tuple[str, str], _Entry] = {}
-        self._homes: dict[str, set[tuple[str, str]]] | None = None  # `homes`' index
+        self._homes: dict[str, set[tuple[str, str]]] = {}  # `homes`: word -> cache keys
+        self._words: dict[tuple[str, str], set[str]] = {}  # cache key -> its words
         self._inflight: dict[tuple[str, str], asyncio.Future[Any]] = {}
         self._fetchers: dict[tuple[str, str], Callable[[], Awaitable[Any]]] = {}
         self._limit = asyncio.Semaphore(max(1, concurrency))
@@ -223,7 +224,7 @@ class Resolver:
             if self._inflight.get(key) is task:
                 del self._inflight[key]
         self._cache[key] = _Entry(self.clock(), value)
-        self._homes = None  # `homes` indexes the cache afresh
+        self._index(key, value)
         return value, False
 
     async def _fetch(self, fetch: Callable[[], Awaitable[Any]]) -> Any:
@@ -305,22 +306,36 @@ class Resolver:
     def homes(self, providers: Collection[str], name: str) -> list[tuple[str, str, str]] | None:
         """Where the cache, however old, holds a database called `name` (any case) or with
         that id, in these providers: (provider, environment id, environment name) of
-        each; None when it holds none (not known). No I/O, and an index rebuilt only when
-        the cache changed: for the Slack ack, which must not wait."""
-        if self._homes is None:
-            index: dict[str, set[tuple[str, str]]] = {}
-            for (provider, environment_id), entry in self._cache.items():
-                for item in entry.items if environment_id else []:
-                    for word in (getattr(item, "id", None), getattr(item, "name", None)):
-                        if isinstance(word, str) and word:
-                            index.setdefault(word.casefold(), set()).add((provider, environment_id))
-            self._homes = index
+        each; None when it holds none (not known). No I/O and no scan: an index kept as
+        the cache is written (`_index`), for the Slack ack, which must not wait."""
         found = sorted(
             (provider, environment_id, self._environment_name(provider, environment_id))
             for provider, environment_id in self._homes.get(name.casefold(), ())
             if provider in providers
         )
         return found or None
+
+    def _index(self, key: tuple[str, str], items: list[Any] | None) -> None:
+        """Keep `homes`' index of database names and ids in step with the cache entry
+        `key` (a provider's environment's databases), now holding `items` (None: gone)."""
+        if not key[1]:
+            return  # a provider's environments, not databases
+        for word in self._words.pop(key, ()):
+            places = self._homes.get(word)
+            if places is not None:
+                places.discard(key)
+                if not places:
+                    del self._homes[word]
+        words = {
+            word.casefold()
+            for item in items or []
+            for word in (getattr(item, "id", None), getattr(item, "name", None))
+            if isinstance(word, str) and word
+        }
+        for word in words:
+            self._homes.setdefault(word, set()).add(key)
+        if words:
+            self._words[key] = words
 
     def _environment_name(self, provider: str, environment_id: str) -> str:
         """The cached name of an environment (its id when not cached)."""
@@ -341,7 +356,7 @@ class Resolver:
         for key in list(self._cache):
             if key[0] == provider and (environment_id is None or key[1] == environment_id):
                 del self._cache[key]
-                self._homes = None
+                self._index(key, None)
 
     def forget(self, provider: str, environment_ids: list[str]) -> None:
         """After the bot added or removed databases in these environments (empty: every

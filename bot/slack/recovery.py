@@ -278,9 +278,13 @@ async def _answer(rt: SlackRuntime, request: AcceptedRequest, landed: Landed) ->
                 note = f"{asked} at {at}; answer delivered after graphops restarted."
                 late = reply.model_copy(update={"context": note})
                 if not told:
-                    # It may be in the channel already: shown to the requester alone
-                    # rather than posted there twice (nor lost).
-                    note += " It may already be in the channel (its history could not be read)."
+                    # It may have been posted (or, when posting failed, shown to the
+                    # requester) already: shown to the requester alone rather than posted
+                    # twice (nor lost).
+                    note += (
+                        " It may have been delivered already: the conversation's history"
+                        " could not be read to check."
+                    )
                     late = reply.model_copy(update={"context": note, "visibility": "ephemeral"})
                 key = rt.inbox.answer_key(request.id)
                 await rt.delivery.deliver(late, origin, key=key)

@@ -297,7 +297,9 @@ def ack_notice(bot: Bot, reading: Reading, foresight: Foresight = "likely") -> s
     Only for a command that reads as a known verb with valid arguments and needs an
     API (a governed verb: `prepare`/`execute`, not `help` or `access`), and not for a
     dry run; no I/O. `foresight` (`SlackRuntime.foresee`): nothing when "refused" (the
-    refusal follows), "Checking `…`" when only "maybe", what is done when "likely".
+    refusal follows), "Checking `…`" when only "maybe" or when a form of the verb may
+    wait for an approval or has a condition (`Verb.conditional`: a write query in a
+    protected environment), what is done when "likely".
     Typed text is redacted, escaped for Slack (`&`, `<`, `>`) and cut.
     """
     slash = bot.services.slash_command
@@ -308,9 +310,9 @@ def ack_notice(bot: Bot, reading: Reading, foresight: Foresight = "likely") -> s
         return None
     env = _literal(parsed.options.get("env"))
     where = f" in {env}" if env and verb.name not in NO_SUBJECT else ""
-    if verb.destructive or parsed.verb not in DOING or foresight == "maybe":
+    checking = verb.conditional or foresight == "maybe"
+    if checking or parsed.verb not in DOING:
         shown = f"{slash} {parsed.text}".replace("`", "'")
-        checking = verb.destructive or foresight == "maybe"
         notice = f"{'Checking' if checking else 'Working on'} `{shown}`…"
     elif parsed.verb in NO_SUBJECT:
         subject = _literal(parsed.args[0]) if parsed.args else env
@@ -594,6 +596,8 @@ class SlackRuntime:
             return "likely"  # not a governed verb: nothing is promised (`ack_notice`)
         kinds = {p.name: p.kind for p in services.providers.values() if p.kind in verb.kinds}
         providers = set(kinds)
+        if "provider" in parsed.options:  # `plans provider=console2`: that one only
+            providers &= {parsed.options["provider"]}
         env = parsed.options.get("env")
         if env is None and verb.name in NO_SUBJECT and parsed.args:
             env = parsed.args[0]  # `list staging`

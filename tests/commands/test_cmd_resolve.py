@@ -176,3 +176,27 @@ async def test_the_background_refresh_picks_up_outside_changes(bot, console_sim)
     reply = await run(bot, "show outside-db")
     assert reply.status == "ok"
     assert len(sent(console_sim, before)) == 1  # found in the refreshed cache
+
+
+async def test_homes_says_where_the_cache_saw_a_database_without_a_request(bot, console_sim):
+    """`Resolver.homes` (for the Slack ack): names any case and ids, from the cache only,
+    kept in step as listings are fetched again or dropped."""
+    resolver = bot.services.resolver
+    assert resolver.homes({"console"}, "sandbox-db") is None  # nothing cached yet
+    await run(bot, "list")
+    before = len(console_sim.requests)
+    dev = ("console", env_id(console_sim, "development"), "development")
+    assert resolver.homes({"console"}, "Sandbox-DB") == [dev]
+    assert resolver.homes({"console"}, db_id(console_sim, "sandbox-db")) == [dev]
+    assert resolver.homes({"legacy"}, "sandbox-db") is None  # another provider's
+    assert resolver.homes({"console"}, "nosuch-db") is None
+    assert len(console_sim.requests) == before  # no request
+    # the same name in two environments: both
+    orders = resolver.homes({"console"}, "orders-db")
+    assert orders is not None and [place[2] for place in orders] == ["staging"]
+    del console_sim._dbs[db_id(console_sim, "sandbox-db")]  # terminated outside the bot
+    resolver.invalidate("console", env_id(console_sim, "development"))
+    assert resolver.homes({"console"}, "sandbox-db") is None  # dropped with its listing
+    await run(bot, "list")
+    assert resolver.homes({"console"}, "sandbox-db") is None  # fetched again: gone
+    assert resolver.homes({"console"}, "catalog-db") is not None

@@ -630,6 +630,9 @@ async def test_no_ack_notice_where_nothing_is_bound(
         # operator on `*` but viewer on production, and where billing-db is not known yet
         ("restart billing-db", "U0ALICE", "C0MIXED", "Checking `/gdb restart billing-db`…"),
         ("snapshot billing-db", "U0ALICE", "C0MIXED", "Checking `/gdb snapshot billing-db`…"),
+        # `provider=` narrows the verb to that provider, bound here or not
+        ("plans provider=console2", "U0ALICE", "C0DEV", None),
+        ("plans provider=console", "U0ALICE", "C0DEV", "Looking up the plans…"),
         # `env=` names an environment, not a GrapheneDB provider
         (
             "restart sandbox-db env=console",
@@ -700,6 +703,11 @@ async def test_the_ack_knows_where_a_database_is_from_the_name_cache(
         ("list staging", "Listing the databases in staging…"),
         ("restart", None),  # a menu: "Working on …" if it takes a while
         ("terminate sandbox-db", "Checking `/gdb terminate sandbox-db`…"),
+        # a write query waits for an approval in a protected environment: no promise
+        (
+            "query social 'match $p isa person;'",
+            "Checking `/gdb query social 'match $p isa person;'`…",
+        ),
         ("show a<b>&c", "Looking up a&lt;b&gt;&amp;c…"),
         ("help", None),  # no API
         ("access", None),

@@ -253,7 +253,7 @@ async def test_an_answer_whose_channel_history_cannot_be_read_is_shown_privately
     assert await rt.idle()
     posted = [c for c in standin.ok_calls("chat.postMessage") if "sandbox-db" in texts(c)]
     assert len(posted) == 1  # the one before the kill
-    [private] = await wait_private(standin, "U0ALICE", contains="history could not be read")
+    [private] = await wait_private(standin, "U0ALICE", contains="could not be read to check")
     assert "sandbox-db" in texts(private)
     assert rt.inbox.pending() == 0
 
