@@ -52,6 +52,7 @@ from clients.errors import (
 )
 from core.audit_context import polling
 from core.errors import UserError
+from core.kinds import ProviderKind
 from core.provider import EnvironmentInfo, Provider
 from core.turns import take_turn
 from permissions.model import WILDCARD, Binding, ChannelPolicy, environment_matches
@@ -336,6 +337,18 @@ class Resolver:
             self._homes.setdefault(word, set()).add(key)
         if words:
             self._words[key] = words
+
+    def environments_named(self, provider: Provider, typed: str) -> list[tuple[str, str]] | None:
+        """The environments of `provider` that `typed` (an `env=` word) names, as (id,
+        name), as far as known with no I/O: a one-environment provider's is the provider
+        itself; a Console account's come from the cache, however old. None: not known."""
+        if ProviderKind(provider.kind).one_environment:
+            one = provider.name
+            return [(one, one)] if environment_matches(typed, one, one) else []
+        entry = self._cache.get((provider.name, ""))
+        if entry is None:
+            return None
+        return [(e.id, e.name) for e in entry.items if environment_matches(typed, e.id, e.name)]
 
     def _environment_name(self, provider: str, environment_id: str) -> str:
         """The cached name of an environment (its id when not cached)."""

@@ -294,25 +294,28 @@ def foresee(
     user: str,
     providers: Collection[str],
     need: Need,
-    env: str | None = None,
-    homes: Sequence[Place] | None = None,
+    targets: Sequence[Place] | None = None,
+    sources: Sequence[Place] | None = None,
 ) -> Foresight:
     """What a Slack ack may promise about a command, before any I/O.
 
     `bindings`: the place's, as granted (`PermissionStore.bindings_at`); `providers`:
-    the names of those the verb works on; `env`: the environment as typed (`env=`), or
-    None; `homes`: where the database the command names is, as the resolver's cache
-    knows it (None: not known). `decide` has the last word once the command has found
-    its target; this only keeps the ack from promising work that will be refused:
+    the names of those the verb works on; `targets`: the environments the command may
+    act on, as far as known without I/O (the `env=` typed, resolved by the resolver's
+    cache where it can; else where the cache last saw the database named); `sources`:
+    where data is copied out of (`source_env=`, or where the database is). None: not
+    known (anywhere); empty: nowhere (the command will fail). `decide` has the last
+    word once the command has found its target; this only keeps the ack from promising
+    work that will be refused:
 
-    - "refused": no binding that could match gives `user` `need.least`, even counting
-      every user group it names as one `user` is in (their membership needs I/O);
-    - "likely": `user` surely holds `need.most` (and `need.source` where the data comes
-      from) wherever the command may act: in `env`; else where the cache puts the
-      database; else, not knowing where, in every binding of the verb's providers. The
-      most specific binding wins (`effective_binding`), so a binding that may be that
-      environment (by an id the ack cannot match to a typed name) must not give less.
-      What it cannot foresee: a database that does not exist, or was moved;
+    - "refused": no binding gives `user` `need.least`, even counting every user group
+      it names as one `user` is in (their membership needs I/O);
+    - "likely": `user` surely holds `need.most` in every target (and `need.source` in
+      every source), or, not knowing where, in every binding of the verb's providers.
+      The most specific binding wins (`effective_binding`), so a binding that may be
+      that environment (by an id the ack cannot match to a typed name) must not give
+      less. What it cannot foresee: a database or environment that does not exist, or
+      a database moved since the cache saw it;
     - "maybe": neither: the ack says only that the command is being checked.
     """
     # What the person holds in each binding: without any group, and with every group it
@@ -331,11 +334,12 @@ def foresee(
     def holds(role: Role, places: Sequence[Place] | None) -> bool:
         if places is None:  # anywhere: every binding of every provider must give it
             return all(_holds(mine, role, None) for mine in by_provider.values() if mine)
-        return all(_holds(by_provider.get(p, {}), role, (i, n)) for p, i, n in places)
+        return bool(places) and all(
+            _holds(by_provider.get(p, {}), role, (i, n)) for p, i, n in places
+        )
 
-    typed = [(name, None, env) for name, mine in by_provider.items() if mine] if env else None
-    target = holds(need.most, typed if typed is not None else homes)
-    source = need.source is None or holds(max(need.source, need.most), homes)
+    target = holds(need.most, targets)
+    source = need.source is None or holds(max(need.source, need.most), sources)
     return "likely" if target and source else "maybe"
 
 

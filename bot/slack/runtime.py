@@ -53,7 +53,6 @@ from bot.wiring import STORE_BUSY, Bot
 from commands.grammar import GrammarError, approval_command, parse
 from commands.pipeline import Reading
 from core.invocation import Invocation
-from core.kinds import ProviderKind
 from core.mutations import watching_mutations
 from core.redaction import redact
 from core.reply import Reply
@@ -61,7 +60,7 @@ from core.turns import taking_turns
 from operations.inbox import Inbox, sent_line, spool_path
 from operations.notify import TrackerPort
 from permissions.model import is_direct
-from permissions.policy import Decision, Foresight, Need, admit, foresee
+from permissions.policy import Decision, Foresight, Need, Place, admit, foresee
 
 log = logging.getLogger("graphops.slack")
 
@@ -583,8 +582,10 @@ class SlackRuntime:
         """What the ack of `reading` from `origin` may promise, without I/O
         (`permissions.policy.foresee` over the place's bindings: the channel's, in a DM
         the person's own): "refused" also while draining and for a person whose
-        workspace is not admitted (`admit`). Where the database named is, the resolver's
-        cache tells (`Resolver.homes`); a TypeDB server is named by its provider."""
+        workspace is not admitted (`admit`). Where the command acts comes from what was
+        typed (`provider=`, `env=`, `source_env=`) and the resolver's cache (the
+        environments it names, `Resolver.environments_named`; where the database named
+        was last seen, `Resolver.homes`)."""
         services = self.bot.services
         permissions = services.permissions
         if self.draining or (
@@ -594,21 +595,35 @@ class SlackRuntime:
         verb, parsed = reading.verb, reading.parsed
         if verb is None or verb.role is None or verb.most_role is None or parsed is None:
             return "likely"  # not a governed verb: nothing is promised (`ack_notice`)
-        kinds = {p.name: p.kind for p in services.providers.values() if p.kind in verb.kinds}
-        providers = set(kinds)
-        if "provider" in parsed.options:  # `plans provider=console2`: that one only
-            providers &= {parsed.options["provider"]}
-        env = parsed.options.get("env")
-        if env is None and verb.name in NO_SUBJECT and parsed.args:
-            env = parsed.args[0]  # `list staging`
-        if env is not None and kinds.get(env) == ProviderKind.TYPEDB:
-            providers = {env}  # its one environment is named after it (clients/typedb.py)
+        options, resolver = parsed.options, services.resolver
+        chosen = [p for p in services.providers.values() if p.kind in verb.kinds]
+        if "provider" in options:  # `plans provider=console2`: that one only
+            chosen = [p for p in chosen if p.name == options["provider"]]
+
+        def where(typed: str) -> list[Place]:
+            places: list[Place] = []
+            for provider in chosen:
+                named = resolver.environments_named(provider, typed)
+                if named is None:  # not cached: the name as typed
+                    places.append((provider.name, None, typed))
+                else:
+                    places.extend((provider.name, i, n) for i, n in named)
+            return places
+
+        providers = {p.name for p in chosen}
         homes = None
         if verb.name not in NO_SUBJECT and parsed.args:
-            homes = services.resolver.homes(providers, parsed.args[0])
+            homes = resolver.homes(providers, parsed.args[0])
+        env = options.get("env")
+        if env is None and verb.name in NO_SUBJECT and parsed.args:
+            env = parsed.args[0]  # `list staging`
+        source_env = options.get("source_env")
+        targets = where(env) if env is not None else homes
+        sources = where(source_env) if source_env is not None else homes
         need = Need(verb.role, verb.most_role, verb.source_role)
         place = origin.user if is_direct(origin.channel) else origin.channel
-        return foresee(permissions.bindings_at(place), origin.user, providers, need, env, homes)
+        bindings = permissions.bindings_at(place)
+        return foresee(bindings, origin.user, providers, need, targets, sources)
 
     async def accept(
         self, origin: Origin, reading: Reading, coroutine: Coroutine[Any, Any, Any]

@@ -200,3 +200,25 @@ async def test_homes_says_where_the_cache_saw_a_database_without_a_request(bot, 
     await run(bot, "list")
     assert resolver.homes({"console"}, "sandbox-db") is None  # fetched again: gone
     assert resolver.homes({"console"}, "catalog-db") is not None
+
+
+async def test_environments_named_without_a_request(bot, console_sim):
+    """What an `env=` word names, for the Slack ack: a one-environment provider (v1,
+    TypeDB) is its own environment, in any case; a Console account's come from the
+    cache (None until listed), matched as the commands match them (id exactly, name in
+    any case)."""
+    from core.kinds import ProviderKind
+    from core.provider import Provider
+
+    resolver = bot.services.resolver
+    graph = Provider(name="graph", kind=ProviderKind.TYPEDB, client=None)  # type: ignore[arg-type]
+    assert resolver.environments_named(graph, "Graph") == [("graph", "graph")]
+    assert resolver.environments_named(graph, "graph2") == []
+    console = bot.services.providers["console"]
+    assert resolver.environments_named(console, "staging") is None  # not listed yet
+    await run(bot, "envs")
+    staging = env_id(console_sim, "staging")
+    assert resolver.environments_named(console, "STAGING") == [(staging, "staging")]
+    assert resolver.environments_named(console, staging) == [(staging, "staging")]
+    assert resolver.environments_named(console, staging.upper()) == []  # ids are exact
+    assert resolver.environments_named(console, "qa") == []

@@ -25,8 +25,11 @@ def _foresee(
     source: Role | None = None,
     homes: list[Place] | None = None,
 ) -> Foresight:
+    """As the Slack ack asks: `env` typed (its id not known), else where the cache saw
+    the database (`homes`, also where its data comes from)."""
     need = Need(role, most or role, source)
-    return foresee(bindings, user, {"console"}, need, env, homes)
+    targets: list[Place] | None = [("console", None, env)] if env is not None else homes
+    return foresee(bindings, user, {"console"}, need, targets, homes)
 
 
 def _binding(
@@ -166,6 +169,28 @@ def test_without_knowing_where_the_database_is_every_binding_must_give_the_role(
     assert _foresee(bindings, ALICE, Role.OPERATOR, homes=staging) == "likely"
     assert _foresee(bindings, ALICE, Role.OPERATOR, homes=production) == "maybe"
     assert _foresee(bindings, ALICE, Role.VIEWER) == "likely"
+
+
+def test_an_environment_the_cache_knows_is_matched_by_id_and_name() -> None:
+    """`env=qa` where the cache shows no such environment of this provider: the command
+    will fail, so nothing is promised; with its id known, a binding by id counts."""
+    wild = [_binding("*", Role.OPERATOR)]
+    need = Need(Role.OPERATOR, Role.OPERATOR)
+    assert foresee(wild, ALICE, {"console"}, need, []) == "maybe"
+    by_id = [_binding("env-7f3a", Role.OPERATOR)]
+    known: list[Place] = [("console", "env-7f3a", "staging")]
+    assert foresee(by_id, ALICE, {"console"}, need, known) == "likely"
+    assert foresee(by_id, ALICE, {"console"}, need, [("console", None, "staging")]) == "maybe"
+
+
+def test_data_copied_from_an_environment_typed_needs_the_source_role_there() -> None:
+    """`clone sandbox-db copy source_env=production` from a channel not bound there."""
+    bindings = [_binding("development", Role.ADMIN), _binding("staging", Role.OPERATOR)]
+    need = Need(Role.OPERATOR, Role.OPERATOR, Role.OPERATOR)
+    dev: list[Place] = [("console", None, "development")]
+    prod: list[Place] = [("console", None, "production")]
+    assert foresee(bindings, ALICE, {"console"}, need, dev, dev) == "likely"
+    assert foresee(bindings, ALICE, {"console"}, need, dev, prod) == "maybe"
 
 
 def test_a_binding_held_by_others_may_be_where_the_database_is() -> None:

@@ -633,6 +633,13 @@ async def test_no_ack_notice_where_nothing_is_bound(
         # `provider=` narrows the verb to that provider, bound here or not
         ("plans provider=console2", "U0ALICE", "C0DEV", None),
         ("plans provider=console", "U0ALICE", "C0DEV", "Looking up the plans…"),
+        # data copied out of an environment this channel is not bound to
+        (
+            "clone sandbox-db copy-db source-env=production",
+            "U0ALICE",
+            "C0DEV",
+            "Checking `/gdb clone sandbox-db copy-db source-env=production`…",
+        ),
         # `env=` names an environment, not a GrapheneDB provider
         (
             "restart sandbox-db env=console",
@@ -671,6 +678,22 @@ async def test_the_ack_promises_only_what_the_bindings_allow(
     if said is None:  # refused: told why, and no API request was sent
         assert any("not" in a.lower() for a in answers), answers
         assert console_sim.requests == [], answers
+
+
+async def test_an_environment_the_cache_does_not_know_is_not_promised(
+    harness: SlackHarness,
+) -> None:
+    """Bound to every environment (`*`): once the environments are listed, `env=qa`
+    (none of them) gets no promise; `env=Staging` (one of them, any case) does."""
+    harness.rt.bot.services.permissions.grant("C0ALL", "console", "*", Role.OPERATOR)
+    await harness.slack.slash("envs", channel="C0ALL")
+    assert await harness.rt.idle()
+    qa = await harness.slack.slash("restart catalog-db env=qa", channel="C0ALL")
+    assert qa.text == "Checking `/gdb restart catalog-db env=qa`…"
+    staging = await harness.slack.slash("restart catalog-db env=Staging", channel="C0ALL")
+    assert staging.text == "Restarting catalog-db in Staging…"
+    assert await harness.rt.idle()
+    assert any("not one this channel may use" in texts(c) for c in harness.standin.calls)
 
 
 async def test_the_ack_knows_where_a_database_is_from_the_name_cache(
