@@ -304,10 +304,13 @@ class Resolver:
                         names.add(value)
         return names
 
-    def homes(self, providers: Collection[str], name: str) -> list[tuple[str, str, str]] | None:
+    def homes(
+        self, providers: Collection[str], name: str
+    ) -> list[tuple[str, str, str | None]] | None:
         """Where the cache, however old, holds a database called `name` (any case) or with
-        that id, in these providers: (provider, environment id, environment name) of
-        each; None when it holds none (not known). No I/O and no scan: an index kept as
+        that id, in these providers: (provider, environment id, environment name, None
+        when the environments are not cached) of each; None when it holds none (not
+        known). No I/O and no scan: an index kept as
         the cache is written (`_index`), for the Slack ack, which must not wait."""
         found = sorted(
             (provider, environment_id, self._environment_name(provider, environment_id))
@@ -350,13 +353,14 @@ class Resolver:
             return None
         return [(e.id, e.name) for e in entry.items if environment_matches(typed, e.id, e.name)]
 
-    def _environment_name(self, provider: str, environment_id: str) -> str:
-        """The cached name of an environment (its id when not cached)."""
+    def _environment_name(self, provider: str, environment_id: str) -> str | None:
+        """The cached name of an environment (None when not cached: a binding by name
+        may then be that environment, as far as `homes`' callers can tell)."""
         entry = self._cache.get((provider, ""))
         for environment in entry.items if entry else []:
             if getattr(environment, "id", None) == environment_id:
                 return str(getattr(environment, "name", "") or environment_id)
-        return environment_id
+        return None
 
     def age(self, provider: str, environment_id: str = "") -> float | None:
         """Seconds since that list was fetched; None if it is not cached."""

@@ -272,8 +272,8 @@ def resolve_for(
 
 Foresight = Literal["likely", "maybe", "refused"]
 # An environment a command acts on, as far as the ack knows it: (provider, environment
-# id or None when only typed, environment name as typed or cached).
-Place = tuple[str, str | None, str]
+# id or None when only typed, its name as typed or cached, or None when not known).
+Place = tuple[str, str | None, str | None]
 _Span = tuple[Role | None, Role | None]  # a person's role in a binding: surely, at most
 
 
@@ -343,7 +343,9 @@ def foresee(
     return "likely" if target and source else "maybe"
 
 
-def _holds(spans: dict[Binding, _Span], role: Role, where: tuple[str | None, str] | None) -> bool:
+def _holds(
+    spans: dict[Binding, _Span], role: Role, where: tuple[str | None, str | None] | None
+) -> bool:
     """Whether the person surely holds `role` through these bindings (of one provider)
     in the environment `where` (its id when known, its name), or, None, in whichever
     environment the command acts on: then every binding must give it (one that gives
@@ -358,7 +360,8 @@ def _holds(spans: dict[Binding, _Span], role: Role, where: tuple[str | None, str
     env_id, name = where
 
     def named(b: Binding) -> bool:
-        return b.environment.casefold() == name.casefold() or b.environment == env_id
+        by_name = name is not None and b.environment.casefold() == name.casefold()
+        return by_name or b.environment == env_id
 
     exact = [b for b in present if b.environment != WILDCARD and named(b)]
     if any(_at_least(present[b][0], role) for b in exact):
@@ -369,9 +372,11 @@ def _holds(spans: dict[Binding, _Span], role: Role, where: tuple[str | None, str
     if not any(_at_least(present[b][0], role) for b in wild):
         return False
     # `*` holds unless a more specific binding that may be there gives less: one named
-    # so that only a user group brings in, or (the id not known) one by another word.
+    # so that only a user group brings in, or (its id or name not known) one by
+    # another word.
+    unsure = env_id is None or name is None  # another word may be its id or name
     maybe_here = exact + (
-        [b for b in present if b.environment != WILDCARD and not named(b)] if env_id is None else []
+        [b for b in present if b.environment != WILDCARD and not named(b)] if unsure else []
     )
     return all(
         _at_least(most, role) and (least is None or least >= role)

@@ -175,7 +175,7 @@ class Delivery:
             if first and ts is not None:
                 self.posted(ts)  # a restart follows its operations under it, never re-posts
         else:
-            await self.to_requester(reply, origin)
+            await self.to_requester(reply, origin, key=key)
         if reply.attachment is not None:
             attachment = reply.attachment
             overflow = Overflow(
@@ -265,15 +265,20 @@ class Delivery:
         await self.to_requester(private, origin)
         return None
 
-    async def to_requester(self, reply: Reply, origin: Origin, *, private: bool = False) -> bool:
+    async def to_requester(
+        self, reply: Reply, origin: Origin, *, private: bool = False, key: str | None = None
+    ) -> bool:
         """Show `reply` to the requester alone; False when no way worked (logged).
-        `private`: it is a Reply.private_text, whose one-time links stay whole."""
+        `private`: it is a Reply.private_text, whose one-time links stay whole; `key`:
+        carried by a message posted in the requester's DM with the bot (see `deliver`)."""
         rendered = await self.render(reply, origin, private=private)
-        return await self.to_requester_rendered(rendered, origin)
+        return await self.to_requester_rendered(rendered, origin, key)
 
-    async def to_requester_rendered(self, rendered: Rendered, origin: Origin) -> bool:
+    async def to_requester_rendered(
+        self, rendered: Rendered, origin: Origin, key: str | None = None
+    ) -> bool:
         """Show an already rendered message to the requester alone."""
-        sent = await self._private(rendered, origin)
+        sent = await self._private(rendered, origin, key)
         for overflow in rendered.files:
             await self._share(overflow, origin, None)
         return sent
@@ -283,12 +288,12 @@ class Delivery:
         reply = Reply.model_validate({"status": status, "text": text, "visibility": "ephemeral"})
         return await self.to_requester(reply, origin)
 
-    async def _private(self, rendered: Rendered, origin: Origin) -> bool:
+    async def _private(self, rendered: Rendered, origin: Origin, key: str | None = None) -> bool:
         if origin.response_url_usable() and await self.respond(origin, rendered):
             return True
         if origin.direct and origin.channel:
             try:  # the person's DM with the bot: a plain message is private already
-                await self.notifier.post_rendered(origin.channel, rendered, None)
+                await self.notifier.post_rendered(origin.channel, rendered, None, key)
                 return True
             except (SlackApiError, Uncertain) as exc:
                 error = slack_error(exc) if isinstance(exc, SlackApiError) else "uncertain"

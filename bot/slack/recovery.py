@@ -194,10 +194,12 @@ class Landed:
     async def look(self, request: AcceptedRequest, reply: Reply) -> tuple[str | None, bool]:
         """(the ts of the message that answered `request` in its channel or thread, posted
         by a process killed before keeping its ts (`Inbox.posted`), or None; whether the
-        history could tell). An answer that was not for the channel: (None, True)."""
+        history could tell). An answer shown privately outside a DM (response_url,
+        ephemeral: no history): (None, True)."""
         place = (request.channel, request.thread_ts)
-        if reply.visibility != "channel" or place not in self._since:
-            return None, True
+        in_history = reply.visibility == "channel" or is_direct(request.channel)
+        if not in_history or place not in self._since:
+            return None, True  # shown privately elsewhere: Slack keeps no history of it
         if place not in self._read:
             self._read[place] = asyncio.ensure_future(self._keys(place))
         found = await asyncio.shield(self._read[place])

@@ -546,9 +546,11 @@ class SlackRuntime:
         `accepted` is its inbox row, forgotten once the work ended (not when it is
         cancelled at shutdown: the next start answers it); `keep` is the text of a
         request whose row could not be written before the ack (the store was
-        locked): it is written once the store can be, before the work runs, and
-        `spooled` is the key of its entry in the inbox's spool (operations/inbox.py),
-        dropped once the row is written or the work ended.
+        locked): it is written once the store can be, before the work runs (if it
+        still cannot be, `origin` is told and nothing runs: work with no row would be
+        answered "nothing was done" after a kill), and `spooled` is the key of its
+        entry in the inbox's spool (operations/inbox.py), dropped once the row is
+        written or the work ended.
         """
 
         async def run() -> None:
@@ -556,7 +558,17 @@ class SlackRuntime:
             self.acks.enlist()  # in the order the requests were accepted
             async with self.shielded(origin):
                 await self.acks.turn()  # acks first: the probe below uses a thread
-                if not await self.bot.store.ready():
+                if row is None and keep is not None and origin is not None:
+                    if await self.bot.store.ready():
+                        row = self._keep(origin, keep, spooled)
+                    kept = row is not None
+                else:
+                    kept = await self.bot.store.ready()
+                if not kept:
+                    # The store stayed locked, or took the lock again before the
+                    # request's row was written: run without a row, it would be
+                    # answered "nothing was done" after a kill even if it sent
+                    # something. Told instead; nothing runs.
                     if inspect.iscoroutine(coroutine):
                         coroutine.close()
                     log.warning("the store stayed locked; a Slack request was not run")
@@ -564,8 +576,6 @@ class SlackRuntime:
                         await self.delivery.say(origin, STORE_BUSY, status="error")
                     self._finish(row, spooled)  # told; nothing ran
                     return
-                if row is None and keep is not None and origin is not None:
-                    row = self._keep(origin, keep, spooled)
                 token = _accepted.set(row)
                 try:
                     with taking_turns(self.acks.turn):

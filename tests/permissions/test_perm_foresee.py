@@ -129,7 +129,7 @@ def _unique(bindings: list[Binding]) -> list[Binding]:
 @given(
     st.lists(binding_strategy, max_size=6),
     st.sampled_from(list(Role)),
-    st.sampled_from(["typed", "cached", "unknown"]),
+    st.sampled_from(["typed", "cached", "cached-id", "unknown"]),
     st.sampled_from(["staging", "Staging", "env-stg"]),
     st.sampled_from(["env-stg", "env-prd", "env-other"]),
     st.booleans(),
@@ -144,7 +144,10 @@ def test_the_ack_promises_what_decide_then_does(
     name = "staging" if typed == "env-stg" else typed
     target_id = typed if typed == "env-stg" else env_id
     target = Target("console", target_id, name, production=False)
-    homes: list[Place] | None = [("console", target_id, name)] if known == "cached" else None
+    homes: list[Place] | None = {
+        "cached": [("console", target_id, name)],
+        "cached-id": [("console", target_id, None)],  # its environment's name not listed
+    }.get(known)
     foresight = _foresee(bindings, ALICE, role, typed if known == "typed" else None, homes=homes)
     groups = frozenset({"S0ONCALL"}) if in_group else frozenset()
     granted = ChannelPolicy("C0OPS", tuple(bindings), granted=tuple(bindings))
@@ -202,6 +205,18 @@ def test_a_binding_held_by_others_may_be_where_the_database_is() -> None:
     ]
     assert _foresee(bindings, ALICE, Role.VIEWER) == "maybe"
     assert _foresee(bindings[:1], ALICE, Role.VIEWER) == "likely"
+
+
+def test_a_database_whose_environment_name_is_not_cached_may_be_bound_by_name() -> None:
+    """The cache holds billing-db's listing under an environment id whose name it no
+    longer holds (a failed `envs` dropped the list): the `production` binding may be it."""
+    bindings = [_binding("*", Role.OPERATOR), _binding("production", Role.VIEWER)]
+    assert _foresee(bindings, ALICE, Role.OPERATOR, homes=[("console", "env-prd", None)]) == (
+        "maybe"
+    )
+    assert _foresee(bindings, ALICE, Role.VIEWER, homes=[("console", "env-prd", None)]) == (
+        "likely"
+    )
 
 
 def test_a_verb_whose_forms_need_more_is_only_likely_for_the_most() -> None:

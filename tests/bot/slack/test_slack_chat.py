@@ -550,3 +550,29 @@ async def test_a_mention_is_answered_in_its_thread_after_a_restart(
 
 async def _never_delivered(*args: Any, **kwargs: Any) -> None:
     return None
+
+
+async def test_a_private_answer_in_a_dm_posted_before_a_kill_is_not_posted_again(
+    harness: SlackHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a DM with the bot even a private answer (a refusal) is a message of the DM,
+    which has a history: it carries its request's key, and the restart finds it."""
+    from bot.slack.recovery import recover
+
+    rt, standin = harness.rt, harness.standin
+    monkeypatch.setattr(rt.inbox, "done", lambda row_id: None)  # killed before this
+    payload = standin.dm_event("list", user=BOB)  # Bob has no personal binding
+    await harness.slack.send(payload)
+    assert await rt.idle()
+    monkeypatch.undo()
+    dm = payload["event"]["channel"]
+
+    def refusals() -> list[Any]:
+        return [m for m in standin.messages if m.channel == dm and "Not allowed" in m.text]
+
+    assert len(refusals()) == 1
+    rt.bot.db.execute("UPDATE accepted_requests SET runner = '999999999:1'")
+    assert recover(rt) == 1
+    assert await rt.idle()
+    assert len(refusals()) == 1  # not posted a second time
+    assert rt.inbox.pending() == 0

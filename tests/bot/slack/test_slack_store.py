@@ -364,3 +364,34 @@ async def test_approved_work_whose_request_was_sent_waits_for_the_store_and_neve
     approval = rt.bot.services.approvals.get(approval_id)
     assert approval is not None and approval.state == "executed"
     assert len(console_sim.requests_to("DELETE")) == 1
+
+
+async def test_a_request_whose_row_cannot_be_written_once_the_store_is_free_is_not_run(
+    harness: SlackHarness, console_sim: ConsoleSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Acked while another process held the lock (spooled), then the lock came back just
+    as its row was written: it ran with no row, so a kill made the next start answer
+    "nothing was done" although its restart had been sent. Now it is not run; the
+    requester is told, and its spool entry is dropped (nothing left to answer)."""
+    import sqlite3
+
+    rt = harness.rt
+    holder = LockHolder(str(rt.bot.config.bot.database))
+    try:
+        await holder.locked()
+        response = await harness.slack.slash("restart sandbox-db")
+        assert response.status_code == 200 and holder.holding()
+
+        def locked_again(*args: object, **kwargs: object) -> int:
+            raise sqlite3.OperationalError("database is locked")
+
+        monkeypatch.setattr(rt.inbox, "accept", locked_again)
+    finally:
+        await holder.release()
+    assert await rt.idle()
+    [busy] = await wait_private(harness.standin, "U0ALICE", contains="store is busy")
+    assert "Nothing was done" in texts(busy)
+    assert console_sim.requests_to("POST", r"/restart$") == []
+    monkeypatch.undo()
+    spool = rt.inbox.spool  # told already: nothing left to answer after a restart
+    assert spool is not None and (not spool.exists() or "restart" not in spool.read_text())
