@@ -35,7 +35,9 @@ from commands.pipeline import refuse
 Work = Callable[[Origin, str], Coroutine[Any, Any, None]]
 
 
-Kept = Callable[[str], str | None]  # the command line a click stands for (kept), or None
+# The command line a click (its origin, its value) stands for, kept before the ack; None
+# for a click that is not a command (a "More" page).
+Kept = Callable[[Origin, str], str | None]
 
 
 def acknowledge_then(
@@ -46,7 +48,7 @@ def acknowledge_then(
 
     async def listener(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         origin, value = action_origin(body, installation(context))
-        line = kept(value) if kept is not None else None
+        line = kept(origin, value) if kept is not None else None
         if line is not None:
             await rt.accept(origin, rt.bot.pipeline.read(line), work(origin, value))
         else:
@@ -131,22 +133,27 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
         return press
 
     slash = rt.bot.services.slash_command
-    app.action("approval.approve")(acknowledge_then(rt, approve, lambda value: f"approve {value}"))
-    app.action("approval.deny")(acknowledge_then(rt, deny, lambda value: f"deny {value}"))
+
+    def picked_line(origin: Origin, value: str) -> str | None:
+        """The command line a menu pick stands for (the pick itself is taken by `pick`,
+        after the ack); None for a pick that will be refused (it runs nothing)."""
+        option = rt.menus.peek(value, origin.user).option
+        return option.command.removeprefix(slash).strip() if option else None
+
+    app.action("approval.approve")(acknowledge_then(rt, approve, lambda _, v: f"approve {v}"))
+    app.action("approval.deny")(acknowledge_then(rt, deny, lambda _, v: f"deny {v}"))
     app.action(MORE_ACTION)(acknowledge_then(rt, more))
     app.action(re.compile(r"^command(\.\d+)?$"))(
-        acknowledge_then(rt, command, lambda line: line.removeprefix(slash).strip())
+        acknowledge_then(rt, command, lambda _, line: line.removeprefix(slash).strip())
     )
-    app.action(PICK_ACTION)(acknowledge_then(rt, pick))
+    app.action(PICK_ACTION)(acknowledge_then(rt, pick, picked_line))
     app.options(PICK_ACTION)(suggest)
     # Heads-up before a scheduled pause: the value is only the schedule id.
     app.action("schedule.skip")(
-        acknowledge_then(
-            rt, schedule_button("schedule-skip"), lambda value: f"schedule-skip {value}"
-        )
+        acknowledge_then(rt, schedule_button("schedule-skip"), lambda _, v: f"schedule-skip {v}")
     )
     app.action("schedule.extend")(
         acknowledge_then(
-            rt, schedule_button("schedule-extend"), lambda value: f"schedule-extend {value}"
+            rt, schedule_button("schedule-extend"), lambda _, v: f"schedule-extend {v}"
         )
     )

@@ -78,6 +78,16 @@ class MenuStore:
 
     def pick(self, value: str, user: str) -> Pick:
         """Accept `user`'s pick `<key>:<index>` once (see the module docstring)."""
+        pick = self.peek(value, user)
+        if pick.option is not None:
+            menu = self.get(value.partition(":")[0])
+            assert menu is not None
+            menu.picked = True
+        return pick
+
+    def peek(self, value: str, user: str) -> Pick:
+        """What `pick` would answer, without taking the pick (the Slack ack keeps the
+        command line it stands for before the work takes it)."""
         key, _, index = value.partition(":")
         menu = self.get(key)
         if menu is None:
@@ -88,7 +98,6 @@ class MenuStore:
             return Pick(refusal="That is not one of the options the menu listed; nothing was run.")
         if menu.picked:
             return Pick(refusal="You already picked from that menu; run the command again.")
-        menu.picked = True
         return Pick(option=menu.choice.options[int(index)])
 
     def suggestions(self, key: str, user: str, query: str) -> list[tuple[int, Option]]:

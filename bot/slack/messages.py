@@ -4,11 +4,11 @@ typed in a direct message with the bot.
 Events API (docs.slack.dev/reference/events/app_mention, .../message.im): an
 `app_mention` event (scope `app_mentions:read`) carries the message with the bot's
 mention, `<@U…>`, in its `text`; a `message` event with `channel_type: "im"` (scope
-`im:history`) a message of a DM with the bot. Both are acked at once and kept in the
-inbox like a slash command (`SlackRuntime.accept`, operations/inbox.py: a kill before
-the answer is answered by the next start, privately, the mention's thread not being
-kept); the text after the mention is read like slash-command text (bot/slack/edge.py
-`command_text`) and runs through the same pipeline.
+`im:history`) a message of a DM with the bot. Both are kept in the inbox before they
+are acked, like a slash command (`SlackRuntime.accept`, operations/inbox.py: a kill
+before the answer is answered by the next start, in the mention's thread); the text
+after the mention is read like slash-command text (bot/slack/edge.py `command_text`)
+and runs through the same pipeline.
 
 A mention is answered in its thread (its progress too); a DM is answered in the DM,
 with the rights of the person's personal bindings (`grant @alice ...`,
@@ -91,29 +91,33 @@ def register(app: AsyncApp, rt: SlackRuntime) -> None:
             home=installation(context),
         )
 
-    async def mentioned(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
-        await ack()
+    async def take(body: dict[str, Any], context: AsyncBoltContext, via: str) -> None:
+        """Keep a command typed as a message (`rt.accept`: its inbox row is written
+        before the caller acks, as a slash command's is, so a kill between the two
+        never loses it: Slack does not send an acked event again)."""
         event = body.get("event") or {}
+        if via == "dm" and event.get("channel_type") != "im":
+            return
         if not _by_a_person(event, context.bot_user_id):
             return
         if not seen.first_time(str(body.get("event_id") or "")):
             return
-        origin = origin_of(body, event, context, "mention")
+        origin = origin_of(body, event, context, via)
         await rt.accept(
             origin, rt.bot.pipeline.read(origin.command or "help"), rt.run_command(origin)
         )
 
+    async def mentioned(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        try:
+            await take(body, context, "mention")
+        finally:
+            await ack()
+
     async def direct(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
-        await ack()
-        event = body.get("event") or {}
-        if event.get("channel_type") != "im" or not _by_a_person(event, context.bot_user_id):
-            return
-        if not seen.first_time(str(body.get("event_id") or "")):
-            return
-        origin = origin_of(body, event, context, "dm")
-        await rt.accept(
-            origin, rt.bot.pipeline.read(origin.command or "help"), rt.run_command(origin)
-        )
+        try:
+            await take(body, context, "dm")
+        finally:
+            await ack()
 
     app.event("app_mention")(mentioned)
     app.event("message")(direct)

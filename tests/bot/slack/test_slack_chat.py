@@ -196,6 +196,20 @@ async def test_picking_a_database_restarts_it(
     assert command["detail"]["text"].startswith("restart sandbox-db")  # as if typed
 
 
+async def test_a_pick_is_kept_in_the_inbox_like_the_command_it_stands_for(
+    harness: SlackHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pick runs a command (a restart): it was run with no inbox row, so a kill after
+    its request went out left nothing for the next start to answer."""
+    monkeypatch.setattr(harness.rt.inbox, "done", lambda row_id: None)  # keep the rows
+    block = _menu(await _ask(harness, "restart"))
+    await _pick(harness, block, _options(block)["sandbox-db (development/console)"])
+    assert await harness.rt.idle()
+    kept = harness.rt.bot.db.execute("SELECT user, text, stage FROM accepted_requests")
+    rows = [row for row in kept.fetchall() if row[1] != "restart …"]  # the typed one
+    assert rows == [(ALICE, "restart sandbox-db env=development", "answered")], rows
+
+
 @pytest.mark.parametrize("forgery", ["unlisted", "someone else", "twice", "rights gone"])
 async def test_a_forged_pick_is_refused_and_runs_nothing(
     harness: SlackHarness, console_sim: ConsoleSimulator, forgery: str
