@@ -28,10 +28,9 @@ from commands.resolve import (
 from core.errors import UserError
 from core.kinds import ProviderKind
 from core.provider import Provider
-from core.refs import ChannelRef
 from core.reply import OperationRef, Reply
 from core.words import environment_label
-from permissions.policy import Target, effective_binding
+from permissions.policy import Target, effective_binding, where
 from permissions.roles import Role
 
 # The kinds a verb works on (`@verb(kinds=...)`).
@@ -192,7 +191,7 @@ def require_role(ctx: Context, scope: Scope, role: Role, name: str) -> None:
         return
     held = binding.role.label if binding else "no role"
     raise RoleTooLow(
-        f"{name} is in {scope.label}, where {ChannelRef(ctx.invocation.channel)} is {held}; "
+        f"{name} is in {scope.label}, where {where(policy)} is {held}; "
         f"that command needs {role.label}"
     )
 

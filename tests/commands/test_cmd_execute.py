@@ -385,6 +385,14 @@ async def test_a_visible_database_with_too_low_a_role_is_a_denial(bot, console_s
     assert "orders-db is in staging/console, where #C0DEV is operator" in plain(reply.text)
     assert "needs admin" in reply.text
     assert console_sim.mutating_requests() == []
+    # in a DM the place is the person's direct messages, not a channel
+    from permissions.roles import Role
+
+    bot.services.permissions.grant("U0CAROL", "console", "development", Role.ADMIN)
+    bot.services.permissions.grant("U0CAROL", "console", "staging", Role.OPERATOR)
+    dm = await run(bot, "terminate orders-db", user="U0CAROL", channel="D0CAROLBOT")
+    assert dm.status == "denied"
+    assert "where the direct messages of @U0CAROL with graphops is operator" in plain(dm.text)
 
 
 async def test_a_line_that_does_not_fit_is_audited_without_its_text(bot):
