@@ -32,6 +32,12 @@ def is_direct(channel: str) -> bool:
     return channel.startswith("D")
 
 
+def binding_key(channel: str, user: str) -> str:
+    """Whose bindings apply to `user` typing in `channel`: the channel's, or in a direct
+    message (`D…`) the person's own (their personal bindings, keyed by their user id)."""
+    return user if is_direct(channel) else channel
+
+
 def is_person(key: str) -> bool:
     """True for a user id (`U…`, `W…`): the key of a personal binding (its DMs)."""
     return key[:1] in ("U", "W")

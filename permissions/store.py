@@ -24,8 +24,8 @@ from permissions.model import (
     ChannelPolicy,
     IncidentChannel,
     ProtectionOverride,
+    binding_key,
     environment_matches,
-    is_direct,
     is_person,
     specificity,
 )
@@ -446,9 +446,7 @@ class PermissionStore:
         (``permissions.policy.resolve_for``: their role in each, and why), and in a
         direct message (``D…``) they are that person's personal bindings.
         """
-        key = channel
-        if invocation is not None and is_direct(channel):
-            key = invocation.user
+        key = channel if invocation is None else binding_key(channel, invocation.user)
         bindings = tuple(self.bindings(key))
         policy = ChannelPolicy(
             channel=key,

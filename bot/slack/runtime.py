@@ -59,7 +59,7 @@ from core.reply import Reply
 from core.turns import taking_turns
 from operations.inbox import Inbox, sent_line, spool_path
 from operations.notify import TrackerPort
-from permissions.model import is_direct
+from permissions.model import binding_key
 from permissions.policy import Decision, Foresight, Need, Place, admit, foresee
 
 log = logging.getLogger("graphops.slack")
@@ -402,8 +402,7 @@ class SlackRuntime:
         if not self.admission(origin).allowed:
             return bare  # refused by the pipeline; nothing to look up for them
         permissions = self.bot.services.permissions
-        key = origin.user if is_direct(origin.channel) else origin.channel
-        candidates = permissions.groups_named(key)
+        candidates = permissions.groups_named(binding_key(origin.channel, origin.user))
         if not candidates:
             return bare
         member, unknown = await self.groups.of(origin.user, candidates)
@@ -631,8 +630,7 @@ class SlackRuntime:
         targets = where(env) if env is not None else homes
         sources = where(source_env) if source_env is not None else homes
         need = Need(verb.role, verb.most_role, verb.source_role)
-        place = origin.user if is_direct(origin.channel) else origin.channel
-        bindings = permissions.bindings_at(place)
+        bindings = permissions.bindings_at(binding_key(origin.channel, origin.user))
         return foresee(bindings, origin.user, providers, need, targets, sources)
 
     async def accept(
