@@ -192,10 +192,12 @@ class Landed:
         ] = {}
 
     async def look(self, request: AcceptedRequest, reply: Reply) -> tuple[str | None, bool]:
-        """(the ts of the message that answered `request` in its channel or thread, posted
-        by a process killed before keeping its ts (`Inbox.posted`), or None; whether the
-        history could tell). An answer shown privately outside a DM (response_url,
-        ephemeral: no history): (None, True)."""
+        """(the ts of the message that answered `request` in its channel or thread: the
+        one its row kept, else one posted by a process killed before keeping it
+        (`Inbox.posted`), or None; whether that is known). An answer shown privately
+        outside a DM (response_url, ephemeral: no history): (None, True)."""
+        if request.posted_ts:
+            return request.posted_ts, True
         place = (request.channel, request.thread_ts)
         in_history = reply.visibility == "channel" or is_direct(request.channel)
         if not in_history or place not in self._since:
@@ -264,11 +266,7 @@ async def _answer(rt: SlackRuntime, request: AcceptedRequest, landed: Landed) ->
     elif request.stage == "answered" and request.reply:
         reply = Reply.model_validate_json(request.reply)
         if not _delivered(rt, reply):
-            ts, told = (
-                (request.posted_ts, True)
-                if request.posted_ts
-                else await landed.look(request, reply)
-            )
+            ts, told = await landed.look(request, reply)
             if ts:
                 # posted before the kill: its operations are followed under that message
                 # (which the tracker edits to their end; in a mention's thread, under the
@@ -277,19 +275,20 @@ async def _answer(rt: SlackRuntime, request: AcceptedRequest, landed: Landed) ->
                 await rt.delivery.follow(reply, origin, ts=ts, root=root, first=first)
             else:
                 asked = requester_line(origin, rt.bot.services.slash_command)
-                note = f"{asked} at {at}; answer delivered after graphops restarted."
-                late = reply.model_copy(update={"context": note})
+                late: dict[str, str] = {
+                    "context": f"{asked} at {at}; answer delivered after graphops restarted."
+                }
                 if not told:
                     # It may have been posted (or, when posting failed, shown to the
                     # requester) already: shown to the requester alone rather than posted
                     # twice (nor lost).
-                    note += (
+                    late["context"] += (
                         " It may have been delivered already: the conversation's history"
                         " could not be read to check."
                     )
-                    late = reply.model_copy(update={"context": note, "visibility": "ephemeral"})
+                    late["visibility"] = "ephemeral"
                 key = rt.inbox.answer_key(request.id)
-                await rt.delivery.deliver(late, origin, key=key)
+                await rt.delivery.deliver(reply.model_copy(update=late), origin, key=key)
     elif request.stage == "sent":
         await rt.delivery.say(
             origin,
