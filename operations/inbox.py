@@ -91,7 +91,7 @@ class AcceptedRequest:
 
 
 class Request(NamedTuple):
-    """A request as the inbox keeps it (a plain 4-tuple is read as one without a thread)."""
+    """A request as the inbox keeps it."""
 
     user: str
     channel: str
@@ -101,10 +101,6 @@ class Request(NamedTuple):
 
 
 SPOOL_SUFFIX = ".inbox-spool"
-
-
-def _request(request: Request | tuple[Any, ...]) -> Request:
-    return request if isinstance(request, Request) else Request(*request)
 
 
 def sent_line(method: str, path: str, provider: str) -> str:
@@ -263,15 +259,13 @@ class Inbox:
                 self.unspool([spool_key])
         return row
 
-    def accept_many(
-        self, requests: Iterable[Request | tuple[Any, ...]], spool_key: str | None = None
-    ) -> list[int]:
+    def accept_many(self, requests: Iterable[Request], spool_key: str | None = None) -> list[int]:
         """`accept` for several requests (`Request`) in one transaction: all rows or none
         (sqlite3.Error); their row ids, in order."""
         now, runner = self._clock(), this_runner()
         ids = []
         with self._transaction():
-            for user, channel, text, response_url, thread_ts in map(_request, requests):
+            for user, channel, text, response_url, thread_ts in requests:
                 cursor = self.db.execute(
                     "INSERT INTO accepted_requests (user, channel, text, response_url, "
                     "received_at, runner, spool_key, thread_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -295,7 +289,7 @@ class Inbox:
 
     # -- the spool ---------------------------------------------------------------------
 
-    def spool_many(self, requests: Iterable[Request | tuple[Any, ...]]) -> list[str] | None:
+    def spool_many(self, requests: Iterable[Request]) -> list[str] | None:
         """Keep requests in the spool (the store could not be written): appended as JSON
         lines, the text redacted, synced to disk; their keys in order, or None without a
         spool. OSError when the file cannot be written."""
@@ -311,7 +305,7 @@ class Inbox:
                 "runner": runner,
                 "thread_ts": thread_ts,
             }
-            for user, channel, text, response_url, thread_ts in map(_request, requests)
+            for user, channel, text, response_url, thread_ts in requests
         ]
         return self._append(entries)
 

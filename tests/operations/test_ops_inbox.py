@@ -47,7 +47,10 @@ def _spooled_inbox(tmp_path: Path) -> tuple[Inbox, Path]:
 def test_a_spooled_request_of_a_stopped_process_is_taken_up_once(tmp_path: Path) -> None:
     inbox, spool = _spooled_inbox(tmp_path)
     keys = inbox.spool_many(
-        [("U0ALICE", "C0DEV", f"list {TOKEN}", None), ("U0BOB", "C0DEV", "envs", "https://r")]
+        [
+            Request("U0ALICE", "C0DEV", f"list {TOKEN}", None),
+            Request("U0BOB", "C0DEV", "envs", "https://r"),
+        ]
     )
     assert keys is not None and len(set(keys)) == 2
     assert spool.stat().st_mode & 0o777 == 0o600
@@ -57,7 +60,7 @@ def test_a_spooled_request_of_a_stopped_process_is_taken_up_once(tmp_path: Path)
     with spool.open("a") as out:
         out.write('{"key": "torn", "user": "U0')  # a write cut by a kill
     # the first entry's row was written, and the kill came before its entry was dropped
-    inbox.accept_many([("U0ALICE", "C0DEV", "list", None)], keys[0])
+    inbox.accept_many([Request("U0ALICE", "C0DEV", "list", None)], keys[0])
     inbox.db.execute("UPDATE accepted_requests SET runner = ?", [GONE])
     left = inbox.left_over()
     assert [(r.user, r.text, r.response_url) for r in left] == [
@@ -70,13 +73,17 @@ def test_a_spooled_request_of_a_stopped_process_is_taken_up_once(tmp_path: Path)
 
 def test_a_row_written_later_drops_its_spool_entry(tmp_path: Path) -> None:
     inbox, spool = _spooled_inbox(tmp_path)
-    keys = inbox.spool_many([("U0ALICE", "C0DEV", "list", None), ("U0BOB", "C0DEV", "envs", None)])
+    keys = inbox.spool_many(
+        [Request("U0ALICE", "C0DEV", "list", None), Request("U0BOB", "C0DEV", "envs", None)]
+    )
     assert keys is not None
     inbox.accept("U0ALICE", "C0DEV", "list", None, spool_key=keys[0])
     assert keys[0] not in spool.read_text() and keys[1] in spool.read_text()
     inbox.unspool([keys[1]])
     assert not spool.exists()
-    assert Inbox(inbox.db).spool_many([("U0ALICE", "C0DEV", "list", None)]) is None  # no file
+    assert (
+        Inbox(inbox.db).spool_many([Request("U0ALICE", "C0DEV", "list", None)]) is None
+    )  # no file
 
 
 def _entry(key: str, **changes: object) -> dict[str, object]:
@@ -114,7 +121,7 @@ def test_the_thread_of_a_request_is_kept_in_the_table_and_the_spool(tmp_path: Pa
     inbox, spool = _spooled_inbox(tmp_path)
     inbox.accept("U0ALICE", "C0DEV", "list", None, thread_ts="1700000000.000100")
     inbox.spool_many([Request("U0BOB", "C0DEV", "envs", None, "1700000000.000200")])
-    inbox.spool_many([("U0CAROL", "C0DEV", "list", None)])
+    inbox.spool_many([Request("U0CAROL", "C0DEV", "list", None)])
     _as_gone(inbox, spool)
     bob, carol = [json.loads(line) for line in spool.read_text().splitlines()]
     bob.pop("mac"), carol.pop("mac"), carol.pop("thread_ts")  # carol's: an older line
@@ -177,7 +184,7 @@ def test_a_bad_spool_line_is_skipped_and_the_others_are_taken_up(
 def test_a_forged_line_is_dropped_with_the_next_rewrite(tmp_path: Path) -> None:
     """A forged line naming a live process would otherwise stay in the spool for good."""
     inbox, spool = _spooled_inbox(tmp_path)
-    [key] = inbox.spool_many([("U0ALICE", "C0DEV", "list", None)]) or []
+    [key] = inbox.spool_many([Request("U0ALICE", "C0DEV", "list", None)]) or []
     with spool.open("a") as out:
         out.write(json.dumps(_entry("forged", runner=this_runner())) + "\n")
     inbox.unspool([key])
@@ -191,18 +198,18 @@ def test_a_spool_path_that_is_not_a_file_neither_blocks_nor_stops_a_start(tmp_pa
     assert "is not a regular file" in (inbox.spool_problem() or "")  # serve logs it
     assert inbox.left_over() == []
     with pytest.raises(OSError):
-        inbox.spool_many([("U0ALICE", "C0DEV", "list", None)])
+        inbox.spool_many([Request("U0ALICE", "C0DEV", "list", None)])
     spool.rmdir()
     os.mkfifo(spool)  # reading a FIFO with no writer would block forever
     assert inbox.left_over() == []
     with pytest.raises(OSError):
-        inbox.spool_many([("U0ALICE", "C0DEV", "list", None)])
+        inbox.spool_many([Request("U0ALICE", "C0DEV", "list", None)])
 
 
 def test_an_answered_request_whose_entry_stayed_is_never_answered_again(tmp_path: Path) -> None:
     inbox, spool = _spooled_inbox(tmp_path)
-    [key] = inbox.spool_many([("U0ALICE", "C0DEV", "list", None)]) or []
-    row = inbox.accept_many([("U0ALICE", "C0DEV", "list", None)], key)[0]
+    [key] = inbox.spool_many([Request("U0ALICE", "C0DEV", "list", None)]) or []
+    row = inbox.accept_many([Request("U0ALICE", "C0DEV", "list", None)], key)[0]
     inbox.done_but_spooled(row)  # answered; dropping its entry failed (a full disk)
     _as_gone(inbox, spool)
     inbox.db.execute("UPDATE accepted_requests SET runner = ?", [GONE])
@@ -228,7 +235,7 @@ def test_a_row_marked_answered_in_the_spool_is_never_answered_again(tmp_path: Pa
 
 def test_marks_and_requests_share_the_spool(tmp_path: Path) -> None:
     inbox, spool = _spooled_inbox(tmp_path)
-    [key] = inbox.spool_many([("U0ALICE", "C0DEV", "list", None)]) or []
+    [key] = inbox.spool_many([Request("U0ALICE", "C0DEV", "list", None)]) or []
     row = inbox.accept("U0BOB", "C0DEV", "envs", None)
     [mark] = inbox.spool_done([row]) or []
     assert inbox.spool_done([row + 1000]) == []  # no such row: nothing to mark
