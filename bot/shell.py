@@ -352,7 +352,7 @@ class ShellSession:
             return self._resolve(rest.strip(), ChannelRef) is not None
         return word in ("where", "help", "quit", "q", "exit")
 
-    def fits_a_verb(self, line: str) -> bool:
+    def kept_in_history(self, line: str) -> bool:
         """Whether `line` reads as a known verb with valid arguments and is kept whole
         (`Pipeline.read`: not `help <a word that looks like a password>`): only such
         lines are kept in history (the audit keeps a command's text by the same rule)."""
@@ -564,7 +564,7 @@ async def _interactive_terminal(session: ShellSession, banner: str) -> None:
                 if not session.meta(line):
                     break
                 continue
-            if session.fits_a_verb(line):
+            if session.kept_in_history(line):
                 history.keep(line)
             await session.run(line, wait=False)
             refresh()
